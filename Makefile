@@ -1,0 +1,125 @@
+# thaw: `make` builds everything into build/; `make test` runs the whole suite.
+# Parts: the host monitor + CLI (build/thaw), the guest kernel (build/guest/kernel.elf),
+# sample functions (build/functions/...), tests (build/tests/...), fuzzers (build/fuzz/...).
+
+BUILD    ?= build
+CC       ?= gcc
+CLANG    ?= clang
+MUSLCC   ?= musl-gcc
+
+WARN     := -Wall -Wextra -Werror
+HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -Isrc -MMD -MP
+HOST_LIBS   := -ljansson -luring -lpthread -lm
+
+# ---- host library: everything host-side except the CLI entry point -------------
+HOST_SRCS := $(sort $(wildcard src/common/*.c) $(wildcard src/host/*/*.c))
+HOST_LIB_SRCS := $(filter-out src/host/cli/%,$(HOST_SRCS))
+CLI_SRCS  := $(wildcard src/host/cli/*.c)
+HOST_OBJS := $(HOST_LIB_SRCS:%.c=$(BUILD)/host/%.o)
+CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/host/%.o)
+
+# Same sources with AddressSanitizer + UBSan for the tests.
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_OBJS  := $(HOST_LIB_SRCS:%.c=$(BUILD)/san/%.o)
+
+.PHONY: all clean test unit-tests integration-tests fuzz-tests functions deps demo bench
+all: $(BUILD)/thaw $(BUILD)/guest/kernel.elf functions
+
+$(BUILD)/host/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -c $< -o $@
+
+$(BUILD)/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+$(BUILD)/libthaw.a: $(HOST_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libthaw-san.a: $(SAN_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/thaw: $(CLI_OBJS) $(BUILD)/libthaw.a
+	$(CC) -o $@ $(CLI_OBJS) $(BUILD)/libthaw.a $(HOST_LIBS)
+
+# ---- guest kernel: freestanding, runs at CPL3, no SSE (syscalls preserve xmm) ---
+GUEST_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -fno-builtin -nostdinc \
+  -isystem $(shell $(CC) -print-file-name=include) -Iinclude -Isrc -Isrc/guest/kernel \
+  -fno-pic -fno-pie -fno-stack-protector -mgeneral-regs-only -mno-red-zone \
+  -fno-asynchronous-unwind-tables -fcf-protection=none -MMD -MP
+GUEST_SRCS := $(sort $(wildcard src/guest/kernel/*.c) src/common/cpio.c)
+GUEST_ASM  := $(wildcard src/guest/kernel/*.S)
+GUEST_OBJS := $(GUEST_SRCS:%.c=$(BUILD)/guest/%.o) $(GUEST_ASM:%.S=$(BUILD)/guest/%.o)
+
+$(BUILD)/guest/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(BUILD)/guest/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(BUILD)/guest/kernel.elf: $(GUEST_OBJS) src/guest/kernel/kernel.ld
+	$(CC) -nostdlib -static -no-pie -Wl,--build-id=none -Wl,--no-warn-rwx-segments -T src/guest/kernel/kernel.ld \
+	  -o $@ $(GUEST_OBJS) -lgcc
+
+# ---- sample functions: static binaries with glibc and with musl ----------------
+FN_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 $(WARN) -Isdk
+FN_NATIVE := hello memtouch faulty
+FN_BINS := $(foreach f,$(FN_NATIVE),$(BUILD)/functions/$(f)-glibc $(BUILD)/functions/$(f)-musl)
+functions: $(FN_BINS)
+
+$(BUILD)/functions/%-glibc: functions/%/main.c sdk/thaw_function.h
+	@mkdir -p $(dir $@)
+	$(CC) $(FN_CFLAGS) -static -o $@ $<
+
+$(BUILD)/functions/%-musl: functions/%/main.c sdk/thaw_function.h
+	@mkdir -p $(dir $@)
+	$(MUSLCC) $(FN_CFLAGS) -static -o $@ $<
+
+-include mk/*.mk
+
+# ---- tests ------------------------------------------------------------------------
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+INTEG_BINS := $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libthaw-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) $(SAN_FLAGS) -Itests -o $@ $< $(BUILD)/libthaw-san.a $(HOST_LIBS) -lcmocka
+
+$(BUILD)/tests/test_%: tests/integration/test_%.c $(BUILD)/libthaw-san.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) $(SAN_FLAGS) -Itests -o $@ $< $(BUILD)/libthaw-san.a $(HOST_LIBS) -lcmocka
+
+# Fuzz targets: libFuzzer via clang, with ASan+UBSan.
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Isrc \
+  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(HOST_LIB_SRCS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(HOST_LIB_SRCS) $(HOST_LIBS)
+
+unit-tests: $(UNIT_BINS)
+integration-tests: $(INTEG_BINS) all
+fuzz-tests: $(FUZZ_BINS)
+
+# The whole suite: unit tests (ASan/UBSan), integration tests booting real guests,
+# and each fuzz target run briefly. Prints "N passed, N failed".
+test: all $(UNIT_BINS) $(INTEG_BINS) $(FUZZ_BINS)
+	@BUILD=$(BUILD) tests/run-all.sh
+
+deps:
+	scripts/install-deps.sh
+
+demo: all
+	scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,728 @@
+/* The guest's file system: a read-only tree built from the cpio archive the monitor
+ * loaded, plus a few device files (/dev/invoke, /dev/null, /dev/urandom) and the
+ * console on fds 1 and 2. File data is never copied at boot: nodes point into the
+ * archive, which stays in guest memory. */
+#include "kernel.h"
+#include "common/cpio.h"
+#include "fs.h"
+
+#define MAX_FDS 256
+#define MAX_SYMLINK_DEPTH 8
+
+enum node_kind { NODE_DIR, NODE_FILE, NODE_SYMLINK, NODE_DEV };
+
+struct node {
+    const char *name;
+    uint32_t name_len;
+    uint32_t kind;
+    uint32_t mode;
+    uint32_t mtime;
+    uint32_t parent;
+    uint32_t first_child;  /* 0 = none (node 0 is the root, never a child) */
+    uint32_t next_sibling;
+    uint32_t dev;          /* enum file_type for NODE_DEV */
+    uint64_t size;
+    const uint8_t *data;
+};
+
+static struct node *nodes;
+static uint32_t node_count, node_cap;
+static uint32_t *hash_slots; /* node index + 1, 0 = empty */
+static uint32_t hash_mask;
+static uint32_t cwd_node;
+
+static struct file files[MAX_FDS];
+
+/* ---- the node tree ------------------------------------------------------------- */
+
+static uint32_t hash_name(uint32_t parent, const char *name, size_t len)
+{
+    uint32_t h = 2166136261u ^ parent * 16777619u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)name[i]) * 16777619u;
+    return h;
+}
+
+static uint32_t lookup_child(uint32_t parent, const char *name, size_t len)
+{
+    for (uint32_t i = hash_name(parent, name, len) & hash_mask;; i = (i + 1) & hash_mask) {
+        uint32_t s = hash_slots[i];
+        if (!s)
+            return 0;
+        struct node *n = &nodes[s - 1];
+        if (n->parent == parent && n->name_len == len && memcmp(n->name, name, len) == 0 && s - 1 != 0)
+            return s - 1;
+    }
+}
+
+static uint32_t add_node(uint32_t parent, const char *name, size_t len, uint32_t kind, uint32_t mode)
+{
+    if (node_count >= node_cap || len > 255)
+        kpanic("file archive too large: %u nodes", node_count);
+    uint32_t idx = node_count++;
+    struct node *n = &nodes[idx];
+    *n = (struct node){.name = name, .name_len = (uint32_t)len, .kind = kind, .mode = mode, .parent = parent};
+    if (idx != 0) {
+        n->next_sibling = nodes[parent].first_child;
+        nodes[parent].first_child = idx;
+        uint32_t i = hash_name(parent, name, len) & hash_mask;
+        while (hash_slots[i])
+            i = (i + 1) & hash_mask;
+        hash_slots[i] = idx + 1;
+    }
+    return idx;
+}
+
+/* Finds or creates each directory of a relative path; returns the last one. */
+static uint32_t ensure_dirs(const char *path, size_t len)
+{
+    uint32_t cur = 0;
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && path[j] != '/')
+            j++;
+        if (j > i && !(j - i == 1 && path[i] == '.')) {
+            uint32_t c = lookup_child(cur, path + i, j - i);
+            if (!c)
+                c = add_node(cur, path + i, j - i, NODE_DIR, S_IFDIR | 0755);
+            cur = c;
+        }
+        i = j + 1;
+    }
+    return cur;
+}
+
+static void add_path(const char *path, size_t len, uint32_t kind, uint32_t mode, uint32_t mtime,
+                     const uint8_t *data, uint64_t size)
+{
+    while (len && path[len - 1] == '/')
+        len--;
+    if (!len)
+        return;
+    size_t slash = len;
+    while (slash && path[slash - 1] != '/')
+        slash--;
+    uint32_t parent = ensure_dirs(path, slash ? slash - 1 : 0);
+    const char *base = path + slash;
+    size_t blen = len - slash;
+    uint32_t idx = lookup_child(parent, base, blen);
+    if (idx && nodes[idx].kind == NODE_DIR && kind == NODE_DIR) {
+        nodes[idx].mode = mode;
+        nodes[idx].mtime = mtime;
+        return;
+    }
+    if (idx)
+        return; /* duplicate entry: the first one wins */
+    idx = add_node(parent, base, blen, kind, mode);
+    nodes[idx].mtime = mtime;
+    nodes[idx].data = data;
+    nodes[idx].size = size;
+}
+
+/* name: a file in /dev */
+static void add_device(const char *name, enum file_type type)
+{
+    uint32_t dev = ensure_dirs("dev", 3);
+    uint32_t n = lookup_child(dev, name, strlen(name));
+    if (!n)
+        n = add_node(dev, name, strlen(name), NODE_DEV, S_IFCHR | 0666);
+    nodes[n].kind = NODE_DEV;
+    nodes[n].mode = S_IFCHR | 0666;
+    nodes[n].dev = type;
+}
+
+void fs_init(const uint8_t *archive, uint64_t size)
+{
+    /* Count entries first to size the tables. */
+    uint32_t entries = 0;
+    struct cpio_entry e;
+    size_t off = 0;
+    int r;
+    while (archive && (r = cpio_next(archive, size, &off, &e)) == 1)
+        entries++;
+    if (archive && r < 0)
+        kpanic("file archive is malformed near offset %lu", (uint64_t)off);
+    /* Each entry can imply at most a handful of new directories in practice; give
+     * generous headroom plus room for the device files. */
+    node_cap = entries * 2 + 64;
+    nodes = mm_alloc_pages((uint64_t)node_cap * sizeof *nodes);
+    uint32_t slots = 1;
+    while (slots < node_cap * 2)
+        slots <<= 1;
+    hash_slots = mm_alloc_pages((uint64_t)slots * sizeof *hash_slots);
+    if (!nodes || !hash_slots)
+        kpanic("out of memory for the file table");
+    hash_mask = slots - 1;
+    add_node(0, "", 0, NODE_DIR, S_IFDIR | 0755);
+
+    for (off = 0; archive && cpio_next(archive, size, &off, &e) == 1;) {
+        uint32_t kind;
+        switch (e.mode & S_IFMT) {
+        case S_IFDIR: kind = NODE_DIR; break;
+        case S_IFREG: kind = NODE_FILE; break;
+        case S_IFLNK: kind = NODE_SYMLINK; break;
+        default: continue;
+        }
+        add_path(e.name, e.name_len, kind, e.mode, e.mtime, e.data, e.size);
+    }
+    add_device("invoke", FT_INVOKE);
+    add_device("null", FT_NULL);
+    add_device("urandom", FT_URANDOM);
+    add_device("random", FT_URANDOM);
+    ensure_dirs("tmp", 3);
+
+    files[0] = (struct file){.type = FT_NULL, .flags = O_RDONLY};
+    files[1] = (struct file){.type = FT_CONSOLE, .flags = O_WRONLY, .stream = 1};
+    files[2] = (struct file){.type = FT_CONSOLE, .flags = O_WRONLY, .stream = 2};
+    cwd_node = 0;
+}
+
+/* Resolves path (relative to dir) to a node. follow_last: resolve a final symlink. */
+static int64_t resolve(uint32_t dir, const char *path, bool follow_last, int depth, uint32_t *out)
+{
+    if (depth > MAX_SYMLINK_DEPTH)
+        return -ELOOP;
+    uint32_t cur = path[0] == '/' ? 0 : dir;
+    const char *p = path;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *c = p;
+        while (*p && *p != '/')
+            p++;
+        size_t len = (size_t)(p - c);
+        bool last = true;
+        for (const char *q = p; *q; q++)
+            if (*q != '/') {
+                last = false;
+                break;
+            }
+        if (len > 255)
+            return -ENAMETOOLONG;
+        if (nodes[cur].kind != NODE_DIR)
+            return -ENOTDIR;
+        if (len == 1 && c[0] == '.')
+            continue;
+        if (len == 2 && c[0] == '.' && c[1] == '.') {
+            cur = nodes[cur].parent;
+            continue;
+        }
+        uint32_t child = lookup_child(cur, c, len);
+        if (!child)
+            return -ENOENT;
+        if (nodes[child].kind == NODE_SYMLINK && (!last || follow_last)) {
+            char target[256];
+            size_t tl = MIN(nodes[child].size, sizeof target - 1);
+            memcpy(target, nodes[child].data, tl);
+            target[tl] = 0;
+            int64_t r = resolve(cur, target, true, depth + 1, &child);
+            if (r < 0)
+                return r;
+        }
+        cur = child;
+        if (last && *p == '/' && nodes[cur].kind != NODE_DIR)
+            return -ENOTDIR;
+    }
+    *out = cur;
+    return 0;
+}
+
+struct file *fs_file(int fd)
+{
+    if (fd < 0 || fd >= MAX_FDS || files[fd].type == FT_NONE)
+        return 0;
+    return &files[fd];
+}
+
+static int alloc_fd(int min)
+{
+    for (int fd = min < 0 ? 0 : min; fd < MAX_FDS; fd++)
+        if (files[fd].type == FT_NONE)
+            return fd;
+    return -EMFILE;
+}
+
+static int64_t base_dir(int dirfd, uint32_t *out)
+{
+    if (dirfd == AT_FDCWD) {
+        *out = cwd_node;
+        return 0;
+    }
+    struct file *f = fs_file(dirfd);
+    if (!f)
+        return -EBADF;
+    if (f->type != FT_DIR)
+        return -ENOTDIR;
+    *out = f->node;
+    return 0;
+}
+
+static int64_t check_path(const char *path)
+{
+    int64_t len = user_string_len(path, 4096);
+    if (len < 0)
+        return len;
+    return len == 0 ? -ENOENT : 0;
+}
+
+int64_t sys_openat(int dirfd, const char *path, uint64_t flags, uint64_t mode)
+{
+    (void)mode;
+    int64_t r = check_path(path);
+    uint32_t dir, n;
+    if (r < 0 || (r = base_dir(dirfd, &dir)) < 0)
+        return r;
+    r = resolve(dir, path, !(flags & O_NOFOLLOW), 0, &n);
+    if (r == -ENOENT && (flags & O_CREAT))
+        return -EROFS;
+    if (r < 0)
+        return r;
+    struct node *nd = &nodes[n];
+    if ((flags & O_CREAT) && (flags & O_EXCL))
+        return -EEXIST;
+    if ((flags & O_DIRECTORY) && nd->kind != NODE_DIR)
+        return -ENOTDIR;
+    if (nd->kind == NODE_SYMLINK)
+        return -ELOOP;
+    bool writing = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+    if (nd->kind == NODE_DIR && writing)
+        return -EISDIR;
+    if (nd->kind == NODE_FILE && writing)
+        return -EROFS;
+    int fd = alloc_fd(0);
+    if (fd < 0)
+        return fd;
+    struct file *f = &files[fd];
+    *f = (struct file){.node = n, .flags = (uint32_t)flags, .cloexec = !!(flags & O_CLOEXEC)};
+    f->type = nd->kind == NODE_DIR ? FT_DIR : nd->kind == NODE_DEV ? (enum file_type)nd->dev : FT_REGULAR;
+    return fd;
+}
+
+int64_t sys_close(int fd)
+{
+    struct file *f = fs_file(fd);
+    if (!f)
+        return -EBADF;
+    f->type = FT_NONE;
+    return 0;
+}
+
+static int64_t file_pread(struct file *f, void *buf, uint64_t len, uint64_t off)
+{
+    switch (f->type) {
+    case FT_REGULAR: {
+        struct node *n = &nodes[f->node];
+        if (off >= n->size)
+            return 0;
+        uint64_t c = MIN(len, n->size - off);
+        memcpy(buf, n->data + off, c);
+        return (int64_t)c;
+    }
+    case FT_DIR:
+        return -EISDIR;
+    case FT_NULL:
+        return 0;
+    case FT_URANDOM:
+        random_bytes(buf, len);
+        return (int64_t)len;
+    case FT_INVOKE:
+        return invoke_read(buf, len);
+    case FT_CONSOLE:
+        return -EBADF;
+    default:
+        return -EBADF;
+    }
+}
+
+int64_t sys_pread64(int fd, void *buf, uint64_t len, int64_t off)
+{
+    struct file *f = fs_file(fd);
+    if (!f)
+        return -EBADF;
+    if (off < 0)
+        return -EINVAL;
+    if (!user_range_ok((uint64_t)(uintptr_t)buf, len))
+        return -EFAULT;
+    if (f->type != FT_REGULAR)
+        return -ESPIPE;
+    return file_pread(f, buf, len, (uint64_t)off);
+}
+
+int64_t sys_read(int fd, void *buf, uint64_t len)
+{
+    struct file *f = fs_file(fd);
+    if (!f || (f->flags & O_ACCMODE) == O_WRONLY)
+        return -EBADF;
+    if (!user_range_ok((uint64_t)(uintptr_t)buf, len))
+        return -EFAULT;
+    int64_t r = file_pread(f, buf, len, f->offset);
+    if (r > 0 && f->type == FT_REGULAR)
+        f->offset += (uint64_t)r;
+    return r;
+}
+
+int64_t sys_write(int fd, const void *buf, uint64_t len)
+{
+    struct file *f = fs_file(fd);
+    if (!f || (f->flags & O_ACCMODE) == O_RDONLY)
+        return -EBADF;
+    if (!user_range_ok((uint64_t)(uintptr_t)buf, len))
+        return -EFAULT;
+    switch (f->type) {
+    case FT_CONSOLE:
+        console_write(f->stream, buf, len);
+        return (int64_t)len;
+    case FT_NULL:
+    case FT_URANDOM:
+        return (int64_t)len;
+    case FT_INVOKE:
+        return invoke_write(buf, len);
+    default:
+        return -EBADF;
+    }
+}
+
+int64_t sys_readv(int fd, const struct linux_iovec *iov, int64_t cnt)
+{
+    if (cnt < 0 || cnt > 1024 || !user_range_ok((uint64_t)(uintptr_t)iov, (uint64_t)cnt * sizeof *iov))
+        return -EINVAL;
+    int64_t total = 0;
+    for (int64_t i = 0; i < cnt; i++) {
+        if (!iov[i].iov_len)
+            continue;
+        int64_t r = sys_read(fd, (void *)(uintptr_t)iov[i].iov_base, iov[i].iov_len);
+        if (r < 0)
+            return total ? total : r;
+        total += r;
+        if ((uint64_t)r < iov[i].iov_len)
+            break;
+    }
+    return total;
+}
+
+int64_t sys_writev(int fd, const struct linux_iovec *iov, int64_t cnt)
+{
+    if (cnt < 0 || cnt > 1024 || !user_range_ok((uint64_t)(uintptr_t)iov, (uint64_t)cnt * sizeof *iov))
+        return -EINVAL;
+    struct file *f = fs_file(fd);
+    /* Console output gathered into one hypercall: a VM exit costs ~25 us. */
+    if (f && f->type == FT_CONSOLE && cnt > 1) {
+        char buf[1024];
+        uint64_t used = 0, total = 0;
+        bool fits = true;
+        for (int64_t i = 0; i < cnt && fits; i++)
+            fits = (used += iov[i].iov_len) <= sizeof buf;
+        if (fits) {
+            for (int64_t i = 0; i < cnt; i++) {
+                if (!user_range_ok(iov[i].iov_base, iov[i].iov_len))
+                    return -EFAULT;
+                memcpy(buf + total, (const void *)(uintptr_t)iov[i].iov_base, iov[i].iov_len);
+                total += iov[i].iov_len;
+            }
+            return sys_write(fd, buf, total);
+        }
+    }
+    int64_t total = 0;
+    for (int64_t i = 0; i < cnt; i++) {
+        if (!iov[i].iov_len)
+            continue;
+        int64_t r = sys_write(fd, (const void *)(uintptr_t)iov[i].iov_base, iov[i].iov_len);
+        if (r < 0)
+            return total ? total : r;
+        total += r;
+    }
+    return total;
+}
+
+int64_t sys_lseek(int fd, int64_t off, int whence)
+{
+    struct file *f = fs_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->type != FT_REGULAR && f->type != FT_DIR)
+        return -ESPIPE;
+    int64_t base;
+    switch (whence) {
+    case SEEK_SET: base = 0; break;
+    case SEEK_CUR: base = (int64_t)f->offset; break;
+    case SEEK_END: base = (int64_t)nodes[f->node].size; break;
+    default: return -EINVAL;
+    }
+    if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
+        return -EINVAL;
+    f->offset = (uint64_t)(base + off);
+    return (int64_t)f->offset;
+}
+
+static void fill_stat(uint32_t n, struct linux_stat *st)
+{
+    struct node *nd = &nodes[n];
+    memset(st, 0, sizeof *st);
+    st->st_dev = 1;
+    st->st_ino = n + 1;
+    st->st_nlink = nd->kind == NODE_DIR ? 2 : 1;
+    st->st_mode = nd->mode;
+    st->st_size = (int64_t)nd->size;
+    st->st_blksize = 4096;
+    st->st_blocks = (int64_t)((nd->size + 511) / 512);
+    st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = nd->mtime;
+}
+
+static int64_t stat_file(struct file *f, struct linux_stat *st)
+{
+    if (f->type == FT_CONSOLE) {
+        memset(st, 0, sizeof *st);
+        st->st_dev = 1;
+        st->st_mode = S_IFCHR | 0620;
+        st->st_nlink = 1;
+        st->st_blksize = 4096;
+        return 0;
+    }
+    fill_stat(f->node, st);
+    return 0;
+}
+
+int64_t sys_fstat(int fd, struct linux_stat *st)
+{
+    struct file *f = fs_file(fd);
+    if (!f)
+        return -EBADF;
+    if (!user_range_ok((uint64_t)(uintptr_t)st, sizeof *st))
+        return -EFAULT;
+    return stat_file(f, st);
+}
+
+int64_t sys_newfstatat(int dirfd, const char *path, struct linux_stat *st, uint64_t flags)
+{
+    if (!user_range_ok((uint64_t)(uintptr_t)st, sizeof *st))
+        return -EFAULT;
+    if ((flags & AT_EMPTY_PATH) && path && user_string_len(path, 1) == 0) {
+        if (dirfd == AT_FDCWD) {
+            fill_stat(cwd_node, st);
+            return 0;
+        }
+        return sys_fstat(dirfd, st);
+    }
+    int64_t r = check_path(path);
+    uint32_t dir, n;
+    if (r < 0 || (r = base_dir(dirfd, &dir)) < 0)
+        return r;
+    if ((r = resolve(dir, path, !(flags & AT_SYMLINK_NOFOLLOW), 0, &n)) < 0)
+        return r;
+    fill_stat(n, st);
+    return 0;
+}
+
+int64_t sys_statx(int dirfd, const char *path, uint64_t flags, uint64_t mask, struct linux_statx *sx)
+{
+    (void)mask;
+    struct linux_stat st;
+    if (!user_range_ok((uint64_t)(uintptr_t)sx, sizeof *sx))
+        return -EFAULT;
+    int64_t r = sys_newfstatat(dirfd, path, &st, flags);
+    if (r < 0)
+        return r;
+    memset(sx, 0, sizeof *sx);
+    sx->stx_mask = 0x7ff; /* STATX_BASIC_STATS */
+    sx->stx_blksize = (uint32_t)st.st_blksize;
+    sx->stx_nlink = (uint32_t)st.st_nlink;
+    sx->stx_mode = (uint16_t)st.st_mode;
+    sx->stx_ino = st.st_ino;
+    sx->stx_size = (uint64_t)st.st_size;
+    sx->stx_blocks = (uint64_t)st.st_blocks;
+    sx->stx_atime.tv_sec = sx->stx_mtime.tv_sec = sx->stx_ctime.tv_sec = st.st_mtim.tv_sec;
+    sx->stx_dev_minor = 1;
+    return 0;
+}
+
+int64_t sys_faccessat(int dirfd, const char *path, uint64_t mode)
+{
+    enum { W_OK = 2 };
+    int64_t r = check_path(path);
+    uint32_t dir, n;
+    if (r < 0 || (r = base_dir(dirfd, &dir)) < 0)
+        return r;
+    if ((r = resolve(dir, path, true, 0, &n)) < 0)
+        return r;
+    if ((mode & W_OK) && nodes[n].kind != NODE_DEV)
+        return -EROFS;
+    return 0;
+}
+
+int64_t sys_readlinkat(int dirfd, const char *path, char *buf, uint64_t size)
+{
+    int64_t r = check_path(path);
+    uint32_t dir, n;
+    if (r < 0 || (r = base_dir(dirfd, &dir)) < 0)
+        return r;
+    if (!user_range_ok((uint64_t)(uintptr_t)buf, size))
+        return -EFAULT;
+    if ((r = resolve(dir, path, false, 0, &n)) < 0)
+        return r;
+    if (nodes[n].kind != NODE_SYMLINK)
+        return -EINVAL;
+    uint64_t c = MIN(size, nodes[n].size);
+    memcpy(buf, nodes[n].data, c);
+    return (int64_t)c;
+}
+
+int64_t sys_getdents64(int fd, void *buf, uint64_t size)
+{
+    struct file *f = fs_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->type != FT_DIR)
+        return -ENOTDIR;
+    if (!user_range_ok((uint64_t)(uintptr_t)buf, size))
+        return -EFAULT;
+    /* offset counts entries: 0 ".", 1 "..", then children in list order. */
+    uint64_t pos = 0, used = 0;
+    uint32_t child = nodes[f->node].first_child;
+    for (;; pos++) {
+        const char *name;
+        size_t nlen;
+        uint32_t ino, type;
+        if (pos == 0) {
+            name = ".", nlen = 1, ino = f->node + 1, type = DT_DIR;
+        } else if (pos == 1) {
+            name = "..", nlen = 2, ino = nodes[f->node].parent + 1, type = DT_DIR;
+        } else {
+            if (!child)
+                break;
+            struct node *c = &nodes[child];
+            name = c->name, nlen = c->name_len, ino = child + 1;
+            type = c->kind == NODE_DIR ? DT_DIR : c->kind == NODE_SYMLINK ? DT_LNK
+                 : c->kind == NODE_DEV ? DT_CHR : DT_REG;
+            child = c->next_sibling;
+        }
+        if (pos < f->offset)
+            continue;
+        uint64_t reclen = ALIGN_UP(sizeof(struct linux_dirent64) + nlen + 1, 8);
+        if (used + reclen > size) {
+            if (used == 0)
+                return -EINVAL;
+            break;
+        }
+        struct linux_dirent64 *d = (void *)((uint8_t *)buf + used);
+        d->d_ino = ino;
+        d->d_off = (int64_t)pos + 1;
+        d->d_reclen = (uint16_t)reclen;
+        d->d_type = (uint8_t)type;
+        memcpy(d->d_name, name, nlen);
+        memset(d->d_name + nlen, 0, reclen - sizeof *d - nlen);
+        used += reclen;
+        f->offset = pos + 1;
+    }
+    return (int64_t)used;
+}
+
+static int64_t path_of(uint32_t n, char *buf, uint64_t size)
+{
+    /* Build "/a/b/c" from the leaf up, then shift it to the front. */
+    char tmp[4096];
+    size_t pos = sizeof tmp;
+    tmp[--pos] = 0;
+    if (n == 0)
+        tmp[--pos] = '/';
+    for (; n != 0; n = nodes[n].parent) {
+        if (pos < nodes[n].name_len + 2)
+            return -ENAMETOOLONG;
+        pos -= nodes[n].name_len;
+        memcpy(tmp + pos, nodes[n].name, nodes[n].name_len);
+        tmp[--pos] = '/';
+    }
+    uint64_t len = sizeof tmp - pos;
+    if (len > size)
+        return -ERANGE;
+    memcpy(buf, tmp + pos, len);
+    return (int64_t)len;
+}
+
+int64_t sys_getcwd(char *buf, uint64_t size)
+{
+    if (!user_range_ok((uint64_t)(uintptr_t)buf, size))
+        return -EFAULT;
+    return path_of(cwd_node, buf, size);
+}
+
+int64_t sys_chdir(const char *path)
+{
+    int64_t r = check_path(path);
+    uint32_t n;
+    if (r < 0 || (r = resolve(cwd_node, path, true, 0, &n)) < 0)
+        return r;
+    if (nodes[n].kind != NODE_DIR)
+        return -ENOTDIR;
+    cwd_node = n;
+    return 0;
+}
+
+int64_t sys_dup3(int oldfd, int newfd, uint64_t flags, bool any_slot)
+{
+    struct file *f = fs_file(oldfd);
+    if (!f)
+        return -EBADF;
+    if (any_slot) {
+        newfd = alloc_fd(newfd);
+        if (newfd < 0)
+            return newfd;
+    } else if (newfd < 0 || newfd >= MAX_FDS) {
+        return -EBADF;
+    }
+    if (newfd == oldfd)
+        return newfd;
+    files[newfd] = *f;
+    files[newfd].cloexec = !!(flags & O_CLOEXEC);
+    return newfd;
+}
+
+int64_t sys_fcntl(int fd, int cmd, uint64_t arg)
+{
+    struct file *f = fs_file(fd);
+    if (!f)
+        return -EBADF;
+    switch (cmd) {
+    case F_DUPFD: return sys_dup3(fd, (int)arg, 0, true);
+    case F_DUPFD_CLOEXEC: return sys_dup3(fd, (int)arg, O_CLOEXEC, true);
+    case F_GETFD: return f->cloexec ? FD_CLOEXEC : 0;
+    case F_SETFD: f->cloexec = arg & FD_CLOEXEC; return 0;
+    case F_GETFL: return f->flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
+    case F_SETFL: f->flags = (f->flags & ~(uint32_t)(O_APPEND | O_NONBLOCK)) | (arg & (O_APPEND | O_NONBLOCK)); return 0;
+    default: return -EINVAL;
+    }
+}
+
+int64_t sys_ioctl(int fd, uint64_t req, uint64_t arg)
+{
+    (void)arg;
+    struct file *f = fs_file(fd);
+    if (!f)
+        return -EBADF;
+    if (req == FIONREAD && f->type == FT_REGULAR) {
+        if (!user_range_ok(arg, sizeof(int)))
+            return -EFAULT;
+        uint64_t size = nodes[f->node].size;
+        *(int *)(uintptr_t)arg = (int)(f->offset < size ? MIN(size - f->offset, (uint64_t)INT32_MAX) : 0);
+        return 0;
+    }
+    /* No terminals here: stdio then picks full buffering, which means fewer exits. */
+    return -ENOTTY;
+}
+
+int64_t fs_map_file(int fd, void *dst, uint64_t len, uint64_t off)
+{
+    struct file *f = fs_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->type == FT_NULL || f->type == FT_URANDOM)
+        return 0;
+    if (f->type != FT_REGULAR)
+        return -EACCES;
+    struct node *n = &nodes[f->node];
+    if (off < n->size)
+        memcpy(dst, n->data + off, MIN(len, n->size - off));
+    return 0;
+}

@@ -1,0 +1,79 @@
+/* /dev/invoke: the function's invocation channel. A read() returns the next request
+ * (handing control to the host until one is there); write()s append to the response;
+ * the response is complete when the program reads again. The first read is the
+ * function's ready point, where snapshots are taken. One VM exit per invocation. */
+#include "kernel.h"
+#include "fs.h"
+
+#define RESP_INITIAL (64 * 1024)
+#define RESP_MAX (64ull << 20)
+
+static uint8_t *req_buf;
+static uint64_t req_cap, req_len, req_off;
+static uint8_t *resp_buf;
+static uint64_t resp_cap, resp_len;
+static bool served_one; /* a request was handed out: the next read completes it */
+static bool shut_down;
+
+int64_t invoke_read(void *buf, uint64_t len)
+{
+    if (req_off < req_len) {
+        uint64_t c = MIN(len, req_len - req_off);
+        memcpy(buf, req_buf + req_off, c);
+        req_off += c;
+        return (int64_t)c;
+    }
+    if (shut_down)
+        return 0;
+    if (!req_buf) {
+        req_cap = boot_info->max_request ? boot_info->max_request : (1u << 20);
+        req_buf = mm_alloc_pages(req_cap);
+        if (!req_buf)
+            return -ENOMEM;
+    }
+    struct thaw_hc_invoke hc = {
+        .resp_addr = (uint64_t)(uintptr_t)resp_buf,
+        .resp_len = resp_len,
+        .req_addr = (uint64_t)(uintptr_t)req_buf,
+        .req_cap = req_cap,
+        .flags = served_one ? THAW_INVOKE_HAS_RESPONSE : 0,
+    };
+    hypercall(THAW_HC_INVOKE_NEXT, &hc);
+    /* We may be running in a restored snapshot now: the host may have changed the
+     * clock and entropy generation, which time.c and random.c pick up lazily. */
+    resp_len = 0;
+    if (hc.flags & THAW_INVOKE_SHUTDOWN) {
+        shut_down = true;
+        return 0;
+    }
+    if (hc.req_len > req_cap)
+        kpanic("host sent a request larger than the buffer");
+    served_one = true;
+    req_len = hc.req_len;
+    req_off = MIN(len, req_len);
+    memcpy(buf, req_buf, req_off);
+    return (int64_t)req_off;
+}
+
+int64_t invoke_write(const void *buf, uint64_t len)
+{
+    if (resp_len + len > RESP_MAX)
+        return -EFBIG;
+    if (resp_len + len > resp_cap) {
+        uint64_t cap = resp_cap ? resp_cap : RESP_INITIAL;
+        while (cap < resp_len + len)
+            cap *= 2;
+        uint8_t *n = mm_alloc_pages(cap);
+        if (!n)
+            return -ENOMEM;
+        if (resp_buf) {
+            memcpy(n, resp_buf, resp_len);
+            mm_free_pages(resp_buf, resp_cap);
+        }
+        resp_buf = n;
+        resp_cap = cap;
+    }
+    memcpy(resp_buf + resp_len, buf, len);
+    resp_len += len;
+    return (int64_t)len;
+}

@@ -1,0 +1,240 @@
+/* Guest memory management. Guest-physical memory is identity-mapped once by the monitor
+ * (2 MiB pages), so "mapping" memory is only bookkeeping: a bitmap of pages in use,
+ * allocated top-down for mmap and bottom-up for brk, with the stack at the very top.
+ *
+ * Fresh guest memory reads as zero and pages the guest never touches stay holes in a
+ * snapshot, so the allocator never pre-touches memory. A second bitmap remembers pages
+ * that were ever handed out: only those are zeroed when they are handed out again.
+ * Protections are not enforced (mprotect succeeds): the VM is the isolation boundary. */
+#include "kernel.h"
+
+#define PAGE THAW_PAGE_SIZE
+
+static uint64_t *used_map;   /* bit set: page in use */
+static uint64_t *dirty_map;  /* bit set: page handed out before, may hold old data */
+static uint64_t first_page;  /* lowest allocatable page number */
+static uint64_t end_page;    /* one past the highest page */
+static uint64_t stack_lo, stack_hi;
+static uint64_t brk_base, brk_cur;
+static uint64_t pages_used;
+
+static inline bool test_bit(const uint64_t *m, uint64_t i) { return m[i / 64] >> (i % 64) & 1; }
+static inline void set_bit(uint64_t *m, uint64_t i) { m[i / 64] |= 1ull << (i % 64); }
+static inline void clear_bit(uint64_t *m, uint64_t i) { m[i / 64] &= ~(1ull << (i % 64)); }
+
+static void claim(uint64_t first, uint64_t count)
+{
+    for (uint64_t p = first; p < first + count; p++) {
+        if (test_bit(used_map, p))
+            continue;
+        if (test_bit(dirty_map, p))
+            memset((void *)(uintptr_t)(p * PAGE), 0, PAGE);
+        set_bit(used_map, p);
+        set_bit(dirty_map, p);
+        pages_used++;
+    }
+}
+
+static void release(uint64_t first, uint64_t count)
+{
+    for (uint64_t p = first; p < first + count; p++) {
+        if (test_bit(used_map, p)) {
+            clear_bit(used_map, p);
+            pages_used--;
+        }
+    }
+}
+
+static bool range_free(uint64_t first, uint64_t count)
+{
+    if (first < first_page || first + count > end_page || first + count < first)
+        return false;
+    for (uint64_t p = first; p < first + count; p++)
+        if (test_bit(used_map, p))
+            return false;
+    return true;
+}
+
+void mm_init(uint64_t free_base, uint64_t mem_size, uint64_t stack_size)
+{
+    uint64_t npages = mem_size / PAGE;
+    uint64_t map_bytes = ALIGN_UP((npages + 63) / 64 * 8, PAGE);
+    uint64_t base = ALIGN_UP(free_base, PAGE);
+    used_map = (uint64_t *)(uintptr_t)base;
+    dirty_map = (uint64_t *)(uintptr_t)(base + map_bytes);
+    first_page = (base + 2 * map_bytes) / PAGE;
+    end_page = npages;
+    if (first_page + stack_size / PAGE + 64 >= end_page)
+        kpanic("guest memory too small: %lu bytes", mem_size);
+    stack_hi = mem_size;
+    stack_lo = mem_size - stack_size;
+    claim(stack_lo / PAGE, stack_size / PAGE);
+    brk_base = brk_cur = first_page * PAGE;
+}
+
+uint64_t mm_stack_top(void) { return stack_hi; }
+uint64_t mm_stack_bottom(void) { return stack_lo; }
+
+/* Top-down first fit, skipping whole words of used pages. */
+static uint64_t find_free_run(uint64_t count)
+{
+    uint64_t run = 0;
+    for (uint64_t p = end_page; p-- > first_page;) {
+        if ((p % 64) == 63 && used_map[p / 64] == ~0ull && p >= 64) {
+            run = 0;
+            p -= 63;
+            continue;
+        }
+        if (test_bit(used_map, p)) {
+            run = 0;
+            continue;
+        }
+        if (++run == count)
+            return p;
+    }
+    return 0;
+}
+
+void *mm_alloc_pages(uint64_t bytes)
+{
+    uint64_t count = ALIGN_UP(bytes, PAGE) / PAGE;
+    if (count == 0 || count > end_page)
+        return 0;
+    uint64_t first = find_free_run(count);
+    if (!first)
+        return 0;
+    claim(first, count);
+    return (void *)(uintptr_t)(first * PAGE);
+}
+
+void mm_free_pages(void *p, uint64_t bytes)
+{
+    uint64_t first = (uint64_t)(uintptr_t)p / PAGE;
+    uint64_t count = ALIGN_UP(bytes, PAGE) / PAGE;
+    if (first < first_page)
+        return;
+    if (first + count > end_page)
+        count = end_page - first;
+    release(first, count);
+}
+
+/* ---- syscalls ---------------------------------------------------------------- */
+
+int64_t sys_brk(uint64_t want)
+{
+    if (want == 0 || want < brk_base)
+        return (int64_t)brk_cur;
+    uint64_t cur_end = ALIGN_UP(brk_cur, PAGE) / PAGE;
+    uint64_t new_end = ALIGN_UP(want, PAGE) / PAGE;
+    if (new_end > cur_end) {
+        if (!range_free(cur_end, new_end - cur_end))
+            return (int64_t)brk_cur; /* Linux reports failure by not moving */
+        claim(cur_end, new_end - cur_end);
+    } else if (new_end < cur_end) {
+        release(new_end, cur_end - new_end);
+    }
+    brk_cur = want;
+    return (int64_t)brk_cur;
+}
+
+int64_t fs_map_file(int fd, void *dst, uint64_t len, uint64_t off); /* fs.c */
+
+int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off)
+{
+    (void)prot;
+    if (len == 0 || len > (end_page - first_page) * PAGE || (off % PAGE))
+        return -EINVAL;
+    uint64_t count = ALIGN_UP(len, PAGE) / PAGE;
+    void *p;
+    if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+        if (addr % PAGE)
+            return -EINVAL;
+        uint64_t first = addr / PAGE;
+        if (first < first_page || first + count > end_page)
+            return -ENOMEM;
+        if ((flags & MAP_FIXED_NOREPLACE) && !range_free(first, count))
+            return -EEXIST;
+        /* MAP_FIXED replaces whatever was there with fresh zeroed pages. */
+        for (uint64_t q = first; q < first + count; q++)
+            if (test_bit(used_map, q)) {
+                memset((void *)(uintptr_t)(q * PAGE), 0, PAGE);
+            }
+        claim(first, count);
+        p = (void *)(uintptr_t)addr;
+    } else {
+        p = mm_alloc_pages(len);
+        if (!p)
+            return -ENOMEM;
+    }
+    if (!(flags & MAP_ANONYMOUS)) {
+        int64_t r = fs_map_file((int)fd, p, len, off);
+        if (r < 0) {
+            mm_free_pages(p, len);
+            return r;
+        }
+    }
+    return (int64_t)(uintptr_t)p;
+}
+
+int64_t sys_munmap(uint64_t addr, uint64_t len)
+{
+    if ((addr % PAGE) || len == 0)
+        return -EINVAL;
+    uint64_t first = addr / PAGE, count = ALIGN_UP(len, PAGE) / PAGE;
+    if (first >= end_page)
+        return 0;
+    if (first < first_page) /* the program image or the kernel: not ours to free */
+        return 0;
+    if (first + count > end_page)
+        count = end_page - first;
+    release(first, count);
+    return 0;
+}
+
+int64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags, uint64_t new_addr)
+{
+    (void)new_addr;
+    if ((old % PAGE) || new_len == 0 || (flags & MREMAP_FIXED))
+        return -EINVAL;
+    uint64_t first = old / PAGE;
+    uint64_t oc = ALIGN_UP(old_len, PAGE) / PAGE, nc = ALIGN_UP(new_len, PAGE) / PAGE;
+    if (first < first_page || first + oc > end_page)
+        return -EFAULT;
+    if (nc <= oc) {
+        release(first + nc, oc - nc);
+        return (int64_t)old;
+    }
+    if (range_free(first + oc, nc - oc)) {
+        claim(first + oc, nc - oc);
+        return (int64_t)old;
+    }
+    if (!(flags & MREMAP_MAYMOVE))
+        return -ENOMEM;
+    void *p = mm_alloc_pages(new_len);
+    if (!p)
+        return -ENOMEM;
+    memcpy(p, (void *)(uintptr_t)old, oc * PAGE);
+    release(first, oc);
+    return (int64_t)(uintptr_t)p;
+}
+
+int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice)
+{
+    enum { MADV_DONTNEED = 4 };
+    if (addr % PAGE)
+        return -EINVAL;
+    if (advice == MADV_DONTNEED) {
+        /* Anonymous memory reads back as zero after DONTNEED. */
+        uint64_t first = addr / PAGE, count = ALIGN_UP(len, PAGE) / PAGE;
+        for (uint64_t q = first; q < first + count && q < end_page; q++)
+            if (q >= first_page && test_bit(used_map, q) && test_bit(dirty_map, q))
+                memset((void *)(uintptr_t)(q * PAGE), 0, PAGE);
+    }
+    return 0;
+}
+
+void mm_stats(uint64_t *total, uint64_t *free_bytes)
+{
+    *total = end_page * PAGE;
+    *free_bytes = (end_page - first_page - pages_used) * PAGE;
+}

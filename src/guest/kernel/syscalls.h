@@ -1,0 +1,32 @@
+/* Syscall handlers, one family per file (mm.c, fs.c, syscall.c). */
+#ifndef THAW_GUEST_SYSCALLS_H
+#define THAW_GUEST_SYSCALLS_H
+#include "kernel.h"
+
+int64_t sys_brk(uint64_t want);
+int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off);
+int64_t sys_munmap(uint64_t addr, uint64_t len);
+int64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags, uint64_t new_addr);
+int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice);
+void mm_stats(uint64_t *total, uint64_t *free_bytes);
+
+int64_t sys_openat(int dirfd, const char *path, uint64_t flags, uint64_t mode);
+int64_t sys_close(int fd);
+int64_t sys_read(int fd, void *buf, uint64_t len);
+int64_t sys_write(int fd, const void *buf, uint64_t len);
+int64_t sys_pread64(int fd, void *buf, uint64_t len, int64_t off);
+int64_t sys_readv(int fd, const struct linux_iovec *iov, int64_t cnt);
+int64_t sys_writev(int fd, const struct linux_iovec *iov, int64_t cnt);
+int64_t sys_lseek(int fd, int64_t off, int whence);
+int64_t sys_fstat(int fd, struct linux_stat *st);
+int64_t sys_newfstatat(int dirfd, const char *path, struct linux_stat *st, uint64_t flags);
+int64_t sys_statx(int dirfd, const char *path, uint64_t flags, uint64_t mask, struct linux_statx *sx);
+int64_t sys_faccessat(int dirfd, const char *path, uint64_t mode);
+int64_t sys_readlinkat(int dirfd, const char *path, char *buf, uint64_t size);
+int64_t sys_getdents64(int fd, void *buf, uint64_t size);
+int64_t sys_getcwd(char *buf, uint64_t size);
+int64_t sys_chdir(const char *path);
+int64_t sys_dup3(int oldfd, int newfd, uint64_t flags, bool any_slot);
+int64_t sys_fcntl(int fd, int cmd, uint64_t arg);
+int64_t sys_ioctl(int fd, uint64_t req, uint64_t arg);
+#endif

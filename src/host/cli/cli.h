@@ -1,0 +1,7 @@
+/* thaw's subcommands, one file each. */
+#ifndef THAW_CLI_H
+#define THAW_CLI_H
+
+int cmd_run(int argc, char **argv);
+
+#endif

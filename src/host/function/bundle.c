@@ -1,0 +1,313 @@
+#include "host/function/bundle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/vmm/cpio_writer.h"
+
+#define MANIFEST_MAX (1u << 20)
+#define PROGRAM_MAX (512u << 20)
+#define ARCHIVE_MAX (1024u << 20)
+
+bool bundle_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > BUNDLE_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-'));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+int read_file(const char *path, size_t max, uint8_t **data, size_t *size, struct thaw_error *err)
+{
+    *data = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return thaw_fail_errno(err, "cannot open %s", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return thaw_fail(err, "%s is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max) {
+        close(fd);
+        return thaw_fail(err, "%s is larger than %zu bytes", path, max);
+    }
+    uint8_t *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        close(fd);
+        return thaw_fail(err, "out of memory reading %s", path);
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            free(buf);
+            close(fd);
+            return thaw_fail_errno(err, "cannot read %s", path);
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = 0;
+    *data = buf;
+    *size = got;
+    return 0;
+}
+
+char *thaw_build_dir(void)
+{
+    const char *env = getenv("THAW_BUILD_DIR");
+    if (env && *env)
+        return strdup(env);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return strdup("build");
+    exe[n] = 0;
+    return strdup(dirname(exe));
+}
+
+/* A relative path inside the bundle: no absolute paths, no "..", no empty parts. */
+static bool relative_path_safe(const char *p)
+{
+    if (!*p || *p == '/')
+        return false;
+    const char *c = p;
+    while (*c) {
+        const char *e = strchr(c, '/');
+        size_t n = e ? (size_t)(e - c) : strlen(c);
+        if (n == 0 || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return false;
+        c += n + (e ? 1 : 0);
+    }
+    return true;
+}
+
+static char *resolve_path(const struct bundle *b, const char *build_dir, const char *p, struct thaw_error *err)
+{
+    char *out = NULL;
+    const char *rel = p;
+    const char *base = b->dir;
+    char *build_functions = NULL;
+    if (strncmp(p, "build:", 6) == 0) {
+        rel = p + 6;
+        if (asprintf(&build_functions, "%s/functions", build_dir) < 0)
+            return NULL;
+        base = build_functions;
+    }
+    if (!relative_path_safe(rel)) {
+        thaw_fail(err, "manifest path \"%s\" must be relative, without \"..\"", p);
+    } else if (asprintf(&out, "%s/%s", base, rel) < 0) {
+        out = NULL;
+        thaw_fail(err, "out of memory");
+    }
+    free(build_functions);
+    return out;
+}
+
+static int append(uint8_t **buf, size_t *len, const uint8_t *data, size_t n)
+{
+    uint8_t *nb = realloc(*buf, *len + n + 1);
+    if (!nb)
+        return -1;
+    memcpy(nb + *len, data, n);
+    *buf = nb;
+    *len += n;
+    return 0;
+}
+
+static int load_files(struct bundle *b, json_t *files, struct thaw_error *err)
+{
+    struct cpio_writer w;
+    cpio_writer_init(&w);
+    size_t i;
+    json_t *f;
+    int rc = -1;
+    json_array_foreach(files, i, f) {
+        const char *src = json_string_value(json_object_get(f, "src"));
+        const char *dst = json_string_value(json_object_get(f, "dst"));
+        if (!src || !dst) {
+            thaw_fail(err, "files[%zu]: needs \"src\" and \"dst\" strings", i);
+            goto out;
+        }
+        if (!relative_path_safe(src)) {
+            thaw_fail(err, "files[%zu]: src \"%s\" must be relative, without \"..\"", i, src);
+            goto out;
+        }
+        char *host = NULL;
+        if (asprintf(&host, "%s/%s", b->dir, src) < 0)
+            goto out;
+        int r = cpio_writer_add_host_file(&w, dst, host);
+        if (r < 0)
+            thaw_fail_errno(err, "files[%zu]: cannot add %s as %s", i, host, dst);
+        free(host);
+        if (r < 0)
+            goto out;
+    }
+    if (cpio_writer_finish(&w) < 0 || append(&b->archive, &b->archive_size, w.buf, w.len) < 0) {
+        thaw_fail(err, "out of memory building the file archive");
+        goto out;
+    }
+    rc = 0;
+out:
+    cpio_writer_free(&w);
+    return rc;
+}
+
+int bundle_load(struct bundle *b, const char *dir, const char *build_dir, struct thaw_error *err)
+{
+    memset(b, 0, sizeof *b);
+    b->dir = strdup(dir);
+    char *manifest_path = NULL;
+    uint8_t *text = NULL;
+    size_t text_len;
+    json_t *root = NULL;
+    if (!b->dir || asprintf(&manifest_path, "%s/function.json", dir) < 0) {
+        thaw_fail(err, "out of memory");
+        goto fail;
+    }
+    if (read_file(manifest_path, MANIFEST_MAX, &text, &text_len, err) < 0)
+        goto fail;
+    json_error_t jerr;
+    root = json_loadb((const char *)text, text_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        thaw_fail(err, "%s: %s (line %d)", manifest_path, root ? "not a JSON object" : jerr.text,
+                  root ? 0 : jerr.line);
+        goto fail;
+    }
+    const char *name = json_string_value(json_object_get(root, "name"));
+    if (!name || !bundle_name_valid(name)) {
+        thaw_fail(err, "%s: \"name\" must be 1-%d characters of [a-z0-9_-]", manifest_path, BUNDLE_NAME_MAX);
+        goto fail;
+    }
+    snprintf(b->name, sizeof b->name, "%s", name);
+    const char *runtime = json_string_value(json_object_get(root, "runtime"));
+    if (!runtime || (strcmp(runtime, "native") && strcmp(runtime, "python"))) {
+        thaw_fail(err, "%s: \"runtime\" must be \"native\" or \"python\"", manifest_path);
+        goto fail;
+    }
+    snprintf(b->runtime, sizeof b->runtime, "%s", runtime);
+    json_t *mem = json_object_get(root, "memory_mib");
+    b->memory_mib = mem ? (uint64_t)json_integer_value(mem) : 256;
+    if ((mem && !json_is_integer(mem)) || b->memory_mib < 16 || b->memory_mib > 4096 || b->memory_mib % 2) {
+        thaw_fail(err, "%s: \"memory_mib\" must be an even integer from 16 to 4096", manifest_path);
+        goto fail;
+    }
+    const char *program = json_string_value(json_object_get(root, "program"));
+    if (!program) {
+        thaw_fail(err, "%s: \"program\" is required", manifest_path);
+        goto fail;
+    }
+    if (!(b->program_path = resolve_path(b, build_dir, program, err)))
+        goto fail;
+    if (read_file(b->program_path, PROGRAM_MAX, &b->program, &b->program_size, err) < 0)
+        goto fail;
+
+    /* argv: program basename, then "args". */
+    json_t *args = json_object_get(root, "args");
+    if (args && !json_is_array(args)) {
+        thaw_fail(err, "%s: \"args\" must be an array of strings", manifest_path);
+        goto fail;
+    }
+    size_t nargs = args ? json_array_size(args) : 0;
+    b->argv = calloc(nargs + 2, sizeof *b->argv);
+    if (!b->argv)
+        goto oom;
+    const char *slash = strrchr(b->program_path, '/');
+    b->argv[b->argc++] = strdup(slash ? slash + 1 : b->program_path);
+    for (size_t i = 0; i < nargs; i++) {
+        const char *a = json_string_value(json_array_get(args, i));
+        if (!a) {
+            thaw_fail(err, "%s: args[%zu] is not a string", manifest_path, i);
+            goto fail;
+        }
+        b->argv[b->argc++] = strdup(a);
+    }
+    json_t *env = json_object_get(root, "env");
+    if (env && !json_is_object(env)) {
+        thaw_fail(err, "%s: \"env\" must be an object of strings", manifest_path);
+        goto fail;
+    }
+    b->envp = calloc((env ? json_object_size(env) : 0) + 1, sizeof *b->envp);
+    if (!b->envp)
+        goto oom;
+    const char *key;
+    json_t *val;
+    json_object_foreach(env, key, val) {
+        if (!json_is_string(val) || !*key || strchr(key, '=')) {
+            thaw_fail(err, "%s: env \"%s\" must be a string with a name without '='", manifest_path, key);
+            goto fail;
+        }
+        if (asprintf(&b->envp[b->envc], "%s=%s", key, json_string_value(val)) < 0)
+            goto oom;
+        b->envc++;
+    }
+
+    const char *archive = json_string_value(json_object_get(root, "archive"));
+    if (archive) {
+        char *path = resolve_path(b, build_dir, archive, err);
+        if (!path)
+            goto fail;
+        int r = read_file(path, ARCHIVE_MAX, &b->archive, &b->archive_size, err);
+        free(path);
+        if (r < 0)
+            goto fail;
+        /* Concatenated archives start 4-byte aligned. */
+        static const uint8_t zero[4];
+        if (b->archive_size % 4 && append(&b->archive, &b->archive_size, zero, 4 - b->archive_size % 4) < 0)
+            goto oom;
+    }
+    json_t *files = json_object_get(root, "files");
+    if (files) {
+        if (!json_is_array(files)) {
+            thaw_fail(err, "%s: \"files\" must be an array", manifest_path);
+            goto fail;
+        }
+        if (load_files(b, files, err) < 0)
+            goto fail;
+    }
+    json_decref(root);
+    free(text);
+    free(manifest_path);
+    return 0;
+oom:
+    thaw_fail(err, "out of memory");
+fail:
+    json_decref(root);
+    free(text);
+    free(manifest_path);
+    bundle_free(b);
+    return -1;
+}
+
+void bundle_free(struct bundle *b)
+{
+    for (size_t i = 0; b->argv && i < b->argc; i++)
+        free(b->argv[i]);
+    for (size_t i = 0; b->envp && i < b->envc; i++)
+        free(b->envp[i]);
+    free(b->argv);
+    free(b->envp);
+    free(b->dir);
+    free(b->program_path);
+    free(b->program);
+    free(b->archive);
+    memset(b, 0, sizeof *b);
+}

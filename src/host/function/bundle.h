@@ -1,0 +1,47 @@
+/* Function bundles: a directory with function.json (name, runtime, program, args, env,
+ * archive, files, memory_mib), the files it names, and sample payloads. Loading a
+ * bundle checks the manifest (hostile input) and prepares everything a microVM needs. */
+#ifndef THAW_HOST_BUNDLE_H
+#define THAW_HOST_BUNDLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/util/error.h"
+
+#define BUNDLE_NAME_MAX 63
+
+struct bundle {
+    char name[BUNDLE_NAME_MAX + 1];
+    char runtime[16];
+    char *dir;            /* the bundle directory */
+    char *program_path;   /* resolved host path of the program ELF */
+    char **argv;          /* argv[0] = program basename, NULL-terminated */
+    size_t argc;
+    char **envp;          /* "K=V", NULL-terminated */
+    size_t envc;
+    uint64_t memory_mib;
+    /* Loaded contents. */
+    uint8_t *program;
+    size_t program_size;
+    uint8_t *archive;     /* the manifest's archive followed by an archive of "files" */
+    size_t archive_size;
+};
+
+/* True for names of 1-63 characters from [a-z0-9_-], starting with a letter or digit. */
+bool bundle_name_valid(const char *name);
+
+/* Loads dir/function.json and the program and files it names. build_dir resolves
+ * "build:X" paths to build_dir/functions/X. */
+int bundle_load(struct bundle *b, const char *dir, const char *build_dir, struct thaw_error *err);
+void bundle_free(struct bundle *b);
+
+/* Reads a whole file into a malloc'd buffer (limit: max bytes). */
+int read_file(const char *path, size_t max, uint8_t **data, size_t *size, struct thaw_error *err);
+
+/* The directory holding the thaw binary (where "build:" paths and kernel.elf live),
+ * unless THAW_BUILD_DIR says otherwise. Returns a malloc'd string. */
+char *thaw_build_dir(void);
+
+#endif

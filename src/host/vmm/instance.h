@@ -1,0 +1,76 @@
+/* A function instance: one microVM running the guest kernel and one program. The vCPU
+ * runs in the calling thread; instance_boot returns at the program's ready point (its
+ * first read of /dev/invoke) and instance_invoke runs one request to its response.
+ * No global state: any number of instances can coexist in a process. */
+#ifndef THAW_HOST_INSTANCE_H
+#define THAW_HOST_INSTANCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/util/error.h"
+#include "host/vmm/hypercall.h"
+#include "host/vmm/vm.h"
+
+struct instance_config {
+    const uint8_t *kernel;      /* guest kernel ELF */
+    size_t kernel_size;
+    const uint8_t *program;     /* static x86-64 ELF */
+    size_t program_size;
+    const char *const *argv;    /* argv[0] included */
+    size_t argc;
+    const char *const *envp;
+    size_t envc;
+    const uint8_t *archive;     /* cpio newc or NULL */
+    size_t archive_size;
+    uint64_t mem_size;          /* bytes, multiple of 2 MiB */
+    uint64_t max_request;       /* largest request accepted, bytes */
+    int console_fd;             /* guest stdout and stderr go here */
+    bool kernel_log;            /* show the guest kernel's log lines */
+    bool trace_syscalls;        /* guest kernel logs every syscall */
+};
+
+enum instance_state { INSTANCE_NEW, INSTANCE_READY, INSTANCE_EXITED, INSTANCE_FAILED };
+
+struct instance_stats {
+    uint64_t vm_exits;
+    uint64_t hypercalls;
+    uint64_t invocations;
+};
+
+struct instance {
+    struct vm vm;
+    uint8_t *mem;               /* owned mapping of guest memory */
+    uint64_t mem_size;
+    bool mem_owned;
+    struct thaw_kernel_header kernel;
+    enum instance_state state;
+    struct hypercall pending;   /* the INVOKE_NEXT the guest is blocked in */
+    int64_t exit_status;
+    int console_fd;
+    bool kernel_log;
+    uint64_t max_request;
+    struct instance_stats stats;
+    char failure[512];          /* why the guest stopped, when state is FAILED */
+};
+
+/* Creates the microVM, loads kernel, program and archive, and runs the guest to its
+ * ready point. On failure the instance is destroyed and err says why. */
+int instance_boot(struct instance *inst, const struct instance_config *cfg, struct thaw_error *err);
+
+/* Sends one request and runs the guest until it asks for the next one. *resp is a
+ * malloc'd copy of the response (the caller frees it). */
+int instance_invoke(struct instance *inst, const void *req, size_t req_len, uint8_t **resp,
+                    size_t *resp_len, struct thaw_error *err);
+
+/* Tells the program there are no more requests and runs it to its exit. */
+int instance_shutdown(struct instance *inst, struct thaw_error *err);
+
+void instance_destroy(struct instance *inst);
+
+/* Runs the vCPU until the guest blocks in INVOKE_NEXT (returns 0, state READY), exits
+ * (0, EXITED) or fails (-1, FAILED). Shared with snapshot restore. */
+int instance_run(struct instance *inst, uint8_t **resp, size_t *resp_len, struct thaw_error *err);
+
+#endif

@@ -1,0 +1,24 @@
+/* The x86-64 machine state a thaw guest starts in: identity-mapped long mode with
+ * 2 MiB pages, a GDT with ring-3 segments, a TSS, an IDT pointing at the guest
+ * kernel's ring-0 exception stubs, and SYSCALL MSRs pointing at its ring-0 trampoline.
+ * The vCPU starts directly at CPL3: under nested PVM ring-0 code is emulated, so the
+ * monitor does what a ring-0 boot path would (see docs/architecture.md). */
+#ifndef THAW_HOST_X86_BOOT_H
+#define THAW_HOST_X86_BOOT_H
+
+#include "host/vmm/vm.h"
+#include "thaw/abi.h"
+
+/* Reads and validates the kernel header at THAW_GPA_KERNEL (the kernel must be loaded). */
+int x86_read_kernel_header(const struct guest_mem *mem, struct thaw_kernel_header *out,
+                           struct thaw_error *err);
+/* Writes GDT, TSS, IDT and page tables into guest memory. */
+int x86_write_tables(struct guest_mem *mem, const struct thaw_kernel_header *kh, struct thaw_error *err);
+/* Sets the vCPU's registers, segments, control registers, MSRs, FPU and XCR0 so it
+ * starts at kh->cpl3_entry with rdi = boot_info_gpa. */
+int x86_init_vcpu(struct vm *vm, struct vcpu *v, const struct thaw_kernel_header *kh,
+                  uint64_t boot_info_gpa, struct thaw_error *err);
+/* Reads the guest's TSC (MSR_IA32_TSC). */
+int x86_read_tsc(struct vcpu *v, uint64_t *tsc, struct thaw_error *err);
+
+#endif

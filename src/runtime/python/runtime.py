@@ -1,0 +1,63 @@
+"""thaw Python runtime: serves invocations of /app/handler.py through /dev/invoke.
+
+Installed into every Python function's archive as /thaw/runtime.py and run by
+thaw-python. Everything is imported before the first read of /dev/invoke: that read
+is the ready point where the microVM is snapshotted.
+
+Protocol: each read() of /dev/invoke returns one whole request (a JSON document);
+the response is written back to the same file and is complete when we read again.
+An empty read means there are no more requests.
+
+Host testing: if THAW_INVOKE_PATH is set, ONE request is read from that file, the
+response is written to stdout and the process exits 0.
+"""
+import gc
+import json
+import os
+import traceback
+
+import handler  # /app/handler.py (compiled to /app/handler.pyc in the archive)
+
+MAX_REQUEST = 16 << 20
+
+
+def invoke(request):
+    """Runs the handler on one request (bytes); returns the response (bytes)."""
+    try:
+        return json.dumps(handler.handle(json.loads(request))).encode()
+    except Exception as exc:
+        return json.dumps({
+            "error": "%s: %s" % (type(exc).__name__, exc),
+            "traceback": traceback.format_exc(),
+        }).encode()
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def main():
+    path = os.environ.get("THAW_INVOKE_PATH")
+    if path:
+        fd = os.open(path, os.O_RDONLY)
+        request = os.read(fd, MAX_REQUEST)
+        os.close(fd)
+        write_all(1, invoke(request))
+        return 0
+
+    fd = os.open("/dev/invoke", os.O_RDWR)
+    # Everything allocated so far lives for the whole process: keep the collector
+    # from walking it after the snapshot.
+    gc.collect()
+    gc.freeze()
+    while True:
+        request = os.read(fd, MAX_REQUEST)  # the first read is the ready point
+        if not request:
+            return 0
+        write_all(fd, invoke(request))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

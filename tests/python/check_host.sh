@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Host check of the Python runtime and the function suite, before any microVM:
+#   - every payload of every function that has payloads/ and expected/ is run through
+#     its *static* program (thaw-python or the native binary), chrooted in a fresh
+#     extraction of its archive (tools/python/run_static.py), and the response must
+#     equal expected/<payload> byte for byte. This also proves each archive holds
+#     every module the function needs;
+#   - the runtime's error response, through thaw-python (helloworld, {"raise": ...});
+#   - the runtime's /dev/invoke loop (tests/python/test_runtime_loop.py).
+# Needs `make python-functions` first and root (or unprivileged user namespaces) for
+# chroot. Prints "N passed, N failed"; exits 1 if anything failed.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+PY=/usr/bin/python3.11
+passed=0
+failed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+pass() { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+
+for dir in functions/*/; do
+    dir=${dir%/}
+    [ -f "$dir/function.json" ] && [ -d "$dir/payloads" ] && [ -d "$dir/expected" ] || continue
+    for payload in "$dir"/payloads/*.json; do
+        name="$(basename "$dir")/$(basename "$payload")"
+        expected="$dir/expected/$(basename "$payload")"
+        if [ ! -f "$expected" ]; then
+            fail "$name" "no $expected"
+            continue
+        fi
+        if ! BUILD=$BUILD $PY tools/python/run_static.py "$dir" "$payload" >"$tmp/out" 2>"$tmp/err"; then
+            fail "$name" "$(tail -n 3 "$tmp/err" | tr '\n' ' ')"
+        elif cmp -s "$tmp/out" "$expected"; then
+            pass "$name"
+        else
+            fail "$name" "got $(head -c 300 "$tmp/out")"
+        fi
+    done
+done
+
+# The error path, through the static binary: handler exception -> error response.
+printf '{"raise": "no luck"}' >"$tmp/raise.json"
+if BUILD=$BUILD $PY tools/python/run_static.py functions/helloworld "$tmp/raise.json" >"$tmp/out" 2>"$tmp/err" &&
+   $PY -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["error"] == "ValueError: no luck", r
+assert r["traceback"].startswith("Traceback (most recent call last):"), r
+assert "/app/handler.py" in r["traceback"], r
+' "$tmp/out" 2>"$tmp/err"; then
+    pass "helloworld error response (thaw-python)"
+else
+    fail "helloworld error response (thaw-python)" "$(cat "$tmp/out" "$tmp/err" | head -c 400)"
+fi
+
+# The /dev/invoke loop of runtime.py (socketpair stand-in, host python3.11).
+if $PY tests/python/test_runtime_loop.py >"$tmp/loop" 2>&1; then
+    pass "runtime.py invoke loop"
+else
+    fail "runtime.py invoke loop" "$(grep -v ^PASS "$tmp/loop" | head -c 400)"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

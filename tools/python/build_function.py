@@ -1,0 +1,316 @@
+#!/usr/bin/python3.11
+"""Builds the root-filesystem archive of one thaw function.
+
+    build_function.py FUNCDIR --out build/functions/NAME/files.cpio
+                      [--runtime src/runtime/python/runtime.py] [--depfile FILE]
+
+Writes, next to --out:
+  root/       the staging tree the archive is made from
+  files.txt   the archive's member list, one path a line
+  files.json  a summary: archive size, file count, the Python modules shipped
+
+Archive layout (paths are relative, the guest mounts it as /):
+  app/              the function's own files: handler.py and any other .py as
+                    .pyc only, data files as is, plus what FUNCDIR/gen_data.py
+                    generates (its generate(app_dir) is called at build time)
+  thaw/runtime.py   the runtime (Python functions only; run as a script)
+  usr/lib/python3.11/..., usr/lib/python3/dist-packages/...
+                    the stdlib and Debian modules the function needs, as
+                    unchecked-hash .pyc at their normal paths (sourceless)
+
+Which modules are "needed" (Python functions):
+  1. modulefinder over runtime.py (which imports the handler), following the imports
+     that run at import time (module and class bodies, not function bodies);
+  2. plus the encodings the interpreter loads at startup;
+  3. plus every module actually imported when the handler is imported and run on
+     each payloads/*.json by the host python3.11, with the static binary's sys.path
+     and no extension-module loading (this catches dynamic and lazy imports).
+Built-in modules (compiled into thaw-python) and frozen ones need no file.
+A module that exists only as a shared object cannot be loaded by the static binary:
+that is a build error.
+
+Native functions (function.json "runtime": "native") get only app/.
+Must run under Debian's /usr/bin/python3.11: the .pyc files are for its bytecode.
+"""
+import _imp
+import argparse
+import importlib.util
+import inspect
+import json
+import modulefinder
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+
+STDLIB = "/usr/lib/python3.11"
+DIST_PACKAGES = "/usr/lib/python3/dist-packages"
+# Roots the archive may take modules from, and where they go in it.
+MODULE_ROOTS = (STDLIB, DIST_PACKAGES)
+APP = "/app"
+# The static binary's sys.path, in its order (see src/runtime/python/main.c).
+GUEST_PATH = (STDLIB, APP, DIST_PACKAGES)
+# Imported by the interpreter itself before any script runs (UTF-8 mode).
+STARTUP_MODULES = ("encodings", "encodings.aliases", "encodings.utf_8")
+# Files of a function directory that are not shipped in app/.
+NOT_SHIPPED = {"function.json", "payloads", "expected", "gen_data.py", "README.md",
+               "__pycache__"}
+NOT_SHIPPED_SUFFIXES = (".c", ".h")
+# Fixed metadata for reproducible archives (the .pyc files carry no timestamps).
+ARCHIVE_MTIME = 946684800  # 2000-01-01T00:00:00Z
+
+TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def check_interpreter():
+    if sys.version_info[:2] != (3, 11):
+        sys.exit("build_function.py: run me with /usr/bin/python3.11 (got %s)"
+                 % sys.version.split()[0])
+
+
+def load_function(func_dir):
+    with open(os.path.join(func_dir, "function.json")) as f:
+        return json.load(f)
+
+
+def stage_app(func_dir, app_dir):
+    """Copies FUNCDIR's shipped files into app_dir (sources as is) and runs
+    gen_data.py there. Returns the files read, for the depfile."""
+    deps = []
+    os.makedirs(app_dir, exist_ok=True)
+    for entry in sorted(os.listdir(func_dir)):
+        src = os.path.join(func_dir, entry)
+        if entry in NOT_SHIPPED or entry.endswith(NOT_SHIPPED_SUFFIXES) or entry.startswith("."):
+            continue
+        dst = os.path.join(app_dir, entry)
+        if os.path.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+            for dirpath, _, names in os.walk(src):
+                deps.extend(os.path.join(dirpath, n) for n in names)
+        else:
+            shutil.copyfile(src, dst)
+            deps.append(src)
+    gen = os.path.join(func_dir, "gen_data.py")
+    if os.path.exists(gen):
+        deps.append(gen)
+        if TOOLS_DIR not in sys.path:
+            sys.path.insert(0, TOOLS_DIR)  # gen_data.py may import datagen
+        spec = importlib.util.spec_from_file_location(
+            "gen_data_" + os.path.basename(os.path.abspath(func_dir)), gen)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        mod.generate(app_dir)
+        deps.append(os.path.join(TOOLS_DIR, "datagen.py"))
+    return deps
+
+
+class ImportTimeFinder(modulefinder.ModuleFinder):
+    """modulefinder that follows only imports executed at import time: those in
+    module and class bodies. Imports inside functions are left to the trace."""
+
+    def scan_code(self, co, m):
+        if co.co_flags & inspect.CO_NEWLOCALS:
+            return
+        super().scan_code(co, m)
+
+
+def static_modules(runtime, app_dir):
+    path = [app_dir if p == APP else p for p in GUEST_PATH]
+    finder = ImportTimeFinder(path=path)
+    for name in STARTUP_MODULES:
+        finder.import_hook(name)
+    finder.run_script(runtime)
+    return {name: mod.__file__ for name, mod in finder.modules.items()}
+
+
+# Runs under `python3.11 -I -S`: imports the runtime (and so the handler) the way
+# thaw-python would, runs every payload, then prints "name<TAB>origin" for every
+# module imported. Uses nothing but sys and the bootstrap importer, so that its own
+# imports don't show up.
+TRACER = r"""
+import sys
+import _frozen_importlib_external as ext
+runtime, app, payloads = sys.argv[1], sys.argv[2], sys.argv[3:]
+sys.path[:] = [app if p == "/app" else p for p in %r]
+sys.path_hooks[:] = [ext.FileFinder.path_hook(
+    (ext.SourceFileLoader, ext.SOURCE_SUFFIXES),
+    (ext.SourcelessFileLoader, ext.BYTECODE_SUFFIXES))]
+sys.path_importer_cache.clear()
+mod = type(sys)("thaw_runtime")
+mod.__file__ = runtime
+with open(runtime, "rb") as f:
+    exec(compile(f.read(), runtime, "exec"), mod.__dict__)
+for p in payloads:
+    with open(p, "rb") as f:
+        mod.handler.handle(mod.json.loads(f.read()))
+mod.invoke(b"{")  # the error path: traceback formatting
+for name, m in sorted(sys.modules.items()):
+    # __file__ first: an alias (e.g. pkg_resources.extern.X) may carry another
+    # module's spec.
+    origin = getattr(m, "__file__", None)
+    if origin is None:
+        origin = getattr(getattr(m, "__spec__", None), "origin", None)
+    print("%%s\t%%s" %% (name, origin))
+""" % (GUEST_PATH,)
+
+
+def traced_modules(runtime, app_dir, payloads):
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", TRACER, runtime, app_dir, *payloads],
+        check=True, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
+    mods = {}
+    for line in out.stdout.splitlines():
+        name, origin = line.split("\t", 1)
+        mods[name] = None if origin in ("None", "built-in", "frozen") else origin
+    return mods
+
+
+def module_root(path):
+    for root in MODULE_ROOTS:
+        if path.startswith(root + "/"):
+            return root
+    return None
+
+
+def select_module_files(found):
+    """found: {module name: file or None}. Returns {module name: (source file,
+    archive path)} for the modules that need a file in the archive."""
+    files = {}
+    for name, path in sorted(found.items()):
+        if path is None or _imp.is_builtin(name) or _imp.is_frozen(name):
+            continue
+        root = module_root(path)
+        if root is None:
+            continue  # the runtime, the handler and other app files
+        if not path.endswith(".py"):
+            sys.exit("build_function.py: module %s is %s: thaw-python is static and "
+                     "cannot load it; avoid it or use a built-in module" % (name, path))
+        files[name] = (path, os.path.relpath(path, "/")[:-3] + ".pyc")
+    return files
+
+
+def module_name(rel):
+    """usr/lib/python3.11/json/__init__.pyc -> json"""
+    path = "/" + rel[:-len(".pyc")]
+    path = os.path.relpath(path, module_root(path))
+    if path.endswith("/__init__"):
+        path = path[:-len("/__init__")]
+    return path.replace("/", ".")
+
+
+def compile_pyc(src, dst, display_name):
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    py_compile.compile(src, cfile=dst, dfile=display_name, doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+
+
+def compile_app(app_dir):
+    """Replaces every .py under app_dir with its .pyc, named as in the guest."""
+    for dirpath, dirnames, names in os.walk(app_dir):
+        if "__pycache__" in dirnames:
+            shutil.rmtree(os.path.join(dirpath, "__pycache__"))
+            dirnames.remove("__pycache__")
+        for n in names:
+            if n.endswith(".py"):
+                src = os.path.join(dirpath, n)
+                guest = APP + "/" + os.path.relpath(src, app_dir)
+                compile_pyc(src, src[:-3] + ".pyc", guest)
+                os.unlink(src)
+
+
+def archive_members(root):
+    members = []
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames.sort()
+        for n in dirnames + sorted(names):
+            members.append(os.path.relpath(os.path.join(dirpath, n), root))
+    members.sort()
+    return members
+
+
+def write_archive(root, out):
+    members = archive_members(root)
+    for m in members + ["."]:
+        p = os.path.join(root, m)
+        os.chmod(p, 0o755 if os.path.isdir(p) else 0o644)
+        os.utime(p, (ARCHIVE_MTIME, ARCHIVE_MTIME))
+    tmp = out + ".tmp"
+    with open(tmp, "wb") as f:
+        subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0", "--reproducible"],
+                       cwd=root, input="".join(m + "\n" for m in members).encode(),
+                       stdout=f, check=True)
+    os.replace(tmp, out)
+    return members
+
+
+def write_depfile(depfile, target, deps):
+    deps = sorted(set(os.path.relpath(d) if not d.startswith("/usr/") else d for d in deps))
+    with open(depfile, "w") as f:
+        f.write("%s: %s\n" % (target, " \\\n  ".join(deps)))
+        for d in deps:  # like gcc -MP: a vanished file must not break make
+            f.write("\n%s:\n" % d)
+
+
+def build(func_dir, out, runtime, depfile=None):
+    fn = load_function(func_dir)
+    out_dir = os.path.dirname(os.path.abspath(out))
+    root = os.path.join(out_dir, "root")
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    app_dir = os.path.join(root, "app")
+    deps = stage_app(func_dir, app_dir)
+    modules = {}
+    if fn.get("runtime") == "python":
+        payloads = sorted(os.path.join(func_dir, "payloads", p)
+                          for p in os.listdir(os.path.join(func_dir, "payloads"))
+                          if p.endswith(".json"))
+        runtime = os.path.abspath(runtime)
+        found = static_modules(runtime, app_dir)
+        found.update((n, f) for n, f in traced_modules(runtime, app_dir, payloads).items()
+                     if f is not None or n not in found)
+        modules = select_module_files(found)
+        for src, rel in modules.values():
+            compile_pyc(src, os.path.join(root, rel), src)
+        compile_app(app_dir)
+        os.makedirs(os.path.join(root, "thaw"))
+        shutil.copyfile(runtime, os.path.join(root, "thaw", "runtime.py"))
+        deps += [runtime, *payloads, *(src for src, _ in modules.values())]
+    members = write_archive(root, out)
+    with open(os.path.join(out_dir, "files.txt"), "w") as f:
+        f.writelines(m + "\n" for m in members)
+    summary = {
+        "name": fn.get("name"),
+        "archive_bytes": os.path.getsize(out),
+        "files": sum(1 for m in members if not os.path.isdir(os.path.join(root, m))),
+        # Distinct module files (pkg_resources.extern.X aliases share a file).
+        "python_modules": len({rel for _, rel in modules.values()}),
+        "python_module_names": sorted(module_name(rel) for rel in
+                                      {rel for _, rel in modules.values()}),
+    }
+    with open(os.path.join(out_dir, "files.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+        f.write("\n")
+    if depfile:
+        write_depfile(depfile, out, deps + [os.path.join(func_dir, "function.json"),
+                                            os.path.abspath(__file__)])
+    return summary
+
+
+def main():
+    check_interpreter()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("func_dir")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--runtime", default=os.path.join(TOOLS_DIR, "..", "..", "src",
+                                                       "runtime", "python", "runtime.py"))
+    ap.add_argument("--depfile")
+    args = ap.parse_args()
+    s = build(args.func_dir, args.out, args.runtime, args.depfile)
+    print("%s: %d bytes, %d files, %d Python modules"
+          % (args.out, s["archive_bytes"], s["files"], s["python_modules"]))
+
+
+if __name__ == "__main__":
+    main()
