@@ -9,7 +9,7 @@ MUSLCC   ?= musl-gcc
 
 WARN     := -Wall -Wextra -Werror
 HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -Isrc -MMD -MP
-HOST_LIBS   := -ljansson -luring -lpthread -lm
+HOST_LIBS   := -ljansson -luring -lz -lpthread -lm
 
 # ---- host library: everything host-side except the CLI entry point -------------
 HOST_SRCS := $(sort $(wildcard src/common/*.c) $(wildcard src/host/*/*.c))
@@ -66,7 +66,7 @@ $(BUILD)/guest/kernel.elf: $(GUEST_OBJS) src/guest/kernel/kernel.ld
 	  -o $@ $(GUEST_OBJS) -lgcc
 
 # ---- sample functions: static binaries with glibc and with musl ----------------
-FN_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 $(WARN) -Isdk
+FN_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 $(WARN) -Isdk -Iinclude
 FN_NATIVE := hello memtouch faulty
 FN_BINS := $(foreach f,$(FN_NATIVE),$(BUILD)/functions/$(f)-glibc $(BUILD)/functions/$(f)-musl)
 functions: $(FN_BINS)
@@ -79,6 +79,7 @@ $(BUILD)/functions/%-musl: functions/%/main.c sdk/thaw_function.h
 	@mkdir -p $(dir $@)
 	$(MUSLCC) $(FN_CFLAGS) -static -o $@ $<
 
+EXTRA_TEST_BINS :=
 -include mk/*.mk
 
 # ---- tests ------------------------------------------------------------------------
@@ -110,7 +111,7 @@ fuzz-tests: $(FUZZ_BINS)
 
 # The whole suite: unit tests (ASan/UBSan), integration tests booting real guests,
 # and each fuzz target run briefly. Prints "N passed, N failed".
-test: all $(UNIT_BINS) $(INTEG_BINS) $(FUZZ_BINS)
+test: all $(UNIT_BINS) $(INTEG_BINS) $(FUZZ_BINS) $(EXTRA_TEST_BINS)
 	@BUILD=$(BUILD) tests/run-all.sh
 
 deps:

@@ -1,12 +1,15 @@
 """image_rotate: decodes a shipped PNG with Debian's python3-png (pure Python), rotates
 it 90 degrees clockwise `turns` times, re-encodes it as PNG (RGB8, default pypng
-settings). Answers the output dimensions and the SHA-256 of the output PNG.
+settings). Answers the output dimensions, the CRC-32 of the rotated pixels (RGB8
+rows, top to bottom: functions/image_rotate_c must report the same) and the size and
+SHA-256 of the output PNG.
 
 Payload: {"image": "small"|"large", "turns": 1|2|3} (defaults "small", 1).
 """
 import hashlib
 import io
 import os
+import zlib
 
 import png
 
@@ -41,5 +44,9 @@ def handle(event):
     buf = io.BytesIO()
     png.Writer(width, height, greyscale=False, bitdepth=8).write(buf, rows)
     data = buf.getvalue()
+    pixels_crc = 0
+    for row in rows:
+        pixels_crc = zlib.crc32(row, pixels_crc)
     return {"image": name, "turns": turns, "width": width, "height": height,
-            "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            "pixels_crc32": pixels_crc, "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}

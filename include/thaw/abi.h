@@ -128,7 +128,8 @@ struct thaw_boot_info {
 #define THAW_HC_PANIC 4         /* struct thaw_hc_console: kernel panic message */
 #define THAW_HC_FAULT 5         /* from ring-0 exception stubs: no struct, see below */
 #define THAW_HC_SET_SEGMENT_BASE 6 /* struct thaw_hc_segment_base: FS/GS base */
-#define THAW_HC_COUNT 7
+#define THAW_HC_DISCARD 7       /* struct thaw_hc_discard: pages read back as zero */
+#define THAW_HC_COUNT 8
 
 #ifndef __ASSEMBLER__
 struct thaw_hc_console {
@@ -173,6 +174,16 @@ struct thaw_hc_segment_base {
     uint64_t base;
     uint32_t which; /* THAW_SEGMENT_FS or THAW_SEGMENT_GS */
     uint32_t pad;
+};
+#endif
+
+/* The guest freed [addr, addr + len) (page-aligned): the monitor drops the host
+ * pages so they read back as zero and stop counting towards the footprint. Cheaper
+ * than zeroing large freed ranges in the guest, and keeps them out of snapshots. */
+#ifndef __ASSEMBLER__
+struct thaw_hc_discard {
+    uint64_t addr;
+    uint64_t len;
 };
 #endif
 

@@ -41,6 +41,34 @@ for dir in functions/*/; do
     done
 done
 
+# Native twins agree with their Python functions (each side is checked against its
+# own expected/ above, so this ties the C programs to the Python reference):
+# aes_c == pyaes and matmul_c == matmul byte for byte; image_rotate_c rotates to the
+# same pixels as image_rotate (its PNG encoder differs, so only pixels_crc32).
+twins() {
+    $PY - "$@" <<'EOF'
+import json, os, sys
+mode, a, b = sys.argv[1:]
+names = sorted(os.listdir(os.path.join("functions", a, "expected")))
+assert names == sorted(os.listdir(os.path.join("functions", b, "expected"))), "payload sets differ"
+for n in names:
+    x = open(os.path.join("functions", a, "expected", n), "rb").read()
+    y = open(os.path.join("functions", b, "expected", n), "rb").read()
+    if mode == "same":
+        assert x == y, (n, x, y)
+    else:
+        x, y = json.loads(x), json.loads(y)
+        assert (x["width"], x["height"], x["pixels_crc32"]) == \
+               (y["width"], y["height"], y["pixels_crc32"]), (n, x, y)
+EOF
+}
+for t in "same aes_c pyaes" "same matmul_c matmul" "pixels image_rotate_c image_rotate"; do
+    set -- $t
+    if [ -d "functions/$2" ] && [ -d "functions/$3" ]; then
+        if out=$(twins "$@" 2>&1); then pass "twins $2 ~ $3"; else fail "twins $2 ~ $3" "$(echo "$out" | tail -n 1)"; fi
+    fi
+done
+
 # The error path, through the static binary: handler exception -> error response.
 printf '{"raise": "no luck"}' >"$tmp/raise.json"
 if BUILD=$BUILD $PY tools/python/run_static.py functions/helloworld "$tmp/raise.json" >"$tmp/out" 2>"$tmp/err" &&

@@ -43,6 +43,7 @@ import py_compile
 import shutil
 import subprocess
 import sys
+import tempfile
 
 STDLIB = "/usr/lib/python3.11"
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
@@ -236,7 +237,7 @@ def write_archive(root, out):
         p = os.path.join(root, m)
         os.chmod(p, 0o755 if os.path.isdir(p) else 0o644)
         os.utime(p, (ARCHIVE_MTIME, ARCHIVE_MTIME))
-    tmp = out + ".tmp"
+    tmp = "%s.%d.tmp" % (out, os.getpid())
     with open(tmp, "wb") as f:
         subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0", "--reproducible"],
                        cwd=root, input="".join(m + "\n" for m in members).encode(),
@@ -245,20 +246,42 @@ def write_archive(root, out):
     return members
 
 
+def write_atomic(path, text):
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def write_depfile(depfile, target, deps):
     deps = sorted(set(os.path.relpath(d) if not d.startswith("/usr/") else d for d in deps))
-    with open(depfile, "w") as f:
-        f.write("%s: %s\n" % (target, " \\\n  ".join(deps)))
-        for d in deps:  # like gcc -MP: a vanished file must not break make
-            f.write("\n%s:\n" % d)
+    text = "%s: %s\n" % (target, " \\\n  ".join(deps))
+    text += "".join("\n%s:\n" % d for d in deps)  # like gcc -MP: vanished files are ok
+    write_atomic(depfile, text)
 
 
 def build(func_dir, out, runtime, depfile=None):
     fn = load_function(func_dir)
     out_dir = os.path.dirname(os.path.abspath(out))
-    root = os.path.join(out_dir, "root")
-    shutil.rmtree(root, ignore_errors=True)
-    os.makedirs(root)
+    os.makedirs(out_dir, exist_ok=True)
+    # Stage privately, publish at the end: concurrent builds must not collide.
+    root = tempfile.mkdtemp(prefix=".root-", dir=out_dir)
+    try:
+        summary = stage_and_pack(func_dir, fn, root, out, runtime, depfile)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    final = os.path.join(out_dir, "root")
+    old = tempfile.mkdtemp(prefix=".old-", dir=out_dir)
+    if os.path.exists(final):
+        os.replace(final, os.path.join(old, "root"))
+    os.replace(root, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return summary
+
+
+def stage_and_pack(func_dir, fn, root, out, runtime, depfile):
+    out_dir = os.path.dirname(os.path.abspath(out))
     app_dir = os.path.join(root, "app")
     deps = stage_app(func_dir, app_dir)
     modules = {}
@@ -278,8 +301,7 @@ def build(func_dir, out, runtime, depfile=None):
         shutil.copyfile(runtime, os.path.join(root, "thaw", "runtime.py"))
         deps += [runtime, *payloads, *(src for src, _ in modules.values())]
     members = write_archive(root, out)
-    with open(os.path.join(out_dir, "files.txt"), "w") as f:
-        f.writelines(m + "\n" for m in members)
+    write_atomic(os.path.join(out_dir, "files.txt"), "".join(m + "\n" for m in members))
     summary = {
         "name": fn.get("name"),
         "archive_bytes": os.path.getsize(out),
@@ -289,9 +311,7 @@ def build(func_dir, out, runtime, depfile=None):
         "python_module_names": sorted(module_name(rel) for rel in
                                       {rel for _, rel in modules.values()}),
     }
-    with open(os.path.join(out_dir, "files.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-        f.write("\n")
+    write_atomic(os.path.join(out_dir, "files.json"), json.dumps(summary, indent=1) + "\n")
     if depfile:
         write_depfile(depfile, out, deps + [os.path.join(func_dir, "function.json"),
                                             os.path.abspath(__file__)])

@@ -473,10 +473,13 @@ static void fill_stat(uint32_t n, struct linux_stat *st)
 
 static int64_t stat_file(struct file *f, struct linux_stat *st)
 {
-    if (f->type == FT_CONSOLE) {
+    if (f->type != FT_REGULAR && f->type != FT_DIR) {
+        /* Console and device files: character devices. */
         memset(st, 0, sizeof *st);
         st->st_dev = 1;
-        st->st_mode = S_IFCHR | 0620;
+        st->st_ino = f->type == FT_CONSOLE ? 0 : f->node + 1;
+        st->st_rdev = f->type;
+        st->st_mode = S_IFCHR | (f->type == FT_CONSOLE ? 0620 : 0666);
         st->st_nlink = 1;
         st->st_blksize = 4096;
         return 0;

@@ -80,6 +80,17 @@ int hypercall_decode(const struct guest_mem *mem, uint16_t port, uint32_t arg, u
                              (unsigned long long)out->u.segment.base);
         return 0;
     }
+    case THAW_HC_DISCARD: {
+        struct thaw_hc_discard *d = ARGS(mem, arg, struct thaw_hc_discard);
+        if (!d)
+            return thaw_fail(err, "discard hypercall: argument address %#x outside guest memory", arg);
+        out->u.discard = *d;
+        if (out->u.discard.addr % THAW_PAGE_SIZE || out->u.discard.len % THAW_PAGE_SIZE ||
+            !guest_range_ok(mem, out->u.discard.addr, out->u.discard.len))
+            return thaw_fail(err, "discard hypercall: range [%#llx, +%llu) not page-aligned guest memory",
+                             (unsigned long long)out->u.discard.addr, (unsigned long long)out->u.discard.len);
+        return 0;
+    }
     case THAW_HC_FAULT: {
         struct thaw_fault_frame *f = ARGS(mem, guest_rsp, struct thaw_fault_frame);
         if (!f)
@@ -118,7 +129,7 @@ void hypercall_describe_fault(const struct thaw_fault_frame *f, uint64_t cr2, ch
     if (n < 0 || (size_t)n >= len)
         return;
     if (f->vector == 14) {
-        const char *what = (f->error_code & 0x10) ? "instruction fetch from"
+        const char *what = (f->error_code & 0x10) || cr2 == f->rip ? "instruction fetch from"
                          : (f->error_code & 2)    ? "write to"
                                                   : "read from";
         snprintf(buf + n, len - (size_t)n, ", cr2 %#llx (%s %s%s)", (unsigned long long)cr2, what,

@@ -32,6 +32,7 @@ struct hypercall {
         } invoke;
         int64_t exit_status;
         struct thaw_hc_segment_base segment;
+        struct thaw_hc_discard discard; /* validated: page-aligned, inside guest memory */
         struct thaw_fault_frame fault;
     } u;
 };

@@ -36,10 +36,18 @@ enum instance_state { INSTANCE_NEW, INSTANCE_READY, INSTANCE_EXITED, INSTANCE_FA
 struct instance_stats {
     uint64_t vm_exits;
     uint64_t hypercalls;
+    uint64_t discarded_bytes;
     uint64_t invocations;
 };
 
+/* How guest memory is backed decides how freed pages are dropped (boot: anonymous
+ * memory; snapshot restores install their own). Returns 0 or -1. */
+struct instance;
+typedef int (*instance_discard_fn)(struct instance *inst, uint64_t gpa, uint64_t len, struct thaw_error *err);
+
 struct instance {
+    instance_discard_fn discard;
+    void *backend;              /* owned by whoever set discard */
     struct vm vm;
     uint8_t *mem;               /* owned mapping of guest memory */
     uint64_t mem_size;

@@ -11,7 +11,10 @@
  *     /usr/lib/python3/dist-packages (nothing else is probed);
  *   - UTF-8 mode, no setlocale() (a static glibc cannot load locales anyway);
  *   - no .pyc writing, no signal handlers (the guest delivers no signals);
- *   - hash randomisation stays on: the seed comes from getrandom().
+ *   - hash randomisation stays on: the seed comes from getrandom();
+ *   - HOME defaults to "/": the guest has no passwd database, and without HOME,
+ *     os.path.expanduser() (called e.g. by sysconfig via pkg_resources) asks glibc's
+ *     NSS, which probes nscd with socket()/connect() and reads /etc/nsswitch.conf.
  * Only built-in extension modules exist: there is no dlopen in a static binary.
  */
 #define PY_SSIZE_T_CLEAN
@@ -40,6 +43,11 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(stderr, "usage: %s SCRIPT [ARGS...]\n", argc > 0 ? argv[0] : "thaw-python");
         return 2;
+    }
+
+    if (setenv("HOME", "/", 0) != 0) {
+        perror("setenv");
+        return 1;
     }
 
     PyPreConfig pre;

@@ -1,0 +1,56 @@
+/* faulty: misbehaves on request, for the monitor's fault-handling tests.
+ * {"fault": "null"}   writes through a NULL pointer (page 0 is never mapped)
+ * {"fault": "jump"}   jumps to an unmapped address
+ * {"fault": "div0"}   divides by zero
+ * {"fault": "ud"}     executes an invalid instruction
+ * {"fault": "hypercall-bad-arg"}    makes a hypercall whose argument is outside guest memory
+ * {"fault": "hypercall-bad-buffer"} makes a console hypercall whose buffer wraps around
+ * {"fault": "abort"}  calls abort()
+ * anything else: answers {"ok": true} */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "thaw/abi.h"
+#include "thaw_function.h"
+
+/* Calls the guest kernel's hypercall UD2 directly, found through the kernel header. */
+static void raw_hypercall(uint32_t nr, uint32_t gpa)
+{
+    const struct thaw_kernel_header *kh = (const struct thaw_kernel_header *)(uintptr_t)THAW_GPA_KERNEL;
+    uint64_t target = kh->hypercall_ud2;
+    __asm__ volatile("call *%2" : : "a"(gpa), "d"(THAW_HC_PORT_BASE + nr), "r"(target) : "memory");
+}
+
+int main(void)
+{
+    static char req[4096];
+    char what[64];
+    int fd = thaw_open();
+    if (fd < 0)
+        return 1;
+    while (thaw_next(fd, req, sizeof req) > 0) {
+        if (thaw_json_string(req, "fault", what, sizeof what) < 0)
+            what[0] = 0;
+        if (!strcmp(what, "null")) {
+            *(volatile int *)(uintptr_t)0 = 1;
+        } else if (!strcmp(what, "jump")) {
+            ((void (*)(void))(uintptr_t)0xdead0000ull)();
+        } else if (!strcmp(what, "div0")) {
+            volatile int zero = 0;
+            volatile int x = 100 / zero;
+            (void)x;
+        } else if (!strcmp(what, "ud")) {
+            __asm__ volatile("ud2");
+        } else if (!strcmp(what, "hypercall-bad-arg")) {
+            raw_hypercall(THAW_HC_CONSOLE_WRITE, 0xfffff000u);
+        } else if (!strcmp(what, "hypercall-bad-buffer")) {
+            static struct thaw_hc_console c = {.addr = ~0ull - 8, .len = 64, .stream = 1};
+            raw_hypercall(THAW_HC_CONSOLE_WRITE, (uint32_t)(uintptr_t)&c);
+        } else if (!strcmp(what, "abort")) {
+            abort();
+        }
+        thaw_respond(fd, "{\"ok\": true}", 12);
+    }
+    return 0;
+}

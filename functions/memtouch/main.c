@@ -1,0 +1,76 @@
+/* memtouch: the workhorse for working-set experiments.
+ * Before its ready point it allocates an arena (default 128 MiB, argv[1] or
+ * MEMTOUCH_MIB to change) and fills it with pseudo-random bytes. Each invocation
+ * {"mib": N, "seed": S} reads N MiB worth of 4 KiB pages scattered across the arena,
+ * chosen by S, and answers their checksum. {"list": 1} adds the page indices. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "thaw_function.h"
+
+#define PAGE 4096u
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+int main(int argc, char **argv)
+{
+    const char *env = getenv("MEMTOUCH_MIB");
+    uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 10) : env ? strtoull(env, NULL, 10) : 128;
+    uint64_t npages = mib * (1024 * 1024 / PAGE);
+    uint64_t *arena = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (arena == MAP_FAILED || npages == 0) {
+        perror("memtouch: arena");
+        return 1;
+    }
+    uint64_t s = 42;
+    for (uint64_t i = 0; i < npages * PAGE / 8; i++)
+        arena[i] = splitmix(&s);
+
+    int fd = thaw_open();
+    if (fd < 0) {
+        perror("open /dev/invoke");
+        return 1;
+    }
+    static char req[65536];
+    static char out[1 << 20];
+    ssize_t n;
+    while ((n = thaw_next(fd, req, sizeof req)) > 0) {
+        uint64_t want = 1, seed = 1, list = 0;
+        thaw_json_u64(req, "mib", &want);
+        thaw_json_u64(req, "seed", &seed);
+        thaw_json_u64(req, "list", &list);
+        uint64_t count = want * (1024 * 1024 / PAGE);
+        if (count > npages)
+            count = npages;
+        /* A stride walk from a seeded start visits distinct pages, scattered. */
+        uint64_t rs = seed, start = splitmix(&rs) % npages, stride;
+        do
+            stride = (splitmix(&rs) % npages) | 1;
+        while (npages % 2 == 0 && stride % 2 == 0);
+        uint64_t sum = 0, idx = start;
+        size_t len = (size_t)snprintf(out, sizeof out, "{\"pages\": %llu, \"arena\": \"%p\"",
+                                      (unsigned long long)count, (void *)arena);
+        if (list)
+            len += (size_t)snprintf(out + len, sizeof out - len, ", \"list\": [");
+        for (uint64_t k = 0; k < count; k++) {
+            const uint64_t *p = arena + idx * (PAGE / 8);
+            for (unsigned w = 0; w < PAGE / 8; w += 8)
+                sum = sum * 31 + p[w];
+            if (list && len + 32 < sizeof out)
+                len += (size_t)snprintf(out + len, sizeof out - len, "%s%llu", k ? "," : "", (unsigned long long)idx);
+            idx = (idx + stride) % npages;
+        }
+        len += (size_t)snprintf(out + len, sizeof out - len, "%s, \"checksum\": \"%016llx\"}", list ? "]" : "",
+                                (unsigned long long)sum);
+        thaw_respond(fd, out, len);
+    }
+    return n < 0 ? 1 : 0;
+}
