@@ -1,9 +1,9 @@
 """Generates app/model.json (a logistic-regression model over 32 standardised
-features) and app/inputs.json (4096 feature rows), deterministic."""
+features) and app/inputs.json (1024 feature rows), deterministic."""
 import datagen
 
 FEATURES = 32
-ROWS = 4096
+ROWS = 1024
 
 
 def generate(app_dir):

@@ -3,5 +3,7 @@
 #define THAW_CLI_H
 
 int cmd_run(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 #endif

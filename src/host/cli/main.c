@@ -10,6 +10,8 @@ static const struct {
     const char *help;
 } commands[] = {
     {"run", cmd_run, "boot a function in a microVM and invoke it"},
+    {"snapshot", cmd_snapshot, "boot a function and save a snapshot at its ready point"},
+    {"restore", cmd_restore, "restore a function instance from a snapshot and invoke it"},
 };
 
 static void usage(FILE *out)

@@ -14,6 +14,10 @@ int hypercall_decode(const struct guest_mem *mem, uint16_t port, uint32_t arg, u
     if (port < THAW_HC_PORT_BASE || port >= THAW_HC_PORT_BASE + THAW_HC_COUNT)
         return thaw_fail(err, "guest wrote to unknown I/O port %#x", port);
     out->nr = port - THAW_HC_PORT_BASE;
+    /* Argument structs hold 64-bit fields the host reads and writes in place: a
+     * misaligned one would be undefined behaviour. The guest kernel's are on its stack. */
+    if (out->nr != THAW_HC_FAULT && arg % 8 != 0)
+        return thaw_fail(err, "hypercall %u: argument address %#x not 8-byte aligned", out->nr, arg);
     switch (out->nr) {
     case THAW_HC_CONSOLE_WRITE:
     case THAW_HC_PANIC: {
@@ -92,11 +96,12 @@ int hypercall_decode(const struct guest_mem *mem, uint16_t port, uint32_t arg, u
         return 0;
     }
     case THAW_HC_FAULT: {
-        struct thaw_fault_frame *f = ARGS(mem, guest_rsp, struct thaw_fault_frame);
+        /* Copied bytewise: a hostile guest's rsp need not be aligned. */
+        const void *f = guest_mem_ptr(mem, guest_rsp, sizeof out->u.fault);
         if (!f)
             return thaw_fail(err, "fault report: frame at rsp %#llx outside guest memory",
                              (unsigned long long)guest_rsp);
-        out->u.fault = *f;
+        memcpy(&out->u.fault, f, sizeof out->u.fault);
         return 0;
     }
     default:

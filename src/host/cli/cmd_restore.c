@@ -1,0 +1,172 @@
+/* thaw restore <snapdir> --mem copy|lazy|uffd --payload JSON ... [--timings] [--json]
+ * Restores an instance from a snapshot and invokes it. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "host/cli/cli.h"
+#include "host/cli/common.h"
+#include "host/snapshot/snapshot.h"
+#include "host/util/clock.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: thaw restore <snapshot-dir> [--mem copy|lazy|uffd] [--payload JSON]... [--payload-file F]...\n"
+            "                    [--drop-cache] [--timings] [--json]\n"
+            "Restores a function instance from a snapshot and sends it each payload.\n"
+            "  --mem MODE     copy: read the memory file first; lazy: map it, fault pages on first\n"
+            "                 touch; uffd: userfaultfd handler serves each page (default uffd)\n"
+            "  --drop-cache   drop the snapshot files from the page cache first (cold start)\n");
+}
+
+/* Resident set of the mapping that starts at addr, from /proc/self/smaps. */
+static long mapping_rss_kb(const void *addr)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    char want[32];
+    snprintf(want, sizeof want, "%lx-", (unsigned long)(uintptr_t)addr);
+    long rss = -1;
+    int in = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strchr(line, '-') && strchr(line, ' ') && strchr(line, '-') < strchr(line, ' ') &&
+            ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')))
+            in = strncmp(line, want, strlen(want)) == 0;
+        else if (in && sscanf(line, "Rss: %ld kB", &rss) == 1)
+            break;
+    }
+    fclose(f);
+    return rss;
+}
+
+static void drop_cache(const char *dir)
+{
+    const char *names[] = {"state", "memory"};
+    for (size_t i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+            close(fd);
+        }
+    }
+}
+
+static uint64_t faults_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"mem", required_argument, 0, 'M'},    {"payload", required_argument, 0, 'p'},
+        {"payload-file", required_argument, 0, 'f'}, {"timings", no_argument, 0, 't'},
+        {"json", no_argument, 0, 'j'},         {"drop-cache", no_argument, 0, 'd'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+    };
+    struct payloads pl;
+    enum mem_mode mode = MEM_UFFD;
+    bool timings = false, json = false, drop = false;
+    int rc = 1, c;
+    struct thaw_error err = {{0}};
+    if (payloads_init(&pl, argc) < 0)
+        return 1;
+    while ((c = getopt_long(argc, argv, "M:p:f:tjdh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'M':
+            if (mem_mode_parse(optarg, &mode) < 0) {
+                fprintf(stderr, "thaw restore: unknown memory mode '%s' (copy, lazy or uffd)\n", optarg);
+                rc = 2;
+                goto out;
+            }
+            break;
+        case 'p': payloads_add_arg(&pl, optarg); break;
+        case 'f':
+            if (payloads_add_file(&pl, optarg, &err) < 0) {
+                fprintf(stderr, "thaw restore: %s\n", err.msg);
+                goto out;
+            }
+            break;
+        case 't': timings = true; break;
+        case 'j': json = true; break;
+        case 'd': drop = true; break;
+        case 'h': usage(stdout); rc = 0; goto out;
+        default: usage(stderr); rc = 2; goto out;
+        }
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        rc = 2;
+        goto out;
+    }
+    const char *dir = argv[optind];
+    if (drop)
+        drop_cache(dir);
+    struct restored r;
+    uint64_t f0 = faults_now();
+    if (snapshot_restore(&r, dir, mode, STDERR_FILENO, &err) < 0) {
+        fprintf(stderr, "thaw restore: %s\n", err.msg);
+        goto out;
+    }
+    uint64_t *inv_ns = calloc(pl.n + 1, sizeof *inv_ns);
+    rc = inv_ns ? 0 : 1;
+    for (size_t i = 0; i < pl.n && inv_ns; i++) {
+        uint8_t *resp;
+        size_t len;
+        uint64_t s = clock_now_ns();
+        if (instance_invoke(&r.inst, pl.data[i], pl.len[i], &resp, &len, &err) < 0) {
+            fprintf(stderr, "thaw restore: %s: invocation %zu: %s\n", r.function_name, i + 1, err.msg);
+            rc = 1;
+            break;
+        }
+        inv_ns[i] = clock_now_ns() - s;
+        print_response(resp, len);
+        free(resp);
+    }
+    uint64_t host_faults = faults_now() - f0;
+    long rss = mapping_rss_kb(r.mem.host);
+    if (r.mem.thread_error[0]) {
+        fprintf(stderr, "thaw restore: page-fault handler: %s\n", r.mem.thread_error);
+        rc = 1;
+    }
+    uint64_t served = r.mem.pages_served, zeros = r.mem.zero_pages;
+    if (json) {
+        printf("{\"function\":\"%s\",\"mode\":\"%s\",\"state_load_us\":%.1f,\"vm_create_us\":%.1f,"
+               "\"memory_setup_us\":%.1f,\"restore_us\":%.1f,\"first_response_us\":%.1f,"
+               "\"cold_start_us\":%.1f,\"invocations_us\":[",
+               r.function_name, mem_mode_name(mode), r.t.state_load_ns / 1e3, r.t.vm_create_ns / 1e3,
+               r.t.memory_setup_ns / 1e3, r.t.total_ns / 1e3, inv_ns && pl.n ? inv_ns[0] / 1e3 : 0.0,
+               (r.t.total_ns + (inv_ns && pl.n ? inv_ns[0] : 0)) / 1e3);
+        for (size_t i = 0; i < pl.n && inv_ns; i++)
+            printf("%s%.1f", i ? "," : "", inv_ns[i] / 1e3);
+        printf("],\"pages_served\":%llu,\"zero_pages\":%llu,\"host_page_faults\":%llu,\"rss_kb\":%ld,"
+               "\"bytes_copied\":%llu}\n",
+               (unsigned long long)served, (unsigned long long)zeros, (unsigned long long)host_faults, rss,
+               (unsigned long long)r.mem.bytes_copied);
+    } else if (timings) {
+        fprintf(stderr,
+                "restore (%s): state load %.3f ms, memory set-up %.3f ms, VM creation %.3f ms, total %.3f ms\n",
+                mem_mode_name(mode), r.t.state_load_ns / 1e6, r.t.memory_setup_ns / 1e6, r.t.vm_create_ns / 1e6,
+                r.t.total_ns / 1e6);
+        for (size_t i = 0; i < pl.n && inv_ns; i++)
+            fprintf(stderr, "invocation %zu: %.3f ms\n", i + 1, inv_ns[i] / 1e6);
+        fprintf(stderr, "pages served by uffd: %llu (+%llu zero), host page faults: %llu, resident: %ld KiB\n",
+                (unsigned long long)served, (unsigned long long)zeros, (unsigned long long)host_faults, rss);
+    }
+    free(inv_ns);
+    restored_destroy(&r);
+out:
+    payloads_free(&pl);
+    return rc;
+}

@@ -1,0 +1,334 @@
+#include "host/snapshot/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host/function/bundle.h"
+#include "host/snapshot/state_file.h"
+#include "host/util/atomic_file.h"
+#include "host/util/clock.h"
+#include "host/vmm/x86_boot.h"
+
+#define PAGE 4096ull
+#define STATE_MAX (16u << 20)
+
+/* The MSRs thaw guests use; each is saved only if KVM lists it (KVM_GET_MSR_INDEX_LIST). */
+static const uint32_t wanted_msrs[] = {
+    0x10,       /* IA32_TSC: restored last among MSRs, see below */
+    0x1a0,      /* IA32_MISC_ENABLE */
+    0x277,      /* IA32_CR_PAT */
+    0x174, 0x175, 0x176, /* SYSENTER_CS/ESP/EIP */
+    0xc0000081, /* STAR */
+    0xc0000082, /* LSTAR */
+    0xc0000083, /* CSTAR */
+    0xc0000084, /* SFMASK */
+    0xc0000102, /* KERNEL_GS_BASE */
+    0xc0000103, /* TSC_AUX */
+};
+
+static int msr_listed(const struct kvm_msr_list *list, uint32_t idx)
+{
+    for (uint32_t i = 0; i < list->nmsrs; i++)
+        if (list->indices[i] == idx)
+            return 1;
+    return 0;
+}
+
+static int save_vcpu(struct instance *inst, struct snapshot_state *s, struct thaw_error *err)
+{
+    struct vcpu *v = &inst->vm.vcpus[0];
+    /* Ordering rule: the guest stopped on a KVM_EXIT_IO. KVM completes that
+     * instruction only on the next KVM_RUN, so run once with immediate_exit set
+     * (returns at once with EINTR) before reading any state. */
+    v->run->immediate_exit = 1;
+    int r = ioctl(v->fd, KVM_RUN, NULL);
+    v->run->immediate_exit = 0;
+    if (r == 0 || errno != EINTR)
+        return thaw_fail_errno(err, "KVM_RUN (immediate_exit, to complete the pending I/O) did not return EINTR");
+
+    if (VM_IOCTL(v->fd, KVM_GET_REGS, &s->regs, err) < 0 || VM_IOCTL(v->fd, KVM_GET_SREGS, &s->sregs, err) < 0 ||
+        VM_IOCTL(v->fd, KVM_GET_FPU, &s->fpu, err) < 0 || VM_IOCTL(v->fd, KVM_GET_MP_STATE, &s->mp_state, err) < 0 ||
+        VM_IOCTL(v->fd, KVM_GET_VCPU_EVENTS, &s->events, err) < 0)
+        return -1;
+    if (ioctl(inst->vm.kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0)
+        s->has_xsave = VM_IOCTL(v->fd, KVM_GET_XSAVE, &s->xsave, err) == 0;
+    if (ioctl(inst->vm.kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0)
+        s->has_xcrs = VM_IOCTL(v->fd, KVM_GET_XCRS, &s->xcrs, err) == 0;
+    if (ioctl(inst->vm.kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DEBUGREGS) > 0)
+        s->has_debugregs = VM_IOCTL(v->fd, KVM_GET_DEBUGREGS, &s->debugregs, err) == 0;
+
+    struct {
+        struct kvm_msr_list hdr;
+        uint32_t idx[1024];
+    } list = {.hdr.nmsrs = 1024};
+    if (VM_IOCTL(inst->vm.kvm_fd, KVM_GET_MSR_INDEX_LIST, &list, err) < 0)
+        return -1;
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[sizeof wanted_msrs / sizeof wanted_msrs[0]];
+    } msrs = {0};
+    for (size_t i = 0; i < sizeof wanted_msrs / sizeof wanted_msrs[0]; i++)
+        if (msr_listed(&list.hdr, wanted_msrs[i]))
+            msrs.e[msrs.hdr.nmsrs++].index = wanted_msrs[i];
+    int got = VM_IOCTL(v->fd, KVM_GET_MSRS, &msrs, err);
+    if (got < 0)
+        return -1;
+    if ((uint32_t)got != msrs.hdr.nmsrs)
+        return thaw_fail(err, "KVM_GET_MSRS read %d of %u MSRs (stopped at %#x)", got, msrs.hdr.nmsrs,
+                         msrs.e[got].index);
+    s->msr_count = msrs.hdr.nmsrs;
+    memcpy(s->msrs, msrs.e, sizeof(struct kvm_msr_entry) * s->msr_count);
+    s->tsc_khz = inst->vm.tsc_khz;
+    if (x86_read_tsc(v, &s->tsc, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Writes guest memory sparsely: all-zero pages become holes, so the file's allocated
+ * size is the snapshot's real footprint. */
+static int save_memory(struct instance *inst, const char *dir, struct thaw_error *err)
+{
+    char tmp[4096], final[4096];
+    snprintf(tmp, sizeof tmp, "%s/.memory.tmp.%d", dir, (int)getpid());
+    snprintf(final, sizeof final, "%s/memory", dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return thaw_fail_errno(err, "cannot create %s", tmp);
+    static const uint8_t zero[PAGE];
+    int rc = -1;
+    if (ftruncate(fd, (off_t)inst->mem_size) < 0) {
+        thaw_fail_errno(err, "ftruncate %s", tmp);
+        goto out;
+    }
+    for (uint64_t off = 0; off < inst->mem_size;) {
+        if (!memcmp(inst->mem + off, zero, PAGE)) {
+            off += PAGE;
+            continue;
+        }
+        uint64_t end = off + PAGE;
+        while (end < inst->mem_size && end - off < (8u << 20) && memcmp(inst->mem + end, zero, PAGE))
+            end += PAGE;
+        for (uint64_t p = off; p < end;) {
+            ssize_t n = pwrite(fd, inst->mem + p, end - p, (off_t)p);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                thaw_fail_errno(err, "writing %s", tmp);
+                goto out;
+            }
+            p += (uint64_t)n;
+        }
+        off = end;
+    }
+    if (fsync(fd) < 0) {
+        thaw_fail_errno(err, "fsync %s", tmp);
+        goto out;
+    }
+    if (rename(tmp, final) < 0) {
+        thaw_fail_errno(err, "rename %s to %s", tmp, final);
+        goto out;
+    }
+    rc = 0;
+out:
+    close(fd);
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+int snapshot_save(struct instance *inst, const char *function_name, const char *dir, struct thaw_error *err)
+{
+    if (inst->state != INSTANCE_READY)
+        return thaw_fail(err, "can only snapshot an instance waiting at /dev/invoke");
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return thaw_fail_errno(err, "cannot create %s", dir);
+    struct snapshot_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return thaw_fail(err, "out of memory");
+    int rc = -1;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (save_vcpu(inst, s, err) < 0)
+        goto out;
+    struct snapshot_monitor_state *m = &s->monitor;
+    m->mem_size = inst->mem_size;
+    m->max_request = inst->max_request;
+    m->pending_invoke_gpa = (uint64_t)((uint8_t *)inst->pending.u.invoke.args - inst->mem);
+    const struct thaw_boot_info *bi = GUEST_PTR(&inst->vm.mem, THAW_GPA_BOOT_INFO, struct thaw_boot_info);
+    m->generation = bi->generation;
+    m->kernel = inst->kernel;
+    m->boot_info_gpa = THAW_GPA_BOOT_INFO;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    m->created_unix_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+    snprintf(m->function_name, sizeof m->function_name, "%s", function_name);
+    m->vcpu_count = 1;
+    /* Memory first, state last: a directory with a valid state file always has the
+     * memory image that goes with it. */
+    if (save_memory(inst, dir, err) < 0 || state_file_encode(s, &buf, &len, err) < 0 ||
+        write_file_atomic(dir, "state", buf, len, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    free(buf);
+    free(s);
+    return rc;
+}
+
+static int restore_discard(struct instance *inst, uint64_t gpa, uint64_t len, struct thaw_error *err)
+{
+    return mem_backend_discard(inst->backend, gpa, len, err);
+}
+
+static int restore_vcpu(struct instance *inst, const struct snapshot_state *s, struct thaw_error *err)
+{
+    struct vcpu *v = &inst->vm.vcpus[0];
+    /* Ordering rules (as in Firecracker): CPUID was set when the vCPU was created and
+     * must precede MSRs (their validity depends on it); SREGS before REGS and before
+     * XCRS (XCR0 needs CR4.OSXSAVE); FPU/XSAVE after SREGS; the TSC MSR after the TSC
+     * frequency; MP state and vCPU events last, since events refer to the rest. */
+    if (s->tsc_khz != inst->vm.tsc_khz) {
+        struct thaw_error e2;
+        if (VM_IOCTL(v->fd, KVM_SET_TSC_KHZ, (void *)(uintptr_t)s->tsc_khz, &e2) < 0)
+            return thaw_fail(err, "snapshot TSC runs at %llu kHz, this host at %llu kHz, and KVM cannot scale: %s",
+                             (unsigned long long)s->tsc_khz, (unsigned long long)inst->vm.tsc_khz, e2.msg);
+        inst->vm.tsc_khz = s->tsc_khz;
+    }
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[STATE_FILE_MAX_MSRS];
+    } msrs = {.hdr.nmsrs = s->msr_count};
+    memcpy(msrs.e, s->msrs, sizeof(struct kvm_msr_entry) * s->msr_count);
+    struct kvm_sregs sregs = s->sregs;
+    struct kvm_regs regs = s->regs;
+    struct kvm_fpu fpu = s->fpu;
+    struct kvm_mp_state mp = s->mp_state;
+    struct kvm_vcpu_events ev = s->events;
+    if (VM_IOCTL(v->fd, KVM_SET_SREGS, &sregs, err) < 0)
+        return -1;
+    int set = VM_IOCTL(v->fd, KVM_SET_MSRS, &msrs, err);
+    if (set < 0)
+        return -1;
+    if ((uint32_t)set != s->msr_count)
+        return thaw_fail(err, "KVM_SET_MSRS restored %d of %u MSRs (refused %#x)", set, s->msr_count,
+                         msrs.e[set].index);
+    if (VM_IOCTL(v->fd, KVM_SET_REGS, &regs, err) < 0 || VM_IOCTL(v->fd, KVM_SET_FPU, &fpu, err) < 0)
+        return -1;
+    if (s->has_xsave) {
+        struct kvm_xsave xs = s->xsave;
+        if (VM_IOCTL(v->fd, KVM_SET_XSAVE, &xs, err) < 0)
+            return -1;
+    }
+    if (s->has_xcrs) {
+        struct kvm_xcrs x = s->xcrs;
+        if (VM_IOCTL(v->fd, KVM_SET_XCRS, &x, err) < 0)
+            return -1;
+    }
+    if (s->has_debugregs) {
+        struct kvm_debugregs d = s->debugregs;
+        if (VM_IOCTL(v->fd, KVM_SET_DEBUGREGS, &d, err) < 0)
+            return -1;
+    }
+    if (VM_IOCTL(v->fd, KVM_SET_MP_STATE, &mp, err) < 0 || VM_IOCTL(v->fd, KVM_SET_VCPU_EVENTS, &ev, err) < 0)
+        return -1;
+    return 0;
+}
+
+int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, int console_fd, struct thaw_error *err)
+{
+    memset(r, 0, sizeof *r);
+    struct instance *inst = &r->inst;
+    inst->vm.kvm_fd = inst->vm.vm_fd = -1;
+    r->mem.file_fd = r->mem.uffd = -1;
+    uint64_t t0 = clock_now_ns();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/state", dir);
+    uint8_t *buf = NULL;
+    size_t len;
+    struct snapshot_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return thaw_fail(err, "out of memory");
+    if (read_file(path, STATE_MAX, &buf, &len, err) < 0)
+        goto fail;
+    if (state_file_decode(buf, len, s, err) < 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        thaw_fail(err, "%s: %s", path, why);
+        goto fail;
+    }
+    free(buf);
+    buf = NULL;
+    snprintf(r->function_name, sizeof r->function_name, "%s", s->monitor.function_name);
+    uint64_t t1 = clock_now_ns();
+
+    snprintf(path, sizeof path, "%s/memory", dir);
+    if (mem_backend_open(&r->mem, mode, path, s->monitor.mem_size, err) < 0)
+        goto fail;
+    uint64_t t2 = clock_now_ns();
+
+    inst->mem = r->mem.host;
+    inst->mem_size = s->monitor.mem_size;
+    inst->mem_owned = false;
+    inst->kernel = s->monitor.kernel;
+    inst->max_request = s->monitor.max_request;
+    inst->console_fd = console_fd;
+    inst->kernel_log = true;
+    inst->discard = restore_discard;
+    inst->backend = &r->mem;
+    if (vm_create(&inst->vm, err) < 0 || vm_set_memory(&inst->vm, inst->mem, inst->mem_size, err) < 0 ||
+        vm_add_vcpu(&inst->vm, err) < 0 || restore_vcpu(inst, s, err) < 0)
+        goto fail;
+    /* The TSC MSR is part of the MSR list: the guest's clock resumes where it stopped
+     * (monotonic time never goes backwards). New entropy and a new generation make
+     * the guest reseed its generator and refetch the wall clock. */
+    struct thaw_boot_info *bi = GUEST_PTR(&inst->vm.mem, s->monitor.boot_info_gpa, struct thaw_boot_info);
+    if (!bi) {
+        thaw_fail(err, "boot info outside guest memory");
+        goto fail;
+    }
+    uint8_t rnd[sizeof bi->random];
+    FILE *ur = fopen("/dev/urandom", "rb");
+    if (!ur || fread(rnd, 1, sizeof rnd, ur) != sizeof rnd) {
+        if (ur)
+            fclose(ur);
+        thaw_fail_errno(err, "cannot read /dev/urandom");
+        goto fail;
+    }
+    fclose(ur);
+    memcpy(bi->random, rnd, sizeof rnd);
+    bi->generation = s->monitor.generation + 1;
+    /* Re-validate the pending invocation exactly as if the guest had just made it. */
+    struct thaw_error why;
+    if (hypercall_decode(&inst->vm.mem, THAW_HC_PORT_BASE + THAW_HC_INVOKE_NEXT,
+                         (uint32_t)s->monitor.pending_invoke_gpa, 0, &inst->pending, &why) < 0) {
+        thaw_fail(err, "snapshot's pending invocation is invalid: %s", why.msg);
+        goto fail;
+    }
+    inst->state = INSTANCE_READY;
+    uint64_t t3 = clock_now_ns();
+    r->t.state_load_ns = t1 - t0;
+    r->t.memory_setup_ns = t2 - t1;
+    r->t.vm_create_ns = t3 - t2;
+    r->t.total_ns = t3 - t0;
+    free(s);
+    return 0;
+fail:
+    free(buf);
+    free(s);
+    restored_destroy(r);
+    return -1;
+}
+
+void restored_destroy(struct restored *r)
+{
+    vm_destroy(&r->inst.vm);
+    mem_backend_close(&r->mem);
+    r->inst.mem = NULL;
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The Python runtime and the function suite in real microVMs: every payload of every
+# function that has payloads/ and expected/ goes through `thaw run` (one fresh VM per
+# payload) and the response must equal expected/<payload>. Then one VM serves a
+# sequence (ok, handler exception, invalid JSON, ok) to exercise runtime.py's
+# /dev/invoke loop. Skips (0 passed, 0 failed) without a usable /dev/kvm or
+# $BUILD/thaw. Prints "N passed, N failed"; exits 1 if anything failed.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+THAW="$BUILD/thaw"
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+
+if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ] || [ ! -x "$THAW" ]; then
+    echo "SKIP microVM checks (no usable /dev/kvm or no $THAW)"
+    echo "0 passed, 0 failed"
+    exit 0
+fi
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
+
+for dir in functions/*/; do
+    dir=${dir%/}
+    [ -f "$dir/function.json" ] && [ -d "$dir/payloads" ] && [ -d "$dir/expected" ] || continue
+    for payload in "$dir"/payloads/*.json; do
+        name="$(basename "$dir")/$(basename "$payload")"
+        expected="$dir/expected/$(basename "$payload")"
+        [ -f "$expected" ] || { fail "$name" "no $expected"; continue; }
+        if ! got=$(timeout 300 "$THAW" run "$dir" --payload-file "$payload" 2>"$err"); then
+            fail "$name" "thaw run failed: $(tail -n 3 "$err" | tr '\n' ' ')"
+        elif [ "$got" == "$(cat "$expected")" ]; then
+            pass "$name"
+        else
+            fail "$name" "got $(printf '%s' "$got" | head -c 300)"
+        fi
+    done
+done
+
+# One VM, several requests: the loop survives errors and answers in order.
+if [ -d functions/helloworld ]; then
+    out=$(timeout 120 "$THAW" run functions/helloworld --payload '{"name": "a"}' \
+        --payload '{"raise": "boom"}' --payload 'not json' --payload '{"name": "b"}' 2>"$err")
+    if printf '%s\n' "$out" | /usr/bin/python3.11 -c '
+import json, sys
+r = [json.loads(l) for l in sys.stdin.read().splitlines()]
+assert len(r) == 4, r
+assert r[0] == {"message": "Hello, a!", "length": 1}, r[0]
+assert r[1]["error"] == "ValueError: boom" and "/app/handler.py" in r[1]["traceback"], r[1]
+assert r[2]["error"].startswith("JSONDecodeError:"), r[2]
+assert r[3] == {"message": "Hello, b!", "length": 1}, r[3]
+'; then
+        pass "helloworld invoke loop in one VM"
+    else
+        fail "helloworld invoke loop in one VM" "$(printf '%s' "$out" | head -c 400) $(tail -n 3 "$err")"
+    fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
