@@ -62,6 +62,8 @@ NOT_SHIPPED_SUFFIXES = (".c", ".h")
 ARCHIVE_MTIME = 946684800  # 2000-01-01T00:00:00Z
 
 TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
+# gen_data.py and datagen.py are imported from the source tree: leave no __pycache__.
+sys.dont_write_bytecode = True
 
 
 def check_interpreter():

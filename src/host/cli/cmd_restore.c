@@ -16,11 +16,12 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: thaw restore <snapshot-dir> [--mem copy|lazy|uffd] [--payload JSON]... [--payload-file F]...\n"
+            "usage: thaw restore <snapshot-dir> [--mem copy|lazy|uffd|reap] [--payload JSON]... [--payload-file F]...\n"
             "                    [--drop-cache] [--timings] [--json]\n"
             "Restores a function instance from a snapshot and sends it each payload.\n"
             "  --mem MODE     copy: read the memory file first; lazy: map it, fault pages on first\n"
-            "                 touch; uffd: userfaultfd handler serves each page (default uffd)\n"
+            "                 touch; uffd: userfaultfd handler serves each page; reap: the first\n"
+            "                 restore records the working set, later ones prefetch it (default uffd)\n"
             "  --drop-cache   drop the snapshot files from the page cache first (cold start)\n");
 }
 
@@ -86,7 +87,7 @@ int cmd_restore(int argc, char **argv)
         switch (c) {
         case 'M':
             if (mem_mode_parse(optarg, &mode) < 0) {
-                fprintf(stderr, "thaw restore: unknown memory mode '%s' (copy, lazy or uffd)\n", optarg);
+                fprintf(stderr, "thaw restore: unknown memory mode '%s' (copy, lazy, uffd or reap)\n", optarg);
                 rc = 2;
                 goto out;
             }
@@ -133,7 +134,13 @@ int cmd_restore(int argc, char **argv)
         inv_ns[i] = clock_now_ns() - s;
         print_response(resp, len);
         free(resp);
+        if (i == 0 && mode == MEM_REAP && snapshot_reap_finish(&r, dir, &err) < 0) {
+            fprintf(stderr, "thaw restore: REAP: %s\n", err.msg);
+            rc = 1;
+        }
     }
+    if (r.reap_note[0])
+        fprintf(stderr, "thaw restore: REAP: %s\n", r.reap_note);
     uint64_t host_faults = faults_now() - f0;
     long rss = mapping_rss_kb(r.mem.host);
     if (r.mem.thread_error[0]) {
@@ -151,9 +158,15 @@ int cmd_restore(int argc, char **argv)
         for (size_t i = 0; i < pl.n && inv_ns; i++)
             printf("%s%.1f", i ? "," : "", inv_ns[i] / 1e3);
         printf("],\"pages_served\":%llu,\"zero_pages\":%llu,\"host_page_faults\":%llu,\"rss_kb\":%ld,"
-               "\"bytes_copied\":%llu}\n",
+               "\"bytes_copied\":%llu,\"reap\":{\"recorded\":%s,\"prefetched\":%s,\"ws_pages\":%llu,"
+               "\"regions\":%llu,\"ws_bytes\":%llu,\"read_us\":%.1f,\"read_mb_s\":%.1f,\"install_us\":%.1f,"
+               "\"misses\":%llu}}\n",
                (unsigned long long)served, (unsigned long long)zeros, (unsigned long long)host_faults, rss,
-               (unsigned long long)r.mem.bytes_copied);
+               (unsigned long long)r.mem.bytes_copied, r.reap_recording ? "true" : "false",
+               r.reap_prefetched ? "true" : "false", (unsigned long long)r.reap.pages,
+               (unsigned long long)r.reap.regions, (unsigned long long)r.reap.bytes, r.reap.read_ns / 1e3,
+               r.reap.read_ns ? r.reap.bytes / (r.reap.read_ns / 1e9) / 1e6 : 0.0, r.reap.install_ns / 1e3,
+               (unsigned long long)(r.reap_prefetched ? served + zeros : 0));
     } else if (timings) {
         fprintf(stderr,
                 "restore (%s): state load %.3f ms, memory set-up %.3f ms, VM creation %.3f ms, total %.3f ms\n",
@@ -163,6 +176,14 @@ int cmd_restore(int argc, char **argv)
             fprintf(stderr, "invocation %zu: %.3f ms\n", i + 1, inv_ns[i] / 1e6);
         fprintf(stderr, "pages served by uffd: %llu (+%llu zero), host page faults: %llu, resident: %ld KiB\n",
                 (unsigned long long)served, (unsigned long long)zeros, (unsigned long long)host_faults, rss);
+        if (r.reap_prefetched)
+            fprintf(stderr, "REAP prefetch: %llu pages in %llu regions, %.2f MiB read in %.3f ms (%.0f MB/s), "
+                            "installed in %.3f ms, %llu pages missed\n",
+                    (unsigned long long)r.reap.pages, (unsigned long long)r.reap.regions, r.reap.bytes / 1048576.0,
+                    r.reap.read_ns / 1e6, r.reap.read_ns ? r.reap.bytes / (r.reap.read_ns / 1e9) / 1e6 : 0.0,
+                    r.reap.install_ns / 1e6, (unsigned long long)(served + zeros));
+        if (r.reap_recording)
+            fprintf(stderr, "REAP: recorded the working set of this restore\n");
     }
     free(inv_ns);
     restored_destroy(&r);

@@ -19,7 +19,7 @@
 
 const char *mem_mode_name(enum mem_mode m)
 {
-    return m == MEM_COPY ? "copy" : m == MEM_LAZY ? "lazy" : "uffd";
+    return m == MEM_COPY ? "copy" : m == MEM_LAZY ? "lazy" : m == MEM_UFFD ? "uffd" : "reap";
 }
 
 int mem_mode_parse(const char *s, enum mem_mode *out)
@@ -30,6 +30,8 @@ int mem_mode_parse(const char *s, enum mem_mode *out)
         *out = MEM_LAZY;
     else if (!strcmp(s, "uffd"))
         *out = MEM_UFFD;
+    else if (!strcmp(s, "reap"))
+        *out = MEM_REAP;
     else
         return -1;
     return 0;
@@ -67,10 +69,41 @@ static bool is_zeroed(const struct mem_backend *b, uint64_t page)
     return b->zeroed[page / 8] >> (page % 8) & 1;
 }
 
+static void record_page(struct mem_backend *b, uint64_t off)
+{
+    pthread_mutex_lock(&b->log_lock);
+    if (b->log_len == b->log_cap) {
+        size_t cap = b->log_cap ? b->log_cap * 2 : 4096;
+        struct page_record *n = realloc(b->log, cap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&b->log_lock);
+            return; /* the trace will be short; the restore still works */
+        }
+        b->log = n;
+        b->log_cap = cap;
+    }
+    b->log[b->log_len++] = (struct page_record){off, clock_now_ns() - b->record_start_ns};
+    pthread_mutex_unlock(&b->log_lock);
+}
+
+int mem_backend_take_log(struct mem_backend *b, struct page_record **out, size_t *len)
+{
+    pthread_mutex_lock(&b->log_lock);
+    *out = malloc((b->log_len + 1) * sizeof **out);
+    if (*out) {
+        memcpy(*out, b->log, b->log_len * sizeof **out);
+        *len = b->log_len;
+    }
+    pthread_mutex_unlock(&b->log_lock);
+    return *out ? 0 : -1;
+}
+
 /* Serves one missing page: from the file, or as zeros for discarded pages. */
 static int serve_page(struct mem_backend *b, uint64_t addr)
 {
     uint64_t off = (addr & ~(PAGE - 1)) - (uint64_t)(uintptr_t)b->host;
+    if (b->recording)
+        record_page(b, off);
     static _Thread_local uint8_t buf[PAGE] __attribute__((aligned(4096)));
     if (!is_zeroed(b, off / PAGE)) {
         ssize_t n = pread(b->file_fd, buf, PAGE, (off_t)off);
@@ -157,6 +190,8 @@ int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *memo
                      struct thaw_error *err)
 {
     memset(b, 0, sizeof *b);
+    pthread_mutex_init(&b->log_lock, NULL);
+    b->record_start_ns = clock_now_ns();
     b->mode = mode;
     b->size = size;
     b->uffd = b->stop_pipe[0] = b->stop_pipe[1] = -1;
@@ -185,7 +220,8 @@ int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *memo
     }
     if (mode == MEM_COPY && copy_in(b, err) < 0)
         goto fail;
-    if (mode == MEM_UFFD && uffd_setup(b, err) < 0)
+    b->recording = mode == MEM_REAP; /* until a prefetch succeeds */
+    if ((mode == MEM_UFFD || mode == MEM_REAP) && uffd_setup(b, err) < 0)
         goto fail;
     return 0;
 fail:
@@ -228,6 +264,9 @@ void mem_backend_close(struct mem_backend *b)
     if (b->file_fd >= 0)
         close(b->file_fd);
     free(b->zeroed);
+    free(b->log);
+    b->log = NULL;
+    b->log_len = b->log_cap = 0;
     b->host = NULL;
     b->zeroed = NULL;
     b->uffd = b->file_fd = b->stop_pipe[0] = b->stop_pipe[1] = -1;

@@ -15,12 +15,11 @@
 
 #include "host/util/error.h"
 
-enum mem_mode { MEM_COPY, MEM_LAZY, MEM_UFFD };
+enum mem_mode { MEM_COPY, MEM_LAZY, MEM_UFFD, MEM_REAP /* uffd + record or prefetch: reap.h */ };
 
 const char *mem_mode_name(enum mem_mode m);
 int mem_mode_parse(const char *s, enum mem_mode *out);
 
-struct page_log; /* REAP's recorder hooks in here (pager.h) */
 
 struct mem_backend {
     enum mem_mode mode;
@@ -39,7 +38,21 @@ struct mem_backend {
     _Atomic uint64_t fault_ns;       /* uffd: time spent serving faults */
     uint64_t bytes_copied;           /* copy: bytes read */
     char thread_error[256];
+    /* REAP recording: every page the handler serves, in fault order. */
+    bool recording;
+    pthread_mutex_t log_lock;
+    struct page_record *log;
+    size_t log_len, log_cap;
+    uint64_t record_start_ns;
 };
+
+struct page_record {
+    uint64_t offset; /* guest-physical address of the page */
+    uint64_t t_ns;   /* since the restore started */
+};
+
+/* Copies the recorded pages so far (malloc'd; caller frees). */
+int mem_backend_take_log(struct mem_backend *b, struct page_record **out, size_t *len);
 
 /* Opens memory_path (must be exactly size bytes) and sets up guest memory. */
 int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *memory_path, uint64_t size,

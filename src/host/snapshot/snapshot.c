@@ -271,6 +271,23 @@ int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, in
     snprintf(path, sizeof path, "%s/memory", dir);
     if (mem_backend_open(&r->mem, mode, path, s->monitor.mem_size, err) < 0)
         goto fail;
+    if (mode == MEM_REAP) {
+        struct thaw_error why;
+        snprintf(path, sizeof path, "%s/ws.pages", dir);
+        if (reap_is_stale(dir)) {
+            snprintf(r->reap_note, sizeof r->reap_note, "working set marked stale: recording a new one");
+        } else if (access(path, F_OK) != 0) {
+            snprintf(r->reap_note, sizeof r->reap_note, "no working set yet: recording one");
+        } else if (reap_prefetch(dir, &r->mem, &r->reap, &why) < 0) {
+            /* A bad working-set file never costs the snapshot: serve lazily, re-record. */
+            snprintf(r->reap_note, sizeof r->reap_note, "working set rejected (%s): falling back to uffd and re-recording",
+                     why.msg);
+        } else {
+            r->reap_prefetched = true;
+            r->mem.recording = false;
+        }
+        r->reap_recording = r->mem.recording;
+    }
     uint64_t t2 = clock_now_ns();
 
     inst->mem = r->mem.host;
@@ -324,6 +341,25 @@ fail:
     free(s);
     restored_destroy(r);
     return -1;
+}
+
+int snapshot_reap_finish(struct restored *r, const char *dir, struct thaw_error *err)
+{
+    if (r->reap_recording) {
+        struct page_record *log;
+        size_t n;
+        r->mem.recording = false;
+        if (mem_backend_take_log(&r->mem, &log, &n) < 0)
+            return thaw_fail(err, "out of memory");
+        int rc = reap_write(dir, log, n, r->inst.mem_size, err);
+        free(log);
+        if (rc == 0)
+            reap_clear_stale(dir);
+        return rc;
+    }
+    if (r->reap_prefetched && (double)r->mem.pages_served > REAP_STALE_SHARE * (double)r->reap.pages)
+        return reap_mark_stale(dir, err);
+    return 0;
 }
 
 void restored_destroy(struct restored *r)

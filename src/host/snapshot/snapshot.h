@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "host/snapshot/memory_backend.h"
+#include "host/snapshot/reap.h"
 #include "host/util/error.h"
 #include "host/vmm/instance.h"
 
@@ -28,7 +29,16 @@ struct restored {
     struct mem_backend mem;
     struct restore_timings t;
     char function_name[64];
+    /* REAP (mode reap): either recording this restore, or prefetched. */
+    bool reap_recording;
+    bool reap_prefetched;
+    struct reap_stats reap;
+    char reap_note[640];      /* why a prefetch was not used, if it was not */
 };
+
+/* After the first invocation of a reap-mode restore: writes the working set if this
+ * restore recorded one, or marks it stale if too many pages were missed. */
+int snapshot_reap_finish(struct restored *r, const char *dir, struct thaw_error *err);
 
 int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, int console_fd,
                      struct thaw_error *err);

@@ -68,6 +68,12 @@ struct snapshot_monitor_state {
     uint32_t flags;              /* none defined yet; carried through unchecked */
 };
 
+/* struct kvm_xsave ends in a flexible array (for KVM_GET_XSAVE2), which clang flags
+ * when the struct is embedded; only its fixed 4096-byte part is used here. */
+#ifdef __clang__
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wgnu-variable-sized-type-not-at-end"
+#endif
 struct snapshot_state {
     struct kvm_regs regs;
     struct kvm_sregs sregs;
@@ -85,6 +91,9 @@ struct snapshot_state {
     uint64_t tsc_khz, tsc;
     struct snapshot_monitor_state monitor;
 };
+#ifdef __clang__
+#pragma clang diagnostic pop
+#endif
 
 /* Serialises s into a malloc'd buffer (*buf, *len; free() it). Refuses a state the
  * decoder would refuse (msr_count > 256, invalid monitor fields). Deterministic:

@@ -1,0 +1,299 @@
+#include "host/snapshot/reap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "host/util/atomic_file.h"
+#include "host/util/clock.h"
+
+#define PAGE 4096u
+#define WS_MAGIC "THAWWSET"
+#define TRACE_MAGIC "THAWTRCE"
+#define REAP_VERSION 1u
+#define WS_MAX_PAGES (1u << 20) /* 4 GiB of guest memory */
+
+/* ws.pages header, little-endian, in the first 4 KiB block. */
+struct ws_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t page_size;
+    uint64_t mem_size;
+    uint64_t count;       /* pages */
+    uint64_t index_offset; /* = 4096: count x u64 guest offsets, ascending */
+    uint64_t data_offset;  /* 4096-aligned, after the index */
+    uint32_t crc;          /* CRC-32 of this header (crc field zero) and the index */
+    uint32_t reserved;
+};
+
+/* ws.trace: header, count x {u64 offset, u64 t_ns} in fault order, u32 CRC-32 of all
+ * preceding bytes. */
+struct trace_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t page_size;
+    uint64_t mem_size;
+    uint64_t count;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_t mem_size, struct thaw_error *err)
+{
+    if (n == 0 || n > WS_MAX_PAGES)
+        return thaw_fail(err, "nothing sensible to record (%zu pages)", n);
+    /* Trace: fault order as recorded. */
+    size_t tlen = sizeof(struct trace_header) + n * 16 + 4;
+    uint8_t *t = calloc(1, tlen);
+    if (!t)
+        return thaw_fail(err, "out of memory");
+    struct trace_header th = {.version = REAP_VERSION, .page_size = PAGE, .mem_size = mem_size, .count = n};
+    memcpy(th.magic, TRACE_MAGIC, 8);
+    memcpy(t, &th, sizeof th);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(t + sizeof th + i * 16, &log[i].offset, 8);
+        memcpy(t + sizeof th + i * 16 + 8, &log[i].t_ns, 8);
+    }
+    uint32_t tcrc = (uint32_t)crc32_z(0, t, tlen - 4);
+    memcpy(t + tlen - 4, &tcrc, 4);
+    int rc = write_file_atomic(dir, "ws.trace", t, tlen, err);
+    free(t);
+    if (rc < 0)
+        return -1;
+
+    /* Working set: unique pages in guest order, contents from the memory file. */
+    uint64_t *idx = malloc(n * sizeof *idx);
+    if (!idx)
+        return thaw_fail(err, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        idx[i] = log[i].offset;
+    qsort(idx, n, sizeof *idx, cmp_u64);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((u == 0 || idx[i] != idx[u - 1]) && idx[i] + PAGE <= mem_size)
+            idx[u++] = idx[i];
+    uint64_t data_off = align_up(PAGE + u * 8, PAGE);
+    size_t total = data_off + u * PAGE;
+    uint8_t *w = aligned_alloc(PAGE, align_up(total, PAGE));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/memory", dir);
+    int mfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (!w || mfd < 0) {
+        free(idx);
+        free(w);
+        if (mfd >= 0)
+            close(mfd);
+        return thaw_fail_errno(err, "cannot read %s", path);
+    }
+    memset(w, 0, data_off);
+    memcpy(w + PAGE, idx, u * 8);
+    rc = 0;
+    for (size_t i = 0; i < u && rc == 0; i++)
+        if (pread(mfd, w + data_off + i * PAGE, PAGE, (off_t)idx[i]) != PAGE)
+            rc = thaw_fail_errno(err, "reading page %#llx of %s", (unsigned long long)idx[i], path);
+    close(mfd);
+    struct ws_header h = {.version = REAP_VERSION, .page_size = PAGE, .mem_size = mem_size, .count = u,
+                          .index_offset = PAGE, .data_offset = data_off};
+    memcpy(h.magic, WS_MAGIC, 8);
+    uint32_t crc = (uint32_t)crc32_z(0, (const uint8_t *)&h, sizeof h);
+    h.crc = (uint32_t)crc32_z(crc, w + PAGE, u * 8);
+    memcpy(w, &h, sizeof h);
+    if (rc == 0)
+        rc = write_file_atomic(dir, "ws.pages", w, total, err);
+    free(w);
+    free(idx);
+    return rc;
+}
+
+static int read_full(int fd, void *buf, size_t len, off_t off)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, (uint8_t *)buf + got, len - got, off + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int reap_prefetch(const char *dir, struct mem_backend *b, struct reap_stats *st, struct thaw_error *err)
+{
+    memset(st, 0, sizeof *st);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ws.pages", dir);
+    /* O_DIRECT: one large read straight from the disk, no page-cache copy. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd < 0)
+        return thaw_fail_errno(err, "cannot open %s", path);
+    struct stat sb;
+    int rc = -1;
+    uint8_t *buf = NULL;
+    if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)PAGE || sb.st_size % PAGE) {
+        thaw_fail(err, "%s: size %lld is not a whole number of pages", path, (long long)sb.st_size);
+        goto out;
+    }
+    uint64_t t0 = clock_now_ns();
+    buf = aligned_alloc(PAGE, (size_t)sb.st_size);
+    if (!buf || read_full(fd, buf, (size_t)sb.st_size, 0) < 0) {
+        thaw_fail_errno(err, "reading %s", path);
+        goto out;
+    }
+    st->read_ns = clock_now_ns() - t0;
+    st->bytes = (uint64_t)sb.st_size;
+    struct ws_header h;
+    memcpy(&h, buf, sizeof h);
+    if (memcmp(h.magic, WS_MAGIC, 8)) {
+        thaw_fail(err, "%s: bad magic", path);
+        goto out;
+    }
+    if (h.version != REAP_VERSION) {
+        thaw_fail(err, "%s: unsupported version %u (this thaw reads %u)", path, h.version, REAP_VERSION);
+        goto out;
+    }
+    if (h.page_size != PAGE || h.mem_size != b->size || h.count == 0 || h.count > b->size / PAGE ||
+        h.index_offset != PAGE || h.data_offset != align_up(PAGE + h.count * 8, PAGE) ||
+        h.data_offset + h.count * PAGE != (uint64_t)sb.st_size) {
+        thaw_fail(err, "%s: header sizes do not match the file or the snapshot", path);
+        goto out;
+    }
+    uint32_t want = h.crc;
+    h.crc = 0;
+    uint32_t crc = (uint32_t)crc32_z(0, (const uint8_t *)&h, sizeof h);
+    crc = (uint32_t)crc32_z(crc, buf + PAGE, h.count * 8);
+    if (crc != want) {
+        thaw_fail(err, "%s: checksum mismatch", path);
+        goto out;
+    }
+    const uint64_t *idx = (const uint64_t *)(buf + PAGE);
+    for (uint64_t i = 0; i < h.count; i++)
+        if (idx[i] % PAGE || idx[i] >= b->size || (i && idx[i] <= idx[i - 1])) {
+            thaw_fail(err, "%s: index entry %llu is invalid", path, (unsigned long long)i);
+            goto out;
+        }
+    /* Install contiguous guest runs with one UFFDIO_COPY each, without waking anyone:
+     * the vCPU has not run yet. */
+    uint64_t t1 = clock_now_ns();
+    for (uint64_t i = 0; i < h.count;) {
+        uint64_t j = i + 1;
+        while (j < h.count && idx[j] == idx[j - 1] + PAGE)
+            j++;
+        struct uffdio_copy c = {.dst = (uint64_t)(uintptr_t)b->host + idx[i],
+                                .src = (uint64_t)(uintptr_t)(buf + h.data_offset + i * PAGE),
+                                .len = (j - i) * PAGE, .mode = UFFDIO_COPY_MODE_DONTWAKE};
+        while (ioctl(b->uffd, UFFDIO_COPY, &c) < 0) {
+            if (errno == EAGAIN && c.copy > 0) { /* partial copy: continue after it */
+                c.dst += (uint64_t)c.copy;
+                c.src += (uint64_t)c.copy;
+                c.len -= (uint64_t)c.copy;
+                c.copy = 0;
+                continue;
+            }
+            if (errno == EEXIST)
+                break;
+            thaw_fail_errno(err, "UFFDIO_COPY of %llu pages at %#llx", (unsigned long long)(j - i),
+                            (unsigned long long)idx[i]);
+            goto out;
+        }
+        st->regions++;
+        i = j;
+    }
+    st->install_ns = clock_now_ns() - t1;
+    st->pages = h.count;
+    rc = 0;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int reap_read_trace(const char *dir, struct page_record **out, size_t *n, uint64_t *mem_size, struct thaw_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ws.trace", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return thaw_fail_errno(err, "cannot open %s", path);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 65536;
+            if (cap > (64u << 20) || !(buf = realloc(buf, cap))) {
+                fclose(f);
+                free(buf);
+                return thaw_fail(err, "%s: too large", path);
+            }
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0)
+            break;
+    }
+    fclose(f);
+    struct trace_header th;
+    int rc = -1;
+    if (len < sizeof th + 4) {
+        thaw_fail(err, "%s: truncated", path);
+        goto out;
+    }
+    memcpy(&th, buf, sizeof th);
+    uint32_t crc;
+    memcpy(&crc, buf + len - 4, 4);
+    if (memcmp(th.magic, TRACE_MAGIC, 8)) {
+        thaw_fail(err, "%s: bad magic", path);
+    } else if (th.version != REAP_VERSION) {
+        thaw_fail(err, "%s: unsupported version %u (this thaw reads %u)", path, th.version, REAP_VERSION);
+    } else if (th.count > WS_MAX_PAGES || sizeof th + th.count * 16 + 4 != len) {
+        thaw_fail(err, "%s: size does not match its page count", path);
+    } else if ((uint32_t)crc32_z(0, buf, len - 4) != crc) {
+        thaw_fail(err, "%s: checksum mismatch", path);
+    } else if (!(*out = malloc((th.count + 1) * sizeof **out))) {
+        thaw_fail(err, "out of memory");
+    } else {
+        for (uint64_t i = 0; i < th.count; i++) {
+            memcpy(&(*out)[i].offset, buf + sizeof th + i * 16, 8);
+            memcpy(&(*out)[i].t_ns, buf + sizeof th + i * 16 + 8, 8);
+        }
+        *n = th.count;
+        *mem_size = th.mem_size;
+        rc = 0;
+    }
+out:
+    free(buf);
+    return rc;
+}
+
+int reap_mark_stale(const char *dir, struct thaw_error *err)
+{
+    return write_file_atomic(dir, "ws.stale", "stale\n", 6, err);
+}
+
+int reap_is_stale(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ws.stale", dir);
+    return access(path, F_OK) == 0;
+}
+
+void reap_clear_stale(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ws.stale", dir);
+    unlink(path);
+}

@@ -1,0 +1,46 @@
+/* REAP: record the working set on the first restore, prefetch it in one read on every
+ * later one. Two files sit next to the snapshot (docs/snapshot-format.md):
+ *   ws.trace  the recorded guest pages in first-touch order, with times;
+ *   ws.pages  the contents of exactly those pages, stored contiguously in guest-address
+ *             order after a 4 KiB header and an index, so one sequential O_DIRECT read
+ *             brings them all in and contiguous guest runs install with one UFFDIO_COPY.
+ * A restore that serves more than REAP_STALE_SHARE of the working set lazily writes
+ * ws.stale, and the next restore records afresh. */
+#ifndef THAW_HOST_REAP_H
+#define THAW_HOST_REAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/snapshot/memory_backend.h"
+#include "host/util/error.h"
+
+#define REAP_STALE_SHARE 0.10
+
+struct reap_stats {
+    uint64_t pages;          /* in the working set */
+    uint64_t regions;        /* contiguous guest runs */
+    uint64_t bytes;          /* working-set file bytes read */
+    uint64_t read_ns;        /* the large read */
+    uint64_t install_ns;     /* UFFDIO_COPY of every page */
+};
+
+/* Writes ws.trace and ws.pages for the recorded pages; page contents come from the
+ * snapshot's memory file (never from the running guest). Atomic writes. */
+int reap_write(const char *snap_dir, const struct page_record *log, size_t n, uint64_t mem_size,
+               struct thaw_error *err);
+
+/* Reads ws.pages (validating header, index and checksum) and installs every page
+ * into the uffd-registered guest memory of b before the vCPU runs. */
+int reap_prefetch(const char *snap_dir, struct mem_backend *b, struct reap_stats *st, struct thaw_error *err);
+
+/* Parses a ws.trace file (for tests and `thaw analyze`); *out malloc'd. */
+int reap_read_trace(const char *snap_dir, struct page_record **out, size_t *n, uint64_t *mem_size,
+                    struct thaw_error *err);
+
+/* ws.stale marker: set when a restore missed too many pages. */
+int reap_mark_stale(const char *snap_dir, struct thaw_error *err);
+int reap_is_stale(const char *snap_dir);
+void reap_clear_stale(const char *snap_dir);
+
+#endif
