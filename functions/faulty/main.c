@@ -6,7 +6,11 @@
  * {"fault": "hypercall-bad-arg"}    makes a hypercall whose argument is outside guest memory
  * {"fault": "hypercall-bad-buffer"} makes a console hypercall whose buffer wraps around
  * {"fault": "abort"}  calls abort()
+ * {"probe": "state"}  answers the monotonic and wall clocks (ns), 16 bytes from
+ *                     getrandom() in hex and a counter that counts invocations
  * anything else: answers {"ok": true} */
+#include <sys/random.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +33,25 @@ int main(void)
     int fd = thaw_open();
     if (fd < 0)
         return 1;
+    static unsigned long counter; /* state created before a snapshot survives it */
     while (thaw_next(fd, req, sizeof req) > 0) {
+        counter++;
+        if (thaw_json_string(req, "probe", what, sizeof what) == 0) {
+            struct timespec mono, wall;
+            unsigned char rnd[16];
+            char out[256], hex[33];
+            clock_gettime(CLOCK_MONOTONIC, &mono);
+            clock_gettime(CLOCK_REALTIME, &wall);
+            if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+                return 1;
+            for (int i = 0; i < 16; i++)
+                snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+            int n = snprintf(out, sizeof out, "{\"mono_ns\": %lld, \"wall_ns\": %lld, \"random\": \"%s\", \"counter\": %lu}",
+                             (long long)mono.tv_sec * 1000000000ll + mono.tv_nsec,
+                             (long long)wall.tv_sec * 1000000000ll + wall.tv_nsec, hex, counter);
+            thaw_respond(fd, out, (size_t)n);
+            continue;
+        }
         if (thaw_json_string(req, "fault", what, sizeof what) < 0)
             what[0] = 0;
         if (!strcmp(what, "null")) {

@@ -5,8 +5,8 @@
  * that escaped the bounds checks.
  *
  * Input layout:
- *   [0]      port selector: low 4 bits pick THAW_HC_PORT_BASE + 0..9 (7..9 invalid),
- *            or 10..15 a raw port from the next two bytes; bit 4 folds the argument
+ *   [0]      port selector: low 4 bits pick THAW_HC_PORT_BASE + 0..9 (from
+ *            THAW_HC_COUNT on invalid), or 10..15 a raw port from the next two bytes; bit 4 folds the argument
  *            GPA into guest memory (+64 bytes past the end); bit 5 does so for rsp.
  *   [1..2]   raw port (little endian), used for selectors 10..15
  *   [3..6]   argument GPA (little endian)
@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(mem.host, data + HEADER, size - HEADER < GUEST_SIZE ? size - HEADER : GUEST_SIZE);
 
     struct hypercall hc;
-    struct thaw_error err;
+    struct thaw_error err = {{0}};
     volatile uint8_t sink = 0;
     if (hypercall_decode(&mem, port, arg, rsp, &hc, &err) == 0) {
         if (hc.nr >= THAW_HC_COUNT || port != THAW_HC_PORT_BASE + hc.nr)
@@ -99,6 +99,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case THAW_HC_SET_SEGMENT_BASE:
             if (hc.u.segment.which > THAW_SEGMENT_GS)
                 abort();
+            break;
+        case THAW_HC_DISCARD:
+            if (hc.u.discard.addr % THAW_PAGE_SIZE || hc.u.discard.len % THAW_PAGE_SIZE ||
+                hc.u.discard.addr > mem.size || hc.u.discard.len > mem.size - hc.u.discard.addr)
+                abort();
+            /* The monitor drops these pages: they must all be guest memory. */
+            sink ^= touch(&mem, mem.host + hc.u.discard.addr, hc.u.discard.len);
+            memset(mem.host + hc.u.discard.addr, 0, hc.u.discard.len);
             break;
         default:
             break;

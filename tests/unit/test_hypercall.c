@@ -224,6 +224,49 @@ static void test_segment_base(void **state)
     }
 }
 
+static void put_discard(uint64_t gpa, uint64_t addr, uint64_t len)
+{
+    struct thaw_hc_discard d = {.addr = addr, .len = len};
+    put(gpa, &d, sizeof d);
+}
+
+static void test_discard(void **state)
+{
+    (void)state;
+    put_discard(ARG_GPA, 0x10000, 0x40000);
+    struct hypercall hc = decode_ok(port(THAW_HC_DISCARD), ARG_GPA, 0);
+    assert_int_equal(hc.nr, THAW_HC_DISCARD);
+    assert_int_equal(hc.u.discard.addr, 0x10000);
+    assert_int_equal(hc.u.discard.len, 0x40000);
+    /* Up to the very end, and all of guest memory. */
+    put_discard(ARG_GPA, MEM_SIZE - THAW_PAGE_SIZE, THAW_PAGE_SIZE);
+    hc = decode_ok(port(THAW_HC_DISCARD), ARG_GPA, 0);
+    assert_int_equal(hc.u.discard.len, THAW_PAGE_SIZE);
+    put_discard(ARG_GPA, 0, MEM_SIZE);
+    hc = decode_ok(port(THAW_HC_DISCARD), ARG_GPA, 0);
+    assert_int_equal(hc.u.discard.len, MEM_SIZE);
+}
+
+static void test_discard_bad_range(void **state)
+{
+    (void)state;
+    const struct {
+        uint64_t addr, len;
+    } bad[] = {
+        {0x10001, 0x1000},                   /* address not page-aligned */
+        {0x10000, 0x1001},                   /* length not page-aligned */
+        {MEM_SIZE - 0x1000, 0x2000},         /* runs past the end */
+        {MEM_SIZE, 0x1000},                  /* starts at the end */
+        {1ull << 40, 0x1000},                /* far outside */
+        {0xfffffffffffff000ull, 0x2000},     /* wraps */
+        {0x1000, 0xfffffffffffff000ull},     /* wraps with a huge length */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        put_discard(ARG_GPA, bad[i].addr, bad[i].len);
+        decode_bad(port(THAW_HC_DISCARD), ARG_GPA, 0, "discard");
+    }
+}
+
 static void test_fault_frame(void **state)
 {
     (void)state;
@@ -253,6 +296,7 @@ static const struct {
     {THAW_HC_EXIT, sizeof(struct thaw_hc_exit)},
     {THAW_HC_PANIC, sizeof(struct thaw_hc_console)},
     {THAW_HC_SET_SEGMENT_BASE, sizeof(struct thaw_hc_segment_base)},
+    {THAW_HC_DISCARD, sizeof(struct thaw_hc_discard)},
 };
 
 static void test_arg_past_end(void **state)
@@ -498,6 +542,8 @@ int main(void)
         cmocka_unit_test_setup(test_invoke_first_call, clear_mem),
         cmocka_unit_test_setup(test_exit, clear_mem),
         cmocka_unit_test_setup(test_segment_base, clear_mem),
+        cmocka_unit_test_setup(test_discard, clear_mem),
+        cmocka_unit_test_setup(test_discard_bad_range, clear_mem),
         cmocka_unit_test_setup(test_fault_frame, clear_mem),
         cmocka_unit_test_setup(test_arg_past_end, clear_mem),
         cmocka_unit_test_setup(test_arg_straddles_end, clear_mem),

@@ -161,8 +161,10 @@ for name, m in sorted(sys.modules.items()):
 def traced_modules(runtime, app_dir, payloads):
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-B", "-c", TRACER, runtime, app_dir, *payloads],
-        check=True, capture_output=True, text=True,
-        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
+    if out.returncode != 0:
+        sys.exit("build_function.py: tracing the handler failed (it runs every payload "
+                 "with the guest's sys.path and no extension modules):\n" + out.stderr)
     mods = {}
     for line in out.stdout.splitlines():
         name, origin = line.split("\t", 1)

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Snapshot, restore and REAP tests through the real CLI (microVMs, /dev/kvm).
+
+Prints one line per check and ends with "N passed, N failed"."""
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+THAW = os.path.join(ROOT, os.environ.get("BUILD", "build"), "thaw")
+passed, failed = 0, 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print("ok    " + name)
+    else:
+        failed += 1
+        print("FAIL  %s %s" % (name, detail))
+
+
+def thaw(*args, check_rc=True):
+    p = subprocess.run([THAW] + list(args), capture_output=True, text=True, cwd=ROOT, timeout=300)
+    if check_rc and p.returncode != 0:
+        raise RuntimeError("thaw %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
+    return p
+
+
+def restore(snap, mode, *payloads, extra=()):
+    args = ["restore", snap, "--mem", mode, "--json"] + list(extra)
+    for pl in payloads:
+        args += ["--payload", pl]
+    p = thaw(*args)
+    lines = p.stdout.strip().splitlines()
+    return lines[:-1], json.loads(lines[-1]), p.stderr
+
+
+def main():
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("*** SKIP: /dev/kvm not usable: snapshot tests did not run ***")
+        print("0 passed, 0 failed")
+        return 0
+    tmp = tempfile.mkdtemp(prefix="thaw-snap-test-")
+    try:
+        run_all(tmp)
+    except Exception as e:  # a crash is a failure, never a silent pass
+        check("snapshot suite ran to the end", False, repr(e))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+def run_all(tmp):
+    hello = os.path.join(tmp, "hello")
+    thaw("snapshot", "functions/hello", "-o", hello)
+    st = os.stat(os.path.join(hello, "memory"))
+    check("memory file is sparse (allocated < 8 MiB of 256 MiB)",
+          st.st_size == 256 << 20 and st.st_blocks * 512 < 8 << 20, "%d allocated" % (st.st_blocks * 512))
+    before = open(os.path.join(hello, "memory"), "rb").read()
+    for mode in ("copy", "lazy", "uffd", "reap"):
+        out, j, _ = restore(hello, mode, '{"name": "R1"}', '{"name": "R2"}')
+        check("hello restores in %s mode" % mode, "Hello, R1!" in out[0] and "Hello, R2!" in out[1], out)
+        check("%s timings are complete" % mode, all(k in j for k in (
+            "state_load_us", "vm_create_us", "memory_setup_us", "first_response_us", "rss_kb")), j)
+    check("restores never modify the memory file", open(os.path.join(hello, "memory"), "rb").read() == before)
+
+    # Eight concurrent restores of one snapshot, each with its own payload.
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        futs = [ex.submit(restore, hello, mode, '{"name": "c%d"}' % i)
+                for i, mode in enumerate(["uffd", "lazy", "copy", "uffd"] * 2)]
+        res = [f.result() for f in futs]
+    check("8 concurrent restores answer their own payloads",
+          all("Hello, c%d!" % i in r[0][0] for i, r in enumerate(res)), [r[0] for r in res])
+
+    # State, clocks and entropy across restores.
+    probe = os.path.join(tmp, "probe")
+    thaw("snapshot", "functions/faulty", "-o", probe, "--warmup", "2", "--payload", '{"probe": "s"}')
+    import time
+    a = json.loads(restore(probe, "uffd", '{"probe": "s"}')[0][0])
+    b = json.loads(restore(probe, "lazy", '{"probe": "s"}')[0][0])
+    check("state created before the snapshot survives it (counter)", a["counter"] == 3 and b["counter"] == 3, (a, b))
+    check("two restores draw different random bytes", a["random"] != b["random"], (a, b))
+    now = time.time_ns()
+    check("wall clock is right after restore (within 5 s)", abs(b["wall_ns"] - now) < 5e9, (b["wall_ns"], now))
+    boot = json.loads(thaw("run", "functions/faulty", "--payload", '{"probe": "s"}').stdout)
+    # The snapshot was taken after a boot and two warm-up calls, so a restored guest's
+    # monotonic clock must be at least a fresh boot's at its first call, and keep rising.
+    two = [json.loads(x) for x in restore(probe, "uffd", '{"probe": "s"}', '{"probe": "s"}')[0]]
+    check("monotonic clock does not go backwards across restore",
+          min(a["mono_ns"], b["mono_ns"]) >= boot["mono_ns"] and two[1]["mono_ns"] > two[0]["mono_ns"],
+          (a["mono_ns"], b["mono_ns"], boot["mono_ns"], two))
+
+    # memtouch gives the same answers booted and restored.
+    mt = os.path.join(tmp, "memtouch")
+    thaw("snapshot", "functions/memtouch", "-o", mt)
+    pls = ['{"mib": 2, "seed": 5}', '{"mib": 4, "seed": 11}']
+    booted = thaw("run", "functions/memtouch", "--payload", pls[0], "--payload", pls[1]).stdout.strip().splitlines()
+    for mode in ("copy", "lazy", "uffd"):
+        out, _, _ = restore(mt, mode, *pls)
+        check("memtouch answers match booted vs %s restore" % mode, out == booted, (out, booted))
+
+    # REAP: record, then prefetch with zero lazy faults on the recorded path.
+    out, rec, err = restore(mt, "reap", pls[0])
+    check("first reap restore records", rec["reap"]["recorded"] and out[0] == booted[0], (rec, err))
+    check("trace and working-set files written",
+          os.path.exists(os.path.join(mt, "ws.trace")) and os.path.exists(os.path.join(mt, "ws.pages")))
+    out, pf, err = restore(mt, "reap", pls[0], extra=("--drop-cache",))
+    check("second reap restore prefetches", pf["reap"]["prefetched"], (pf, err))
+    check("prefetched restore answers correctly", out[0] == booted[0], out)
+    check("prefetched restore takes zero lazy faults on the recorded path", pf["reap"]["misses"] == 0, pf["reap"])
+    ws_pages = pf["reap"]["ws_pages"]
+    check("working set holds at least the pages memtouch read (512 for 2 MiB)", ws_pages >= 512, ws_pages)
+    # A payload touching new pages is served lazily and correctly.
+    out, nw, _ = restore(mt, "reap", pls[1])
+    check("new pages are served lazily and correctly", out[0] == booted[1] and nw["reap"]["misses"] > 0, nw["reap"])
+    check("many misses mark the working set stale", os.path.exists(os.path.join(mt, "ws.stale")))
+    out, rr, err = restore(mt, "reap", pls[1])
+    check("a stale working set is re-recorded", rr["reap"]["recorded"] and not os.path.exists(os.path.join(mt, "ws.stale")), err)
+
+    # Corrupted working set: rejected with a clear message, falls back to uffd, snapshot kept.
+    with open(os.path.join(mt, "ws.pages"), "r+b") as f:
+        f.seek(4096)
+        f.write(b"\xff" * 8)
+    out, cj, err = restore(mt, "reap", pls[1])
+    check("corrupt working set is rejected and the restore falls back", "checksum mismatch" in err and
+          out[0] == booted[1] and not cj["reap"]["prefetched"], err)
+    with open(os.path.join(mt, "ws.pages"), "r+b") as f:
+        f.write(b"NOTMAGIC")
+    out, cj, err = restore(mt, "reap", pls[0])
+    check("bad working-set magic is rejected", "bad magic" in err or cj["reap"]["recorded"], err)
+
+    # Bad snapshot files: one clear line, non-zero exit, nothing crashes.
+    def broken(name, mutate, expect):
+        d = os.path.join(tmp, "bad-" + name)
+        shutil.copytree(hello, d)
+        mutate(d)
+        p = thaw("restore", d, "--mem", "uffd", "--payload", '{"name": "x"}', check_rc=False)
+        ok = p.returncode != 0 and expect in p.stderr and p.stdout == "" and len(p.stderr.strip().splitlines()) == 1
+        check("bad snapshot: %s" % name, ok, (p.returncode, p.stderr))
+
+    def patch(off, data, fname="state"):
+        def m(d):
+            with open(os.path.join(d, fname), "r+b") as f:
+                f.seek(off)
+                f.write(data)
+        return m
+
+    def truncate(fname, size):
+        def m(d):
+            os.truncate(os.path.join(d, fname), size)
+        return m
+
+    broken("truncated state", truncate("state", 100), "")
+    broken("wrong magic", patch(0, b"NOTASNAP"), "magic")
+    broken("unknown version", patch(8, b"\x09\x00\x00\x00"), "version")
+    broken("checksum mismatch", patch(400, b"\x55\xaa"), "checksum")
+    broken("memory file of the wrong size", truncate("memory", 4096), "memory file")
+    broken("missing memory file", lambda d: os.unlink(os.path.join(d, "memory")), "memory")
+    broken("missing state file", lambda d: os.unlink(os.path.join(d, "state")), "state")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
