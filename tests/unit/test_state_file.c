@@ -54,6 +54,7 @@ static void make_state(struct snapshot_state *s, uint32_t msr_count, bool option
         fill(&s->xsave, sizeof s->xsave, 4);
         s->has_xcrs = true;
         fill(&s->xcrs, sizeof s->xcrs, 5);
+        s->xcrs.nr_xcrs = 1;
         s->has_debugregs = true;
         fill(&s->debugregs, sizeof s->debugregs, 9);
     }
@@ -417,6 +418,14 @@ static void test_encode_rejects_invalid(void **state)
     make_state(s, 1, true);
     s->msr_count = 257;
     expect_encode_fail(s, "257 MSRs");
+    make_state(s, 1, true);
+    s->xcrs.nr_xcrs = 17;
+    expect_encode_fail(s, "17 XCRs");
+    s->has_xcrs = false; /* ignored when absent */
+    uint8_t *buf;
+    size_t len;
+    encode_ok(s, &buf, &len);
+    free(buf);
     make_state(s, 1, true);
     s->monitor.vcpu_count = 2;
     expect_encode_fail(s, "vcpu_count 2");
@@ -807,6 +816,25 @@ static void msrs_case(const struct payloads *ps, uint32_t count, uint64_t size, 
     free(msrs);
 }
 
+static void test_bad_xcr_count(void **state)
+{
+    (void)state;
+    uint8_t *b;
+    size_t len;
+    encode_default(&b, &len);
+    wr32(payload(b, 5), 17);
+    fix_crc(b, len);
+    expect_reject(b, len, "(VCPU_XCRS) holds 17 XCRs (at most 16)");
+    wr32(payload(b, 5), 16);
+    fix_crc(b, len);
+    struct snapshot_state *out = malloc(sizeof *out);
+    assert_non_null(out);
+    expect_accept(b, len, out);
+    assert_int_equal(out->xcrs.nr_xcrs, 16);
+    free(out);
+    free(b);
+}
+
 static void test_bad_msr_count(void **state)
 {
     (void)state;
@@ -1116,6 +1144,7 @@ int main(void)
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_wrong_section_sizes),
         cmocka_unit_test(test_bad_msr_count),
+        cmocka_unit_test(test_bad_xcr_count),
         cmocka_unit_test(test_bad_monitor_fields),
         cmocka_unit_test(test_name_tail_zeroed),
         cmocka_unit_test(test_atomic_write_content),

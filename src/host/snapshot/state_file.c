@@ -300,6 +300,8 @@ int state_file_encode(const struct snapshot_state *s, uint8_t **buf, size_t *len
     if (s->msr_count > STATE_FILE_MAX_MSRS)
         return thaw_fail(err, "cannot encode snapshot state: %u MSRs (at most %u)", s->msr_count,
                          STATE_FILE_MAX_MSRS);
+    if (s->has_xcrs && s->xcrs.nr_xcrs > KVM_MAX_XCRS)
+        return thaw_fail(err, "cannot encode snapshot state: %u XCRs (at most %u)", s->xcrs.nr_xcrs, KVM_MAX_XCRS);
     struct thaw_error merr;
     if (snapshot_monitor_state_check(&s->monitor, &merr) < 0)
         return thaw_fail(err, "cannot encode snapshot state: %s", merr.msg);
@@ -514,6 +516,9 @@ static int decode(const uint8_t *buf, size_t len, struct snapshot_state *out, st
         if (check_section_size(i, id, buf + off, size, err) < 0)
             return -1;
         decode_payload(buf + off, out, id);
+        if (id == STATE_SECTION_VCPU_XCRS && out->xcrs.nr_xcrs > KVM_MAX_XCRS)
+            return thaw_fail(err, "section %u (VCPU_XCRS) holds %u XCRs (at most %u)", i, out->xcrs.nr_xcrs,
+                             KVM_MAX_XCRS);
     }
     for (uint32_t id = 1; id <= STATE_SECTION_MAX_ID; id++)
         if (SECTIONS[id].required && !(seen & (1u << id)))

@@ -96,14 +96,14 @@ struct snapshot_state {
 #endif
 
 /* Serialises s into a malloc'd buffer (*buf, *len; free() it). Refuses a state the
- * decoder would refuse (msr_count > 256, invalid monitor fields). Deterministic:
+ * decoder would refuse (msr_count > 256, xcrs.nr_xcrs > 16, invalid monitor fields). Deterministic:
  * sections in ascending id order, zero padding, bytes after the function name's NUL
  * written as zero. */
 int state_file_encode(const struct snapshot_state *s, uint8_t **buf, size_t *len, struct thaw_error *err);
 
 /* Parses hostile bytes into *out: checks magic, version, architecture, sizes, offsets,
- * overlap, overflow, checksum, trailer, required/duplicate/unknown sections and the
- * monitor fields. On failure returns -1, leaves *out zeroed and writes one line in
+ * overlap, overflow, checksum, trailer, required/duplicate/unknown sections, the MSR
+ * and XCR counts and the monitor fields. On failure returns -1, leaves *out zeroed and writes one line in
  * err. Never reads outside [buf, buf + len). */
 int state_file_decode(const uint8_t *buf, size_t len, struct snapshot_state *out, struct thaw_error *err);
 
