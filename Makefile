@@ -100,7 +100,7 @@ $(BUILD)/tests/test_%: tests/integration/test_%.c $(BUILD)/libthaw-san.a
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) -Iinclude -Isrc \
-  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Wno-gnu-variable-sized-type-not-at-end
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(HOST_LIB_SRCS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(HOST_LIB_SRCS) $(HOST_LIBS)

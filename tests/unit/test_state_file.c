@@ -650,9 +650,13 @@ static void test_overlapping_sections(void **state)
     encode_default(&b, &len);
     /* SREGS starts inside REGS. */
     uint64_t regs_off = rd64(entry(b, 0) + 8);
+    assert_int_equal(regs_off, 296);
     wr64(entry(b, 1) + 8, regs_off + 8);
     fix_crc(b, len);
-    expect_reject(b, len, "overlaps");
+    /* The example in docs/snapshot-format.md. */
+    expect_reject(b, len,
+                  "section 1 (VCPU_SREGS) at offset 304 overlaps the previous section (ends at 440); "
+                  "offsets must ascend");
     free(b);
     /* Two sections at the same offset. */
     encode_default(&b, &len);

@@ -132,7 +132,8 @@ static int read_full(int fd, void *buf, size_t len, off_t off)
     return 0;
 }
 
-int reap_prefetch(const char *dir, struct mem_backend *b, struct reap_stats *st, struct thaw_error *err)
+int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
+                       void *ctx, uint64_t mem_size, struct reap_stats *st, struct thaw_error *err)
 {
     memset(st, 0, sizeof *st);
     char path[4096];
@@ -166,7 +167,7 @@ int reap_prefetch(const char *dir, struct mem_backend *b, struct reap_stats *st,
         thaw_fail(err, "%s: unsupported version %u (this thaw reads %u)", path, h.version, REAP_VERSION);
         goto out;
     }
-    if (h.page_size != PAGE || h.mem_size != b->size || h.count == 0 || h.count > b->size / PAGE ||
+    if (h.page_size != PAGE || h.mem_size != mem_size || h.count == 0 || h.count > mem_size / PAGE ||
         h.index_offset != PAGE || h.data_offset != align_up(PAGE + h.count * 8, PAGE) ||
         h.data_offset + h.count * PAGE != (uint64_t)sb.st_size) {
         thaw_fail(err, "%s: header sizes do not match the file or the snapshot", path);
@@ -182,7 +183,7 @@ int reap_prefetch(const char *dir, struct mem_backend *b, struct reap_stats *st,
     }
     const uint64_t *idx = (const uint64_t *)(buf + PAGE);
     for (uint64_t i = 0; i < h.count; i++)
-        if (idx[i] % PAGE || idx[i] >= b->size || (i && idx[i] <= idx[i - 1])) {
+        if (idx[i] % PAGE || idx[i] >= mem_size || (i && idx[i] <= idx[i - 1])) {
             thaw_fail(err, "%s: index entry %llu is invalid", path, (unsigned long long)i);
             goto out;
         }
@@ -193,10 +194,20 @@ int reap_prefetch(const char *dir, struct mem_backend *b, struct reap_stats *st,
         uint64_t j = i + 1;
         while (j < h.count && idx[j] == idx[j - 1] + PAGE)
             j++;
-        struct uffdio_copy c = {.dst = (uint64_t)(uintptr_t)b->host + idx[i],
+        uint8_t *dst = gpa_to_host(ctx, idx[i], (j - i) * PAGE);
+        if (!dst && j - i > 1) {
+            /* The run crosses a mapping boundary: install it page by page. */
+            j = i + 1;
+            dst = gpa_to_host(ctx, idx[i], PAGE);
+        }
+        if (!dst) { /* not mapped by the receiver: nothing to install */
+            i = j;
+            continue;
+        }
+        struct uffdio_copy c = {.dst = (uint64_t)(uintptr_t)dst,
                                 .src = (uint64_t)(uintptr_t)(buf + h.data_offset + i * PAGE),
                                 .len = (j - i) * PAGE, .mode = UFFDIO_COPY_MODE_DONTWAKE};
-        while (ioctl(b->uffd, UFFDIO_COPY, &c) < 0) {
+        while (ioctl(uffd, UFFDIO_COPY, &c) < 0) {
             if (errno == EAGAIN && c.copy > 0) { /* partial copy: continue after it */
                 c.dst += (uint64_t)c.copy;
                 c.src += (uint64_t)c.copy;
@@ -211,15 +222,26 @@ int reap_prefetch(const char *dir, struct mem_backend *b, struct reap_stats *st,
             goto out;
         }
         st->regions++;
+        st->pages += j - i;
         i = j;
     }
     st->install_ns = clock_now_ns() - t1;
-    st->pages = h.count;
     rc = 0;
 out:
     free(buf);
     close(fd);
     return rc;
+}
+
+static uint8_t *backend_gpa_to_host(void *ctx, uint64_t gpa, uint64_t len)
+{
+    struct mem_backend *b = ctx;
+    return gpa + len <= b->size ? b->host + gpa : NULL;
+}
+
+int reap_prefetch(const char *dir, struct mem_backend *b, struct reap_stats *st, struct thaw_error *err)
+{
+    return reap_prefetch_into(dir, b->uffd, backend_gpa_to_host, b, b->size, st, err);
 }
 
 int reap_read_trace(const char *dir, struct page_record **out, size_t *n, uint64_t *mem_size, struct thaw_error *err)

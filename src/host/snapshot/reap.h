@@ -34,6 +34,14 @@ int reap_write(const char *snap_dir, const struct page_record *log, size_t n, ui
  * into the uffd-registered guest memory of b before the vCPU runs. */
 int reap_prefetch(const char *snap_dir, struct mem_backend *b, struct reap_stats *st, struct thaw_error *err);
 
+/* The same for any uffd-registered memory: gpa_to_host maps the guest range [gpa, gpa+len)
+ * (offsets in the memory file) to the host address it must be installed at, or NULL if it
+ * is not mapped contiguously (runs are then retried page by page; unmapped pages are
+ * skipped). mem_size must equal the size recorded in ws.pages. st->pages counts the
+ * pages installed. */
+int reap_prefetch_into(const char *snap_dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
+                       void *ctx, uint64_t mem_size, struct reap_stats *st, struct thaw_error *err);
+
 /* Parses a ws.trace file (for tests and `thaw analyze`); *out malloc'd. */
 int reap_read_trace(const char *snap_dir, struct page_record **out, size_t *n, uint64_t *mem_size,
                     struct thaw_error *err);

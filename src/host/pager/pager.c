@@ -1,0 +1,299 @@
+#include "host/pager/pager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/snapshot/memory_backend.h"
+#include "host/snapshot/reap.h"
+#include "host/util/clock.h"
+
+#define PAGE 4096ull
+
+const char *pager_mode_name(enum pager_mode m)
+{
+    return m == PAGER_LAZY ? "lazy" : m == PAGER_RECORD ? "record" : "prefetch";
+}
+
+int pager_mode_parse(const char *s, enum pager_mode *out)
+{
+    if (!strcmp(s, "lazy"))
+        *out = PAGER_LAZY;
+    else if (!strcmp(s, "record"))
+        *out = PAGER_RECORD;
+    else if (!strcmp(s, "prefetch"))
+        *out = PAGER_PREFETCH;
+    else
+        return -1;
+    return 0;
+}
+
+struct pager {
+    int uffd, file_fd;
+    const struct fc_region *r;
+    size_t n;
+    uint8_t **zeroed; /* per region: bitmap of removed pages, read back as zero */
+    bool recording;
+    struct page_record *log;
+    size_t log_len, log_cap;
+    uint64_t t0;
+    uint64_t *pending; /* fault addresses to retry (UFFDIO_COPY said EAGAIN) */
+    size_t npending, pending_cap;
+    struct pager_stats *st;
+    bool vm_gone;
+};
+
+static const struct fc_region *find_region(const struct pager *p, uint64_t addr, size_t *ri)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (addr >= p->r[i].base_host_virt_addr && addr - p->r[i].base_host_virt_addr < p->r[i].size) {
+            *ri = i;
+            return &p->r[i];
+        }
+    return NULL;
+}
+
+static uint8_t *prefetch_gpa_to_host(void *ctx, uint64_t gpa, uint64_t len)
+{
+    const struct pager *p = ctx;
+    for (size_t i = 0; i < p->n; i++) {
+        const struct fc_region *r = &p->r[i];
+        if (gpa >= r->offset && gpa - r->offset <= r->size && len <= r->size - (gpa - r->offset))
+            return (uint8_t *)(uintptr_t)(r->base_host_virt_addr + (gpa - r->offset));
+    }
+    return NULL;
+}
+
+static void record(struct pager *p, uint64_t off)
+{
+    if (p->log_len == p->log_cap) {
+        size_t cap = p->log_cap ? p->log_cap * 2 : 4096;
+        struct page_record *nl = realloc(p->log, cap * sizeof *nl);
+        if (!nl)
+            return; /* the trace will be short; serving goes on */
+        p->log = nl;
+        p->log_cap = cap;
+    }
+    p->log[p->log_len++] = (struct page_record){off, clock_now_ns() - p->t0};
+}
+
+/* 1 served, 0 retry later (EAGAIN), -1 error (errno set). */
+static int serve(struct pager *p, uint64_t addr, struct thaw_error *err)
+{
+    static uint8_t buf[PAGE] __attribute__((aligned(4096)));
+    size_t ri;
+    uint64_t page = addr & ~(PAGE - 1);
+    const struct fc_region *r = find_region(p, page, &ri);
+    if (!r)
+        return thaw_fail(err, "fault at %#llx outside every memory region", (unsigned long long)addr);
+    uint64_t pi = (page - r->base_host_virt_addr) / PAGE;
+    uint64_t off = r->offset + pi * PAGE;
+    int rc;
+    bool zero = p->zeroed[ri][pi / 8] >> (pi % 8) & 1;
+    if (!zero) {
+        ssize_t k;
+        do
+            k = pread(p->file_fd, buf, PAGE, (off_t)off);
+        while (k < 0 && errno == EINTR);
+        if (k != (ssize_t)PAGE)
+            return thaw_fail_errno(err, "reading page %#llx of the memory file", (unsigned long long)off);
+        struct uffdio_copy c = {.dst = page, .src = (uint64_t)(uintptr_t)buf, .len = PAGE};
+        rc = ioctl(p->uffd, UFFDIO_COPY, &c);
+    } else {
+        struct uffdio_zeropage z = {.range = {.start = page, .len = PAGE}};
+        rc = ioctl(p->uffd, UFFDIO_ZEROPAGE, &z);
+    }
+    if (rc < 0) {
+        if (errno == EAGAIN)
+            return 0;
+        if (errno == ESRCH) { /* the VM's address space is gone */
+            p->vm_gone = true;
+            return 1;
+        }
+        if (errno == ENOENT) /* the range was unmapped meanwhile */
+            return 1;
+        if (errno != EEXIST)
+            return thaw_fail_errno(err, "%s at %#llx", zero ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY",
+                                   (unsigned long long)page);
+        /* Already there (prefetched, or a second thread faulted on it): wake the waiter. */
+        struct uffdio_range w = {.start = page, .len = PAGE};
+        if (ioctl(p->uffd, UFFDIO_WAKE, &w) < 0 && errno != ESRCH && errno != ENOENT)
+            return thaw_fail_errno(err, "UFFDIO_WAKE at %#llx", (unsigned long long)page);
+        p->st->already_present++;
+        return 1;
+    }
+    if (p->recording)
+        record(p, off);
+    if (zero)
+        p->st->zero_pages++;
+    else
+        p->st->pages_served++;
+    return 1;
+}
+
+static int add_pending(struct pager *p, uint64_t addr, struct thaw_error *err)
+{
+    if (p->npending == p->pending_cap) {
+        size_t cap = p->pending_cap ? p->pending_cap * 2 : 64;
+        uint64_t *np = realloc(p->pending, cap * sizeof *np);
+        if (!np)
+            return thaw_fail(err, "out of memory");
+        p->pending = np;
+        p->pending_cap = cap;
+    }
+    p->pending[p->npending++] = addr;
+    return 0;
+}
+
+static int fault(struct pager *p, uint64_t addr, struct thaw_error *err)
+{
+    uint64_t t = clock_now_ns();
+    int rc = serve(p, addr, err);
+    p->st->fault_ns += clock_now_ns() - t;
+    if (rc < 0)
+        return -1;
+    return rc == 0 ? add_pending(p, addr, err) : 0;
+}
+
+static void on_remove(struct pager *p, uint64_t start, uint64_t end)
+{
+    p->st->removes++;
+    for (size_t i = 0; i < p->n; i++) {
+        uint64_t b = p->r[i].base_host_virt_addr, e = b + p->r[i].size;
+        uint64_t s = start > b ? start : b, t = end < e ? end : e;
+        for (uint64_t a = s & ~(PAGE - 1); a < t; a += PAGE) {
+            uint64_t pi = (a - b) / PAGE;
+            p->zeroed[i][pi / 8] |= (uint8_t)(1u << (pi % 8));
+        }
+    }
+}
+
+static int open_memory(const char *dir, uint64_t need, struct thaw_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/memory", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return thaw_fail_errno(err, "cannot open %s", path);
+    struct stat sb;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < need) {
+        close(fd);
+        return thaw_fail(err, "%s is not a regular file of at least %llu bytes", path, (unsigned long long)need);
+    }
+    return fd;
+}
+
+int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
+                int stop_fd, struct pager_stats *st, struct thaw_error *err)
+{
+    memset(st, 0, sizeof *st);
+    struct pager p = {.uffd = uffd, .r = r, .n = n, .st = st, .t0 = clock_now_ns(), .recording = mode == PAGER_RECORD};
+    int rc = -1;
+    uint64_t mem_size = 0;
+    for (size_t i = 0; i < n; i++)
+        if (r[i].offset + r[i].size > mem_size)
+            mem_size = r[i].offset + r[i].size;
+    p.file_fd = open_memory(snap_dir, mem_size, err);
+    if (p.file_fd < 0)
+        return -1;
+    p.zeroed = calloc(n ? n : 1, sizeof *p.zeroed);
+    if (!p.zeroed) {
+        thaw_fail(err, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!(p.zeroed[i] = calloc(r[i].size / PAGE / 8 + 1, 1))) {
+            thaw_fail(err, "out of memory");
+            goto out;
+        }
+    /* poll() on a userfaultfd needs O_NONBLOCK (the flag is shared with the VM process,
+     * which never reads it). */
+    int fl = fcntl(uffd, F_GETFL);
+    if (fl < 0 || fcntl(uffd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        thaw_fail_errno(err, "making the userfaultfd non-blocking");
+        goto out;
+    }
+    if (mode == PAGER_PREFETCH) {
+        struct reap_stats rs;
+        struct thaw_error perr = {{0}};
+        if (reap_prefetch_into(snap_dir, uffd, prefetch_gpa_to_host, &p, mem_size, &rs, &perr) == 0) {
+            st->prefetch_ok = 1;
+            st->prefetch_pages = rs.pages;
+            st->prefetch_regions = rs.regions;
+            st->prefetch_ns = rs.read_ns + rs.install_ns;
+        } else {
+            snprintf(st->prefetch_error, sizeof st->prefetch_error, "%s", perr.msg);
+        }
+    }
+    struct pollfd fds[2] = {{.fd = uffd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+    while (!p.vm_gone) {
+        int timeout = p.npending ? 1 : -1;
+        int k = poll(fds, stop_fd >= 0 ? 2 : 1, timeout);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            thaw_fail_errno(err, "poll on the userfaultfd");
+            goto out;
+        }
+        if (stop_fd >= 0 && fds[1].revents)
+            break;
+        if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+            p.vm_gone = true;
+            break;
+        }
+        if (fds[0].revents & POLLIN) {
+            struct uffd_msg msgs[32];
+            ssize_t got = read(uffd, msgs, sizeof msgs);
+            if (got == 0) {
+                p.vm_gone = true;
+                break;
+            }
+            if (got < 0 && errno != EAGAIN && errno != EINTR) {
+                thaw_fail_errno(err, "read on the userfaultfd");
+                goto out;
+            }
+            for (size_t i = 0; got > 0 && i < (size_t)got / sizeof msgs[0]; i++) {
+                if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
+                    st->faults++;
+                    if (fault(&p, msgs[i].arg.pagefault.address, err) < 0)
+                        goto out;
+                } else if (msgs[i].event == UFFD_EVENT_REMOVE) {
+                    on_remove(&p, msgs[i].arg.remove.start, msgs[i].arg.remove.end);
+                }
+                /* Other events (fork, remap, unmap) are not negotiated by thaw's VMs. */
+            }
+        }
+        /* Retry faults that hit EAGAIN (a non-cooperative event was pending). */
+        size_t np = p.npending;
+        p.npending = 0;
+        for (size_t i = 0; i < np; i++)
+            if (fault(&p, p.pending[i], err) < 0)
+                goto out;
+    }
+    rc = 0;
+out:
+    st->vm_gone = p.vm_gone;
+    if (mode == PAGER_RECORD && p.log_len > 0) {
+        struct thaw_error werr;
+        if (reap_write(snap_dir, p.log, p.log_len, mem_size, rc == 0 ? err : &werr) < 0)
+            rc = -1;
+        else
+            st->recorded = p.log_len;
+    }
+    if (p.zeroed)
+        for (size_t i = 0; i < n; i++)
+            free(p.zeroed[i]);
+    free(p.zeroed);
+    free(p.log);
+    free(p.pending);
+    close(p.file_fd);
+    return rc;
+}
