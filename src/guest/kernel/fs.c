@@ -106,6 +106,10 @@ static void add_path(const char *path, size_t len, uint32_t kind, uint32_t mode,
     uint32_t parent = ensure_dirs(path, slash ? slash - 1 : 0);
     const char *base = path + slash;
     size_t blen = len - slash;
+    /* "." (the first entry of `find . | cpio -o`) and ".." name existing directories:
+     * they must not become children called "." or "..". */
+    if ((blen == 1 && base[0] == '.') || (blen == 2 && base[0] == '.' && base[1] == '.'))
+        return;
     uint32_t idx = lookup_child(parent, base, blen);
     if (idx && nodes[idx].kind == NODE_DIR && kind == NODE_DIR) {
         nodes[idx].mode = mode;
@@ -134,18 +138,22 @@ static void add_device(const char *name, enum file_type type)
 
 void fs_init(const uint8_t *archive, uint64_t size)
 {
-    /* Count entries first to size the tables. */
+    /* Size the tables first: an entry adds at most one node per path component (its
+     * missing parent directories, then itself), whether or not the archive also
+     * has entries for those directories. */
     uint32_t entries = 0;
     struct cpio_entry e;
     size_t off = 0;
     int r;
-    while (archive && (r = cpio_next(archive, size, &off, &e)) == 1)
+    while (archive && (r = cpio_next(archive, size, &off, &e)) == 1) {
         entries++;
+        for (size_t i = 0; i < e.name_len; i++)
+            entries += e.name[i] == '/';
+    }
     if (archive && r < 0)
         kpanic("file archive is malformed near offset %lu", (uint64_t)off);
-    /* Each entry can imply at most a handful of new directories in practice; give
-     * generous headroom plus room for the device files. */
-    node_cap = entries * 2 + 64;
+    /* Plus the root, /dev and its device files, /tmp, with headroom. */
+    node_cap = entries + 64;
     nodes = mm_alloc_pages((uint64_t)node_cap * sizeof *nodes);
     uint32_t slots = 1;
     while (slots < node_cap * 2)

@@ -33,7 +33,7 @@ int fc_regions_parse(const char *json, size_t len, struct fc_region *out, size_t
 {
     *n = 0;
     json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root)
         return thaw_fail(err, "handshake is not valid JSON: %s (line %d column %d)", jerr.text, jerr.line,
                          jerr.column);
@@ -221,11 +221,13 @@ int fc_recv_handshake(int sock, struct fc_region *out, size_t max, size_t *n, in
         thaw_fail(err, "handshake is larger than %d bytes", FC_HANDSHAKE_MAX_BYTES);
     else if (msg.msg_flags & MSG_CTRUNC)
         thaw_fail(err, "handshake carried more than %d file descriptors", MAX_FDS);
+    else if (fc_regions_parse(buf, (size_t)r, out, max, n, file_size, err) < 0)
+        ; /* err says why */
     else if (fd < 0)
         thaw_fail(err, "missing userfaultfd in the handshake");
     else if (is_userfaultfd(fd) == 0)
         thaw_fail(err, "the descriptor in the handshake is not a userfaultfd");
-    else if (fc_regions_parse(buf, (size_t)r, out, max, n, file_size, err) == 0)
+    else
         rc = 0;
     free(buf);
     if (rc < 0) {

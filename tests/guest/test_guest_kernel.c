@@ -1,0 +1,1574 @@
+/* The guest kernel's file system (src/guest/kernel/fs.c) and memory manager
+ * (src/guest/kernel/mm.c), compiled for the host and driven through their sys_*
+ * entry points.
+ *
+ * The guest is identity-mapped (page number * 4096 is a real pointer), so a 64 MiB
+ * host region is mapped at a fixed low address and plays guest memory:
+ *
+ *   MAP_BASE + 0         unused first page
+ *   MAP_BASE + 4 KiB     scratch: "program" memory for user buffers and path strings
+ *   MAP_BASE + 512 KiB   the cpio archive (copied in at every boot)
+ *   MAP_BASE + 1 MiB     free_base: mm's bitmaps, then brk, mmap, the stack on top
+ *   MAP_BASE + 64 MiB    end of memory (mem_size for user_range_ok)
+ *
+ * Every test runs in a process of its own, forked from main, and boots afresh there
+ * (mm_init, fs_init): like a guest kernel, fs.c and mm.c keep state in static
+ * variables that their init functions expect to find zeroed (node_count,
+ * pages_used), so each test needs a fresh copy of them. The kernel's own headers
+ * define errno values and O_ and MAP_ flags, so no libc header that defines those is
+ * included here (no errno.h, fcntl.h, sys/mman.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "syscalls.h" /* src/guest/kernel: kernel.h, linux_abi.h */
+#include "fs.h"
+#include "common/cpio.h"
+#include "host/vmm/cpio_writer.h"
+
+/* Not in a header: mm.c declares it itself. */
+int64_t fs_map_file(int fd, void *dst, uint64_t len, uint64_t off);
+/* From libc; <sys/mman.h> would clash with linux_abi.h's PROT_ and MAP_ macros. */
+extern void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off);
+
+#define PAGE 4096ull
+#define MAP_BASE 0x40000000ull
+#define MAP_SIZE (64ull << 20)
+#define SCRATCH_BASE (MAP_BASE + PAGE)
+#define SCRATCH_END (MAP_BASE + (512ull << 10))
+#define ARCHIVE_BASE SCRATCH_END
+#define ARCHIVE_MAX (512ull << 10)
+#define FREE_BASE (MAP_BASE + (1ull << 20))
+#define MEM_END (MAP_BASE + MAP_SIZE)
+#define STACK_SIZE (8ull << 20)
+
+#define ANON (MAP_PRIVATE | MAP_ANONYMOUS)
+#define RW (PROT_READ | PROT_WRITE)
+
+/* ---- shims for what the kernel objects need --------------------------------------- */
+
+static struct thaw_boot_info the_boot_info = {.magic = THAW_BOOT_MAGIC, .max_request = 1u << 20};
+volatile struct thaw_boot_info *boot_info = &the_boot_info;
+
+static uint64_t mem_size; /* end of guest memory, as main.c keeps it */
+
+/* In the guest the kernel's stack lies inside guest memory, so the kernel may pass
+ * its own locals to functions that check user pointers (writev's gather buffer,
+ * statx's struct linux_stat). Here that stack is the host thread's: accept it too,
+ * between the checking frame and main's. */
+static uintptr_t host_stack_top;
+
+static bool on_kernel_stack(uint64_t addr, uint64_t len)
+{
+    uintptr_t lo = (uintptr_t)__builtin_frame_address(0);
+    return addr >= lo && addr <= host_stack_top && len <= host_stack_top - addr;
+}
+
+/* As src/guest/kernel/main.c. */
+bool user_range_ok(uint64_t addr, uint64_t len)
+{
+    if (on_kernel_stack(addr, len))
+        return true;
+    return addr >= THAW_PAGE_SIZE && addr <= mem_size && len <= mem_size - addr;
+}
+
+int64_t user_string_len(const char *s, size_t max)
+{
+    uint64_t a = (uint64_t)(uintptr_t)s;
+    if (a < THAW_PAGE_SIZE || a >= mem_size)
+        return -EFAULT;
+    size_t lim = MIN(max, mem_size - a);
+    size_t n = strnlen(s, lim);
+    if (n == lim)
+        return n == max ? -ENAMETOOLONG : -EFAULT;
+    return (int64_t)n;
+}
+
+void klog(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("klog: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+_Noreturn void kpanic(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fail_msg("kernel panic: %s", msg);
+    abort();
+}
+
+/* Console output, per stream. */
+static char console_buf[4][8192];
+static size_t console_len[4];
+static unsigned console_calls;
+
+void console_write(unsigned stream, const void *buf, size_t len)
+{
+    assert_true(stream >= 1 && stream <= 3);
+    assert_true(len <= sizeof console_buf[0] - console_len[stream]);
+    memcpy(console_buf[stream] + console_len[stream], buf, len);
+    console_len[stream] += len;
+    console_calls++;
+}
+
+/* Deterministic "entropy": a running counter. */
+static uint8_t random_next;
+static unsigned random_calls;
+
+void random_bytes(void *buf, size_t len)
+{
+    uint8_t *b = buf;
+    for (size_t i = 0; i < len; i++)
+        b[i] = random_next++;
+    random_calls++;
+}
+
+/* /dev/invoke: reads hand out "REQUEST", writes are collected. */
+static unsigned invoke_reads, invoke_writes;
+static char invoke_out[256];
+static size_t invoke_out_len;
+
+int64_t invoke_read(void *buf, uint64_t len)
+{
+    static const char req[] = "REQUEST";
+    invoke_reads++;
+    uint64_t n = MIN(len, sizeof req - 1);
+    memcpy(buf, req, n);
+    return (int64_t)n;
+}
+
+int64_t invoke_write(const void *buf, uint64_t len)
+{
+    invoke_writes++;
+    if (len > sizeof invoke_out - invoke_out_len)
+        return -EFBIG;
+    memcpy(invoke_out + invoke_out_len, buf, len);
+    invoke_out_len += len;
+    return (int64_t)len;
+}
+
+/* The one hypercall mm.c makes: DISCARD, which the monitor implements by dropping
+ * the pages (they read back as zero). Anything else is a test failure. */
+static unsigned discard_calls;
+static uint64_t discard_bytes;
+
+void hypercall_trap(uint32_t port, const volatile void *arg)
+{
+    if (port != THAW_HC_PORT_BASE + THAW_HC_DISCARD)
+        fail_msg("unexpected hypercall on port %#x", port);
+    const volatile struct thaw_hc_discard *d = arg;
+    uint64_t addr = d->addr, len = d->len;
+    /* What the host's decoder checks, plus: never the kernel's own bookkeeping. */
+    assert_int_equal(addr % PAGE, 0);
+    assert_int_equal(len % PAGE, 0);
+    assert_true(addr >= FREE_BASE && addr <= MEM_END && len <= MEM_END - addr);
+    memset((void *)(uintptr_t)addr, 0, len);
+    discard_calls++;
+    discard_bytes += len;
+}
+
+/* ---- test fixture ------------------------------------------------------------------ */
+
+static uint8_t *archive;  /* host copy, copied into guest memory at every boot */
+static size_t archive_len;
+static uint64_t scratch_used;
+
+/* User memory for buffers and strings (16-byte aligned, zeroed). */
+static void *ualloc(size_t n)
+{
+    uint64_t at = SCRATCH_BASE + scratch_used;
+    scratch_used += (n + 15) & ~(size_t)15;
+    assert_true(SCRATCH_BASE + scratch_used <= SCRATCH_END);
+    memset((void *)(uintptr_t)at, 0, n);
+    return (void *)(uintptr_t)at;
+}
+
+/* A path (or any string) copied into user memory. */
+static const char *U(const char *s)
+{
+    char *p = ualloc(strlen(s) + 1);
+    memcpy(p, s, strlen(s) + 1);
+    return p;
+}
+
+static void load_archive(const uint8_t *a, size_t len)
+{
+    assert_true(len <= ARCHIVE_MAX);
+    if (len)
+        memcpy((void *)(uintptr_t)ARCHIVE_BASE, a, len);
+    fs_init(len ? (const uint8_t *)(uintptr_t)ARCHIVE_BASE : NULL, len);
+}
+
+/* Memory only: for tests that call fs_init themselves. The process is fresh (see
+ * main), so guest memory is still all zero, as a new guest's is. */
+static int boot_mm(void **state)
+{
+    (void)state;
+    mem_size = MEM_END;
+    mm_init(FREE_BASE, MEM_END, STACK_SIZE);
+    return 0;
+}
+
+/* Memory and the test archive. */
+static int boot(void **state)
+{
+    boot_mm(state);
+    load_archive(archive, archive_len);
+    return 0;
+}
+
+/* ---- building the archive ---------------------------------------------------------- */
+
+struct bytes {
+    uint8_t *p;
+    size_t len, cap;
+};
+
+static void put_bytes(struct bytes *b, const void *data, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2 + 256;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void pad4(struct bytes *b)
+{
+    static const uint8_t zero[4];
+    put_bytes(b, zero, (4 - b->len % 4) % 4);
+}
+
+/* One newc entry written by hand (the writer has no symlinks). b must start at a
+ * 4-byte aligned offset of the archive. */
+static void raw_entry(struct bytes *b, const char *name, uint32_t mode, const void *data, size_t size)
+{
+    static uint32_t ino = 50000;
+    char hdr[CPIO_NEWC_HDR_SIZE + 1];
+    snprintf(hdr, sizeof hdr, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", ino++, mode,
+             0u, 0u, 1u, 1234u, (unsigned)size, 0u, 0u, 0u, 0u, (unsigned)strlen(name) + 1, 0u);
+    put_bytes(b, hdr, CPIO_NEWC_HDR_SIZE);
+    put_bytes(b, name, strlen(name) + 1);
+    pad4(b);
+    put_bytes(b, data, size);
+    pad4(b);
+}
+
+static void raw_symlink(struct bytes *b, const char *name, const char *target)
+{
+    raw_entry(b, name, 0120777, target, strlen(target));
+}
+
+static void raw_trailer(struct bytes *b) { raw_entry(b, "TRAILER!!!", 0, "", 0); }
+
+static uint8_t big_data[10000];
+
+/* Names in /list besides "sub" (a directory) and "lnk" (a symlink). */
+static char long_name[256]; /* 255 bytes: the longest component */
+static const char *const list_files[] = {"a", "bb", "ccc", "d4", "e-five", "file.six", "seven_777",
+                                         "eight.txt", "nine", "ten10", "eleven-eleven", long_name};
+#define N_LIST_FILES (sizeof list_files / sizeof list_files[0])
+
+static void add(struct cpio_writer *w, const char *path, const void *data, size_t n, uint32_t mode)
+{
+    if (cpio_writer_add_file(w, path, data, n, mode) != 0)
+        fail_msg("cpio_writer_add_file %s failed", path);
+}
+
+static int build_archive(void)
+{
+    for (size_t i = 0; i < sizeof big_data; i++)
+        big_data[i] = (uint8_t)(i * 7 + 3);
+    memset(long_name, 'L', 255);
+
+    struct cpio_writer w;
+    cpio_writer_init(&w);
+    add(&w, "/etc/hostname", "thaw-test\n", 10, 0644);
+    add(&w, "/etc/passwd", "root:x:0:0::/:/bin/sh\n", 22, 0644);
+    add(&w, "/data/big.bin", big_data, sizeof big_data, 0644);
+    add(&w, "/data/empty", "", 0, 0600);
+    add(&w, "/bin/tool", "\x7f" "ELF", 4, 0755);
+    add(&w, "/usr/lib/python/mod.py", "x = 1\n", 6, 0644);
+    add(&w, "/usr/share/data.txt", "shared data\n", 12, 0644);
+    for (size_t i = 0; i < N_LIST_FILES; i++) {
+        char path[300];
+        snprintf(path, sizeof path, "/list/%s", list_files[i]);
+        add(&w, path, list_files[i], strlen(list_files[i]), 0644);
+    }
+    assert_int_equal(cpio_writer_add_dir(&w, "/list/sub"), 0);
+    assert_int_equal(cpio_writer_add_dir(&w, "/emptydir"), 0);
+    assert_int_equal(cpio_writer_finish(&w), 0);
+
+    /* A second, hand-written archive appended after the first one's trailer and
+     * padding (the kernel reads concatenated archives, like the initramfs): symlinks. */
+    struct bytes b = {0};
+    put_bytes(&b, w.buf, w.len);
+    cpio_writer_free(&w);
+    assert_int_equal(b.len % 4, 0);
+    raw_symlink(&b, "link_hostname", "etc/hostname");
+    raw_symlink(&b, "abs_link", "/etc/hostname");
+    raw_symlink(&b, "etclink", "etc");
+    raw_symlink(&b, "dirlink_rel", "./usr/../etc/");
+    raw_symlink(&b, "usr/lib/up", "../share/data.txt");
+    raw_symlink(&b, "chain", "link_hostname");
+    raw_symlink(&b, "loop_a", "loop_b");
+    raw_symlink(&b, "loop_b", "loop_a");
+    raw_symlink(&b, "dangling", "nonexistent");
+    raw_symlink(&b, "list/lnk", "a");
+    raw_trailer(&b);
+    archive = b.p;
+    archive_len = b.len;
+
+    void *m = mmap((void *)(uintptr_t)MAP_BASE, MAP_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m != (void *)(uintptr_t)MAP_BASE) {
+        fprintf(stderr, "cannot map guest memory at %#llx\n", (unsigned long long)MAP_BASE);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static int open_ok(int dirfd, const char *path, uint64_t flags)
+{
+    int64_t fd = sys_openat(dirfd, U(path), flags, 0);
+    if (fd < 0)
+        fail_msg("openat(%d, \"%s\", %#llx) = %lld", dirfd, path, (unsigned long long)flags,
+                 (long long)fd);
+    return (int)fd;
+}
+
+static int64_t open_err(int dirfd, const char *path, uint64_t flags)
+{
+    return sys_openat(dirfd, U(path), flags, 0);
+}
+
+/* Reads the whole file at path into user memory; returns its bytes (NUL-terminated). */
+static char *slurp(const char *path, int64_t *len)
+{
+    int fd = open_ok(AT_FDCWD, path, O_RDONLY);
+    char *buf = ualloc(16384);
+    int64_t total = 0, r;
+    while ((r = sys_read(fd, buf + total, 1000)) > 0)
+        total += r;
+    assert_int_equal(r, 0);
+    assert_int_equal(sys_close(fd), 0);
+    buf[total] = 0;
+    *len = total;
+    return buf;
+}
+
+static void expect_contents(const char *path, const char *want)
+{
+    int64_t len;
+    char *got = slurp(path, &len);
+    if ((size_t)len != strlen(want) || memcmp(got, want, strlen(want)) != 0)
+        fail_msg("%s: read \"%s\", want \"%s\"", path, got, want);
+}
+
+static struct linux_stat *stat_path(int dirfd, const char *path, uint64_t flags)
+{
+    struct linux_stat *st = ualloc(sizeof *st);
+    int64_t r = sys_newfstatat(dirfd, U(path), st, flags);
+    if (r != 0)
+        fail_msg("newfstatat(%s) = %lld", path, (long long)r);
+    return st;
+}
+
+static bool all_bytes(const void *p, uint8_t v, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != v)
+            return false;
+    return true;
+}
+
+static uint64_t free_bytes(void)
+{
+    uint64_t total, free;
+    mm_stats(&total, &free);
+    return free;
+}
+
+/* ======================================================================================
+ * File system
+ * ====================================================================================== */
+
+static void test_open_absolute_and_relative(void **state)
+{
+    (void)state;
+    expect_contents("/etc/hostname", "thaw-test\n");
+    expect_contents("etc/hostname", "thaw-test\n"); /* cwd is / at boot */
+    expect_contents("//etc///hostname", "thaw-test\n");
+    int dir = open_ok(AT_FDCWD, "/etc", O_RDONLY | O_DIRECTORY);
+    int fd = open_ok(dir, "passwd", O_RDONLY);
+    char *buf = ualloc(64);
+    assert_int_equal(sys_read(fd, buf, 64), 22);
+    assert_memory_equal(buf, "root:x:0:0::/:/bin/sh\n", 22);
+    /* An absolute path ignores dirfd. */
+    int fd2 = open_ok(dir, "/usr/share/data.txt", O_RDONLY);
+    assert_int_equal(sys_read(fd2, buf, 64), 12);
+    /* fds are handed out lowest first: 0-2 are the standard ones. */
+    assert_int_equal(dir, 3);
+    assert_int_equal(fd, 4);
+    assert_int_equal(fd2, 5);
+    assert_int_equal(sys_close(fd), 0);
+    assert_int_equal(open_ok(AT_FDCWD, "/bin/tool", O_RDONLY), 4);
+}
+
+static void test_dot_and_dotdot(void **state)
+{
+    (void)state;
+    expect_contents("/etc/./hostname", "thaw-test\n");
+    expect_contents("/etc/../etc/hostname", "thaw-test\n");
+    expect_contents("/../../etc/hostname", "thaw-test\n"); /* .. of / is / */
+    expect_contents("./etc/hostname", "thaw-test\n");
+    expect_contents("usr/lib/python/../../share/./data.txt", "shared data\n");
+    int d = open_ok(AT_FDCWD, "/usr/lib", O_RDONLY | O_DIRECTORY);
+    int fd = open_ok(d, "../share/data.txt", O_RDONLY);
+    assert_true(fd > d);
+    /* "." and ".." name directories. */
+    struct linux_stat *st = stat_path(AT_FDCWD, "/usr/lib/..", 0);
+    struct linux_stat *usr = stat_path(AT_FDCWD, "/usr", 0);
+    assert_int_equal(st->st_ino, usr->st_ino);
+    st = stat_path(d, ".", 0);
+    assert_int_equal(st->st_mode & S_IFMT, S_IFDIR);
+    struct linux_stat *root = stat_path(AT_FDCWD, "/", 0);
+    st = stat_path(AT_FDCWD, "/..", 0);
+    assert_int_equal(st->st_ino, root->st_ino);
+}
+
+static void test_symlinks(void **state)
+{
+    (void)state;
+    expect_contents("/link_hostname", "thaw-test\n");     /* relative target */
+    expect_contents("/abs_link", "thaw-test\n");          /* absolute target */
+    expect_contents("/chain", "thaw-test\n");             /* link to a link */
+    expect_contents("/etclink/passwd", "root:x:0:0::/:/bin/sh\n"); /* directory link in the middle */
+    expect_contents("/dirlink_rel/hostname", "thaw-test\n");
+    expect_contents("/usr/lib/up", "shared data\n");      /* target relative to the link's dir */
+    int d = open_ok(AT_FDCWD, "/etclink", O_RDONLY | O_DIRECTORY);
+    struct linux_stat *st = ualloc(sizeof *st);
+    assert_int_equal(sys_fstat(d, st), 0);
+    assert_int_equal(st->st_ino, stat_path(AT_FDCWD, "/etc", 0)->st_ino);
+
+    assert_int_equal(open_err(AT_FDCWD, "/loop_a", O_RDONLY), -ELOOP);
+    assert_int_equal(open_err(AT_FDCWD, "/loop_a/x", O_RDONLY), -ELOOP);
+    assert_int_equal(open_err(AT_FDCWD, "/dangling", O_RDONLY), -ENOENT);
+    /* O_NOFOLLOW refuses a final symlink but follows ones in the middle. */
+    assert_int_equal(open_err(AT_FDCWD, "/abs_link", O_RDONLY | O_NOFOLLOW), -ELOOP);
+    int fd = open_ok(AT_FDCWD, "/etclink/hostname", O_RDONLY | O_NOFOLLOW);
+    assert_true(fd > 2);
+
+    /* lstat-style: the link itself. */
+    st = stat_path(AT_FDCWD, "/abs_link", AT_SYMLINK_NOFOLLOW);
+    assert_int_equal(st->st_mode & S_IFMT, S_IFLNK);
+    assert_int_equal(st->st_size, strlen("/etc/hostname"));
+    st = stat_path(AT_FDCWD, "/abs_link", 0);
+    assert_int_equal(st->st_mode & S_IFMT, S_IFREG);
+    assert_int_equal(st->st_size, 10);
+}
+
+static void test_readlinkat(void **state)
+{
+    (void)state;
+    char *buf = ualloc(64);
+    assert_int_equal(sys_readlinkat(AT_FDCWD, U("/abs_link"), buf, 64), 13);
+    assert_memory_equal(buf, "/etc/hostname", 13);
+    /* No NUL is added, and a short buffer truncates. */
+    memset(buf, 'z', 64);
+    assert_int_equal(sys_readlinkat(AT_FDCWD, U("abs_link"), buf, 4), 4);
+    assert_memory_equal(buf, "/etcz", 5);
+    int d = open_ok(AT_FDCWD, "/usr/lib", O_RDONLY);
+    assert_int_equal(sys_readlinkat(d, U("up"), buf, 64), 17);
+    assert_memory_equal(buf, "../share/data.txt", 17);
+    /* The final component is not followed; earlier ones are. */
+    assert_int_equal(sys_readlinkat(AT_FDCWD, U("/etclink"), buf, 64), 3);
+    assert_int_equal(sys_readlinkat(AT_FDCWD, U("/dangling"), buf, 64), 11);
+    assert_int_equal(sys_readlinkat(AT_FDCWD, U("/etc/hostname"), buf, 64), -EINVAL);
+    assert_int_equal(sys_readlinkat(AT_FDCWD, U("/etc"), buf, 64), -EINVAL);
+    assert_int_equal(sys_readlinkat(AT_FDCWD, U("/nope"), buf, 64), -ENOENT);
+    assert_int_equal(sys_readlinkat(AT_FDCWD, U("/abs_link"), (char *)16, 64), -EFAULT);
+    assert_int_equal(sys_readlinkat(AT_FDCWD, U(""), buf, 64), -ENOENT);
+}
+
+static void test_open_errors(void **state)
+{
+    (void)state;
+    assert_int_equal(open_err(AT_FDCWD, "/nope", O_RDONLY), -ENOENT);
+    assert_int_equal(open_err(AT_FDCWD, "/etc/nope", O_RDONLY), -ENOENT);
+    assert_int_equal(open_err(AT_FDCWD, "/nope/hostname", O_RDONLY), -ENOENT);
+    assert_int_equal(open_err(AT_FDCWD, "", O_RDONLY), -ENOENT);
+    /* A file used as a directory. */
+    assert_int_equal(open_err(AT_FDCWD, "/etc/hostname/x", O_RDONLY), -ENOTDIR);
+    assert_int_equal(open_err(AT_FDCWD, "/etc/hostname/", O_RDONLY), -ENOTDIR);
+    assert_int_equal(open_err(AT_FDCWD, "/etc/hostname/.", O_RDONLY), -ENOTDIR);
+    assert_int_equal(open_err(AT_FDCWD, "/etc/hostname", O_RDONLY | O_DIRECTORY), -ENOTDIR);
+    assert_int_equal(open_err(AT_FDCWD, "/link_hostname", O_RDONLY | O_DIRECTORY), -ENOTDIR);
+    int d = open_ok(AT_FDCWD, "/etc/", O_RDONLY | O_DIRECTORY);
+    assert_true(d > 2);
+    /* Read-only file system. */
+    assert_int_equal(open_err(AT_FDCWD, "/etc/newfile", O_WRONLY | O_CREAT), -EROFS);
+    assert_int_equal(open_err(AT_FDCWD, "/tmp/x", O_RDWR | O_CREAT | O_TRUNC), -EROFS);
+    assert_int_equal(open_err(AT_FDCWD, "/etc/hostname", O_WRONLY), -EROFS);
+    assert_int_equal(open_err(AT_FDCWD, "/etc/hostname", O_RDWR), -EROFS);
+    assert_int_equal(open_err(AT_FDCWD, "/etc/hostname", O_RDONLY | O_TRUNC), -EROFS);
+    assert_int_equal(open_err(AT_FDCWD, "/etc/hostname", O_RDONLY | O_CREAT | O_EXCL), -EEXIST);
+    int fd = open_ok(AT_FDCWD, "/etc/hostname", O_RDONLY | O_CREAT); /* exists: just opens */
+    assert_true(fd > d);
+    assert_int_equal(open_err(AT_FDCWD, "/etc", O_WRONLY), -EISDIR);
+    assert_int_equal(open_err(AT_FDCWD, "/etc", O_RDWR), -EISDIR);
+    /* Bad dirfd: not open, or not a directory (relative paths only). */
+    assert_int_equal(open_err(77, "hostname", O_RDONLY), -EBADF);
+    assert_int_equal(open_err(-1, "hostname", O_RDONLY), -EBADF);
+    assert_int_equal(open_err(fd, "hostname", O_RDONLY), -ENOTDIR);
+    assert_int_equal(open_err(1, "hostname", O_RDONLY), -ENOTDIR);
+}
+
+static void test_bad_paths(void **state)
+{
+    (void)state;
+    /* Path pointers outside user memory. */
+    assert_int_equal(sys_openat(AT_FDCWD, NULL, O_RDONLY, 0), -EFAULT);
+    assert_int_equal(sys_openat(AT_FDCWD, (const char *)4095, O_RDONLY, 0), -EFAULT);
+    assert_int_equal(sys_openat(AT_FDCWD, (const char *)(uintptr_t)MEM_END, O_RDONLY, 0), -EFAULT);
+    /* A string that runs into the end of memory without a NUL. */
+    char *end = (char *)(uintptr_t)(MEM_END - 3);
+    memcpy(end, "abc", 3);
+    assert_int_equal(sys_openat(AT_FDCWD, end, O_RDONLY, 0), -EFAULT);
+    /* 4096 bytes without a NUL: too long; 4095 is fine (and then not found). */
+    char *p = ualloc(4097);
+    memset(p, 'a', 4096);
+    assert_int_equal(sys_openat(AT_FDCWD, p, O_RDONLY, 0), -ENAMETOOLONG);
+    p[4095] = 0;
+    for (int i = 1; i < 4095; i += 2)
+        p[i] = '/';
+    assert_int_equal(sys_openat(AT_FDCWD, p, O_RDONLY, 0), -ENOENT);
+    /* A component over 255 bytes. */
+    char *q = ualloc(300);
+    memset(q, 'b', 299);
+    q[0] = '/';
+    assert_int_equal(sys_openat(AT_FDCWD, q, O_RDONLY, 0), -ENAMETOOLONG);
+    /* Exactly 255 is fine. */
+    char path[300];
+    snprintf(path, sizeof path, "/list/%s", long_name);
+    expect_contents(path, long_name);
+    assert_int_equal(sys_chdir(q), -ENAMETOOLONG);
+    assert_int_equal(sys_chdir(NULL), -EFAULT);
+    struct linux_stat *st = ualloc(sizeof *st);
+    assert_int_equal(sys_newfstatat(AT_FDCWD, q, st, 0), -ENAMETOOLONG);
+    assert_int_equal(sys_newfstatat(AT_FDCWD, U("/etc"), (struct linux_stat *)8, 0), -EFAULT);
+}
+
+static void test_read_pread_lseek(void **state)
+{
+    (void)state;
+    int fd = open_ok(AT_FDCWD, "/data/big.bin", O_RDONLY);
+    uint8_t *buf = ualloc(sizeof big_data + 100);
+    /* Sequential reads in odd-sized pieces, up to EOF. */
+    size_t got = 0;
+    for (;;) {
+        int64_t r = sys_read(fd, buf + got, 777);
+        assert_true(r >= 0);
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    assert_int_equal(got, sizeof big_data);
+    assert_memory_equal(buf, big_data, sizeof big_data);
+    assert_int_equal(sys_read(fd, buf, 10), 0);
+    assert_int_equal(sys_lseek(fd, 0, SEEK_CUR), sizeof big_data);
+
+    /* lseek from each origin. */
+    assert_int_equal(sys_lseek(fd, 100, SEEK_SET), 100);
+    assert_int_equal(sys_read(fd, buf, 4), 4);
+    assert_memory_equal(buf, big_data + 100, 4);
+    assert_int_equal(sys_lseek(fd, 10, SEEK_CUR), 114);
+    assert_int_equal(sys_lseek(fd, -3, SEEK_END), sizeof big_data - 3);
+    assert_int_equal(sys_read(fd, buf, 100), 3);
+    assert_memory_equal(buf, big_data + sizeof big_data - 3, 3);
+    /* Past the end is allowed and reads nothing. */
+    assert_int_equal(sys_lseek(fd, 5, SEEK_END), sizeof big_data + 5);
+    assert_int_equal(sys_read(fd, buf, 100), 0);
+    /* Negative results, overflow and bad whence are refused and change nothing. */
+    assert_int_equal(sys_lseek(fd, 50, SEEK_SET), 50);
+    assert_int_equal(sys_lseek(fd, -1, SEEK_SET), -EINVAL);
+    assert_int_equal(sys_lseek(fd, -51, SEEK_CUR), -EINVAL);
+    assert_int_equal(sys_lseek(fd, -(int64_t)sizeof big_data - 1, SEEK_END), -EINVAL);
+    assert_int_equal(sys_lseek(fd, INT64_MAX, SEEK_END), -EINVAL);
+    assert_int_equal(sys_lseek(fd, INT64_MIN, SEEK_CUR), -EINVAL);
+    assert_int_equal(sys_lseek(fd, 0, 3), -EINVAL);
+    assert_int_equal(sys_lseek(fd, 0, -1), -EINVAL);
+    assert_int_equal(sys_lseek(fd, 0, SEEK_CUR), 50);
+
+    /* pread: at an offset, without moving the file offset. */
+    assert_int_equal(sys_pread64(fd, buf, 16, 9000), 16);
+    assert_memory_equal(buf, big_data + 9000, 16);
+    assert_int_equal(sys_pread64(fd, buf, 100, 9990), 10);
+    assert_int_equal(sys_pread64(fd, buf, 100, 10000), 0);
+    assert_int_equal(sys_pread64(fd, buf, 100, 1 << 30), 0);
+    assert_int_equal(sys_pread64(fd, buf, 100, -1), -EINVAL);
+    assert_int_equal(sys_pread64(fd, buf, 0, 0), 0);
+    assert_int_equal(sys_lseek(fd, 0, SEEK_CUR), 50);
+    assert_int_equal(sys_pread64(fd, (void *)100, 10, 0), -EFAULT);
+    assert_int_equal(sys_pread64(99, buf, 10, 0), -EBADF);
+    assert_int_equal(sys_pread64(1, buf, 10, 0), -ESPIPE);
+    int null = open_ok(AT_FDCWD, "/dev/null", O_RDONLY);
+    assert_int_equal(sys_pread64(null, buf, 10, 0), -ESPIPE);
+    assert_int_equal(sys_lseek(1, 0, SEEK_SET), -ESPIPE);
+    assert_int_equal(sys_lseek(null, 0, SEEK_SET), -ESPIPE);
+    assert_int_equal(sys_lseek(99, 0, SEEK_SET), -EBADF);
+
+    /* Buffers outside user memory. */
+    assert_int_equal(sys_read(fd, NULL, 10), -EFAULT);
+    assert_int_equal(sys_read(fd, (void *)(uintptr_t)(MEM_END - 5), 10), -EFAULT);
+    assert_int_equal(sys_read(fd, (void *)(uintptr_t)(MEM_END - 5), 5), 5);
+
+    /* Empty files and directories. */
+    int e = open_ok(AT_FDCWD, "/data/empty", O_RDONLY);
+    assert_int_equal(sys_read(e, buf, 10), 0);
+    assert_int_equal(sys_lseek(e, 0, SEEK_END), 0);
+    int d = open_ok(AT_FDCWD, "/data", O_RDONLY);
+    assert_int_equal(sys_read(d, buf, 10), -EISDIR);
+
+    /* readv fills the buffers in order and stops at EOF. */
+    int h = open_ok(AT_FDCWD, "/etc/hostname", O_RDONLY);
+    struct linux_iovec *iov = ualloc(3 * sizeof *iov);
+    char *a = ualloc(4), *b = ualloc(4), *c = ualloc(8);
+    iov[0] = (struct linux_iovec){(uint64_t)(uintptr_t)a, 4};
+    iov[1] = (struct linux_iovec){(uint64_t)(uintptr_t)b, 4};
+    iov[2] = (struct linux_iovec){(uint64_t)(uintptr_t)c, 8};
+    assert_int_equal(sys_readv(h, iov, 3), 10);
+    assert_memory_equal(a, "thaw", 4);
+    assert_memory_equal(b, "-tes", 4);
+    assert_memory_equal(c, "t\n", 2);
+    assert_int_equal(sys_readv(h, iov, -1), -EINVAL);
+    assert_int_equal(sys_readv(h, iov, 1025), -EINVAL);
+}
+
+static void test_stat(void **state)
+{
+    (void)state;
+    struct linux_stat *st = stat_path(AT_FDCWD, "/data/big.bin", 0);
+    assert_int_equal(st->st_mode, S_IFREG | 0644);
+    assert_int_equal(st->st_size, sizeof big_data);
+    assert_int_equal(st->st_blocks, (sizeof big_data + 511) / 512);
+    assert_int_equal(st->st_nlink, 1);
+    assert_int_equal(st->st_blksize, 4096);
+    assert_true(st->st_ino != 0);
+    st = stat_path(AT_FDCWD, "/bin/tool", 0);
+    assert_int_equal(st->st_mode, S_IFREG | 0755);
+    assert_int_equal(st->st_size, 4);
+    st = stat_path(AT_FDCWD, "/data/empty", 0);
+    assert_int_equal(st->st_mode, S_IFREG | 0600);
+    assert_int_equal(st->st_size, 0);
+    assert_int_equal(st->st_blocks, 0);
+    st = stat_path(AT_FDCWD, "/etc", 0);
+    assert_int_equal(st->st_mode & S_IFMT, S_IFDIR);
+    assert_int_equal(st->st_nlink, 2);
+    st = stat_path(AT_FDCWD, "/", 0);
+    assert_int_equal(st->st_mode & S_IFMT, S_IFDIR);
+    st = stat_path(AT_FDCWD, "/dev/null", 0);
+    assert_int_equal(st->st_mode, S_IFCHR | 0666);
+    st = stat_path(AT_FDCWD, "/tmp", 0);
+    assert_int_equal(st->st_mode & S_IFMT, S_IFDIR);
+
+    /* fstat agrees with newfstatat, also via AT_EMPTY_PATH and a dirfd. */
+    struct linux_stat *by_path = stat_path(AT_FDCWD, "/data/big.bin", 0);
+    int fd = open_ok(AT_FDCWD, "/data/big.bin", O_RDONLY);
+    struct linux_stat *by_fd = ualloc(sizeof *by_fd);
+    assert_int_equal(sys_fstat(fd, by_fd), 0);
+    assert_memory_equal(by_fd, by_path, sizeof *by_fd);
+    by_fd = stat_path(fd, "", AT_EMPTY_PATH);
+    assert_memory_equal(by_fd, by_path, sizeof *by_fd);
+    int d = open_ok(AT_FDCWD, "/data", O_RDONLY);
+    by_fd = stat_path(d, "big.bin", 0);
+    assert_memory_equal(by_fd, by_path, sizeof *by_fd);
+    by_fd = stat_path(AT_FDCWD, "", AT_EMPTY_PATH); /* the cwd */
+    assert_int_equal(by_fd->st_ino, stat_path(AT_FDCWD, "/", 0)->st_ino);
+    /* Without AT_EMPTY_PATH an empty path does not exist. */
+    assert_int_equal(sys_newfstatat(fd, U(""), by_fd, 0), -ENOENT);
+    assert_int_equal(sys_newfstatat(AT_FDCWD, U("/nope"), by_fd, 0), -ENOENT);
+    assert_int_equal(sys_newfstatat(AT_FDCWD, U("/etc/hostname/x"), by_fd, 0), -ENOTDIR);
+    assert_int_equal(sys_newfstatat(fd, U("x"), by_fd, 0), -ENOTDIR);
+
+    /* The console and device files are character devices. */
+    assert_int_equal(sys_fstat(1, by_fd), 0);
+    assert_int_equal(by_fd->st_mode & S_IFMT, S_IFCHR);
+    int null = open_ok(AT_FDCWD, "/dev/null", O_RDWR);
+    assert_int_equal(sys_fstat(null, by_fd), 0);
+    assert_int_equal(by_fd->st_mode, S_IFCHR | 0666);
+    assert_int_equal(sys_fstat(99, by_fd), -EBADF);
+    assert_int_equal(sys_fstat(fd, (struct linux_stat *)0), -EFAULT);
+
+    /* statx carries the same facts. */
+    struct linux_statx *sx = ualloc(sizeof *sx);
+    assert_int_equal(sys_statx(AT_FDCWD, U("/data/big.bin"), 0, 0x7ff, sx), 0);
+    assert_int_equal(sx->stx_size, sizeof big_data);
+    assert_int_equal(sx->stx_mode, S_IFREG | 0644);
+    assert_int_equal(sx->stx_ino, by_path->st_ino);
+
+    /* faccessat: writes are refused except to devices. */
+    assert_int_equal(sys_faccessat(AT_FDCWD, U("/etc/hostname"), 4), 0);
+    assert_int_equal(sys_faccessat(AT_FDCWD, U("/etc/hostname"), 2), -EROFS);
+    assert_int_equal(sys_faccessat(AT_FDCWD, U("/dev/null"), 2), 0);
+    assert_int_equal(sys_faccessat(AT_FDCWD, U("/nope"), 0), -ENOENT);
+}
+
+/* One directory entry as collected from getdents64. */
+struct dent {
+    char name[256];
+    uint8_t type;
+    uint64_t ino;
+};
+
+/* Parses one getdents64 result into ents; checks the record format. */
+static size_t parse_dents(const uint8_t *buf, int64_t n, struct dent *ents, size_t at, size_t max)
+{
+    int64_t pos = 0;
+    while (pos < n) {
+        const struct linux_dirent64 *d = (const void *)(buf + pos);
+        assert_true(d->d_reclen >= offsetof(struct linux_dirent64, d_name) + 1);
+        assert_int_equal(d->d_reclen % 8, 0);
+        assert_true(pos + d->d_reclen <= n);
+        size_t len = strnlen(d->d_name, d->d_reclen - offsetof(struct linux_dirent64, d_name));
+        assert_true(len < d->d_reclen - offsetof(struct linux_dirent64, d_name)); /* NUL-terminated */
+        assert_true(at < max);
+        memcpy(ents[at].name, d->d_name, len + 1);
+        ents[at].type = d->d_type;
+        ents[at].ino = d->d_ino;
+        at++;
+        pos += d->d_reclen;
+    }
+    assert_int_equal(pos, n);
+    return at;
+}
+
+static const struct dent *find_dent(const struct dent *ents, size_t n, const char *name)
+{
+    const struct dent *found = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ents[i].name, name) == 0) {
+            if (found)
+                fail_msg("entry \"%s\" listed twice", name);
+            found = &ents[i];
+        }
+    return found;
+}
+
+static void test_getdents_small_buffers(void **state)
+{
+    (void)state;
+    int fd = open_ok(AT_FDCWD, "/list", O_RDONLY | O_DIRECTORY);
+    uint8_t *buf = ualloc(4096);
+    struct dent ents[64];
+    size_t n = 0;
+    /* A buffer that fits no entry. */
+    assert_int_equal(sys_getdents64(fd, buf, 16), -EINVAL);
+    /* 40 bytes fit one short name at a time, until the 255-byte name, which needs a
+     * bigger buffer: EINVAL, without losing the entry. */
+    int calls = 0;
+    for (;;) {
+        int64_t r = sys_getdents64(fd, buf, 40);
+        if (r == -EINVAL)
+            break;
+        assert_true(r > 0);
+        n = parse_dents(buf, r, ents, n, 64);
+        calls++;
+    }
+    /* Then buffers just big enough for the longest entry. */
+    const uint64_t sizes[] = {300, 288, 512, 300};
+    for (int i = 0;; i++) {
+        int64_t r = sys_getdents64(fd, buf, sizes[i % 4]);
+        assert_true(r >= 0);
+        if (r == 0)
+            break;
+        n = parse_dents(buf, r, ents, n, 64);
+        calls++;
+    }
+    assert_true(calls >= 4);
+    assert_int_equal(sys_getdents64(fd, buf, 4096), 0); /* stays at the end */
+    /* Every entry exactly once: ".", "..", the files, "sub", "lnk". */
+    assert_int_equal(n, 2 + N_LIST_FILES + 2);
+    const struct dent *e = find_dent(ents, n, ".");
+    assert_non_null(e);
+    assert_int_equal(e->type, DT_DIR);
+    assert_int_equal(e->ino, stat_path(AT_FDCWD, "/list", 0)->st_ino);
+    e = find_dent(ents, n, "..");
+    assert_non_null(e);
+    assert_int_equal(e->ino, stat_path(AT_FDCWD, "/", 0)->st_ino);
+    for (size_t i = 0; i < N_LIST_FILES; i++) {
+        e = find_dent(ents, n, list_files[i]);
+        if (!e)
+            fail_msg("\"%.20s\" missing from the listing", list_files[i]);
+        assert_int_equal(e->type, DT_REG);
+        char path[300];
+        snprintf(path, sizeof path, "/list/%s", list_files[i]);
+        assert_int_equal(e->ino, stat_path(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW)->st_ino);
+    }
+    e = find_dent(ents, n, "sub");
+    assert_non_null(e);
+    assert_int_equal(e->type, DT_DIR);
+    e = find_dent(ents, n, "lnk");
+    assert_non_null(e);
+    assert_int_equal(e->type, DT_LNK);
+
+    /* Rewinding lists everything again, in one go. */
+    assert_int_equal(sys_lseek(fd, 0, SEEK_SET), 0);
+    int64_t r = sys_getdents64(fd, buf, 4096);
+    struct dent again[64];
+    assert_int_equal(parse_dents(buf, r, again, 0, 64), n);
+    /* d_off of an entry resumes right after it. */
+    const struct linux_dirent64 *first = (const void *)buf;
+    const struct linux_dirent64 *second = (const void *)(buf + first->d_reclen);
+    assert_int_equal(sys_lseek(fd, first->d_off, SEEK_SET), first->d_off);
+    r = sys_getdents64(fd, buf + 2048, 2048);
+    assert_true(r > 0);
+    assert_string_equal(((const struct linux_dirent64 *)(buf + 2048))->d_name, second->d_name);
+}
+
+static void test_getdents_special_dirs(void **state)
+{
+    (void)state;
+    uint8_t *buf = ualloc(4096);
+    struct dent ents[16];
+    /* /dev holds the device files, /tmp and /emptydir only "." and "..". */
+    int dev = open_ok(AT_FDCWD, "/dev", O_RDONLY | O_DIRECTORY);
+    size_t n = parse_dents(buf, sys_getdents64(dev, buf, 4096), ents, 0, 16);
+    assert_int_equal(n, 6);
+    const char *devs[] = {"invoke", "null", "urandom", "random"};
+    for (int i = 0; i < 4; i++) {
+        const struct dent *e = find_dent(ents, n, devs[i]);
+        assert_non_null(e);
+        assert_int_equal(e->type, DT_CHR);
+    }
+    const char *empties[] = {"/tmp", "/emptydir"};
+    for (int i = 0; i < 2; i++) {
+        int d = open_ok(AT_FDCWD, empties[i], O_RDONLY | O_DIRECTORY);
+        n = parse_dents(buf, sys_getdents64(d, buf, 4096), ents, 0, 16);
+        assert_int_equal(n, 2);
+        assert_non_null(find_dent(ents, n, "."));
+        assert_non_null(find_dent(ents, n, ".."));
+    }
+    /* The root: no stray "." or "" entries from the archive. */
+    int root = open_ok(AT_FDCWD, "/", O_RDONLY | O_DIRECTORY);
+    struct dent all[32];
+    n = parse_dents(buf, sys_getdents64(root, buf, 4096), all, 0, 32);
+    const char *top[] = {".", "..", "etc", "data", "bin", "usr", "list", "emptydir", "dev", "tmp",
+                         "link_hostname", "abs_link", "etclink", "dirlink_rel", "chain", "loop_a",
+                         "loop_b", "dangling"};
+    assert_int_equal(n, sizeof top / sizeof top[0]);
+    for (size_t i = 0; i < n; i++)
+        assert_non_null(find_dent(all, n, top[i]));
+    /* Errors. */
+    int fd = open_ok(AT_FDCWD, "/etc/hostname", O_RDONLY);
+    assert_int_equal(sys_getdents64(fd, buf, 4096), -ENOTDIR);
+    assert_int_equal(sys_getdents64(1, buf, 4096), -ENOTDIR);
+    assert_int_equal(sys_getdents64(99, buf, 4096), -EBADF);
+    assert_int_equal(sys_getdents64(root, (void *)64, 4096), -EFAULT);
+}
+
+static void test_getcwd_chdir(void **state)
+{
+    (void)state;
+    char *buf = ualloc(256);
+    assert_int_equal(sys_getcwd(buf, 256), 2);
+    assert_string_equal(buf, "/");
+    assert_int_equal(sys_chdir(U("etc")), 0);
+    assert_int_equal(sys_getcwd(buf, 256), 5);
+    assert_string_equal(buf, "/etc");
+    expect_contents("hostname", "thaw-test\n");
+    expect_contents("../usr/share/data.txt", "shared data\n");
+    int fd = open_ok(AT_FDCWD, "./passwd", O_RDONLY);
+    assert_true(fd > 2);
+    /* Too small a buffer; exactly big enough. */
+    assert_int_equal(sys_getcwd(buf, 4), -ERANGE);
+    assert_int_equal(sys_getcwd(buf, 5), 5);
+    assert_int_equal(sys_getcwd(NULL, 5), -EFAULT);
+    assert_int_equal(sys_chdir(U("../usr/lib/python")), 0);
+    assert_int_equal(sys_getcwd(buf, 256), 16);
+    assert_string_equal(buf, "/usr/lib/python");
+    assert_int_equal(sys_chdir(U("/")), 0);
+    assert_int_equal(sys_getcwd(buf, 256), 2);
+    /* Through a symlink: the cwd is the target. */
+    assert_int_equal(sys_chdir(U("/etclink")), 0);
+    assert_int_equal(sys_getcwd(buf, 256), 5);
+    assert_string_equal(buf, "/etc");
+    assert_int_equal(sys_chdir(U("..")), 0);
+    assert_int_equal(sys_getcwd(buf, 256), 2);
+    /* Failures leave the cwd alone. */
+    assert_int_equal(sys_chdir(U("/etc/hostname")), -ENOTDIR);
+    assert_int_equal(sys_chdir(U("/link_hostname")), -ENOTDIR);
+    assert_int_equal(sys_chdir(U("/nope")), -ENOENT);
+    assert_int_equal(sys_chdir(U("")), -ENOENT);
+    assert_int_equal(sys_chdir(U("/loop_a")), -ELOOP);
+    assert_int_equal(sys_getcwd(buf, 256), 2);
+    assert_string_equal(buf, "/");
+    /* The long name's directory. */
+    char path[300];
+    snprintf(path, sizeof path, "/list/%s", long_name);
+    assert_int_equal(sys_chdir(U(path)), -ENOTDIR);
+}
+
+static void test_dup_dup3_fcntl(void **state)
+{
+    (void)state;
+    int fd = open_ok(AT_FDCWD, "/etc/hostname", O_RDONLY);
+    assert_int_equal(fd, 3);
+    char *buf = ualloc(64);
+    /* dup: lowest free fd, same file. */
+    int64_t d = sys_dup3(fd, 0, 0, true);
+    assert_int_equal(d, 4);
+    assert_int_equal(sys_read((int)d, buf, 64), 10);
+    assert_memory_equal(buf, "thaw-test\n", 10);
+    assert_int_equal(sys_close(fd), 0);
+    assert_int_equal(sys_pread64((int)d, buf, 4, 5), 4); /* the copy outlives the original */
+    assert_memory_equal(buf, "test", 4);
+    assert_int_equal(sys_dup3((int)d, 0, 0, true), 3);   /* reuses the freed slot */
+    /* dup3 to a chosen fd, with O_CLOEXEC. */
+    assert_int_equal(sys_dup3((int)d, 10, O_CLOEXEC, false), 10);
+    assert_int_equal(sys_fcntl(10, F_GETFD, 0), FD_CLOEXEC);
+    assert_int_equal(sys_fcntl((int)d, F_GETFD, 0), 0);
+    assert_int_equal(sys_fcntl(10, F_SETFD, 0), 0);
+    assert_int_equal(sys_fcntl(10, F_GETFD, 0), 0);
+    assert_int_equal(sys_fcntl(10, F_SETFD, FD_CLOEXEC), 0);
+    assert_int_equal(sys_fcntl(10, F_GETFD, 0), FD_CLOEXEC);
+    /* dup2 onto itself is a no-op returning the fd. */
+    assert_int_equal(sys_dup3(10, 10, 0, false), 10);
+    assert_int_equal(sys_dup3(99, 11, 0, false), -EBADF);
+    assert_int_equal(sys_dup3(10, 256, 0, false), -EBADF);
+    assert_int_equal(sys_dup3(10, -1, 0, false), -EBADF);
+    assert_int_equal(sys_dup3(-5, 0, 0, true), -EBADF);
+    /* F_DUPFD: lowest free fd at or above the argument. */
+    assert_int_equal(sys_fcntl((int)d, F_DUPFD, 10), 11);
+    assert_int_equal(sys_fcntl(11, F_GETFD, 0), 0);
+    assert_int_equal(sys_fcntl((int)d, F_DUPFD_CLOEXEC, 20), 20);
+    assert_int_equal(sys_fcntl(20, F_GETFD, 0), FD_CLOEXEC);
+    assert_int_equal(sys_fcntl((int)d, F_DUPFD, 255), 255);
+    assert_int_equal(sys_fcntl((int)d, F_DUPFD, 255), -EMFILE);
+    /* Status flags. */
+    assert_int_equal(sys_fcntl((int)d, F_GETFL, 0), O_RDONLY);
+    assert_int_equal(sys_fcntl(1, F_GETFL, 0), O_WRONLY);
+    assert_int_equal(sys_fcntl((int)d, F_SETFL, O_NONBLOCK | O_APPEND | O_DIRECTORY), 0);
+    assert_int_equal(sys_fcntl((int)d, F_GETFL, 0), O_RDONLY | O_NONBLOCK | O_APPEND);
+    assert_int_equal(sys_fcntl((int)d, F_SETFL, 0), 0);
+    assert_int_equal(sys_fcntl((int)d, F_GETFL, 0), O_RDONLY);
+    assert_int_equal(sys_fcntl((int)d, 9999, 0), -EINVAL);
+    assert_int_equal(sys_fcntl(99, F_GETFD, 0), -EBADF);
+    /* dup3 over an open fd replaces it: stdout to /dev/null. */
+    int null = open_ok(AT_FDCWD, "/dev/null", O_WRONLY);
+    assert_int_equal(sys_dup3(null, 1, 0, false), 1);
+    assert_int_equal(sys_write(1, U("gone"), 4), 4);
+    assert_int_equal(console_calls, 0);
+    /* Filling the table: EMFILE. */
+    int64_t last = 0, r;
+    while ((r = sys_dup3(2, 0, 0, true)) >= 0)
+        last = r;
+    assert_int_equal(r, -EMFILE);
+    assert_int_equal(last, 254);
+    assert_int_equal(open_err(AT_FDCWD, "/etc/hostname", O_RDONLY), -EMFILE);
+    assert_int_equal(sys_close(100), 0);
+    assert_int_equal(open_ok(AT_FDCWD, "/etc/hostname", O_RDONLY), 100);
+}
+
+static void test_close(void **state)
+{
+    (void)state;
+    int fd = open_ok(AT_FDCWD, "/etc/hostname", O_RDONLY);
+    char *buf = ualloc(16);
+    assert_int_equal(sys_close(fd), 0);
+    assert_int_equal(sys_read(fd, buf, 16), -EBADF);
+    assert_int_equal(sys_close(fd), -EBADF);
+    assert_int_equal(sys_close(-1), -EBADF);
+    assert_int_equal(sys_close(256), -EBADF);
+    assert_int_equal(sys_close(1 << 30), -EBADF);
+    assert_int_equal(sys_write(99, buf, 1), -EBADF);
+    assert_int_equal(sys_read(-3, buf, 1), -EBADF);
+    /* Closing the standard fds works too; the next open reuses 0. */
+    assert_int_equal(sys_close(0), 0);
+    assert_int_equal(open_ok(AT_FDCWD, "/etc/passwd", O_RDONLY), 0);
+}
+
+static void test_console_fds(void **state)
+{
+    (void)state;
+    char *buf = ualloc(2048);
+    assert_int_equal(sys_write(1, U("hello "), 6), 6);
+    assert_int_equal(sys_write(2, U("oops"), 4), 4);
+    assert_int_equal(sys_write(1, U("world\n"), 6), 6);
+    assert_int_equal(console_len[1], 12);
+    assert_memory_equal(console_buf[1], "hello world\n", 12);
+    assert_int_equal(console_len[2], 4);
+    assert_memory_equal(console_buf[2], "oops", 4);
+    assert_int_equal(console_calls, 3);
+    /* The console is write-only; fd 0 is an empty read-only stdin. */
+    assert_int_equal(sys_read(1, buf, 10), -EBADF);
+    assert_int_equal(sys_read(2, buf, 10), -EBADF);
+    assert_int_equal(sys_read(0, buf, 10), 0);
+    assert_int_equal(sys_write(0, buf, 10), -EBADF);
+    assert_int_equal(sys_write(1, (void *)10, 10), -EFAULT);
+    assert_int_equal(sys_write(1, buf, 0), 0);
+    /* No terminal. */
+    assert_int_equal(sys_ioctl(1, TCGETS, (uint64_t)(uintptr_t)buf), -ENOTTY);
+    assert_int_equal(sys_ioctl(99, TCGETS, 0), -EBADF);
+
+    /* writev to the console: small vectors go out in one piece. */
+    console_calls = 0;
+    struct linux_iovec *iov = ualloc(3 * sizeof *iov);
+    iov[0] = (struct linux_iovec){(uint64_t)(uintptr_t)U("a"), 1};
+    iov[1] = (struct linux_iovec){(uint64_t)(uintptr_t)U("bc"), 2};
+    iov[2] = (struct linux_iovec){(uint64_t)(uintptr_t)U("def"), 3};
+    assert_int_equal(sys_writev(2, iov, 3), 6);
+    assert_int_equal(console_calls, 1);
+    assert_memory_equal(console_buf[2] + 4, "abcdef", 6);
+    /* Larger ones one call per buffer. */
+    memset(buf, 'x', 2048);
+    iov[0] = (struct linux_iovec){(uint64_t)(uintptr_t)buf, 1000};
+    iov[1] = (struct linux_iovec){(uint64_t)(uintptr_t)buf, 1000};
+    console_calls = 0;
+    assert_int_equal(sys_writev(1, iov, 2), 2000);
+    assert_int_equal(console_calls, 2);
+    /* A bad buffer inside the vector: the gathered write fails as a whole, the
+     * one-by-one write reports what it wrote before it. */
+    iov[0] = (struct linux_iovec){(uint64_t)(uintptr_t)buf, 10};
+    iov[1] = (struct linux_iovec){16, 4};
+    console_calls = 0;
+    assert_int_equal(sys_writev(1, iov, 2), -EFAULT);
+    assert_int_equal(console_calls, 0);
+    iov[0] = (struct linux_iovec){(uint64_t)(uintptr_t)buf, 1030};
+    assert_int_equal(sys_writev(1, iov, 2), 1030);
+    assert_int_equal(console_calls, 1);
+    int64_t r = sys_writev(1, (void *)8, 1);
+    assert_true(r == -EINVAL || r == -EFAULT);
+}
+
+static void test_device_files(void **state)
+{
+    (void)state;
+    uint8_t *buf = ualloc(64);
+    int null = open_ok(AT_FDCWD, "/dev/null", O_RDWR);
+    assert_int_equal(sys_read(null, buf, 64), 0);
+    assert_int_equal(sys_write(null, buf, 64), 64);
+    int ur = open_ok(AT_FDCWD, "/dev/urandom", O_RDONLY);
+    assert_int_equal(sys_read(ur, buf, 16), 16);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(buf[i], i);
+    assert_int_equal(random_calls, 1);
+    int r = open_ok(AT_FDCWD, "/dev/random", O_RDONLY);
+    assert_int_equal(sys_read(r, buf, 4), 4);
+    assert_int_equal(buf[0], 16);
+    /* /dev/invoke is the invocation channel. */
+    int inv = open_ok(AT_FDCWD, "/dev/invoke", O_RDWR);
+    assert_int_equal(sys_read(inv, buf, 64), 7);
+    assert_memory_equal(buf, "REQUEST", 7);
+    assert_int_equal(sys_write(inv, U("response"), 8), 8);
+    assert_int_equal(invoke_reads, 1);
+    assert_int_equal(invoke_writes, 1);
+    assert_memory_equal(invoke_out, "response", 8);
+    /* Through a dup, too. */
+    int64_t d = sys_dup3(inv, 0, 0, true);
+    assert_int_equal(sys_write((int)d, U("!"), 1), 1);
+    assert_int_equal(invoke_out_len, 9);
+    /* A read-only open of /dev/invoke cannot write. */
+    int ro = open_ok(AT_FDCWD, "/dev/invoke", O_RDONLY);
+    assert_int_equal(sys_write(ro, buf, 1), -EBADF);
+    assert_int_equal(invoke_writes, 2);
+    /* Devices are not seekable or mappable files. */
+    assert_int_equal(sys_lseek(inv, 0, SEEK_SET), -ESPIPE);
+    assert_int_equal(sys_pread64(ur, buf, 4, 0), -ESPIPE);
+    /* FIONREAD works on regular files only. */
+    int fd = open_ok(AT_FDCWD, "/etc/hostname", O_RDONLY);
+    int *avail = ualloc(sizeof *avail);
+    assert_int_equal(sys_ioctl(fd, FIONREAD, (uint64_t)(uintptr_t)avail), 0);
+    assert_int_equal(*avail, 10);
+    assert_int_equal(sys_read(fd, buf, 3), 3);
+    assert_int_equal(sys_ioctl(fd, FIONREAD, (uint64_t)(uintptr_t)avail), 0);
+    assert_int_equal(*avail, 7);
+    assert_int_equal(sys_ioctl(fd, FIONREAD, 12), -EFAULT);
+}
+
+/* Archives the writer would never produce, but GNU cpio and others do. */
+static void test_archive_quirks(void **state)
+{
+    (void)state;
+    struct bytes b = {0};
+    /* `find . | cpio -o -H newc` starts with ".", and lists files with "./" prefixes. */
+    raw_entry(&b, ".", 040755, "", 0);
+    raw_entry(&b, "./top.txt", 0100644, "top", 3);
+    /* Files without entries for their parent directories, deep. */
+    for (int i = 0; i < 40; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "deep%d/a/b/c/d/e/f.txt", i);
+        raw_entry(&b, name, 0100644, name, strlen(name));
+    }
+    /* A duplicate: the first one wins. */
+    raw_entry(&b, "dup", 0100644, "first", 5);
+    raw_entry(&b, "./dup", 0100644, "second", 6);
+    /* A directory entry after its contents updates the mode. */
+    raw_entry(&b, "deep0", 040700, "", 0);
+    /* Unsupported types (a FIFO) are skipped. */
+    raw_entry(&b, "fifo", 010644, "", 0);
+    /* A trailing slash on a directory name. */
+    raw_entry(&b, "withslash/", 040755, "", 0);
+    raw_trailer(&b);
+    load_archive(b.p, b.len);
+    free(b.p);
+    assert_int_equal(discard_bytes, 0);
+
+    expect_contents("/top.txt", "top");
+    expect_contents("/dup", "first");
+    expect_contents("/deep39/a/b/c/d/e/f.txt", "deep39/a/b/c/d/e/f.txt");
+    struct linux_stat *st = stat_path(AT_FDCWD, "/deep0", 0);
+    assert_int_equal(st->st_mode, S_IFDIR | 0700);
+    st = stat_path(AT_FDCWD, "/withslash", 0);
+    assert_int_equal(st->st_mode & S_IFMT, S_IFDIR);
+    assert_int_equal(open_err(AT_FDCWD, "/fifo", O_RDONLY), -ENOENT);
+
+    /* The root lists ".", "..", top.txt, deep0..39, dup, withslash, dev, tmp: no second "." */
+    uint8_t *buf = ualloc(8192);
+    int root = open_ok(AT_FDCWD, "/", O_RDONLY | O_DIRECTORY);
+    struct dent ents[64];
+    size_t n = parse_dents(buf, sys_getdents64(root, buf, 8192), ents, 0, 64);
+    assert_non_null(find_dent(ents, n, "."));
+    assert_non_null(find_dent(ents, n, ".."));
+    assert_int_equal(n, 2 + 1 + 40 + 1 + 1 + 2);
+}
+
+static void test_no_archive(void **state)
+{
+    (void)state;
+    load_archive(NULL, 0);
+    struct linux_stat *st = stat_path(AT_FDCWD, "/dev/null", 0);
+    assert_int_equal(st->st_mode, S_IFCHR | 0666);
+    assert_int_equal(open_err(AT_FDCWD, "/etc/hostname", O_RDONLY), -ENOENT);
+    assert_int_equal(sys_write(1, U("x"), 1), 1);
+}
+
+/* ======================================================================================
+ * Memory
+ * ====================================================================================== */
+
+static void test_brk(void **state)
+{
+    (void)state;
+    uint64_t base = (uint64_t)sys_brk(0);
+    assert_int_equal(base % PAGE, 0);
+    assert_true(base >= FREE_BASE && base < MEM_END);
+    assert_int_equal(sys_brk(base - 1), base); /* below the start: just reports */
+    assert_int_equal(sys_brk(FREE_BASE), base);
+
+    uint64_t want = base + 3 * PAGE + 100;
+    assert_int_equal(sys_brk(want), want);
+    assert_int_equal(sys_brk(0), want);
+    assert_true(all_bytes((void *)(uintptr_t)base, 0, 4 * PAGE));
+    memset((void *)(uintptr_t)base, 0xab, 4 * PAGE); /* the whole last page is ours */
+    /* Shrink, then grow again: the released pages come back zeroed. */
+    assert_int_equal(sys_brk(base + PAGE), base + PAGE);
+    assert_int_equal(sys_brk(want), want);
+    assert_true(all_bytes((void *)(uintptr_t)base, 0xab, PAGE));
+    assert_true(all_bytes((void *)(uintptr_t)(base + PAGE), 0, 3 * PAGE));
+
+    /* A large shrink goes back to the host (DISCARD) and also reads back zero. */
+    uint64_t big = base + 200 * PAGE;
+    assert_int_equal(sys_brk(big), big);
+    memset((void *)(uintptr_t)base, 0xcd, 200 * PAGE);
+    unsigned before = discard_calls;
+    assert_int_equal(sys_brk(base), base);
+    assert_true(discard_calls > before);
+    assert_int_equal(sys_brk(big), big);
+    assert_true(all_bytes((void *)(uintptr_t)base, 0, 200 * PAGE));
+
+    /* brk stops at a mapping right above it: failure leaves it where it was. */
+    assert_int_equal(sys_brk(base + 2 * PAGE), base + 2 * PAGE);
+    uint64_t wall = base + 4 * PAGE;
+    assert_int_equal(sys_mmap(wall, PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), wall);
+    assert_int_equal(sys_brk(wall + 1), base + 2 * PAGE);
+    assert_int_equal(sys_brk(wall + 5 * PAGE), base + 2 * PAGE);
+    assert_int_equal(sys_brk(wall), wall);
+    /* The heap is counted as used memory. */
+    uint64_t free0 = free_bytes();
+    assert_int_equal(sys_brk(base), base);
+    assert_int_equal(free_bytes(), free0 + 4 * PAGE);
+}
+
+static void test_mmap_anonymous_zeroed(void **state)
+{
+    (void)state;
+    uint64_t free0 = free_bytes();
+    /* Small (zeroed by the guest on reuse) and large (discarded to the host). */
+    const uint64_t sizes[] = {16 * PAGE, 3 * PAGE + 1, 128 * PAGE};
+    for (size_t i = 0; i < 3; i++) {
+        uint64_t len = sizes[i], span = (len + PAGE - 1) / PAGE * PAGE;
+        int64_t p = sys_mmap(0, len, RW, ANON, -1, 0);
+        assert_true(p > 0);
+        assert_int_equal(p % PAGE, 0);
+        assert_true((uint64_t)p >= FREE_BASE && (uint64_t)p + span <= MEM_END - STACK_SIZE);
+        assert_true(all_bytes((void *)(uintptr_t)p, 0, span));
+        assert_int_equal(free_bytes(), free0 - span);
+        memset((void *)(uintptr_t)p, 0xee, span);
+        assert_int_equal(sys_munmap((uint64_t)p, len), 0);
+        assert_int_equal(free_bytes(), free0);
+        /* First fit hands out the same, dirty, pages again: they must read zero. */
+        int64_t q = sys_mmap(0, len, RW, ANON, -1, 0);
+        assert_int_equal(q, p);
+        assert_true(all_bytes((void *)(uintptr_t)q, 0, span));
+        /* A smaller mapping over part of them, too. */
+        memset((void *)(uintptr_t)q, 0x77, span);
+        assert_int_equal(sys_munmap((uint64_t)q, span), 0);
+        int64_t r = sys_mmap(0, PAGE, RW, ANON, -1, 0);
+        assert_true(r >= q && (uint64_t)r < (uint64_t)q + span);
+        assert_true(all_bytes((void *)(uintptr_t)r, 0, PAGE));
+        assert_int_equal(sys_munmap((uint64_t)r, PAGE), 0);
+    }
+    assert_true(discard_calls > 0);
+    /* Distinct live mappings never overlap. */
+    int64_t a = sys_mmap(0, 5 * PAGE, RW, ANON, -1, 0), b = sys_mmap(0, 7 * PAGE, RW, ANON, -1, 0);
+    assert_true(a + 5 * (int64_t)PAGE <= b || b + 7 * (int64_t)PAGE <= a);
+    /* Bad arguments. */
+    assert_int_equal(sys_mmap(0, 0, RW, ANON, -1, 0), -EINVAL);
+    assert_int_equal(sys_mmap(0, 1ull << 40, RW, ANON, -1, 0), -EINVAL);
+    assert_int_equal(sys_mmap(0, UINT64_MAX, RW, ANON, -1, 0), -EINVAL);
+    assert_int_equal(sys_mmap(0, PAGE, RW, ANON, -1, 100), -EINVAL);
+}
+
+static void test_map_fixed(void **state)
+{
+    (void)state;
+    uint64_t p = (uint64_t)sys_mmap(0, 4 * PAGE, RW, ANON, -1, 0);
+    memset((void *)(uintptr_t)p, 0x11, 4 * PAGE);
+    /* MAP_FIXED replaces the middle two pages with zeroed ones. */
+    assert_int_equal(sys_mmap(p + PAGE, 2 * PAGE, RW, ANON | MAP_FIXED, -1, 0), p + PAGE);
+    assert_true(all_bytes((void *)(uintptr_t)p, 0x11, PAGE));
+    assert_true(all_bytes((void *)(uintptr_t)(p + PAGE), 0, 2 * PAGE));
+    assert_true(all_bytes((void *)(uintptr_t)(p + 3 * PAGE), 0x11, PAGE));
+    /* Replacing does not count the pages twice. */
+    uint64_t free0 = free_bytes();
+    assert_int_equal(sys_mmap(p, 4 * PAGE, RW, ANON | MAP_FIXED, -1, 0), p);
+    assert_int_equal(free_bytes(), free0);
+    assert_true(all_bytes((void *)(uintptr_t)p, 0, 4 * PAGE));
+    /* MAP_FIXED_NOREPLACE refuses used pages, even partly. */
+    assert_int_equal(sys_mmap(p, PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), -EEXIST);
+    assert_int_equal(sys_mmap(p - PAGE, 2 * PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), -EEXIST);
+    assert_int_equal(sys_mmap(p - PAGE, PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), (int64_t)(p - PAGE));
+    /* A fixed mapping in free space, over pages that were used before. */
+    uint64_t q = (uint64_t)sys_mmap(0, 8 * PAGE, RW, ANON, -1, 0);
+    memset((void *)(uintptr_t)q, 0x99, 8 * PAGE);
+    assert_int_equal(sys_munmap(q, 8 * PAGE), 0);
+    assert_int_equal(sys_mmap(q + 2 * PAGE, 3 * PAGE, RW, ANON | MAP_FIXED, -1, 0), q + 2 * PAGE);
+    assert_true(all_bytes((void *)(uintptr_t)(q + 2 * PAGE), 0, 3 * PAGE));
+    /* Out of range or misaligned. */
+    assert_int_equal(sys_mmap(p + 1, PAGE, RW, ANON | MAP_FIXED, -1, 0), -EINVAL);
+    assert_int_equal(sys_mmap(MAP_BASE + PAGE, PAGE, RW, ANON | MAP_FIXED, -1, 0), -ENOMEM);
+    assert_int_equal(sys_mmap(FREE_BASE, PAGE, RW, ANON | MAP_FIXED, -1, 0), -ENOMEM); /* mm's bitmaps */
+    assert_int_equal(sys_mmap(MEM_END, PAGE, RW, ANON | MAP_FIXED, -1, 0), -ENOMEM);
+    assert_int_equal(sys_mmap(MEM_END - PAGE, 2 * PAGE, RW, ANON | MAP_FIXED, -1, 0), -ENOMEM);
+    assert_int_equal(sys_mmap(0xfffffffffffff000ull, PAGE, RW, ANON | MAP_FIXED, -1, 0), -ENOMEM);
+    /* The scratch "program" memory below free_base was never touched. */
+    assert_true(all_bytes((void *)(uintptr_t)MAP_BASE, 0, PAGE));
+}
+
+static void test_munmap_partial(void **state)
+{
+    (void)state;
+    uint64_t p = (uint64_t)sys_mmap(0, 8 * PAGE, RW, ANON, -1, 0);
+    memset((void *)(uintptr_t)p, 0x22, 8 * PAGE);
+    uint64_t free0 = free_bytes();
+    assert_int_equal(sys_munmap(p + 2 * PAGE, 2 * PAGE), 0);
+    assert_int_equal(free_bytes(), free0 + 2 * PAGE);
+    /* The hole is free, its neighbours are not. */
+    assert_int_equal(sys_mmap(p + PAGE, PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), -EEXIST);
+    assert_int_equal(sys_mmap(p + 4 * PAGE, PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), -EEXIST);
+    assert_int_equal(sys_mmap(p + 2 * PAGE, 2 * PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), p + 2 * PAGE);
+    assert_true(all_bytes((void *)(uintptr_t)(p + 2 * PAGE), 0, 2 * PAGE));
+    assert_true(all_bytes((void *)(uintptr_t)(p + 4 * PAGE), 0x22, 4 * PAGE));
+    /* A partial page length covers the whole page. */
+    assert_int_equal(sys_munmap(p + 7 * PAGE, 1), 0);
+    assert_int_equal(sys_mmap(p + 7 * PAGE, PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), p + 7 * PAGE);
+    /* Unmapping free memory, memory below the allocator, or past the end is a no-op. */
+    uint64_t free1 = free_bytes();
+    assert_int_equal(sys_munmap(p - 64 * PAGE, 64 * PAGE), 0);
+    assert_int_equal(sys_munmap(MAP_BASE + PAGE, 16 * PAGE), 0);
+    assert_int_equal(sys_munmap(MEM_END, PAGE), 0);
+    assert_int_equal(sys_munmap(0xfffffffffffff000ull, PAGE), 0);
+    assert_int_equal(free_bytes(), free1);
+    /* Bad arguments. */
+    assert_int_equal(sys_munmap(p + 1, PAGE), -EINVAL);
+    assert_int_equal(sys_munmap(p, 0), -EINVAL);
+}
+
+static void test_mremap(void **state)
+{
+    (void)state;
+    /* Grow in place: free pages right above. Top-down first fit puts a below b. */
+    uint64_t b = (uint64_t)sys_mmap(0, 4 * PAGE, RW, ANON, -1, 0);
+    uint64_t a = (uint64_t)sys_mmap(0, 4 * PAGE, RW, ANON, -1, 0);
+    assert_int_equal(a + 4 * PAGE, b);
+    memset((void *)(uintptr_t)a, 0x33, 4 * PAGE);
+    memset((void *)(uintptr_t)b, 0x44, 4 * PAGE);
+    assert_int_equal(sys_munmap(b, 4 * PAGE), 0);
+    assert_int_equal(sys_mremap(a, 4 * PAGE, 8 * PAGE, 0, 0), a);
+    assert_true(all_bytes((void *)(uintptr_t)a, 0x33, 4 * PAGE));
+    assert_true(all_bytes((void *)(uintptr_t)(a + 4 * PAGE), 0, 4 * PAGE)); /* b's old pages */
+    assert_int_equal(sys_mmap(b, PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), -EEXIST);
+
+    /* Move: c sits right above d, so d cannot grow in place. */
+    uint64_t c = (uint64_t)sys_mmap(0, 4 * PAGE, RW, ANON, -1, 0);
+    uint64_t d = (uint64_t)sys_mmap(0, 4 * PAGE, RW, ANON, -1, 0);
+    assert_int_equal(d + 4 * PAGE, c);
+    memset((void *)(uintptr_t)d, 0x55, 4 * PAGE);
+    assert_int_equal(sys_mremap(d, 4 * PAGE, 8 * PAGE, 0, 0), -ENOMEM);
+    int64_t e = sys_mremap(d, 4 * PAGE, 8 * PAGE, MREMAP_MAYMOVE, 0);
+    assert_true(e > 0);
+    assert_true((uint64_t)e != d);
+    assert_int_equal(e % PAGE, 0);
+    assert_true(all_bytes((void *)(uintptr_t)e, 0x55, 4 * PAGE));
+    assert_true(all_bytes((void *)(uintptr_t)(e + 4 * PAGE), 0, 4 * PAGE));
+    /* The old pages were released. */
+    assert_int_equal(sys_mmap(d, 4 * PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0), d);
+
+    /* Shrink: same address, the tail is released. */
+    uint64_t free0 = free_bytes();
+    assert_int_equal(sys_mremap((uint64_t)e, 8 * PAGE, 2 * PAGE, 0, 0), e);
+    assert_int_equal(free_bytes(), free0 + 6 * PAGE);
+    assert_true(all_bytes((void *)(uintptr_t)e, 0x55, 2 * PAGE));
+    assert_int_equal(sys_mmap((uint64_t)e + 2 * PAGE, 6 * PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0),
+                     e + 2 * (int64_t)PAGE);
+    /* A large move goes through the discard path for the old pages. */
+    uint64_t big = (uint64_t)sys_mmap(0, 100 * PAGE, RW, ANON, -1, 0);
+    memset((void *)(uintptr_t)big, 0x66, 100 * PAGE);
+    unsigned before = discard_calls;
+    int64_t moved = sys_mremap(big, 100 * PAGE, 300 * PAGE, MREMAP_MAYMOVE, 0);
+    assert_true(moved > 0 && (uint64_t)moved != big);
+    assert_true(discard_calls > before);
+    assert_true(all_bytes((void *)(uintptr_t)moved, 0x66, 100 * PAGE));
+    assert_true(all_bytes((void *)(uintptr_t)(moved + 100 * PAGE), 0, 200 * PAGE));
+
+    /* Bad arguments. */
+    assert_int_equal(sys_mremap(a, 8 * PAGE, 16 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, a + 64 * PAGE), -EINVAL);
+    assert_int_equal(sys_mremap(a + 1, PAGE, 2 * PAGE, MREMAP_MAYMOVE, 0), -EINVAL);
+    assert_int_equal(sys_mremap(a, PAGE, 0, MREMAP_MAYMOVE, 0), -EINVAL);
+    assert_int_equal(sys_mremap(MAP_BASE + PAGE, PAGE, 2 * PAGE, MREMAP_MAYMOVE, 0), -EFAULT);
+    assert_int_equal(sys_mremap(MEM_END - PAGE, 2 * PAGE, PAGE, 0, 0), -EFAULT);
+}
+
+static void test_mmap_file(void **state)
+{
+    (void)state;
+    int fd = open_ok(AT_FDCWD, "/data/big.bin", O_RDONLY);
+    /* Dirty some pages first, so the mapping reuses them. */
+    uint64_t junk = (uint64_t)sys_mmap(0, 3 * PAGE, RW, ANON, -1, 0);
+    memset((void *)(uintptr_t)junk, 0xff, 3 * PAGE);
+    assert_int_equal(sys_munmap(junk, 3 * PAGE), 0);
+
+    int64_t p = sys_mmap(0, 3 * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+    assert_int_equal(p, junk);
+    assert_memory_equal((void *)(uintptr_t)p, big_data, sizeof big_data);
+    assert_true(all_bytes((void *)(uintptr_t)(p + sizeof big_data), 0, 3 * PAGE - sizeof big_data));
+    /* At an offset, and shorter than the file. */
+    int64_t q = sys_mmap(0, 2 * PAGE, PROT_READ, MAP_PRIVATE, fd, PAGE);
+    assert_true(q > 0 && q != p);
+    assert_memory_equal((void *)(uintptr_t)q, big_data + PAGE, sizeof big_data - PAGE);
+    assert_true(all_bytes((void *)(uintptr_t)(q + sizeof big_data - PAGE), 0, 3 * PAGE - sizeof big_data));
+    int64_t s = sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+    assert_memory_equal((void *)(uintptr_t)s, big_data, PAGE);
+    /* Past the end of the file: zeros. */
+    int64_t z = sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, fd, 4 * PAGE);
+    assert_true(z > 0);
+    assert_true(all_bytes((void *)(uintptr_t)z, 0, PAGE));
+    /* MAP_FIXED over a dirty mapping: the file contents, then zeros. */
+    memset((void *)(uintptr_t)p, 0xaa, 3 * PAGE);
+    assert_int_equal(sys_mmap((uint64_t)p, 3 * PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0), p);
+    assert_memory_equal((void *)(uintptr_t)p, big_data, sizeof big_data);
+    assert_true(all_bytes((void *)(uintptr_t)(p + sizeof big_data), 0, 3 * PAGE - sizeof big_data));
+    /* The mapping is a copy: it outlives the fd. */
+    assert_int_equal(sys_close(fd), 0);
+    assert_memory_equal((void *)(uintptr_t)q, big_data + PAGE, 16);
+    /* /dev/null maps as zeros. */
+    assert_int_equal(sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, fd, 0), -EBADF);
+    int null = open_ok(AT_FDCWD, "/dev/null", O_RDONLY);
+    int64_t n = sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, null, 0);
+    assert_true(n > 0);
+    assert_true(all_bytes((void *)(uintptr_t)n, 0, PAGE));
+    /* Failures release what they took. */
+    uint64_t free0 = free_bytes();
+    assert_int_equal(sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, 99, 0), -EBADF);
+    int dir = open_ok(AT_FDCWD, "/data", O_RDONLY);
+    assert_int_equal(sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, dir, 0), -EACCES);
+    assert_int_equal(sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, 1, 0), -EACCES);
+    assert_int_equal(free_bytes(), free0);
+    int fd2 = open_ok(AT_FDCWD, "/data/big.bin", O_RDONLY);
+    assert_int_equal(sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, fd2, 1), -EINVAL);
+    /* fs_map_file directly: copies at most len bytes. */
+    uint8_t *dst = ualloc(64);
+    memset(dst, 0x5c, 64);
+    assert_int_equal(fs_map_file(fd2, dst, 8, 9996), 0);
+    assert_memory_equal(dst, big_data + 9996, 4);
+    assert_true(all_bytes(dst + 4, 0x5c, 60));
+    assert_int_equal(fs_map_file(fd2, dst, 8, 0), 0);
+    assert_memory_equal(dst, big_data, 8);
+    assert_true(all_bytes(dst + 8, 0x5c, 56));
+}
+
+static void test_mmap_exhaustion(void **state)
+{
+    (void)state;
+    uint64_t total, free0;
+    mm_stats(&total, &free0);
+    assert_int_equal(total, MEM_END);
+    assert_true(free0 > 40ull << 20);
+    /* More than is free, though not more than the allocator manages. */
+    assert_int_equal(sys_mmap(0, free0 + PAGE, RW, ANON, -1, 0), -ENOMEM);
+    /* Take everything: 1 MiB pieces, then single pages. */
+    static int64_t maps[4096];
+    size_t n = 0;
+    int64_t r;
+    while ((r = sys_mmap(0, 1ull << 20, RW, ANON, -1, 0)) > 0) {
+        assert_true(n < 4096);
+        maps[n++] = r;
+    }
+    assert_int_equal(r, -ENOMEM);
+    size_t big = n;
+    while ((r = sys_mmap(0, PAGE, RW, ANON, -1, 0)) > 0) {
+        assert_true(n < 4096);
+        maps[n++] = r;
+    }
+    assert_int_equal(r, -ENOMEM);
+    assert_int_equal(free_bytes(), 0);
+    assert_int_equal(big * (1ull << 20) + (n - big) * PAGE, free0);
+    /* Everything else that allocates fails cleanly. */
+    assert_null(mm_alloc_pages(1));
+    uint64_t brk0 = (uint64_t)sys_brk(0);
+    assert_int_equal(sys_brk(brk0 + PAGE), brk0);
+    int64_t t = sys_mmap(0, PAGE, RW, ANON, -1, 0);
+    assert_int_equal(t, -ENOMEM);
+    if (n > big)
+        assert_int_equal(sys_mremap((uint64_t)maps[big], PAGE, 2 * PAGE, MREMAP_MAYMOVE, 0), -ENOMEM);
+    /* Free one 1 MiB piece: a 1 MiB mapping fits again, exactly there. */
+    assert_int_equal(sys_munmap((uint64_t)maps[0], 1ull << 20), 0);
+    assert_int_equal(sys_mmap(0, 1ull << 20, RW, ANON, -1, 0), maps[0]);
+    /* Give it all back. */
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(sys_munmap((uint64_t)maps[i], i < big ? 1ull << 20 : PAGE), 0);
+    assert_int_equal(free_bytes(), free0);
+    int64_t all = sys_mmap(0, free0, RW, ANON, -1, 0);
+    assert_true(all > 0);
+    assert_true(all_bytes((void *)(uintptr_t)all, 0, free0));
+}
+
+static void test_alloc_pages_and_madvise(void **state)
+{
+    (void)state;
+    uint64_t free0 = free_bytes();
+    uint8_t *p = mm_alloc_pages(3 * PAGE + 1);
+    assert_non_null(p);
+    assert_int_equal((uint64_t)(uintptr_t)p % PAGE, 0);
+    assert_int_equal(free_bytes(), free0 - 4 * PAGE);
+    assert_null(mm_alloc_pages(0));
+    assert_null(mm_alloc_pages(1ull << 40));
+    mm_free_pages(p, 3 * PAGE + 1);
+    assert_int_equal(free_bytes(), free0);
+    mm_free_pages((void *)(uintptr_t)MAP_BASE, PAGE); /* below the allocator: ignored */
+    assert_int_equal(free_bytes(), free0);
+
+    /* madvise(MADV_DONTNEED) zeroes anonymous memory. */
+    int64_t m = sys_mmap(0, 4 * PAGE, RW, ANON, -1, 0);
+    memset((void *)(uintptr_t)m, 0x42, 4 * PAGE);
+    assert_int_equal(sys_madvise((uint64_t)m + PAGE, 2 * PAGE, 4), 0);
+    assert_true(all_bytes((void *)(uintptr_t)m, 0x42, PAGE));
+    assert_true(all_bytes((void *)(uintptr_t)(m + PAGE), 0, 2 * PAGE));
+    assert_true(all_bytes((void *)(uintptr_t)(m + 3 * PAGE), 0x42, PAGE));
+    assert_int_equal(sys_madvise((uint64_t)m + 1, PAGE, 4), -EINVAL);
+    assert_int_equal(sys_madvise((uint64_t)m, PAGE, 0), 0); /* MADV_NORMAL: nothing */
+    assert_true(all_bytes((void *)(uintptr_t)m, 0x42, PAGE));
+    /* The stack sits at the very top of memory. */
+    assert_int_equal(mm_stack_top(), MEM_END);
+    assert_int_equal(mm_stack_bottom(), MEM_END - STACK_SIZE);
+}
+
+#define T(f) cmocka_unit_test_setup(f, boot)
+
+/* Runs each test (or those whose name contains argv[1]) in a child process of its
+ * own, each printing cmocka's usual summary; a child that dies (a sanitizer report,
+ * a crash) is reported as a failed test. */
+int main(int argc, char **argv)
+{
+    host_stack_top = (uintptr_t)__builtin_frame_address(0);
+    static const struct CMUnitTest tests[] = {
+        T(test_open_absolute_and_relative),
+        T(test_dot_and_dotdot),
+        T(test_symlinks),
+        T(test_readlinkat),
+        T(test_open_errors),
+        T(test_bad_paths),
+        T(test_read_pread_lseek),
+        T(test_stat),
+        T(test_getdents_small_buffers),
+        T(test_getdents_special_dirs),
+        T(test_getcwd_chdir),
+        T(test_dup_dup3_fcntl),
+        T(test_close),
+        T(test_console_fds),
+        T(test_device_files),
+        cmocka_unit_test_setup(test_archive_quirks, boot_mm),
+        cmocka_unit_test_setup(test_no_archive, boot_mm),
+        T(test_brk),
+        T(test_mmap_anonymous_zeroed),
+        T(test_map_fixed),
+        T(test_munmap_partial),
+        T(test_mremap),
+        T(test_mmap_file),
+        T(test_mmap_exhaustion),
+        T(test_alloc_pages_and_madvise),
+    };
+    if (build_archive() != 0)
+        return 1;
+    int failed = 0;
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (argc > 1 && !strstr(tests[i].name, argv[1]))
+            continue;
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            return 1;
+        }
+        if (pid == 0)
+            _exit(_cmocka_run_group_tests(tests[i].name, &tests[i], 1, NULL, NULL) ? 1 : 0);
+        int status;
+        if (waitpid(pid, &status, 0) != pid) {
+            perror("waitpid");
+            return 1;
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            continue;
+        failed++;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 1) {
+            printf("[  FAILED  ] 1 test(s), listed below:\n[  FAILED  ] %s (died, status %#x)\n",
+                   tests[i].name, (unsigned)status);
+            fflush(stdout);
+        }
+    }
+    free(archive);
+    return failed ? 1 : 0;
+}
