@@ -55,7 +55,7 @@ endef
 $(foreach f,$(PY_FUNCS) $(PY_NATIVE_ARCHIVE_FUNCS),$(eval $(call PY_ARCHIVE_RULE,$(f))))
 
 # Native comparison functions: static glibc binaries speaking /dev/invoke directly.
-PY_NATIVE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -MMD -MP
+PY_NATIVE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isdk -MMD -MP
 PY_NATIVE_LIBS_matmul_c :=
 PY_NATIVE_LIBS_aes_c :=
 PY_NATIVE_LIBS_image_rotate_c := -lpng16 -lz -lm

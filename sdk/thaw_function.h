@@ -102,4 +102,51 @@ static inline int thaw_json_u64(const char *json, const char *key, uint64_t *out
     return 0;
 }
 
+/* Reads an integer value: def if the key is absent, -1 if the value is malformed. */
+static inline long thaw_json_int(const char *json, const char *key, long def)
+{
+    const char *v = thaw_json_find(json, key);
+    if (!v)
+        return def;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    return end == v || errno ? -1 : x;
+}
+
+#define THAW_MAX_REQUEST (16u << 20)
+
+/* The whole request loop for a function whose answer fits in resp_cap bytes:
+ * handle(req, resp) writes the response for one request and returns its length.
+ * With THAW_INVOKE_PATH set (host testing), reads one request from that file, writes
+ * the response to stdout and returns. Returns the process exit status. */
+static inline int thaw_serve(size_t (*handle)(const char *req, char *resp), size_t resp_cap)
+{
+    char *req = malloc(THAW_MAX_REQUEST + 1), *resp = malloc(resp_cap);
+    const char *path = getenv("THAW_INVOKE_PATH");
+    int fd = path ? open(path, O_RDONLY) : thaw_open();
+    if (!req || !resp || fd < 0) {
+        perror(path ? path : "/dev/invoke");
+        return 1;
+    }
+    for (;;) {
+        ssize_t n = thaw_next(fd, req, THAW_MAX_REQUEST + 1); /* the first read is the ready point */
+        if (n < 0) {
+            perror("read");
+            return 1;
+        }
+        if (n == 0 && !path)
+            return 0;
+        size_t len = handle(req, resp);
+        if (len >= resp_cap)
+            len = resp_cap - 1;
+        if (thaw_respond(path ? 1 : fd, resp, len) != 0) {
+            perror("write");
+            return 1;
+        }
+        if (path)
+            return 0;
+    }
+}
+
 #endif

@@ -14,26 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_REQUEST (16u << 20)
+#include "thaw_function.h"
+
 #define MAX_N 2048
 #define RESP_CAP 4096
-
-/* The integer value of "key" in a flat JSON object, or def if absent. */
-static long json_int(const char *req, const char *key, long def)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\"", key);
-    const char *p = strstr(req, pat);
-    if (!p)
-        return def;
-    p += strlen(pat);
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ':')
-        p++;
-    char *end;
-    errno = 0;
-    long v = strtol(p, &end, 10);
-    return end == p || errno ? -1 : v;
-}
 
 /* A double as Python's json.dumps writes it; the values here are integral. */
 static void py_float(char *out, size_t cap, double v)
@@ -46,7 +30,7 @@ static void py_float(char *out, size_t cap, double v)
 
 static size_t handle(const char *req, char *resp)
 {
-    long n = json_int(req, "n", 64);
+    long n = thaw_json_int(req, "n", 64);
     if (n < 1 || n > MAX_N)
         return (size_t)snprintf(resp, RESP_CAP, "{\"error\": \"ValueError: bad n\"}");
     size_t nn = (size_t)n;
@@ -88,59 +72,7 @@ static size_t handle(const char *req, char *resp)
                             s, k);
 }
 
-/* ---- /dev/invoke ----------------------------------------------------------------- */
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w, n -= (size_t)w;
-    }
-    return 0;
-}
-
-static ssize_t read_request(int fd, char *buf)
-{
-    ssize_t n;
-    do
-        n = read(fd, buf, MAX_REQUEST);
-    while (n < 0 && errno == EINTR);
-    if (n >= 0)
-        buf[n] = 0;
-    return n;
-}
-
 int main(void)
 {
-    char *req = malloc(MAX_REQUEST + 1), resp[RESP_CAP];
-    if (!req)
-        return 1;
-    const char *path = getenv("THAW_INVOKE_PATH");
-    int fd = path ? open(path, O_RDONLY) : open("/dev/invoke", O_RDWR);
-    if (fd < 0) {
-        perror(path ? path : "/dev/invoke");
-        return 1;
-    }
-    for (;;) {
-        ssize_t n = read_request(fd, req); /* the first read is the ready point */
-        if (n < 0) {
-            perror("read");
-            return 1;
-        }
-        if (n == 0 && !path)
-            return 0;
-        size_t len = handle(req, resp);
-        if (len >= RESP_CAP)
-            len = RESP_CAP - 1;
-        if (write_all(path ? 1 : fd, resp, len) != 0) {
-            perror("write");
-            return 1;
-        }
-        if (path)
-            return 0;
-    }
+    return thaw_serve(handle, RESP_CAP);
 }
