@@ -110,15 +110,9 @@ int cmd_pager(int argc, char **argv)
     int rc = pager_serve(uffd, regions, n, dir, mode, conn, &st, &err);
     close(uffd);
     close(conn);
-    printf("{\"mode\":\"%s\",\"regions\":%zu,\"faults\":%llu,\"pages_served\":%llu,\"zero_pages\":%llu,"
-           "\"already_present\":%llu,\"removes\":%llu,\"fault_ns\":%llu,\"prefetch_ok\":%s,"
-           "\"prefetch_pages\":%llu,\"prefetch_regions\":%llu,\"prefetch_ns\":%llu,\"recorded\":%llu,"
-           "\"vm_gone\":%s}\n",
-           pager_mode_name(mode), n, (unsigned long long)st.faults, (unsigned long long)st.pages_served,
-           (unsigned long long)st.zero_pages, (unsigned long long)st.already_present,
-           (unsigned long long)st.removes, (unsigned long long)st.fault_ns, st.prefetch_ok ? "true" : "false",
-           (unsigned long long)st.prefetch_pages, (unsigned long long)st.prefetch_regions,
-           (unsigned long long)st.prefetch_ns, (unsigned long long)st.recorded, st.vm_gone ? "true" : "false");
+    char body[2048];
+    pager_stats_json(&st, body, sizeof body);
+    printf("{\"mode\":\"%s\",\"regions\":%zu,%s}\n", pager_mode_name(mode), n, body);
     fflush(stdout);
     if (mode == PAGER_PREFETCH && !st.prefetch_ok)
         fprintf(stderr, "thaw pager: warning: prefetch skipped, served lazily: %s\n", st.prefetch_error);

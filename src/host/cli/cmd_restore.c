@@ -17,12 +17,14 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: thaw restore <snapshot-dir> [--mem copy|lazy|uffd|reap] [--payload JSON]... [--payload-file F]...\n"
-            "                    [--drop-cache] [--timings] [--json]\n"
+            "                    [--drop-cache] [--pager-socket PATH] [--timings] [--json]\n"
             "Restores a function instance from a snapshot and sends it each payload.\n"
             "  --mem MODE     copy: read the memory file first; lazy: map it, fault pages on first\n"
             "                 touch; uffd: userfaultfd handler serves each page; reap: the first\n"
             "                 restore records the working set, later ones prefetch it (default uffd)\n"
-            "  --drop-cache   drop the snapshot files from the page cache first (cold start)\n");
+            "  --drop-cache   drop the snapshot files from the page cache first (cold start)\n"
+            "  --pager-socket PATH  uffd/reap: hand guest memory to an external `thaw pager`\n"
+            "                 listening on PATH (Firecracker's handshake) instead of a thread\n");
 }
 
 /* Resident set of the mapping that starts at addr, from /proc/self/smaps. */
@@ -74,16 +76,18 @@ int cmd_restore(int argc, char **argv)
         {"mem", required_argument, 0, 'M'},    {"payload", required_argument, 0, 'p'},
         {"payload-file", required_argument, 0, 'f'}, {"timings", no_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},         {"drop-cache", no_argument, 0, 'd'},
+        {"pager-socket", required_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     struct payloads pl;
     enum mem_mode mode = MEM_UFFD;
     bool timings = false, json = false, drop = false;
+    const char *pager_socket = NULL;
     int rc = 1, c;
     struct thaw_error err = {{0}};
     if (payloads_init(&pl, argc) < 0)
         return 1;
-    while ((c = getopt_long(argc, argv, "M:p:f:tjdh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "M:p:f:tjdP:h", opts, NULL)) != -1) {
         switch (c) {
         case 'M':
             if (mem_mode_parse(optarg, &mode) < 0) {
@@ -102,6 +106,7 @@ int cmd_restore(int argc, char **argv)
         case 't': timings = true; break;
         case 'j': json = true; break;
         case 'd': drop = true; break;
+        case 'P': pager_socket = optarg; break;
         case 'h': usage(stdout); rc = 0; goto out;
         default: usage(stderr); rc = 2; goto out;
         }
@@ -116,7 +121,7 @@ int cmd_restore(int argc, char **argv)
         drop_cache(dir);
     struct restored r;
     uint64_t f0 = faults_now();
-    if (snapshot_restore(&r, dir, mode, STDERR_FILENO, &err) < 0) {
+    if (snapshot_restore(&r, dir, mode, pager_socket, STDERR_FILENO, &err) < 0) {
         fprintf(stderr, "thaw restore: %s\n", err.msg);
         goto out;
     }
@@ -143,11 +148,12 @@ int cmd_restore(int argc, char **argv)
         fprintf(stderr, "thaw restore: REAP: %s\n", r.reap_note);
     uint64_t host_faults = faults_now() - f0;
     long rss = mapping_rss_kb(r.mem.host);
-    if (r.mem.thread_error[0]) {
-        fprintf(stderr, "thaw restore: page-fault handler: %s\n", r.mem.thread_error);
+    struct pager_stats ps = {0};
+    if ((mode == MEM_UFFD || mode == MEM_REAP) && mem_backend_pager_query(&r.mem, "stats", &ps, &err) < 0) {
+        fprintf(stderr, "thaw restore: pager: %s\n", err.msg);
         rc = 1;
     }
-    uint64_t served = r.mem.pages_served, zeros = r.mem.zero_pages;
+    uint64_t served = ps.pages_served, zeros = ps.zero_pages;
     if (json) {
         printf("{\"function\":\"%s\",\"mode\":\"%s\",\"state_load_us\":%.1f,\"vm_create_us\":%.1f,"
                "\"memory_setup_us\":%.1f,\"restore_us\":%.1f,\"first_response_us\":%.1f,"

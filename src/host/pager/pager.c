@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <jansson.h>
 #include <unistd.h>
 
 #include "host/snapshot/memory_backend.h"
@@ -88,7 +90,7 @@ static void record(struct pager *p, uint64_t off)
 /* 1 served, 0 retry later (EAGAIN), -1 error (errno set). */
 static int serve(struct pager *p, uint64_t addr, struct thaw_error *err)
 {
-    static uint8_t buf[PAGE] __attribute__((aligned(4096)));
+    static _Thread_local uint8_t buf[PAGE] __attribute__((aligned(4096)));
     size_t ri;
     uint64_t page = addr & ~(PAGE - 1);
     const struct fc_region *r = find_region(p, page, &ri);
@@ -176,6 +178,125 @@ static void on_remove(struct pager *p, uint64_t start, uint64_t end)
     }
 }
 
+/* Writes the working set recorded so far and stops recording. */
+static int finish_record(struct pager *p, const char *snap_dir, uint64_t mem_size)
+{
+    p->recording = false;
+    p->st->recording = 0;
+    if (p->log_len == 0)
+        return 0;
+    struct thaw_error werr;
+    if (reap_write(snap_dir, p->log, p->log_len, mem_size, &werr) < 0) {
+        snprintf(p->st->record_error, sizeof p->st->record_error, "%s", werr.msg);
+        return -1;
+    }
+    p->st->recorded = p->log_len;
+    return 0;
+}
+
+/* Sends {"event": ev, <stats>}. Write errors are ignored: a peer that does not read
+ * (a Firecracker VM) or a stop pipe must not stop the serving. */
+static void reply(struct pager *p, int fd, const char *ev)
+{
+    if (fd < 0)
+        return;
+    p->st->recording = p->recording;
+    char body[2048], line[2200];
+    pager_stats_json(p->st, body, sizeof body);
+    int n = snprintf(line, sizeof line, "{\"event\":\"%s\",%s}\n", ev, body);
+    if (n > 0 && (size_t)n < sizeof line)
+        (void)!send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Handles readable stop_fd: commands, or end of file. Returns -1 to stop serving. */
+static int control(struct pager *p, int fd, char *buf, size_t cap, size_t *len, const char *snap_dir,
+                   uint64_t mem_size)
+{
+    ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (n <= 0)
+        return -1;
+    *len += (size_t)n;
+    buf[*len] = 0;
+    char *nl;
+    while ((nl = strchr(buf, '\n'))) {
+        *nl = 0;
+        if (!strcmp(buf, "stats")) {
+            reply(p, fd, "stats");
+        } else if (!strcmp(buf, "finish-record")) {
+            if (p->recording)
+                (void)finish_record(p, snap_dir, mem_size);
+            reply(p, fd, "recorded");
+        } else {
+            reply(p, fd, "unknown-command");
+        }
+        size_t used = (size_t)(nl + 1 - buf);
+        memmove(buf, nl + 1, *len - used + 1);
+        *len -= used;
+    }
+    if (*len == cap - 1) /* an over-long line: drop it */
+        *len = 0;
+    return 0;
+}
+
+void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
+{
+    json_t *o = json_pack("{sIsIsIsIsIsbsIsIsIsIsIsbsIsssssb}", "faults", (json_int_t)st->faults,
+                          "pages_served", (json_int_t)st->pages_served, "zero_pages", (json_int_t)st->zero_pages,
+                          "already_present", (json_int_t)st->already_present, "removes", (json_int_t)st->removes,
+                          "prefetch_ok", st->prefetch_ok, "prefetch_pages", (json_int_t)st->prefetch_pages,
+                          "prefetch_regions", (json_int_t)st->prefetch_regions,
+                          "prefetch_bytes", (json_int_t)st->prefetch_bytes,
+                          "prefetch_read_ns", (json_int_t)st->prefetch_read_ns,
+                          "prefetch_install_ns", (json_int_t)st->prefetch_install_ns,
+                          "recording", st->recording, "recorded", (json_int_t)st->recorded,
+                          "prefetch_error", st->prefetch_error, "record_error", st->record_error,
+                          "vm_gone", st->vm_gone);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    /* Strip the braces: the caller wraps the members with its event. */
+    size_t sl = s ? strlen(s) : 0;
+    if (sl >= 2)
+        snprintf(buf, len, "%.*s", (int)(sl - 2), s + 1);
+    else if (len)
+        buf[0] = 0;
+    free(s);
+    json_decref(o);
+}
+
+const char *pager_stats_parse(const char *line, struct pager_stats *st, struct thaw_error *err)
+{
+    static const char *const events[] = {"ready", "stats", "recorded"};
+    json_error_t je;
+    json_t *o = json_loads(line, 0, &je);
+    const char *ev = json_string_value(json_object_get(o, "event"));
+    const char *known = NULL;
+    for (size_t i = 0; ev && i < sizeof events / sizeof events[0]; i++)
+        if (!strcmp(ev, events[i]))
+            known = events[i];
+    if (!o || !known) {
+        json_decref(o);
+        thaw_fail(err, "pager sent a malformed control line");
+        return NULL;
+    }
+    memset(st, 0, sizeof *st);
+#define U64(f) st->f = (uint64_t)json_integer_value(json_object_get(o, #f))
+    U64(faults); U64(pages_served); U64(zero_pages); U64(already_present); U64(removes);
+    U64(prefetch_pages); U64(prefetch_regions); U64(prefetch_bytes); U64(prefetch_read_ns);
+    U64(prefetch_install_ns); U64(recorded);
+#undef U64
+    st->prefetch_ns = st->prefetch_read_ns + st->prefetch_install_ns;
+    st->prefetch_ok = json_is_true(json_object_get(o, "prefetch_ok"));
+    st->recording = json_is_true(json_object_get(o, "recording"));
+    st->vm_gone = json_is_true(json_object_get(o, "vm_gone"));
+    const char *pe = json_string_value(json_object_get(o, "prefetch_error"));
+    const char *re = json_string_value(json_object_get(o, "record_error"));
+    snprintf(st->prefetch_error, sizeof st->prefetch_error, "%s", pe ? pe : "");
+    snprintf(st->record_error, sizeof st->record_error, "%s", re ? re : "");
+    json_decref(o);
+    return known;
+}
+
 static int open_memory(const char *dir, uint64_t need, struct thaw_error *err)
 {
     char path[4096];
@@ -229,10 +350,18 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
             st->prefetch_pages = rs.pages;
             st->prefetch_regions = rs.regions;
             st->prefetch_ns = rs.read_ns + rs.install_ns;
+            st->prefetch_bytes = rs.bytes;
+            st->prefetch_read_ns = rs.read_ns;
+            st->prefetch_install_ns = rs.install_ns;
         } else {
+            /* A bad working set never costs the snapshot: serve lazily, record anew. */
             snprintf(st->prefetch_error, sizeof st->prefetch_error, "%s", perr.msg);
+            p.recording = true;
         }
     }
+    char ctl[256];
+    size_t ctl_len = 0;
+    reply(&p, stop_fd, "ready");
     struct pollfd fds[2] = {{.fd = uffd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
     while (!p.vm_gone) {
         int timeout = p.npending ? 1 : -1;
@@ -243,8 +372,11 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
             thaw_fail_errno(err, "poll on the userfaultfd");
             goto out;
         }
-        if (stop_fd >= 0 && fds[1].revents)
-            break;
+        if (stop_fd >= 0 && fds[1].revents) {
+            int c = control(&p, stop_fd, ctl, sizeof ctl, &ctl_len, snap_dir, mem_size);
+            if (c < 0)
+                break;
+        }
         if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
             p.vm_gone = true;
             break;
@@ -281,13 +413,8 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
     rc = 0;
 out:
     st->vm_gone = p.vm_gone;
-    if (mode == PAGER_RECORD && p.log_len > 0) {
-        struct thaw_error werr;
-        if (reap_write(snap_dir, p.log, p.log_len, mem_size, rc == 0 ? err : &werr) < 0)
-            rc = -1;
-        else
-            st->recorded = p.log_len;
-    }
+    if (p.recording && finish_record(&p, snap_dir, mem_size) < 0 && rc == 0)
+        rc = thaw_fail(err, "%s", st->record_error);
     if (p.zeroed)
         for (size_t i = 0; i < n; i++)
             free(p.zeroed[i]);

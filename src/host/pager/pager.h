@@ -5,7 +5,17 @@
  *   PAGER_RECORD    the same, recording the served pages in fault order; at the end
  *                   writes ws.trace + ws.pages into snap_dir (reap.h);
  *   PAGER_PREFETCH  first installs every page of snap_dir/ws.pages, then serves lazily.
- *                   If ws.pages cannot be used, serves lazily and says why in the stats. */
+ *                   If ws.pages cannot be used, says why in the stats, serves lazily
+ *                   and records a new working set instead (as PAGER_RECORD).
+ *
+ * Control protocol on stop_fd (a stream socket: the handshake connection), beyond
+ * Firecracker's handshake, which a Firecracker VM simply never uses:
+ *   pager -> VMM  once set up (after any prefetch): {"event":"ready", <stats>}\n
+ *   VMM -> pager  "stats\n"          -> {"event":"stats", <stats>}\n
+ *   VMM -> pager  "finish-record\n"  -> writes ws.trace/ws.pages now if recording, stops
+ *                                      recording, then {"event":"recorded", <stats>}\n
+ *   end of file on stop_fd: stop (writing the working set first if still recording).
+ * The VMM waits for "ready" before it lets the vCPU run: REAP installs everything first. */
 #ifndef THAW_HOST_PAGER_H
 #define THAW_HOST_PAGER_H
 
@@ -28,9 +38,12 @@ struct pager_stats {
     uint64_t removes;         /* UFFD_EVENT_REMOVE events */
     uint64_t fault_ns;        /* time spent serving faults */
     uint64_t prefetch_pages, prefetch_regions, prefetch_ns;
+    uint64_t prefetch_bytes, prefetch_read_ns, prefetch_install_ns;
+    int recording;            /* still recording (PAGER_RECORD, or a failed prefetch) */
     int prefetch_ok;          /* PAGER_PREFETCH: ws.pages installed */
     char prefetch_error[512]; /* why not, if it was not */
-    uint64_t recorded;        /* PAGER_RECORD: faults recorded into ws.trace/ws.pages */
+    uint64_t recorded;        /* faults recorded into ws.trace/ws.pages */
+    char record_error[512];   /* why writing the working set failed, if it did */
     int vm_gone;              /* stopped because the VM's memory went away */
 };
 
@@ -39,5 +52,10 @@ struct pager_stats {
  * (the stats are filled either way). Does not close uffd or stop_fd. */
 int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
                 int stop_fd, struct pager_stats *st, struct thaw_error *err);
+
+/* The stats as the JSON object members the control protocol sends (no braces). */
+void pager_stats_json(const struct pager_stats *st, char *buf, size_t len);
+/* Parses one control-protocol line back into stats; returns its "event" or NULL. */
+const char *pager_stats_parse(const char *line, struct pager_stats *st, struct thaw_error *err);
 
 #endif

@@ -9,13 +9,16 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
-#include "host/util/clock.h"
+#include "host/pager/fc_handshake.h"
 
 #define PAGE 4096ull
+#define PAGER_REPLY_TIMEOUT_MS 30000
 
 const char *mem_mode_name(enum mem_mode m)
 {
@@ -24,17 +27,13 @@ const char *mem_mode_name(enum mem_mode m)
 
 int mem_mode_parse(const char *s, enum mem_mode *out)
 {
-    if (!strcmp(s, "copy"))
-        *out = MEM_COPY;
-    else if (!strcmp(s, "lazy"))
-        *out = MEM_LAZY;
-    else if (!strcmp(s, "uffd"))
-        *out = MEM_UFFD;
-    else if (!strcmp(s, "reap"))
-        *out = MEM_REAP;
-    else
-        return -1;
-    return 0;
+    static const char *const names[] = {"copy", "lazy", "uffd", "reap"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (enum mem_mode)i;
+            return 0;
+        }
+    return -1;
 }
 
 /* copy: read only the file's data extents; holes stay untouched zero memory. */
@@ -64,108 +63,130 @@ static int copy_in(struct mem_backend *b, struct thaw_error *err)
     }
 }
 
-static bool is_zeroed(const struct mem_backend *b, uint64_t page)
+/* ---- the in-process pager: a thread on the far end of a socketpair --------------- */
+
+struct pager_thread {
+    pthread_t tid;
+    int fd;                 /* the pager's end of the connection */
+    char snap_dir[4096];
+    enum pager_mode mode;
+    uint64_t file_size;
+    struct thaw_error err;  /* why the pager stopped early, if it did */
+    int rc;
+};
+
+static void *pager_thread_main(void *arg)
 {
-    return b->zeroed[page / 8] >> (page % 8) & 1;
+    struct pager_thread *t = arg;
+    struct fc_region r[8];
+    size_t n;
+    int uffd;
+    t->rc = -1;
+    if (fc_recv_handshake(t->fd, r, 8, &n, &uffd, t->file_size, &t->err) == 0) {
+        struct pager_stats st;
+        t->rc = pager_serve(uffd, r, n, t->snap_dir, t->mode, t->fd, &st, &t->err);
+        close(uffd);
+    }
+    /* Closing our end tells a VMM still waiting for a reply that we are gone. */
+    shutdown(t->fd, SHUT_RDWR);
+    return NULL;
 }
 
-static void record_page(struct mem_backend *b, uint64_t off)
+static int start_pager_thread(struct mem_backend *b, const char *snap_dir, enum pager_mode mode,
+                              struct thaw_error *err)
 {
-    pthread_mutex_lock(&b->log_lock);
-    if (b->log_len == b->log_cap) {
-        size_t cap = b->log_cap ? b->log_cap * 2 : 4096;
-        struct page_record *n = realloc(b->log, cap * sizeof *n);
-        if (!n) {
-            pthread_mutex_unlock(&b->log_lock);
-            return; /* the trace will be short; the restore still works */
-        }
-        b->log = n;
-        b->log_cap = cap;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return thaw_fail_errno(err, "socketpair for the pager");
+    struct pager_thread *t = calloc(1, sizeof *t);
+    if (!t) {
+        close(sv[0]);
+        close(sv[1]);
+        return thaw_fail(err, "out of memory");
     }
-    b->log[b->log_len++] = (struct page_record){off, clock_now_ns() - b->record_start_ns};
-    pthread_mutex_unlock(&b->log_lock);
-}
-
-int mem_backend_take_log(struct mem_backend *b, struct page_record **out, size_t *len)
-{
-    pthread_mutex_lock(&b->log_lock);
-    *out = malloc((b->log_len + 1) * sizeof **out);
-    if (*out) {
-        memcpy(*out, b->log, b->log_len * sizeof **out);
-        *len = b->log_len;
+    t->fd = sv[1];
+    t->mode = mode;
+    t->file_size = b->size;
+    snprintf(t->snap_dir, sizeof t->snap_dir, "%s", snap_dir);
+    if (pthread_create(&t->tid, NULL, pager_thread_main, t) != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        free(t);
+        return thaw_fail(err, "cannot start the pager thread");
     }
-    pthread_mutex_unlock(&b->log_lock);
-    return *out ? 0 : -1;
-}
-
-/* Serves one missing page: from the file, or as zeros for discarded pages. */
-static int serve_page(struct mem_backend *b, uint64_t addr)
-{
-    uint64_t off = (addr & ~(PAGE - 1)) - (uint64_t)(uintptr_t)b->host;
-    if (b->recording)
-        record_page(b, off);
-    static _Thread_local uint8_t buf[PAGE] __attribute__((aligned(4096)));
-    if (!is_zeroed(b, off / PAGE)) {
-        ssize_t n = pread(b->file_fd, buf, PAGE, (off_t)off);
-        if (n != (ssize_t)PAGE)
-            return -1;
-        struct uffdio_copy c = {.dst = (uint64_t)(uintptr_t)b->host + off, .src = (uint64_t)(uintptr_t)buf,
-                                .len = PAGE};
-        if (ioctl(b->uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST)
-            return -1;
-        b->pages_served++;
-    } else {
-        struct uffdio_zeropage z = {.range = {.start = (uint64_t)(uintptr_t)b->host + off, .len = PAGE}};
-        if (ioctl(b->uffd, UFFDIO_ZEROPAGE, &z) < 0 && errno != EEXIST)
-            return -1;
-        b->zero_pages++;
-    }
+    b->thread = t;
+    b->pager_fd = sv[0];
     return 0;
 }
 
-static void *uffd_thread(void *arg)
+static int connect_pager(struct mem_backend *b, const char *path, struct thaw_error *err)
 {
-    struct mem_backend *b = arg;
-    struct pollfd fds[2] = {{.fd = b->uffd, .events = POLLIN}, {.fd = b->stop_pipe[0], .events = POLLIN}};
-    for (;;) {
-        if (poll(fds, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            snprintf(b->thread_error, sizeof b->thread_error, "poll on userfaultfd: %s", strerror(errno));
-            return NULL;
-        }
-        if (fds[1].revents)
-            return NULL;
-        struct uffd_msg msgs[16];
-        ssize_t n = read(b->uffd, msgs, sizeof msgs);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            snprintf(b->thread_error, sizeof b->thread_error, "read on userfaultfd: %s", strerror(errno));
-            return NULL;
-        }
-        for (size_t i = 0; i < (size_t)n / sizeof msgs[0]; i++) {
-            struct uffd_msg *m = &msgs[i];
-            if (m->event == UFFD_EVENT_PAGEFAULT) {
-                uint64_t t0 = clock_now_ns();
-                if (serve_page(b, m->arg.pagefault.address) < 0) {
-                    snprintf(b->thread_error, sizeof b->thread_error, "serving page %#llx: %s",
-                             (unsigned long long)m->arg.pagefault.address, strerror(errno));
-                    return NULL;
-                }
-                b->fault_ns += clock_now_ns() - t0;
-            } else if (m->event == UFFD_EVENT_REMOVE) {
-                /* The range was dropped (MADV_DONTNEED): it must read back as zero. */
-                uint64_t s = m->arg.remove.start - (uint64_t)(uintptr_t)b->host;
-                uint64_t e = m->arg.remove.end - (uint64_t)(uintptr_t)b->host;
-                for (uint64_t p = s / PAGE; p < e / PAGE && p < b->size / PAGE; p++)
-                    b->zeroed[p / 8] |= (uint8_t)(1u << (p % 8));
-            }
-        }
-    }
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path)
+        return thaw_fail(err, "pager socket path too long: %s", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    b->pager_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (b->pager_fd < 0 || connect(b->pager_fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+        return thaw_fail_errno(err, "cannot connect to the pager at %s", path);
+    return 0;
 }
 
-static int uffd_setup(struct mem_backend *b, struct thaw_error *err)
+/* Reads one control line from the pager, waiting at most PAGER_REPLY_TIMEOUT_MS. */
+static int read_pager_line(struct mem_backend *b, char *line, size_t cap, struct thaw_error *err)
+{
+    size_t len = 0;
+    while (len + 1 < cap) {
+        struct pollfd p = {.fd = b->pager_fd, .events = POLLIN};
+        int k = poll(&p, 1, PAGER_REPLY_TIMEOUT_MS);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return thaw_fail(err, "the pager did not answer within %d s", PAGER_REPLY_TIMEOUT_MS / 1000);
+        ssize_t n = read(b->pager_fd, line + len, 1); /* byte by byte: replies are short */
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (b->thread && b->thread->err.msg[0])
+                return thaw_fail(err, "pager stopped: %s", b->thread->err.msg);
+            return thaw_fail(err, "the pager closed the connection");
+        }
+        if (line[len] == '\n') {
+            line[len] = 0;
+            return 0;
+        }
+        len++;
+    }
+    return thaw_fail(err, "the pager sent an over-long line");
+}
+
+static int wait_ready(struct mem_backend *b, struct thaw_error *err)
+{
+    char line[4096];
+    if (read_pager_line(b, line, sizeof line, err) < 0)
+        return -1;
+    const char *ev = pager_stats_parse(line, &b->ready, err);
+    if (!ev)
+        return -1;
+    if (strcmp(ev, "ready"))
+        return thaw_fail(err, "pager said \"%s\" before \"ready\"", ev);
+    return 0;
+}
+
+int mem_backend_pager_query(struct mem_backend *b, const char *cmd, struct pager_stats *st, struct thaw_error *err)
+{
+    if (b->pager_fd < 0)
+        return thaw_fail(err, "no pager for %s memory", mem_mode_name(b->mode));
+    char req[64], line[4096];
+    int n = snprintf(req, sizeof req, "%s\n", cmd);
+    if (send(b->pager_fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+        return thaw_fail_errno(err, "sending \"%s\" to the pager", cmd);
+    if (read_pager_line(b, line, sizeof line, err) < 0)
+        return -1;
+    return pager_stats_parse(line, st, err) ? 0 : -1;
+}
+
+static int uffd_setup(struct mem_backend *b, const char *snap_dir, enum pager_mode pmode, const char *pager_socket,
+                      struct thaw_error *err)
 {
     b->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (b->uffd < 0)
@@ -177,42 +198,42 @@ static int uffd_setup(struct mem_backend *b, struct thaw_error *err)
                                   .mode = UFFDIO_REGISTER_MODE_MISSING};
     if (ioctl(b->uffd, UFFDIO_REGISTER, &reg) < 0)
         return thaw_fail_errno(err, "UFFDIO_REGISTER");
-    b->zeroed = calloc(b->size / PAGE / 8 + 1, 1);
-    if (!b->zeroed || pipe2(b->stop_pipe, O_CLOEXEC) < 0)
-        return thaw_fail_errno(err, "uffd handler set-up");
-    if (pthread_create(&b->thread, NULL, uffd_thread, b) != 0)
-        return thaw_fail(err, "cannot start the page-fault handler thread");
-    b->thread_running = true;
-    return 0;
+    if (pager_socket ? connect_pager(b, pager_socket, err) < 0 : start_pager_thread(b, snap_dir, pmode, err) < 0)
+        return -1;
+    /* Firecracker's handshake: one region, guest-physical 0 at the start of the file. */
+    struct fc_region region = {.base_host_virt_addr = (uint64_t)(uintptr_t)b->host, .size = b->size,
+                               .offset = 0, .page_size = PAGE};
+    if (fc_send_handshake(b->pager_fd, &region, 1, b->uffd, err) < 0)
+        return -1;
+    return wait_ready(b, err);
 }
 
-int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *memory_path, uint64_t size,
-                     struct thaw_error *err)
+int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
+                     enum pager_mode pmode, const char *pager_socket, struct thaw_error *err)
 {
     memset(b, 0, sizeof *b);
-    pthread_mutex_init(&b->log_lock, NULL);
-    b->record_start_ns = clock_now_ns();
     b->mode = mode;
     b->size = size;
-    b->uffd = b->stop_pipe[0] = b->stop_pipe[1] = -1;
-    b->file_fd = open(memory_path, O_RDONLY | O_CLOEXEC);
+    b->uffd = b->pager_fd = -1;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/memory", snap_dir);
+    b->file_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (b->file_fd < 0)
-        return thaw_fail_errno(err, "cannot open %s", memory_path);
+        return thaw_fail_errno(err, "cannot open %s", path);
     struct stat st;
     if (fstat(b->file_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        thaw_fail(err, "%s is not a regular file", memory_path);
+        thaw_fail(err, "%s is not a regular file", path);
         goto fail;
     }
     if ((uint64_t)st.st_size != size) {
-        thaw_fail(err, "memory file %s is %lld bytes, the snapshot says %llu", memory_path, (long long)st.st_size,
+        thaw_fail(err, "memory file %s is %lld bytes, the snapshot says %llu", path, (long long)st.st_size,
                   (unsigned long long)size);
         goto fail;
     }
-    if (mode == MEM_LAZY) {
+    if (mode == MEM_LAZY)
         b->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, b->file_fd, 0);
-    } else {
+    else
         b->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    }
     if (b->host == MAP_FAILED) {
         b->host = NULL;
         thaw_fail_errno(err, "cannot map %llu bytes of guest memory", (unsigned long long)size);
@@ -220,8 +241,7 @@ int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *memo
     }
     if (mode == MEM_COPY && copy_in(b, err) < 0)
         goto fail;
-    b->recording = mode == MEM_REAP; /* until a prefetch succeeds */
-    if ((mode == MEM_UFFD || mode == MEM_REAP) && uffd_setup(b, err) < 0)
+    if ((mode == MEM_UFFD || mode == MEM_REAP) && uffd_setup(b, snap_dir, pmode, pager_socket, err) < 0)
         goto fail;
     return 0;
 fail:
@@ -239,8 +259,8 @@ int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struc
             return thaw_fail_errno(err, "remapping discarded guest memory");
         return 0;
     }
-    /* copy: plain anonymous memory. uffd: the REMOVE event marks the pages as zero
-     * before any later fault on them can be served. */
+    /* copy: plain anonymous memory. uffd/reap: the pager reads the REMOVE event before
+     * madvise returns, so later faults on these pages get zero pages. */
     if (madvise(b->host + gpa, len, MADV_DONTNEED) < 0)
         return thaw_fail_errno(err, "madvise(MADV_DONTNEED) of guest memory");
     return 0;
@@ -248,26 +268,20 @@ int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struc
 
 void mem_backend_close(struct mem_backend *b)
 {
-    if (b->thread_running) {
-        (void)!write(b->stop_pipe[1], "x", 1);
-        pthread_join(b->thread, NULL);
-        b->thread_running = false;
+    if (b->pager_fd >= 0)
+        close(b->pager_fd); /* end of file: the pager stops (writing a pending working set) */
+    if (b->thread) {
+        pthread_join(b->thread->tid, NULL);
+        close(b->thread->fd);
+        free(b->thread);
     }
-    if (b->stop_pipe[0] >= 0)
-        close(b->stop_pipe[0]);
-    if (b->stop_pipe[1] >= 0)
-        close(b->stop_pipe[1]);
     if (b->uffd >= 0)
         close(b->uffd);
     if (b->host)
         munmap(b->host, b->size);
     if (b->file_fd >= 0)
         close(b->file_fd);
-    free(b->zeroed);
-    free(b->log);
-    b->log = NULL;
-    b->log_len = b->log_cap = 0;
+    b->thread = NULL;
     b->host = NULL;
-    b->zeroed = NULL;
-    b->uffd = b->file_fd = b->stop_pipe[0] = b->stop_pipe[1] = -1;
+    b->uffd = b->file_fd = b->pager_fd = -1;
 }

@@ -233,16 +233,6 @@ out:
     return rc;
 }
 
-static uint8_t *backend_gpa_to_host(void *ctx, uint64_t gpa, uint64_t len)
-{
-    struct mem_backend *b = ctx;
-    return gpa + len <= b->size ? b->host + gpa : NULL;
-}
-
-int reap_prefetch(const char *dir, struct mem_backend *b, struct reap_stats *st, struct thaw_error *err)
-{
-    return reap_prefetch_into(dir, b->uffd, backend_gpa_to_host, b, b->size, st, err);
-}
 
 int reap_read_trace(const char *dir, struct page_record **out, size_t *n, uint64_t *mem_size, struct thaw_error *err)
 {

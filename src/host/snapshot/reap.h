@@ -12,10 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/snapshot/memory_backend.h"
 #include "host/util/error.h"
 
 #define REAP_STALE_SHARE 0.10
+
+/* One recorded page: its guest-physical address and when it was first touched. */
+struct page_record {
+    uint64_t offset;
+    uint64_t t_ns; /* since recording started */
+};
 
 struct reap_stats {
     uint64_t pages;          /* in the working set */
@@ -30,11 +35,9 @@ struct reap_stats {
 int reap_write(const char *snap_dir, const struct page_record *log, size_t n, uint64_t mem_size,
                struct thaw_error *err);
 
-/* Reads ws.pages (validating header, index and checksum) and installs every page
- * into the uffd-registered guest memory of b before the vCPU runs. */
-int reap_prefetch(const char *snap_dir, struct mem_backend *b, struct reap_stats *st, struct thaw_error *err);
-
-/* The same for any uffd-registered memory: gpa_to_host maps the guest range [gpa, gpa+len)
+/* Reads ws.pages with one O_DIRECT read (validating header, index and checksum) and
+ * installs every page into uffd-registered memory with UFFDIO_COPY, one call per
+ * contiguous guest run, without waking anyone. gpa_to_host maps the guest range [gpa, gpa+len)
  * (offsets in the memory file) to the host address it must be installed at, or NULL if it
  * is not mapped contiguously (runs are then retried page by page; unmapped pages are
  * skipped). mem_size must equal the size recorded in ws.pages. st->pages counts the

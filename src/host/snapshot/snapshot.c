@@ -241,12 +241,13 @@ static int restore_vcpu(struct instance *inst, const struct snapshot_state *s, s
     return 0;
 }
 
-int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, int console_fd, struct thaw_error *err)
+int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, const char *pager_socket,
+                     int console_fd, struct thaw_error *err)
 {
     memset(r, 0, sizeof *r);
     struct instance *inst = &r->inst;
     inst->vm.kvm_fd = inst->vm.vm_fd = -1;
-    r->mem.file_fd = r->mem.uffd = -1;
+    r->mem.file_fd = r->mem.uffd = r->mem.pager_fd = -1;
     uint64_t t0 = clock_now_ns();
     char path[4096];
     snprintf(path, sizeof path, "%s/state", dir);
@@ -268,25 +269,33 @@ int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, in
     snprintf(r->function_name, sizeof r->function_name, "%s", s->monitor.function_name);
     uint64_t t1 = clock_now_ns();
 
-    snprintf(path, sizeof path, "%s/memory", dir);
-    if (mem_backend_open(&r->mem, mode, path, s->monitor.mem_size, err) < 0)
-        goto fail;
+    /* reap: prefetch a usable working set, else record one. The pager checks the
+     * working-set file itself and records instead if it is unusable. */
+    enum pager_mode pmode = PAGER_LAZY;
     if (mode == MEM_REAP) {
-        struct thaw_error why;
         snprintf(path, sizeof path, "%s/ws.pages", dir);
         if (reap_is_stale(dir)) {
             snprintf(r->reap_note, sizeof r->reap_note, "working set marked stale: recording a new one");
+            pmode = PAGER_RECORD;
         } else if (access(path, F_OK) != 0) {
             snprintf(r->reap_note, sizeof r->reap_note, "no working set yet: recording one");
-        } else if (reap_prefetch(dir, &r->mem, &r->reap, &why) < 0) {
-            /* A bad working-set file never costs the snapshot: serve lazily, re-record. */
-            snprintf(r->reap_note, sizeof r->reap_note, "working set rejected (%s): falling back to uffd and re-recording",
-                     why.msg);
+            pmode = PAGER_RECORD;
         } else {
-            r->reap_prefetched = true;
-            r->mem.recording = false;
+            pmode = PAGER_PREFETCH;
         }
-        r->reap_recording = r->mem.recording;
+    }
+    if (mem_backend_open(&r->mem, mode, dir, s->monitor.mem_size, pmode, pager_socket, err) < 0)
+        goto fail;
+    if (mode == MEM_REAP) {
+        const struct pager_stats *ready = &r->mem.ready;
+        r->reap_prefetched = ready->prefetch_ok;
+        r->reap_recording = ready->recording;
+        r->reap = (struct reap_stats){.pages = ready->prefetch_pages, .regions = ready->prefetch_regions,
+                                      .bytes = ready->prefetch_bytes, .read_ns = ready->prefetch_read_ns,
+                                      .install_ns = ready->prefetch_install_ns};
+        if (ready->prefetch_error[0])
+            snprintf(r->reap_note, sizeof r->reap_note, "working set rejected (%.500s): falling back to uffd and "
+                     "re-recording", ready->prefetch_error);
     }
     uint64_t t2 = clock_now_ns();
 
@@ -345,19 +354,17 @@ fail:
 
 int snapshot_reap_finish(struct restored *r, const char *dir, struct thaw_error *err)
 {
+    struct pager_stats st;
+    if (mem_backend_pager_query(&r->mem, r->reap_recording ? "finish-record" : "stats", &st, err) < 0)
+        return -1;
     if (r->reap_recording) {
-        struct page_record *log;
-        size_t n;
-        r->mem.recording = false;
-        if (mem_backend_take_log(&r->mem, &log, &n) < 0)
-            return thaw_fail(err, "out of memory");
-        int rc = reap_write(dir, log, n, r->inst.mem_size, err);
-        free(log);
-        if (rc == 0)
-            reap_clear_stale(dir);
-        return rc;
+        if (st.record_error[0])
+            return thaw_fail(err, "writing the working set: %s", st.record_error);
+        reap_clear_stale(dir);
+        return 0;
     }
-    if (r->reap_prefetched && (double)r->mem.pages_served > REAP_STALE_SHARE * (double)r->reap.pages)
+    uint64_t misses = st.pages_served + st.zero_pages;
+    if (r->reap_prefetched && (double)misses > REAP_STALE_SHARE * (double)r->reap.pages)
         return reap_mark_stale(dir, err);
     return 0;
 }

@@ -40,8 +40,10 @@ struct restored {
  * restore recorded one, or marks it stale if too many pages were missed. */
 int snapshot_reap_finish(struct restored *r, const char *dir, struct thaw_error *err);
 
-int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, int console_fd,
-                     struct thaw_error *err);
+/* pager_socket: an external `thaw pager` to serve uffd/reap memory, or NULL for a
+ * pager thread in this process. */
+int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, const char *pager_socket,
+                     int console_fd, struct thaw_error *err);
 void restored_destroy(struct restored *r);
 
 #endif
