@@ -25,18 +25,19 @@ def check(name, ok, detail=""):
         print("FAIL  %s %s" % (name, detail))
 
 
-def thaw(*args, check_rc=True):
-    p = subprocess.run([THAW] + list(args), capture_output=True, text=True, cwd=ROOT, timeout=300)
+def thaw(*args, check_rc=True, env=None):
+    p = subprocess.run([THAW] + list(args), capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env=dict(os.environ, **(env or {})))
     if check_rc and p.returncode != 0:
         raise RuntimeError("thaw %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
     return p
 
 
-def restore(snap, mode, *payloads, extra=()):
+def restore(snap, mode, *payloads, extra=(), env=None):
     args = ["restore", snap, "--mem", mode, "--json"] + list(extra)
     for pl in payloads:
         args += ["--payload", pl]
-    p = thaw(*args)
+    p = thaw(*args, env=env)
     lines = p.stdout.strip().splitlines()
     return lines[:-1], json.loads(lines[-1]), p.stderr
 
@@ -115,6 +116,10 @@ def run_all(tmp):
     check("second reap restore prefetches", pf["reap"]["prefetched"], (pf, err))
     check("prefetched restore answers correctly", out[0] == booted[0], out)
     check("prefetched restore takes zero lazy faults on the recorded path", pf["reap"]["misses"] == 0, pf["reap"])
+    for how in ("single", "pipelined"):
+        out, pj, err = restore(mt, "reap", pls[0], extra=("--drop-cache",), env={"THAW_REAP_READ": how})
+        check("prefetch read %s: installs everything, answers correctly" % how, pj["reap"]["prefetched"] and
+              pj["reap"]["misses"] == 0 and out[0] == booted[0], (pj["reap"], err))
     ws_pages = pf["reap"]["ws_pages"]
     check("working set holds at least the pages memtouch read (512 for 2 MiB)", ws_pages >= 512, ws_pages)
     # A payload touching new pages is served lazily and correctly.

@@ -9,6 +9,8 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <liburing.h>
+#include <stdbool.h>
 #include <zlib.h>
 
 #include "host/util/atomic_file.h"
@@ -19,6 +21,10 @@
 #define TRACE_MAGIC "THAWTRCE"
 #define REAP_VERSION 1u
 #define WS_MAX_PAGES (1u << 20) /* 4 GiB of guest memory */
+/* How ws.pages is read: one read then install, or chunks installed as they land. The
+ * pipeline costs two small reads up front and pays off from a few MiB on
+ * (bench/reap_read.py, docs/benchmarks.md); THAW_REAP_READ=single|pipelined overrides. */
+#define REAP_PIPELINE_MIN_BYTES (4ull << 20)
 
 /* ws.pages header, little-endian, in the first 4 KiB block. */
 struct ws_header {
@@ -132,82 +138,70 @@ static int read_full(int fd, void *buf, size_t len, off_t off)
     return 0;
 }
 
-int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
-                       void *ctx, uint64_t mem_size, struct reap_stats *st, struct thaw_error *err)
+/* Checks the header against the file and the snapshot. */
+static int check_header(const char *path, const struct ws_header *h, uint64_t file_size, uint64_t mem_size,
+                        struct thaw_error *err)
 {
-    memset(st, 0, sizeof *st);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/ws.pages", dir);
-    /* O_DIRECT: one large read straight from the disk, no page-cache copy. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
-    if (fd < 0)
-        return thaw_fail_errno(err, "cannot open %s", path);
-    struct stat sb;
-    int rc = -1;
-    uint8_t *buf = NULL;
-    if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)PAGE || sb.st_size % PAGE) {
-        thaw_fail(err, "%s: size %lld is not a whole number of pages", path, (long long)sb.st_size);
-        goto out;
-    }
-    uint64_t t0 = clock_now_ns();
-    buf = aligned_alloc(PAGE, (size_t)sb.st_size);
-    if (!buf || read_full(fd, buf, (size_t)sb.st_size, 0) < 0) {
-        thaw_fail_errno(err, "reading %s", path);
-        goto out;
-    }
-    st->read_ns = clock_now_ns() - t0;
-    st->bytes = (uint64_t)sb.st_size;
-    struct ws_header h;
-    memcpy(&h, buf, sizeof h);
-    if (memcmp(h.magic, WS_MAGIC, 8)) {
-        thaw_fail(err, "%s: bad magic", path);
-        goto out;
-    }
-    if (h.version != REAP_VERSION) {
-        thaw_fail(err, "%s: unsupported version %u (this thaw reads %u)", path, h.version, REAP_VERSION);
-        goto out;
-    }
-    if (h.page_size != PAGE || h.mem_size != mem_size || h.count == 0 || h.count > mem_size / PAGE ||
-        h.index_offset != PAGE || h.data_offset != align_up(PAGE + h.count * 8, PAGE) ||
-        h.data_offset + h.count * PAGE != (uint64_t)sb.st_size) {
-        thaw_fail(err, "%s: header sizes do not match the file or the snapshot", path);
-        goto out;
-    }
+    if (memcmp(h->magic, WS_MAGIC, 8))
+        return thaw_fail(err, "%s: bad magic", path);
+    if (h->version != REAP_VERSION)
+        return thaw_fail(err, "%s: unsupported version %u (this thaw reads %u)", path, h->version, REAP_VERSION);
+    if (h->page_size != PAGE || h->mem_size != mem_size || h->count == 0 || h->count > mem_size / PAGE ||
+        h->index_offset != PAGE || h->data_offset != align_up(PAGE + h->count * 8, PAGE) ||
+        h->data_offset + h->count * PAGE != file_size)
+        return thaw_fail(err, "%s: header sizes do not match the file or the snapshot", path);
+    return 0;
+}
+
+/* Checks the checksum over header and index, and that the index is sorted and in range. */
+static int check_index(const char *path, struct ws_header h, const uint64_t *idx, uint64_t mem_size,
+                       struct thaw_error *err)
+{
     uint32_t want = h.crc;
     h.crc = 0;
     uint32_t crc = (uint32_t)crc32_z(0, (const uint8_t *)&h, sizeof h);
-    crc = (uint32_t)crc32_z(crc, buf + PAGE, h.count * 8);
-    if (crc != want) {
-        thaw_fail(err, "%s: checksum mismatch", path);
-        goto out;
-    }
-    const uint64_t *idx = (const uint64_t *)(buf + PAGE);
+    crc = (uint32_t)crc32_z(crc, (const uint8_t *)idx, h.count * 8);
+    if (crc != want)
+        return thaw_fail(err, "%s: checksum mismatch", path);
     for (uint64_t i = 0; i < h.count; i++)
-        if (idx[i] % PAGE || idx[i] >= mem_size || (i && idx[i] <= idx[i - 1])) {
-            thaw_fail(err, "%s: index entry %llu is invalid", path, (unsigned long long)i);
-            goto out;
-        }
-    /* Install contiguous guest runs with one UFFDIO_COPY each, without waking anyone:
-     * the vCPU has not run yet. */
-    uint64_t t1 = clock_now_ns();
-    for (uint64_t i = 0; i < h.count;) {
+        if (idx[i] % PAGE || idx[i] >= mem_size || (i && idx[i] <= idx[i - 1]))
+            return thaw_fail(err, "%s: index entry %llu is invalid", path, (unsigned long long)i);
+    return 0;
+}
+
+struct installer {
+    int uffd;
+    uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len);
+    void *ctx;
+    const uint64_t *idx;
+    struct reap_stats *st;
+};
+
+/* Installs working-set pages [first, last), whose contents start at data, with one
+ * UFFDIO_COPY per contiguous guest run and without waking anyone: the vCPU has not
+ * run yet. */
+static int install(const struct installer *in, uint64_t first, uint64_t last, const uint8_t *data,
+                   struct thaw_error *err)
+{
+    const uint64_t *idx = in->idx;
+    for (uint64_t i = first; i < last;) {
         uint64_t j = i + 1;
-        while (j < h.count && idx[j] == idx[j - 1] + PAGE)
+        while (j < last && idx[j] == idx[j - 1] + PAGE)
             j++;
-        uint8_t *dst = gpa_to_host(ctx, idx[i], (j - i) * PAGE);
+        uint8_t *dst = in->gpa_to_host(in->ctx, idx[i], (j - i) * PAGE);
         if (!dst && j - i > 1) {
             /* The run crosses a mapping boundary: install it page by page. */
             j = i + 1;
-            dst = gpa_to_host(ctx, idx[i], PAGE);
+            dst = in->gpa_to_host(in->ctx, idx[i], PAGE);
         }
         if (!dst) { /* not mapped by the receiver: nothing to install */
             i = j;
             continue;
         }
         struct uffdio_copy c = {.dst = (uint64_t)(uintptr_t)dst,
-                                .src = (uint64_t)(uintptr_t)(buf + h.data_offset + i * PAGE),
+                                .src = (uint64_t)(uintptr_t)(data + (i - first) * PAGE),
                                 .len = (j - i) * PAGE, .mode = UFFDIO_COPY_MODE_DONTWAKE};
-        while (ioctl(uffd, UFFDIO_COPY, &c) < 0) {
+        while (ioctl(in->uffd, UFFDIO_COPY, &c) < 0) {
             if (errno == EAGAIN && c.copy > 0) { /* partial copy: continue after it */
                 c.dst += (uint64_t)c.copy;
                 c.src += (uint64_t)c.copy;
@@ -217,19 +211,157 @@ int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *
             }
             if (errno == EEXIST)
                 break;
-            thaw_fail_errno(err, "UFFDIO_COPY of %llu pages at %#llx", (unsigned long long)(j - i),
-                            (unsigned long long)idx[i]);
-            goto out;
+            return thaw_fail_errno(err, "UFFDIO_COPY of %llu pages at %#llx", (unsigned long long)(j - i),
+                                   (unsigned long long)idx[i]);
         }
-        st->regions++;
-        st->pages += j - i;
+        in->st->regions++;
+        in->st->pages += j - i;
         i = j;
     }
-    st->install_ns = clock_now_ns() - t1;
-    rc = 0;
-out:
+    return 0;
+}
+
+/* The whole file in one read, then everything installed. */
+static int prefetch_single(const char *path, int fd, uint64_t file_size, uint64_t mem_size, struct installer *in,
+                           struct thaw_error *err)
+{
+    uint64_t t0 = clock_now_ns();
+    uint8_t *buf = aligned_alloc(PAGE, file_size);
+    if (!buf || read_full(fd, buf, file_size, 0) < 0) {
+        free(buf);
+        return thaw_fail_errno(err, "reading %s", path);
+    }
+    in->st->read_ns = clock_now_ns() - t0;
+    in->st->bytes = file_size;
+    struct ws_header h;
+    memcpy(&h, buf, sizeof h);
+    int rc = -1;
+    if (check_header(path, &h, file_size, mem_size, err) == 0 &&
+        check_index(path, h, (const uint64_t *)(buf + PAGE), mem_size, err) == 0) {
+        in->idx = (const uint64_t *)(buf + PAGE);
+        uint64_t t1 = clock_now_ns();
+        rc = install(in, 0, h.count, buf + h.data_offset, err);
+        in->st->install_ns = clock_now_ns() - t1;
+    }
     free(buf);
+    return rc;
+}
+
+/* Header and index first, then the data as large chunks all queued at once on an
+ * io_uring; each chunk is installed as soon as it lands, overlapping the rest of the
+ * read. install_ns then counts only the install time not hidden behind the read. */
+#define CHUNK_PAGES 512u /* 2 MiB */
+#define RING_DEPTH 32u
+
+static int prefetch_pipelined(const char *path, int fd, uint64_t file_size, uint64_t mem_size,
+                              struct installer *in, struct thaw_error *err)
+{
+    uint64_t t0 = clock_now_ns();
+    struct ws_header h;
+    uint8_t *head = aligned_alloc(PAGE, PAGE), *buf = NULL;
+    if (!head || read_full(fd, head, PAGE, 0) < 0) {
+        free(head);
+        return thaw_fail_errno(err, "reading %s", path);
+    }
+    memcpy(&h, head, sizeof h);
+    free(head);
+    if (check_header(path, &h, file_size, mem_size, err) < 0)
+        return -1;
+    buf = aligned_alloc(PAGE, file_size);
+    if (!buf || read_full(fd, buf + PAGE, h.data_offset - PAGE, PAGE) < 0) {
+        free(buf);
+        return thaw_fail_errno(err, "reading %s", path);
+    }
+    const uint64_t *idx = (const uint64_t *)(buf + PAGE);
+    if (check_index(path, h, idx, mem_size, err) < 0) {
+        free(buf);
+        return -1;
+    }
+    in->idx = idx;
+    struct io_uring ring;
+    int r = io_uring_queue_init(RING_DEPTH, &ring, 0);
+    if (r < 0) {
+        free(buf);
+        errno = -r;
+        return thaw_fail_errno(err, "io_uring_queue_init");
+    }
+    uint64_t chunks = (h.count + CHUNK_PAGES - 1) / CHUNK_PAGES, submitted = 0, done = 0, install_ns = 0;
+    int rc = 0;
+    while (done < chunks && rc == 0) {
+        while (submitted < chunks && submitted - done < RING_DEPTH) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+            if (!sqe)
+                break;
+            uint64_t first = submitted * CHUNK_PAGES;
+            uint64_t n = (h.count - first < CHUNK_PAGES ? h.count - first : CHUNK_PAGES) * PAGE;
+            io_uring_prep_read(sqe, fd, buf + h.data_offset + first * PAGE, (unsigned)n,
+                               h.data_offset + first * PAGE);
+            io_uring_sqe_set_data64(sqe, submitted);
+            submitted++;
+        }
+        io_uring_submit(&ring);
+        struct io_uring_cqe *cqe;
+        r = io_uring_wait_cqe(&ring, &cqe);
+        if (r < 0) {
+            errno = -r;
+            rc = thaw_fail_errno(err, "io_uring_wait_cqe on %s", path);
+            break;
+        }
+        uint64_t c = io_uring_cqe_get_data64(cqe);
+        uint64_t first = c * CHUNK_PAGES;
+        uint64_t last = first + CHUNK_PAGES < h.count ? first + CHUNK_PAGES : h.count;
+        if (cqe->res != (int)((last - first) * PAGE)) {
+            /* Short or failed read: a regular file on a working disk does not do this. */
+            errno = cqe->res < 0 ? -cqe->res : EIO;
+            rc = thaw_fail_errno(err, "reading chunk %llu of %s", (unsigned long long)c, path);
+        }
+        io_uring_cqe_seen(&ring, cqe);
+        if (rc == 0) {
+            uint64_t t = clock_now_ns();
+            rc = install(in, first, last, buf + h.data_offset + first * PAGE, err);
+            install_ns += clock_now_ns() - t;
+        }
+        done++;
+    }
+    /* Drain what is still in flight before the buffer goes away. */
+    while (submitted > done) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_wait_cqe(&ring, &cqe) < 0)
+            break;
+        io_uring_cqe_seen(&ring, cqe);
+        done++;
+    }
+    io_uring_queue_exit(&ring);
+    in->st->bytes = file_size;
+    in->st->read_ns = clock_now_ns() - t0 - install_ns;
+    in->st->install_ns = install_ns;
+    free(buf);
+    return rc;
+}
+
+int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
+                       void *ctx, uint64_t mem_size, struct reap_stats *st, struct thaw_error *err)
+{
+    memset(st, 0, sizeof *st);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ws.pages", dir);
+    /* O_DIRECT: large reads straight from the disk, no page-cache copy. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd < 0)
+        return thaw_fail_errno(err, "cannot open %s", path);
+    struct stat sb;
+    int rc = -1;
+    if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)PAGE || sb.st_size % PAGE) {
+        thaw_fail(err, "%s: size %lld is not a whole number of pages", path, (long long)sb.st_size);
+    } else {
+        struct installer in = {.uffd = uffd, .gpa_to_host = gpa_to_host, .ctx = ctx, .st = st};
+        const char *how = getenv("THAW_REAP_READ");
+        bool pipelined = how ? !strcmp(how, "pipelined") : (uint64_t)sb.st_size >= REAP_PIPELINE_MIN_BYTES;
+        rc = (pipelined ? prefetch_pipelined : prefetch_single)(path, fd, (uint64_t)sb.st_size, mem_size, &in, err);
+    }
     close(fd);
+    if (rc < 0)
+        memset(st, 0, sizeof *st);
     return rc;
 }
 

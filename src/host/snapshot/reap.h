@@ -4,7 +4,8 @@
  *   ws.pages  the contents of exactly those pages, stored contiguously in guest-address
  *             order after a 4 KiB header and an index, so one sequential O_DIRECT read
  *             brings them all in and contiguous guest runs install with one UFFDIO_COPY.
- * A restore that serves more than REAP_STALE_SHARE of the working set lazily writes
+ * A restore that serves more than REAP_STALE_SHARE of the working set lazily from the
+ * snapshot (zero pages for memory the guest freed and reused do not count) writes
  * ws.stale, and the next restore records afresh. */
 #ifndef THAW_HOST_REAP_H
 #define THAW_HOST_REAP_H

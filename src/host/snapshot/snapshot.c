@@ -363,8 +363,9 @@ int snapshot_reap_finish(struct restored *r, const char *dir, struct thaw_error 
         reap_clear_stale(dir);
         return 0;
     }
-    uint64_t misses = st.pages_served + st.zero_pages;
-    if (r->reap_prefetched && (double)misses > REAP_STALE_SHARE * (double)r->reap.pages)
+    /* Only pages read from the snapshot count: zero pages are memory the guest freed
+     * and reused during the call (discard -> REMOVE), not a drifting working set. */
+    if (r->reap_prefetched && (double)st.pages_served > REAP_STALE_SHARE * (double)r->reap.pages)
         return reap_mark_stale(dir, err);
     return 0;
 }
