@@ -8,7 +8,11 @@
  * {"fault": "abort"}  calls abort()
  * {"probe": "state"}  answers the monotonic and wall clocks (ns), 16 bytes from
  *                     getrandom() in hex and a counter that counts invocations
+ * {"probe": "reuse"}  maps 4 MiB, dirties it, unmaps it, maps 4 MiB again and answers
+ *                     whether the new mapping reads as zero (freed memory goes back to
+ *                     the host through the discard hypercall)
  * anything else: answers {"ok": true} */
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 #include <stdint.h>
@@ -36,6 +40,27 @@ int main(void)
     static unsigned long counter; /* state created before a snapshot survives it */
     while (thaw_next(fd, req, sizeof req) > 0) {
         counter++;
+        if (thaw_json_string(req, "probe", what, sizeof what) == 0 && !strcmp(what, "reuse")) {
+            const size_t len = 4u << 20;
+            unsigned char *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (a == MAP_FAILED)
+                return 1;
+            memset(a, 0xab, len);
+            munmap(a, len);
+            unsigned char *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (b == MAP_FAILED)
+                return 1;
+            size_t nonzero = 0;
+            for (size_t i = 0; i < len; i++)
+                nonzero += b[i] != 0;
+            memset(b, 0xcd, len); /* leave it dirty for the next call */
+            munmap(b, len);
+            char out[128];
+            int n = snprintf(out, sizeof out, "{\"same_address\": %s, \"nonzero_bytes\": %zu}",
+                             a == b ? "true" : "false", nonzero);
+            thaw_respond(fd, out, (size_t)n);
+            continue;
+        }
         if (thaw_json_string(req, "probe", what, sizeof what) == 0) {
             struct timespec mono, wall;
             unsigned char rnd[16];

@@ -98,6 +98,17 @@ def run_all(tmp):
           min(a["mono_ns"], b["mono_ns"]) >= boot["mono_ns"] and two[1]["mono_ns"] > two[0]["mono_ns"],
           (a["mono_ns"], b["mono_ns"], boot["mono_ns"], two))
 
+    # Memory the guest frees reads back as zero when reused, booted and in every mode
+    # (discard hypercall: MADV_DONTNEED, or a fresh mapping, or zero pages via uffd).
+    reuse = '{"probe": "reuse"}'
+    r = [json.loads(x) for x in thaw("run", "functions/faulty", "--payload", reuse, "--payload", reuse).stdout.splitlines()]
+    check("booted: freed memory reads back as zero when reused",
+          all(x["same_address"] and x["nonzero_bytes"] == 0 for x in r), r)
+    for mode in ("copy", "lazy", "uffd", "reap", "reap"):
+        r = [json.loads(x) for x in restore(probe, mode, reuse, reuse)[0]]
+        check("%s: freed memory reads back as zero when reused" % mode,
+              all(x["same_address"] and x["nonzero_bytes"] == 0 for x in r), r)
+
     # memtouch gives the same answers booted and restored.
     mt = os.path.join(tmp, "memtouch")
     thaw("snapshot", "functions/memtouch", "-o", mt)
