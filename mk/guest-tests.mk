@@ -11,7 +11,7 @@
 GUEST_TEST_SRCS := tests/guest/test_guest_kernel.c src/guest/kernel/fs.c src/guest/kernel/mm.c \
   src/common/cpio.c
 GUEST_TEST_DEPS := $(GUEST_TEST_SRCS) $(wildcard src/guest/kernel/*.h) src/common/cpio.h \
-  include/thaw/abi.h src/host/vmm/cpio_writer.h
+  include/thaw/abi.h src/host/function/cpio_writer.h
 
 $(BUILD)/tests/test_guest_kernel: $(GUEST_TEST_DEPS) $(BUILD)/libthaw-san.a
 	@mkdir -p $(dir $@)

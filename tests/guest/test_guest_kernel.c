@@ -32,7 +32,7 @@
 #include "syscalls.h" /* src/guest/kernel: kernel.h, linux_abi.h */
 #include "fs.h"
 #include "common/cpio.h"
-#include "host/vmm/cpio_writer.h"
+#include "host/function/cpio_writer.h"
 
 /* Not in a header: mm.c declares it itself. */
 int64_t fs_map_file(int fd, void *dst, uint64_t len, uint64_t off);

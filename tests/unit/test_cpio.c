@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "common/cpio.h"
-#include "host/vmm/cpio_writer.h"
+#include "host/function/cpio_writer.h"
 
 /* Exact-size heap copy, so ASan flags any read past the end. */
 static uint8_t *dup_buf(const void *p, size_t n)

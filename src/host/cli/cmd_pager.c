@@ -13,6 +13,7 @@
 #include "host/cli/cli.h"
 #include "host/pager/fc_handshake.h"
 #include "host/pager/pager.h"
+#include "host/util/snapdir.h"
 
 #define MAX_REGIONS 64
 
@@ -62,7 +63,7 @@ int cmd_pager(int argc, char **argv)
     }
     strcpy(sa.sun_path, sock_path);
     char mem_path[4096];
-    snprintf(mem_path, sizeof mem_path, "%s/memory", dir);
+    snprintf(mem_path, sizeof mem_path, "%s/" SNAPDIR_MEMORY, dir);
     struct stat sb;
     if (stat(mem_path, &sb) < 0 || !S_ISREG(sb.st_mode)) {
         fprintf(stderr, "thaw pager: %s is not a readable memory file\n", mem_path);

@@ -12,6 +12,7 @@
 #include "host/cli/common.h"
 #include "host/snapshot/snapshot.h"
 #include "host/util/clock.h"
+#include "host/util/snapdir.h"
 
 static void usage(FILE *out)
 {
@@ -51,7 +52,7 @@ static long mapping_rss_kb(const void *addr)
 
 static void drop_cache(const char *dir)
 {
-    const char *names[] = {"state", "memory"};
+    const char *names[] = {SNAPDIR_STATE, SNAPDIR_MEMORY};
     for (size_t i = 0; i < 2; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);

@@ -10,6 +10,7 @@
 #include "host/cli/common.h"
 #include "host/snapshot/snapshot.h"
 #include "host/util/clock.h"
+#include "host/util/snapdir.h"
 
 static void usage(FILE *out)
 {
@@ -82,7 +83,7 @@ int cmd_snapshot(int argc, char **argv)
     }
     uint64_t save_ns = clock_now_ns() - t1;
     char path[4096];
-    snprintf(path, sizeof path, "%s/memory", out_dir);
+    snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, out_dir);
     struct stat st;
     long long allocated = stat(path, &st) == 0 ? (long long)st.st_blocks * 512 : -1;
     if (json)

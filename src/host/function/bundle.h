@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "host/util/error.h"
+#include "host/util/file.h"
 
 #define BUNDLE_NAME_MAX 63
 
@@ -37,11 +38,5 @@ bool bundle_name_valid(const char *name);
 int bundle_load(struct bundle *b, const char *dir, const char *build_dir, struct thaw_error *err);
 void bundle_free(struct bundle *b);
 
-/* Reads a whole file into a malloc'd buffer (limit: max bytes). */
-int read_file(const char *path, size_t max, uint8_t **data, size_t *size, struct thaw_error *err);
-
-/* The directory holding the thaw binary (where "build:" paths and kernel.elf live),
- * unless THAW_BUILD_DIR says otherwise. Returns a malloc'd string. */
-char *thaw_build_dir(void);
 
 #endif

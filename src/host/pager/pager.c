@@ -14,9 +14,9 @@
 #include <jansson.h>
 #include <unistd.h>
 
-#include "host/snapshot/memory_backend.h"
-#include "host/snapshot/reap.h"
+#include "host/pager/reap.h"
 #include "host/util/clock.h"
+#include "host/util/snapdir.h"
 
 #define PAGE 4096ull
 
@@ -300,7 +300,7 @@ const char *pager_stats_parse(const char *line, struct pager_stats *st, struct t
 static int open_memory(const char *dir, uint64_t need, struct thaw_error *err)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/memory", dir);
+    snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return thaw_fail_errno(err, "cannot open %s", path);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "host/pager/fc_handshake.h"
+#include "host/util/snapdir.h"
 
 #define PAGE 4096ull
 #define PAGER_REPLY_TIMEOUT_MS 30000
@@ -216,7 +217,7 @@ int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *snap
     b->size = size;
     b->uffd = b->pager_fd = -1;
     char path[4096];
-    snprintf(path, sizeof path, "%s/memory", snap_dir);
+    snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, snap_dir);
     b->file_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (b->file_fd < 0)
         return thaw_fail_errno(err, "cannot open %s", path);

@@ -15,6 +15,7 @@
 #include "host/util/atomic_file.h"
 #include "host/util/clock.h"
 #include "host/vmm/x86_boot.h"
+#include "host/util/snapdir.h"
 
 #define PAGE 4096ull
 #define STATE_MAX (16u << 20)
@@ -97,7 +98,7 @@ static int save_memory(struct instance *inst, const char *dir, struct thaw_error
 {
     char tmp[4096], final[4096];
     snprintf(tmp, sizeof tmp, "%s/.memory.tmp.%d", dir, (int)getpid());
-    snprintf(final, sizeof final, "%s/memory", dir);
+    snprintf(final, sizeof final, "%s/" SNAPDIR_MEMORY, dir);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return thaw_fail_errno(err, "cannot create %s", tmp);
@@ -173,7 +174,7 @@ int snapshot_save(struct instance *inst, const char *function_name, const char *
     /* Memory first, state last: a directory with a valid state file always has the
      * memory image that goes with it. */
     if (save_memory(inst, dir, err) < 0 || state_file_encode(s, &buf, &len, err) < 0 ||
-        write_file_atomic(dir, "state", buf, len, err) < 0)
+        write_file_atomic(dir, SNAPDIR_STATE, buf, len, err) < 0)
         goto out;
     rc = 0;
 out:
@@ -250,7 +251,7 @@ int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, co
     r->mem.file_fd = r->mem.uffd = r->mem.pager_fd = -1;
     uint64_t t0 = clock_now_ns();
     char path[4096];
-    snprintf(path, sizeof path, "%s/state", dir);
+    snprintf(path, sizeof path, "%s/" SNAPDIR_STATE, dir);
     uint8_t *buf = NULL;
     size_t len;
     struct snapshot_state *s = calloc(1, sizeof *s);
@@ -273,7 +274,7 @@ int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, co
      * working-set file itself and records instead if it is unusable. */
     enum pager_mode pmode = PAGER_LAZY;
     if (mode == MEM_REAP) {
-        snprintf(path, sizeof path, "%s/ws.pages", dir);
+        snprintf(path, sizeof path, "%s/" SNAPDIR_WS_PAGES, dir);
         if (reap_is_stale(dir)) {
             snprintf(r->reap_note, sizeof r->reap_note, "working set marked stale: recording a new one");
             pmode = PAGER_RECORD;

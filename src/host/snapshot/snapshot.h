@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "host/snapshot/memory_backend.h"
-#include "host/snapshot/reap.h"
+#include "host/pager/reap.h"
 #include "host/util/error.h"
 #include "host/vmm/instance.h"
 

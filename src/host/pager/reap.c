@@ -1,4 +1,4 @@
-#include "host/snapshot/reap.h"
+#include "host/pager/reap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +15,7 @@
 
 #include "host/util/atomic_file.h"
 #include "host/util/clock.h"
+#include "host/util/snapdir.h"
 
 #define PAGE 4096u
 #define WS_MAGIC "THAWWSET"
@@ -75,7 +76,7 @@ int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_
     }
     uint32_t tcrc = (uint32_t)crc32_z(0, t, tlen - 4);
     memcpy(t + tlen - 4, &tcrc, 4);
-    int rc = write_file_atomic(dir, "ws.trace", t, tlen, err);
+    int rc = write_file_atomic(dir, SNAPDIR_WS_TRACE, t, tlen, err);
     free(t);
     if (rc < 0)
         return -1;
@@ -95,7 +96,7 @@ int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_
     size_t total = data_off + u * PAGE;
     uint8_t *w = aligned_alloc(PAGE, align_up(total, PAGE));
     char path[4096];
-    snprintf(path, sizeof path, "%s/memory", dir);
+    snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, dir);
     int mfd = open(path, O_RDONLY | O_CLOEXEC);
     if (!w || mfd < 0) {
         free(idx);
@@ -118,7 +119,7 @@ int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_
     h.crc = (uint32_t)crc32_z(crc, w + PAGE, u * 8);
     memcpy(w, &h, sizeof h);
     if (rc == 0)
-        rc = write_file_atomic(dir, "ws.pages", w, total, err);
+        rc = write_file_atomic(dir, SNAPDIR_WS_PAGES, w, total, err);
     free(w);
     free(idx);
     return rc;
@@ -344,7 +345,7 @@ int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *
 {
     memset(st, 0, sizeof *st);
     char path[4096];
-    snprintf(path, sizeof path, "%s/ws.pages", dir);
+    snprintf(path, sizeof path, "%s/" SNAPDIR_WS_PAGES, dir);
     /* O_DIRECT: large reads straight from the disk, no page-cache copy. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
     if (fd < 0)
@@ -369,7 +370,7 @@ int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *
 int reap_read_trace(const char *dir, struct page_record **out, size_t *n, uint64_t *mem_size, struct thaw_error *err)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/ws.trace", dir);
+    snprintf(path, sizeof path, "%s/" SNAPDIR_WS_TRACE, dir);
     FILE *f = fopen(path, "rb");
     if (!f)
         return thaw_fail_errno(err, "cannot open %s", path);
@@ -425,19 +426,19 @@ out:
 
 int reap_mark_stale(const char *dir, struct thaw_error *err)
 {
-    return write_file_atomic(dir, "ws.stale", "stale\n", 6, err);
+    return write_file_atomic(dir, SNAPDIR_WS_STALE, "stale\n", 6, err);
 }
 
 int reap_is_stale(const char *dir)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/ws.stale", dir);
+    snprintf(path, sizeof path, "%s/" SNAPDIR_WS_STALE, dir);
     return access(path, F_OK) == 0;
 }
 
 void reap_clear_stale(const char *dir)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/ws.stale", dir);
+    snprintf(path, sizeof path, "%s/" SNAPDIR_WS_STALE, dir);
     unlink(path);
 }

@@ -1,5 +1,5 @@
 /* cpio "newc" writer; see cpio_writer.h. */
-#include "host/vmm/cpio_writer.h"
+#include "host/function/cpio_writer.h"
 
 #include <errno.h>
 #include <fcntl.h>

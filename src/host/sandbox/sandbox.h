@@ -1,0 +1,137 @@
+/* The instance lifecycle: the only way the CLI, `thaw serve`, the load generator, the
+ * analysis tool, the benchmarks and the integration tests create, drive and destroy a
+ * function instance. An instance is made by booting a function bundle to its ready
+ * point or by restoring a snapshot in one of the memory modes; it is invoked with a
+ * deadline, asked for its stats, snapshotted and destroyed.
+ *
+ * The REAP policy lives here: a reap-mode restore records the working set if none is
+ * usable (and no other restore of the same snapshot is recording it), prefetches it
+ * otherwise, finishes the recording after the first response, and marks the working
+ * set stale when a restore had to read too much of it lazily.
+ *
+ * An instance runs in this process (the vCPU in the calling thread) or, with
+ * sandbox_options.worker, in a jailed worker process driven over a socketpair
+ * (worker_proto.h); the API and its results are the same either way.
+ *
+ * Not thread-safe per instance: one caller drives one instance at a time. Distinct
+ * instances may be driven from distinct threads. */
+#ifndef THAW_HOST_SANDBOX_H
+#define THAW_HOST_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/snapshot/memory_backend.h"
+#include "host/util/error.h"
+
+#define SANDBOX_DEFAULT_TIMEOUT_NS (30ull * 1000000000ull)
+#define SANDBOX_ID_MAX 63
+
+/* How an instance came to be: the start kind reported by every caller. */
+enum sandbox_start {
+    SANDBOX_START_BOOT,          /* booted from the bundle */
+    SANDBOX_START_COPY,          /* restored, --mem copy */
+    SANDBOX_START_LAZY,          /* restored, --mem lazy */
+    SANDBOX_START_UFFD,          /* restored, --mem uffd */
+    SANDBOX_START_REAP_RECORD,   /* restored, --mem reap, recording the working set */
+    SANDBOX_START_REAP_PREFETCH, /* restored, --mem reap, working set prefetched */
+    SANDBOX_START_REAP_NORECORD, /* restored, --mem reap, someone else is recording */
+};
+const char *sandbox_start_name(enum sandbox_start s);
+
+/* Why a call failed, for callers that map failures to answers (HTTP 502 vs 504). */
+enum sandbox_failure {
+    SANDBOX_OK,
+    SANDBOX_FAIL_HOST,        /* a host-side error (files, KVM, out of memory) */
+    SANDBOX_FAIL_BAD_INPUT,   /* the request was refused before the guest saw it */
+    SANDBOX_FAIL_TIMEOUT,     /* the deadline passed: the instance is dead */
+    SANDBOX_FAIL_GUEST,       /* the guest faulted, exited or broke the protocol: dead */
+    SANDBOX_FAIL_WORKER,      /* the worker process died or misbehaved: dead */
+    SANDBOX_FAIL_INTERRUPTED, /* SIGINT/SIGTERM (sandbox_interrupt_all): dead */
+};
+const char *sandbox_failure_name(enum sandbox_failure f);
+
+/* One line of guest output (stdout or stderr of the program, or the guest kernel's
+ * log), delivered as it is written, never mixed into a response. invocation is 0
+ * during boot or restore, then the 1-based number of the invocation in progress. */
+enum sandbox_stream { SANDBOX_STDOUT = 1, SANDBOX_STDERR = 2, SANDBOX_KERNEL = 3 };
+typedef void (*sandbox_log_fn)(void *ctx, const char *instance_id, uint64_t invocation,
+                               enum sandbox_stream stream, const char *line, size_t len);
+
+struct sandbox_options {
+    const char *id;              /* instance id for log tags; NULL: one is made up */
+    uint64_t boot_timeout_ns;    /* boot to ready, or restore to ready; 0: default */
+    uint64_t invoke_timeout_ns;  /* each invocation; 0: function.json's, else default */
+    uint64_t memory_mib;         /* boot: guest memory; 0: function.json's */
+    bool trace_syscalls;         /* boot: guest kernel logs every syscall */
+    const char *pager_socket;    /* uffd/reap restore: external `thaw pager`, or NULL */
+    bool drop_cache;             /* restore: drop the snapshot's files from the page cache */
+    bool worker;                 /* run in a jailed worker process */
+    sandbox_log_fn log;          /* guest output; NULL: written to stderr, tagged */
+    void *log_ctx;
+};
+
+/* Everything a caller reports about an instance. Times in nanoseconds. */
+struct sandbox_stats {
+    char id[SANDBOX_ID_MAX + 1];
+    char function[64];
+    enum sandbox_start start;
+    enum mem_mode mode;              /* restores only */
+    bool in_worker;
+    /* creation */
+    uint64_t boot_ns;                /* boot: bundle load + boot to ready */
+    uint64_t state_load_ns;          /* restore: read + decode state */
+    uint64_t memory_setup_ns;        /* restore: memory backend (includes any prefetch) */
+    uint64_t vm_create_ns;           /* restore: KVM VM, vCPU, registers */
+    uint64_t restore_ns;             /* restore: start to ready */
+    /* invocations */
+    uint64_t invocations;
+    uint64_t first_invoke_ns;        /* the first invocation's round trip */
+    uint64_t last_invoke_ns;
+    /* memory */
+    uint64_t pages_served;           /* pager: pages copied in from the snapshot */
+    uint64_t zero_pages;             /* pager: pages installed as zero */
+    uint64_t host_page_faults;       /* minor + major faults of the process since creation */
+    uint64_t rss_kb;                 /* resident guest memory */
+    uint64_t bytes_copied;           /* copy mode: bytes read */
+    /* REAP */
+    bool reap_recorded;              /* this restore recorded the working set */
+    bool reap_prefetched;            /* this restore prefetched it */
+    uint64_t ws_pages, ws_regions, ws_bytes;
+    uint64_t ws_read_ns, ws_install_ns;
+    uint64_t reap_misses;            /* pages served after a prefetch */
+    char reap_note[640];             /* why no prefetch, why re-recording, ... */
+};
+
+struct sandbox;
+
+/* Boots the function directory to its ready point. */
+int sandbox_boot(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,
+                 struct thaw_error *err);
+
+/* Restores the snapshot in snap_dir in the given memory mode (reap: the REAP policy). */
+int sandbox_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
+                    const struct sandbox_options *opt, struct thaw_error *err);
+
+/* Sends one request, returns the response (malloc'd, caller frees). On failure the
+ * reason is in err and sandbox_last_failure(); a TIMEOUT, GUEST, WORKER or
+ * INTERRUPTED failure leaves the instance dead (only sandbox_destroy remains). */
+int sandbox_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t **resp, size_t *resp_len,
+                   struct thaw_error *err);
+
+/* Saves a ready instance as a snapshot into dir (atomically). */
+int sandbox_snapshot(struct sandbox *sb, const char *dir, struct thaw_error *err);
+
+int sandbox_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err);
+enum sandbox_failure sandbox_last_failure(const struct sandbox *sb);
+
+/* Tears the instance down (the worker process too) and frees it. NULL is fine. */
+void sandbox_destroy(struct sandbox *sb);
+
+/* Installs SIGINT/SIGTERM handlers that stop every running instance of this process
+ * (their calls fail with SANDBOX_FAIL_INTERRUPTED) so the caller can clean up. */
+int sandbox_handle_signals(struct thaw_error *err);
+bool sandbox_interrupted(void);
+
+#endif
