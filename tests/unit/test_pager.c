@@ -1,0 +1,405 @@
+/* The memory manager without KVM: guest memory from memory_backend.c (anonymous,
+ * registered with userfaultfd) served by the in-process pager thread (pager.c), and the
+ * REAP working-set files (reap.c). The test thread plays the vCPU: it touches guest
+ * memory and checks every byte against the snapshot's memory file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "host/pager/pager.h"
+#include "host/pager/reap.h"
+#include "host/snapshot/memory_backend.h"
+
+#define PG 4096ull
+#define NPAGES 512ull /* 2 MiB of guest memory */
+
+/* The memory file: data in [0,64), [100,110) and page 300; every other page is a hole. */
+static const struct {
+    uint64_t first, count;
+} DATA[] = {{0, 64}, {100, 10}, {300, 1}};
+#define NDATA (sizeof DATA / sizeof DATA[0])
+
+static char dir[64];
+
+static uint8_t page_byte(uint64_t page, uint64_t i) { return (uint8_t)(page * 13 + 1 + (i % 251)); }
+
+static int is_data(uint64_t page)
+{
+    for (size_t i = 0; i < NDATA; i++)
+        if (page >= DATA[i].first && page < DATA[i].first + DATA[i].count)
+            return 1;
+    return 0;
+}
+
+static uint64_t data_pages(void)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < NDATA; i++)
+        n += DATA[i].count;
+    return n;
+}
+
+static int uffd_usable(void)
+{
+    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        fprintf(stderr, "*** SKIP: userfaultfd() failed (%s): run as root or set vm.unprivileged_userfaultfd=1\n",
+                strerror(errno));
+        return 0;
+    }
+    close(fd);
+    return 1;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(dir, "/tmp/thaw-pager-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/memory", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)(NPAGES * PG)), 0);
+    static uint8_t buf[PG];
+    for (uint64_t p = 0; p < NPAGES; p++) {
+        if (!is_data(p))
+            continue;
+        for (uint64_t i = 0; i < PG; i++)
+            buf[i] = page_byte(p, i);
+        assert_int_equal(pwrite(fd, buf, PG, (off_t)(p * PG)), (ssize_t)PG);
+    }
+    close(fd);
+    return 0;
+}
+
+static void rm_ws(void)
+{
+    const char *names[] = {"ws.pages", "ws.trace", "ws.stale"};
+    char path[128];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rm_ws();
+    char path[128];
+    snprintf(path, sizeof path, "%s/memory", dir);
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+/* Checks one guest page against the snapshot: file bytes, or zero for a hole. */
+static void check_page(const uint8_t *mem, uint64_t page)
+{
+    for (uint64_t i = 0; i < PG; i++) {
+        uint8_t want = is_data(page) ? page_byte(page, i) : 0;
+        if (mem[page * PG + i] != want)
+            fail_msg("page %llu byte %llu is %u, want %u", (unsigned long long)page, (unsigned long long)i,
+                     mem[page * PG + i], want);
+    }
+}
+
+static void check_zero(const uint8_t *mem, uint64_t page)
+{
+    for (uint64_t i = 0; i < PG; i++)
+        if (mem[page * PG + i])
+            fail_msg("page %llu byte %llu is %u, want 0", (unsigned long long)page, (unsigned long long)i,
+                     mem[page * PG + i]);
+}
+
+static void open_backend(struct mem_backend *b, enum mem_mode mode, enum pager_mode pm)
+{
+    struct thaw_error err = {{0}};
+    if (mem_backend_open(b, mode, dir, NPAGES * PG, pm, NULL, &err) < 0)
+        fail_msg("mem_backend_open: %s", err.msg);
+}
+
+static struct pager_stats query(struct mem_backend *b, const char *cmd)
+{
+    struct pager_stats st;
+    struct thaw_error err = {{0}};
+    if (mem_backend_pager_query(b, cmd, &st, &err) < 0)
+        fail_msg("pager %s: %s", cmd, err.msg);
+    return st;
+}
+
+/* ---- lazy serving ----------------------------------------------------------------------- */
+
+static void test_lazy_serves_the_file(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    struct mem_backend b;
+    open_backend(&b, MEM_UFFD, PAGER_LAZY);
+    assert_int_equal(b.ready.prefetch_ok, 0);
+    assert_int_equal(b.ready.recording, 0);
+    /* Every data page, in a scattered order, then again (no second fault). */
+    for (uint64_t k = 0; k < NPAGES; k++) {
+        uint64_t p = (k * 37) % NPAGES;
+        if (is_data(p))
+            check_page(b.host, p);
+    }
+    for (uint64_t p = 0; p < NPAGES; p++)
+        if (is_data(p))
+            check_page(b.host, p);
+    struct pager_stats st = query(&b, "stats");
+    assert_int_equal(st.pages_served, data_pages());
+    assert_int_equal(st.faults, data_pages());
+    assert_int_equal(st.recorded, 0);
+    /* Writes stick. */
+    b.host[3 * PG + 7] = 0x5a;
+    assert_int_equal(b.host[3 * PG + 7], 0x5a);
+    mem_backend_close(&b);
+}
+
+static void test_discarded_memory_reads_zero(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    struct mem_backend b;
+    open_backend(&b, MEM_UFFD, PAGER_LAZY);
+    struct thaw_error err = {{0}};
+    /* Touched then discarded, and discarded before any touch: zero either way. */
+    check_page(b.host, 10);
+    b.host[10 * PG] = 0xee;
+    assert_int_equal(mem_backend_discard(&b, 10 * PG, 4 * PG, &err), 0);
+    assert_int_equal(mem_backend_discard(&b, 100 * PG, 10 * PG, &err), 0);
+    for (uint64_t p = 10; p < 14; p++)
+        check_zero(b.host, p);
+    for (uint64_t p = 100; p < 110; p++)
+        check_zero(b.host, p);
+    /* Reused after the discard: ordinary memory, and the neighbours are the file's. */
+    memset(b.host + 100 * PG, 0x77, 10 * PG);
+    assert_int_equal(b.host[109 * PG + 4095], 0x77);
+    check_page(b.host, 9);
+    check_page(b.host, 14);
+    struct pager_stats st = query(&b, "stats");
+    assert_int_equal(st.pages_served, 3); /* pages 10, 9 and 14: nothing discarded reached the pager */
+    assert_int_equal(st.zero_pages, 0);
+    mem_backend_close(&b);
+}
+
+/* ---- REAP: record, prefetch, fall back ----------------------------------------------------- */
+
+static const uint64_t TOUCH[] = {50, 3, 4, 5, 300, 101, 102, 7};
+#define NTOUCH (sizeof TOUCH / sizeof TOUCH[0])
+
+static void record_working_set(void)
+{
+    rm_ws();
+    struct mem_backend b;
+    open_backend(&b, MEM_REAP, PAGER_RECORD);
+    assert_int_equal(b.ready.recording, 1);
+    for (size_t i = 0; i < NTOUCH; i++)
+        check_page(b.host, TOUCH[i]);
+    struct pager_stats st = query(&b, "finish-record");
+    assert_int_equal(st.recording, 0);
+    assert_string_equal(st.record_error, "");
+    assert_int_equal(st.recorded, NTOUCH);
+    /* Touches after the finish are served but not recorded. */
+    check_page(b.host, 60);
+    st = query(&b, "stats");
+    assert_int_equal(st.recorded, NTOUCH);
+    assert_int_equal(st.pages_served, NTOUCH + 1);
+    mem_backend_close(&b);
+}
+
+static void test_record_writes_the_trace_in_fault_order(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    record_working_set();
+    struct page_record *log = NULL;
+    size_t n = 0;
+    uint64_t mem_size = 0;
+    struct thaw_error err = {{0}};
+    if (reap_read_trace(dir, &log, &n, &mem_size, &err) < 0)
+        fail_msg("reap_read_trace: %s", err.msg);
+    assert_int_equal(n, NTOUCH);
+    assert_int_equal(mem_size, NPAGES * PG);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(log[i].offset, TOUCH[i] * PG);
+        if (i)
+            assert_true(log[i].t_ns >= log[i - 1].t_ns);
+    }
+    free(log);
+}
+
+static void test_prefetch_installs_the_working_set(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    record_working_set();
+    struct mem_backend b;
+    open_backend(&b, MEM_REAP, PAGER_PREFETCH);
+    assert_int_equal(b.ready.prefetch_ok, 1);
+    assert_string_equal(b.ready.prefetch_error, "");
+    assert_int_equal(b.ready.recording, 0);
+    assert_int_equal(b.ready.prefetch_pages, NTOUCH);
+    assert_int_equal(b.ready.prefetch_regions, 5); /* 3-5, 7, 50, 101-102, 300 */
+    for (size_t i = 0; i < NTOUCH; i++)
+        check_page(b.host, TOUCH[i]);
+    struct pager_stats st = query(&b, "stats");
+    assert_int_equal(st.faults, 0);
+    assert_int_equal(st.pages_served, 0);
+    /* A page outside the working set is still served lazily. */
+    check_page(b.host, 20);
+    st = query(&b, "stats");
+    assert_int_equal(st.pages_served, 1);
+    mem_backend_close(&b);
+}
+
+static void corrupt(const char *name, off_t off)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    uint8_t c;
+    assert_int_equal(pread(fd, &c, 1, off), 1);
+    c ^= 0x40;
+    assert_int_equal(pwrite(fd, &c, 1, off), 1);
+    close(fd);
+}
+
+static void test_bad_working_set_falls_back_and_records(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    record_working_set();
+    corrupt("ws.pages", 4096 + 3); /* the index */
+    struct mem_backend b;
+    open_backend(&b, MEM_REAP, PAGER_PREFETCH);
+    assert_int_equal(b.ready.prefetch_ok, 0);
+    assert_non_null(strstr(b.ready.prefetch_error, "ws.pages"));
+    assert_int_equal(b.ready.prefetch_pages, 0);
+    assert_int_equal(b.ready.recording, 1); /* records a new working set instead */
+    for (size_t i = 0; i < NTOUCH; i++)
+        check_page(b.host, TOUCH[i]);
+    struct pager_stats st = query(&b, "finish-record");
+    assert_int_equal(st.pages_served, NTOUCH);
+    assert_int_equal(st.recorded, NTOUCH);
+    mem_backend_close(&b);
+    /* The new working set is good again. */
+    open_backend(&b, MEM_REAP, PAGER_PREFETCH);
+    assert_int_equal(b.ready.prefetch_ok, 1);
+    assert_int_equal(b.ready.prefetch_pages, NTOUCH);
+    mem_backend_close(&b);
+    /* No working set at all: lazy, recording. */
+    rm_ws();
+    open_backend(&b, MEM_REAP, PAGER_PREFETCH);
+    assert_int_equal(b.ready.prefetch_ok, 0);
+    assert_non_null(strstr(b.ready.prefetch_error, "ws.pages"));
+    check_page(b.host, 1);
+    mem_backend_close(&b);
+}
+
+/* ---- ws.* round trip, straight through reap.c ------------------------------------------------ */
+
+struct region_ctx {
+    uint8_t *host;
+    uint64_t size;
+};
+
+static uint8_t *to_host(void *ctx, uint64_t gpa, uint64_t len)
+{
+    struct region_ctx *r = ctx;
+    return gpa <= r->size && len <= r->size - gpa ? r->host + gpa : NULL;
+}
+
+static void test_ws_files_round_trip(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    rm_ws();
+    /* Duplicates and an out-of-range page: written once, and not at all. */
+    struct page_record log[] = {{101 * PG, 5}, {0, 9}, {1 * PG, 12}, {101 * PG, 20}, {2 * PG, 30}, {63 * PG, 31}};
+    size_t n = sizeof log / sizeof log[0];
+    struct thaw_error err = {{0}};
+    if (reap_write(dir, log, n, NPAGES * PG, &err) < 0)
+        fail_msg("reap_write: %s", err.msg);
+    struct page_record *back = NULL;
+    size_t nb = 0;
+    uint64_t ms = 0;
+    assert_int_equal(reap_read_trace(dir, &back, &nb, &ms, &err), 0);
+    assert_int_equal(nb, n);
+    assert_memory_equal(back, log, sizeof log);
+    free(back);
+    /* Prefetch into fresh registered memory: exactly the unique pages, in 3 runs. */
+    uint8_t *mem = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(mem != MAP_FAILED);
+    int ufd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    assert_true(ufd >= 0);
+    struct uffdio_api api = {.api = UFFD_API};
+    assert_int_equal(ioctl(ufd, UFFDIO_API, &api), 0);
+    struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)mem, .len = NPAGES * PG},
+                                  .mode = UFFDIO_REGISTER_MODE_MISSING};
+    assert_int_equal(ioctl(ufd, UFFDIO_REGISTER, &reg), 0);
+    struct region_ctx ctx = {mem, NPAGES * PG};
+    struct reap_stats rs;
+    if (reap_prefetch_into(dir, ufd, to_host, &ctx, NPAGES * PG, &rs, &err) < 0)
+        fail_msg("reap_prefetch_into: %s", err.msg);
+    assert_int_equal(rs.pages, 5);
+    assert_int_equal(rs.regions, 3); /* 0-2, 63, 101 */
+    assert_true(rs.bytes >= 5 * PG);
+    /* Installed pages are there without a fault: no handler runs in this test, so a
+     * missing page would block; mincore says they are resident. */
+    unsigned char vec[NPAGES];
+    assert_int_equal(mincore(mem, NPAGES * PG, vec), 0);
+    for (uint64_t p = 0; p < NPAGES; p++)
+        assert_int_equal(vec[p] & 1, p <= 2 || p == 63 || p == 101);
+    check_page(mem, 0);
+    check_page(mem, 2);
+    check_page(mem, 63);
+    check_page(mem, 101);
+    /* A mismatched snapshot size is refused. */
+    assert_int_equal(reap_prefetch_into(dir, ufd, to_host, &ctx, 2 * NPAGES * PG, &rs, &err), -1);
+    assert_non_null(strstr(err.msg, "ws.pages"));
+    close(ufd);
+    munmap(mem, NPAGES * PG);
+    /* The stale marker. */
+    assert_int_equal(reap_is_stale(dir), 0);
+    assert_int_equal(reap_mark_stale(dir, &err), 0);
+    assert_int_equal(reap_is_stale(dir), 1);
+    reap_clear_stale(dir);
+    assert_int_equal(reap_is_stale(dir), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lazy_serves_the_file),
+        cmocka_unit_test(test_discarded_memory_reads_zero),
+        cmocka_unit_test(test_record_writes_the_trace_in_fault_order),
+        cmocka_unit_test(test_prefetch_installs_the_working_set),
+        cmocka_unit_test(test_bad_working_set_falls_back_and_records),
+        cmocka_unit_test(test_ws_files_round_trip),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
