@@ -2,7 +2,9 @@
  * Before its ready point it allocates an arena (default 128 MiB, argv[1] or
  * MEMTOUCH_MIB to change) and fills it with pseudo-random bytes. Each invocation
  * {"mib": N, "seed": S} reads N MiB worth of 4 KiB pages scattered across the arena,
- * chosen by S, and answers their checksum. {"list": 1} adds the page indices. */
+ * chosen by S, and answers their checksum. {"list": 1} adds the page indices.
+ * {"alloc_mib": N} instead allocates N MiB of fresh memory, writes every page of it,
+ * and frees it again (the 200 MB-allocation case of the memory-manager issue). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +45,26 @@ int main(int argc, char **argv)
     static char out[1 << 20];
     ssize_t n;
     while ((n = thaw_next(fd, req, sizeof req)) > 0) {
-        uint64_t want = 1, seed = 1, list = 0;
+        uint64_t want = 1, seed = 1, list = 0, alloc = 0;
+        if (thaw_json_u64(req, "alloc_mib", &alloc) == 0 && alloc) {
+            size_t bytes = alloc << 20;
+            uint64_t *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED) {
+                static const char oom[] = "{\"error\": \"out of memory\"}";
+                thaw_respond(fd, oom, sizeof oom - 1);
+                continue;
+            }
+            uint64_t sum = 0;
+            for (size_t w = 0; w < bytes / 8; w += PAGE / 8) {
+                m[w] = w;
+                sum += m[w];
+            }
+            munmap(m, bytes);
+            size_t len = (size_t)snprintf(out, sizeof out, "{\"allocated_mib\": %llu, \"sum\": %llu}",
+                                          (unsigned long long)alloc, (unsigned long long)sum);
+            thaw_respond(fd, out, len);
+            continue;
+        }
         thaw_json_u64(req, "mib", &want);
         thaw_json_u64(req, "seed", &seed);
         thaw_json_u64(req, "list", &list);

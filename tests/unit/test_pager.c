@@ -27,10 +27,12 @@
 #define PG 4096ull
 #define NPAGES 512ull /* 2 MiB of guest memory */
 
-/* The memory file: data in [0,64), [100,110) and page 300; every other page is a hole. */
+/* The memory file: data in [0,64), [100,110), pages 140, 145 and 300; every other page
+ * is a hole. The 4-page hole 141-144 is short enough to be registered with its
+ * neighbours; the others are left to the kernel. */
 static const struct {
     uint64_t first, count;
-} DATA[] = {{0, 64}, {100, 10}, {300, 1}};
+} DATA[] = {{0, 64}, {100, 10}, {140, 1}, {145, 1}, {300, 1}};
 #define NDATA (sizeof DATA / sizeof DATA[0])
 
 static char dir[64];
@@ -198,7 +200,56 @@ static void test_discarded_memory_reads_zero(void **state)
     struct pager_stats st = query(&b, "stats");
     assert_int_equal(st.pages_served, 3); /* pages 10, 9 and 14: nothing discarded reached the pager */
     assert_int_equal(st.zero_pages, 0);
+    assert_int_equal(st.removes, 0);
     mem_backend_close(&b);
+}
+
+/* Holes of the memory file are the snapshot's zero pages: the kernel serves them, in
+ * uffd and in reap, and a recorded working set never holds them. */
+static void touch_every_hole(struct mem_backend *b)
+{
+    for (uint64_t p = 0; p < NPAGES; p++)
+        if (!is_data(p) && !(p > 140 && p < 145))
+            check_zero(b->host, p);
+    for (uint64_t p = 0; p < NPAGES; p++)
+        if (!is_data(p) && !(p > 140 && p < 145))
+            b->host[p * PG + 99] = 1;
+}
+
+static void test_holes_never_reach_the_pager(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    struct mem_backend b;
+    open_backend(&b, MEM_UFFD, PAGER_LAZY);
+    assert_int_equal(b.registered_ranges, 4); /* [0,64) [100,110) [140,146) [300,301) */
+    assert_int_equal(b.registered_bytes, (64 + 10 + 6 + 1) * PG);
+    touch_every_hole(&b);
+    struct pager_stats st = query(&b, "stats");
+    assert_int_equal(st.faults, 0);
+    assert_int_equal(st.pages_served + st.zero_pages, 0);
+    /* The short hole inside a registered range: served by the pager, as zeros. */
+    check_zero(b.host, 142);
+    st = query(&b, "stats");
+    assert_int_equal(st.faults, 1);
+    mem_backend_close(&b);
+
+    rm_ws();
+    open_backend(&b, MEM_REAP, PAGER_RECORD);
+    touch_every_hole(&b);
+    check_page(b.host, 140);
+    check_page(b.host, 1);
+    st = query(&b, "finish-record");
+    assert_int_equal(st.faults, 2);
+    assert_int_equal(st.recorded, 2);
+    mem_backend_close(&b);
+    char path[128];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/ws.pages", dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, 4096 + 4096 + 2 * PG); /* header, index, two pages */
+    rm_ws();
 }
 
 /* ---- REAP: record, prefetch, fall back ----------------------------------------------------- */
@@ -396,6 +447,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lazy_serves_the_file),
         cmocka_unit_test(test_discarded_memory_reads_zero),
+        cmocka_unit_test(test_holes_never_reach_the_pager),
         cmocka_unit_test(test_record_writes_the_trace_in_fault_order),
         cmocka_unit_test(test_prefetch_installs_the_working_set),
         cmocka_unit_test(test_bad_working_set_falls_back_and_records),

@@ -212,11 +212,26 @@ static int install(const struct installer *in, uint64_t first, uint64_t last, co
             }
             if (errno == EEXIST)
                 break;
+            if (errno == ENOENT && j - i > 1) {
+                /* Part of the run is not registered (a hole of the memory file, zero in the
+                 * snapshot, left to the kernel): install it page by page. */
+                j = i + 1;
+                c = (struct uffdio_copy){.dst = (uint64_t)(uintptr_t)dst,
+                                         .src = (uint64_t)(uintptr_t)(data + (i - first) * PAGE),
+                                         .len = PAGE, .mode = UFFDIO_COPY_MODE_DONTWAKE};
+                continue;
+            }
+            if (errno == ENOENT) { /* this page is not registered: the kernel serves it */
+                c.len = 0;
+                break;
+            }
             return thaw_fail_errno(err, "UFFDIO_COPY of %llu pages at %#llx", (unsigned long long)(j - i),
                                    (unsigned long long)idx[i]);
         }
-        in->st->regions++;
-        in->st->pages += j - i;
+        if (c.len) {
+            in->st->regions++;
+            in->st->pages += j - i;
+        }
         i = j;
     }
     return 0;

@@ -186,6 +186,57 @@ int mem_backend_pager_query(struct mem_backend *b, const char *cmd, struct pager
     return pager_stats_parse(line, st, err) ? 0 : -1;
 }
 
+/* Registers with userfaultfd only the pages that hold data in the snapshot: the data
+ * extents of the sparse memory file. Holes (the snapshot's zero pages) stay plain
+ * anonymous memory that the kernel fills at ordinary fault cost: they never reach the
+ * pager, nor a working set. A hole shorter than HOLE_MERGE_PAGES is registered with its
+ * neighbours (one VMA and one ioctl fewer; the pager serves it as zero bytes from the
+ * file). A file system without SEEK_DATA gets everything registered. */
+#define HOLE_MERGE_PAGES 16
+
+static int register_range(struct mem_backend *b, uint64_t start, uint64_t end, struct thaw_error *err)
+{
+    struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)b->host + start, .len = end - start},
+                                  .mode = UFFDIO_REGISTER_MODE_MISSING};
+    if (ioctl(b->uffd, UFFDIO_REGISTER, &reg) < 0)
+        return thaw_fail_errno(err, "UFFDIO_REGISTER of guest memory [%#llx, %#llx)", (unsigned long long)start,
+                               (unsigned long long)end);
+    b->registered_ranges++;
+    b->registered_bytes += end - start;
+    return 0;
+}
+
+static int register_data(struct mem_backend *b, struct thaw_error *err)
+{
+    uint64_t run_start = 0, run_end = 0; /* the range being built, empty if equal */
+    off_t off = 0;
+    while ((uint64_t)off < b->size) {
+        off_t data = lseek(b->file_fd, off, SEEK_DATA);
+        if (data < 0 && errno == ENXIO)
+            break; /* no data after off */
+        if (data < 0) /* no SEEK_DATA here: every page may hold data */
+            return register_range(b, 0, b->size, err);
+        off_t hole = lseek(b->file_fd, data, SEEK_HOLE);
+        if (hole < 0)
+            return thaw_fail_errno(err, "lseek(SEEK_HOLE) on the memory file");
+        uint64_t s = (uint64_t)data & ~(PAGE - 1), e = ((uint64_t)hole + PAGE - 1) & ~(PAGE - 1);
+        if (e > b->size)
+            e = b->size;
+        if (run_end > run_start && s - run_end < HOLE_MERGE_PAGES * PAGE) {
+            run_end = e;
+        } else {
+            if (run_end > run_start && register_range(b, run_start, run_end, err) < 0)
+                return -1;
+            run_start = s;
+            run_end = e;
+        }
+        off = hole;
+    }
+    if (run_end > run_start)
+        return register_range(b, run_start, run_end, err);
+    return 0;
+}
+
 static int uffd_setup(struct mem_backend *b, const char *snap_dir, enum pager_mode pmode, const char *pager_socket,
                       struct thaw_error *err)
 {
@@ -195,18 +246,41 @@ static int uffd_setup(struct mem_backend *b, const char *snap_dir, enum pager_mo
     struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE};
     if (ioctl(b->uffd, UFFDIO_API, &api) < 0)
         return thaw_fail_errno(err, "UFFDIO_API");
-    struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)b->host, .len = b->size},
-                                  .mode = UFFDIO_REGISTER_MODE_MISSING};
-    if (ioctl(b->uffd, UFFDIO_REGISTER, &reg) < 0)
-        return thaw_fail_errno(err, "UFFDIO_REGISTER");
+    if (register_data(b, err) < 0)
+        return -1;
     if (pager_socket ? connect_pager(b, pager_socket, err) < 0 : start_pager_thread(b, snap_dir, pmode, err) < 0)
         return -1;
-    /* Firecracker's handshake: one region, guest-physical 0 at the start of the file. */
+    /* Firecracker's handshake: one region, guest-physical 0 at the start of the file
+     * (faults come only from its registered parts). */
     struct fc_region region = {.base_host_virt_addr = (uint64_t)(uintptr_t)b->host, .size = b->size,
                                .offset = 0, .page_size = PAGE};
     if (fc_send_handshake(b->pager_fd, &region, 1, b->uffd, err) < 0)
         return -1;
     return wait_ready(b, err);
+}
+
+/* Anonymous guest memory aligned to 2 MiB and advised MADV_HUGEPAGE (unless
+ * THAW_HUGEPAGES=0): wherever the kernel fills whole 2 MiB ranges itself (copy mode, and
+ * the never-registered holes in uffd/reap), it can use huge pages, and the shadow MMU then
+ * maps 2 MiB per first touch instead of 4 KiB. The alignment makes guest-physical and host
+ * 2 MiB boundaries coincide. Pages the pager installs are 4 KiB either way. */
+#define HUGE (2ull << 20)
+
+static uint8_t *map_anonymous(uint64_t size)
+{
+    uint64_t len = size + HUGE;
+    uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uint8_t *a = (uint8_t *)(((uintptr_t)p + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
+    if (a > p)
+        munmap(p, (size_t)(a - p));
+    if (a + size < p + len)
+        munmap(a + size, (size_t)(p + len - (a + size)));
+    const char *thp = getenv("THAW_HUGEPAGES");
+    if (!thp || strcmp(thp, "0"))
+        (void)madvise(a, size, MADV_HUGEPAGE); /* advice only: without THP, 4 KiB pages */
+    return a;
 }
 
 int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
@@ -234,8 +308,8 @@ int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *snap
     if (mode == MEM_LAZY)
         b->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, b->file_fd, 0);
     else
-        b->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (b->host == MAP_FAILED) {
+        b->host = map_anonymous(size);
+    if (!b->host || b->host == MAP_FAILED) {
         b->host = NULL;
         thaw_fail_errno(err, "cannot map %llu bytes of guest memory", (unsigned long long)size);
         goto fail;
@@ -260,27 +334,17 @@ int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struc
             return thaw_fail_errno(err, "remapping discarded guest memory");
         return 0;
     }
-    /* copy: plain anonymous memory. uffd/reap: the pager reads the REMOVE event before
-     * madvise returns, so it would serve these pages as zeros; but each such fault costs
-     * a thread wake-up (20-100 us here), and guests reuse freed memory at once. So map
-     * the zero page over the range now: later writes are ordinary in-kernel COW faults. */
+    /* uffd/reap: unregister the range first, so that it becomes plain anonymous memory:
+     * dropping it sends no REMOVE event (a synchronous trip to the pager), and the guest's
+     * reuse of it, which comes at once, costs ordinary in-kernel faults.
+     * If that fails (too many VMAs), the pager reads the REMOVE event and serves the
+     * range as zero pages: slower, still right. */
+    if (b->uffd >= 0) {
+        struct uffdio_range r = {.start = (uint64_t)(uintptr_t)b->host + gpa, .len = len};
+        (void)ioctl(b->uffd, UFFDIO_UNREGISTER, &r);
+    }
     if (madvise(b->host + gpa, len, MADV_DONTNEED) < 0)
         return thaw_fail_errno(err, "madvise(MADV_DONTNEED) of guest memory");
-    if (b->uffd < 0)
-        return 0;
-    struct uffdio_zeropage z = {.range = {.start = (uint64_t)(uintptr_t)b->host + gpa, .len = len},
-                                .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE};
-    while (ioctl(b->uffd, UFFDIO_ZEROPAGE, &z) < 0) {
-        if (errno == EAGAIN && z.zeropage > 0) { /* partial: go on after it */
-            z.range.start += (uint64_t)z.zeropage;
-            z.range.len -= (uint64_t)z.zeropage;
-            z.zeropage = 0;
-            continue;
-        }
-        if (errno == EEXIST || errno == EAGAIN)
-            return 0; /* some page got mapped meanwhile: the pager serves the rest as zeros */
-        return thaw_fail_errno(err, "UFFDIO_ZEROPAGE over discarded guest memory");
-    }
     return 0;
 }
 

@@ -2,8 +2,10 @@
  *   copy  read the whole memory file (data extents only) into fresh anonymous memory;
  *   lazy  map the memory file MAP_PRIVATE: every first touch is a host page fault on
  *         the file (the Firecracker/Catalyzer baseline);
- *   uffd  fresh anonymous memory registered with userfaultfd, handed to a pager
- *         (pager.h) with Firecracker's handshake; the pager serves each missing page;
+ *   uffd  fresh anonymous memory whose data pages (the memory file's data extents) are
+ *         registered with userfaultfd and handed to a pager (pager.h) with Firecracker's
+ *         handshake; the pager serves each missing page; holes of the file (zero pages)
+ *         and discarded ranges are left to the kernel;
  *   reap  the same, with the pager recording the working set or prefetching it.
  * The pager runs as a thread of this process, or as its own process (`thaw pager`)
  * reached through a Unix socket: the handshake is the same. The snapshot files are
@@ -34,6 +36,8 @@ struct mem_backend {
     /* uffd and reap */
     int uffd;
     int pager_fd;                   /* our end of the handshake connection */
+    uint64_t registered_bytes;      /* guest memory the pager serves (the file's data) */
+    uint64_t registered_ranges;     /* in this many UFFDIO_REGISTER ranges */
     struct pager_thread *thread;    /* in-process pager, or NULL for an external one */
     struct pager_stats ready;       /* what the pager reported once set up */
 };
