@@ -46,6 +46,9 @@
 #define THAW_GPA_KERNEL 0x100000ull
 #define THAW_KERNEL_MAX_END 0x400000ull
 
+/* The program's stack: the top THAW_STACK_SIZE bytes of guest memory. */
+#define THAW_STACK_SIZE (8ull << 20)
+
 #define THAW_MIN_MEM_MIB 16u
 #define THAW_MAX_MEM_MIB 4096u
 

@@ -2,7 +2,7 @@
  * file system, build the program's initial stack (argv, envp, auxv) and jump to it. */
 #include "kernel.h"
 
-#define STACK_SIZE (8ull << 20)
+#define STACK_SIZE THAW_STACK_SIZE
 
 volatile struct thaw_boot_info *boot_info;
 static uint64_t mem_size;
