@@ -144,4 +144,22 @@ int guest_layout_add(struct guest_layout *l, uint64_t start, uint64_t end, enum 
 enum region_kind guest_layout_classify(const struct guest_layout *l, uint64_t page);
 void guest_layout_count(const struct guest_layout *l, const struct page_set *ws, uint64_t counts[REGION_COUNT]);
 
+/* ---- one recording, every analysis ------------------------------------------------------- */
+
+#define ANALYSIS_RA_SMALL (128ull << 10) /* Linux's default read_ahead_kb */
+#define ANALYSIS_RA_LARGE (8ull << 20)   /* a disk tuned for streaming */
+
+struct analysis_recording {
+    struct analysis_trace trace; /* filled by the caller; freed with the rest */
+    struct page_set ws;
+    struct run_stats guest_runs, fault_runs;
+    struct readahead_stats ra_small, ra_large;
+    struct timeline_stats timeline;
+    uint64_t by_region[REGION_COUNT]; /* all heap when no layout is known */
+};
+/* Computes everything from r->trace; layout may be NULL. */
+int analysis_recording_compute(struct analysis_recording *r, const struct guest_layout *layout,
+                               struct thaw_error *err);
+void analysis_recording_free(struct analysis_recording *r);
+
 #endif

@@ -6,5 +6,6 @@ int cmd_run(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_pager(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@ static const struct {
     {"run", cmd_run, "boot a function in a microVM and invoke it"},
     {"snapshot", cmd_snapshot, "boot a function and save a snapshot at its ready point"},
     {"restore", cmd_restore, "restore a function instance from a snapshot and invoke it"},
+    {"analyze", cmd_analyze, "characterise the working sets of snapshot restores (the paper's analyses)"},
     {"pager", cmd_pager, "serve a VM's page faults from a snapshot (Firecracker's uffd handshake)"},
 };
 

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# `thaw analyze` end to end:
+#   - on synthetic recordings with known answers (working sets, reuse matrix, run lengths,
+#     read-around), table and JSON;
+#   - malformed and truncated traces are refused with one clear line;
+#   - --plot writes every figure as PNG and SVG.
+# Prints "N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+THAW=$BUILD/thaw
+SYNTH="python3 tests/analysis/synth.py"
+passed=0
+failed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass() { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+check() { # name, then a command that must succeed
+    local name=$1; shift
+    if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$(printf '%s' "$out" | tail -n 5 | tr '\n' ' ')"; fi
+}
+
+# Three inputs over 64 MiB of guest memory. A: pages 5 3 4 10 11 12 0, B: 3 4 5 6, C: 100 4.
+$SYNTH trace "$tmp/A" 64 5 3 4 10 11 12 0
+$SYNTH trace "$tmp/B" 64 3 4 5 6
+$SYNTH trace "$tmp/C" 64 100 4
+
+"$THAW" analyze --recorded "$tmp/A" "$tmp/B" "$tmp/C" --json >"$tmp/out.json" 2>"$tmp/err"
+check "json: exits 0 and parses" python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$tmp/out.json"
+check "json: known answers" python3 - "$tmp/out.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))
+p = {x["name"]: x for x in a["payloads"]}
+assert a["mem_size"] == 64 << 20, a["mem_size"]
+assert [p[n]["working_set"]["pages"] for n in "ABC"] == [7, 4, 2]
+g = p["A"]["runs"]["guest_order"]            # {0} {3 4 5} {10 11 12}
+assert (g["runs"], g["max"], g["median"], g["histogram"]) == (3, 3, 3, [[1, 1], [3, 2]]), g
+f = p["A"]["runs"]["fault_order"]            # {5} {3 4} {10 11 12} {0}
+assert (f["runs"], f["histogram"]) == (4, [[1, 2], [2, 1], [3, 1]]), f
+ra = p["A"]["readahead"][0]                  # 32 pages around page 5: [0, 32) holds all of A
+assert (ra["window_bytes"], ra["reads"], ra["pages_fetched"], ra["pages_useful"]) == (131072, 1, 32, 7), ra
+rc = p["C"]["readahead"][0]                  # 100 -> [84, 116); 4 -> [0, 32)
+assert (rc["reads"], rc["pages_fetched"], rc["pages_useful"]) == (2, 64, 2), rc
+u = a["reuse"]                               # union {0 3 4 5 6 10 11 12 100}, common {4}
+assert (u["union_pages"], u["common_pages"], u["unique_pages"]) == (9, 1, [4, 1, 1]), u
+want = [[1, 3 / 7, 1 / 7], [3 / 4, 1, 1 / 4], [1 / 2, 1 / 2, 1]]
+assert all(abs(u["matrix"][i][j] - want[i][j]) < 1e-9 for i in range(3) for j in range(3)), u["matrix"]
+assert len(p["B"]["timeline"]["points"]) == 4 and p["B"]["timeline"]["last_us"] == 4.0
+assert a["layout"] == [] and a["memory_file_allocated"] is None   # no memory file beside the traces
+PY
+out=$("$THAW" analyze --recorded "$tmp/A" "$tmp/B" "$tmp/C" 2>&1)
+check "table: working sets and reuse" grep -q "1 pages touched by all, 9 by any" <<<"$out"
+
+# Refused inputs: one line naming the file and the problem, non-zero exit.
+refused() { # name, expected text, dirs...
+    local name=$1 want=$2; shift 2
+    local out rc
+    out=$("$THAW" analyze --recorded "$@" 2>&1); rc=$?
+    if [ $rc -ne 0 ] && printf '%s' "$out" | grep -q -- "$want" && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ]; then
+        pass "$name"
+    else
+        fail "$name" "rc=$rc: $out"
+    fi
+}
+cp -r "$tmp/A" "$tmp/trunc"; $SYNTH truncate "$tmp/trunc/ws.trace" 5
+refused "truncated trace" "ws.trace: size does not match its page count" "$tmp/trunc"
+cp -r "$tmp/A" "$tmp/short"; $SYNTH truncate "$tmp/short/ws.trace" 130
+refused "trace shorter than its header" "ws.trace: truncated" "$tmp/short"
+cp -r "$tmp/A" "$tmp/flip"; $SYNTH corrupt "$tmp/flip/ws.trace" 40
+refused "corrupt trace" "checksum mismatch" "$tmp/flip"
+python3 - "$tmp/bad" <<'PY'
+import os, struct, sys, zlib
+os.makedirs(sys.argv[1])
+body = struct.pack("<8sIIQQ", b"THAWTRCE", 1, 4096, 64 << 20, 2) + struct.pack("<QQQQ", 4096, 1, 8192 + 12, 2)
+open(os.path.join(sys.argv[1], "ws.trace"), "wb").write(body + struct.pack("<I", zlib.crc32(body)))
+PY
+refused "unaligned page in a valid file" "entry 1: page 0x200c is not a page" "$tmp/bad"
+refused "missing trace" "cannot open" "$tmp/nothing"
+$SYNTH trace "$tmp/D" 128 1 2 3
+refused "traces of different guests" "not one function" "$tmp/A" "$tmp/D"
+out=$("$THAW" analyze "$tmp/A" 2>&1); rc=$?
+check "no target kind given: usage" test $rc -eq 2
+
+# Figures.
+if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
+    "$THAW" analyze --recorded "$tmp/A" "$tmp/B" "$tmp/C" --plot "$tmp/plots" >/dev/null 2>"$tmp/plot.err"
+    missing=""
+    for f in working_set reuse_matrix run_lengths fault_timeline memory_map; do
+        for ext in png svg; do [ -s "$tmp/plots/$f.$ext" ] || missing="$missing $f.$ext"; done
+    done
+    check "--plot: every figure as PNG and SVG" test -z "$missing" -a -s "$tmp/plots/analysis.json"
+    [ -z "$missing" ] || cat "$tmp/plot.err"
+else
+    fail "--plot" "Debian's python3-matplotlib is missing (scripts/install-deps.sh)"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
