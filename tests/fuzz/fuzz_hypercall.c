@@ -1,8 +1,8 @@
 /* libFuzzer target for hypercall decoding (src/host/vmm/hypercall.c). The input picks
  * the port, the argument GPA and the guest rsp, then fills a 64 KiB guest memory.
- * Whenever a decode succeeds, every byte of every pointer range it returned is read
- * (and the in-place structs written, as the monitor does) so ASan flags any pointer
- * that escaped the bounds checks.
+ * Whenever a decode succeeds, every byte of every guest range it returned is read and
+ * the replies the monitor makes are written, so ASan flags any range that escaped the
+ * bounds checks.
  *
  * Input layout:
  *   [0]      port selector: low 4 bits pick THAW_HC_PORT_BASE + 0..9 (from
@@ -33,16 +33,14 @@ static uint64_t le(const uint8_t *p, unsigned n)
     return v;
 }
 
-/* Reads every byte of [p, p + len) and checks the range lies inside guest memory. */
-static uint8_t touch(const struct guest_mem *m, const uint8_t *p, uint64_t len)
+/* Checks [gpa, gpa + len) lies inside guest memory and reads every byte of it. */
+static uint8_t touch(const struct guest_mem *m, struct gpa gpa, uint64_t len)
 {
-    if (!p)
-        return 0;
-    if (p < m->host || p > m->host + m->size || len > (uint64_t)(m->host + m->size - p))
+    if (gpa.v > m->size || len > m->size - gpa.v)
         abort();
     volatile uint8_t sink = 0;
     for (uint64_t i = 0; i < len; i++)
-        sink ^= p[i];
+        sink ^= m->host[gpa.v + i];
     return sink;
 }
 
@@ -76,36 +74,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (hc.nr) {
         case THAW_HC_CONSOLE_WRITE:
         case THAW_HC_PANIC:
-            if (hc.u.console.len > HYPERCALL_MAX_CONSOLE || (hc.u.console.len && !hc.u.console.data))
+            if (hc.u.console.len > HYPERCALL_MAX_CONSOLE)
                 abort();
             sink ^= touch(&mem, hc.u.console.data, hc.u.console.len);
             break;
         case THAW_HC_WALLCLOCK:
-            sink ^= touch(&mem, (const uint8_t *)hc.u.wallclock, sizeof *hc.u.wallclock);
-            hc.u.wallclock->wall_ns = 1;
-            hc.u.wallclock->tsc = 2;
-            break;
-        case THAW_HC_INVOKE_NEXT:
-            sink ^= touch(&mem, (const uint8_t *)hc.u.invoke.args, sizeof *hc.u.invoke.args);
-            sink ^= touch(&mem, hc.u.invoke.response, hc.u.invoke.response_len);
-            if (!hc.u.invoke.request_buf || hc.u.invoke.request_cap == 0)
+            if (hypercall_wallclock_reply(&mem, &hc, 1, 2, &err) < 0)
                 abort();
-            sink ^= touch(&mem, hc.u.invoke.request_buf, hc.u.invoke.request_cap);
-            /* The monitor copies a request in and writes the length back. */
-            memset(hc.u.invoke.request_buf, 0x5a, hc.u.invoke.request_cap);
-            hc.u.invoke.args->req_len = hc.u.invoke.request_cap;
-            hc.u.invoke.args->flags = 0;
             break;
+        case THAW_HC_INVOKE_NEXT: {
+            sink ^= touch(&mem, hc.u.invoke.args, sizeof(struct thaw_hc_invoke));
+            if (hc.u.invoke.has_response)
+                sink ^= touch(&mem, hc.u.invoke.response, hc.u.invoke.response_len);
+            if (hc.u.invoke.request_cap == 0)
+                abort();
+            sink ^= touch(&mem, hc.u.invoke.request, hc.u.invoke.request_cap);
+            uint8_t *resp;
+            size_t len;
+            if (hypercall_invoke_response(&mem, &hc, &resp, &len, &err) < 0)
+                abort();
+            free(resp);
+            /* The monitor copies a request in and writes the length back. */
+            uint64_t n = hc.u.invoke.request_cap < 4096 ? hc.u.invoke.request_cap : 4096;
+            static const uint8_t req[4096];
+            if (hypercall_invoke_reply(&mem, &hc, req, n, 0, &err) < 0)
+                abort();
+            break;
+        }
         case THAW_HC_SET_SEGMENT_BASE:
             if (hc.u.segment.which > THAW_SEGMENT_GS)
                 abort();
             break;
         case THAW_HC_DISCARD:
-            if (hc.u.discard.addr % THAW_PAGE_SIZE || hc.u.discard.len % THAW_PAGE_SIZE ||
-                hc.u.discard.addr > mem.size || hc.u.discard.len > mem.size - hc.u.discard.addr)
+            if (hc.u.discard.addr % THAW_PAGE_SIZE || hc.u.discard.len % THAW_PAGE_SIZE)
                 abort();
             /* The monitor drops these pages: they must all be guest memory. */
-            sink ^= touch(&mem, mem.host + hc.u.discard.addr, hc.u.discard.len);
+            sink ^= touch(&mem, gpa_at(hc.u.discard.addr), hc.u.discard.len);
             memset(mem.host + hc.u.discard.addr, 0, hc.u.discard.len);
             break;
         default:

@@ -103,10 +103,12 @@ static void test_console_write(void **state)
     put_console(ARG_GPA, BUF_GPA, 5, 2);
     struct hypercall hc = decode_ok(port(THAW_HC_CONSOLE_WRITE), ARG_GPA, 0);
     assert_int_equal(hc.nr, THAW_HC_CONSOLE_WRITE);
-    assert_ptr_equal(hc.u.console.data, mem.host + BUF_GPA);
+    assert_int_equal(hc.u.console.data.v, BUF_GPA);
     assert_int_equal(hc.u.console.len, 5);
     assert_int_equal(hc.u.console.stream, 2);
-    assert_memory_equal(hc.u.console.data, "hello", 5);
+    char got[5];
+    assert_int_equal(guest_copy_in(&mem, got, hc.u.console.data, 5), 0);
+    assert_memory_equal(got, "hello", 5);
 }
 
 static void test_panic(void **state)
@@ -115,7 +117,7 @@ static void test_panic(void **state)
     put_console(ARG_GPA, BUF_GPA, 12, 3);
     struct hypercall hc = decode_ok(port(THAW_HC_PANIC), ARG_GPA, 0);
     assert_int_equal(hc.nr, THAW_HC_PANIC);
-    assert_ptr_equal(hc.u.console.data, mem.host + BUF_GPA);
+    assert_int_equal(hc.u.console.data.v, BUF_GPA);
     assert_int_equal(hc.u.console.len, 12);
     assert_int_equal(hc.u.console.stream, 3);
 }
@@ -126,7 +128,7 @@ static void test_console_edges_accepted(void **state)
     /* A buffer ending exactly at the end of guest memory. */
     put_console(ARG_GPA, MEM_SIZE - 7, 7, 1);
     struct hypercall hc = decode_ok(port(THAW_HC_CONSOLE_WRITE), ARG_GPA, 0);
-    assert_ptr_equal(hc.u.console.data, mem.host + MEM_SIZE - 7);
+    assert_int_equal(hc.u.console.data.v, MEM_SIZE - 7);
     assert_int_equal(hc.u.console.len, 7);
     /* Exactly the limit (here also all of guest memory). */
     put_console(ARG_GPA, 0, HYPERCALL_MAX_CONSOLE, 1);
@@ -148,10 +150,10 @@ static void test_wallclock(void **state)
     (void)state;
     struct hypercall hc = decode_ok(port(THAW_HC_WALLCLOCK), ARG_GPA, 0);
     assert_int_equal(hc.nr, THAW_HC_WALLCLOCK);
-    assert_ptr_equal(hc.u.wallclock, mem.host + ARG_GPA);
-    /* The host writes the result in place; the guest sees it. */
-    hc.u.wallclock->wall_ns = 123;
-    hc.u.wallclock->tsc = 456;
+    assert_int_equal(hc.u.wallclock.v, ARG_GPA);
+    /* The host's reply lands in the guest's struct. */
+    struct thaw_error err = {{0}};
+    assert_int_equal(hypercall_wallclock_reply(&mem, &hc, 123, 456, &err), 0);
     struct thaw_hc_wallclock w;
     memcpy(&w, mem.host + ARG_GPA, sizeof w);
     assert_int_equal(w.wall_ns, 123);
@@ -164,10 +166,11 @@ static void test_invoke_with_response(void **state)
     put_invoke(ARG_GPA, BUF_GPA, 100, 0x10000, 0x4000, THAW_INVOKE_HAS_RESPONSE);
     struct hypercall hc = decode_ok(port(THAW_HC_INVOKE_NEXT), ARG_GPA, 0);
     assert_int_equal(hc.nr, THAW_HC_INVOKE_NEXT);
-    assert_ptr_equal(hc.u.invoke.args, mem.host + ARG_GPA);
-    assert_ptr_equal(hc.u.invoke.response, mem.host + BUF_GPA);
+    assert_int_equal(hc.u.invoke.args.v, ARG_GPA);
+    assert_true(hc.u.invoke.has_response);
+    assert_int_equal(hc.u.invoke.response.v, BUF_GPA);
     assert_int_equal(hc.u.invoke.response_len, 100);
-    assert_ptr_equal(hc.u.invoke.request_buf, mem.host + 0x10000);
+    assert_int_equal(hc.u.invoke.request.v, 0x10000);
     assert_int_equal(hc.u.invoke.request_cap, 0x4000);
 }
 
@@ -178,21 +181,24 @@ static void test_invoke_first_call(void **state)
      * they are garbage. */
     put_invoke(ARG_GPA, UINT64_MAX - 3, UINT64_MAX, 0x10000, MEM_SIZE - 0x10000, 0);
     struct hypercall hc = decode_ok(port(THAW_HC_INVOKE_NEXT), ARG_GPA, 0);
-    assert_null(hc.u.invoke.response);
+    assert_false(hc.u.invoke.has_response);
     assert_int_equal(hc.u.invoke.response_len, 0);
-    assert_ptr_equal(hc.u.invoke.request_buf, mem.host + 0x10000);
+    assert_int_equal(hc.u.invoke.request.v, 0x10000);
     assert_int_equal(hc.u.invoke.request_cap, MEM_SIZE - 0x10000);
     /* An empty response: no bytes to read, whatever its address. */
     put_invoke(ARG_GPA, UINT64_MAX, 0, 0x10000, 16, THAW_INVOKE_HAS_RESPONSE);
     hc = decode_ok(port(THAW_HC_INVOKE_NEXT), ARG_GPA, 0);
+    assert_true(hc.u.invoke.has_response);
     assert_int_equal(hc.u.invoke.response_len, 0);
-    /* The host writes req_len and flags back into the guest's struct. */
-    hc.u.invoke.args->req_len = 9;
-    hc.u.invoke.args->flags = THAW_INVOKE_SHUTDOWN;
+    /* The reply copies the request in and writes req_len and flags into the struct. */
+    struct thaw_error err = {{0}};
+    assert_int_equal(hypercall_invoke_reply(&mem, &hc, "123456789", 9, THAW_INVOKE_SHUTDOWN, &err), 0);
     struct thaw_hc_invoke a;
     memcpy(&a, mem.host + ARG_GPA, sizeof a);
     assert_int_equal(a.req_len, 9);
     assert_int_equal(a.flags, THAW_INVOKE_SHUTDOWN);
+    assert_int_equal(a.req_addr, 0x10000); /* the rest of the struct is left alone */
+    assert_memory_equal(mem.host + 0x10000, "123456789", 9);
 }
 
 static void test_exit(void **state)
@@ -393,7 +399,7 @@ static void test_invoke_response_out_of_range(void **state)
         /* ...and ignored without it. */
         put_invoke(ARG_GPA, bad[i].addr, bad[i].len, 0x10000, 0x100, 0);
         struct hypercall hc = decode_ok(port(THAW_HC_INVOKE_NEXT), ARG_GPA, 0);
-        assert_null(hc.u.invoke.response);
+        assert_false(hc.u.invoke.has_response);
         assert_int_equal(hc.u.invoke.response_len, 0);
     }
 }
@@ -441,8 +447,7 @@ static void test_segment_bad_which(void **state)
 static void test_misaligned_arg(void **state)
 {
     (void)state;
-    /* Argument structs hold 64-bit fields the host reads and writes in place: a
-     * misaligned one is refused rather than accessed (undefined behaviour in C). */
+    /* The guest kernel keeps argument structs 8-byte aligned: anything else is refused. */
     for (size_t i = 0; i < sizeof with_args / sizeof with_args[0]; i++)
         for (uint32_t off = 1; off < 8; off++)
             decode_bad(port(with_args[i].nr), ARG_GPA + off, 0, "aligned");
@@ -468,8 +473,90 @@ static void test_failed_decode_clears_output(void **state)
     put_console(ARG_GPA, MEM_SIZE, 1, 1);
     assert_int_equal(hypercall_decode(&mem, port(THAW_HC_CONSOLE_WRITE), ARG_GPA, 0, &hc, &err), -1);
     /* Nothing usable is left behind for a careless caller. */
-    assert_null(hc.u.console.data);
+    assert_int_equal(hc.u.console.data.v, 0);
     assert_int_equal(hc.u.console.len, 0);
+}
+
+/* ---- values are copies: the guest changing its memory afterwards changes nothing ---- */
+
+static void test_decoded_values_are_copies(void **state)
+{
+    (void)state;
+    put_invoke(ARG_GPA, BUF_GPA, 4, 0x10000, 0x100, THAW_INVOKE_HAS_RESPONSE);
+    struct hypercall hc = decode_ok(port(THAW_HC_INVOKE_NEXT), ARG_GPA, 0);
+    /* A hostile guest rewrites the struct after the exit (TOCTOU): the decoded call
+     * keeps the checked values, and the reply still goes where the check said. */
+    put_invoke(ARG_GPA, UINT64_MAX, UINT64_MAX, UINT64_MAX - 1, UINT64_MAX, 0);
+    assert_int_equal(hc.u.invoke.request.v, 0x10000);
+    assert_int_equal(hc.u.invoke.request_cap, 0x100);
+    struct thaw_error err = {{0}};
+    assert_int_equal(hypercall_invoke_reply(&mem, &hc, "abc", 3, 0, &err), 0);
+    assert_memory_equal(mem.host + 0x10000, "abc", 3);
+
+    put_segment(ARG_GPA, 0x1000, THAW_SEGMENT_FS);
+    hc = decode_ok(port(THAW_HC_SET_SEGMENT_BASE), ARG_GPA, 0);
+    put_segment(ARG_GPA, 0x8000000000000000ull, 7);
+    assert_int_equal(hc.u.segment.base, 0x1000);
+    assert_int_equal(hc.u.segment.which, THAW_SEGMENT_FS);
+}
+
+static void test_invoke_response_copy(void **state)
+{
+    (void)state;
+    memcpy(mem.host + BUF_GPA, "pong", 4);
+    put_invoke(ARG_GPA, BUF_GPA, 4, 0x10000, 0x100, THAW_INVOKE_HAS_RESPONSE);
+    struct hypercall hc = decode_ok(port(THAW_HC_INVOKE_NEXT), ARG_GPA, 0);
+    uint8_t *resp;
+    size_t len;
+    struct thaw_error err = {{0}};
+    assert_int_equal(hypercall_invoke_response(&mem, &hc, &resp, &len, &err), 0);
+    assert_int_equal(len, 4);
+    memcpy(mem.host + BUF_GPA, "XXXX", 4); /* the copy does not follow guest memory */
+    assert_string_equal((char *)resp, "pong");
+    free(resp);
+    /* An empty response is a response (an empty string), even at a junk address. */
+    put_invoke(ARG_GPA, UINT64_MAX, 0, 0x10000, 0x100, THAW_INVOKE_HAS_RESPONSE);
+    hc = decode_ok(port(THAW_HC_INVOKE_NEXT), ARG_GPA, 0);
+    assert_int_equal(hypercall_invoke_response(&mem, &hc, &resp, &len, &err), 0);
+    assert_non_null(resp);
+    assert_int_equal(len, 0);
+    assert_string_equal((char *)resp, "");
+    free(resp);
+    /* The ready point carries none. */
+    put_invoke(ARG_GPA, 0, 0, 0x10000, 0x100, 0);
+    hc = decode_ok(port(THAW_HC_INVOKE_NEXT), ARG_GPA, 0);
+    assert_int_equal(hypercall_invoke_response(&mem, &hc, &resp, &len, &err), 0);
+    assert_null(resp);
+}
+
+static void test_invoke_reply_refusals(void **state)
+{
+    (void)state;
+    put_invoke(ARG_GPA, 0, 0, 0x10000, 8, 0);
+    struct hypercall hc = decode_ok(port(THAW_HC_INVOKE_NEXT), ARG_GPA, 0);
+    struct thaw_error err = {{0}};
+    assert_int_equal(hypercall_invoke_reply(&mem, &hc, "123456789", 9, 0, &err), -1);
+    assert_non_null(strstr(err.msg, "exceeds"));
+    /* A reply to a call that is not INVOKE_NEXT is refused. */
+    hc = decode_ok(port(THAW_HC_WALLCLOCK), ARG_GPA, 0);
+    assert_int_equal(hypercall_invoke_reply(&mem, &hc, "x", 1, 0, &err), -1);
+    put_invoke(ARG_GPA, 0, 0, 0x10000, 8, 0);
+    hc = decode_ok(port(THAW_HC_INVOKE_NEXT), ARG_GPA, 0);
+    assert_int_equal(hypercall_wallclock_reply(&mem, &hc, 1, 2, &err), -1);
+}
+
+static void test_copy_helpers(void **state)
+{
+    (void)state;
+    uint8_t b[16] = {0};
+    assert_int_equal(guest_copy_out(&mem, gpa_at(MEM_SIZE - 16), "0123456789abcdef", 16), 0);
+    assert_int_equal(guest_copy_in(&mem, b, gpa_at(MEM_SIZE - 16), 16), 0);
+    assert_memory_equal(b, "0123456789abcdef", 16);
+    assert_int_equal(guest_copy_in(&mem, b, gpa_at(MEM_SIZE - 15), 16), -1);
+    assert_int_equal(guest_copy_out(&mem, gpa_at(UINT64_MAX - 3), b, 8), -1);
+    assert_int_equal(guest_copy_in(&mem, b, gpa_at(8), UINT64_MAX), -1);
+    assert_int_equal(guest_copy_in(&mem, b, gpa_at(MEM_SIZE), 0), 0);
+    assert_int_equal(guest_copy_in(&mem, b, gpa_at(MEM_SIZE + 1), 0), -1);
 }
 
 /* ---- fault descriptions --------------------------------------------------------------- */
@@ -559,6 +646,10 @@ int main(void)
         cmocka_unit_test_setup(test_misaligned_arg, clear_mem),
         cmocka_unit_test_setup(test_misaligned_fault_frame, clear_mem),
         cmocka_unit_test_setup(test_failed_decode_clears_output, clear_mem),
+        cmocka_unit_test_setup(test_decoded_values_are_copies, clear_mem),
+        cmocka_unit_test_setup(test_invoke_response_copy, clear_mem),
+        cmocka_unit_test_setup(test_invoke_reply_refusals, clear_mem),
+        cmocka_unit_test_setup(test_copy_helpers, clear_mem),
         cmocka_unit_test(test_describe_null_write),
         cmocka_unit_test(test_describe_other_faults),
         cmocka_unit_test(test_describe_small_buffer),

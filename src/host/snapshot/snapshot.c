@@ -161,7 +161,7 @@ int snapshot_save(struct instance *inst, const char *function_name, const char *
     struct snapshot_monitor_state *m = &s->monitor;
     m->mem_size = inst->mem_size;
     m->max_request = inst->max_request;
-    m->pending_invoke_gpa = (uint64_t)((uint8_t *)inst->pending.u.invoke.args - inst->mem);
+    m->pending_invoke_gpa = inst->pending.u.invoke.args.v;
     const struct thaw_boot_info *bi = GUEST_PTR(&inst->vm.mem, THAW_GPA_BOOT_INFO, struct thaw_boot_info);
     m->generation = bi->generation;
     m->kernel = inst->kernel;

@@ -1,11 +1,17 @@
 #include "host/vmm/hypercall.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Copies a guest struct at gpa into a host pointer into guest memory; NULL if any byte
- * lies outside. The struct stays in guest memory: callers copy fields out once. */
-#define ARGS(mem, gpa, type) GUEST_PTR(mem, gpa, type)
+/* Copies the argument struct of type `type` at arg into *dst; on failure returns from
+ * hypercall_decode with the hypercall's name in the message. The copy is read once, so
+ * a guest changing the struct behind our back (TOCTOU) cannot matter. */
+#define COPY_ARGS(dst, name)                                                                          \
+    do {                                                                                              \
+        if (guest_copy_in(mem, (dst), gpa_at(arg), sizeof *(dst)) < 0)                                \
+            return thaw_fail(err, name " hypercall: argument address %#x outside guest memory", arg); \
+    } while (0)
 
 int hypercall_decode(const struct guest_mem *mem, uint16_t port, uint32_t arg, uint64_t guest_rsp,
                      struct hypercall *out, struct thaw_error *err)
@@ -14,67 +20,59 @@ int hypercall_decode(const struct guest_mem *mem, uint16_t port, uint32_t arg, u
     if (port < THAW_HC_PORT_BASE || port >= THAW_HC_PORT_BASE + THAW_HC_COUNT)
         return thaw_fail(err, "guest wrote to unknown I/O port %#x", port);
     out->nr = port - THAW_HC_PORT_BASE;
-    /* Argument structs hold 64-bit fields the host reads and writes in place: a
-     * misaligned one would be undefined behaviour. The guest kernel's are on its stack. */
+    /* The guest kernel keeps argument structs 8-byte aligned on its stack; anything else
+     * is a broken or hostile guest, refused so the ABI stays exact. */
     if (out->nr != THAW_HC_FAULT && arg % 8 != 0)
         return thaw_fail(err, "hypercall %u: argument address %#x not 8-byte aligned", out->nr, arg);
     switch (out->nr) {
     case THAW_HC_CONSOLE_WRITE:
     case THAW_HC_PANIC: {
-        struct thaw_hc_console *c = ARGS(mem, arg, struct thaw_hc_console);
-        if (!c)
-            return thaw_fail(err, "console hypercall: argument address %#x outside guest memory", arg);
-        /* Read each field once: the guest could change them behind our back (TOCTOU). */
-        uint64_t addr = c->addr, len = c->len;
-        if (len > HYPERCALL_MAX_CONSOLE)
+        struct thaw_hc_console c;
+        COPY_ARGS(&c, "console");
+        if (c.len > HYPERCALL_MAX_CONSOLE)
             return thaw_fail(err, "console hypercall: length %llu over the %u limit",
-                             (unsigned long long)len, HYPERCALL_MAX_CONSOLE);
-        out->u.console.data = guest_mem_ptr(mem, addr, len);
-        if (!out->u.console.data)
+                             (unsigned long long)c.len, HYPERCALL_MAX_CONSOLE);
+        if (!guest_range_ok(mem, gpa_at(c.addr), c.len))
             return thaw_fail(err, "console hypercall: buffer [%#llx, +%llu) outside guest memory",
-                             (unsigned long long)addr, (unsigned long long)len);
-        out->u.console.len = len;
-        out->u.console.stream = c->stream;
+                             (unsigned long long)c.addr, (unsigned long long)c.len);
+        out->u.console.data = gpa_at(c.addr);
+        out->u.console.len = c.len;
+        out->u.console.stream = c.stream;
         return 0;
     }
-    case THAW_HC_WALLCLOCK:
-        out->u.wallclock = ARGS(mem, arg, struct thaw_hc_wallclock);
-        if (!out->u.wallclock)
-            return thaw_fail(err, "wallclock hypercall: argument address %#x outside guest memory", arg);
+    case THAW_HC_WALLCLOCK: {
+        struct thaw_hc_wallclock w;
+        COPY_ARGS(&w, "wallclock");
+        out->u.wallclock = gpa_at(arg);
         return 0;
+    }
     case THAW_HC_INVOKE_NEXT: {
-        struct thaw_hc_invoke *a = ARGS(mem, arg, struct thaw_hc_invoke);
-        if (!a)
-            return thaw_fail(err, "invoke hypercall: argument address %#x outside guest memory", arg);
-        uint64_t resp = a->resp_addr, resp_len = a->resp_len, req = a->req_addr, cap = a->req_cap;
-        uint32_t flags = a->flags;
-        out->u.invoke.args = a;
-        if (flags & THAW_INVOKE_HAS_RESPONSE) {
-            out->u.invoke.response = guest_mem_ptr(mem, resp, resp_len);
-            if (!out->u.invoke.response && resp_len)
+        struct thaw_hc_invoke a;
+        COPY_ARGS(&a, "invoke");
+        out->u.invoke.args = gpa_at(arg);
+        if (a.flags & THAW_INVOKE_HAS_RESPONSE) {
+            if (!guest_range_ok(mem, gpa_at(a.resp_addr), a.resp_len) && a.resp_len)
                 return thaw_fail(err, "invoke hypercall: response [%#llx, +%llu) outside guest memory",
-                                 (unsigned long long)resp, (unsigned long long)resp_len);
-            out->u.invoke.response_len = resp_len;
+                                 (unsigned long long)a.resp_addr, (unsigned long long)a.resp_len);
+            out->u.invoke.has_response = true;
+            out->u.invoke.response = gpa_at(a.resp_len ? a.resp_addr : 0);
+            out->u.invoke.response_len = a.resp_len;
         }
-        out->u.invoke.request_buf = guest_mem_ptr(mem, req, cap);
-        if (!out->u.invoke.request_buf || cap == 0)
+        if (!guest_range_ok(mem, gpa_at(a.req_addr), a.req_cap) || a.req_cap == 0)
             return thaw_fail(err, "invoke hypercall: request buffer [%#llx, +%llu) outside guest memory",
-                             (unsigned long long)req, (unsigned long long)cap);
-        out->u.invoke.request_cap = cap;
+                             (unsigned long long)a.req_addr, (unsigned long long)a.req_cap);
+        out->u.invoke.request = gpa_at(a.req_addr);
+        out->u.invoke.request_cap = a.req_cap;
         return 0;
     }
     case THAW_HC_EXIT: {
-        struct thaw_hc_exit *e = ARGS(mem, arg, struct thaw_hc_exit);
-        if (!e)
-            return thaw_fail(err, "exit hypercall: argument address %#x outside guest memory", arg);
-        out->u.exit_status = e->status;
+        struct thaw_hc_exit e;
+        COPY_ARGS(&e, "exit");
+        out->u.exit_status = e.status;
         return 0;
     }
     case THAW_HC_SET_SEGMENT_BASE: {
-        struct thaw_hc_segment_base *sb = ARGS(mem, arg, struct thaw_hc_segment_base);
-        if (!sb)
-            return thaw_fail(err, "segment hypercall: argument address %#x outside guest memory", arg);
-        out->u.segment = *sb;
+        COPY_ARGS(&out->u.segment, "segment");
         if (out->u.segment.which > THAW_SEGMENT_GS)
             return thaw_fail(err, "segment hypercall: unknown segment %u", out->u.segment.which);
         /* A non-canonical base would make KVM_SET_SREGS fail or the guest fault later. */
@@ -85,28 +83,70 @@ int hypercall_decode(const struct guest_mem *mem, uint16_t port, uint32_t arg, u
         return 0;
     }
     case THAW_HC_DISCARD: {
-        struct thaw_hc_discard *d = ARGS(mem, arg, struct thaw_hc_discard);
-        if (!d)
-            return thaw_fail(err, "discard hypercall: argument address %#x outside guest memory", arg);
-        out->u.discard = *d;
+        COPY_ARGS(&out->u.discard, "discard");
         if (out->u.discard.addr % THAW_PAGE_SIZE || out->u.discard.len % THAW_PAGE_SIZE ||
-            !guest_range_ok(mem, out->u.discard.addr, out->u.discard.len))
+            !guest_range_ok(mem, gpa_at(out->u.discard.addr), out->u.discard.len))
             return thaw_fail(err, "discard hypercall: range [%#llx, +%llu) not page-aligned guest memory",
                              (unsigned long long)out->u.discard.addr, (unsigned long long)out->u.discard.len);
         return 0;
     }
-    case THAW_HC_FAULT: {
+    case THAW_HC_FAULT:
         /* Copied bytewise: a hostile guest's rsp need not be aligned. */
-        const void *f = guest_mem_ptr(mem, guest_rsp, sizeof out->u.fault);
-        if (!f)
+        if (guest_copy_in(mem, &out->u.fault, gpa_at(guest_rsp), sizeof out->u.fault) < 0)
             return thaw_fail(err, "fault report: frame at rsp %#llx outside guest memory",
                              (unsigned long long)guest_rsp);
-        memcpy(&out->u.fault, f, sizeof out->u.fault);
         return 0;
-    }
     default:
         return thaw_fail(err, "unknown hypercall %u", out->nr);
     }
+}
+
+int hypercall_invoke_reply(const struct guest_mem *mem, const struct hypercall *hc, const void *req,
+                           uint64_t len, uint32_t flags, struct thaw_error *err)
+{
+    if (hc->nr != THAW_HC_INVOKE_NEXT)
+        return thaw_fail(err, "no invocation is pending");
+    if (len > hc->u.invoke.request_cap)
+        return thaw_fail(err, "request of %llu bytes exceeds the instance's %llu-byte limit",
+                         (unsigned long long)len, (unsigned long long)hc->u.invoke.request_cap);
+    struct gpa args = hc->u.invoke.args;
+    if (guest_copy_out(mem, hc->u.invoke.request, req, len) < 0 ||
+        guest_copy_out(mem, gpa_at(args.v + offsetof(struct thaw_hc_invoke, req_len)), &len, sizeof len) < 0 ||
+        guest_copy_out(mem, gpa_at(args.v + offsetof(struct thaw_hc_invoke, flags)), &flags, sizeof flags) < 0)
+        return thaw_fail(err, "invocation buffers outside guest memory");
+    return 0;
+}
+
+int hypercall_invoke_response(const struct guest_mem *mem, const struct hypercall *hc, uint8_t **out,
+                              size_t *len, struct thaw_error *err)
+{
+    *out = NULL;
+    *len = 0;
+    if (hc->nr != THAW_HC_INVOKE_NEXT || !hc->u.invoke.has_response)
+        return 0;
+    uint64_t n = hc->u.invoke.response_len;
+    if (n >= SIZE_MAX)
+        return thaw_fail(err, "response of %llu bytes is too large", (unsigned long long)n);
+    uint8_t *buf = malloc((size_t)n + 1);
+    if (!buf)
+        return thaw_fail(err, "out of memory for a %llu-byte response", (unsigned long long)n);
+    if (guest_copy_in(mem, buf, hc->u.invoke.response, n) < 0) {
+        free(buf);
+        return thaw_fail(err, "response outside guest memory");
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = (size_t)n;
+    return 0;
+}
+
+int hypercall_wallclock_reply(const struct guest_mem *mem, const struct hypercall *hc, uint64_t wall_ns,
+                              uint64_t tsc, struct thaw_error *err)
+{
+    struct thaw_hc_wallclock w = {.wall_ns = wall_ns, .tsc = tsc};
+    if (hc->nr != THAW_HC_WALLCLOCK || guest_copy_out(mem, hc->u.wallclock, &w, sizeof w) < 0)
+        return thaw_fail(err, "wallclock reply outside guest memory");
+    return 0;
 }
 
 static const char *vector_name(uint64_t v)

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,16 +173,21 @@ fail:
     return -1;
 }
 
-static void console_out(struct instance *inst, const uint8_t *data, uint64_t len, unsigned stream)
+/* Copies the guest's bytes out in chunks (the decoder checked the whole range). */
+static void console_out(struct instance *inst, struct gpa data, uint64_t len, unsigned stream)
 {
     if (stream == 3) {
         if (!inst->kernel_log)
             return;
-        struct iovec iov[2] = {{(void *)"[guest kernel] ", 15}, {(void *)data, len}};
-        (void)!writev(inst->console_fd, iov, 2);
-        return;
+        (void)write_all(inst->console_fd, "[guest kernel] ", 15);
     }
-    (void)write_all(inst->console_fd, data, len);
+    uint8_t chunk[4096];
+    for (uint64_t off = 0; off < len; off += sizeof chunk) {
+        uint64_t n = len - off < sizeof chunk ? len - off : sizeof chunk;
+        if (guest_copy_in(&inst->vm.mem, chunk, gpa_at(data.v + off), n) < 0 ||
+            write_all(inst->console_fd, chunk, n) < 0)
+            return;
+    }
 }
 
 static int guest_failed(struct instance *inst, struct thaw_error *err, const char *fmt, ...)
@@ -234,20 +238,14 @@ static int handle_hypercall(struct instance *inst, struct vcpu *v, uint16_t port
         if (x86_read_tsc(v, &tsc, err) < 0)
             return -1;
         clock_gettime(CLOCK_REALTIME, &now);
-        hc.u.wallclock->wall_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-        hc.u.wallclock->tsc = tsc;
+        if (hypercall_wallclock_reply(&inst->vm.mem, &hc,
+                                      (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec, tsc, err) < 0)
+            return -1;
         return 1;
     }
     case THAW_HC_INVOKE_NEXT:
-        if (hc.u.invoke.response && resp) {
-            *resp = malloc(hc.u.invoke.response_len + 1);
-            if (!*resp)
-                return thaw_fail(err, "out of memory for a %llu-byte response",
-                                 (unsigned long long)hc.u.invoke.response_len);
-            memcpy(*resp, hc.u.invoke.response, hc.u.invoke.response_len);
-            (*resp)[hc.u.invoke.response_len] = 0;
-            *resp_len = hc.u.invoke.response_len;
-        }
+        if (resp && hypercall_invoke_response(&inst->vm.mem, &hc, resp, resp_len, err) < 0)
+            return -1;
         inst->pending = hc;
         inst->state = INSTANCE_READY;
         return 0;
@@ -272,9 +270,12 @@ static int handle_hypercall(struct instance *inst, struct vcpu *v, uint16_t port
             return -1;
         inst->stats.discarded_bytes += hc.u.discard.len;
         return 1;
-    case THAW_HC_PANIC:
-        return guest_failed(inst, err, "guest kernel panic: %.*s", (int)hc.u.console.len,
-                            (const char *)hc.u.console.data);
+    case THAW_HC_PANIC: {
+        char msg[256] = "";
+        uint64_t n = hc.u.console.len < sizeof msg - 1 ? hc.u.console.len : sizeof msg - 1;
+        (void)guest_copy_in(&inst->vm.mem, msg, hc.u.console.data, n);
+        return guest_failed(inst, err, "guest kernel panic: %.*s", (int)n, msg);
+    }
     case THAW_HC_FAULT: {
         struct kvm_sregs sregs;
         if (VM_IOCTL(v->fd, KVM_GET_SREGS, &sregs, err) < 0)
@@ -297,8 +298,8 @@ static int ud_trap_check(struct instance *inst, struct vcpu *v, struct thaw_erro
     uint64_t ud_out = inst->kernel.exception_stubs_r0 + 6 * inst->kernel.exception_stub_stride + 1;
     if (regs.rip != ud_out)
         return 0; /* the generic exception path reports its own frame */
-    const uint64_t *frame = guest_mem_ptr(&inst->vm.mem, regs.rsp, 5 * sizeof(uint64_t));
-    if (!frame)
+    uint64_t frame[5];
+    if (guest_copy_in(&inst->vm.mem, frame, gpa_at(regs.rsp), sizeof frame) < 0)
         return guest_failed(inst, err, "#UD frame at rsp %#llx outside guest memory",
                             (unsigned long long)regs.rsp);
     if (frame[0] == inst->kernel.hypercall_ud2)
@@ -366,12 +367,8 @@ int instance_invoke(struct instance *inst, const void *req, size_t req_len, uint
     if (inst->state != INSTANCE_READY)
         return thaw_fail(err, "instance is not waiting for a request (%s)",
                          inst->state == INSTANCE_EXITED ? "it exited" : inst->failure);
-    if (req_len > inst->pending.u.invoke.request_cap)
-        return thaw_fail(err, "request of %zu bytes exceeds the instance's %llu-byte limit", req_len,
-                         (unsigned long long)inst->pending.u.invoke.request_cap);
-    memcpy(inst->pending.u.invoke.request_buf, req, req_len);
-    inst->pending.u.invoke.args->req_len = req_len;
-    inst->pending.u.invoke.args->flags = 0;
+    if (hypercall_invoke_reply(&inst->vm.mem, &inst->pending, req, req_len, 0, err) < 0)
+        return -1;
     inst->state = INSTANCE_NEW;
     if (instance_run(inst, resp, resp_len, err) < 0)
         return -1;
@@ -394,8 +391,8 @@ int instance_shutdown(struct instance *inst, struct thaw_error *err)
 {
     if (inst->state != INSTANCE_READY)
         return 0;
-    inst->pending.u.invoke.args->req_len = 0;
-    inst->pending.u.invoke.args->flags = THAW_INVOKE_SHUTDOWN;
+    if (hypercall_invoke_reply(&inst->vm.mem, &inst->pending, NULL, 0, THAW_INVOKE_SHUTDOWN, err) < 0)
+        return -1;
     inst->state = INSTANCE_NEW;
     uint8_t *resp = NULL;
     size_t len = 0;
