@@ -28,7 +28,7 @@
 #include <stdint.h>
 #endif
 
-#define THAW_ABI_VERSION 1u
+#define THAW_ABI_VERSION 2u
 
 #define THAW_PAGE_SIZE 4096ull
 #define THAW_HUGE_PAGE_SIZE (2ull << 20)
@@ -77,6 +77,7 @@ struct thaw_kernel_header {
     uint64_t ring0_stack_top;       /* TSS.RSP0 and IST1 */
     uint64_t image_end;             /* end of the kernel, bss included */
     uint64_t hypercall_ud2;         /* address of the UD2 that makes a hypercall */
+    uint64_t hypercall_out;         /* address of the #UD stub's OUT: an exit there is a hypercall */
 };
 #endif
 

@@ -82,6 +82,7 @@ static void make_state(struct snapshot_state *s, uint32_t msr_count, bool option
     m->kernel.ring0_stack_top = 0x190000;
     m->kernel.image_end = 0x1a0000;
     m->kernel.hypercall_ud2 = 0x100400;
+    m->kernel.hypercall_out = 0x100360;
     m->boot_info_gpa = THAW_GPA_BOOT_INFO;
     m->created_unix_ns = 1700000000123456789ull;
     strcpy(m->function_name, "hello-world_2");
@@ -220,7 +221,7 @@ static uint8_t *build_raw(const struct raw_section *secs, uint32_t count, size_t
     uint8_t *b = calloc(1, total);
     assert_non_null(b);
     memcpy(b, "THAWSNAP", 8);
-    wr32(b + 8, 1);
+    wr32(b + 8, STATE_FILE_VERSION);
     wr32(b + 12, 1);
     wr32(b + 16, count);
     wr64(b + 24, total);
@@ -321,13 +322,13 @@ static void test_layout(void **state)
     size_t len;
     encode_ok(s, &b, &len);
     assert_memory_equal(b, "THAWSNAP", 8);
-    assert_int_equal(rd32(b + 8), 1);
+    assert_int_equal(rd32(b + 8), 2);
     assert_int_equal(rd32(b + 12), 1);
     assert_int_equal(rd32(b + 16), 8); /* 8 required sections, no optional ones */
     assert_int_equal(rd32(b + 20), 0);
     assert_int_equal(rd64(b + 24), len);
     static const uint32_t ids[] = {1, 2, 3, 6, 7, 8, 10, 11};
-    static const uint64_t sizes[] = {144, 312, 416, 4 + 2 * 16, 64, 4, 16, 192};
+    static const uint64_t sizes[] = {144, 312, 416, 4 + 2 * 16, 64, 4, 16, 200};
     uint64_t off = 32 + 8 * 24;
     for (uint32_t i = 0; i < 8; i++) {
         const uint8_t *e = entry(b, i);
@@ -363,6 +364,7 @@ static void test_layout(void **state)
         assert_int_equal(m[i], 0);
     assert_int_equal(rd32(m + 184), 1);
     assert_int_equal(rd32(m + 188), 0);
+    assert_int_equal(rd64(m + 192), s->monitor.kernel.hypercall_out);
     free(b);
     free(s);
 }
@@ -508,12 +510,16 @@ static void test_unsupported_version(void **state)
     uint8_t *b;
     size_t len;
     encode_default(&b, &len);
-    wr32(b + 8, 2);
+    wr32(b + 8, 3);
     fix_crc(b, len);
-    expect_reject(b, len, "unsupported state file version 2 (this thaw reads 1)");
+    expect_reject(b, len, "unsupported state file version 3 (this thaw reads 2)");
+    /* Version 1 had a 192-byte MONITOR without hypercall_out: refused, not guessed. */
+    wr32(b + 8, 1);
+    fix_crc(b, len);
+    expect_reject(b, len, "unsupported state file version 1 (this thaw reads 2)");
     wr32(b + 8, 0);
     fix_crc(b, len);
-    expect_reject(b, len, "unsupported state file version 0 (this thaw reads 1)");
+    expect_reject(b, len, "unsupported state file version 0 (this thaw reads 2)");
     /* The version is checked before the checksum: a newer file may change the trailer. */
     wr32(b + 8, 7);
     expect_reject(b, len, "version 7");
@@ -554,7 +560,7 @@ static void test_header_fields(void **state)
     expect_reject(b, len, "trailing data");
     wr64(b + 24, len);
     fix_crc(b, len);
-    /* Section count: more than version 1 defines; table past the end. */
+    /* Section count: more than version 2 defines; table past the end. */
     wr32(b + 16, 12);
     fix_crc(b, len);
     expect_reject(b, len, "12 sections");
@@ -566,7 +572,7 @@ static void test_header_fields(void **state)
     /* A table that does not fit: header says 11 sections, file has room for none. */
     uint8_t small[48] = {0};
     memcpy(small, "THAWSNAP", 8);
-    wr32(small + 8, 1);
+    wr32(small + 8, STATE_FILE_VERSION);
     wr32(small + 12, 1);
     wr32(small + 16, 11);
     wr64(small + 24, sizeof small);
@@ -633,7 +639,7 @@ static void test_section_bounds(void **state)
     expect_table_reject(1, 0, -1, 0, 0, false, "outside the payload area");
     expect_table_reject(1, 32, -1, 0, 0, false, "outside the payload area");
     /* offset + size wraps around. */
-    expect_table_reject(11, -1, -1, 0xfffffffffffffff8ull, 192, true, "overflows");
+    expect_table_reject(11, -1, -1, 0xfffffffffffffff8ull, 200, true, "overflows");
     expect_table_reject(1, -1, -1, 296, UINT64_MAX - 200, true, "overflows");
     /* Misaligned. */
     encode_default(&b, &len);

@@ -28,6 +28,7 @@ kernel_header:
     .quad r0stack_top
     .quad __kernel_end
     .quad hypercall_ud2
+    .quad hypercall_out
 
 /* ---------------------------------------------------------------- ring 0 */
     .section .text.r0, "ax"
@@ -47,6 +48,8 @@ exception_stubs:
     .if \vec == 6
     /* #UD doubles as the hypercall trap: eax = argument GPA, dx = port. The monitor
      * checks the frame's rip; for a real #UD it stops the VM and never resumes here. */
+    .globl hypercall_out
+hypercall_out:
     out %eax, %dx
     addq $2, (%rsp)           /* return past the UD2 */
     iretq

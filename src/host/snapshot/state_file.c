@@ -20,7 +20,7 @@ _Static_assert(sizeof(struct kvm_msr_entry) == 16, "struct kvm_msr_entry changed
 _Static_assert(sizeof(struct kvm_vcpu_events) == 64, "struct kvm_vcpu_events changed size");
 _Static_assert(sizeof(struct kvm_mp_state) == 4, "struct kvm_mp_state changed size");
 _Static_assert(sizeof(struct kvm_debugregs) == 128, "struct kvm_debugregs changed size");
-_Static_assert(sizeof(struct thaw_kernel_header) == 72, "struct thaw_kernel_header changed size");
+_Static_assert(sizeof(struct thaw_kernel_header) == 80, "struct thaw_kernel_header changed size");
 _Static_assert(sizeof(((struct snapshot_monitor_state *)0)->function_name) == SNAPSHOT_FUNCTION_NAME_SIZE,
                "function_name size");
 
@@ -181,14 +181,15 @@ enum {
     MON_MAX_REQUEST = 8,
     MON_PENDING_INVOKE = 16,
     MON_GENERATION = 24,
-    MON_KERNEL = 32, /* 72 bytes */
+    MON_KERNEL = 32, /* the header's first 72 bytes; hypercall_out is at MON_HYPERCALL_OUT */
     MON_BOOT_INFO = 104,
     MON_CREATED = 112,
     MON_NAME = 120, /* 64 bytes */
     MON_VCPU_COUNT = 184,
     MON_FLAGS = 188,
+    MON_HYPERCALL_OUT = 192, /* added in version 2 */
 };
-_Static_assert(MON_FLAGS + 4 == SNAPSHOT_MONITOR_STATE_SIZE, "monitor layout");
+_Static_assert(MON_HYPERCALL_OUT + 8 == SNAPSHOT_MONITOR_STATE_SIZE, "monitor layout");
 
 static void encode_monitor(uint8_t *p, const struct snapshot_monitor_state *m)
 {
@@ -205,6 +206,7 @@ static void encode_monitor(uint8_t *p, const struct snapshot_monitor_state *m)
     memcpy(p + MON_NAME, m->function_name, n);
     put_le32(p + MON_VCPU_COUNT, m->vcpu_count);
     put_le32(p + MON_FLAGS, m->flags);
+    put_le64(p + MON_HYPERCALL_OUT, m->kernel.hypercall_out);
 }
 
 static void decode_monitor(const uint8_t *p, struct snapshot_monitor_state *m)
@@ -224,6 +226,7 @@ static void decode_monitor(const uint8_t *p, struct snapshot_monitor_state *m)
         memset(nul, 0, (size_t)(m->function_name + SNAPSHOT_FUNCTION_NAME_SIZE - nul));
     m->vcpu_count = get_le32(p + MON_VCPU_COUNT);
     m->flags = get_le32(p + MON_FLAGS);
+    m->kernel.hypercall_out = get_le64(p + MON_HYPERCALL_OUT);
 }
 
 /* ---- encoder ------------------------------------------------------------------------------ */

@@ -24,7 +24,7 @@
 
 #define STATE_FILE_MAGIC "THAWSNAP"   /* 8 bytes, no NUL */
 #define STATE_FILE_TRAILER_MAGIC "SEND" /* 4 bytes, no NUL */
-#define STATE_FILE_VERSION 1u         /* the only version this thaw reads and writes */
+#define STATE_FILE_VERSION 2u         /* the only version this thaw reads and writes */
 #define STATE_FILE_ARCH_X86_64 1u
 
 #define STATE_FILE_HEADER_SIZE 32u
@@ -35,7 +35,7 @@
 #define STATE_FILE_MAX_MSRS 256u
 #define SNAPSHOT_FUNCTION_NAME_SIZE 64u
 /* Encoded size of struct snapshot_monitor_state (section MONITOR). */
-#define SNAPSHOT_MONITOR_STATE_SIZE 192u
+#define SNAPSHOT_MONITOR_STATE_SIZE 200u
 
 /* Section ids: stable numbers, never reused. */
 enum state_section_id {
@@ -51,10 +51,10 @@ enum state_section_id {
     STATE_SECTION_TSC = 10,           /* u64 tsc_khz, u64 tsc */
     STATE_SECTION_MONITOR = 11,       /* struct snapshot_monitor_state */
 };
-#define STATE_SECTION_MAX_ID 11u /* highest id version 1 defines */
+#define STATE_SECTION_MAX_ID 11u /* highest id version 2 defines */
 
 /* What the monitor needs besides the vCPU to resume a snapshot. Encoded field by
- * field, in this order, as 192 little-endian bytes (no padding). */
+ * field, in this order, as 200 little-endian bytes (no padding). */
 struct snapshot_monitor_state {
     uint64_t mem_size;           /* bytes of guest memory; multiple of 2 MiB */
     uint64_t max_request;        /* largest request the host may send */

@@ -295,8 +295,7 @@ static int ud_trap_check(struct instance *inst, struct vcpu *v, struct thaw_erro
     struct kvm_regs regs;
     if (VM_IOCTL(v->fd, KVM_GET_REGS, &regs, err) < 0)
         return -1;
-    uint64_t ud_out = inst->kernel.exception_stubs_r0 + 6 * inst->kernel.exception_stub_stride + 1;
-    if (regs.rip != ud_out)
+    if (regs.rip != inst->kernel.hypercall_out + 1) /* rip is past the 1-byte OUT */
         return 0; /* the generic exception path reports its own frame */
     uint64_t frame[5];
     if (guest_copy_in(&inst->vm.mem, frame, gpa_at(regs.rsp), sizeof frame) < 0)

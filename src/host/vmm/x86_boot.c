@@ -48,7 +48,8 @@ int x86_read_kernel_header(const struct guest_mem *mem, struct thaw_kernel_heade
         return thaw_fail(err, "guest kernel ABI version %u, monitor speaks %u", out->abi_version,
                          THAW_ABI_VERSION);
     uint64_t addrs[] = {out->cpl3_entry, out->boot_stack_top, out->syscall_entry_r0,
-                        out->exception_stubs_r0, out->ring0_stack_top, out->hypercall_ud2};
+                        out->exception_stubs_r0, out->ring0_stack_top, out->hypercall_ud2,
+                        out->hypercall_out};
     for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++)
         if (addrs[i] < THAW_GPA_KERNEL || addrs[i] > out->image_end)
             return thaw_fail(err, "guest kernel header: address %#llx outside the kernel",
