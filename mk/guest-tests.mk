@@ -1,15 +1,16 @@
-# Guest-kernel unit tests: the guest's file system (fs.c) and memory manager (mm.c),
-# plus the shared cpio reader, compiled for the host with ASan+UBSan and driven through
-# their sys_* functions by tests/guest/test_guest_kernel.c (which supplies the rest of
-# the kernel: klog, kpanic, console, entropy, /dev/invoke, hypercalls, user pointer
-# checks). The archive it builds uses the host cpio writer from libthaw-san.a.
+# Guest-kernel unit tests: the guest's file system (fs.c), memory manager (mm.c) and
+# user-pointer checks (uaccess.c), plus the shared cpio reader, compiled for the host
+# with ASan+UBSan and driven through their sys_* functions by
+# tests/guest/test_guest_kernel.c (which supplies the rest of the kernel: klog, kpanic,
+# console, entropy, /dev/invoke, hypercalls). The archive it builds uses the host cpio
+# writer from libthaw-san.a.
 #
 # The guest sources include kernel.h, which declares the libc functions it uses with
 # compatible prototypes, and linux_abi.h, which defines errno values and O_/MAP_ flags
 # itself: the test includes no libc header that defines those.
 
 GUEST_TEST_SRCS := tests/guest/test_guest_kernel.c src/guest/kernel/fs.c src/guest/kernel/mm.c \
-  src/common/cpio.c
+  src/guest/kernel/uaccess.c src/common/cpio.c
 GUEST_TEST_DEPS := $(GUEST_TEST_SRCS) $(wildcard src/guest/kernel/*.h) src/common/cpio.h \
   include/thaw/abi.h src/host/function/cpio_writer.h
 

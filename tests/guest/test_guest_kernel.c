@@ -58,39 +58,11 @@ extern void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
 static struct thaw_boot_info the_boot_info = {.magic = THAW_BOOT_MAGIC, .max_request = 1u << 20};
 volatile struct thaw_boot_info *boot_info = &the_boot_info;
 
-static uint64_t mem_size; /* end of guest memory, as main.c keeps it */
-
 /* In the guest the kernel's stack lies inside guest memory, so the kernel may pass
  * its own locals to functions that check user pointers (writev's gather buffer,
- * statx's struct linux_stat). Here that stack is the host thread's: accept it too,
- * between the checking frame and main's. */
-static uintptr_t host_stack_top;
-
-static bool on_kernel_stack(uint64_t addr, uint64_t len)
-{
-    uintptr_t lo = (uintptr_t)__builtin_frame_address(0);
-    return addr >= lo && addr <= host_stack_top && len <= host_stack_top - addr;
-}
-
-/* As src/guest/kernel/main.c. */
-bool user_range_ok(uint64_t addr, uint64_t len)
-{
-    if (on_kernel_stack(addr, len))
-        return true;
-    return addr >= THAW_PAGE_SIZE && addr <= mem_size && len <= mem_size - addr;
-}
-
-int64_t user_string_len(const char *s, size_t max)
-{
-    uint64_t a = (uint64_t)(uintptr_t)s;
-    if (a < THAW_PAGE_SIZE || a >= mem_size)
-        return -EFAULT;
-    size_t lim = MIN(max, mem_size - a);
-    size_t n = strnlen(s, lim);
-    if (n == lim)
-        return n == max ? -ENAMETOOLONG : -EFAULT;
-    return (int64_t)n;
-}
+ * statx's struct linux_stat). Here that stack is the host thread's: main lets
+ * uaccess.c accept the 8 MiB below its frame too. */
+#define HOST_STACK_ALLOWANCE (8ull << 20)
 
 void klog(const char *fmt, ...)
 {
@@ -220,7 +192,7 @@ static void load_archive(const uint8_t *a, size_t len)
 static int boot_mm(void **state)
 {
     (void)state;
-    mem_size = MEM_END;
+    uaccess_init(MEM_END);
     mm_init(FREE_BASE, MEM_END, STACK_SIZE);
     return 0;
 }
@@ -1505,6 +1477,38 @@ static void test_alloc_pages_and_madvise(void **state)
     assert_int_equal(mm_stack_bottom(), MEM_END - STACK_SIZE);
 }
 
+/* uaccess.c: the checks every syscall's pointers go through. */
+static void test_user_pointer_checks(void **state)
+{
+    (void)state;
+    assert_true(user_range_ok(PAGE, 0));
+    assert_true(user_range_ok(SCRATCH_BASE, 16));
+    assert_true(user_range_ok(MEM_END - 16, 16));
+    assert_true(user_range_ok(MEM_END, 0));
+    assert_false(user_range_ok(0, 1));          /* the NULL page */
+    assert_false(user_range_ok(PAGE - 1, 1));
+    assert_false(user_range_ok(MEM_END - 15, 16));
+    assert_false(user_range_ok(MEM_END + 1, 0));
+    assert_false(user_range_ok(UINT64_MAX - 7, 16)); /* wraps */
+    assert_false(user_range_ok(SCRATCH_BASE, UINT64_MAX));
+    /* Arrays: count * size must not wrap to a small, in-range length. */
+    assert_true(user_array_ok(SCRATCH_BASE, 4, 8));
+    assert_true(user_array_ok(SCRATCH_BASE, 0, 8));
+    assert_false(user_array_ok(SCRATCH_BASE, 1ull << 61, 8)); /* 2^64: wraps to 0 */
+    assert_false(user_array_ok(SCRATCH_BASE, (1ull << 61) + 1, 8)); /* wraps to 8 */
+    assert_false(user_array_ok(SCRATCH_BASE, UINT64_MAX, 2));
+    assert_false(user_array_ok(MEM_END - 8, 2, 8));
+    /* Strings stop at the end of memory. */
+    char *s = (char *)(uintptr_t)SCRATCH_BASE;
+    memcpy(s, "abc", 4);
+    assert_int_equal(user_string_len(s, 64), 3);
+    assert_int_equal(user_string_len(s, 3), -ENAMETOOLONG);
+    char *end = (char *)(uintptr_t)(MEM_END - 2);
+    memcpy(end, "xy", 2); /* no NUL before the end */
+    assert_int_equal(user_string_len(end, 64), -EFAULT);
+    assert_int_equal(user_string_len((const char *)(uintptr_t)16, 64), -EFAULT);
+}
+
 #define T(f) cmocka_unit_test_setup(f, boot)
 
 /* Runs each test (or those whose name contains argv[1]) in a child process of its
@@ -1512,9 +1516,11 @@ static void test_alloc_pages_and_madvise(void **state)
  * a crash) is reported as a failed test. */
 int main(int argc, char **argv)
 {
-    host_stack_top = (uintptr_t)__builtin_frame_address(0);
+    uint64_t host_stack_top = (uintptr_t)__builtin_frame_address(0);
+    uaccess_allow(host_stack_top - HOST_STACK_ALLOWANCE, host_stack_top);
     static const struct CMUnitTest tests[] = {
         T(test_open_absolute_and_relative),
+        T(test_user_pointer_checks),
         T(test_dot_and_dotdot),
         T(test_symlinks),
         T(test_readlinkat),

@@ -78,8 +78,14 @@ int64_t syscall_dispatch(struct syscall_frame *f);
  * memory and outside the NULL page. The kernel shares the address space, so this
  * guards against EFAULT-style bugs, not against a malicious program (the VM is the
  * isolation boundary). */
+void uaccess_init(uint64_t mem_size);
 bool user_range_ok(uint64_t addr, uint64_t len);
+bool user_array_ok(uint64_t addr, uint64_t count, uint64_t elem_size); /* count * size cannot wrap */
 int64_t user_string_len(const char *s, size_t max); /* -EFAULT / -ENAMETOOLONG */
+/* One more range accepted as user memory [lo, hi). The guest never needs it (its
+ * stack is guest memory); the host-side tests, whose kernel stack is the host
+ * thread's, do. */
+void uaccess_allow(uint64_t lo, uint64_t hi);
 
 void enter_program(uint64_t entry, uint64_t sp) __attribute__((noreturn));
 

@@ -5,24 +5,6 @@
 #define STACK_SIZE THAW_STACK_SIZE
 
 volatile struct thaw_boot_info *boot_info;
-static uint64_t mem_size;
-
-bool user_range_ok(uint64_t addr, uint64_t len)
-{
-    return addr >= THAW_PAGE_SIZE && addr <= mem_size && len <= mem_size - addr;
-}
-
-int64_t user_string_len(const char *s, size_t max)
-{
-    uint64_t a = (uint64_t)(uintptr_t)s;
-    if (a < THAW_PAGE_SIZE || a >= mem_size)
-        return -EFAULT;
-    size_t lim = MIN(max, mem_size - a);
-    size_t n = strnlen(s, lim);
-    if (n == lim)
-        return n == max ? -ENAMETOOLONG : -EFAULT;
-    return (int64_t)n;
-}
 
 static uint64_t push_bytes(uint64_t sp, const void *data, size_t len)
 {
@@ -36,7 +18,7 @@ void kernel_main(struct thaw_boot_info *bi)
     boot_info = bi;
     if (bi->magic != THAW_BOOT_MAGIC || bi->abi_version != THAW_ABI_VERSION)
         kpanic("bad boot info (magic %x, abi %u)", bi->magic, bi->abi_version);
-    mem_size = bi->mem_size;
+    uaccess_init(bi->mem_size);
     time_init();
     random_init();
     mm_init(bi->free_base, bi->mem_size, STACK_SIZE);

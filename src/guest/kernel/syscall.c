@@ -206,7 +206,9 @@ static int64_t sys_sched_getaffinity(uint64_t pid, uint64_t size, uint8_t *mask)
 static int64_t sys_ppoll(uint64_t fds, uint64_t nfds)
 {
     struct pollfd { int32_t fd; int16_t events, revents; };
-    if (!user_range_ok(fds, nfds * sizeof(struct pollfd)))
+    if (nfds > 256) /* RLIMIT_NOFILE, as Linux refuses */
+        return -EINVAL;
+    if (!user_array_ok(fds, nfds, sizeof(struct pollfd)))
         return -EFAULT;
     struct pollfd *p = (struct pollfd *)(uintptr_t)fds;
     int64_t ready = 0;
