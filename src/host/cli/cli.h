@@ -7,5 +7,8 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_pager(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_trace_gen(int argc, char **argv);
 
 #endif

@@ -14,6 +14,9 @@ static const struct {
     {"restore", cmd_restore, "restore a function instance from a snapshot and invoke it"},
     {"analyze", cmd_analyze, "characterise the working sets of snapshot restores (the paper's analyses)"},
     {"pager", cmd_pager, "serve a VM's page faults from a snapshot (Firecracker's uffd handshake)"},
+    {"load", cmd_load, "drive a running thaw serve: open loop, closed loop or trace replay; CSV and summary"},
+    {"plot", cmd_plot, "draw figures from thaw load CSVs (gnuplot)"},
+    {"trace-gen", cmd_trace_gen, "write a synthetic trace in the Azure Functions 2019 format"},
 };
 
 static void usage(FILE *out)
