@@ -492,6 +492,8 @@ static void test_pager_prefetch_without_ws(void **state)
 
 int main(void)
 {
+    /* The page counts below are per fault; miss batching is tested in test_pager.c. */
+    setenv("THAW_PAGER_BATCH", "1", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_ok),
         cmocka_unit_test(test_parse_rejects),

@@ -70,6 +70,7 @@ static int uffd_usable(void)
 static int setup(void **state)
 {
     (void)state;
+    setenv("THAW_PAGER_BATCH", "1", 1); /* exact counts; the batching test sets its own */
     strcpy(dir, "/tmp/thaw-pager-XXXXXX");
     assert_non_null(mkdtemp(dir));
     char path[128];
@@ -250,6 +251,58 @@ static void test_holes_never_reach_the_pager(void **state)
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_size, 4096 + 4096 + 2 * PG); /* header, index, two pages */
     rm_ws();
+}
+
+/* Miss batching: one trip to the pager installs the faulting page and the ones after it,
+ * never past the file's data, never over a page that is already there. */
+static void test_misses_are_served_in_batches(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    setenv("THAW_PAGER_BATCH", "16", 1);
+    struct mem_backend b;
+    open_backend(&b, MEM_UFFD, PAGER_LAZY);
+    /* Page 5 first: 5-20 arrive together; then page 0: 0-4, stopping before 5. */
+    check_page(b.host, 5);
+    struct pager_stats st = query(&b, "stats");
+    assert_int_equal(st.served_faults, 1);
+    assert_int_equal(st.pages_served, 16);
+    check_page(b.host, 0);
+    st = query(&b, "stats");
+    assert_int_equal(st.served_faults, 2);
+    assert_int_equal(st.pages_served, 21);
+    /* Every data page in order: 21-36, 37-52, 53-63 (region data ends at the hole), then
+     * 100-109, 140, the short hole with the page after it (141-145), 300. */
+    for (uint64_t p = 0; p < NPAGES; p++)
+        check_page(b.host, p);
+    st = query(&b, "stats");
+    assert_int_equal(st.served_faults, 2 + 3 + 1 + 1 + 1 + 1); /* 141-145 in one trip */
+    assert_int_equal(st.pages_served, data_pages() + 4);
+    mem_backend_close(&b);
+
+    /* A fault-heavy scattered walk over a partial working set answers exactly. */
+    rm_ws();
+    setenv("THAW_PAGER_BATCH", "1", 1);
+    open_backend(&b, MEM_REAP, PAGER_RECORD);
+    check_page(b.host, 30);
+    check_page(b.host, 101);
+    query(&b, "finish-record");
+    mem_backend_close(&b);
+    setenv("THAW_PAGER_BATCH", "16", 1);
+    open_backend(&b, MEM_REAP, PAGER_PREFETCH);
+    assert_int_equal(b.ready.prefetch_pages, 2);
+    for (uint64_t k = 0; k < 4 * NPAGES; k++) {
+        uint64_t p = (k * 7919 + 13) % NPAGES;
+        check_page(b.host, p);
+        if (!is_data(p) && !(p > 140 && p < 145))
+            b.host[p * PG + 1] = 0; /* writes to holes, zero kept */
+    }
+    st = query(&b, "stats");
+    assert_true(st.served_faults < st.pages_served);
+    assert_int_equal(st.pages_served, data_pages() + 4 - 2);
+    mem_backend_close(&b);
+    setenv("THAW_PAGER_BATCH", "1", 1);
 }
 
 /* ---- REAP: record, prefetch, fall back ----------------------------------------------------- */
@@ -448,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_lazy_serves_the_file),
         cmocka_unit_test(test_discarded_memory_reads_zero),
         cmocka_unit_test(test_holes_never_reach_the_pager),
+        cmocka_unit_test(test_misses_are_served_in_batches),
         cmocka_unit_test(test_record_writes_the_trace_in_fault_order),
         cmocka_unit_test(test_prefetch_installs_the_working_set),
         cmocka_unit_test(test_bad_working_set_falls_back_and_records),

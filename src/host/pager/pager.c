@@ -51,6 +51,7 @@ struct pager {
     size_t npending, pending_cap;
     struct pager_stats *st;
     bool vm_gone;
+    uint64_t batch; /* pages per miss (PAGER_BATCH_PAGES) */
 };
 
 static const struct fc_region *find_region(const struct pager *p, uint64_t addr, size_t *ri)
@@ -87,10 +88,65 @@ static void record(struct pager *p, uint64_t off)
     p->log[p->log_len++] = (struct page_record){off, clock_now_ns() - p->t0};
 }
 
+/* Miss batching: a fault on a page of the memory file installs it and the pages after it,
+ * up to PAGER_BATCH_PAGES in all, with one read and one UFFDIO_COPY: a new input that
+ * walks memory outside the working set costs one pager trip per batch, not per page (the
+ * kernel's fault-around does the same for the lazy baseline). The batch stops at the end
+ * of the region, of the file's data extent (holes are left to the kernel), and before a
+ * page the guest dropped; UFFDIO_COPY itself stops before a page that is already there.
+ * Only while not recording (see serve). THAW_PAGER_BATCH=N overrides the size (1 turns batching off). */
+#define PAGER_BATCH_PAGES 16u
+#define PAGER_BATCH_MAX 256u
+
+static bool page_zeroed(const struct pager *p, size_t ri, uint64_t pi)
+{
+    return p->zeroed[ri][pi / 8] >> (pi % 8) & 1;
+}
+
+/* How many pages from page index pi of region ri to install in one go. */
+static uint64_t batch_len(struct pager *p, size_t ri, uint64_t pi, uint64_t off)
+{
+    const struct fc_region *r = &p->r[ri];
+    uint64_t n = p->batch, left = r->size / PAGE - pi;
+    if (n > left)
+        n = left;
+    if (n > 1) {
+        /* To the end of this data extent; from inside a (short, registered) hole, to the
+         * end of the extent after it. Registered ranges end where data ends. */
+        off_t end = lseek(p->file_fd, (off_t)off, SEEK_HOLE);
+        if (end == (off_t)off) {
+            off_t data = lseek(p->file_fd, (off_t)off, SEEK_DATA);
+            end = data > (off_t)off ? lseek(p->file_fd, data, SEEK_HOLE) : -1;
+        }
+        if (end <= (off_t)off)
+            n = 1;
+        else if ((uint64_t)end - off < n * PAGE)
+            n = ((uint64_t)end - off + PAGE - 1) / PAGE;
+    }
+    for (uint64_t k = 1; k < n; k++)
+        if (page_zeroed(p, ri, pi + k))
+            return k;
+    return n ? n : 1;
+}
+
+static int read_pages(struct pager *p, uint8_t *buf, uint64_t len, uint64_t off)
+{
+    uint64_t got = 0;
+    while (got < len) {
+        ssize_t k = pread(p->file_fd, buf + got, len - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        got += (uint64_t)k;
+    }
+    return 0;
+}
+
 /* 1 served, 0 retry later (EAGAIN), -1 error (errno set). */
 static int serve(struct pager *p, uint64_t addr, struct thaw_error *err)
 {
-    static _Thread_local uint8_t buf[PAGE] __attribute__((aligned(4096)));
+    static _Thread_local uint8_t buf[PAGER_BATCH_MAX * PAGE] __attribute__((aligned(4096)));
     size_t ri;
     uint64_t page = addr & ~(PAGE - 1);
     const struct fc_region *r = find_region(p, page, &ri);
@@ -99,16 +155,29 @@ static int serve(struct pager *p, uint64_t addr, struct thaw_error *err)
     uint64_t pi = (page - r->base_host_virt_addr) / PAGE;
     uint64_t off = r->offset + pi * PAGE;
     int rc;
-    bool zero = p->zeroed[ri][pi / 8] >> (pi % 8) & 1;
+    bool zero = page_zeroed(p, ri, pi);
+    uint64_t n = 1, installed = 1;
     if (!zero) {
-        ssize_t k;
-        do
-            k = pread(p->file_fd, buf, PAGE, (off_t)off);
-        while (k < 0 && errno == EINTR);
-        if (k != (ssize_t)PAGE)
+        /* Recording installs exactly the pages the guest touches: a batch would hide
+         * its neighbours' first touches from the trace. */
+        n = p->recording ? 1 : batch_len(p, ri, pi, off);
+        if (read_pages(p, buf, n * PAGE, off) < 0)
             return thaw_fail_errno(err, "reading page %#llx of the memory file", (unsigned long long)off);
-        struct uffdio_copy c = {.dst = page, .src = (uint64_t)(uintptr_t)buf, .len = PAGE};
+        struct uffdio_copy c = {.dst = page, .src = (uint64_t)(uintptr_t)buf, .len = n * PAGE};
         rc = ioctl(p->uffd, UFFDIO_COPY, &c);
+        if (rc < 0 && n > 1 && c.copy > 0) {
+            /* Stopped at a page that is there already (or a pending event): the faulting
+             * page and the ones before the stop are in. */
+            rc = 0;
+            installed = (uint64_t)c.copy / PAGE;
+        } else if (rc < 0 && n > 1 && errno == ENOENT) {
+            /* The batch crosses into memory that is not registered: just this page. */
+            n = 1;
+            c = (struct uffdio_copy){.dst = page, .src = (uint64_t)(uintptr_t)buf, .len = PAGE};
+            rc = ioctl(p->uffd, UFFDIO_COPY, &c);
+        } else if (rc == 0) {
+            installed = n;
+        }
     } else {
         struct uffdio_zeropage z = {.range = {.start = page, .len = PAGE}};
         rc = ioctl(p->uffd, UFFDIO_ZEROPAGE, &z);
@@ -120,7 +189,7 @@ static int serve(struct pager *p, uint64_t addr, struct thaw_error *err)
             p->vm_gone = true;
             return 1;
         }
-        if (errno == ENOENT) /* the range was unmapped meanwhile */
+        if (errno == ENOENT) /* the range was unmapped or unregistered meanwhile */
             return 1;
         if (errno != EEXIST)
             return thaw_fail_errno(err, "%s at %#llx", zero ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY",
@@ -132,12 +201,16 @@ static int serve(struct pager *p, uint64_t addr, struct thaw_error *err)
         p->st->already_present++;
         return 1;
     }
+    if (zero) {
+        if (p->recording)
+            record(p, off);
+        p->st->zero_pages++;
+        return 1;
+    }
     if (p->recording)
         record(p, off);
-    if (zero)
-        p->st->zero_pages++;
-    else
-        p->st->pages_served++;
+    p->st->served_faults++;
+    p->st->pages_served += installed;
     return 1;
 }
 
@@ -242,7 +315,8 @@ static int control(struct pager *p, int fd, char *buf, size_t cap, size_t *len, 
 
 void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
 {
-    json_t *o = json_pack("{sIsIsIsIsIsbsIsIsIsIsIsbsIsssssb}", "faults", (json_int_t)st->faults,
+    json_t *o = json_pack("{sIsIsIsIsIsIsbsIsIsIsIsIsbsIsssssb}", "faults", (json_int_t)st->faults,
+                          "served_faults", (json_int_t)st->served_faults,
                           "pages_served", (json_int_t)st->pages_served, "zero_pages", (json_int_t)st->zero_pages,
                           "already_present", (json_int_t)st->already_present, "removes", (json_int_t)st->removes,
                           "prefetch_ok", st->prefetch_ok, "prefetch_pages", (json_int_t)st->prefetch_pages,
@@ -281,7 +355,7 @@ const char *pager_stats_parse(const char *line, struct pager_stats *st, struct t
     }
     memset(st, 0, sizeof *st);
 #define U64(f) st->f = (uint64_t)json_integer_value(json_object_get(o, #f))
-    U64(faults); U64(pages_served); U64(zero_pages); U64(already_present); U64(removes);
+    U64(faults); U64(served_faults); U64(pages_served); U64(zero_pages); U64(already_present); U64(removes);
     U64(prefetch_pages); U64(prefetch_regions); U64(prefetch_bytes); U64(prefetch_read_ns);
     U64(prefetch_install_ns); U64(recorded);
 #undef U64
@@ -322,6 +396,10 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
     for (size_t i = 0; i < n; i++)
         if (r[i].offset + r[i].size > mem_size)
             mem_size = r[i].offset + r[i].size;
+    p.batch = PAGER_BATCH_PAGES;
+    const char *bs = getenv("THAW_PAGER_BATCH");
+    if (bs && atoi(bs) >= 1)
+        p.batch = (uint64_t)atoi(bs) < PAGER_BATCH_MAX ? (uint64_t)atoi(bs) : PAGER_BATCH_MAX;
     p.file_fd = open_memory(snap_dir, mem_size, err);
     if (p.file_fd < 0)
         return -1;

@@ -32,7 +32,8 @@ int pager_mode_parse(const char *s, enum pager_mode *out);
 
 struct pager_stats {
     uint64_t faults;          /* page-fault events read */
-    uint64_t pages_served;    /* installed from the memory file */
+    uint64_t served_faults;   /* faults served from the memory file (misses) */
+    uint64_t pages_served;    /* installed from the memory file: a miss installs a batch */
     uint64_t zero_pages;      /* installed as zero (removed earlier) */
     uint64_t already_present; /* fault on a page already installed (prefetched): woken only */
     uint64_t removes;         /* UFFD_EVENT_REMOVE events */

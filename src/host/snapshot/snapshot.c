@@ -364,9 +364,10 @@ int snapshot_reap_finish(struct restored *r, const char *dir, struct thaw_error 
         reap_clear_stale(dir);
         return 0;
     }
-    /* Only pages read from the snapshot count: zero pages are memory the guest freed
-     * and reused during the call (discard -> REMOVE), not a drifting working set. */
-    if (r->reap_prefetched && (double)st.pages_served > REAP_STALE_SHARE * (double)r->reap.pages)
+    /* Only misses served from the snapshot count (each one faulting page, not the batch
+     * installed around it): zero pages are memory the guest freed and reused during the
+     * call (discard -> REMOVE), not a drifting working set. */
+    if (r->reap_prefetched && (double)st.served_faults > REAP_STALE_SHARE * (double)r->reap.pages)
         return reap_mark_stale(dir, err);
     return 0;
 }
