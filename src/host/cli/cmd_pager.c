@@ -1,7 +1,10 @@
-/* thaw pager --socket PATH --snapshot DIR --mode lazy|record|prefetch
- * An external page-fault handler speaking Firecracker's handshake (host/pager). */
+/* thaw pager --socket PATH [--snapshot DIR] [--mode M] [--serve [--snapshots ROOT]]
+ * The memory manager (host/pager/manager.h): an external page-fault handler speaking
+ * Firecracker's handshake, for one VM or, with --serve, for many at once. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,21 +14,36 @@
 #include <unistd.h>
 
 #include "host/cli/cli.h"
-#include "host/pager/fc_handshake.h"
+#include "host/pager/manager.h"
 #include "host/pager/pager.h"
 #include "host/util/snapdir.h"
-
-#define MAX_REGIONS 64
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: thaw pager --socket PATH --snapshot DIR [--mode lazy|record|prefetch]\n"
-            "Listens on a Unix socket, accepts one VM process, receives its memory regions and\n"
-            "userfaultfd (Firecracker's handshake) and serves its page faults from DIR/memory\n"
-            "until the VM goes away; then prints its statistics as one JSON line.\n"
-            "  --mode MODE  lazy: serve each fault (default); record: also write the working set\n"
-            "               (DIR/ws.trace, DIR/ws.pages); prefetch: install DIR/ws.pages first\n");
+            "usage: thaw pager --socket PATH [--snapshot DIR] [--mode lazy|record|prefetch]\n"
+            "                  [--serve [--snapshots ROOT] [--max-vms N]]\n"
+            "Listens on a Unix socket (mode 0600) for VM processes; from each it receives its memory\n"
+            "regions and userfaultfd (Firecracker's handshake) and serves its page faults from a\n"
+            "snapshot's memory file until the VM goes away. Without --serve: one VM, then its\n"
+            "statistics as one JSON line. With --serve: a long-running memory manager for many VMs\n"
+            "at once, until SIGINT or SIGTERM; a thaw VMM names its snapshot and mode in a hello line\n"
+            "(docs/architecture.md), a Firecracker VM gets --snapshot and --mode.\n"
+            "  --snapshot DIR   the snapshot for VMs that name none (and one a hello may name)\n"
+            "  --mode MODE      lazy: serve each fault (default); record: also write the working set\n"
+            "                   (DIR/ws.trace, DIR/ws.pages); prefetch: install DIR/ws.pages first\n"
+            "  --snapshots ROOT hellos may name any snapshot directory beneath ROOT\n"
+            "  --max-vms N      at most N VMs at once (default %d)\n",
+            PAGER_MANAGER_MAX_SESSIONS);
+}
+
+static int stop_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    char c = 1;
+    (void)!write(stop_pipe[1], &c, 1);
 }
 
 int cmd_pager(int argc, char **argv)
@@ -33,17 +51,32 @@ int cmd_pager(int argc, char **argv)
     static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
                                          {"snapshot", required_argument, NULL, 'd'},
                                          {"mode", required_argument, NULL, 'm'},
+                                         {"serve", no_argument, NULL, 'S'},
+                                         {"snapshots", required_argument, NULL, 'r'},
+                                         {"max-vms", required_argument, NULL, 'n'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
-    const char *sock_path = NULL, *dir = NULL;
-    enum pager_mode mode = PAGER_LAZY;
+    const char *sock_path = NULL;
+    struct pager_manager_opts o = {.default_mode = PAGER_LAZY, .once = 1};
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': sock_path = optarg; break;
-        case 'd': dir = optarg; break;
+        case 'd': o.default_snapshot = optarg; break;
+        case 'r': o.snapshot_root = optarg; break;
+        case 'S': o.once = 0; break;
+        case 'n': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 65536) {
+                fprintf(stderr, "thaw pager: --max-vms takes 1..65536\n");
+                return 2;
+            }
+            o.max_sessions = (unsigned)v;
+            break;
+        }
         case 'm':
-            if (pager_mode_parse(optarg, &mode) < 0) {
+            if (pager_mode_parse(optarg, &o.default_mode) < 0) {
                 fprintf(stderr, "thaw pager: unknown mode '%s' (lazy, record or prefetch)\n", optarg);
                 return 2;
             }
@@ -52,7 +85,8 @@ int cmd_pager(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (!sock_path || !dir || optind != argc) {
+    if (!sock_path || (!o.default_snapshot && !o.snapshot_root) || optind != argc ||
+        (o.snapshot_root && o.once)) {
         usage(stderr);
         return 2;
     }
@@ -62,12 +96,14 @@ int cmd_pager(int argc, char **argv)
         return 2;
     }
     strcpy(sa.sun_path, sock_path);
-    char mem_path[4096];
-    snprintf(mem_path, sizeof mem_path, "%s/" SNAPDIR_MEMORY, dir);
-    struct stat sb;
-    if (stat(mem_path, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-        fprintf(stderr, "thaw pager: %s is not a readable memory file\n", mem_path);
-        return 1;
+    if (o.default_snapshot) {
+        char mem_path[4096];
+        snprintf(mem_path, sizeof mem_path, "%s/" SNAPDIR_MEMORY, o.default_snapshot);
+        struct stat sb;
+        if (stat(mem_path, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+            fprintf(stderr, "thaw pager: %s is not a readable memory file\n", mem_path);
+            return 1;
+        }
     }
     /* A stale socket from an earlier run would make bind() fail; never remove anything else. */
     struct stat ss;
@@ -78,45 +114,43 @@ int cmd_pager(int argc, char **argv)
         }
         unlink(sock_path);
     }
+    /* Only this user may connect: the manager reads and writes snapshots as itself. */
+    mode_t old = umask(0177);
     int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 1) < 0) {
+    int bound = ls >= 0 ? bind(ls, (struct sockaddr *)&sa, sizeof sa) : -1;
+    umask(old);
+    if (ls < 0 || bound < 0 || listen(ls, 128) < 0) {
         fprintf(stderr, "thaw pager: cannot listen on %s: %s\n", sock_path, strerror(errno));
         if (ls >= 0)
             close(ls);
         return 1;
     }
-    int conn;
-    do
-        conn = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-    while (conn < 0 && errno == EINTR);
-    int aerr = errno;
+    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        fprintf(stderr, "thaw pager: pipe: %s\n", strerror(errno));
+        close(ls);
+        unlink(sock_path);
+        return 1;
+    }
+    struct sigaction act = {.sa_handler = on_signal};
+    sigemptyset(&act.sa_mask);
+    sigaction(SIGINT, &act, NULL);
+    sigaction(SIGTERM, &act, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    struct pager_manager_stats st;
+    struct thaw_error err = {{0}};
+    int rc = pager_manager_run(ls, stop_pipe[0], &o, &st, &err);
     close(ls);
     unlink(sock_path);
-    if (conn < 0) {
-        fprintf(stderr, "thaw pager: accept on %s: %s\n", sock_path, strerror(aerr));
-        return 1;
-    }
-    struct fc_region regions[MAX_REGIONS];
-    size_t n;
-    int uffd;
-    struct thaw_error err = {{0}};
-    if (fc_recv_handshake(conn, regions, MAX_REGIONS, &n, &uffd, (uint64_t)sb.st_size, &err) < 0) {
-        fprintf(stderr, "thaw pager: %s\n", err.msg);
-        close(conn);
-        return 1;
-    }
-    /* The connection doubles as the stop signal: the VM process closing it (exiting)
-     * ends the serving loop. */
-    struct pager_stats st;
-    int rc = pager_serve(uffd, regions, n, dir, mode, conn, &st, &err);
-    close(uffd);
-    close(conn);
     char body[2048];
-    pager_stats_json(&st, body, sizeof body);
-    printf("{\"mode\":\"%s\",\"regions\":%zu,%s}\n", pager_mode_name(mode), n, body);
+    pager_stats_json(&st.last, body, sizeof body);
+    if (o.once)
+        printf("{\"mode\":\"%s\",%s}\n", pager_mode_name(o.default_mode), body);
+    else
+        printf("{\"vms\":%llu,\"failed\":%llu,\"refused\":%llu}\n", (unsigned long long)st.sessions,
+               (unsigned long long)st.failed, (unsigned long long)st.refused);
     fflush(stdout);
-    if (mode == PAGER_PREFETCH && !st.prefetch_ok)
-        fprintf(stderr, "thaw pager: warning: prefetch skipped, served lazily: %s\n", st.prefetch_error);
+    if (o.once && o.default_mode == PAGER_PREFETCH && !st.last.prefetch_ok && st.last.prefetch_error[0])
+        fprintf(stderr, "thaw pager: warning: prefetch skipped, served lazily: %s\n", st.last.prefetch_error);
     if (rc < 0) {
         fprintf(stderr, "thaw pager: %s\n", err.msg);
         return 1;

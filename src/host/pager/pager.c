@@ -96,7 +96,7 @@ static void record(struct pager *p, uint64_t off)
  * page the guest dropped; UFFDIO_COPY itself stops before a page that is already there.
  * Only while not recording (see serve). THAW_PAGER_BATCH=N overrides the size (1 turns batching off). */
 #define PAGER_BATCH_PAGES 16u
-#define PAGER_BATCH_MAX 256u
+#define PAGER_BATCH_MAX 64u /* the per-thread read buffer: 256 KiB */
 
 static bool page_zeroed(const struct pager *p, size_t ri, uint64_t pi)
 {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "host/pager/fc_handshake.h"
+#include "host/pager/manager.h"
 #include "host/util/snapdir.h"
 
 #define PAGE 4096ull
@@ -120,7 +121,10 @@ static int start_pager_thread(struct mem_backend *b, const char *snap_dir, enum 
     return 0;
 }
 
-static int connect_pager(struct mem_backend *b, const char *path, struct thaw_error *err)
+/* An external pager is a memory manager (manager.h) that may serve many snapshots: the
+ * hello names this one, and for reap the pager mode this restore chose. */
+static int connect_pager(struct mem_backend *b, const char *path, const char *snap_dir, enum mem_mode mode,
+                         enum pager_mode pmode, struct thaw_error *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path)
@@ -129,7 +133,7 @@ static int connect_pager(struct mem_backend *b, const char *path, struct thaw_er
     b->pager_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (b->pager_fd < 0 || connect(b->pager_fd, (struct sockaddr *)&sa, sizeof sa) < 0)
         return thaw_fail_errno(err, "cannot connect to the pager at %s", path);
-    return 0;
+    return pager_hello(b->pager_fd, snap_dir, mode == MEM_REAP ? (int)pmode : -1, PAGER_REPLY_TIMEOUT_MS, err);
 }
 
 /* Reads one control line from the pager, waiting at most PAGER_REPLY_TIMEOUT_MS. */
@@ -248,7 +252,8 @@ static int uffd_setup(struct mem_backend *b, const char *snap_dir, enum pager_mo
         return thaw_fail_errno(err, "UFFDIO_API");
     if (register_data(b, err) < 0)
         return -1;
-    if (pager_socket ? connect_pager(b, pager_socket, err) < 0 : start_pager_thread(b, snap_dir, pmode, err) < 0)
+    if (pager_socket ? connect_pager(b, pager_socket, snap_dir, b->mode, pmode, err) < 0
+                     : start_pager_thread(b, snap_dir, pmode, err) < 0)
         return -1;
     /* Firecracker's handshake: one region, guest-physical 0 at the start of the file
      * (faults come only from its registered parts). */
