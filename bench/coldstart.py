@@ -9,6 +9,10 @@ and is not counted; the RUNS after it prefetch. Warm = an invocation on a runnin
 instance. Prints a Markdown report with medians, ratios, faults and prefetch bandwidth
 as a share of the disk's sequential O_DIRECT bandwidth measured in the same run.
 
+Also: the cold-start overhead over warm for lazy and reap and its reduction, REAP's
+restore-path breakdown, and a different-input row per function (recorded on the first
+payload, restored on the second).
+
 usage: bench/coldstart.py [--runs N] [function-dir ...]
 Note: the disk's read-ahead (8 MiB here) is left as configured; it flatters the lazy
 baseline on small memory files.
@@ -44,9 +48,38 @@ def thaw(*args):
     return p
 
 
+def last_json(p, key):
+    """The --json line: the last JSON object line of stdout or stderr that has key (the
+    function's own responses are JSON too)."""
+    for text in (p.stdout, p.stderr):
+        for line in reversed(text.strip().splitlines()):
+            if line.startswith("{") and ('"%s"' % key) in line:
+                return json.loads(line)
+    raise RuntimeError("no JSON in the output: %s" % p.stderr.strip()[-300:])
+
+
 def restore(snap, mode, payload):
-    p = thaw("restore", snap, "--mem", mode, "--payload", payload, "--drop-cache", "--json")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return last_json(thaw("restore", snap, "--mem", mode, "--payload", payload, "--drop-cache", "--json"),
+                     "cold_start_us")
+
+
+def payloads_of(fdir):
+    return [open(os.path.join(fdir, "payloads", n)).read().strip()
+            for n in sorted(os.listdir(os.path.join(fdir, "payloads")))]
+
+
+def with_working_set(snap, saved):
+    """Puts the working set recorded on the first payload back (a restore on another
+    payload may mark it stale or re-record it): every different-input run starts alike."""
+    for n in os.listdir(snap):
+        if n.startswith("ws."):
+            os.unlink(os.path.join(snap, n))
+    for n in os.listdir(saved):
+        shutil.copy2(os.path.join(saved, n), os.path.join(snap, n))
+
+
+def med(js, key):
+    return statistics.median(j[key] for j in js)
 
 
 def disk_direct_mbps(tmpdir):
@@ -88,10 +121,10 @@ def main():
             r = {"name": name}
             boots = []
             for _ in range(a.runs):
-                j = json.loads(thaw("run", fdir, "--payload", pl, "--json").stderr.strip().splitlines()[-1])
+                j = last_json(thaw("run", fdir, "--payload", pl, "--json"), "boot_to_ready_us")
                 boots.append(j["boot_to_ready_us"] + j["invocations_us"][0])
             r["boot"] = statistics.median(boots)
-            warm = json.loads(thaw("run", fdir, "--payload", pl, "--repeat", "11", "--json").stderr.strip().splitlines()[-1])
+            warm = last_json(thaw("run", fdir, "--payload", pl, "--repeat", "11", "--json"), "invocations_us")
             r["warm"] = statistics.median(warm["invocations_us"][1:])
             for mode in ("copy", "lazy", "uffd"):
                 js = [restore(snap, mode, pl) for _ in range(a.runs)]
@@ -109,6 +142,28 @@ def main():
             r["ws_regions"] = js[0]["reap"]["regions"]
             r["read_mbps"] = statistics.median(j["reap"]["read_mb_s"] for j in js)
             r["alloc_mib"] = os.stat(os.path.join(snap, "memory")).st_blocks * 512 / 1048576
+            # The restore path to the vCPU's first instruction, under REAP.
+            for k in ("state_load_us", "memory_setup_us", "vm_create_us", "restore_us"):
+                r["reap_" + k] = med(js, k)
+            r["reap_install_us"] = statistics.median(j["reap"]["install_us"] for j in js)
+            # A different input: recorded on the first payload, restored on the second.
+            pls = payloads_of(os.path.join(ROOT, fdir))
+            if len(pls) > 1:
+                saved = os.path.join(tmp, name + ".ws")
+                os.mkdir(saved)
+                for n in os.listdir(snap):
+                    if n.startswith("ws.") and n != "ws.stale":
+                        shutil.copy2(os.path.join(snap, n), os.path.join(saved, n))
+                dl = [restore(snap, "lazy", pls[1]) for _ in range(a.runs)]
+                dr = []
+                for _ in range(a.runs):
+                    with_working_set(snap, saved)
+                    dr.append(restore(snap, "reap", pls[1]))
+                assert all(j["reap"]["prefetched"] for j in dr), dr[0]
+                r["diff"] = {"payload": sorted(os.listdir(os.path.join(ROOT, fdir, "payloads")))[1],
+                             "lazy": med(dl, "cold_start_us"), "reap": med(dr, "cold_start_us"),
+                             "misses": statistics.median(j["reap"]["misses"] for j in dr),
+                             "warm": r["warm"]}
             rows.append(r)
             speedups.append(r["lazy"] / r["reap"])
             print("done %s" % name, file=sys.stderr)
@@ -130,6 +185,37 @@ def main():
     if speedups:
         g = math.exp(sum(math.log(s) for s in speedups) / len(speedups))
         print("\nGeometric mean speedup of reap over lazy: **%.2fx** over %d functions." % (g, len(speedups)))
+
+    # Cold-start overhead over warm, and the restore path, per function.
+    print("\nCold-start overhead over warm (cold minus warm, ms) and REAP's restore path to the vCPU's first "
+          "instruction (medians, us). *Fault-dominated*: lazy's overhead is at least half its cold start.\n")
+    print("| function | lazy - warm | reap - warm | reduction | fault-dominated | state load | memory set-up "
+          "(incl. prefetch) | of which install | VM + vCPU state | restore total |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    reductions = []
+    for r in rows:
+        lo, ro = r["lazy"] - r["warm"], max(r["reap"] - r["warm"], 1.0)
+        fd = lo >= 0.5 * r["lazy"]
+        if fd:
+            reductions.append(lo / ro)
+        print("| %s | %.1f | %.1f | %.1fx | %s | %.0f | %.0f | %.0f | %.0f | %.0f |" % (
+            r["name"], lo / 1e3, ro / 1e3, lo / ro, "yes" if fd else "no", r["reap_state_load_us"],
+            r["reap_memory_setup_us"], r["reap_install_us"], r["reap_vm_create_us"], r["reap_restore_us"]))
+    if reductions:
+        g = math.exp(sum(math.log(x) for x in reductions) / len(reductions))
+        print("\nGeometric mean reduction of the cold-start overhead on the %d fault-dominated functions: "
+              "**%.1fx**." % (len(reductions), g))
+
+    diffs = [r for r in rows if "diff" in r]
+    if diffs:
+        print("\nA different input: working set recorded on the first payload, restored with the second "
+              "(each REAP run starts from that same working set), medians in ms.\n")
+        print("| function | restored with | lazy | reap | reap speedup vs lazy | misses |")
+        print("|---|---|---|---|---|---|")
+        for r in diffs:
+            d = r["diff"]
+            print("| %s | %s | %.1f | %.1f | %.2fx | %d |" % (r["name"], d["payload"], d["lazy"] / 1e3,
+                                                             d["reap"] / 1e3, d["lazy"] / d["reap"], d["misses"]))
 
 
 if __name__ == "__main__":

@@ -259,9 +259,7 @@ static int uffd_setup(struct mem_backend *b, const char *snap_dir, enum pager_mo
      * (faults come only from its registered parts). */
     struct fc_region region = {.base_host_virt_addr = (uint64_t)(uintptr_t)b->host, .size = b->size,
                                .offset = 0, .page_size = PAGE};
-    if (fc_send_handshake(b->pager_fd, &region, 1, b->uffd, err) < 0)
-        return -1;
-    return wait_ready(b, err);
+    return fc_send_handshake(b->pager_fd, &region, 1, b->uffd, err);
 }
 
 /* Anonymous guest memory aligned to 2 MiB and advised MADV_HUGEPAGE (unless
@@ -290,6 +288,28 @@ static uint8_t *map_anonymous(uint64_t size)
 
 int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
                      enum pager_mode pmode, const char *pager_socket, struct thaw_error *err)
+{
+    if (mem_backend_start(b, mode, snap_dir, size, pmode, pager_socket, err) < 0)
+        return -1;
+    if (mem_backend_wait_ready(b, err) < 0) {
+        mem_backend_close(b);
+        return -1;
+    }
+    return 0;
+}
+
+int mem_backend_wait_ready(struct mem_backend *b, struct thaw_error *err)
+{
+    if (b->pager_fd < 0 || b->is_ready)
+        return 0;
+    if (wait_ready(b, err) < 0)
+        return -1;
+    b->is_ready = true;
+    return 0;
+}
+
+int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
+                      enum pager_mode pmode, const char *pager_socket, struct thaw_error *err)
 {
     memset(b, 0, sizeof *b);
     b->mode = mode;

@@ -40,6 +40,7 @@ struct mem_backend {
     uint64_t registered_ranges;     /* in this many UFFDIO_REGISTER ranges */
     struct pager_thread *thread;    /* in-process pager, or NULL for an external one */
     struct pager_stats ready;       /* what the pager reported once set up */
+    bool is_ready;                  /* "ready" received (mem_backend_wait_ready) */
 };
 
 /* Sets up guest memory from <snap_dir>/memory (which must be exactly size bytes).
@@ -48,6 +49,13 @@ struct mem_backend {
  * ready (any prefetch done), so the vCPU never runs before it. */
 int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
                      enum pager_mode pmode, const char *pager_socket, struct thaw_error *err);
+/* The same in two steps: start returns once the pager has the memory (uffd/reap), its
+ * working-set read under way; the caller sets up the VM meanwhile, without touching guest
+ * memory, and calls wait_ready before anything reads or writes it (0 at once for copy
+ * and lazy). A failed start has cleaned up; after a failed wait the caller closes. */
+int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
+                      enum pager_mode pmode, const char *pager_socket, struct thaw_error *err);
+int mem_backend_wait_ready(struct mem_backend *b, struct thaw_error *err);
 /* Makes [gpa, gpa+len) read back as zero (the guest freed it). */
 int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struct thaw_error *err);
 /* uffd/reap: asks the pager (cmd "stats" or "finish-record") and returns its stats. */

@@ -14,6 +14,7 @@
 #include "host/snapshot/state_file.h"
 #include "host/util/atomic_file.h"
 #include "host/util/clock.h"
+#include "host/vmm/vm_pool.h"
 #include "host/vmm/x86_boot.h"
 #include "host/util/snapdir.h"
 
@@ -242,8 +243,8 @@ static int restore_vcpu(struct instance *inst, const struct snapshot_state *s, s
     return 0;
 }
 
-int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, const char *pager_socket,
-                     int console_fd, struct thaw_error *err)
+int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode mode, const char *pager_socket,
+                     int console_fd, struct vm_pool *pool, struct thaw_error *err)
 {
     memset(r, 0, sizeof *r);
     struct instance *inst = &r->inst;
@@ -285,19 +286,9 @@ int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, co
             pmode = PAGER_PREFETCH;
         }
     }
-    if (mem_backend_open(&r->mem, mode, dir, s->monitor.mem_size, pmode, pager_socket, err) < 0)
+    /* The pager starts its working-set read now; the VM is set up while it runs. */
+    if (mem_backend_start(&r->mem, mode, dir, s->monitor.mem_size, pmode, pager_socket, err) < 0)
         goto fail;
-    if (mode == MEM_REAP) {
-        const struct pager_stats *ready = &r->mem.ready;
-        r->reap_prefetched = ready->prefetch_ok;
-        r->reap_recording = ready->recording;
-        r->reap = (struct reap_stats){.pages = ready->prefetch_pages, .regions = ready->prefetch_regions,
-                                      .bytes = ready->prefetch_bytes, .read_ns = ready->prefetch_read_ns,
-                                      .install_ns = ready->prefetch_install_ns};
-        if (ready->prefetch_error[0])
-            snprintf(r->reap_note, sizeof r->reap_note, "working set rejected (%.500s): falling back to uffd and "
-                     "re-recording", ready->prefetch_error);
-    }
     uint64_t t2 = clock_now_ns();
 
     inst->mem = r->mem.host;
@@ -309,9 +300,27 @@ int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, co
     inst->kernel_log = true;
     inst->discard = restore_discard;
     inst->backend = &r->mem;
-    if (vm_create(&inst->vm, err) < 0 || vm_set_memory(&inst->vm, inst->mem, inst->mem_size, err) < 0 ||
-        vm_add_vcpu(&inst->vm, err) < 0 || restore_vcpu(inst, s, err) < 0)
+    if (pool ? vm_pool_take(pool, &inst->vm, err) < 0
+             : (vm_create(&inst->vm, err) < 0 || vm_add_vcpu(&inst->vm, err) < 0))
         goto fail;
+    if (vm_set_memory(&inst->vm, inst->mem, inst->mem_size, err) < 0 || restore_vcpu(inst, s, err) < 0)
+        goto fail;
+    /* Nothing above touched guest memory; what follows does, so the prefetch must be in. */
+    uint64_t t3a = clock_now_ns();
+    if (mem_backend_wait_ready(&r->mem, err) < 0)
+        goto fail;
+    uint64_t t3b = clock_now_ns();
+    if (mode == MEM_REAP) {
+        const struct pager_stats *ready = &r->mem.ready;
+        r->reap_prefetched = ready->prefetch_ok;
+        r->reap_recording = ready->recording;
+        r->reap = (struct reap_stats){.pages = ready->prefetch_pages, .regions = ready->prefetch_regions,
+                                      .bytes = ready->prefetch_bytes, .read_ns = ready->prefetch_read_ns,
+                                      .install_ns = ready->prefetch_install_ns};
+        if (ready->prefetch_error[0])
+            snprintf(r->reap_note, sizeof r->reap_note, "working set rejected (%.500s): falling back to uffd and "
+                     "re-recording", ready->prefetch_error);
+    }
     /* The TSC MSR is part of the MSR list: the guest's clock resumes where it stopped
      * (monotonic time never goes backwards). New entropy and a new generation make
      * the guest reseed its generator and refetch the wall clock. */
@@ -341,8 +350,8 @@ int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, co
     inst->state = INSTANCE_READY;
     uint64_t t3 = clock_now_ns();
     r->t.state_load_ns = t1 - t0;
-    r->t.memory_setup_ns = t2 - t1;
-    r->t.vm_create_ns = t3 - t2;
+    r->t.memory_setup_ns = (t2 - t1) + (t3b - t3a); /* the part not overlapped with VM set-up */
+    r->t.vm_create_ns = (t3a - t2) + (t3 - t3b);
     r->t.total_ns = t3 - t0;
     free(s);
     return 0;
@@ -351,6 +360,12 @@ fail:
     free(s);
     restored_destroy(r);
     return -1;
+}
+
+int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, const char *pager_socket,
+                     int console_fd, struct thaw_error *err)
+{
+    return snapshot_restore_pooled(r, dir, mode, pager_socket, console_fd, NULL, err);
 }
 
 int snapshot_reap_finish(struct restored *r, const char *dir, struct thaw_error *err)

@@ -44,6 +44,12 @@ int snapshot_reap_finish(struct restored *r, const char *dir, struct thaw_error 
  * pager thread in this process. */
 int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, const char *pager_socket,
                      int console_fd, struct thaw_error *err);
+/* The same with the VM taken from a pool of pre-created ones (NULL: created here). Either
+ * way the pager's working-set read overlaps the VM set-up: memory_setup_ns counts only
+ * the part of it the restore waited for. */
+struct vm_pool;
+int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode mode, const char *pager_socket,
+                     int console_fd, struct vm_pool *pool, struct thaw_error *err);
 void restored_destroy(struct restored *r);
 
 #endif
