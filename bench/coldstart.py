@@ -194,12 +194,13 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|")
     reductions = []
     for r in rows:
-        lo, ro = r["lazy"] - r["warm"], max(r["reap"] - r["warm"], 1.0)
+        lo, ro = r["lazy"] - r["warm"], r["reap"] - r["warm"]
         fd = lo >= 0.5 * r["lazy"]
-        if fd:
+        red = "%.1fx" % (lo / ro) if ro > 0 and lo > 0 else "n/a (within noise of warm)"
+        if fd and ro > 0 and lo > 0:
             reductions.append(lo / ro)
-        print("| %s | %.1f | %.1f | %.1fx | %s | %.0f | %.0f | %.0f | %.0f | %.0f |" % (
-            r["name"], lo / 1e3, ro / 1e3, lo / ro, "yes" if fd else "no", r["reap_state_load_us"],
+        print("| %s | %.1f | %.1f | %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f |" % (
+            r["name"], lo / 1e3, ro / 1e3, red, "yes" if fd else "no", r["reap_state_load_us"],
             r["reap_memory_setup_us"], r["reap_install_us"], r["reap_vm_create_us"], r["reap_restore_us"]))
     if reductions:
         g = math.exp(sum(math.log(x) for x in reductions) / len(reductions))
