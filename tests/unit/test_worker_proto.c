@@ -14,7 +14,6 @@
 
 #include <cmocka.h>
 
-#include "host/pager/pager.h"
 #include "host/sandbox/worker_proto.h"
 #include "host/util/clock.h"
 
@@ -53,8 +52,8 @@ static void test_create_roundtrip(void **state)
     m.type = WP_CREATE_RESTORE;
     snprintf(m.u.create.path, sizeof m.u.create.path, "/tmp/snap dir");
     snprintf(m.u.create.id, sizeof m.u.create.id, "fn-7");
+    snprintf(m.u.create.pager_socket, sizeof m.u.create.pager_socket, "/tmp/p/pager.sock");
     m.u.create.mode = MEM_REAP;
-    m.u.create.pager_mode = PAGER_PREFETCH;
     m.u.create.boot_timeout_ns = 123456789012ull;
     m.u.create.invoke_timeout_ns = 30000000000ull;
     m.u.create.memory_mib = 512;
@@ -262,7 +261,7 @@ static void test_rejects_malformed_payloads(void **state)
     frame[len - 1] = 2;
     assert_int_equal(wp_decode(WP_CREATE_BOOT, frame + 8, len - 8, &m, &err), -1);
     frame[len - 1] = 0;
-    frame[8 + 4 + 3 + 4] = 9; /* mode: after path {len, "/fn"} and id {len} */
+    frame[8 + 4 + 3 + 4 + 4] = 9; /* mode: after path {len, "/fn"}, id {len}, pager socket {len} */
     assert_int_equal(wp_decode(WP_CREATE_BOOT, frame + 8, len - 8, &m, &err), -1);
     /* Over the wire: a malformed payload is BAD, not OK. */
     send_raw(frame, len);
@@ -270,8 +269,10 @@ static void test_rejects_malformed_payloads(void **state)
     assert_non_null(strstr(msg, "malformed create-boot"));
     free(frame);
     /* Stats with a start kind out of range. */
-    struct wp_msg s = {.type = WP_READY};
+    struct wp_msg s = {.type = WP_READY, .invoke_timeout_ns = 5};
     assert_int_equal(wp_encode(&s, &frame, &len, &err), 0);
+    assert_int_equal(wp_decode(WP_READY, frame + 8, len - 8, &m, &err), 0);
+    assert_int_equal(m.invoke_timeout_ns, 5);
     frame[8 + 4 + 4] = 50;
     assert_int_equal(wp_decode(WP_READY, frame + 8, len - 8, &m, &err), -1);
     free(frame);

@@ -9,7 +9,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "host/pager/pager.h"
 #include "host/util/clock.h"
 
 #define SMALL_MAX 8192u /* create, snapshot path */
@@ -224,8 +223,8 @@ int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_
         const struct wp_create *c = &m->u.create;
         put_str(&o, c->path);
         put_str(&o, c->id);
+        put_str(&o, c->pager_socket);
         put_u32(&o, c->mode);
-        put_u32(&o, c->pager_mode);
         put_u64(&o, c->boot_timeout_ns);
         put_u64(&o, c->invoke_timeout_ns);
         put_u64(&o, c->memory_mib);
@@ -242,6 +241,9 @@ int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_
         put(&o, m->u.body.data, m->u.body.len);
         break;
     case WP_READY:
+        put_stats(&o, &m->u.stats);
+        put_u64(&o, m->invoke_timeout_ns);
+        break;
     case WP_STATS_REPLY: put_stats(&o, &m->u.stats); break;
     case WP_SNAPSHOT: put_str(&o, m->u.path); break;
     case WP_LOG: {
@@ -293,16 +295,15 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
         struct wp_create *c = &m->u.create;
         get_str(&i, c->path, sizeof c->path, "create path");
         get_str(&i, c->id, sizeof c->id, "create id");
+        get_str(&i, c->pager_socket, sizeof c->pager_socket, "create pager socket");
         c->mode = get_u32(&i, "create mode");
-        c->pager_mode = get_u32(&i, "create pager mode");
         c->boot_timeout_ns = get_u64(&i, "create timeouts");
         c->invoke_timeout_ns = get_u64(&i, "create timeouts");
         c->memory_mib = get_u64(&i, "create memory");
         c->trace_syscalls = get_bool(&i, "create trace_syscalls");
-        if (!i.bad && (c->mode > MEM_REAP || c->pager_mode > PAGER_PREFETCH || !c->path[0] ||
-                       c->memory_mib > (1u << 20))) {
+        if (!i.bad && (c->mode > MEM_REAP || !c->path[0] || c->memory_mib > (1u << 20))) {
             i.bad = true;
-            i.why = "create mode, pager mode, path or memory";
+            i.why = "create mode, path or memory";
         }
         break;
     }
@@ -313,6 +314,9 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
         i.off = len;
         break;
     case WP_READY:
+        get_stats(&i, &m->u.stats);
+        m->invoke_timeout_ns = get_u64(&i, "ready invoke timeout");
+        break;
     case WP_STATS_REPLY: get_stats(&i, &m->u.stats); break;
     case WP_SNAPSHOT:
         get_str(&i, m->u.path, sizeof m->u.path, "snapshot path");

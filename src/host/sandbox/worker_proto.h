@@ -4,12 +4,12 @@
  * Frame: an 8-byte header {u32 type, u32 payload length}, then the payload; every
  * integer is little-endian, every string is {u32 length, bytes} with no NUL inside.
  * Each type has its own payload limit, checked before anything is allocated. A frame
- * may carry one descriptor (SCM_RIGHTS on its first byte): the pager connection with
- * CREATE_RESTORE, the snapshot directory with SNAPSHOT; any other is closed unseen.
+ * may carry one descriptor (SCM_RIGHTS on its first byte), which the receiver keeps
+ * only where it expects one (none today); any other is closed unseen.
  *
  *   caller -> worker                         worker -> caller
- *   CREATE_BOOT {create}                     READY {stats}      created, at the ready point
- *   CREATE_RESTORE {create} [+pager fd]      READY {stats}
+ *   CREATE_BOOT {create}                     READY {stats, u64 invoke timeout}: at the
+ *   CREATE_RESTORE {create}                  ready point, jailed
  *   INVOKE {request bytes}                   RESPONSE {response bytes}
  *   STATS {}                                 STATS_REPLY {stats}
  *   SNAPSHOT {path} + directory fd           DONE {}
@@ -57,8 +57,8 @@ enum wp_type {
 struct wp_create {
     char path[WP_PATH_MAX + 1];
     char id[SANDBOX_ID_MAX + 1];
+    char pager_socket[WP_PATH_MAX + 1]; /* restore: the pager to connect to, or "" */
     uint32_t mode;                   /* restore: enum mem_mode */
-    uint32_t pager_mode;             /* restore with a pager fd: enum pager_mode it runs */
     uint64_t boot_timeout_ns;
     uint64_t invoke_timeout_ns;
     uint64_t memory_mib;
@@ -79,6 +79,7 @@ struct wp_fail {
 
 struct wp_msg {
     enum wp_type type;
+    uint64_t invoke_timeout_ns;      /* READY: the deadline the worker applies */
     union {
         struct wp_create create;                      /* CREATE_* */
         struct { const uint8_t *data; size_t len; } body; /* INVOKE, RESPONSE */
