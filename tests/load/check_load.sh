@@ -77,5 +77,14 @@ plot() {
 }
 check "thaw plot draws PNG and SVG figures" plot
 
+keepalive_sim() {
+  "$THAW" keepalive-sim --trace "$work/trace" --cold-ms 30 --warm-ms 0.3 --policy fixed:600 --policy hybrid \
+    --policy zero >"$work/ka.txt" || return 1
+  grep -q "^| fixed:600 |" "$work/ka.txt" && grep -q "^| hybrid |" "$work/ka.txt" &&
+    grep -q "^| zero | [0-9]* | 100.0% | 30.0 | 30.0 |" "$work/ka.txt" &&
+    ! "$THAW" keepalive-sim --trace "$work/trace" --cold-ms 1 --warm-ms 1 --policy sometimes 2>/dev/null
+}
+check "keepalive-sim compares policies over a trace" keepalive_sim
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

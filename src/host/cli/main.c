@@ -17,6 +17,7 @@ static const struct {
     {"load", cmd_load, "drive a running thaw serve: open loop, closed loop or trace replay; CSV and summary"},
     {"plot", cmd_plot, "draw figures from thaw load CSVs (gnuplot)"},
     {"trace-gen", cmd_trace_gen, "write a synthetic trace in the Azure Functions 2019 format"},
+    {"keepalive-sim", cmd_keepalive_sim, "compare keep-alive policies over a trace by simulation"},
 };
 
 static void usage(FILE *out)

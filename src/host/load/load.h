@@ -271,6 +271,46 @@ struct load_progress {
 void load_progress_update(struct load_progress *p, double now_s, uint64_t sent, uint64_t done,
                           uint64_t errors, uint64_t total, double elapsed_s, bool final);
 
+/* ---- keep-alive simulation -------------------------------------------------------------
+ * Replays a schedule against a model of per-function instance pools to compare
+ * keep-alive policies the way Shahrad et al. evaluated theirs (by simulation over the
+ * trace): an arrival finds an idle, loaded instance (warm) or starts one (cold); an
+ * instance is busy for the invocation's requested duration, then kept per policy:
+ *   fixed   loaded for keepalive_s after each invocation, then torn down;
+ *   hybrid  per-function hybrid histogram (host/policy): unloaded for prewarm_s, then
+ *           loaded (pre-warmed) for keepalive_s; fixed fallback while not representative;
+ *   zero    torn down at once (scale to zero: every start is cold).
+ * Memory held = loaded instance-seconds x the function's memory (the trace's
+ * application average, or memory_mb when it has none). Start latency = cold_ms or
+ * warm_ms per request (measured values are passed in). */
+enum load_ka_policy { LOAD_KA_FIXED, LOAD_KA_HYBRID, LOAD_KA_ZERO };
+
+struct load_ka_config {
+    enum load_ka_policy policy;
+    double keepalive_s;        /* fixed */
+    double hybrid_bin_s;       /* hybrid: bin width (60 / compression) */
+    double hybrid_fallback_s;  /* hybrid: keep-alive when not representative */
+    double cold_ms, warm_ms;   /* start latency of a cold and of a warm start */
+    double memory_mb;          /* per instance, for functions without trace memory */
+    const double *function_memory_mb; /* per schedule target (may be NULL) */
+};
+
+struct load_ka_result {
+    uint64_t invocations, cold;
+    double cold_share;
+    double p50_ms, p99_ms;       /* start latency */
+    double memory_mb_s;          /* loaded instance memory over time */
+    double idle_memory_mb_s;     /* of which idle (loaded, not running) */
+    uint64_t max_instances;
+};
+
+/* Fills mb[i] with the trace's application memory (average allocated MB) for each
+ * target of a replay schedule made from t (0 where the trace has none). */
+void load_trace_target_memory(const struct load_trace *t, const struct load_schedule *s, double *mb);
+
+int load_keepalive_simulate(const struct load_schedule *s, const struct load_ka_config *cfg,
+                            struct load_ka_result *out, struct thaw_error *err);
+
 /* ---- plot -------------------------------------------------------------------------------- */
 /* Draws figures from one or more CSVs (each a series, labelled by its file name)
  * into dir: latency CDF per start kind (latency-cdf), latency over time

@@ -676,3 +676,18 @@ int load_schedule_replay(struct load_schedule *s, const struct load_trace *t, co
     s->span_us = (uint64_t)((double)(end - cfg->first_minute) * minute_us);
     return 0;
 }
+
+void load_trace_target_memory(const struct load_trace *t, const struct load_schedule *s, double *mb)
+{
+    /* Targets were made in the trace's row order, so one pass pairs them up. */
+    size_t j = 0;
+    for (size_t i = 0; i < s->target_count; i++) {
+        mb[i] = 0;
+        while (j < t->count && strcmp(t->functions[j].function, s->targets[i].trace_name))
+            j++;
+        if (j < t->count) {
+            mb[i] = t->functions[j].has_memory ? t->functions[j].memory_avg_mb : 0;
+            j++;
+        }
+    }
+}
