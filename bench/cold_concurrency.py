@@ -10,8 +10,9 @@ response). Disk MB/s = sectors read by the snapshot directory's block device dur
 the batch / the batch's wall time (the machine is shared: other work adds to it).
 For reap, each snapshot's working set is recorded once beforehand.
 
-usage: bench/cold_concurrency.py [--function helloworld] [--batches 3] [--levels 1,2,4,8,16]
-Prints a Markdown section (used for docs/experiments.md).
+usage: bench/cold_concurrency.py [--function helloworld] [--batches 3] [--levels 1,2,4,8,16] [--plot FILE.svg]
+Prints a Markdown section (used for docs/experiments.md); --plot draws p50 latency
+against concurrency with gnuplot.
 """
 import argparse
 import json
@@ -88,11 +89,32 @@ def pct(v, p):
     return v[lo] if lo + 1 >= len(v) else v[lo] + (k - lo) * (v[lo + 1] - v[lo])
 
 
+def plot(path, results, levels, function):
+    dat = path + ".dat"
+    with open(dat, "w") as f:
+        for shape in ("one snapshot", "distinct snapshots"):
+            for mode in ("lazy", "reap"):
+                f.write("# %s %s: concurrency p50_ms p99_ms\n" % (shape, mode))
+                for level in levels:
+                    r = results[(shape, mode, level)]
+                    f.write("%d %.3f %.3f\n" % (level, r[0], r[1]))
+                f.write("\n\n")
+    script = ("set terminal svg size 800,480 dynamic background rgb 'white'\nset output '%s'\n"
+              "set title 'Concurrent cold starts of %s (p50)'\nset xlabel 'simultaneous cold starts'\n"
+              "set ylabel 'cold start (ms)'\nset logscale x 2\nset key left top\nset grid\n"
+              "plot '%s' index 0 w lp lw 2 t 'lazy, one snapshot', '' index 1 w lp lw 2 t 'reap, one snapshot', "
+              "'' index 2 w lp lw 2 t 'lazy, distinct snapshots', '' index 3 w lp lw 2 t 'reap, distinct snapshots'\n"
+              % (path, function, dat))
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    os.unlink(dat)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--function", default="helloworld")
     ap.add_argument("--batches", type=int, default=3)
     ap.add_argument("--levels", default="1,2,4,8,16")
+    ap.add_argument("--plot")
     a = ap.parse_args()
     levels = [int(x) for x in a.levels.split(",")]
     fdir = os.path.join("functions", a.function)
@@ -124,8 +146,10 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print("Command: `python3 bench/cold_concurrency.py --function %s --batches %d --levels %s`  " %
-          (a.function, a.batches, a.levels))
+    if a.plot:
+        plot(a.plot, results, levels, a.function)
+    print("Command: `python3 bench/cold_concurrency.py --function %s --batches %d --levels %s%s`  " %
+          (a.function, a.batches, a.levels, " --plot " + a.plot if a.plot else ""))
     print("Cold start (restore start to first response) of %s, page cache dropped before each batch; "
           "%d batches per cell; latency in ms (median and p99 over every restore of the batches; with few "
           "samples p99 is close to the maximum); disk MB/s is the median over batches of the block device's "

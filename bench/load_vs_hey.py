@@ -64,12 +64,14 @@ def main():
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--delay-ms", type=float, default=0, help="stand-in only: each invocation takes this long")
     a = ap.parse_args()
     mock = None
     url = a.server
     if not url:
+        env = dict(os.environ, MOCK_DELAY_MS=str(a.delay_ms))
         mock = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests/load/mock_serve.py"), a.function],
-                                stdout=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, text=True, env=env)
         url = "http://127.0.0.1:%s" % mock.stdout.readline().strip()
     tmp = tempfile.mkdtemp(prefix="thaw-hey-")
     res = {"thaw load": [], "hey": []}
@@ -89,12 +91,12 @@ def main():
             mock.kill()
             mock.wait()
     print("Command: `python3 bench/load_vs_hey.py %s--function %s --rate %g --seconds %g --concurrency %d "
-          "--rounds %d`  " % ("--server URL " if a.server else "", a.function, a.rate, a.seconds, a.concurrency,
-                              a.rounds))
-    print("Server: %s. %g requests/s for %g s per round, %d rounds alternating the clients; "
+          "--rounds %d%s`  " % ("--server URL " if a.server else "", a.function, a.rate, a.seconds, a.concurrency,
+                                a.rounds, " --delay-ms %g" % a.delay_ms if a.delay_ms else ""))
+    print("Server: %s%s. %g requests/s for %g s per round, %d rounds alternating the clients; "
           "percentiles in ms are medians over the rounds of each round's percentile.\n" %
           (a.server and "thaw serve" or "tests/load/mock_serve.py (stand-in for thaw serve's invoke endpoint)",
-           a.rate, a.seconds, a.rounds))
+           ", each invocation taking %g ms" % a.delay_ms if a.delay_ms else "", a.rate, a.seconds, a.rounds))
     print("| client | requests | errors | p50 | p90 | p99 |")
     print("|---|---|---|---|---|---|")
     summary = {}

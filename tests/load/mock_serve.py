@@ -3,14 +3,18 @@
 POST /invoke/NAME answers with the daemon's X-Thaw-* headers (the first two requests
 of each function are cold-reap, the rest warm; instance ids alternate); an unknown
 function gets 404 with {"error": ...}. Prints its port on stdout, then serves until
-killed. Known functions: argv[1:] (default: hello)."""
+killed. Known functions: argv[1:] (default: hello). MOCK_DELAY_MS=N makes each
+invocation take N ms (a function doing work)."""
 import http.server
 import json
+import os
 import socketserver
 import sys
 import threading
+import time
 
 KNOWN = set(sys.argv[1:]) or {"hello"}
+DELAY = float(os.environ.get("MOCK_DELAY_MS", "0")) / 1000.0
 counts = {}
 lock = threading.Lock()
 
@@ -37,6 +41,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with lock:
             n = counts.get(name, 0)
             counts[name] = n + 1
+        if DELAY:
+            time.sleep(DELAY)
         out = json.dumps({"echo": body.decode(errors="replace")}).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(out)))
@@ -46,7 +52,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if n < 2:
             self.send_header("X-Thaw-Restore-Us", "4000")
             self.send_header("X-Thaw-Prefetch-Us", "800")
-        self.send_header("X-Thaw-Invoke-Us", "60")
+        self.send_header("X-Thaw-Invoke-Us", str(int(DELAY * 1e6) or 60))
         self.end_headers()
         self.wfile.write(out)
 

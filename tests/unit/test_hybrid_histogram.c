@@ -136,6 +136,22 @@ static void test_compressed_time(void **state)
     hybrid_free(&h);
 }
 
+static void test_pool_decisions(void **state)
+{
+    (void)state;
+    struct hybrid_windows pre = {.prewarm_s = 540, .keepalive_s = 186};
+    NEAR(hybrid_idle_ttl_s(&pre), 0); /* tear down now, pre-warm at 540 s */
+    assert_false(hybrid_want_warm(&pre, 0));
+    assert_false(hybrid_want_warm(&pre, 539.9));
+    assert_true(hybrid_want_warm(&pre, 540));
+    assert_true(hybrid_want_warm(&pre, 725.9));
+    assert_false(hybrid_want_warm(&pre, 726));
+    struct hybrid_windows keep = {.prewarm_s = 0, .keepalive_s = 66};
+    NEAR(hybrid_idle_ttl_s(&keep), 66);
+    assert_true(hybrid_want_warm(&keep, 0));
+    assert_false(hybrid_want_warm(&keep, 66));
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -159,7 +175,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_single_peak),  cmocka_unit_test(test_two_peaks),
         cmocka_unit_test(test_short_idle_keeps_warm), cmocka_unit_test(test_fallbacks),
-        cmocka_unit_test(test_compressed_time), cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_compressed_time), cmocka_unit_test(test_pool_decisions),
+        cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,8 +15,8 @@ struct inst {
 struct pool {
     struct inst *v;
     size_t n, cap;
-    double last_end; /* end of the latest invocation, for idle times */
-    bool any;
+    double last_retired_end; /* latest end among torn-down instances */
+    bool any_free; /* an instance has finished (so idle times exist) */
     struct hybrid_histogram hist;
 };
 
@@ -68,8 +68,6 @@ int load_keepalive_simulate(const struct load_schedule *s, const struct load_ka_
         struct pool *p = &pools[ev->function];
         double t = (double)ev->at_us / 1e6, dur = (double)ev->duration_us / 1e6;
         double mb = memory_of(cfg, ev->function);
-        if (p->any && cfg->policy == LOAD_KA_HYBRID)
-            hybrid_record_idle(&p->hist, t - p->last_end);
         /* Retire instances whose loaded window ended before t; find an idle loaded one. */
         struct inst *hit = NULL;
         size_t w = 0;
@@ -77,6 +75,8 @@ int load_keepalive_simulate(const struct load_schedule *s, const struct load_ka_
             struct inst *in = &p->v[i];
             if (in->loaded_until <= t && in->busy_until <= t) {
                 charge(in, in->loaded_until, mb, &mem);
+                if (in->busy_until > p->last_retired_end)
+                    p->last_retired_end = in->busy_until;
                 continue;
             }
             p->v[w++] = *in;
@@ -85,6 +85,21 @@ int load_keepalive_simulate(const struct load_schedule *s, const struct load_ka_
         for (size_t i = 0; i < p->n && !hit; i++)
             if (p->v[i].busy_until <= t && p->v[i].loaded_from <= t && t < p->v[i].loaded_until)
                 hit = &p->v[i];
+        /* The idle time a policy could have bridged: since the most recent end among
+         * the instances that are free now (kept or torn down). When every instance is
+         * busy no keep-alive could have helped, so nothing is recorded. */
+        if (cfg->policy == LOAD_KA_HYBRID && p->any_free) {
+            double last_free = p->last_retired_end;
+            bool free_now = false;
+            for (size_t i = 0; i < p->n; i++)
+                if (p->v[i].busy_until <= t) {
+                    free_now = true;
+                    if (p->v[i].busy_until > last_free)
+                        last_free = p->v[i].busy_until;
+                }
+            if (free_now || p->last_retired_end > 0)
+                hybrid_record_idle(&p->hist, t - last_free);
+        }
         bool cold = !hit;
         if (cold) {
             if (p->n == p->cap) {
@@ -131,8 +146,7 @@ int load_keepalive_simulate(const struct load_schedule *s, const struct load_ka_
             hit->loaded_from = end + prewarm;
         }
         hit->loaded_until = end + prewarm + keep;
-        p->last_end = end > p->last_end ? end : p->last_end;
-        p->any = true;
+        p->any_free = true;
         uint64_t live = 0;
         for (size_t i = 0; i < s->target_count; i++)
             live += pools[i].n;

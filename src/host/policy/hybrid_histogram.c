@@ -113,3 +113,10 @@ void hybrid_windows(const struct hybrid_histogram *h, struct hybrid_windows *out
     out->prewarm_s = head * (1.0 - c->margin);
     out->keepalive_s = tail * (1.0 + c->margin) - out->prewarm_s;
 }
+
+double hybrid_idle_ttl_s(const struct hybrid_windows *w) { return w->prewarm_s > 0 ? 0 : w->keepalive_s; }
+
+bool hybrid_want_warm(const struct hybrid_windows *w, double since_last_s)
+{
+    return since_last_s >= w->prewarm_s && since_last_s < w->prewarm_s + w->keepalive_s;
+}

@@ -68,4 +68,11 @@ struct hybrid_windows {
 };
 void hybrid_windows(const struct hybrid_histogram *h, struct hybrid_windows *out);
 
+/* For a pool driven by the windows: how long an instance that just became idle may
+ * stay (keepalive_s when there is no pre-warm gap, else 0: tear it down now and
+ * pre-warm later), and whether an instance should be warm `since_last_s` seconds
+ * after the last invocation ended (inside [prewarm_s, prewarm_s + keepalive_s)). */
+double hybrid_idle_ttl_s(const struct hybrid_windows *w);
+bool hybrid_want_warm(const struct hybrid_windows *w, double since_last_s);
+
 #endif
