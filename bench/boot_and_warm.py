@@ -28,7 +28,7 @@ def first_payload(fdir):
 def run(fdir, payload, repeat):
     p = subprocess.run([THAW, "run", fdir, "--payload", payload, "--repeat", str(repeat), "--json"],
                        capture_output=True, text=True, check=True)
-    line = [l for l in p.stderr.splitlines() if l.startswith("{")][-1]
+    line = p.stdout.strip().splitlines()[-1]  # --json: the stats are the last line on stdout
     return json.loads(line)
 
 

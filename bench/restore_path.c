@@ -55,7 +55,9 @@ int main(int argc, char **argv)
         int pooled = i % 2; /* interleaved: both variants see the same machine */
         struct restored r;
         uint64_t t0 = clock_now_ns();
-        if (snapshot_restore_pooled(&r, argv[1], mode, NULL, -1, pooled ? &pool : NULL, &err) < 0) {
+        /* reap: the working set must exist already (the script records it first). */
+        enum pager_mode pm = mode == MEM_REAP ? PAGER_PREFETCH : PAGER_LAZY;
+        if (snapshot_restore_pooled(&r, argv[1], mode, pm, NULL, -1, pooled ? &pool : NULL, &err) < 0) {
             fprintf(stderr, "restore: %s\n", err.msg);
             return 1;
         }

@@ -47,7 +47,7 @@ if [ -r /dev/kvm ]; then
   [ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'function.json'; record "cli: missing function is a clear error" $?
   out=$("$BUILD"/thaw run functions/faulty --payload '{"fault": "null"}' 2>&1); rc=$?
   [ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'NULL page'; record "cli: guest fault is reported" $?
-  out=$("$BUILD"/thaw run functions/hello --payload '{"name": "t"}' --json 2>&1 >/dev/null)
+  out=$("$BUILD"/thaw run functions/hello --payload '{"name": "t"}' --json 2>/dev/null | tail -1)
   printf '%s' "$out" | grep -q '"boot_to_ready_us"'; record "cli: --json timings" $?
   echo "ok    cli checks ran"
 fi

@@ -75,7 +75,9 @@ static void test_pooled_restores_answer_in_every_mode(void **state)
         enum mem_mode m = modes[i / 2];
         int pooled = i % 2;
         struct restored r;
-        if (snapshot_restore_pooled(&r, dir, m, NULL, -1, pooled ? &pool : NULL, &err) < 0)
+        /* reap: the first two restores record (PAGER_RECORD), the last two prefetch. */
+        enum pager_mode pm = m != MEM_REAP ? PAGER_LAZY : i / 2 == 3 ? PAGER_RECORD : PAGER_PREFETCH;
+        if (snapshot_restore_pooled(&r, dir, m, pm, NULL, -1, pooled ? &pool : NULL, &err) < 0)
             fail_msg("restore %s: %s", mem_mode_name(m), err.msg);
         const char *req = "{\"name\": \"pool\"}";
         uint8_t *resp = NULL;
@@ -85,8 +87,11 @@ static void test_pooled_restores_answer_in_every_mode(void **state)
         if (!memmem(resp, len, "Hello, pool!", 12))
             fail_msg("%s%s answered %.*s", mem_mode_name(m), pooled ? " (pooled)" : "", (int)len, resp);
         free(resp);
-        if (m == MEM_REAP && r.reap_recording && snapshot_reap_finish(&r, dir, &err) < 0)
+        struct pager_stats ps;
+        if (pm == PAGER_RECORD && mem_backend_pager_query(&r.mem, "finish-record", &ps, &err) < 0)
             fail_msg("reap finish: %s", err.msg);
+        if (pm == PAGER_PREFETCH && !r.mem.ready.prefetch_ok)
+            fail_msg("reap%s: no prefetch: %s", pooled ? " (pooled)" : "", r.mem.ready.prefetch_error);
         restored_destroy(&r);
         assert_int_equal(vm_pool_refill(&pool, &err), 0);
     }

@@ -8,7 +8,6 @@
 
 #include "host/cli/cli.h"
 #include "host/cli/common.h"
-#include "host/util/clock.h"
 
 static void run_usage(FILE *out)
 {
@@ -18,7 +17,8 @@ static void run_usage(FILE *out)
             "Boots the function in a fresh microVM, waits for its ready point (first read of\n"
             "/dev/invoke), sends each payload in order and prints each response on a line.\n"
             "  --timings         print boot-to-ready and per-invocation times on stderr\n"
-            "  --json            print the timings as one JSON object on stderr instead\n"
+            "  --json            print the instance's stats as one JSON line on stdout, after\n"
+            "                    the responses (docs/json.md)\n"
             "  --repeat N        send the payload list N times\n"
             "  --trace-syscalls  the guest kernel logs every syscall (strace-like)\n");
 }
@@ -33,7 +33,8 @@ int cmd_run(int argc, char **argv)
         {0, 0, 0, 0},
     };
     struct payloads pl;
-    bool timings = false, json = false, trace = false;
+    struct sandbox_options opt = {0};
+    bool timings = false, json = false;
     long memory_mib = 0, repeat = 1;
     int rc = 1, c;
     struct thaw_error err = {{0}};
@@ -52,61 +53,60 @@ int cmd_run(int argc, char **argv)
             break;
         case 't': timings = true; break;
         case 'j': json = true; break;
-        case 'k': trace = true; break;
+        case 'k': opt.trace_syscalls = true; break;
         case 'm': memory_mib = strtol(optarg, NULL, 10); break;
         case 'r': repeat = strtol(optarg, NULL, 10); break;
         case 'h': run_usage(stdout); rc = 0; goto out;
         default: run_usage(stderr); rc = 2; goto out;
         }
     }
-    if (optind != argc - 1 || repeat < 1) {
+    if (optind != argc - 1 || repeat < 1 || memory_mib < 0) {
         run_usage(stderr);
         rc = 2;
         goto out;
     }
-    struct cli_function fn;
-    struct instance inst;
-    uint64_t t0 = clock_now_ns();
-    if (cli_boot(argv[optind], memory_mib, trace, &fn, &inst, &err) < 0) {
+    opt.memory_mib = (uint64_t)memory_mib;
+    struct sandbox *sb;
+    if (sandbox_boot(&sb, argv[optind], &opt, &err) < 0) {
         fprintf(stderr, "thaw run: %s\n", err.msg);
         goto out;
     }
-    uint64_t boot_ns = clock_now_ns() - t0;
-    size_t total = pl.n * (size_t)repeat;
+    struct sandbox_stats st;
+    size_t total = pl.n * (size_t)repeat, done = 0;
     uint64_t *inv_ns = calloc(total + 1, sizeof *inv_ns);
     rc = inv_ns ? 0 : 1;
+    const char *failed = NULL;
     for (size_t i = 0; i < total && inv_ns; i++) {
         size_t k = i % pl.n;
         uint8_t *resp;
         size_t resp_len;
-        uint64_t s = clock_now_ns();
-        if (instance_invoke(&inst, pl.data[k], pl.len[k], &resp, &resp_len, &err) < 0) {
-            fprintf(stderr, "thaw run: %s: invocation %zu: %s\n", fn.bundle.name, i + 1, err.msg);
+        if (sandbox_invoke(sb, pl.data[k], pl.len[k], &resp, &resp_len, &err) < 0) {
+            (void)sandbox_stats(sb, &st, &(struct thaw_error){{0}});
+            fprintf(stderr, "thaw run: %s: invocation %zu: %s\n", st.function, i + 1, err.msg);
+            failed = err.msg;
             rc = 1;
             break;
         }
-        inv_ns[i] = clock_now_ns() - s;
+        (void)sandbox_stats(sb, &st, &(struct thaw_error){{0}});
+        inv_ns[done++] = st.last_invoke_ns;
         print_response(resp, resp_len);
         free(resp);
     }
-    if (rc == 0 && instance_shutdown(&inst, &err) < 0) {
-        fprintf(stderr, "thaw run: %s: shutdown: %s\n", fn.bundle.name, err.msg);
+    if (rc == 0 && sandbox_shutdown(sb, &err) < 0) {
+        (void)sandbox_stats(sb, &st, &(struct thaw_error){{0}});
+        fprintf(stderr, "thaw run: %s: shutdown: %s\n", st.function, err.msg);
+        failed = err.msg;
         rc = 1;
     }
-    if (json) {
-        fprintf(stderr, "{\"function\":\"%s\",\"boot_to_ready_us\":%.1f,\"invocations_us\":[", fn.bundle.name,
-                boot_ns / 1e3);
-        for (size_t i = 0; i < total && inv_ns; i++)
-            fprintf(stderr, "%s%.1f", i ? "," : "", inv_ns[i] / 1e3);
-        fprintf(stderr, "],\"vm_exits\":%llu}\n", (unsigned long long)inst.stats.vm_exits);
-    } else if (timings) {
-        fprintf(stderr, "boot-to-ready: %.3f ms\n", boot_ns / 1e6);
-        for (size_t i = 0; i < total && inv_ns; i++)
+    if (json && print_stats_json(sb, inv_ns, done, failed) < 0)
+        rc = 1;
+    else if (timings && !json && sandbox_stats(sb, &st, &err) == 0) {
+        fprintf(stderr, "boot-to-ready: %.3f ms\n", st.boot_ns / 1e6);
+        for (size_t i = 0; i < done; i++)
             fprintf(stderr, "invocation %zu: %.3f ms\n", i + 1, inv_ns[i] / 1e6);
     }
     free(inv_ns);
-    instance_destroy(&inst);
-    cli_function_free(&fn);
+    sandbox_destroy(sb);
 out:
     payloads_free(&pl);
     return rc;

@@ -1,57 +1,12 @@
 #include "host/cli/common.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-int cli_boot(const char *dir, long memory_mib, bool trace_syscalls, struct cli_function *fn,
-             struct instance *inst, struct thaw_error *err)
-{
-    memset(fn, 0, sizeof *fn);
-    char *build_dir = thaw_build_dir();
-    char *kernel_path = NULL;
-    int rc = -1;
-    if (!build_dir || asprintf(&kernel_path, "%s/guest/kernel.elf", build_dir) < 0) {
-        thaw_fail(err, "out of memory");
-        goto out;
-    }
-    if (read_file(kernel_path, 16u << 20, &fn->kernel, &fn->kernel_size, err) < 0)
-        goto out;
-    if (bundle_load(&fn->bundle, dir, build_dir, err) < 0)
-        goto out;
-    struct instance_config cfg = {
-        .kernel = fn->kernel, .kernel_size = fn->kernel_size,
-        .program = fn->bundle.program, .program_size = fn->bundle.program_size,
-        .argv = (const char *const *)fn->bundle.argv, .argc = fn->bundle.argc,
-        .envp = (const char *const *)fn->bundle.envp, .envc = fn->bundle.envc,
-        .archive = fn->bundle.archive, .archive_size = fn->bundle.archive_size,
-        .mem_size = (uint64_t)(memory_mib > 0 ? (uint64_t)memory_mib : fn->bundle.memory_mib) << 20,
-        .console_fd = STDERR_FILENO,
-        .kernel_log = true,
-        .trace_syscalls = trace_syscalls,
-    };
-    if (instance_boot(inst, &cfg, err) < 0) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->msg);
-        thaw_fail(err, "%s: %s", fn->bundle.name, why);
-        goto out;
-    }
-    rc = 0;
-out:
-    if (rc < 0)
-        cli_function_free(fn);
-    free(kernel_path);
-    free(build_dir);
-    return rc;
-}
-
-void cli_function_free(struct cli_function *fn)
-{
-    bundle_free(&fn->bundle);
-    free(fn->kernel);
-    fn->kernel = NULL;
-}
+#include "host/sandbox/sandbox_json.h"
+#include "host/util/file.h"
 
 int payloads_init(struct payloads *p, int argc)
 {
@@ -97,4 +52,47 @@ void print_response(const uint8_t *resp, size_t len)
     if (!len || resp[len - 1] != '\n')
         fputc('\n', stdout);
     fflush(stdout);
+}
+
+int parse_timeout(const char *s, uint64_t *ns)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !isfinite(v) || v <= 0 || v > 86400)
+        return -1;
+    *ns = (uint64_t)(v * 1e9);
+    return *ns ? 0 : -1;
+}
+
+int print_stats_json(struct sandbox *sb, const uint64_t *inv_ns, size_t n, const char *error)
+{
+    struct sandbox_stats st;
+    struct thaw_error err;
+    if (sandbox_stats(sb, &st, &err) < 0) {
+        fprintf(stderr, "thaw: stats: %s\n", err.msg);
+        return -1;
+    }
+    json_t *o = sandbox_stats_to_json(&st);
+    json_t *a = json_array();
+    int bad = !o || !a;
+    for (size_t i = 0; i < n && !bad; i++)
+        bad |= json_array_append_new(a, json_real((double)inv_ns[i] / 1e3));
+    if (!bad)
+        bad |= json_object_set_new(o, "invocations_us", a);
+    else
+        json_decref(a);
+    if (!bad && error) {
+        bad |= json_object_set_new(o, "failure", json_string(sandbox_failure_name(sandbox_last_failure(sb))));
+        bad |= json_object_set_new(o, "error", json_string(error));
+    }
+    if (!bad)
+        bad |= json_dumpf(o, stdout, SANDBOX_JSON_DUMP_FLAGS) < 0;
+    json_decref(o);
+    if (bad) {
+        fprintf(stderr, "thaw: cannot encode the stats as JSON\n");
+        return -1;
+    }
+    fputc('\n', stdout);
+    fflush(stdout);
+    return 0;
 }

@@ -1,25 +1,16 @@
-/* Pieces shared by the subcommands: booting a function directory and collecting
- * payload arguments. */
+/* Pieces shared by the subcommands: collecting payload arguments and printing. The
+ * subcommands parse options and print; instances come from the lifecycle layer
+ * (host/sandbox/sandbox.h). */
 #ifndef THAW_CLI_COMMON_H
 #define THAW_CLI_COMMON_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host/function/bundle.h"
-#include "host/vmm/instance.h"
-
-struct cli_function {
-    struct bundle bundle;
-    uint8_t *kernel;
-    size_t kernel_size;
-};
-
-/* Loads function dir and boots it to its ready point. */
-int cli_boot(const char *dir, long memory_mib, bool trace_syscalls, struct cli_function *fn,
-             struct instance *inst, struct thaw_error *err);
-void cli_function_free(struct cli_function *fn);
+#include "host/sandbox/sandbox.h"
+#include "host/util/error.h"
 
 struct payloads {
     char **data;
@@ -34,5 +25,13 @@ void payloads_free(struct payloads *p);
 
 /* Prints a response on stdout, newline-terminated. */
 void print_response(const uint8_t *resp, size_t len);
+
+/* Parses a --timeout value in seconds (decimal, > 0, at most a day) into ns. */
+int parse_timeout(const char *s, uint64_t *ns);
+
+/* --json: the instance's stats (sandbox_json.h), plus "invocations_us" (each round
+ * trip) and, if a call failed, "failure" and "error", as one line on stdout (the
+ * stream every subcommand's --json uses). Returns 0 or -1. */
+int print_stats_json(struct sandbox *sb, const uint64_t *inv_ns, size_t n, const char *error);
 
 #endif

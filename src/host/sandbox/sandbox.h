@@ -89,10 +89,15 @@ struct sandbox_stats {
     uint64_t invocations;
     uint64_t first_invoke_ns;        /* the first invocation's round trip */
     uint64_t last_invoke_ns;
+    uint64_t vm_exits;               /* KVM_RUN returns since creation */
+    uint64_t hypercalls;
+    bool exited;                     /* the program exited (sandbox_shutdown) */
+    int64_t exit_status;
     /* memory */
     uint64_t pages_served;           /* pager: pages copied in from the snapshot */
     uint64_t zero_pages;             /* pager: pages installed as zero */
     uint64_t host_page_faults;       /* minor + major faults of the process since creation */
+    uint64_t memory_bytes;           /* guest memory size */
     uint64_t rss_kb;                 /* resident guest memory */
     uint64_t bytes_copied;           /* copy mode: bytes read */
     /* REAP */
@@ -102,6 +107,9 @@ struct sandbox_stats {
     uint64_t ws_read_ns, ws_install_ns;
     uint64_t reap_misses;            /* pages served after a prefetch */
     char reap_note[640];             /* why no prefetch, why re-recording, ... */
+    /* the last sandbox_snapshot */
+    uint64_t save_ns;
+    uint64_t snapshot_allocated_bytes; /* disk blocks of its memory file */
 };
 
 struct sandbox;
@@ -119,6 +127,10 @@ int sandbox_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mo
  * INTERRUPTED failure leaves the instance dead (only sandbox_destroy remains). */
 int sandbox_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t **resp, size_t *resp_len,
                    struct thaw_error *err);
+
+/* Tells the program there are no more requests and runs it to its exit (the instance
+ * is then spent: stats say exited and exit_status). Fails if it does not exit. */
+int sandbox_shutdown(struct sandbox *sb, struct thaw_error *err);
 
 /* Saves a ready instance as a snapshot into dir (atomically). */
 int sandbox_snapshot(struct sandbox *sb, const char *dir, struct thaw_error *err);

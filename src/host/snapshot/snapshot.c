@@ -243,8 +243,8 @@ static int restore_vcpu(struct instance *inst, const struct snapshot_state *s, s
     return 0;
 }
 
-int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode mode, const char *pager_socket,
-                     int console_fd, struct vm_pool *pool, struct thaw_error *err)
+int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode mode, enum pager_mode pmode,
+                            const char *pager_socket, int console_fd, struct vm_pool *pool, struct thaw_error *err)
 {
     memset(r, 0, sizeof *r);
     struct instance *inst = &r->inst;
@@ -271,21 +271,6 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     snprintf(r->function_name, sizeof r->function_name, "%s", s->monitor.function_name);
     uint64_t t1 = clock_now_ns();
 
-    /* reap: prefetch a usable working set, else record one. The pager checks the
-     * working-set file itself and records instead if it is unusable. */
-    enum pager_mode pmode = PAGER_LAZY;
-    if (mode == MEM_REAP) {
-        snprintf(path, sizeof path, "%s/" SNAPDIR_WS_PAGES, dir);
-        if (reap_is_stale(dir)) {
-            snprintf(r->reap_note, sizeof r->reap_note, "working set marked stale: recording a new one");
-            pmode = PAGER_RECORD;
-        } else if (access(path, F_OK) != 0) {
-            snprintf(r->reap_note, sizeof r->reap_note, "no working set yet: recording one");
-            pmode = PAGER_RECORD;
-        } else {
-            pmode = PAGER_PREFETCH;
-        }
-    }
     /* The pager starts its working-set read now; the VM is set up while it runs. */
     if (mem_backend_start(&r->mem, mode, dir, s->monitor.mem_size, pmode, pager_socket, err) < 0)
         goto fail;
@@ -310,17 +295,6 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     if (mem_backend_wait_ready(&r->mem, err) < 0)
         goto fail;
     uint64_t t3b = clock_now_ns();
-    if (mode == MEM_REAP) {
-        const struct pager_stats *ready = &r->mem.ready;
-        r->reap_prefetched = ready->prefetch_ok;
-        r->reap_recording = ready->recording;
-        r->reap = (struct reap_stats){.pages = ready->prefetch_pages, .regions = ready->prefetch_regions,
-                                      .bytes = ready->prefetch_bytes, .read_ns = ready->prefetch_read_ns,
-                                      .install_ns = ready->prefetch_install_ns};
-        if (ready->prefetch_error[0])
-            snprintf(r->reap_note, sizeof r->reap_note, "working set rejected (%.500s): falling back to uffd and "
-                     "re-recording", ready->prefetch_error);
-    }
     /* The TSC MSR is part of the MSR list: the guest's clock resumes where it stopped
      * (monotonic time never goes backwards). New entropy and a new generation make
      * the guest reseed its generator and refetch the wall clock. */
@@ -362,29 +336,10 @@ fail:
     return -1;
 }
 
-int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, const char *pager_socket,
-                     int console_fd, struct thaw_error *err)
+int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, enum pager_mode pmode,
+                     const char *pager_socket, int console_fd, struct thaw_error *err)
 {
-    return snapshot_restore_pooled(r, dir, mode, pager_socket, console_fd, NULL, err);
-}
-
-int snapshot_reap_finish(struct restored *r, const char *dir, struct thaw_error *err)
-{
-    struct pager_stats st;
-    if (mem_backend_pager_query(&r->mem, r->reap_recording ? "finish-record" : "stats", &st, err) < 0)
-        return -1;
-    if (r->reap_recording) {
-        if (st.record_error[0])
-            return thaw_fail(err, "writing the working set: %s", st.record_error);
-        reap_clear_stale(dir);
-        return 0;
-    }
-    /* Only misses served from the snapshot count (each one faulting page, not the batch
-     * installed around it): zero pages are memory the guest freed and reused during the
-     * call (discard -> REMOVE), not a drifting working set. */
-    if (r->reap_prefetched && (double)st.served_faults > REAP_STALE_SHARE * (double)r->reap.pages)
-        return reap_mark_stale(dir, err);
-    return 0;
+    return snapshot_restore_pooled(r, dir, mode, pmode, pager_socket, console_fd, NULL, err);
 }
 
 void restored_destroy(struct restored *r)

@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 #include "host/snapshot/memory_backend.h"
-#include "host/pager/reap.h"
 #include "host/util/error.h"
 #include "host/vmm/instance.h"
 
@@ -29,27 +28,20 @@ struct restored {
     struct mem_backend mem;
     struct restore_timings t;
     char function_name[64];
-    /* REAP (mode reap): either recording this restore, or prefetched. */
-    bool reap_recording;
-    bool reap_prefetched;
-    struct reap_stats reap;
-    char reap_note[640];      /* why a prefetch was not used, if it was not */
 };
 
-/* After the first invocation of a reap-mode restore: writes the working set if this
- * restore recorded one, or marks it stale if too many pages were missed. */
-int snapshot_reap_finish(struct restored *r, const char *dir, struct thaw_error *err);
-
-/* pager_socket: an external `thaw pager` to serve uffd/reap memory, or NULL for a
+/* pmode: the in-process pager's mode for uffd/reap, also sent to an external pager in
+ * its hello (the REAP policy that picks it lives in the lifecycle layer, sandbox/);
+ * pager_socket: an external `thaw pager` to serve uffd/reap memory, or NULL for a
  * pager thread in this process. */
-int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, const char *pager_socket,
-                     int console_fd, struct thaw_error *err);
+int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, enum pager_mode pmode,
+                     const char *pager_socket, int console_fd, struct thaw_error *err);
 /* The same with the VM taken from a pool of pre-created ones (NULL: created here). Either
  * way the pager's working-set read overlaps the VM set-up: memory_setup_ns counts only
  * the part of it the restore waited for. */
 struct vm_pool;
-int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode mode, const char *pager_socket,
-                     int console_fd, struct vm_pool *pool, struct thaw_error *err);
+int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode mode, enum pager_mode pmode,
+                            const char *pager_socket, int console_fd, struct vm_pool *pool, struct thaw_error *err);
 void restored_destroy(struct restored *r);
 
 #endif

@@ -10,6 +10,7 @@
 #define SNAPDIR_WS_TRACE "ws.trace"  /* REAP: recorded pages in fault order */
 #define SNAPDIR_WS_PAGES "ws.pages"  /* REAP: contents of the recorded pages */
 #define SNAPDIR_WS_STALE "ws.stale"  /* REAP: marker, re-record on the next restore */
+#define SNAPDIR_WS_LOCK  "ws.lock"   /* REAP: flock held by the one restore that records */
 
 /* Writes "<dir>/<name>" into buf; returns 0, or -1 if it does not fit. */
 static inline int snapdir_path(char *buf, size_t len, const char *dir, const char *name)

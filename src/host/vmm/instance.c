@@ -102,6 +102,8 @@ int instance_boot(struct instance *inst, const struct instance_config *cfg, stru
     memset(inst, 0, sizeof *inst);
     inst->vm.kvm_fd = inst->vm.vm_fd = -1;
     inst->console_fd = cfg->console_fd;
+    inst->console = cfg->console;
+    inst->console_ctx = cfg->console_ctx;
     inst->kernel_log = cfg->kernel_log;
     inst->max_request = cfg->max_request ? cfg->max_request : (1u << 20);
     inst->mem_size = cfg->mem_size;
@@ -173,19 +175,22 @@ fail:
     return -1;
 }
 
-/* Copies the guest's bytes out in chunks (the decoder checked the whole range). */
+/* Copies the guest's bytes out in chunks (the decoder checked the whole range) to the
+ * console callback, or to console_fd. */
 static void console_out(struct instance *inst, struct gpa data, uint64_t len, unsigned stream)
 {
-    if (stream == 3) {
-        if (!inst->kernel_log)
-            return;
+    if (stream == 3 && !inst->kernel_log)
+        return;
+    if (stream == 3 && !inst->console)
         (void)write_all(inst->console_fd, "[guest kernel] ", 15);
-    }
     uint8_t chunk[4096];
     for (uint64_t off = 0; off < len; off += sizeof chunk) {
         uint64_t n = len - off < sizeof chunk ? len - off : sizeof chunk;
-        if (guest_copy_in(&inst->vm.mem, chunk, gpa_at(data.v + off), n) < 0 ||
-            write_all(inst->console_fd, chunk, n) < 0)
+        if (guest_copy_in(&inst->vm.mem, chunk, gpa_at(data.v + off), n) < 0)
+            return;
+        if (inst->console)
+            inst->console(inst->console_ctx, stream, chunk, n);
+        else if (write_all(inst->console_fd, chunk, n) < 0)
             return;
     }
 }

@@ -13,6 +13,10 @@
 #include "host/vmm/hypercall.h"
 #include "host/vmm/vm.h"
 
+/* Where guest output goes when set (else console_fd): stream 1 stdout, 2 stderr,
+ * 3 the guest kernel's log; data is not NUL-terminated and may hold partial lines. */
+typedef void (*instance_console_fn)(void *ctx, unsigned stream, const uint8_t *data, size_t len);
+
 struct instance_config {
     const uint8_t *kernel;      /* guest kernel ELF */
     size_t kernel_size;
@@ -26,7 +30,9 @@ struct instance_config {
     size_t archive_size;
     uint64_t mem_size;          /* bytes, multiple of 2 MiB */
     uint64_t max_request;       /* largest request accepted, bytes */
-    int console_fd;             /* guest stdout and stderr go here */
+    int console_fd;             /* guest stdout and stderr go here, unless console is set */
+    instance_console_fn console;
+    void *console_ctx;
     bool kernel_log;            /* show the guest kernel's log lines */
     bool trace_syscalls;        /* guest kernel logs every syscall */
 };
@@ -57,6 +63,8 @@ struct instance {
     struct hypercall pending;   /* the INVOKE_NEXT the guest is blocked in */
     int64_t exit_status;
     int console_fd;
+    instance_console_fn console; /* NULL: write to console_fd */
+    void *console_ctx;
     bool kernel_log;
     uint64_t max_request;
     struct instance_stats stats;

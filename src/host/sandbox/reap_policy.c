@@ -1,0 +1,113 @@
+#include "host/sandbox/reap_policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "host/util/snapdir.h"
+
+/* Takes <snap>/ws.lock without waiting; -1 if someone holds it (or it cannot be made). */
+static int try_record_lock(const char *dir, char *why, size_t len)
+{
+    char path[4096];
+    if (snapdir_path(path, sizeof path, dir, SNAPDIR_WS_LOCK) < 0) {
+        snprintf(why, len, "snapshot path too long");
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        snprintf(why, len, "cannot open " SNAPDIR_WS_LOCK ": %s", strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(why, len, "%s", errno == EWOULDBLOCK ? "another restore is recording the working set"
+                                                      : strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void reap_policy_begin(struct reap_policy *p, const char *dir)
+{
+    memset(p, 0, sizeof *p);
+    p->lock_fd = -1;
+    char path[4096];
+    const char *want = NULL;
+    if (reap_is_stale(dir))
+        want = "working set marked stale: recording a new one";
+    else if (snapdir_path(path, sizeof path, dir, SNAPDIR_WS_PAGES) < 0 || access(path, F_OK) != 0)
+        want = "no working set yet: recording one";
+    char why[512] = "";
+    p->lock_fd = try_record_lock(dir, why, sizeof why);
+    if (!want) {
+        /* Prefetch; the lock (if free) lets the pager re-record should it reject the set. */
+        p->pmode = PAGER_PREFETCH;
+        return;
+    }
+    if (p->lock_fd >= 0) {
+        p->pmode = PAGER_RECORD;
+        snprintf(p->note, sizeof p->note, "%s", want);
+    } else {
+        p->pmode = PAGER_LAZY;
+        snprintf(p->note, sizeof p->note, "%s: serving this restore lazily without recording (%.400s)", want, why);
+    }
+}
+
+void reap_policy_ready(struct reap_policy *p, const struct pager_stats *ready)
+{
+    p->prefetched = ready->prefetch_ok;
+    p->recording = ready->recording;
+    p->ws = (struct reap_stats){.pages = ready->prefetch_pages, .regions = ready->prefetch_regions,
+                                .bytes = ready->prefetch_bytes, .read_ns = ready->prefetch_read_ns,
+                                .install_ns = ready->prefetch_install_ns};
+    if (ready->prefetch_error[0])
+        snprintf(p->note, sizeof p->note, "working set rejected (%.500s): falling back to uffd and %s",
+                 ready->prefetch_error, p->lock_fd >= 0 ? "re-recording" : "re-recording (without the lock)");
+}
+
+void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const char *dir)
+{
+    if (p->finished)
+        return;
+    p->finished = true;
+    struct pager_stats st;
+    struct thaw_error err;
+    if (mem_backend_pager_query(mem, p->recording ? "finish-record" : "stats", &st, &err) < 0) {
+        snprintf(p->note, sizeof p->note, "pager: %.600s", err.msg);
+        reap_policy_end(p);
+        return;
+    }
+    if (p->recording) {
+        if (st.record_error[0])
+            snprintf(p->note, sizeof p->note, "writing the working set: %.560s", st.record_error);
+        else
+            reap_clear_stale(dir);
+    } else if (p->prefetched && (double)st.served_faults > REAP_STALE_SHARE * (double)p->ws.pages) {
+        /* Only misses served from the snapshot count (each one faulting page, not the batch
+         * installed around it): zero pages are memory the guest freed and reused during the
+         * call (discard -> REMOVE), not a drifting working set. */
+        if (reap_mark_stale(dir, &err) < 0)
+            snprintf(p->note, sizeof p->note, "%.600s", err.msg);
+    }
+    reap_policy_end(p);
+}
+
+void reap_policy_end(struct reap_policy *p)
+{
+    if (p->lock_fd >= 0)
+        close(p->lock_fd);
+    p->lock_fd = -1;
+}
+
+enum sandbox_start reap_policy_start(const struct reap_policy *p)
+{
+    if (p->prefetched)
+        return SANDBOX_START_REAP_PREFETCH;
+    if (p->recording)
+        return SANDBOX_START_REAP_RECORD;
+    return SANDBOX_START_REAP_NORECORD;
+}

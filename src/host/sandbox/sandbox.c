@@ -1,0 +1,195 @@
+/* The public lifecycle API: checks, common bookkeeping, and dispatch to the
+ * implementation (sandbox_impl.h). */
+#include "host/sandbox/sandbox.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/sandbox/guest_log.h"
+#include "host/sandbox/sandbox_impl.h"
+#include "host/util/clock.h"
+
+static const struct sandbox_options default_options;
+static atomic_uint instance_counter;
+
+const char *sandbox_start_name(enum sandbox_start s)
+{
+    switch (s) {
+    case SANDBOX_START_BOOT: return "boot";
+    case SANDBOX_START_COPY: return "copy";
+    case SANDBOX_START_LAZY: return "lazy";
+    case SANDBOX_START_UFFD: return "uffd";
+    case SANDBOX_START_REAP_RECORD: return "reap-record";
+    case SANDBOX_START_REAP_PREFETCH: return "reap-prefetch";
+    case SANDBOX_START_REAP_NORECORD: return "reap-norecord";
+    }
+    return "unknown";
+}
+
+const char *sandbox_failure_name(enum sandbox_failure f)
+{
+    switch (f) {
+    case SANDBOX_OK: return "ok";
+    case SANDBOX_FAIL_HOST: return "host";
+    case SANDBOX_FAIL_BAD_INPUT: return "bad-input";
+    case SANDBOX_FAIL_TIMEOUT: return "timeout";
+    case SANDBOX_FAIL_GUEST: return "guest";
+    case SANDBOX_FAIL_WORKER: return "worker";
+    case SANDBOX_FAIL_INTERRUPTED: return "interrupted";
+    }
+    return "unknown";
+}
+
+/* Instance ids appear in log tags and file names: printable, no spaces or slashes. */
+static bool id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > SANDBOX_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (id[i] <= ' ' || id[i] > '~' || id[i] == '/')
+            return false;
+    return true;
+}
+
+struct sandbox *sandbox_alloc(const struct sandbox_options *opt, const char *function_name,
+                              struct thaw_error *err)
+{
+    if (!opt)
+        opt = &default_options;
+    if (opt->id && !id_valid(opt->id)) {
+        thaw_fail(err, "instance id must be 1-%d printable characters without spaces or '/'", SANDBOX_ID_MAX);
+        return NULL;
+    }
+    struct sandbox *sb = calloc(1, sizeof *sb);
+    if (!sb) {
+        thaw_fail(err, "out of memory");
+        return NULL;
+    }
+    if (opt->id)
+        snprintf(sb->id, sizeof sb->id, "%s", opt->id);
+    else
+        snprintf(sb->id, sizeof sb->id, "%.40s-%u", function_name, atomic_fetch_add(&instance_counter, 1) + 1);
+    sb->log = opt->log ? opt->log : guest_log_stderr;
+    sb->log_ctx = opt->log ? opt->log_ctx : NULL;
+    sb->invoke_timeout_ns = opt->invoke_timeout_ns;
+    return sb;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+    free(sb);
+}
+
+int sandbox_set_failure(struct sandbox *sb, enum sandbox_failure f)
+{
+    sb->failure = f;
+    if (f == SANDBOX_FAIL_TIMEOUT || f == SANDBOX_FAIL_GUEST || f == SANDBOX_FAIL_WORKER ||
+        f == SANDBOX_FAIL_INTERRUPTED)
+        sb->dead = true;
+    return -1;
+}
+
+int sandbox_boot(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,
+                 struct thaw_error *err)
+{
+    *out = NULL;
+    if (!opt)
+        opt = &default_options;
+    if (opt->worker)
+        return thaw_fail(err, "worker processes not built yet");
+    return sandbox_local_boot(out, function_dir, opt, err);
+}
+
+int sandbox_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
+                    const struct sandbox_options *opt, struct thaw_error *err)
+{
+    *out = NULL;
+    if (!opt)
+        opt = &default_options;
+    if (opt->worker)
+        return thaw_fail(err, "worker processes not built yet");
+    return sandbox_local_restore(out, snap_dir, mode, opt, err);
+}
+
+static int refuse_if_dead(struct sandbox *sb, struct thaw_error *err)
+{
+    if (!sb->dead)
+        return 0;
+    thaw_fail(err, "instance %s is dead after an earlier %s failure", sb->id, sandbox_failure_name(sb->failure));
+    return -1;
+}
+
+int sandbox_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t **resp, size_t *resp_len,
+                   struct thaw_error *err)
+{
+    *resp = NULL;
+    *resp_len = 0;
+    if (refuse_if_dead(sb, err) < 0)
+        return -1;
+    sb->failure = SANDBOX_OK;
+    sb->invocation++;
+    uint64_t t0 = clock_now_ns();
+    if (sb->ops->invoke(sb, req, len, resp, resp_len, err) < 0) {
+        if (sb->failure == SANDBOX_OK)
+            sandbox_set_failure(sb, SANDBOX_FAIL_HOST);
+        return -1;
+    }
+    sb->last_invoke_ns = clock_now_ns() - t0;
+    if (!sb->first_invoke_ns)
+        sb->first_invoke_ns = sb->last_invoke_ns;
+    return 0;
+}
+
+int sandbox_shutdown(struct sandbox *sb, struct thaw_error *err)
+{
+    if (refuse_if_dead(sb, err) < 0)
+        return -1;
+    sb->failure = SANDBOX_OK;
+    if (sb->ops->shutdown(sb, err) < 0) {
+        if (sb->failure == SANDBOX_OK)
+            sandbox_set_failure(sb, SANDBOX_FAIL_HOST);
+        return -1;
+    }
+    return 0;
+}
+
+int sandbox_snapshot(struct sandbox *sb, const char *dir, struct thaw_error *err)
+{
+    if (refuse_if_dead(sb, err) < 0)
+        return -1;
+    sb->failure = SANDBOX_OK;
+    if (sb->ops->snapshot(sb, dir, err) < 0) {
+        if (sb->failure == SANDBOX_OK)
+            sandbox_set_failure(sb, SANDBOX_FAIL_HOST);
+        return -1;
+    }
+    return 0;
+}
+
+int sandbox_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err)
+{
+    memset(st, 0, sizeof *st);
+    if (sb->ops->stats(sb, st, err) < 0)
+        return -1;
+    snprintf(st->id, sizeof st->id, "%s", sb->id);
+    st->invocations = sb->invocation;
+    st->first_invoke_ns = sb->first_invoke_ns;
+    st->last_invoke_ns = sb->last_invoke_ns;
+    return 0;
+}
+
+enum sandbox_failure sandbox_last_failure(const struct sandbox *sb)
+{
+    return sb->failure;
+}
+
+void sandbox_destroy(struct sandbox *sb)
+{
+    if (!sb)
+        return;
+    sb->ops->destroy(sb);
+    sandbox_free(sb);
+}

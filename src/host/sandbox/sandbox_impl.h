@@ -1,0 +1,51 @@
+/* Inside the lifecycle layer: what every implementation of an instance shares. The
+ * public functions of sandbox.h check the instance's state and dispatch through
+ * sb->ops; an implementation fills in the ops and the common fields below.
+ *   sandbox_local.c   the instance runs in this process (the vCPU in the caller's thread);
+ *   worker_client.c   (to come) the instance runs in a jailed worker process.
+ * Callers outside sandbox/ never include this header. */
+#ifndef THAW_HOST_SANDBOX_IMPL_H
+#define THAW_HOST_SANDBOX_IMPL_H
+
+#include "host/sandbox/sandbox.h"
+
+struct sandbox_ops {
+    /* One request to its response. sb->invocation is already the new number. */
+    int (*invoke)(struct sandbox *sb, const void *req, size_t len, uint8_t **resp, size_t *resp_len,
+                  struct thaw_error *err);
+    int (*shutdown)(struct sandbox *sb, struct thaw_error *err);
+    int (*snapshot)(struct sandbox *sb, const char *dir, struct thaw_error *err);
+    /* Fills everything but the common fields (id, invocations, timings of invoke). */
+    int (*stats)(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err);
+    /* Frees sb->impl and everything it owns (not sb itself). */
+    void (*destroy)(struct sandbox *sb);
+};
+
+struct sandbox {
+    const struct sandbox_ops *ops;
+    void *impl;
+    char id[SANDBOX_ID_MAX + 1];
+    enum sandbox_failure failure;    /* of the last call; TIMEOUT/GUEST/... mean dead */
+    bool dead;
+    uint64_t invocation;             /* invocations started; the one in progress */
+    uint64_t invoke_timeout_ns;
+    uint64_t first_invoke_ns, last_invoke_ns;
+    sandbox_log_fn log;
+    void *log_ctx;
+};
+
+/* Allocates the common part from the options (id, log sink, timeouts). */
+struct sandbox *sandbox_alloc(const struct sandbox_options *opt, const char *function_name,
+                              struct thaw_error *err);
+/* Frees what sandbox_alloc made (implementations call it on their failure paths). */
+void sandbox_free(struct sandbox *sb);
+/* Records why a call failed; returns -1. TIMEOUT, GUEST, WORKER and INTERRUPTED kill. */
+int sandbox_set_failure(struct sandbox *sb, enum sandbox_failure f);
+
+/* The in-process implementation (sandbox_local.c). */
+int sandbox_local_boot(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,
+                       struct thaw_error *err);
+int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
+                          const struct sandbox_options *opt, struct thaw_error *err);
+
+#endif

@@ -1,0 +1,68 @@
+#include "host/sandbox/sandbox_json.h"
+
+static double us(uint64_t ns) { return (double)ns / 1e3; }
+
+static int set(json_t *o, const char *k, json_t *v) { return json_object_set_new(o, k, v); }
+
+json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    bool restore = st->start != SANDBOX_START_BOOT;
+    int bad = 0;
+    bad |= set(o, "id", json_string(st->id));
+    bad |= set(o, "function", json_string(st->function));
+    bad |= set(o, "start", json_string(sandbox_start_name(st->start)));
+    bad |= set(o, "in_worker", json_boolean(st->in_worker));
+    if (!restore) {
+        bad |= set(o, "boot_to_ready_us", json_real(us(st->boot_ns)));
+    } else {
+        bad |= set(o, "mode", json_string(mem_mode_name(st->mode)));
+        bad |= set(o, "state_load_us", json_real(us(st->state_load_ns)));
+        bad |= set(o, "memory_setup_us", json_real(us(st->memory_setup_ns)));
+        bad |= set(o, "vm_create_us", json_real(us(st->vm_create_ns)));
+        bad |= set(o, "restore_us", json_real(us(st->restore_ns)));
+        bad |= set(o, "cold_start_us", json_real(us(st->restore_ns + st->first_invoke_ns)));
+    }
+    bad |= set(o, "invocations", json_integer((json_int_t)st->invocations));
+    bad |= set(o, "first_response_us", json_real(us(st->first_invoke_ns)));
+    bad |= set(o, "last_response_us", json_real(us(st->last_invoke_ns)));
+    bad |= set(o, "vm_exits", json_integer((json_int_t)st->vm_exits));
+    bad |= set(o, "hypercalls", json_integer((json_int_t)st->hypercalls));
+    bad |= set(o, "memory_bytes", json_integer((json_int_t)st->memory_bytes));
+    bad |= set(o, "rss_kb", json_integer((json_int_t)st->rss_kb));
+    bad |= set(o, "host_page_faults", json_integer((json_int_t)st->host_page_faults));
+    if (restore) {
+        bad |= set(o, "pages_served", json_integer((json_int_t)st->pages_served));
+        bad |= set(o, "zero_pages", json_integer((json_int_t)st->zero_pages));
+        bad |= set(o, "bytes_copied", json_integer((json_int_t)st->bytes_copied));
+        json_t *r = json_object();
+        if (!r) {
+            json_decref(o);
+            return NULL;
+        }
+        bad |= set(r, "recorded", json_boolean(st->reap_recorded));
+        bad |= set(r, "prefetched", json_boolean(st->reap_prefetched));
+        bad |= set(r, "ws_pages", json_integer((json_int_t)st->ws_pages));
+        bad |= set(r, "regions", json_integer((json_int_t)st->ws_regions));
+        bad |= set(r, "ws_bytes", json_integer((json_int_t)st->ws_bytes));
+        bad |= set(r, "read_us", json_real(us(st->ws_read_ns)));
+        bad |= set(r, "read_mb_s", json_real(st->ws_read_ns ? (double)st->ws_bytes / ((double)st->ws_read_ns / 1e9) / 1e6 : 0.0));
+        bad |= set(r, "install_us", json_real(us(st->ws_install_ns)));
+        bad |= set(r, "misses", json_integer((json_int_t)st->reap_misses));
+        bad |= set(r, "note", json_string(st->reap_note));
+        bad |= set(o, "reap", r);
+    }
+    if (st->exited)
+        bad |= set(o, "exit_status", json_integer((json_int_t)st->exit_status));
+    if (st->save_ns) {
+        bad |= set(o, "save_us", json_real(us(st->save_ns)));
+        bad |= set(o, "memory_allocated_bytes", json_integer((json_int_t)st->snapshot_allocated_bytes));
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}

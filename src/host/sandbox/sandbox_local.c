@@ -1,0 +1,331 @@
+/* The in-process implementation of an instance: the microVM's vCPU runs in the calling
+ * thread; uffd/reap restores serve memory from a pager thread (or an external pager). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/function/bundle.h"
+#include "host/sandbox/guest_log.h"
+#include "host/sandbox/reap_policy.h"
+#include "host/sandbox/sandbox_impl.h"
+#include "host/snapshot/snapshot.h"
+#include "host/util/clock.h"
+#include "host/util/file.h"
+#include "host/util/snapdir.h"
+#include "host/vmm/instance.h"
+
+struct local {
+    struct instance *inst;        /* &booted or &restored.inst */
+    bool is_restore;
+    enum sandbox_start start;
+    char function[64];
+    uint64_t faults_at_start;
+    struct guest_log log;
+    /* boot */
+    struct instance booted;
+    struct bundle bundle;
+    uint8_t *kernel;
+    size_t kernel_size;
+    uint64_t boot_ns;
+    /* restore */
+    struct restored restored;
+    enum mem_mode mode;
+    char *snap_dir;
+    bool external_pager;
+    struct reap_policy reap;
+    /* last snapshot */
+    uint64_t save_ns, snapshot_allocated;
+};
+
+static uint64_t faults_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+}
+
+/* Resident set of the mapping that starts at addr, from /proc/self/smaps. */
+static uint64_t mapping_rss_kb(const void *addr)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return 0;
+    char line[512], want[32];
+    snprintf(want, sizeof want, "%lx-", (unsigned long)(uintptr_t)addr);
+    long rss = 0;
+    int in = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *dash = strchr(line, '-'), *sp = strchr(line, ' ');
+        if (dash && sp && dash < sp && ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')))
+            in = strncmp(line, want, strlen(want)) == 0;
+        else if (in && sscanf(line, "Rss: %ld kB", &rss) == 1)
+            break;
+    }
+    fclose(f);
+    return rss > 0 ? (uint64_t)rss : 0;
+}
+
+static void console_to_log(void *ctx, unsigned stream, const uint8_t *data, size_t len)
+{
+    guest_log_write(ctx, stream, data, len);
+}
+
+static enum sandbox_failure classify(const struct instance *inst)
+{
+    /* Refused before the guest ran (e.g. an oversized request): the instance is intact. */
+    if (inst->state == INSTANCE_READY)
+        return SANDBOX_FAIL_BAD_INPUT;
+    return SANDBOX_FAIL_GUEST;
+}
+
+static int local_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t **resp, size_t *resp_len,
+                        struct thaw_error *err)
+{
+    struct local *l = sb->impl;
+    int rc = instance_invoke(l->inst, req, len, resp, resp_len, err);
+    guest_log_flush(&l->log);
+    if (rc < 0)
+        return sandbox_set_failure(sb, classify(l->inst));
+    if (l->is_restore && l->mode == MEM_REAP && !l->reap.finished)
+        reap_policy_finish(&l->reap, &l->restored.mem, l->snap_dir);
+    return 0;
+}
+
+static int local_shutdown(struct sandbox *sb, struct thaw_error *err)
+{
+    struct local *l = sb->impl;
+    int rc = instance_shutdown(l->inst, err);
+    guest_log_flush(&l->log);
+    if (rc < 0)
+        return sandbox_set_failure(sb, SANDBOX_FAIL_GUEST);
+    return 0;
+}
+
+static int local_snapshot(struct sandbox *sb, const char *dir, struct thaw_error *err)
+{
+    struct local *l = sb->impl;
+    uint64_t t0 = clock_now_ns();
+    if (snapshot_save(l->inst, l->function, dir, err) < 0)
+        return -1;
+    l->save_ns = clock_now_ns() - t0;
+    char path[4096];
+    struct stat st;
+    l->snapshot_allocated = snapdir_path(path, sizeof path, dir, SNAPDIR_MEMORY) == 0 && stat(path, &st) == 0
+                                ? (uint64_t)st.st_blocks * 512 : 0;
+    return 0;
+}
+
+static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err)
+{
+    struct local *l = sb->impl;
+    snprintf(st->function, sizeof st->function, "%s", l->function);
+    st->start = l->start;
+    st->boot_ns = l->boot_ns;
+    st->vm_exits = l->inst->stats.vm_exits;
+    st->hypercalls = l->inst->stats.hypercalls;
+    st->exited = l->inst->state == INSTANCE_EXITED;
+    st->exit_status = l->inst->exit_status;
+    st->memory_bytes = l->inst->mem_size;
+    st->host_page_faults = faults_now() - l->faults_at_start;
+    st->rss_kb = l->inst->mem ? mapping_rss_kb(l->inst->mem) : 0;
+    st->save_ns = l->save_ns;
+    st->snapshot_allocated_bytes = l->snapshot_allocated;
+    if (!l->is_restore)
+        return 0;
+    const struct restored *r = &l->restored;
+    st->mode = l->mode;
+    st->state_load_ns = r->t.state_load_ns;
+    st->memory_setup_ns = r->t.memory_setup_ns;
+    st->vm_create_ns = r->t.vm_create_ns;
+    st->restore_ns = r->t.total_ns;
+    st->bytes_copied = r->mem.bytes_copied;
+    if (l->mode == MEM_UFFD || l->mode == MEM_REAP) {
+        struct pager_stats ps;
+        struct thaw_error why;
+        if (mem_backend_pager_query(&l->restored.mem, "stats", &ps, &why) < 0)
+            return thaw_fail(err, "pager: %s", why.msg);
+        st->pages_served = ps.pages_served;
+        st->zero_pages = ps.zero_pages;
+    }
+    if (l->mode == MEM_REAP) {
+        st->reap_recorded = l->reap.recording;
+        st->reap_prefetched = l->reap.prefetched;
+        st->ws_pages = l->reap.ws.pages;
+        st->ws_regions = l->reap.ws.regions;
+        st->ws_bytes = l->reap.ws.bytes;
+        st->ws_read_ns = l->reap.ws.read_ns;
+        st->ws_install_ns = l->reap.ws.install_ns;
+        st->reap_misses = l->reap.prefetched ? st->pages_served + st->zero_pages : 0;
+        snprintf(st->reap_note, sizeof st->reap_note, "%s", l->reap.note);
+    }
+    return 0;
+}
+
+static void local_destroy(struct sandbox *sb)
+{
+    struct local *l = sb->impl;
+    if (!l)
+        return;
+    guest_log_flush(&l->log);
+    if (l->is_restore) {
+        restored_destroy(&l->restored);
+        reap_policy_end(&l->reap); /* after the pager wrote any pending working set */
+    } else {
+        instance_destroy(&l->booted);
+    }
+    bundle_free(&l->bundle);
+    free(l->kernel);
+    free(l->snap_dir);
+    free(l);
+    sb->impl = NULL;
+}
+
+static const struct sandbox_ops local_ops = {
+    .invoke = local_invoke,
+    .shutdown = local_shutdown,
+    .snapshot = local_snapshot,
+    .stats = local_stats,
+    .destroy = local_destroy,
+};
+
+static struct local *local_new(void)
+{
+    struct local *l = calloc(1, sizeof *l);
+    if (l)
+        l->reap.lock_fd = -1;
+    return l;
+}
+
+/* Prefixes err with the function name. */
+static int fail_named(struct thaw_error *err, const char *name)
+{
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    return thaw_fail(err, "%s: %s", name, why);
+}
+
+int sandbox_local_boot(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,
+                       struct thaw_error *err)
+{
+    struct local *l = local_new();
+    struct sandbox *sb = NULL;
+    char *build_dir = thaw_build_dir();
+    char *kernel_path = NULL;
+    if (!l || !build_dir || asprintf(&kernel_path, "%s/guest/kernel.elf", build_dir) < 0) {
+        thaw_fail(err, "out of memory");
+        goto fail;
+    }
+    uint64_t t0 = clock_now_ns();
+    l->faults_at_start = faults_now();
+    if (read_file(kernel_path, 16u << 20, &l->kernel, &l->kernel_size, err) < 0 ||
+        bundle_load(&l->bundle, function_dir, build_dir, err) < 0)
+        goto fail;
+    snprintf(l->function, sizeof l->function, "%s", l->bundle.name);
+    if (!(sb = sandbox_alloc(opt, l->function, err)))
+        goto fail;
+    sb->ops = &local_ops;
+    sb->impl = l;
+    l->log.sb = sb;
+    l->start = SANDBOX_START_BOOT;
+    struct instance_config cfg = {
+        .kernel = l->kernel, .kernel_size = l->kernel_size,
+        .program = l->bundle.program, .program_size = l->bundle.program_size,
+        .argv = (const char *const *)l->bundle.argv, .argc = l->bundle.argc,
+        .envp = (const char *const *)l->bundle.envp, .envc = l->bundle.envc,
+        .archive = l->bundle.archive, .archive_size = l->bundle.archive_size,
+        .mem_size = (opt->memory_mib ? opt->memory_mib : l->bundle.memory_mib) << 20,
+        .console_fd = -1,
+        .console = console_to_log,
+        .console_ctx = &l->log,
+        .kernel_log = true,
+        .trace_syscalls = opt->trace_syscalls,
+    };
+    if (instance_boot(&l->booted, &cfg, err) < 0) {
+        guest_log_flush(&l->log);
+        fail_named(err, l->function);
+        goto fail;
+    }
+    l->inst = &l->booted;
+    l->boot_ns = clock_now_ns() - t0;
+    free(kernel_path);
+    free(build_dir);
+    *out = sb;
+    return 0;
+fail:
+    if (l) {
+        bundle_free(&l->bundle);
+        free(l->kernel);
+        free(l);
+    }
+    sandbox_free(sb);
+    free(kernel_path);
+    free(build_dir);
+    return -1;
+}
+
+int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
+                          const struct sandbox_options *opt, struct thaw_error *err)
+{
+    struct local *l = local_new();
+    if (!l || !(l->snap_dir = strdup(snap_dir))) {
+        free(l);
+        return thaw_fail(err, "out of memory");
+    }
+    l->is_restore = true;
+    l->mode = mode;
+    l->external_pager = opt->pager_socket != NULL;
+    l->faults_at_start = faults_now();
+    if (opt->drop_cache) {
+        const char *names[] = {SNAPDIR_STATE, SNAPDIR_MEMORY};
+        for (size_t i = 0; i < 2; i++) {
+            char path[4096];
+            int fd = snapdir_path(path, sizeof path, snap_dir, names[i]) == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+            if (fd >= 0) {
+                (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+                close(fd);
+            }
+        }
+    }
+    enum pager_mode pmode = PAGER_LAZY;
+    if (mode == MEM_REAP) { /* an external pager gets the chosen mode in its hello */
+        reap_policy_begin(&l->reap, snap_dir);
+        pmode = l->reap.pmode;
+    }
+    if (snapshot_restore(&l->restored, snap_dir, mode, pmode, opt->pager_socket, -1, err) < 0) {
+        reap_policy_end(&l->reap);
+        free(l->snap_dir);
+        free(l);
+        return -1;
+    }
+    snprintf(l->function, sizeof l->function, "%s", l->restored.function_name);
+    l->inst = &l->restored.inst;
+    switch (mode) {
+    case MEM_COPY: l->start = SANDBOX_START_COPY; break;
+    case MEM_LAZY: l->start = SANDBOX_START_LAZY; break;
+    case MEM_UFFD: l->start = SANDBOX_START_UFFD; break;
+    case MEM_REAP:
+        reap_policy_ready(&l->reap, &l->restored.mem.ready);
+        l->start = reap_policy_start(&l->reap);
+        break;
+    }
+    struct sandbox *sb = sandbox_alloc(opt, l->function, err);
+    if (!sb) {
+        restored_destroy(&l->restored);
+        reap_policy_end(&l->reap);
+        free(l->snap_dir);
+        free(l);
+        return -1;
+    }
+    sb->ops = &local_ops;
+    sb->impl = l;
+    l->log.sb = sb;
+    l->inst->console = console_to_log;
+    l->inst->console_ctx = &l->log;
+    *out = sb;
+    return 0;
+}
