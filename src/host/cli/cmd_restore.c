@@ -12,7 +12,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: thaw restore <snapshot-dir> [--mem copy|lazy|uffd|reap] [--payload JSON]... [--payload-file F]...\n"
-            "                    [--drop-cache] [--pager-socket PATH] [--timings] [--json]\n"
+            "                    [--drop-cache] [--pager-socket PATH] [--timeout S] [--timings] [--json]\n"
             "Restores a function instance from a snapshot and sends it each payload.\n"
             "  --mem MODE     copy: read the memory file first; lazy: map it, fault pages on first\n"
             "                 touch; uffd: userfaultfd handler serves each page; reap: the first\n"
@@ -20,6 +20,8 @@ static void usage(FILE *out)
             "  --drop-cache   drop the snapshot files from the page cache first (cold start)\n"
             "  --pager-socket PATH  uffd/reap: hand guest memory to an external `thaw pager`\n"
             "                 listening on PATH (Firecracker's handshake) instead of a thread\n"
+            "  --timeout S    each invocation's deadline in seconds (default 30); on expiry the\n"
+            "                 instance is torn down\n"
             "  --json         print the instance's stats as one JSON line on stdout, after the\n"
             "                 responses (docs/json.md)\n");
 }
@@ -51,6 +53,7 @@ int cmd_restore(int argc, char **argv)
         {"payload-file", required_argument, 0, 'f'}, {"timings", no_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},         {"drop-cache", no_argument, 0, 'd'},
         {"pager-socket", required_argument, 0, 'P'},
+        {"timeout", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     struct payloads pl;
@@ -61,7 +64,7 @@ int cmd_restore(int argc, char **argv)
     struct thaw_error err = {{0}};
     if (payloads_init(&pl, argc) < 0)
         return 1;
-    while ((c = getopt_long(argc, argv, "M:p:f:tjdP:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "M:p:f:tjdP:T:h", opts, NULL)) != -1) {
         switch (c) {
         case 'M':
             if (mem_mode_parse(optarg, &mode) < 0) {
@@ -81,6 +84,14 @@ int cmd_restore(int argc, char **argv)
         case 'j': json = true; break;
         case 'd': opt.drop_cache = true; break;
         case 'P': opt.pager_socket = optarg; break;
+        case 'T':
+            if (parse_timeout(optarg, &opt.invoke_timeout_ns) < 0) {
+                fprintf(stderr, "thaw restore: --timeout wants seconds above 0 and at most a day, not '%s'\n",
+                        optarg);
+                rc = 2;
+                goto out;
+            }
+            break;
         case 'h': usage(stdout); rc = 0; goto out;
         default: usage(stderr); rc = 2; goto out;
         }
@@ -91,6 +102,8 @@ int cmd_restore(int argc, char **argv)
         goto out;
     }
     struct sandbox *sb;
+    if (cli_handle_signals("restore") < 0)
+        goto out;
     if (sandbox_restore(&sb, argv[optind], mode, &opt, &err) < 0) {
         fprintf(stderr, "thaw restore: %s\n", err.msg);
         goto out;
@@ -104,8 +117,7 @@ int cmd_restore(int argc, char **argv)
         uint8_t *resp;
         size_t len;
         if (sandbox_invoke(sb, pl.data[i], pl.len[i], &resp, &len, &err) < 0) {
-            (void)sandbox_stats(sb, &st, &(struct thaw_error){{0}});
-            fprintf(stderr, "thaw restore: %s: invocation %zu: %s\n", st.function, i + 1, err.msg);
+            print_invoke_failure("restore", sb, i + 1, err.msg);
             failed = err.msg;
             rc = 1;
             break;
@@ -132,5 +144,5 @@ int cmd_restore(int argc, char **argv)
     sandbox_destroy(sb);
 out:
     payloads_free(&pl);
-    return rc;
+    return cli_exit_status(rc);
 }

@@ -13,14 +13,19 @@ static void run_usage(FILE *out)
 {
     fprintf(out,
             "usage: thaw run <function-dir> [--payload JSON]... [--payload-file FILE]... [--repeat N]\n"
-            "                [--timings] [--json] [--memory MIB] [--trace-syscalls]\n"
+            "                [--timings] [--json] [--memory MIB] [--trace-syscalls] [--timeout S]\n"
+            "                [--boot-timeout S]\n"
             "Boots the function in a fresh microVM, waits for its ready point (first read of\n"
             "/dev/invoke), sends each payload in order and prints each response on a line.\n"
             "  --timings         print boot-to-ready and per-invocation times on stderr\n"
             "  --json            print the instance's stats as one JSON line on stdout, after\n"
             "                    the responses (docs/json.md)\n"
             "  --repeat N        send the payload list N times\n"
-            "  --trace-syscalls  the guest kernel logs every syscall (strace-like)\n");
+            "  --trace-syscalls  the guest kernel logs every syscall (strace-like)\n"
+            "  --timeout S       each invocation's deadline in seconds (default: function.json's\n"
+            "                    \"timeout_s\", else 30); on expiry the instance is torn down\n"
+            "  --boot-timeout S  deadline for reaching the ready point (default 30)\n"
+            "Guest output goes to stderr line by line, tagged [<instance> #<invocation>].\n");
 }
 
 int cmd_run(int argc, char **argv)
@@ -29,7 +34,8 @@ int cmd_run(int argc, char **argv)
         {"payload", required_argument, 0, 'p'}, {"payload-file", required_argument, 0, 'f'},
         {"timings", no_argument, 0, 't'},       {"json", no_argument, 0, 'j'},
         {"memory", required_argument, 0, 'm'},  {"trace-syscalls", no_argument, 0, 'k'},
-        {"repeat", required_argument, 0, 'r'},  {"help", no_argument, 0, 'h'},
+        {"repeat", required_argument, 0, 'r'},  {"timeout", required_argument, 0, 'T'}, {"boot-timeout", required_argument, 0, 'B'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     struct payloads pl;
@@ -42,7 +48,7 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "thaw run: out of memory\n");
         return 1;
     }
-    while ((c = getopt_long(argc, argv, "p:f:tjm:kr:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:f:tjm:kr:T:B:h", opts, NULL)) != -1) {
         switch (c) {
         case 'p': payloads_add_arg(&pl, optarg); break;
         case 'f':
@@ -56,6 +62,15 @@ int cmd_run(int argc, char **argv)
         case 'k': opt.trace_syscalls = true; break;
         case 'm': memory_mib = strtol(optarg, NULL, 10); break;
         case 'r': repeat = strtol(optarg, NULL, 10); break;
+        case 'T':
+        case 'B':
+            if (parse_timeout(optarg, c == 'T' ? &opt.invoke_timeout_ns : &opt.boot_timeout_ns) < 0) {
+                fprintf(stderr, "thaw run: --%s wants seconds above 0 and at most a day, not '%s'\n",
+                        c == 'T' ? "timeout" : "boot-timeout", optarg);
+                rc = 2;
+                goto out;
+            }
+            break;
         case 'h': run_usage(stdout); rc = 0; goto out;
         default: run_usage(stderr); rc = 2; goto out;
         }
@@ -67,6 +82,8 @@ int cmd_run(int argc, char **argv)
     }
     opt.memory_mib = (uint64_t)memory_mib;
     struct sandbox *sb;
+    if (cli_handle_signals("run") < 0)
+        goto out;
     if (sandbox_boot(&sb, argv[optind], &opt, &err) < 0) {
         fprintf(stderr, "thaw run: %s\n", err.msg);
         goto out;
@@ -81,8 +98,7 @@ int cmd_run(int argc, char **argv)
         uint8_t *resp;
         size_t resp_len;
         if (sandbox_invoke(sb, pl.data[k], pl.len[k], &resp, &resp_len, &err) < 0) {
-            (void)sandbox_stats(sb, &st, &(struct thaw_error){{0}});
-            fprintf(stderr, "thaw run: %s: invocation %zu: %s\n", st.function, i + 1, err.msg);
+            print_invoke_failure("run", sb, i + 1, err.msg);
             failed = err.msg;
             rc = 1;
             break;
@@ -109,5 +125,5 @@ int cmd_run(int argc, char **argv)
     sandbox_destroy(sb);
 out:
     payloads_free(&pl);
-    return rc;
+    return cli_exit_status(rc);
 }

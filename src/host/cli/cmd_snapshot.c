@@ -11,9 +11,11 @@
 static void usage(FILE *out)
 {
     fprintf(out, "usage: thaw snapshot <function-dir> -o <snapshot-dir> [--warmup N [--payload JSON]...]\n"
-                 "                     [--memory MIB] [--json]\n"
+                 "                     [--memory MIB] [--timeout S] [--boot-timeout S] [--json]\n"
                  "Boots the function and saves it at its ready point (first read of /dev/invoke),\n"
                  "or after N warm-up invocations with the given payloads.\n"
+                 "  --timeout S       each warm-up invocation's deadline in seconds (default 30)\n"
+                 "  --boot-timeout S  deadline for reaching the ready point (default 30)\n"
                  "  --json  print the instance's stats as one JSON line on stdout (docs/json.md)\n");
 }
 
@@ -23,6 +25,7 @@ int cmd_snapshot(int argc, char **argv)
         {"output", required_argument, 0, 'o'}, {"warmup", required_argument, 0, 'w'},
         {"payload", required_argument, 0, 'p'}, {"payload-file", required_argument, 0, 'f'},
         {"memory", required_argument, 0, 'm'}, {"json", no_argument, 0, 'j'},
+        {"timeout", required_argument, 0, 'T'}, {"boot-timeout", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     struct payloads pl;
@@ -34,7 +37,7 @@ int cmd_snapshot(int argc, char **argv)
     struct thaw_error err = {{0}};
     if (payloads_init(&pl, argc) < 0)
         return 1;
-    while ((c = getopt_long(argc, argv, "o:w:p:f:m:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:w:p:f:m:jT:B:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out_dir = optarg; break;
         case 'w': warmup = strtol(optarg, NULL, 10); break;
@@ -47,6 +50,15 @@ int cmd_snapshot(int argc, char **argv)
             break;
         case 'm': memory_mib = strtol(optarg, NULL, 10); break;
         case 'j': json = true; break;
+        case 'T':
+        case 'B':
+            if (parse_timeout(optarg, c == 'T' ? &opt.invoke_timeout_ns : &opt.boot_timeout_ns) < 0) {
+                fprintf(stderr, "thaw snapshot: --%s wants seconds above 0 and at most a day, not '%s'\n",
+                        c == 'T' ? "timeout" : "boot-timeout", optarg);
+                rc = 2;
+                goto out;
+            }
+            break;
         case 'h': usage(stdout); rc = 0; goto out;
         default: usage(stderr); rc = 2; goto out;
         }
@@ -58,6 +70,8 @@ int cmd_snapshot(int argc, char **argv)
     }
     opt.memory_mib = (uint64_t)memory_mib;
     struct sandbox *sb;
+    if (cli_handle_signals("snapshot") < 0)
+        goto out;
     if (sandbox_boot(&sb, argv[optind], &opt, &err) < 0) {
         fprintf(stderr, "thaw snapshot: %s\n", err.msg);
         goto out;
@@ -67,7 +81,7 @@ int cmd_snapshot(int argc, char **argv)
         size_t len;
         size_t k = (size_t)i % pl.n;
         if (sandbox_invoke(sb, pl.data[k], pl.len[k], &resp, &len, &err) < 0) {
-            fprintf(stderr, "thaw snapshot: warm-up invocation %ld: %s\n", i + 1, err.msg);
+            print_invoke_failure("snapshot", sb, (size_t)i + 1, err.msg);
             goto done;
         }
         free(resp);
@@ -90,5 +104,5 @@ done:
     sandbox_destroy(sb);
 out:
     payloads_free(&pl);
-    return rc;
+    return cli_exit_status(rc);
 }

@@ -96,3 +96,31 @@ int print_stats_json(struct sandbox *sb, const uint64_t *inv_ns, size_t n, const
     fflush(stdout);
     return 0;
 }
+
+int cli_handle_signals(const char *cmd)
+{
+    struct thaw_error err;
+    if (sandbox_handle_signals(&err) < 0) {
+        fprintf(stderr, "thaw %s: %s\n", cmd, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_exit_status(int rc)
+{
+    int sig = sandbox_interrupted();
+    return sig ? 128 + sig : rc;
+}
+
+void print_invoke_failure(const char *cmd, struct sandbox *sb, size_t number, const char *msg)
+{
+    struct sandbox_stats st;
+    struct thaw_error err;
+    const char *fn = sandbox_stats(sb, &st, &err) == 0 ? st.function : "?";
+    enum sandbox_failure f = sandbox_last_failure(sb);
+    if (f == SANDBOX_FAIL_TIMEOUT || f == SANDBOX_FAIL_INTERRUPTED)
+        fprintf(stderr, "thaw %s: %s: %s\n", cmd, fn, msg); /* the message names the invocation */
+    else
+        fprintf(stderr, "thaw %s: %s: invocation %zu: %s\n", cmd, fn, number, msg);
+}

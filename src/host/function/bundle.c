@@ -157,6 +157,16 @@ int bundle_load(struct bundle *b, const char *dir, const char *build_dir, struct
         thaw_fail(err, "%s: \"memory_mib\" must be an even integer from 16 to 4096", manifest_path);
         goto fail;
     }
+    json_t *timeout = json_object_get(root, "timeout_s");
+    if (timeout) {
+        double t = json_number_value(timeout);
+        if (!json_is_number(timeout) || !(t > 0) || t > BUNDLE_TIMEOUT_MAX_S) {
+            thaw_fail(err, "%s: \"timeout_s\" must be a number of seconds above 0 and at most %d", manifest_path,
+                      BUNDLE_TIMEOUT_MAX_S);
+            goto fail;
+        }
+        b->timeout_ns = (uint64_t)(t * 1e9);
+    }
     const char *program = json_string_value(json_object_get(root, "program"));
     if (!program) {
         thaw_fail(err, "%s: \"program\" is required", manifest_path);

@@ -1,5 +1,6 @@
 /* Function bundles: a directory with function.json (name, runtime, program, args, env,
- * archive, files, memory_mib), the files it names, and sample payloads. Loading a
+ * archive, files, memory_mib,
+ * timeout_s), the files it names, and sample payloads. Loading a
  * bundle checks the manifest (hostile input) and prepares everything a microVM needs. */
 #ifndef THAW_HOST_BUNDLE_H
 #define THAW_HOST_BUNDLE_H
@@ -12,6 +13,7 @@
 #include "host/util/file.h"
 
 #define BUNDLE_NAME_MAX 63
+#define BUNDLE_TIMEOUT_MAX_S 3600
 
 struct bundle {
     char name[BUNDLE_NAME_MAX + 1];
@@ -23,6 +25,7 @@ struct bundle {
     char **envp;          /* "K=V", NULL-terminated */
     size_t envc;
     uint64_t memory_mib;
+    uint64_t timeout_ns;  /* "timeout_s": each invocation's deadline; 0: not given */
     /* Loaded contents. */
     uint8_t *program;
     size_t program_size;

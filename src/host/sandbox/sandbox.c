@@ -10,6 +10,7 @@
 #include "host/sandbox/guest_log.h"
 #include "host/sandbox/sandbox_impl.h"
 #include "host/util/clock.h"
+#include "host/vmm/vcpu_kick.h"
 
 static const struct sandbox_options default_options;
 static atomic_uint instance_counter;
@@ -98,6 +99,8 @@ int sandbox_boot(struct sandbox **out, const char *function_dir, const struct sa
     *out = NULL;
     if (!opt)
         opt = &default_options;
+    if (vcpu_stopping())
+        return thaw_fail(err, "not booting %s: interrupted by signal %d", function_dir, sandbox_interrupted());
     if (opt->worker)
         return thaw_fail(err, "worker processes not built yet");
     return sandbox_local_boot(out, function_dir, opt, err);
@@ -109,6 +112,8 @@ int sandbox_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mo
     *out = NULL;
     if (!opt)
         opt = &default_options;
+    if (vcpu_stopping())
+        return thaw_fail(err, "not restoring %s: interrupted by signal %d", snap_dir, sandbox_interrupted());
     if (opt->worker)
         return thaw_fail(err, "worker processes not built yet");
     return sandbox_local_restore(out, snap_dir, mode, opt, err);

@@ -26,6 +26,7 @@
 #include "host/util/error.h"
 
 #define SANDBOX_DEFAULT_TIMEOUT_NS (30ull * 1000000000ull)
+#define SANDBOX_DEFAULT_BOOT_TIMEOUT_NS (30ull * 1000000000ull)
 #define SANDBOX_ID_MAX 63
 
 /* How an instance came to be: the start kind reported by every caller. */
@@ -61,8 +62,11 @@ typedef void (*sandbox_log_fn)(void *ctx, const char *instance_id, uint64_t invo
 
 struct sandbox_options {
     const char *id;              /* instance id for log tags; NULL: one is made up */
-    uint64_t boot_timeout_ns;    /* boot to ready, or restore to ready; 0: default */
-    uint64_t invoke_timeout_ns;  /* each invocation; 0: function.json's, else default */
+    uint64_t boot_timeout_ns;    /* boot to the ready point; 0: the default (30 s). A restore
+                                    runs no guest code before its first invocation; its one
+                                    wait (the pager's "ready") has the pager's reply timeout */
+    uint64_t invoke_timeout_ns;  /* each invocation; 0: function.json's "timeout_s" (boot
+                                    only: a snapshot does not record it), else the default */
     uint64_t memory_mib;         /* boot: guest memory; 0: function.json's */
     bool trace_syscalls;         /* boot: guest kernel logs every syscall */
     const char *pager_socket;    /* uffd/reap restore: external `thaw pager`, or NULL */
@@ -142,8 +146,11 @@ enum sandbox_failure sandbox_last_failure(const struct sandbox *sb);
 void sandbox_destroy(struct sandbox *sb);
 
 /* Installs SIGINT/SIGTERM handlers that stop every running instance of this process
- * (their calls fail with SANDBOX_FAIL_INTERRUPTED) so the caller can clean up. */
+ * (their calls fail with SANDBOX_FAIL_INTERRUPTED, and so does every later boot,
+ * restore or invocation) so the caller can clean up and exit. A second signal kills
+ * the process the default way. */
 int sandbox_handle_signals(struct thaw_error *err);
-bool sandbox_interrupted(void);
+/* The signal that stopped this process's instances, or 0. */
+int sandbox_interrupted(void);
 
 #endif

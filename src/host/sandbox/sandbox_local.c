@@ -40,7 +40,13 @@ struct local {
     struct reap_policy reap;
     /* last snapshot */
     uint64_t save_ns, snapshot_allocated;
+    /* torn down after a deadline or a stop: only these stats remain */
+    bool torn_down;
+    struct sandbox_stats final;
 };
+
+static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err);
+static void release(struct local *l);
 
 static uint64_t faults_now(void)
 {
@@ -75,12 +81,31 @@ static void console_to_log(void *ctx, unsigned stream, const uint8_t *data, size
     guest_log_write(ctx, stream, data, len);
 }
 
-static enum sandbox_failure classify(const struct instance *inst)
+/* Maps an instance's failure to the caller's terms; a deadline or a stop tears the
+ * microVM down at once (its memory, the pager), keeping the stats. */
+static int invoke_failed(struct sandbox *sb, struct thaw_error *err)
 {
+    struct local *l = sb->impl;
+    const struct instance *inst = l->inst;
     /* Refused before the guest ran (e.g. an oversized request): the instance is intact. */
     if (inst->state == INSTANCE_READY)
-        return SANDBOX_FAIL_BAD_INPUT;
-    return SANDBOX_FAIL_GUEST;
+        return sandbox_set_failure(sb, SANDBOX_FAIL_BAD_INPUT);
+    if (inst->stopped_by == INSTANCE_STOP_NONE)
+        return sandbox_set_failure(sb, SANDBOX_FAIL_GUEST);
+    enum sandbox_failure f;
+    if (inst->stopped_by == INSTANCE_STOP_TIMEOUT) {
+        f = SANDBOX_FAIL_TIMEOUT;
+        thaw_fail(err, "invocation timed out after %.1f s", (double)inst->run_timeout_ns / 1e9);
+    } else {
+        f = SANDBOX_FAIL_INTERRUPTED;
+        thaw_fail(err, "invocation interrupted by signal %d", sandbox_interrupted());
+    }
+    struct thaw_error ignored;
+    if (local_stats(sb, &l->final, &ignored) == 0) {
+        release(l);
+        l->torn_down = true;
+    }
+    return sandbox_set_failure(sb, f);
 }
 
 static int local_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t **resp, size_t *resp_len,
@@ -90,7 +115,7 @@ static int local_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t
     int rc = instance_invoke(l->inst, req, len, resp, resp_len, err);
     guest_log_flush(&l->log);
     if (rc < 0)
-        return sandbox_set_failure(sb, classify(l->inst));
+        return invoke_failed(sb, err);
     if (l->is_restore && l->mode == MEM_REAP && !l->reap.finished)
         reap_policy_finish(&l->reap, &l->restored.mem, l->snap_dir);
     return 0;
@@ -123,6 +148,10 @@ static int local_snapshot(struct sandbox *sb, const char *dir, struct thaw_error
 static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err)
 {
     struct local *l = sb->impl;
+    if (l->torn_down) {
+        *st = l->final;
+        return 0;
+    }
     snprintf(st->function, sizeof st->function, "%s", l->function);
     st->start = l->start;
     st->boot_ns = l->boot_ns;
@@ -166,11 +195,9 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     return 0;
 }
 
-static void local_destroy(struct sandbox *sb)
+/* Frees the microVM and its memory; the bundle and names stay for the stats. */
+static void release(struct local *l)
 {
-    struct local *l = sb->impl;
-    if (!l)
-        return;
     guest_log_flush(&l->log);
     if (l->is_restore) {
         restored_destroy(&l->restored);
@@ -178,6 +205,15 @@ static void local_destroy(struct sandbox *sb)
     } else {
         instance_destroy(&l->booted);
     }
+}
+
+static void local_destroy(struct sandbox *sb)
+{
+    struct local *l = sb->impl;
+    if (!l)
+        return;
+    if (!l->torn_down)
+        release(l);
     bundle_free(&l->bundle);
     free(l->kernel);
     free(l->snap_dir);
@@ -244,13 +280,22 @@ int sandbox_local_boot(struct sandbox **out, const char *function_dir, const str
         .console_ctx = &l->log,
         .kernel_log = true,
         .trace_syscalls = opt->trace_syscalls,
+        .boot_timeout_ns = opt->boot_timeout_ns ? opt->boot_timeout_ns : SANDBOX_DEFAULT_BOOT_TIMEOUT_NS,
     };
     if (instance_boot(&l->booted, &cfg, err) < 0) {
         guest_log_flush(&l->log);
+        if (l->booted.stopped_by == INSTANCE_STOP_TIMEOUT)
+            thaw_fail(err, "boot timed out after %.1f s: the program did not reach its ready point (its "
+                      "first read of /dev/invoke)", (double)cfg.boot_timeout_ns / 1e9);
+        else if (l->booted.stopped_by == INSTANCE_STOP_INTERRUPTED)
+            thaw_fail(err, "boot interrupted by signal %d", sandbox_interrupted());
         fail_named(err, l->function);
         goto fail;
     }
     l->inst = &l->booted;
+    if (!sb->invoke_timeout_ns)
+        sb->invoke_timeout_ns = l->bundle.timeout_ns ? l->bundle.timeout_ns : SANDBOX_DEFAULT_TIMEOUT_NS;
+    l->inst->run_timeout_ns = sb->invoke_timeout_ns;
     l->boot_ns = clock_now_ns() - t0;
     free(kernel_path);
     free(build_dir);
@@ -326,6 +371,9 @@ int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_m
     l->log.sb = sb;
     l->inst->console = console_to_log;
     l->inst->console_ctx = &l->log;
+    if (!sb->invoke_timeout_ns)
+        sb->invoke_timeout_ns = SANDBOX_DEFAULT_TIMEOUT_NS;
+    l->inst->run_timeout_ns = sb->invoke_timeout_ns;
     *out = sb;
     return 0;
 }

@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "host/vmm/elf_loader.h"
+#include "host/vmm/vcpu_kick.h"
 #include "host/vmm/x86_boot.h"
 
 #define STACK_RESERVE (16ull << 20) /* top of memory kept for the guest's stack */
@@ -161,7 +163,10 @@ int instance_boot(struct instance *inst, const struct instance_config *cfg, stru
 
     uint8_t *resp = NULL;
     size_t resp_len = 0;
-    if (instance_run(inst, &resp, &resp_len, err) < 0)
+    inst->run_timeout_ns = cfg->boot_timeout_ns;
+    int ran = instance_run(inst, &resp, &resp_len, err);
+    inst->run_timeout_ns = 0;
+    if (ran < 0)
         goto fail;
     free(resp);
     if (inst->state != INSTANCE_READY) {
@@ -313,14 +318,52 @@ static int ud_trap_check(struct instance *inst, struct vcpu *v, struct thaw_erro
     return report_fault(inst, &f, 0, err);
 }
 
+static int run_stopped(struct instance *inst, enum vcpu_kick_reason why, struct thaw_error *err)
+{
+    inst->stopped_by = why == VCPU_KICK_DEADLINE ? INSTANCE_STOP_TIMEOUT : INSTANCE_STOP_INTERRUPTED;
+    if (why == VCPU_KICK_DEADLINE)
+        return guest_failed(inst, err, "timed out after %.1f s", (double)inst->run_timeout_ns / 1e9);
+    return guest_failed(inst, err, "interrupted (SIGINT or SIGTERM)");
+}
+
+/* KVM_RUN until an exit to handle: 0, or -1 when kicked out (stop, deadline) or failed. */
+static int run_once(struct instance *inst, struct vcpu *v, struct vcpu_run_guard *g, struct thaw_error *err)
+{
+    for (;;) {
+        enum vcpu_kick_reason why = vcpu_kick_check(g);
+        if (why != VCPU_KICK_NONE)
+            return run_stopped(inst, why, err);
+        if (ioctl(v->fd, KVM_RUN, NULL) == 0)
+            return 0;
+        if (errno != EINTR) {
+            inst->state = INSTANCE_FAILED;
+            return thaw_fail_errno(err, "KVM_RUN failed");
+        }
+    }
+}
+
+static int run_loop(struct instance *inst, struct vcpu_run_guard *g, uint8_t **resp, size_t *resp_len,
+                    struct thaw_error *err);
+
 int instance_run(struct instance *inst, uint8_t **resp, size_t *resp_len, struct thaw_error *err)
+{
+    struct vcpu_run_guard g;
+    if (vcpu_run_begin(&g, inst->vm.vcpus[0].run, inst->run_timeout_ns, err) < 0) {
+        inst->state = INSTANCE_FAILED;
+        return -1;
+    }
+    int r = run_loop(inst, &g, resp, resp_len, err);
+    vcpu_run_end(&g);
+    return r;
+}
+
+static int run_loop(struct instance *inst, struct vcpu_run_guard *g, uint8_t **resp, size_t *resp_len,
+                    struct thaw_error *err)
 {
     struct vcpu *v = &inst->vm.vcpus[0];
     for (;;) {
-        if (VM_IOCTL(v->fd, KVM_RUN, NULL, err) < 0) {
-            inst->state = INSTANCE_FAILED;
+        if (run_once(inst, v, g, err) < 0)
             return -1;
-        }
         inst->stats.vm_exits++;
         struct kvm_run *run = v->run;
         switch (run->exit_reason) {

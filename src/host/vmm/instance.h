@@ -35,9 +35,13 @@ struct instance_config {
     void *console_ctx;
     bool kernel_log;            /* show the guest kernel's log lines */
     bool trace_syscalls;        /* guest kernel logs every syscall */
+    uint64_t boot_timeout_ns;   /* boot to the ready point; 0: none */
 };
 
 enum instance_state { INSTANCE_NEW, INSTANCE_READY, INSTANCE_EXITED, INSTANCE_FAILED };
+
+/* Why a FAILED instance stopped, when it was not the guest's doing. */
+enum instance_stop { INSTANCE_STOP_NONE, INSTANCE_STOP_TIMEOUT, INSTANCE_STOP_INTERRUPTED };
 
 struct instance_stats {
     uint64_t vm_exits;
@@ -69,6 +73,8 @@ struct instance {
     uint64_t max_request;
     struct instance_stats stats;
     char failure[512];          /* why the guest stopped, when state is FAILED */
+    uint64_t run_timeout_ns;    /* limit of each instance_run (one invocation); 0: none */
+    enum instance_stop stopped_by;
 };
 
 /* Creates the microVM, loads kernel, program and archive, and runs the guest to its
@@ -86,7 +92,9 @@ int instance_shutdown(struct instance *inst, struct thaw_error *err);
 void instance_destroy(struct instance *inst);
 
 /* Runs the vCPU until the guest blocks in INVOKE_NEXT (returns 0, state READY), exits
- * (0, EXITED) or fails (-1, FAILED). Shared with snapshot restore. */
+ * (0, EXITED) or fails (-1, FAILED). Shared with snapshot restore. A run longer than
+ * run_timeout_ns, or one that vcpu_stop_all() stops (vcpu_kick.h), is kicked out of
+ * KVM_RUN and fails with stopped_by saying why; the instance is then unusable. */
 int instance_run(struct instance *inst, uint8_t **resp, size_t *resp_len, struct thaw_error *err);
 
 #endif

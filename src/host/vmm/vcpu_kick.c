@@ -1,0 +1,123 @@
+#include "host/vmm/vcpu_kick.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "host/util/clock.h"
+
+static _Thread_local struct kvm_run *volatile current_run;
+static atomic_int stop_requested;
+static atomic_int registry[VCPU_KICK_SLOTS]; /* kernel thread ids, 0 = free */
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static int handler_errno;
+
+static void on_kick(int sig)
+{
+    (void)sig;
+    struct kvm_run *run = current_run;
+    if (run)
+        run->immediate_exit = 1;
+}
+
+static void install_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_kick;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; /* other syscalls of a kicked thread simply go on */
+    if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0)
+        handler_errno = errno;
+}
+
+int vcpu_run_begin(struct vcpu_run_guard *g, struct kvm_run *run, uint64_t timeout_ns, struct thaw_error *err)
+{
+    memset(g, 0, sizeof *g);
+    g->run = run;
+    g->slot = -1;
+    pthread_once(&handler_once, install_handler);
+    if (handler_errno) {
+        errno = handler_errno;
+        return thaw_fail_errno(err, "cannot install the vCPU kick signal handler");
+    }
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, VCPU_KICK_SIGNAL);
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+    run->immediate_exit = 0;
+    current_run = run;
+    int tid = (int)syscall(SYS_gettid);
+    for (int i = 0; i < VCPU_KICK_SLOTS; i++) {
+        int free_slot = 0;
+        if (atomic_compare_exchange_strong(&registry[i], &free_slot, tid)) {
+            g->slot = i;
+            break;
+        }
+    }
+    if (timeout_ns) {
+        g->deadline_ns = clock_now_ns() + timeout_ns;
+        struct sigevent sev;
+        memset(&sev, 0, sizeof sev);
+        sev.sigev_notify = SIGEV_THREAD_ID;
+        sev.sigev_signo = VCPU_KICK_SIGNAL;
+        sev._sigev_un._tid = tid;
+        if (timer_create(CLOCK_MONOTONIC, &sev, &g->timer) < 0) {
+            thaw_fail_errno(err, "timer_create for the vCPU deadline");
+            vcpu_run_end(g);
+            return -1;
+        }
+        g->has_timer = true;
+        struct itimerspec its = {.it_value = {.tv_sec = (time_t)(g->deadline_ns / 1000000000ull),
+                                              .tv_nsec = (long)(g->deadline_ns % 1000000000ull)}};
+        if (timer_settime(g->timer, TIMER_ABSTIME, &its, NULL) < 0) {
+            thaw_fail_errno(err, "timer_settime for the vCPU deadline");
+            vcpu_run_end(g);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+enum vcpu_kick_reason vcpu_kick_check(struct vcpu_run_guard *g)
+{
+    if (atomic_load(&stop_requested))
+        return VCPU_KICK_STOP;
+    if (g->deadline_ns && clock_now_ns() >= g->deadline_ns)
+        return VCPU_KICK_DEADLINE;
+    /* A stray kick: clear it. A kick landing after this store sets it again. */
+    g->run->immediate_exit = 0;
+    return VCPU_KICK_NONE;
+}
+
+void vcpu_run_end(struct vcpu_run_guard *g)
+{
+    if (g->has_timer)
+        timer_delete(g->timer);
+    g->has_timer = false;
+    if (g->slot >= 0)
+        atomic_store(&registry[g->slot], 0);
+    g->slot = -1;
+    current_run = NULL;
+    if (g->run)
+        g->run->immediate_exit = 0;
+}
+
+void vcpu_stop_all(void)
+{
+    atomic_store(&stop_requested, 1);
+    pid_t pid = getpid();
+    for (int i = 0; i < VCPU_KICK_SLOTS; i++) {
+        int tid = atomic_load(&registry[i]);
+        if (tid)
+            syscall(SYS_tgkill, pid, tid, VCPU_KICK_SIGNAL);
+    }
+}
+
+bool vcpu_stopping(void)
+{
+    return atomic_load(&stop_requested) != 0;
+}
