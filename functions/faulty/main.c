@@ -6,6 +6,11 @@
  * {"fault": "hypercall-bad-arg"}    makes a hypercall whose argument is outside guest memory
  * {"fault": "hypercall-bad-buffer"} makes a console hypercall whose buffer wraps around
  * {"fault": "abort"}  calls abort()
+ * {"fault": "loop"}   spins forever (the invocation deadline must stop it)
+ * {"print": N}        writes "line 1".."line N" (odd lines to stdout, even to stderr),
+ *                     one write each, spinning 100 ms between them, then answers
+ *                     {"printed": N}: the host must see each line as it is written
+ * FAULTY_LOOP_BEFORE_READY=1 in the environment: spins forever before the ready point
  * {"probe": "state"}  answers the monotonic and wall clocks (ns), 16 bytes from
  *                     getrandom() in hex and a counter that counts invocations
  * {"probe": "reuse"}  maps 4 MiB, dirties it, unmaps it, maps 4 MiB again and answers
@@ -30,10 +35,23 @@ static void raw_hypercall(uint32_t nr, uint32_t gpa)
     __asm__ volatile("call *%2" : : "a"(gpa), "d"(THAW_HC_PORT_BASE + nr), "r"(target) : "memory");
 }
 
+static void spin_ms(long ms)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+}
+
 int main(void)
 {
     static char req[4096];
     char what[64];
+    const char *hang = getenv("FAULTY_LOOP_BEFORE_READY");
+    if (hang && !strcmp(hang, "1"))
+        for (;;)
+            __asm__ volatile("" ::: "memory");
     int fd = thaw_open();
     if (fd < 0)
         return 1;
@@ -77,6 +95,21 @@ int main(void)
             thaw_respond(fd, out, (size_t)n);
             continue;
         }
+        long lines = thaw_json_int(req, "print", -1);
+        if (lines >= 0) {
+            for (long i = 1; i <= lines; i++) {
+                char line[64];
+                int n = snprintf(line, sizeof line, "line %ld\n", i);
+                if (write(i % 2 ? 1 : 2, line, (size_t)n) != n)
+                    return 1;
+                if (i < lines)
+                    spin_ms(100);
+            }
+            char out[64];
+            int n = snprintf(out, sizeof out, "{\"printed\": %ld}", lines);
+            thaw_respond(fd, out, (size_t)n);
+            continue;
+        }
         if (thaw_json_string(req, "fault", what, sizeof what) < 0)
             what[0] = 0;
         if (!strcmp(what, "null")) {
@@ -96,6 +129,9 @@ int main(void)
             raw_hypercall(THAW_HC_CONSOLE_WRITE, (uint32_t)(uintptr_t)&c);
         } else if (!strcmp(what, "abort")) {
             abort();
+        } else if (!strcmp(what, "loop")) {
+            for (;;)
+                __asm__ volatile("" ::: "memory");
         }
         thaw_respond(fd, "{\"ok\": true}", 12);
     }

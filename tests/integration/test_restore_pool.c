@@ -21,7 +21,7 @@ static char dir[64];
 
 static void rm_dir(void)
 {
-    const char *names[] = {"memory", "state", "ws.pages", "ws.trace", "ws.stale"};
+    const char *names[] = {"memory", "state", "ws.pages", "ws.trace", "ws.stale", "ws.lock"};
     char path[128];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
@@ -59,15 +59,15 @@ static void test_pooled_restores_answer_in_every_mode(void **state)
     (void)state;
     if (!kvm_available())
         skip();
-    struct booted bt;
     struct thaw_error err = {{0}};
-    if (boot_function(&bt, "functions/hello", &err) < 0)
+    struct sandbox *bt = boot_function("functions/hello", NULL, &err);
+    if (!bt)
         fail_msg("boot: %s", err.msg);
     strcpy(dir, "/tmp/thaw-pool-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    if (snapshot_save(&bt.inst, "hello", dir, &err) < 0)
+    if (sandbox_snapshot(bt, dir, &err) < 0)
         fail_msg("snapshot: %s", err.msg);
-    booted_free(&bt);
+    sandbox_destroy(bt);
     struct vm_pool pool;
     assert_int_equal(vm_pool_init(&pool, 1, &err), 0);
     const enum mem_mode modes[] = {MEM_COPY, MEM_LAZY, MEM_UFFD, MEM_REAP, MEM_REAP};

@@ -1,0 +1,466 @@
+/* The lifecycle layer (host/sandbox/sandbox.h) driven directly: boot, restore in every
+ * memory mode, invoke, stats, snapshot, shutdown, destroy; deadlines that stop a guest
+ * looping in an invocation or before its ready point; guest output delivered line by
+ * line while the invocation runs; concurrent recording restores of one snapshot. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "guest_helpers.h"
+#include "host/pager/reap.h"
+#include "host/sandbox/sandbox.h"
+#include "host/util/clock.h"
+#include "host/util/snapdir.h"
+
+static char tmp_root[] = "/tmp/thaw-sandbox-test-XXXXXX";
+
+static void path_in_tmp(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", tmp_root, name);
+}
+
+static char *invoke_ok(struct sandbox *sb, const char *payload)
+{
+    uint8_t *resp;
+    size_t len;
+    struct thaw_error err = {{0}};
+    if (sandbox_invoke(sb, payload, strlen(payload), &resp, &len, &err) < 0)
+        fail_msg("invoke %s: %s (%s)", payload, err.msg, sandbox_failure_name(sandbox_last_failure(sb)));
+    return (char *)resp;
+}
+
+static struct sandbox *boot_ok(const char *dir, const struct sandbox_options *opt)
+{
+    struct sandbox *sb;
+    struct thaw_error err = {{0}};
+    if (sandbox_boot(&sb, dir, opt, &err) < 0)
+        fail_msg("boot %s: %s", dir, err.msg);
+    return sb;
+}
+
+static struct sandbox *restore_ok(const char *snap, enum mem_mode mode, const struct sandbox_options *opt)
+{
+    struct sandbox *sb;
+    struct thaw_error err = {{0}};
+    if (sandbox_restore(&sb, snap, mode, opt, &err) < 0)
+        fail_msg("restore %s (%s): %s", snap, mem_mode_name(mode), err.msg);
+    return sb;
+}
+
+/* ---- captured guest output ---------------------------------------------------------- */
+
+#define MAX_LINES 64
+struct captured {
+    pthread_mutex_t lock;
+    size_t n;
+    char text[MAX_LINES][64];
+    uint64_t invocation[MAX_LINES];
+    enum sandbox_stream stream[MAX_LINES];
+    uint64_t t_ns[MAX_LINES];
+    char id[SANDBOX_ID_MAX + 1];
+};
+
+static void capture(void *ctx, const char *id, uint64_t invocation, enum sandbox_stream stream, const char *line,
+                    size_t len)
+{
+    struct captured *c = ctx;
+    pthread_mutex_lock(&c->lock);
+    if (c->n < MAX_LINES) {
+        snprintf(c->text[c->n], sizeof c->text[c->n], "%.*s", (int)len, line);
+        c->invocation[c->n] = invocation;
+        c->stream[c->n] = stream;
+        c->t_ns[c->n] = clock_now_ns();
+        snprintf(c->id, sizeof c->id, "%s", id);
+        c->n++;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+static void test_boot_invoke_stats_shutdown(void **state)
+{
+    (void)state;
+    struct sandbox_options opt = {.id = "hello-under-test"};
+    struct sandbox *sb = boot_ok("functions/hello", &opt);
+    char *r = invoke_ok(sb, "{\"name\": \"layer\"}");
+    assert_non_null(strstr(r, "Hello, layer!"));
+    free(r);
+    struct sandbox_stats st;
+    struct thaw_error err = {{0}};
+    assert_int_equal(sandbox_stats(sb, &st, &err), 0);
+    assert_string_equal(st.id, "hello-under-test");
+    assert_string_equal(st.function, "hello");
+    assert_int_equal(st.start, SANDBOX_START_BOOT);
+    assert_int_equal(st.invocations, 1);
+    assert_true(st.boot_ns > 0 && st.first_invoke_ns > 0 && st.first_invoke_ns == st.last_invoke_ns);
+    assert_int_equal(st.memory_bytes, 256ull << 20);
+    assert_true(st.rss_kb > 0 && st.vm_exits >= 2);
+    assert_int_equal(sandbox_shutdown(sb, &err), 0);
+    assert_int_equal(sandbox_stats(sb, &st, &err), 0);
+    assert_true(st.exited);
+    assert_int_equal(st.exit_status, 0);
+    sandbox_destroy(sb);
+    sandbox_destroy(NULL);
+}
+
+static void test_bad_options_refused(void **state)
+{
+    (void)state;
+    struct sandbox *sb = (struct sandbox *)1;
+    struct thaw_error err = {{0}};
+    struct sandbox_options bad_id = {.id = "has space"};
+    assert_int_equal(sandbox_boot(&sb, "functions/hello", &bad_id, &err), -1);
+    assert_null(sb);
+    assert_non_null(strstr(err.msg, "instance id"));
+    struct sandbox_options worker = {.worker = true};
+    assert_int_equal(sandbox_boot(&sb, "functions/hello", &worker, &err), -1);
+    assert_non_null(strstr(err.msg, "worker processes"));
+    assert_int_equal(sandbox_restore(&sb, "/nonexistent-snapshot", MEM_UFFD, NULL, &err), -1);
+    assert_null(sb);
+}
+
+/* Snapshot through the layer, then every restore mode answers and reports its start. */
+static void test_snapshot_and_restore_every_mode(void **state)
+{
+    (void)state;
+    char snap[256];
+    path_in_tmp(snap, sizeof snap, "memtouch");
+    struct thaw_error err = {{0}};
+    struct sandbox *sb = boot_ok("functions/memtouch", NULL);
+    const char *pl = "{\"mib\": 2, \"seed\": 7}";
+    char *booted = invoke_ok(sb, pl);
+    assert_int_equal(sandbox_snapshot(sb, snap, &err), 0);
+    struct sandbox_stats st;
+    assert_int_equal(sandbox_stats(sb, &st, &err), 0);
+    assert_true(st.save_ns > 0 && st.snapshot_allocated_bytes > 0);
+    sandbox_destroy(sb);
+
+    const struct {
+        enum mem_mode mode;
+        enum sandbox_start start;
+    } runs[] = {
+        {MEM_COPY, SANDBOX_START_COPY},           {MEM_LAZY, SANDBOX_START_LAZY},
+        {MEM_UFFD, SANDBOX_START_UFFD},           {MEM_REAP, SANDBOX_START_REAP_RECORD},
+        {MEM_REAP, SANDBOX_START_REAP_PREFETCH},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        sb = restore_ok(snap, runs[i].mode, NULL);
+        char *r = invoke_ok(sb, pl);
+        /* memtouch answers a checksum of what it touched: same as the booted instance. */
+        assert_string_equal(strstr(r, "checksum"), strstr(booted, "checksum"));
+        free(r);
+        assert_int_equal(sandbox_stats(sb, &st, &err), 0);
+        if (st.start != runs[i].start)
+            fail_msg("restore %zu (%s): start %s, expected %s", i, mem_mode_name(runs[i].mode),
+                     sandbox_start_name(st.start), sandbox_start_name(runs[i].start));
+        assert_int_equal(st.mode, runs[i].mode);
+        assert_true(st.restore_ns > 0 && st.invocations == 1);
+        if (runs[i].mode == MEM_COPY)
+            assert_true(st.bytes_copied > 0);
+        if (runs[i].mode == MEM_UFFD)
+            assert_true(st.pages_served > 0);
+        if (runs[i].start == SANDBOX_START_REAP_RECORD)
+            assert_true(st.reap_recorded);
+        if (runs[i].start == SANDBOX_START_REAP_PREFETCH)
+            assert_true(st.reap_prefetched && st.ws_pages >= 512 && st.reap_misses == 0);
+        sandbox_destroy(sb);
+    }
+    free(booted);
+}
+
+/* A guest spinning in an invocation is kicked out at its deadline, the instance is
+ * dead, and the next instance works. */
+static void test_invocation_deadline(void **state)
+{
+    (void)state;
+    struct sandbox_options opt = {.invoke_timeout_ns = 500000000ull};
+    struct sandbox *sb = boot_ok("functions/faulty", &opt);
+    uint8_t *resp;
+    size_t len;
+    struct thaw_error err = {{0}};
+    uint64_t t0 = clock_now_ns();
+    assert_int_equal(sandbox_invoke(sb, "{\"fault\": \"loop\"}", 17, &resp, &len, &err), -1);
+    uint64_t took = clock_now_ns() - t0;
+    assert_null(resp);
+    assert_int_equal(sandbox_last_failure(sb), SANDBOX_FAIL_TIMEOUT);
+    assert_string_equal(err.msg, "invocation timed out after 0.5 s");
+    if (took < 450000000ull || took > 3000000000ull)
+        fail_msg("the deadline fired after %.3f s", took / 1e9);
+    /* Dead: refused at once, and the stats are still there. */
+    assert_int_equal(sandbox_invoke(sb, "{}", 2, &resp, &len, &err), -1);
+    assert_non_null(strstr(err.msg, "dead"));
+    struct sandbox_stats st;
+    assert_int_equal(sandbox_stats(sb, &st, &err), 0);
+    assert_string_equal(st.function, "faulty");
+    sandbox_destroy(sb);
+    sb = boot_ok("functions/faulty", NULL);
+    char *r = invoke_ok(sb, "{}");
+    assert_non_null(strstr(r, "\"ok\""));
+    free(r);
+    sandbox_destroy(sb);
+}
+
+/* The same for a restored instance (the vCPU is restored, not booted). */
+static void test_invocation_deadline_after_restore(void **state)
+{
+    (void)state;
+    char snap[256];
+    path_in_tmp(snap, sizeof snap, "faulty");
+    struct thaw_error err = {{0}};
+    struct sandbox *sb = boot_ok("functions/faulty", NULL);
+    assert_int_equal(sandbox_snapshot(sb, snap, &err), 0);
+    sandbox_destroy(sb);
+    struct sandbox_options opt = {.invoke_timeout_ns = 300000000ull};
+    sb = restore_ok(snap, MEM_UFFD, &opt);
+    uint8_t *resp;
+    size_t len;
+    assert_int_equal(sandbox_invoke(sb, "{\"fault\": \"loop\"}", 17, &resp, &len, &err), -1);
+    assert_int_equal(sandbox_last_failure(sb), SANDBOX_FAIL_TIMEOUT);
+    assert_string_equal(err.msg, "invocation timed out after 0.3 s");
+    sandbox_destroy(sb);
+    sb = restore_ok(snap, MEM_UFFD, NULL);
+    char *r = invoke_ok(sb, "{}");
+    assert_non_null(strstr(r, "\"ok\""));
+    free(r);
+    sandbox_destroy(sb);
+}
+
+/* A bundle in the temp dir running faulty with extra manifest fields. */
+static void make_faulty_bundle(char *dir, size_t len, const char *name, const char *extra)
+{
+    path_in_tmp(dir, len, name);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/function.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"name\": \"faulty\", \"runtime\": \"native\", \"program\": \"build:faulty-glibc\", "
+               "\"memory_mib\": 64%s}\n", extra);
+    fclose(f);
+}
+
+static void test_boot_deadline(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_faulty_bundle(dir, sizeof dir, "hang", ", \"env\": {\"FAULTY_LOOP_BEFORE_READY\": \"1\"}");
+    struct sandbox_options opt = {.boot_timeout_ns = 400000000ull};
+    struct sandbox *sb;
+    struct thaw_error err = {{0}};
+    uint64_t t0 = clock_now_ns();
+    assert_int_equal(sandbox_boot(&sb, dir, &opt, &err), -1);
+    uint64_t took = clock_now_ns() - t0;
+    assert_null(sb);
+    assert_non_null(strstr(err.msg, "boot timed out after 0.4 s"));
+    assert_true(took >= 350000000ull && took < 3000000000ull);
+    sb = boot_ok("functions/hello", NULL);
+    free(invoke_ok(sb, "{}"));
+    sandbox_destroy(sb);
+}
+
+/* function.json's "timeout_s" is the default deadline; the option overrides it. */
+static void test_function_json_timeout(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_faulty_bundle(dir, sizeof dir, "short", ", \"timeout_s\": 0.3");
+    struct sandbox *sb = boot_ok(dir, NULL);
+    uint8_t *resp;
+    size_t len;
+    struct thaw_error err = {{0}};
+    assert_int_equal(sandbox_invoke(sb, "{\"fault\": \"loop\"}", 17, &resp, &len, &err), -1);
+    assert_string_equal(err.msg, "invocation timed out after 0.3 s");
+    sandbox_destroy(sb);
+    struct sandbox_options opt = {.invoke_timeout_ns = 200000000ull};
+    sb = boot_ok(dir, &opt);
+    assert_int_equal(sandbox_invoke(sb, "{\"fault\": \"loop\"}", 17, &resp, &len, &err), -1);
+    assert_string_equal(err.msg, "invocation timed out after 0.2 s");
+    sandbox_destroy(sb);
+    char bad[256];
+    make_faulty_bundle(bad, sizeof bad, "bad-timeout", ", \"timeout_s\": -1");
+    assert_int_equal(sandbox_boot(&sb, bad, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "timeout_s"));
+}
+
+/* Lines arrive one by one, in order, tagged, while the invocation is running: the
+ * guest spins 100 ms between lines, so delivery at the end would bunch them up. */
+static void check_lines(struct captured *c, uint64_t invocation, uint64_t t_start, uint64_t t_end)
+{
+    assert_int_equal(c->n, 4);
+    for (size_t i = 0; i < 4; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "line %zu", i + 1);
+        assert_string_equal(c->text[i], want);
+        assert_int_equal(c->invocation[i], invocation);
+        assert_int_equal(c->stream[i], i % 2 == 0 ? SANDBOX_STDOUT : SANDBOX_STDERR);
+        assert_true(c->t_ns[i] >= t_start && c->t_ns[i] <= t_end);
+        if (i && c->t_ns[i] - c->t_ns[i - 1] < 80000000ull)
+            fail_msg("line %zu came %.1f ms after line %zu: not delivered as written", i + 1,
+                     (c->t_ns[i] - c->t_ns[i - 1]) / 1e6, i);
+    }
+}
+
+static void test_guest_output_lines(void **state)
+{
+    (void)state;
+    struct captured c = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct sandbox_options opt = {.id = "printer", .log = capture, .log_ctx = &c};
+    struct sandbox *sb = boot_ok("functions/faulty", &opt);
+    c.n = 0; /* whatever the boot printed */
+    free(invoke_ok(sb, "{}"));
+    uint64_t t0 = clock_now_ns();
+    char *r = invoke_ok(sb, "{\"print\": 4}");
+    uint64_t t1 = clock_now_ns();
+    assert_string_equal(r, "{\"printed\": 4}"); /* never mixed into the response */
+    free(r);
+    check_lines(&c, 2, t0, t1);
+    assert_string_equal(c.id, "printer");
+
+    char snap[256];
+    struct thaw_error err = {{0}};
+    path_in_tmp(snap, sizeof snap, "printer");
+    assert_int_equal(sandbox_snapshot(sb, snap, &err), 0);
+    sandbox_destroy(sb);
+    for (enum mem_mode m = MEM_COPY; m <= MEM_REAP; m++) {
+        c.n = 0;
+        sb = restore_ok(snap, m, &opt);
+        t0 = clock_now_ns();
+        r = invoke_ok(sb, "{\"print\": 4}");
+        t1 = clock_now_ns();
+        assert_string_equal(r, "{\"printed\": 4}");
+        free(r);
+        check_lines(&c, 1, t0, t1);
+        sandbox_destroy(sb);
+    }
+    /* The guest kernel's own report reaches the log too. */
+    c.n = 0;
+    sb = boot_ok("functions/faulty", &opt);
+    uint8_t *resp;
+    size_t len;
+    assert_int_equal(sandbox_invoke(sb, "{\"fault\": \"abort\"}", 18, &resp, &len, &err), -1);
+    assert_int_equal(sandbox_last_failure(sb), SANDBOX_FAIL_GUEST);
+    bool seen = false;
+    for (size_t i = 0; i < c.n; i++)
+        seen |= c.stream[i] == SANDBOX_KERNEL && strstr(c.text[i], "signal 6") != NULL;
+    assert_true(seen);
+    sandbox_destroy(sb);
+}
+
+/* Two first restores of one snapshot at once: one records, the other runs without
+ * recording, and what is left is one valid working set that the next restore uses. */
+struct racer {
+    const char *snap;
+    pthread_barrier_t *both_restored;
+    enum sandbox_start start;
+    char response[256];
+    char error[512];
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    struct sandbox *sb;
+    struct thaw_error err = {{0}};
+    int ok = sandbox_restore(&sb, r->snap, MEM_REAP, NULL, &err);
+    pthread_barrier_wait(r->both_restored); /* both hold their choice before either answers */
+    if (ok < 0) {
+        snprintf(r->error, sizeof r->error, "%s", err.msg);
+        return NULL;
+    }
+    struct sandbox_stats st;
+    uint8_t *resp;
+    size_t len;
+    if (sandbox_invoke(sb, "{\"mib\": 2, \"seed\": 3}", 21, &resp, &len, &err) == 0) {
+        snprintf(r->response, sizeof r->response, "%s", (char *)resp);
+        free(resp);
+    } else {
+        snprintf(r->error, sizeof r->error, "%s", err.msg);
+    }
+    if (sandbox_stats(sb, &st, &err) == 0)
+        r->start = st.start;
+    sandbox_destroy(sb);
+    return NULL;
+}
+
+static void test_concurrent_recording_restores(void **state)
+{
+    (void)state;
+    char snap[256];
+    path_in_tmp(snap, sizeof snap, "race");
+    struct thaw_error err = {{0}};
+    struct sandbox *sb = boot_ok("functions/memtouch", NULL);
+    assert_int_equal(sandbox_snapshot(sb, snap, &err), 0);
+    sandbox_destroy(sb);
+    for (int round = 0; round < 3; round++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/" SNAPDIR_WS_PAGES, snap);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/" SNAPDIR_WS_TRACE, snap);
+        unlink(p);
+        pthread_barrier_t b;
+        pthread_barrier_init(&b, NULL, 2);
+        struct racer r[2] = {{.snap = snap, .both_restored = &b}, {.snap = snap, .both_restored = &b}};
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, race, &r[i]), 0);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&b);
+        for (int i = 0; i < 2; i++)
+            if (r[i].error[0] || !strstr(r[i].response, "checksum"))
+                fail_msg("racer %d: %s %s", i, r[i].error, r[i].response);
+        int rec = (r[0].start == SANDBOX_START_REAP_RECORD) + (r[1].start == SANDBOX_START_REAP_RECORD);
+        int norec = (r[0].start == SANDBOX_START_REAP_NORECORD) + (r[1].start == SANDBOX_START_REAP_NORECORD);
+        if (rec != 1 || norec != 1)
+            fail_msg("round %d: starts %s and %s, expected one record and one norecord", round,
+                     sandbox_start_name(r[0].start), sandbox_start_name(r[1].start));
+        /* What is left is one whole working set: the next restore prefetches all of it. */
+        sb = restore_ok(snap, MEM_REAP, NULL);
+        char *resp = invoke_ok(sb, "{\"mib\": 2, \"seed\": 3}");
+        assert_string_equal(resp, r[0].response);
+        free(resp);
+        struct sandbox_stats st;
+        assert_int_equal(sandbox_stats(sb, &st, &err), 0);
+        if (st.start != SANDBOX_START_REAP_PREFETCH || st.reap_misses != 0)
+            fail_msg("after the race: start %s, %llu misses (%s)", sandbox_start_name(st.start),
+                     (unsigned long long)st.reap_misses, st.reap_note);
+        sandbox_destroy(sb);
+    }
+}
+
+static int cleanup(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    if (!kvm_available())
+        return 0;
+    setenv("THAW_BUILD_DIR", "build", 0);
+    if (!mkdtemp(tmp_root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_boot_invoke_stats_shutdown),
+        cmocka_unit_test(test_bad_options_refused),
+        cmocka_unit_test(test_snapshot_and_restore_every_mode),
+        cmocka_unit_test(test_invocation_deadline),
+        cmocka_unit_test(test_invocation_deadline_after_restore),
+        cmocka_unit_test(test_boot_deadline),
+        cmocka_unit_test(test_function_json_timeout),
+        cmocka_unit_test(test_guest_output_lines),
+        cmocka_unit_test(test_concurrent_recording_restores),
+    };
+    return cmocka_run_group_tests_name("sandbox", tests, NULL, cleanup);
+}
