@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "host/function/bundle.h"
+#include "host/util/le.h"
 
 _Static_assert(sizeof(struct kvm_regs) == 144, "struct kvm_regs changed size");
 _Static_assert(sizeof(struct kvm_sregs) == 312, "struct kvm_sregs changed size");
@@ -28,36 +29,6 @@ _Static_assert(sizeof(((struct snapshot_monitor_state *)0)->function_name) == SN
 #define MSR_ENTRY_SIZE 16u
 #define TSC_SIZE 16u
 #define MEM_ALIGN (2ull << 20)
-
-/* ---- little-endian helpers ---------------------------------------------------------- */
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 static uint32_t crc32_of(const uint8_t *p, size_t n)
 {
