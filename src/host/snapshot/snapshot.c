@@ -55,9 +55,12 @@ static int save_vcpu(struct instance *inst, struct snapshot_state *s, struct tha
     if (r == 0 || errno != EINTR)
         return thaw_fail_errno(err, "KVM_RUN (immediate_exit, to complete the pending I/O) did not return EINTR");
 
-    if (VM_IOCTL(v->fd, KVM_GET_REGS, &s->regs, err) < 0 || VM_IOCTL(v->fd, KVM_GET_SREGS, &s->sregs, err) < 0 ||
-        VM_IOCTL(v->fd, KVM_GET_FPU, &s->fpu, err) < 0 || VM_IOCTL(v->fd, KVM_GET_MP_STATE, &s->mp_state, err) < 0 ||
-        VM_IOCTL(v->fd, KVM_GET_VCPU_EVENTS, &s->events, err) < 0)
+    /* MP state first: in KVM, KVM_GET_MP_STATE is where pending INIT/SIPI events get
+     * accepted into the vCPU state, so it may change what the other reads return. thaw
+     * has no in-kernel LAPIC, so today it changes nothing, but reading it first keeps
+     * the snapshot consistent if that ever changes. */
+    if (VM_IOCTL(v->fd, KVM_GET_MP_STATE, &s->mp_state, err) < 0 || VM_IOCTL(v->fd, KVM_GET_REGS, &s->regs, err) < 0 ||
+        VM_IOCTL(v->fd, KVM_GET_SREGS, &s->sregs, err) < 0 || VM_IOCTL(v->fd, KVM_GET_FPU, &s->fpu, err) < 0)
         return -1;
     if (ioctl(inst->vm.kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0)
         s->has_xsave = VM_IOCTL(v->fd, KVM_GET_XSAVE, &s->xsave, err) == 0;
@@ -89,6 +92,11 @@ static int save_vcpu(struct instance *inst, struct snapshot_state *s, struct tha
     memcpy(s->msrs, msrs.e, sizeof(struct kvm_msr_entry) * s->msr_count);
     s->tsc_khz = inst->vm.tsc_khz;
     if (x86_read_tsc(v, &s->tsc, err) < 0)
+        return -1;
+    /* vCPU events last: they describe an exception or interrupt in flight relative to
+     * the registers read above (an injected event must match the RIP it will be
+     * delivered at), so nothing may run or be read in between that could change them. */
+    if (VM_IOCTL(v->fd, KVM_GET_VCPU_EVENTS, &s->events, err) < 0)
         return -1;
     return 0;
 }
@@ -192,10 +200,19 @@ static int restore_discard(struct instance *inst, uint64_t gpa, uint64_t len, st
 static int restore_vcpu(struct instance *inst, const struct snapshot_state *s, struct thaw_error *err)
 {
     struct vcpu *v = &inst->vm.vcpus[0];
-    /* Ordering rules (as in Firecracker): CPUID was set when the vCPU was created and
-     * must precede MSRs (their validity depends on it); SREGS before REGS and before
-     * XCRS (XCR0 needs CR4.OSXSAVE); FPU/XSAVE after SREGS; the TSC MSR after the TSC
-     * frequency; MP state and vCPU events last, since events refer to the rest. */
+    /* thaw's restore order, and why:
+     * - no irqchip and no LAPIC are created (the guest is polled through hypercalls and
+     *   never takes an interrupt), so there is no LAPIC, PIT or IOAPIC state to restore
+     *   and nothing that has to precede the vCPU's own state;
+     * - CPUID first: vm_add_vcpu gave the vCPU this host's CPUID when it created it,
+     *   because KVM decides which MSRs and CR4/XCR0 bits are valid from it;
+     * - the TSC frequency before the MSRs: IA32_TSC, written with the MSRs, is scaled
+     *   by the frequency in force when it is set;
+     * - SREGS before the MSRs, REGS, FPU and XCRS: EFER and CR0/CR4 decide what the
+     *   others mean (long mode, CR4.OSXSAVE for XCR0);
+     * - MP state and vCPU events last: events describe an exception or interrupt in
+     *   flight at the RIP restored above, and setting them earlier could be undone by
+     *   the other ioctls (KVM_SET_REGS, for one, drops a pending exception). */
     if (s->tsc_khz != inst->vm.tsc_khz) {
         struct thaw_error e2;
         if (VM_IOCTL(v->fd, KVM_SET_TSC_KHZ, (void *)(uintptr_t)s->tsc_khz, &e2) < 0)
