@@ -201,7 +201,8 @@ def run_all(tmp):
 
     broken("truncated state", truncate("state", 100), "")
     broken("wrong magic", patch(0, b"NOTASNAP"), "magic")
-    broken("unknown version", patch(8, b"\x09\x00\x00\x00"), "version")
+    broken("unknown version", patch(8, b"\x09\x00\x00\x00"), "unsupported state file format 9.0")
+    broken("format 1 state file", patch(8, b"\x01\x00\x00\x00"), "take the snapshot again")
     broken("checksum mismatch", patch(400, b"\x55\xaa"), "checksum")
     broken("memory file of the wrong size", truncate("memory", 4096), "memory file")
     broken("missing memory file", lambda d: os.unlink(os.path.join(d, "memory")), "memory")

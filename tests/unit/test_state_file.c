@@ -88,6 +88,11 @@ static void make_state(struct snapshot_state *s, uint32_t msr_count, bool option
     strcpy(m->function_name, "hello-world_2");
     m->vcpu_count = 1;
     m->flags = 0;
+    fill(s->snapshot_id, sizeof s->snapshot_id, 12);
+    s->cpuid_count = 3;
+    for (uint32_t i = 0; i < 3; i++)
+        s->cpuid[i] = (struct kvm_cpuid_entry2){.function = i, .index = 0, .eax = 0x1000 + i, .ebx = 0x2000 + i,
+                                                .ecx = 0x3000 + i, .edx = 0x4000 + i};
 }
 
 static uint32_t rd32(const uint8_t *p)
@@ -221,7 +226,7 @@ static uint8_t *build_raw(const struct raw_section *secs, uint32_t count, size_t
     uint8_t *b = calloc(1, total);
     assert_non_null(b);
     memcpy(b, "THAWSNAP", 8);
-    wr32(b + 8, STATE_FILE_VERSION);
+    wr32(b + 8, STATE_FILE_MAJOR);
     wr32(b + 12, 1);
     wr32(b + 16, count);
     wr64(b + 24, total);
@@ -322,15 +327,15 @@ static void test_layout(void **state)
     size_t len;
     encode_ok(s, &b, &len);
     assert_memory_equal(b, "THAWSNAP", 8);
-    assert_int_equal(rd32(b + 8), 2);
+    assert_int_equal(rd32(b + 8), 3); /* u16 major 3, u16 minor 0 */
     assert_int_equal(rd32(b + 12), 1);
-    assert_int_equal(rd32(b + 16), 8); /* 8 required sections, no optional ones */
+    assert_int_equal(rd32(b + 16), 10); /* 10 required sections, no optional ones */
     assert_int_equal(rd32(b + 20), 0);
     assert_int_equal(rd64(b + 24), len);
-    static const uint32_t ids[] = {1, 2, 3, 6, 7, 8, 10, 11};
-    static const uint64_t sizes[] = {144, 312, 416, 4 + 2 * 16, 64, 4, 16, 200};
-    uint64_t off = 32 + 8 * 24;
-    for (uint32_t i = 0; i < 8; i++) {
+    static const uint32_t ids[] = {1, 2, 3, 6, 7, 8, 10, 11, 12, 13};
+    static const uint64_t sizes[] = {144, 312, 416, 4 + 2 * 16, 64, 4, 16, 200, 16, 4 + 3 * 40};
+    uint64_t off = 32 + 10 * 24;
+    for (uint32_t i = 0; i < 10; i++) {
         const uint8_t *e = entry(b, i);
         assert_int_equal(rd32(e), ids[i]);
         assert_int_equal(rd32(e + 4), 0);
@@ -365,6 +370,12 @@ static void test_layout(void **state)
     assert_int_equal(rd32(m + 184), 1);
     assert_int_equal(rd32(m + 188), 0);
     assert_int_equal(rd64(m + 192), s->monitor.kernel.hypercall_out);
+    assert_memory_equal(payload(b, 12), s->snapshot_id, 16);
+    const uint8_t *c = payload(b, 13);
+    assert_int_equal(rd32(c), 3);
+    assert_int_equal(rd32(c + 4 + 40 + 0), 1);      /* entry 1: function */
+    assert_int_equal(rd32(c + 4 + 40 + 12), 0x1001); /* eax */
+    assert_int_equal(rd32(c + 4 + 40 + 24), 0x4001); /* edx */
     free(b);
     free(s);
 }
@@ -375,16 +386,16 @@ static void test_accepts_gaps_and_any_id_order(void **state)
     (void)state;
     struct payloads ps;
     get_payloads(&ps);
-    static const uint32_t order[] = {11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1};
-    struct raw_section secs[11];
-    uint64_t off = 32 + 11 * 24 + 64; /* a 64-byte gap first */
-    for (int i = 0; i < 11; i++) {
+    static const uint32_t order[] = {13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1};
+    struct raw_section secs[13];
+    uint64_t off = 32 + 13 * 24 + 64; /* a 64-byte gap first */
+    for (int i = 0; i < 13; i++) {
         secs[i] = sec_of(&ps, order[i]);
         secs[i].offset = off;
         off += ((ps.size[order[i]] + 7) & ~7ull) + 8 * (uint64_t)i;
     }
     size_t len;
-    uint8_t *b = build_raw(secs, 11, &len);
+    uint8_t *b = build_raw(secs, 13, &len);
     struct snapshot_state *a = malloc(sizeof *a), *c = malloc(sizeof *c);
     assert_non_null(a);
     assert_non_null(c);
@@ -510,20 +521,49 @@ static void test_unsupported_version(void **state)
     uint8_t *b;
     size_t len;
     encode_default(&b, &len);
-    wr32(b + 8, 3);
-    fix_crc(b, len);
-    expect_reject(b, len, "unsupported state file version 3 (this thaw reads 2)");
-    /* Version 1 had a 192-byte MONITOR without hypercall_out: refused, not guessed. */
+    /* Formats 1 (u32 version 1) and 2 (u32 version 2, read as 2.0): refused with the remedy. */
     wr32(b + 8, 1);
     fix_crc(b, len);
-    expect_reject(b, len, "unsupported state file version 1 (this thaw reads 2)");
-    wr32(b + 8, 0);
+    expect_reject(b, len, "state file format 1.0 is from an older thaw (this thaw reads 3.x): take the snapshot again");
+    wr32(b + 8, 2);
     fix_crc(b, len);
-    expect_reject(b, len, "unsupported state file version 0 (this thaw reads 2)");
+    expect_reject(b, len, "state file format 2.0 is from an older thaw (this thaw reads 3.x): take the snapshot again");
+    wr32(b + 8, 4 | 5u << 16);
+    fix_crc(b, len);
+    expect_reject(b, len, "unsupported state file format 4.5 (this thaw reads 3.x)");
     /* The version is checked before the checksum: a newer file may change the trailer. */
     wr32(b + 8, 7);
-    expect_reject(b, len, "version 7");
+    expect_reject(b, len, "format 7.0");
     free(b);
+}
+
+/* Same major, newer minor: sections this reader does not know are skipped; with the
+ * reader's own minor they are an error. */
+static void test_newer_minor(void **state)
+{
+    (void)state;
+    struct payloads ps;
+    get_payloads(&ps);
+    static const uint8_t extra[24] = {1, 2, 3};
+    struct raw_section secs[14];
+    for (uint32_t id = 1; id <= 13; id++)
+        secs[id - 1] = sec_of(&ps, id);
+    secs[13] = (struct raw_section){20, extra, sizeof extra, sizeof extra, 0};
+    size_t len;
+    uint8_t *b = build_raw(secs, 14, &len);
+    expect_reject(b, len, "14 sections, format 3.0 defines only 13");
+    wr32(b + 8, 3 | 1u << 16);
+    fix_crc(b, len);
+    struct snapshot_state *a = malloc(sizeof *a), *c = malloc(sizeof *c);
+    assert_non_null(a);
+    assert_non_null(c);
+    expect_accept(b, len, a);
+    expect_accept(ps.file, ps.len, c);
+    assert_memory_equal(a, c, sizeof *a);
+    free(a);
+    free(c);
+    free(b);
+    free(ps.file);
 }
 
 static void test_wrong_arch(void **state)
@@ -560,10 +600,10 @@ static void test_header_fields(void **state)
     expect_reject(b, len, "trailing data");
     wr64(b + 24, len);
     fix_crc(b, len);
-    /* Section count: more than version 2 defines; table past the end. */
-    wr32(b + 16, 12);
+    /* Section count: more than format 3.0 defines; table past the end. */
+    wr32(b + 16, 14);
     fix_crc(b, len);
-    expect_reject(b, len, "12 sections");
+    expect_reject(b, len, "14 sections");
     wr32(b + 16, 0xffffffffu);
     fix_crc(b, len);
     expect_reject(b, len, "sections");
@@ -572,7 +612,7 @@ static void test_header_fields(void **state)
     /* A table that does not fit: header says 11 sections, file has room for none. */
     uint8_t small[48] = {0};
     memcpy(small, "THAWSNAP", 8);
-    wr32(small + 8, STATE_FILE_VERSION);
+    wr32(small + 8, STATE_FILE_MAJOR);
     wr32(small + 12, 1);
     wr32(small + 16, 11);
     wr64(small + 24, sizeof small);
@@ -656,12 +696,12 @@ static void test_overlapping_sections(void **state)
     encode_default(&b, &len);
     /* SREGS starts inside REGS. */
     uint64_t regs_off = rd64(entry(b, 0) + 8);
-    assert_int_equal(regs_off, 296);
+    assert_int_equal(regs_off, 344);
     wr64(entry(b, 1) + 8, regs_off + 8);
     fix_crc(b, len);
     /* The example in docs/snapshot-format.md. */
     expect_reject(b, len,
-                  "section 1 (VCPU_SREGS) at offset 304 overlaps the previous section (ends at 440); "
+                  "section 1 (VCPU_SREGS) at offset 352 overlaps the previous section (ends at 488); "
                   "offsets must ascend");
     free(b);
     /* Two sections at the same offset. */
@@ -684,7 +724,7 @@ static void test_overlapping_sections(void **state)
 static void test_section_ids(void **state)
 {
     (void)state;
-    static const uint32_t bad_ids[] = {0, 12, 99, 0xffffffffu};
+    static const uint32_t bad_ids[] = {0, 14, 99, 0xffffffffu};
     for (size_t k = 0; k < sizeof bad_ids / sizeof bad_ids[0]; k++) {
         uint8_t *b;
         size_t len;
@@ -711,23 +751,23 @@ static void test_duplicate_section(void **state)
     (void)state;
     struct payloads ps;
     get_payloads(&ps);
-    struct raw_section secs[12];
-    for (uint32_t id = 1; id <= 11; id++)
+    struct raw_section secs[14];
+    for (uint32_t id = 1; id <= 13; id++)
         secs[id - 1] = sec_of(&ps, id);
     size_t len;
-    /* REGS twice (replacing XCRS to stay within 11 entries, and as a 12th). */
+    /* REGS twice (replacing XCRS to stay within 13 entries, and as a 14th). */
     secs[4] = sec_of(&ps, 1);
-    uint8_t *b = build_raw(secs, 11, &len);
+    uint8_t *b = build_raw(secs, 13, &len);
     expect_reject(b, len, "duplicates section id 1 (VCPU_REGS)");
     free(b);
     secs[4] = sec_of(&ps, 5);
-    secs[11] = sec_of(&ps, 11);
-    b = build_raw(secs, 12, &len);
-    expect_reject(b, len, "12 sections");
+    secs[13] = sec_of(&ps, 11);
+    b = build_raw(secs, 14, &len);
+    expect_reject(b, len, "14 sections");
     free(b);
     /* A duplicated optional section. */
     secs[4] = sec_of(&ps, 9);
-    b = build_raw(secs, 11, &len);
+    b = build_raw(secs, 13, &len);
     expect_reject(b, len, "duplicates section id 9 (VCPU_DEBUGREGS)");
     free(b);
     free(ps.file);
@@ -738,13 +778,13 @@ static void test_missing_required(void **state)
     (void)state;
     struct payloads ps;
     get_payloads(&ps);
-    static const uint32_t required[] = {1, 2, 3, 6, 7, 8, 10, 11};
-    static const char *names[] = {"VCPU_REGS", "VCPU_SREGS", "VCPU_FPU", "VCPU_MSRS",
-                                  "VCPU_EVENTS", "VCPU_MP_STATE", "TSC", "MONITOR"};
-    for (size_t k = 0; k < 8; k++) {
-        struct raw_section secs[11];
+    static const uint32_t required[] = {1, 2, 3, 6, 7, 8, 10, 11, 12, 13};
+    static const char *names[] = {"VCPU_REGS",     "VCPU_SREGS", "VCPU_FPU", "VCPU_MSRS", "VCPU_EVENTS",
+                                  "VCPU_MP_STATE", "TSC",        "MONITOR",  "IDENTITY",  "CPUID"};
+    for (size_t k = 0; k < 10; k++) {
+        struct raw_section secs[13];
         uint32_t n = 0;
-        for (uint32_t id = 1; id <= 11; id++)
+        for (uint32_t id = 1; id <= 13; id++)
             if (id != required[k])
                 secs[n++] = sec_of(&ps, id);
         size_t len;
@@ -757,9 +797,9 @@ static void test_missing_required(void **state)
     /* Each optional one may be left out. */
     static const uint32_t optional[] = {4, 5, 9};
     for (size_t k = 0; k < 3; k++) {
-        struct raw_section secs[11];
+        struct raw_section secs[13];
         uint32_t n = 0;
-        for (uint32_t id = 1; id <= 11; id++)
+        for (uint32_t id = 1; id <= 13; id++)
             if (id != optional[k])
                 secs[n++] = sec_of(&ps, id);
         size_t len;
@@ -781,17 +821,17 @@ static void test_wrong_section_sizes(void **state)
     (void)state;
     struct payloads ps;
     get_payloads(&ps);
-    static const uint32_t fixed[] = {1, 2, 3, 4, 5, 7, 8, 9, 10, 11};
+    static const uint32_t fixed[] = {1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12};
     for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++) {
         uint32_t id = fixed[k];
         for (int delta = -1; delta <= 1; delta += 2) {
-            struct raw_section secs[11];
-            for (uint32_t j = 1; j <= 11; j++)
+            struct raw_section secs[13];
+            for (uint32_t j = 1; j <= 13; j++)
                 secs[j - 1] = sec_of(&ps, j);
             secs[id - 1].size = ps.size[id] + (uint64_t)(int64_t)delta;
             secs[id - 1].data_len = (size_t)secs[id - 1].size;
             size_t len;
-            uint8_t *b = build_raw(secs, 11, &len);
+            uint8_t *b = build_raw(secs, 13, &len);
             char want[96];
             snprintf(want, sizeof want, "(%s) is %llu bytes, expected %llu", state_section_name(id),
                      (unsigned long long)secs[id - 1].size, (unsigned long long)ps.size[id]);
@@ -807,12 +847,12 @@ static void msrs_case(const struct payloads *ps, uint32_t count, uint64_t size, 
     uint8_t *msrs = calloc(1, 4 + 300 * 16);
     assert_non_null(msrs);
     wr32(msrs, count);
-    struct raw_section secs[11];
-    for (uint32_t j = 1; j <= 11; j++)
+    struct raw_section secs[13];
+    for (uint32_t j = 1; j <= 13; j++)
         secs[j - 1] = sec_of(ps, j);
     secs[5] = (struct raw_section){6, msrs, size, (size_t)size, 0};
     size_t len;
-    uint8_t *b = build_raw(secs, 11, &len);
+    uint8_t *b = build_raw(secs, 13, &len);
     if (want) {
         expect_reject(b, len, want);
     } else {
@@ -1064,13 +1104,6 @@ static void test_atomic_write_replaces(void **state)
     /* A reader that opened the old file keeps seeing all of it. */
     int fd = open(path, O_RDONLY);
     assert_true(fd >= 0);
-    /* A stale temporary from a crashed writer with our pid is replaced. */
-    char stale[512];
-    snprintf(stale, sizeof stale, "%s/.f.tmp.%ld", dir, (long)getpid());
-    FILE *sf = fopen(stale, "w");
-    assert_non_null(sf);
-    fputs("stale", sf);
-    fclose(sf);
     assert_int_equal(write_file_atomic(dir, "f", "new", 3, &err), 0);
     struct stat after;
     assert_int_equal(stat(path, &after), 0);
@@ -1087,7 +1120,6 @@ static void test_atomic_write_replaces(void **state)
     assert_memory_equal(got, "new", 3);
     free(got);
     assert_int_equal(count_entries(dir), 1);
-    assert_int_equal(access(stale, F_OK), -1);
     static const char *const names[] = {"f"};
     rm_dir(dir, names, 1);
 }
@@ -1144,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_flipped_every_byte),
         cmocka_unit_test(test_bad_magic),
         cmocka_unit_test(test_unsupported_version),
+        cmocka_unit_test(test_newer_minor),
         cmocka_unit_test(test_wrong_arch),
         cmocka_unit_test(test_header_fields),
         cmocka_unit_test(test_bad_trailer),

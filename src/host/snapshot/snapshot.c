@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,6 +94,15 @@ static int save_vcpu(struct instance *inst, struct snapshot_state *s, struct tha
     s->tsc_khz = inst->vm.tsc_khz;
     if (x86_read_tsc(v, &s->tsc, err) < 0)
         return -1;
+    /* The CPUID given to the vCPU when it was created (KVM_SET_CPUID2; KVM_GET_CPUID2
+     * would add bits KVM updates at run time, such as OSXSAVE): a restore checks that
+     * this host gives the same. */
+    const struct kvm_cpuid2 *cpuid = inst->vm.cpuid;
+    if (cpuid->nent > STATE_FILE_MAX_CPUID)
+        return thaw_fail(err, "the vCPU has %u CPUID leaves, a snapshot holds at most %u", cpuid->nent,
+                         STATE_FILE_MAX_CPUID);
+    s->cpuid_count = cpuid->nent;
+    memcpy(s->cpuid, cpuid->entries, sizeof cpuid->entries[0] * s->cpuid_count);
     /* vCPU events last: they describe an exception or interrupt in flight relative to
      * the registers read above (an injected event must match the RIP it will be
      * delivered at), so nothing may run or be read in between that could change them. */
@@ -167,6 +177,10 @@ int snapshot_save(struct instance *inst, const char *function_name, const char *
     size_t len = 0;
     if (save_vcpu(inst, s, err) < 0)
         goto out;
+    if (getrandom(s->snapshot_id, sizeof s->snapshot_id, 0) != (ssize_t)sizeof s->snapshot_id) {
+        thaw_fail_errno(err, "getrandom");
+        goto out;
+    }
     struct snapshot_monitor_state *m = &s->monitor;
     m->mem_size = inst->mem_size;
     m->max_request = inst->max_request;
@@ -197,6 +211,48 @@ static int restore_discard(struct instance *inst, uint64_t gpa, uint64_t len, st
     return mem_backend_discard(inst->backend, gpa, len, err);
 }
 
+/* KVM_GET_SUPPORTED_CPUID reports the APIC id of the host CPU the ioctl happened to
+ * run on (leaf 1 EBX[31:24], leaves 0xB and 0x1F EDX): those bits name a CPU, not a
+ * feature, and are left out of the comparison. */
+static void cpuid_regs(const struct kvm_cpuid_entry2 *e, uint32_t r[4])
+{
+    r[0] = e->eax;
+    r[1] = e->ebx;
+    r[2] = e->ecx;
+    r[3] = e->edx;
+    if (e->function == 1)
+        r[1] &= 0x00ffffffu;
+    if (e->function == 0xb || e->function == 0x1f)
+        r[3] = 0;
+}
+
+/* The vCPU must see the CPUID the guest was snapshotted with: features it detected at
+ * boot (and code paths it chose) must still be there. */
+static int check_cpuid(const struct vm *vm, const struct snapshot_state *s, struct thaw_error *err)
+{
+    const struct kvm_cpuid2 *here = vm->cpuid;
+    if (here->nent != s->cpuid_count)
+        return thaw_fail(err, "snapshot was taken with %u CPUID leaves, this host offers %u: take the snapshot "
+                              "again on this host",
+                         s->cpuid_count, here->nent);
+    for (uint32_t i = 0; i < s->cpuid_count; i++) {
+        const struct kvm_cpuid_entry2 *a = &s->cpuid[i];
+        const struct kvm_cpuid_entry2 *b = NULL;
+        for (uint32_t j = 0; j < here->nent && !b; j++)
+            if (here->entries[j].function == a->function && here->entries[j].index == a->index)
+                b = &here->entries[j];
+        uint32_t ra[4], rb[4];
+        cpuid_regs(a, ra);
+        if (b)
+            cpuid_regs(b, rb);
+        if (!b || memcmp(ra, rb, sizeof ra))
+            return thaw_fail(err, "snapshot CPUID leaf %#x.%u differs from this host's: take the snapshot again on "
+                                  "this host",
+                             a->function, a->index);
+    }
+    return 0;
+}
+
 static int restore_vcpu(struct instance *inst, const struct snapshot_state *s, struct thaw_error *err)
 {
     struct vcpu *v = &inst->vm.vcpus[0];
@@ -204,8 +260,9 @@ static int restore_vcpu(struct instance *inst, const struct snapshot_state *s, s
      * - no irqchip and no LAPIC are created (the guest is polled through hypercalls and
      *   never takes an interrupt), so there is no LAPIC, PIT or IOAPIC state to restore
      *   and nothing that has to precede the vCPU's own state;
-     * - CPUID first: vm_add_vcpu gave the vCPU this host's CPUID when it created it,
-     *   because KVM decides which MSRs and CR4/XCR0 bits are valid from it;
+     * - CPUID first: vm_add_vcpu gave the vCPU this host's CPUID, which must equal the
+     *   snapshot's (checked here), because KVM decides which MSRs and CR4/XCR0 bits are
+     *   valid from it;
      * - the TSC frequency before the MSRs: IA32_TSC, written with the MSRs, is scaled
      *   by the frequency in force when it is set;
      * - SREGS before the MSRs, REGS, FPU and XCRS: EFER and CR0/CR4 decide what the
@@ -213,6 +270,8 @@ static int restore_vcpu(struct instance *inst, const struct snapshot_state *s, s
      * - MP state and vCPU events last: events describe an exception or interrupt in
      *   flight at the RIP restored above, and setting them earlier could be undone by
      *   the other ioctls (KVM_SET_REGS, for one, drops a pending exception). */
+    if (check_cpuid(&inst->vm, s, err) < 0)
+        return -1;
     if (s->tsc_khz != inst->vm.tsc_khz) {
         struct thaw_error e2;
         if (VM_IOCTL(v->fd, KVM_SET_TSC_KHZ, (void *)(uintptr_t)s->tsc_khz, &e2) < 0)

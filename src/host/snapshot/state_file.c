@@ -21,6 +21,7 @@ _Static_assert(sizeof(struct kvm_msr_entry) == 16, "struct kvm_msr_entry changed
 _Static_assert(sizeof(struct kvm_vcpu_events) == 64, "struct kvm_vcpu_events changed size");
 _Static_assert(sizeof(struct kvm_mp_state) == 4, "struct kvm_mp_state changed size");
 _Static_assert(sizeof(struct kvm_debugregs) == 128, "struct kvm_debugregs changed size");
+_Static_assert(sizeof(struct kvm_cpuid_entry2) == 40, "struct kvm_cpuid_entry2 changed size");
 _Static_assert(sizeof(struct thaw_kernel_header) == 80, "struct thaw_kernel_header changed size");
 _Static_assert(sizeof(((struct snapshot_monitor_state *)0)->function_name) == SNAPSHOT_FUNCTION_NAME_SIZE,
                "function_name size");
@@ -28,6 +29,9 @@ _Static_assert(sizeof(((struct snapshot_monitor_state *)0)->function_name) == SN
 #define MSRS_HEADER_SIZE 4u
 #define MSR_ENTRY_SIZE 16u
 #define TSC_SIZE 16u
+#define CPUID_HEADER_SIZE 4u
+#define CPUID_ENTRY_SIZE 40u
+#define IDENTITY_SIZE 16u
 #define MEM_ALIGN (2ull << 20)
 
 static uint32_t crc32_of(const uint8_t *p, size_t n)
@@ -39,7 +43,7 @@ static uint32_t crc32_of(const uint8_t *p, size_t n)
 
 struct section_info {
     const char *name;
-    uint64_t size; /* exact payload size; 0 for VCPU_MSRS (depends on the count) */
+    uint64_t size; /* exact payload size; 0 for VCPU_MSRS and CPUID (depend on the count) */
     bool required;
 };
 
@@ -55,6 +59,8 @@ static const struct section_info SECTIONS[STATE_SECTION_MAX_ID + 1] = {
     [STATE_SECTION_VCPU_DEBUGREGS] = {"VCPU_DEBUGREGS", sizeof(struct kvm_debugregs), false},
     [STATE_SECTION_TSC] = {"TSC", TSC_SIZE, true},
     [STATE_SECTION_MONITOR] = {"MONITOR", SNAPSHOT_MONITOR_STATE_SIZE, true},
+    [STATE_SECTION_IDENTITY] = {"IDENTITY", IDENTITY_SIZE, true},
+    [STATE_SECTION_CPUID] = {"CPUID", 0, true},
 };
 
 const char *state_section_name(uint32_t id)
@@ -158,7 +164,7 @@ enum {
     MON_NAME = 120, /* 64 bytes */
     MON_VCPU_COUNT = 184,
     MON_FLAGS = 188,
-    MON_HYPERCALL_OUT = 192, /* added in version 2 */
+    MON_HYPERCALL_OUT = 192, /* added in format 2 */
 };
 _Static_assert(MON_HYPERCALL_OUT + 8 == SNAPSHOT_MONITOR_STATE_SIZE, "monitor layout");
 
@@ -264,6 +270,20 @@ static void encode_payload(uint8_t *p, const struct snapshot_state *s, uint32_t 
     case STATE_SECTION_MONITOR:
         encode_monitor(p, &s->monitor);
         break;
+    case STATE_SECTION_IDENTITY:
+        memcpy(p, s->snapshot_id, IDENTITY_SIZE);
+        break;
+    case STATE_SECTION_CPUID:
+        put_le32(p, s->cpuid_count);
+        for (uint32_t i = 0; i < s->cpuid_count; i++) {
+            uint8_t *e = p + CPUID_HEADER_SIZE + (size_t)i * CPUID_ENTRY_SIZE;
+            const struct kvm_cpuid_entry2 *c = &s->cpuid[i];
+            const uint32_t w[10] = {c->function, c->index, c->flags, c->eax, c->ebx, c->ecx, c->edx,
+                                    c->padding[0], c->padding[1], c->padding[2]};
+            for (int k = 0; k < 10; k++)
+                put_le32(e + 4 * k, w[k]);
+        }
+        break;
     }
 }
 
@@ -274,6 +294,9 @@ int state_file_encode(const struct snapshot_state *s, uint8_t **buf, size_t *len
     if (s->msr_count > STATE_FILE_MAX_MSRS)
         return thaw_fail(err, "cannot encode snapshot state: %u MSRs (at most %u)", s->msr_count,
                          STATE_FILE_MAX_MSRS);
+    if (s->cpuid_count > STATE_FILE_MAX_CPUID)
+        return thaw_fail(err, "cannot encode snapshot state: %u CPUID entries (at most %u)", s->cpuid_count,
+                         STATE_FILE_MAX_CPUID);
     if (s->has_xcrs && s->xcrs.nr_xcrs > KVM_MAX_XCRS)
         return thaw_fail(err, "cannot encode snapshot state: %u XCRs (at most %u)", s->xcrs.nr_xcrs, KVM_MAX_XCRS);
     struct thaw_error merr;
@@ -288,6 +311,8 @@ int state_file_encode(const struct snapshot_state *s, uint8_t **buf, size_t *len
         uint64_t size = SECTIONS[id].size;
         if (id == STATE_SECTION_VCPU_MSRS)
             size = MSRS_HEADER_SIZE + (uint64_t)s->msr_count * MSR_ENTRY_SIZE;
+        if (id == STATE_SECTION_CPUID)
+            size = CPUID_HEADER_SIZE + (uint64_t)s->cpuid_count * CPUID_ENTRY_SIZE;
         secs[count++] = (struct out_section){id, size};
     }
 
@@ -302,7 +327,8 @@ int state_file_encode(const struct snapshot_state *s, uint8_t **buf, size_t *len
                          (unsigned long long)total);
 
     memcpy(b, STATE_FILE_MAGIC, 8);
-    put_le32(b + 8, STATE_FILE_VERSION);
+    put_le16(b + 8, STATE_FILE_MAJOR);
+    put_le16(b + 10, STATE_FILE_MINOR);
     put_le32(b + 12, STATE_FILE_ARCH_X86_64);
     put_le32(b + 16, count);
     put_le32(b + 20, 0);
@@ -375,6 +401,25 @@ static void decode_payload(const uint8_t *p, struct snapshot_state *s, uint32_t 
     case STATE_SECTION_MONITOR:
         decode_monitor(p, &s->monitor);
         break;
+    case STATE_SECTION_IDENTITY:
+        memcpy(s->snapshot_id, p, IDENTITY_SIZE);
+        break;
+    case STATE_SECTION_CPUID:
+        s->cpuid_count = get_le32(p);
+        for (uint32_t i = 0; i < s->cpuid_count; i++) {
+            const uint8_t *e = p + CPUID_HEADER_SIZE + (size_t)i * CPUID_ENTRY_SIZE;
+            struct kvm_cpuid_entry2 *c = &s->cpuid[i];
+            c->function = get_le32(e);
+            c->index = get_le32(e + 4);
+            c->flags = get_le32(e + 8);
+            c->eax = get_le32(e + 12);
+            c->ebx = get_le32(e + 16);
+            c->ecx = get_le32(e + 20);
+            c->edx = get_le32(e + 24);
+            for (int k = 0; k < 3; k++)
+                c->padding[k] = get_le32(e + 28 + 4 * k);
+        }
+        break;
     }
 }
 
@@ -397,6 +442,20 @@ static int check_section_size(uint32_t index, uint32_t id, const uint8_t *p, uin
                              (unsigned long long)size, n, (unsigned long long)want);
         return 0;
     }
+    if (id == STATE_SECTION_CPUID) {
+        if (size < CPUID_HEADER_SIZE)
+            return thaw_fail(err, "section %u (CPUID) is %llu bytes, too short for its count", index,
+                             (unsigned long long)size);
+        uint32_t n = get_le32(p);
+        if (n > STATE_FILE_MAX_CPUID)
+            return thaw_fail(err, "section %u (CPUID) holds %u entries (at most %u)", index, n,
+                             STATE_FILE_MAX_CPUID);
+        uint64_t want = CPUID_HEADER_SIZE + (uint64_t)n * CPUID_ENTRY_SIZE;
+        if (size != want)
+            return thaw_fail(err, "section %u (CPUID) is %llu bytes, but %u entries need %llu", index,
+                             (unsigned long long)size, n, (unsigned long long)want);
+        return 0;
+    }
     if (size != SECTIONS[id].size)
         return thaw_fail(err, "section %u (%s) is %llu bytes, expected %llu", index, name,
                          (unsigned long long)size, (unsigned long long)SECTIONS[id].size);
@@ -416,10 +475,17 @@ static int decode(const uint8_t *buf, size_t len, struct snapshot_state *out, st
     if (len < hdr + trl)
         return thaw_fail(err, "state file truncated: %zu bytes, shorter than header and trailer (%zu)", len,
                          hdr + trl);
-    uint32_t version = get_le32(buf + 8);
-    if (version != STATE_FILE_VERSION)
-        return thaw_fail(err, "unsupported state file version %u (this thaw reads %u)", version,
-                         STATE_FILE_VERSION);
+    uint32_t major = get_le16(buf + 8), minor = get_le16(buf + 10);
+    if (major < STATE_FILE_MAJOR)
+        return thaw_fail(err, "state file format %u.%u is from an older thaw (this thaw reads %u.x): take the "
+                              "snapshot again",
+                         major, minor, STATE_FILE_MAJOR);
+    if (major != STATE_FILE_MAJOR)
+        return thaw_fail(err, "unsupported state file format %u.%u (this thaw reads %u.x)", major, minor,
+                         STATE_FILE_MAJOR);
+    /* A newer minor may add sections this reader does not know: those it skips. */
+    const bool newer_minor = minor > STATE_FILE_MINOR;
+    const uint32_t max_count = newer_minor ? 64u : STATE_SECTION_MAX_ID;
     uint32_t arch = get_le32(buf + 12);
     if (arch != STATE_FILE_ARCH_X86_64)
         return thaw_fail(err, "state file is for architecture %u, this thaw reads only x86_64 (%u)", arch,
@@ -446,29 +512,31 @@ static int decode(const uint8_t *buf, size_t len, struct snapshot_state *out, st
         return thaw_fail(err, "state file checksum mismatch: stored 0x%08x, computed 0x%08x", stored, computed);
 
     /* Section table. */
-    if (count > STATE_SECTION_MAX_ID)
-        return thaw_fail(err, "state file has %u sections, version %u defines only %u", count,
-                         STATE_FILE_VERSION, STATE_SECTION_MAX_ID);
+    if (count > max_count)
+        return thaw_fail(err, "state file has %u sections, format %u.%u defines only %u", count, major, minor,
+                         max_count);
     const uint64_t payload_start = hdr + (uint64_t)count * STATE_FILE_SECTION_ENTRY_SIZE;
     const uint64_t payload_end = len - trl;
     if (payload_start > payload_end)
         return thaw_fail(err, "state file section table (%u entries) runs past the end of the file", count);
 
-    uint32_t seen = 0; /* bit id */
+    uint64_t seen = 0; /* bit id */
     uint64_t prev_end = payload_start;
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *e = buf + hdr + (size_t)i * STATE_FILE_SECTION_ENTRY_SIZE;
         uint32_t id = get_le32(e + 0), res = get_le32(e + 4);
         uint64_t off = get_le64(e + 8), size = get_le64(e + 16);
         const char *name = state_section_name(id);
-        if (!name)
+        if (!name && !(newer_minor && id > STATE_SECTION_MAX_ID && id < 64))
             return thaw_fail(err,
-                             "section %u has unknown id %u (version %u defines ids 1-%u; unknown ids are "
+                             "section %u has unknown id %u (format %u.%u defines ids 1-%u; unknown ids are "
                              "an error)",
-                             i, id, STATE_FILE_VERSION, STATE_SECTION_MAX_ID);
-        if (seen & (1u << id))
+                             i, id, STATE_FILE_MAJOR, STATE_FILE_MINOR, STATE_SECTION_MAX_ID);
+        if (!name)
+            name = "unknown";
+        if (seen & (1ull << id))
             return thaw_fail(err, "section %u duplicates section id %u (%s)", i, id, name);
-        seen |= 1u << id;
+        seen |= 1ull << id;
         if (res != 0)
             return thaw_fail(err, "section %u (%s): reserved field is 0x%x, expected 0", i, name, res);
         if (size > UINT64_MAX - off)
@@ -487,6 +555,8 @@ static int decode(const uint8_t *buf, size_t len, struct snapshot_state *out, st
                                   "offsets must ascend",
                              i, name, (unsigned long long)off, (unsigned long long)prev_end);
         prev_end = off + size;
+        if (id > STATE_SECTION_MAX_ID) /* from a newer minor: skipped */
+            continue;
         if (check_section_size(i, id, buf + off, size, err) < 0)
             return -1;
         decode_payload(buf + off, out, id);
@@ -495,7 +565,7 @@ static int decode(const uint8_t *buf, size_t len, struct snapshot_state *out, st
                              KVM_MAX_XCRS);
     }
     for (uint32_t id = 1; id <= STATE_SECTION_MAX_ID; id++)
-        if (SECTIONS[id].required && !(seen & (1u << id)))
+        if (SECTIONS[id].required && !(seen & (1ull << id)))
             return thaw_fail(err, "state file lacks required section %s (id %u)", SECTIONS[id].name, id);
     return snapshot_monitor_state_check(&out->monitor, err);
 }

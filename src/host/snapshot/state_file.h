@@ -3,7 +3,7 @@
  * directory holds `state` (this file) and `memory` (the raw guest-physical image).
  * The byte layout is specified in docs/snapshot-format.md; summary:
  *
- *   header    32 bytes  "THAWSNAP", u32 version (1), u32 arch (1 = x86_64),
+ *   header    32 bytes  "THAWSNAP", u16 major (3), u16 minor (0), u32 arch (1 = x86_64),
  *                       u32 section count, u32 reserved (0), u64 total file size
  *   table     count x 24 bytes {u32 id, u32 reserved (0), u64 offset, u64 size}
  *   payloads  8-byte aligned, ascending offsets, no overlap
@@ -24,7 +24,12 @@
 
 #define STATE_FILE_MAGIC "THAWSNAP"   /* 8 bytes, no NUL */
 #define STATE_FILE_TRAILER_MAGIC "SEND" /* 4 bytes, no NUL */
-#define STATE_FILE_VERSION 2u         /* the only version this thaw reads and writes */
+/* Format version major.minor. A reader refuses any other major; it reads any minor of
+ * its own major, skipping section ids above the ones it knows only when the file's
+ * minor is newer than its own (a minor bump only ever adds sections that may be
+ * skipped). Incompatible changes bump the major. */
+#define STATE_FILE_MAJOR 3u
+#define STATE_FILE_MINOR 0u
 #define STATE_FILE_ARCH_X86_64 1u
 
 #define STATE_FILE_HEADER_SIZE 32u
@@ -33,6 +38,7 @@
 #define STATE_FILE_ALIGN 8u
 
 #define STATE_FILE_MAX_MSRS 256u
+#define STATE_FILE_MAX_CPUID 256u
 #define SNAPSHOT_FUNCTION_NAME_SIZE 64u
 /* Encoded size of struct snapshot_monitor_state (section MONITOR). */
 #define SNAPSHOT_MONITOR_STATE_SIZE 200u
@@ -50,8 +56,10 @@ enum state_section_id {
     STATE_SECTION_VCPU_DEBUGREGS = 9, /* struct kvm_debugregs (optional) */
     STATE_SECTION_TSC = 10,           /* u64 tsc_khz, u64 tsc */
     STATE_SECTION_MONITOR = 11,       /* struct snapshot_monitor_state */
+    STATE_SECTION_IDENTITY = 12,      /* u8 snapshot_id[16] (format 3) */
+    STATE_SECTION_CPUID = 13,         /* u32 count, count x struct kvm_cpuid_entry2 (format 3) */
 };
-#define STATE_SECTION_MAX_ID 11u /* highest id version 2 defines */
+#define STATE_SECTION_MAX_ID 13u /* highest id format 3.0 defines */
 
 /* What the monitor needs besides the vCPU to resume a snapshot. Encoded field by
  * field, in this order, as 200 little-endian bytes (no padding). */
@@ -90,20 +98,24 @@ struct snapshot_state {
     struct kvm_mp_state mp_state;
     uint64_t tsc_khz, tsc;
     struct snapshot_monitor_state monitor;
+    uint8_t snapshot_id[16];      /* random; with the file's SHA-256, the snapshot's identity */
+    uint32_t cpuid_count;         /* the CPUID the vCPU ran with (KVM_GET_CPUID2) */
+    struct kvm_cpuid_entry2 cpuid[STATE_FILE_MAX_CPUID];
 };
 #ifdef __clang__
 #pragma clang diagnostic pop
 #endif
 
 /* Serialises s into a malloc'd buffer (*buf, *len; free() it). Refuses a state the
- * decoder would refuse (msr_count > 256, xcrs.nr_xcrs > 16, invalid monitor fields). Deterministic:
+ * decoder would refuse (msr_count > 256, cpuid_count > 256, xcrs.nr_xcrs > 16, invalid
+ * monitor fields). Deterministic:
  * sections in ascending id order, zero padding, bytes after the function name's NUL
  * written as zero. */
 int state_file_encode(const struct snapshot_state *s, uint8_t **buf, size_t *len, struct thaw_error *err);
 
 /* Parses hostile bytes into *out: checks magic, version, architecture, sizes, offsets,
- * overlap, overflow, checksum, trailer, required/duplicate/unknown sections, the MSR
- * and XCR counts and the monitor fields. On failure returns -1, leaves *out zeroed and writes one line in
+ * overlap, overflow, checksum, trailer, required/duplicate/unknown sections, the MSR,
+ * CPUID and XCR counts and the monitor fields. On failure returns -1, leaves *out zeroed and writes one line in
  * err. Never reads outside [buf, buf + len). */
 int state_file_decode(const uint8_t *buf, size_t len, struct snapshot_state *out, struct thaw_error *err);
 
