@@ -22,6 +22,7 @@
 
 #include "host/pager/pager.h"
 #include "host/pager/reap.h"
+#include "host/util/snap_identity.h"
 #include "host/snapshot/memory_backend.h"
 
 #define PG 4096ull
@@ -36,6 +37,7 @@ static const struct {
 #define NDATA (sizeof DATA / sizeof DATA[0])
 
 static char dir[64];
+static const struct snap_identity test_id = {.id = {9, 8, 7}, .digest = {6, 5, 4}};
 
 static uint8_t page_byte(uint64_t page, uint64_t i) { return (uint8_t)(page * 13 + 1 + (i % 251)); }
 
@@ -86,6 +88,10 @@ static int setup(void **state)
             buf[i] = page_byte(p, i);
         assert_int_equal(pwrite(fd, buf, PG, (off_t)(p * PG)), (ssize_t)PG);
     }
+    /* The identity trailer after the image (snap_identity.h). */
+    static uint8_t trailer[MEMORY_TRAILER_SIZE];
+    memory_trailer_encode(trailer, NPAGES * PG, &test_id);
+    assert_int_equal(pwrite(fd, trailer, sizeof trailer, (off_t)(NPAGES * PG)), (ssize_t)sizeof trailer);
     close(fd);
     return 0;
 }
@@ -133,7 +139,7 @@ static void check_zero(const uint8_t *mem, uint64_t page)
 static void open_backend(struct mem_backend *b, enum mem_mode mode, enum pager_mode pm)
 {
     struct thaw_error err = {{0}};
-    if (mem_backend_open(b, mode, dir, NPAGES * PG, pm, NULL, &err) < 0)
+    if (mem_backend_open(b, mode, dir, NPAGES * PG, &test_id, pm, NULL, &err) < 0)
         fail_msg("mem_backend_open: %s", err.msg);
 }
 

@@ -17,6 +17,7 @@
 
 #include "host/pager/fc_handshake.h"
 #include "host/pager/manager.h"
+#include "host/util/file.h"
 #include "host/util/snapdir.h"
 
 #define PAGE 4096ull
@@ -49,9 +50,13 @@ static int copy_in(struct mem_backend *b, struct thaw_error *err)
                 return 0;
             return thaw_fail_errno(err, "lseek(SEEK_DATA) on the memory file");
         }
+        if ((uint64_t)data >= b->size) /* the identity trailer */
+            return 0;
         off_t hole = lseek(b->file_fd, data, SEEK_HOLE);
         if (hole < 0)
             return thaw_fail_errno(err, "lseek(SEEK_HOLE) on the memory file");
+        if ((uint64_t)hole > b->size)
+            hole = (off_t)b->size;
         for (off_t p = data; p < hole;) {
             ssize_t n = pread(b->file_fd, b->host + p, (size_t)(hole - p), p);
             if (n < 0 && errno == EINTR)
@@ -220,6 +225,8 @@ static int register_data(struct mem_backend *b, struct thaw_error *err)
             break; /* no data after off */
         if (data < 0) /* no SEEK_DATA here: every page may hold data */
             return register_range(b, 0, b->size, err);
+        if ((uint64_t)data >= b->size) /* the identity trailer after the image */
+            break;
         off_t hole = lseek(b->file_fd, data, SEEK_HOLE);
         if (hole < 0)
             return thaw_fail_errno(err, "lseek(SEEK_HOLE) on the memory file");
@@ -287,9 +294,9 @@ static uint8_t *map_anonymous(uint64_t size)
 }
 
 int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
-                     enum pager_mode pmode, const char *pager_socket, struct thaw_error *err)
+                     const struct snap_identity *want, enum pager_mode pmode, const char *pager_socket, struct thaw_error *err)
 {
-    if (mem_backend_start(b, mode, snap_dir, size, pmode, pager_socket, err) < 0)
+    if (mem_backend_start(b, mode, snap_dir, size, want, pmode, pager_socket, err) < 0)
         return -1;
     if (mem_backend_wait_ready(b, err) < 0) {
         mem_backend_close(b);
@@ -309,7 +316,8 @@ int mem_backend_wait_ready(struct mem_backend *b, struct thaw_error *err)
 }
 
 int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
-                      enum pager_mode pmode, const char *pager_socket, struct thaw_error *err)
+                      const struct snap_identity *want, enum pager_mode pmode, const char *pager_socket,
+                      struct thaw_error *err)
 {
     memset(b, 0, sizeof *b);
     b->mode = mode;
@@ -317,16 +325,27 @@ int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *sna
     b->uffd = b->pager_fd = -1;
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, snap_dir);
-    b->file_fd = open(path, O_RDONLY | O_CLOEXEC);
+    b->file_fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
     if (b->file_fd < 0)
-        return thaw_fail_errno(err, "cannot open %s", path);
+        return -1;
     struct stat st;
-    if (fstat(b->file_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        thaw_fail(err, "%s is not a regular file", path);
+    uint64_t image;
+    struct snap_identity got;
+    if (fstat(b->file_fd, &st) < 0) {
+        thaw_fail_errno(err, "cannot stat %s", path);
         goto fail;
     }
-    if ((uint64_t)st.st_size != size) {
-        thaw_fail(err, "memory file %s is %lld bytes, the snapshot says %llu", path, (long long)st.st_size,
+    if (memory_trailer_read(b->file_fd, (uint64_t)st.st_size, path, &image, &got, err) < 0)
+        goto fail;
+    if (!snap_identity_equal(&got, want)) {
+        char a[96], w[96];
+        snap_identity_str(&got, a, sizeof a);
+        snap_identity_str(want, w, sizeof w);
+        thaw_fail(err, "%s belongs to another snapshot (%s; the state is %s)", path, a, w);
+        goto fail;
+    }
+    if (image != size) {
+        thaw_fail(err, "memory file %s holds %llu bytes, the snapshot says %llu", path, (unsigned long long)image,
                   (unsigned long long)size);
         goto fail;
     }

@@ -19,6 +19,7 @@
 
 #include "host/pager/pager.h"
 #include "host/util/error.h"
+#include "host/util/snap_identity.h"
 
 enum mem_mode { MEM_COPY, MEM_LAZY, MEM_UFFD, MEM_REAP };
 
@@ -43,18 +44,21 @@ struct mem_backend {
     bool is_ready;                  /* "ready" received (mem_backend_wait_ready) */
 };
 
-/* Sets up guest memory from <snap_dir>/memory (which must be exactly size bytes).
+/* Sets up guest memory from <snap_dir>/memory (which must hold exactly size bytes of
+ * image and a trailer carrying the identity want: snap_identity.h).
  * For uffd and reap, pmode is the in-process pager's mode, and pager_socket (if not
  * NULL) names an external pager to connect to instead; returns once the pager is
  * ready (any prefetch done), so the vCPU never runs before it. */
 int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
-                     enum pager_mode pmode, const char *pager_socket, struct thaw_error *err);
+                     const struct snap_identity *want, enum pager_mode pmode, const char *pager_socket,
+                     struct thaw_error *err);
 /* The same in two steps: start returns once the pager has the memory (uffd/reap), its
  * working-set read under way; the caller sets up the VM meanwhile, without touching guest
  * memory, and calls wait_ready before anything reads or writes it (0 at once for copy
  * and lazy). A failed start has cleaned up; after a failed wait the caller closes. */
 int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
-                      enum pager_mode pmode, const char *pager_socket, struct thaw_error *err);
+                      const struct snap_identity *want, enum pager_mode pmode, const char *pager_socket,
+                      struct thaw_error *err);
 int mem_backend_wait_ready(struct mem_backend *b, struct thaw_error *err);
 /* Makes [gpa, gpa+len) read back as zero (the guest freed it). */
 int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struct thaw_error *err);

@@ -2,11 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +17,8 @@
 #include "host/util/clock.h"
 #include "host/vmm/vm_pool.h"
 #include "host/vmm/x86_boot.h"
+#include "host/util/file.h"
+#include "host/util/snap_identity.h"
 #include "host/util/snapdir.h"
 
 #define PAGE 4096ull
@@ -111,20 +113,22 @@ static int save_vcpu(struct instance *inst, struct snapshot_state *s, struct tha
     return 0;
 }
 
-/* Writes guest memory sparsely: all-zero pages become holes, so the file's allocated
- * size is the snapshot's real footprint. */
-static int save_memory(struct instance *inst, const char *dir, struct thaw_error *err)
+/* Writes guest memory sparsely into the fresh directory tmp: all-zero pages become
+ * holes, so the file's allocated size is the snapshot's real footprint. The identity
+ * trailer follows the image. */
+static int save_memory(struct instance *inst, const char *tmp, const struct snap_identity *id,
+                       struct thaw_error *err)
 {
-    char tmp[4096], final[4096];
-    snprintf(tmp, sizeof tmp, "%s/.memory.tmp.%d", dir, (int)getpid());
-    snprintf(final, sizeof final, "%s/" SNAPDIR_MEMORY, dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, tmp);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
-        return thaw_fail_errno(err, "cannot create %s", tmp);
+        return thaw_fail_errno(err, "cannot create %s", path);
     static const uint8_t zero[PAGE];
+    static uint8_t trailer[MEMORY_TRAILER_SIZE];
     int rc = -1;
     if (ftruncate(fd, (off_t)inst->mem_size) < 0) {
-        thaw_fail_errno(err, "ftruncate %s", tmp);
+        thaw_fail_errno(err, "ftruncate %s", path);
         goto out;
     }
     for (uint64_t off = 0; off < inst->mem_size;) {
@@ -140,26 +144,25 @@ static int save_memory(struct instance *inst, const char *dir, struct thaw_error
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0) {
-                thaw_fail_errno(err, "writing %s", tmp);
+                thaw_fail_errno(err, "writing %s", path);
                 goto out;
             }
             p += (uint64_t)n;
         }
         off = end;
     }
-    if (fsync(fd) < 0) {
-        thaw_fail_errno(err, "fsync %s", tmp);
+    memory_trailer_encode(trailer, inst->mem_size, id);
+    if (pwrite(fd, trailer, sizeof trailer, (off_t)inst->mem_size) != (ssize_t)sizeof trailer) {
+        thaw_fail_errno(err, "writing %s", path);
         goto out;
     }
-    if (rename(tmp, final) < 0) {
-        thaw_fail_errno(err, "rename %s to %s", tmp, final);
+    if (fsync(fd) < 0) {
+        thaw_fail_errno(err, "fsync %s", path);
         goto out;
     }
     rc = 0;
 out:
     close(fd);
-    if (rc < 0)
-        unlink(tmp);
     return rc;
 }
 
@@ -167,20 +170,17 @@ int snapshot_save(struct instance *inst, const char *function_name, const char *
 {
     if (inst->state != INSTANCE_READY)
         return thaw_fail(err, "can only snapshot an instance waiting at /dev/invoke");
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return thaw_fail_errno(err, "cannot create %s", dir);
     struct snapshot_state *s = calloc(1, sizeof *s);
     if (!s)
         return thaw_fail(err, "out of memory");
     int rc = -1;
     uint8_t *buf = NULL;
     size_t len = 0;
-    if (save_vcpu(inst, s, err) < 0)
+    char tmp[4096] = "";
+    struct snap_identity id;
+    if (save_vcpu(inst, s, err) < 0 || snap_random(s->snapshot_id, sizeof s->snapshot_id, err) < 0)
         goto out;
-    if (getrandom(s->snapshot_id, sizeof s->snapshot_id, 0) != (ssize_t)sizeof s->snapshot_id) {
-        thaw_fail_errno(err, "getrandom");
-        goto out;
-    }
+    memcpy(id.id, s->snapshot_id, sizeof id.id);
     struct snapshot_monitor_state *m = &s->monitor;
     m->mem_size = inst->mem_size;
     m->max_request = inst->max_request;
@@ -194,11 +194,17 @@ int snapshot_save(struct instance *inst, const char *function_name, const char *
     m->created_unix_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
     snprintf(m->function_name, sizeof m->function_name, "%s", function_name);
     m->vcpu_count = 1;
-    /* Memory first, state last: a directory with a valid state file always has the
-     * memory image that goes with it. */
-    if (save_memory(inst, dir, err) < 0 || state_file_encode(s, &buf, &len, err) < 0 ||
-        write_file_atomic(dir, SNAPDIR_STATE, buf, len, err) < 0)
+    /* Everything goes into a fresh directory that replaces dir in one rename: a reader
+     * sees the old snapshot (with its working set) or the new one, never a mix. */
+    snapdir_clean_leftovers(dir);
+    if (state_file_encode(s, &buf, &len, err) < 0 || snap_identity_digest(&id, buf, len, err) < 0 ||
+        snapdir_begin(dir, tmp, sizeof tmp, err) < 0)
         goto out;
+    if (save_memory(inst, tmp, &id, err) < 0 || write_file_atomic(tmp, SNAPDIR_STATE, buf, len, err) < 0 ||
+        snapdir_commit(tmp, dir, err) < 0) {
+        snapdir_abort(tmp);
+        goto out;
+    }
     rc = 0;
 out:
     free(buf);
@@ -334,7 +340,11 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     struct snapshot_state *s = calloc(1, sizeof *s);
     if (!s)
         return thaw_fail(err, "out of memory");
-    if (read_file(path, STATE_MAX, &buf, &len, err) < 0)
+    struct snap_identity id;
+    if (snapdir_check(dir, err) < 0)
+        goto fail;
+    snapdir_clean_leftovers(dir);
+    if (read_file_at(AT_FDCWD, path, RESOLVE_NO_SYMLINKS, STATE_MAX, &buf, &len, err) < 0)
         goto fail;
     if (state_file_decode(buf, len, s, err) < 0) {
         char why[sizeof err->msg];
@@ -342,13 +352,16 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
         thaw_fail(err, "%s: %s", path, why);
         goto fail;
     }
+    memcpy(id.id, s->snapshot_id, sizeof id.id);
+    if (snap_identity_digest(&id, buf, len, err) < 0)
+        goto fail;
     free(buf);
     buf = NULL;
     snprintf(r->function_name, sizeof r->function_name, "%s", s->monitor.function_name);
     uint64_t t1 = clock_now_ns();
 
     /* The pager starts its working-set read now; the VM is set up while it runs. */
-    if (mem_backend_start(&r->mem, mode, dir, s->monitor.mem_size, pmode, pager_socket, err) < 0)
+    if (mem_backend_start(&r->mem, mode, dir, s->monitor.mem_size, &id, pmode, pager_socket, err) < 0)
         goto fail;
     uint64_t t2 = clock_now_ns();
 

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "host/util/snap_identity.h"
+
 static int write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len > 0) {
@@ -32,8 +34,14 @@ int write_file_atomic(const char *dir, const char *name, const void *buf, size_t
 {
     if (!name[0] || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return thaw_fail(err, "cannot write \"%s\" in %s: not a plain file name", name, dir);
+    /* Unguessable, and carrying the pid so that snapdir_clean_leftovers can tell a
+     * killed writer's file from a live one's. */
+    uint8_t r[8];
+    if (snap_random(r, sizeof r, err) < 0)
+        return -1;
     char tmp[NAME_MAX + 1];
-    int n = snprintf(tmp, sizeof tmp, ".%s.tmp.%ld", name, (long)getpid());
+    int n = snprintf(tmp, sizeof tmp, ".%s.tmp.%ld.%02x%02x%02x%02x%02x%02x%02x%02x", name, (long)getpid(), r[0],
+                     r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
     if (n < 0 || (size_t)n >= sizeof tmp)
         return thaw_fail(err, "cannot write %s/%s: file name too long", dir, name);
 
@@ -43,8 +51,6 @@ int write_file_atomic(const char *dir, const char *name, const void *buf, size_t
 
     int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     int fd = openat(dfd, tmp, flags, 0600);
-    if (fd < 0 && errno == EEXIST && unlinkat(dfd, tmp, 0) == 0)
-        fd = openat(dfd, tmp, flags, 0600);
     if (fd < 0) {
         thaw_fail_errno(err, "cannot create %s/%s", dir, tmp);
         close(dfd);

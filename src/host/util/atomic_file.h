@@ -8,9 +8,8 @@
 
 #include "host/util/error.h"
 
-/* Writes buf[0..len) to dir/name atomically: creates dir/.name.tmp.<pid> (mode 0600,
- * minus umask; a stale one left by a crashed process with the same pid is removed),
- * writes everything, fsyncs it, renames it over dir/name and fsyncs dir. name must be
+/* Writes buf[0..len) to dir/name atomically: creates dir/.name.tmp.<pid>.<random>
+ * (O_EXCL|O_NOFOLLOW, mode 0600 minus umask), writes everything, fsyncs it, renames it over dir/name and fsyncs dir. name must be
  * a single path component (no '/', not "." or ".."). On failure the temporary file is
  * removed, dir/name is untouched, -1 is returned and err says why. */
 int write_file_atomic(const char *dir, const char *name, const void *buf, size_t len, struct thaw_error *err);

@@ -8,19 +8,46 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-int read_file(const char *path, size_t max, uint8_t **data, size_t *size, struct thaw_error *err)
+int file_open_regular(int dirfd, const char *path, int flags, uint64_t resolve, struct thaw_error *err)
 {
-    *data = NULL;
-    *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NONBLOCK), .resolve = resolve};
+    int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    if (fd < 0) {
+        if (errno == ELOOP && (flags & O_NOFOLLOW))
+            return thaw_fail(err, "%s is a symbolic link", path);
+        if (errno == EXDEV || (errno == ELOOP && resolve))
+            return thaw_fail(err, "%s resolves outside its directory or through a symbolic link", path);
         return thaw_fail_errno(err, "cannot open %s", path);
+    }
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return thaw_fail(err, "%s is not a regular file", path);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        close(fd);
+        return thaw_fail_errno(err, "fcntl on %s", path);
+    }
+    return fd;
+}
+
+int read_file_at(int dirfd, const char *path, uint64_t resolve, size_t max, uint8_t **data, size_t *size,
+                 struct thaw_error *err)
+{
+    *data = NULL;
+    *size = 0;
+    int fd = file_open_regular(dirfd, path, O_RDONLY, resolve, err);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return thaw_fail_errno(err, "cannot stat %s", path);
     }
     if ((uint64_t)st.st_size > max) {
         close(fd);
@@ -39,7 +66,8 @@ int read_file(const char *path, size_t max, uint8_t **data, size_t *size, struct
         if (n <= 0) {
             free(buf);
             close(fd);
-            return thaw_fail_errno(err, "cannot read %s", path);
+            return n == 0 ? thaw_fail(err, "%s shrank while it was read", path)
+                          : thaw_fail_errno(err, "cannot read %s", path);
         }
         got += (size_t)n;
     }
@@ -48,6 +76,11 @@ int read_file(const char *path, size_t max, uint8_t **data, size_t *size, struct
     *data = buf;
     *size = got;
     return 0;
+}
+
+int read_file(const char *path, size_t max, uint8_t **data, size_t *size, struct thaw_error *err)
+{
+    return read_file_at(AT_FDCWD, path, 0, max, data, size, err);
 }
 
 char *thaw_build_dir(void)

@@ -1,4 +1,5 @@
-/* Whole-file reads and where the build lives. */
+/* Opening and reading files that come from outside (snapshots, bundles, payloads) and
+ * where the build lives. */
 #ifndef THAW_HOST_FILE_H
 #define THAW_HOST_FILE_H
 
@@ -7,8 +8,18 @@
 
 #include "host/util/error.h"
 
-/* Reads a whole regular file into a malloc'd, NUL-terminated buffer (limit: max bytes). */
+/* Opens path (relative to dirfd, or AT_FDCWD) with openat2: flags | O_CLOEXEC |
+ * O_NONBLOCK (so a FIFO or device never blocks the open), resolve as in RESOLVE_*
+ * (e.g. RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS inside a bundle). Refuses anything but
+ * a regular file, then clears O_NONBLOCK. Returns the fd, or -1 with err. */
+int file_open_regular(int dirfd, const char *path, int flags, uint64_t resolve, struct thaw_error *err);
+
+/* Reads a whole regular file into a malloc'd, NUL-terminated buffer (limit: max
+ * bytes, checked before anything is read). */
 int read_file(const char *path, size_t max, uint8_t **data, size_t *size, struct thaw_error *err);
+/* The same for a file opened with file_open_regular(dirfd, path, O_RDONLY, resolve). */
+int read_file_at(int dirfd, const char *path, uint64_t resolve, size_t max, uint8_t **data, size_t *size,
+                 struct thaw_error *err);
 
 /* The directory holding the thaw binary (where "build:" paths and kernel.elf live),
  * unless THAW_BUILD_DIR says otherwise. Returns a malloc'd string. */

@@ -1,0 +1,296 @@
+/* Snapshot directory rules (src/host/util/snapdir.c), the identity trailer
+ * (snap_identity.c) and safe opens (file.c): atomic replacement, leftovers of killed
+ * writers, ownership, symlinks and FIFOs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "host/util/atomic_file.h"
+#include "host/util/file.h"
+#include "host/util/snap_identity.h"
+#include "host/util/snapdir.h"
+
+static char root[64];
+
+static void make_root(void)
+{
+    strcpy(root, "/tmp/thaw-snapdir-XXXXXX");
+    assert_non_null(mkdtemp(root));
+}
+
+static void rm_root(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int exists(const char *dir, const char *name)
+{
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return lstat(path, &st) == 0;
+}
+
+static void read_text(const char *dir, const char *name, char *buf, size_t cap)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = 0;
+    fclose(f);
+}
+
+static int entries(const char *dir)
+{
+    char cmd[256];
+    int n = -1;
+    for (int k = 0; k < 64; k++) {
+        snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -eq %d", dir, k);
+        if (system(cmd) == 0) {
+            n = k;
+            break;
+        }
+    }
+    return n;
+}
+
+/* A new snapshot replaces the old one as a whole: the old working set goes with it. */
+static void test_commit_replaces_whole_directory(void **state)
+{
+    (void)state;
+    make_root();
+    char dir[128], tmp[256];
+    struct thaw_error err = {{0}};
+    snprintf(dir, sizeof dir, "%s/snap", root);
+    /* First snapshot into a missing directory: a rename. */
+    assert_int_equal(snapdir_begin(dir, tmp, sizeof tmp, &err), 0);
+    assert_non_null(strstr(tmp, "/.snap.new."));
+    put(tmp, "state", "one");
+    put(tmp, "memory", "m1");
+    assert_int_equal(snapdir_commit(tmp, dir, &err), 0);
+    put(dir, "ws.pages", "old working set");
+    put(dir, "ws.trace", "old trace");
+    /* Second one: exchanged in, the old directory and its ws.* removed. */
+    assert_int_equal(snapdir_begin(dir, tmp, sizeof tmp, &err), 0);
+    put(tmp, "state", "two");
+    put(tmp, "memory", "m2");
+    assert_int_equal(snapdir_commit(tmp, dir, &err), 0);
+    char text[64];
+    read_text(dir, "state", text, sizeof text);
+    assert_string_equal(text, "two");
+    assert_false(exists(dir, "ws.pages"));
+    assert_false(exists(dir, "ws.trace"));
+    assert_int_equal(entries(root), 1); /* no temporary directory left */
+    rm_root();
+}
+
+static void test_commit_refuses_foreign_directory(void **state)
+{
+    (void)state;
+    make_root();
+    char dir[128], tmp[256];
+    struct thaw_error err = {{0}};
+    snprintf(dir, sizeof dir, "%s/home", root);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    put(dir, "thesis.tex", "precious");
+    assert_int_equal(snapdir_begin(dir, tmp, sizeof tmp, &err), 0);
+    put(tmp, "state", "x");
+    assert_int_equal(snapdir_commit(tmp, dir, &err), -1);
+    assert_non_null(strstr(err.msg, "\"thesis.tex\", which is not a snapshot file"));
+    assert_true(exists(dir, "thesis.tex"));
+    snapdir_abort(tmp);
+    assert_int_equal(entries(root), 1);
+    /* A symlink as the target is refused too. */
+    char link[128];
+    snprintf(link, sizeof link, "%s/link", root);
+    assert_int_equal(symlink(dir, link), 0);
+    assert_int_equal(snapdir_begin(link, tmp, sizeof tmp, &err), 0);
+    assert_int_equal(snapdir_commit(tmp, link, &err), -1);
+    assert_non_null(strstr(err.msg, "symbolic link"));
+    snapdir_abort(tmp);
+    rm_root();
+}
+
+static void test_check_ownership_and_mode(void **state)
+{
+    (void)state;
+    make_root();
+    struct thaw_error err = {{0}};
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/s", root);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(snapdir_check(dir, &err), 0);
+    assert_int_equal(chmod(dir, 0777), 0);
+    assert_int_equal(snapdir_check(dir, &err), -1);
+    assert_non_null(strstr(err.msg, "may be written by other users"));
+    assert_int_equal(chmod(dir, 0755), 0);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(dir, 4242, 4242), 0);
+        assert_int_equal(snapdir_check(dir, &err), -1);
+        assert_non_null(strstr(err.msg, "belongs to uid 4242"));
+    }
+    rm_root();
+}
+
+/* Temporary files of dead writers go; those of live ones (this process) stay. */
+static void test_clean_leftovers(void **state)
+{
+    (void)state;
+    make_root();
+    char dir[128], live[64], dead_dir[160];
+    snprintf(dir, sizeof dir, "%s/s", root);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    put(dir, "state", "s");
+    put(dir, ".memory.tmp.4194305.0011223344556677", "dead writer");
+    put(dir, ".ws.pages.tmp.4194305.0011223344556677", "dead writer");
+    snprintf(live, sizeof live, ".ws.pages.tmp.%ld.8899aabbccddeeff", (long)getpid());
+    put(dir, live, "live writer");
+    put(dir, ".notes.tmp.4194305.00", "not ours"); /* not a snapshot file name */
+    snprintf(dead_dir, sizeof dead_dir, "%s/.s.new.4194305.0123456789abcdef", root);
+    assert_int_equal(mkdir(dead_dir, 0755), 0);
+    put(dead_dir, "memory", "half a snapshot");
+    snapdir_clean_leftovers(dir);
+    assert_false(exists(dir, ".memory.tmp.4194305.0011223344556677"));
+    assert_false(exists(dir, ".ws.pages.tmp.4194305.0011223344556677"));
+    assert_true(exists(dir, live));
+    assert_true(exists(dir, ".notes.tmp.4194305.00"));
+    assert_true(exists(dir, "state"));
+    assert_false(exists(root, ".s.new.4194305.0123456789abcdef"));
+    rm_root();
+}
+
+/* Temporary names are unguessable: two writes never use the same one, and a planted
+ * symlink at a guessable name is never followed. */
+static void test_atomic_write_names(void **state)
+{
+    (void)state;
+    make_root();
+    struct thaw_error err = {{0}};
+    char victim[128], planted[160];
+    snprintf(victim, sizeof victim, "%s/victim", root);
+    put(root, "victim", "keep me");
+    snprintf(planted, sizeof planted, "%s/.state.tmp.%ld", root, (long)getpid());
+    assert_int_equal(symlink(victim, planted), 0);
+    assert_int_equal(write_file_atomic(root, "state", "new state", 9, &err), 0);
+    char text[64];
+    read_text(root, "victim", text, sizeof text);
+    assert_string_equal(text, "keep me");
+    read_text(root, "state", text, sizeof text);
+    assert_string_equal(text, "new state");
+    rm_root();
+}
+
+/* Symlinks, FIFOs and directories are refused before anything blocks or is read. */
+static void test_open_regular(void **state)
+{
+    (void)state;
+    make_root();
+    struct thaw_error err = {{0}};
+    char path[128], link[128], fifo[128];
+    snprintf(path, sizeof path, "%s/f", root);
+    put(root, "f", "data");
+    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, &err);
+    assert_true(fd >= 0);
+    assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    close(fd);
+    snprintf(link, sizeof link, "%s/l", root);
+    assert_int_equal(symlink(path, link), 0);
+    assert_int_equal(file_open_regular(AT_FDCWD, link, O_RDONLY | O_NOFOLLOW, 0, &err), -1);
+    assert_non_null(strstr(err.msg, "symbolic link"));
+    snprintf(fifo, sizeof fifo, "%s/p", root);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(10); /* a blocking open would hang here */
+    assert_int_equal(file_open_regular(AT_FDCWD, fifo, O_RDONLY, 0, &err), -1);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(read_file(fifo, 100, &data, &len, &err), -1);
+    alarm(0);
+    assert_int_equal(file_open_regular(AT_FDCWD, root, O_RDONLY, 0, &err), -1);
+    /* Beneath a directory: no escape through .. or a symlink. */
+    int dfd = open(root, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    assert_int_equal(file_open_regular(dfd, "../etc/passwd", O_RDONLY, RESOLVE_BENEATH, &err), -1);
+    assert_int_equal(file_open_regular(dfd, "l", O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, &err), -1);
+    assert_true(file_open_regular(dfd, "f", O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, &err) >= 0);
+    close(dfd);
+    /* The size limit is checked before reading. */
+    assert_int_equal(read_file(path, 3, &data, &len, &err), -1);
+    assert_non_null(strstr(err.msg, "larger than 3 bytes"));
+    rm_root();
+}
+
+static void test_memory_trailer(void **state)
+{
+    (void)state;
+    make_root();
+    struct snap_identity id, got;
+    struct thaw_error err = {{0}};
+    assert_int_equal(snap_random(id.id, sizeof id.id, &err), 0);
+    assert_int_equal(snap_identity_digest(&id, (const uint8_t *)"state", 5, &err), 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/memory", root);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    static uint8_t t[MEMORY_TRAILER_SIZE];
+    memory_trailer_encode(t, 8192, &id);
+    assert_int_equal(pwrite(fd, t, sizeof t, 8192), (ssize_t)sizeof t);
+    uint64_t mem;
+    assert_int_equal(memory_trailer_read(fd, 8192 + 4096, path, &mem, &got, &err), 0);
+    assert_int_equal(mem, 8192);
+    assert_true(snap_identity_equal(&id, &got));
+    /* Any flipped byte of the trailer's fields is caught. */
+    for (size_t i = 0; i < 76; i++) {
+        uint8_t c = t[i] ^ 0x10;
+        assert_int_equal(pwrite(fd, &c, 1, (off_t)(8192 + i)), 1);
+        assert_int_equal(memory_trailer_read(fd, 8192 + 4096, path, &mem, &got, &err), -1);
+        assert_int_equal(pwrite(fd, &t[i], 1, (off_t)(8192 + i)), 1);
+    }
+    /* An old memory file: no trailer. */
+    assert_int_equal(ftruncate(fd, 3 * 4096), 0);
+    static uint8_t zero[4096];
+    assert_int_equal(pwrite(fd, zero, sizeof zero, 8192), (ssize_t)sizeof zero);
+    assert_int_equal(memory_trailer_read(fd, 3 * 4096, path, &mem, &got, &err), -1);
+    assert_non_null(strstr(err.msg, "no identity trailer"));
+    close(fd);
+    rm_root();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commit_replaces_whole_directory),
+        cmocka_unit_test(test_commit_refuses_foreign_directory),
+        cmocka_unit_test(test_check_ownership_and_mode),
+        cmocka_unit_test(test_clean_leftovers),
+        cmocka_unit_test(test_atomic_write_names),
+        cmocka_unit_test(test_open_regular),
+        cmocka_unit_test(test_memory_trailer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
