@@ -72,7 +72,7 @@ refused "corrupt trace" "checksum mismatch" "$tmp/flip"
 python3 - "$tmp/bad" <<'PY'
 import os, struct, sys, zlib
 os.makedirs(sys.argv[1])
-body = struct.pack("<8sIIQQ", b"THAWTRCE", 1, 4096, 64 << 20, 2) + struct.pack("<QQQQ", 4096, 1, 8192 + 12, 2)
+body = struct.pack("<8sHHIQQ48s", b"THAWTRCE", 2, 0, 4096, 64 << 20, 2, bytes(48)) + struct.pack("<QQQQ", 4096, 1, 8192 + 12, 2)
 open(os.path.join(sys.argv[1], "ws.trace"), "wb").write(body + struct.pack("<I", zlib.crc32(body)))
 PY
 refused "unaligned page in a valid file" "entry 1: page 0x200c is not a page" "$tmp/bad"

@@ -14,7 +14,7 @@ import zlib
 
 def trace(d, mem_mib, pages):
     os.makedirs(d, exist_ok=True)
-    body = struct.pack("<8sIIQQ", b"THAWTRCE", 1, 4096, mem_mib << 20, len(pages))
+    body = struct.pack("<8sHHIQQ48s", b"THAWTRCE", 2, 0, 4096, mem_mib << 20, len(pages), bytes(48))
     for i, p in enumerate(pages):
         body += struct.pack("<QQ", p * 4096, (i + 1) * 1000)
     with open(os.path.join(d, "ws.trace"), "wb") as f:

@@ -45,19 +45,22 @@ static int teardown_dir(void **state)
 static void write_trace_file(const char *dir, const struct page_record *r, size_t n, uint64_t mem_size,
                              uint32_t version, size_t cut)
 {
-    size_t len = 32 + n * 16 + 4;
+    /* Header (80 bytes): magic, u16 major, u16 minor, u32 page size, u64 memory size,
+     * u64 count, 48 identity bytes (zero here: analysis does not check them). */
+    size_t len = 80 + n * 16 + 4;
     uint8_t *b = calloc(1, len);
     assert_non_null(b);
     memcpy(b, "THAWTRCE", 8);
     uint32_t page = 4096;
     uint64_t count = n;
-    memcpy(b + 8, &version, 4);
+    uint16_t major = (uint16_t)version;
+    memcpy(b + 8, &major, 2);
     memcpy(b + 12, &page, 4);
     memcpy(b + 16, &mem_size, 8);
     memcpy(b + 24, &count, 8);
     for (size_t i = 0; i < n; i++) {
-        memcpy(b + 32 + i * 16, &r[i].offset, 8);
-        memcpy(b + 40 + i * 16, &r[i].t_ns, 8);
+        memcpy(b + 80 + i * 16, &r[i].offset, 8);
+        memcpy(b + 88 + i * 16, &r[i].t_ns, 8);
     }
     uint32_t crc = (uint32_t)crc32_z(0, b, len - 4);
     memcpy(b + len - 4, &crc, 4);
@@ -97,7 +100,7 @@ static void test_trace_round_trip(void **state)
 {
     (void)state;
     struct page_record r[] = {{0xa000, 5}, {0x119000, 7}, {0x3000, 7}, {0xa000, 90}};
-    write_trace_file(tmpdir, r, 4, MEM, 1, 0);
+    write_trace_file(tmpdir, r, 4, MEM, 2, 0);
     struct analysis_trace t;
     struct thaw_error err = {{0}};
     assert_int_equal(analysis_trace_load(tmpdir, &t, &err), 0);
@@ -124,14 +127,14 @@ static void test_trace_truncated_and_corrupt(void **state)
 {
     (void)state;
     struct page_record r[] = {{0x1000, 1}, {0x2000, 2}, {0x3000, 3}};
-    write_trace_file(tmpdir, r, 3, MEM, 1, 7);
+    write_trace_file(tmpdir, r, 3, MEM, 2, 7);
     expect_load_error("size does not match");
-    write_trace_file(tmpdir, r, 3, MEM, 1, 3 * 16 + 10);
+    write_trace_file(tmpdir, r, 3, MEM, 2, 3 * 16 + 10);
     expect_load_error("truncated");
-    write_trace_file(tmpdir, r, 3, MEM, 2, 0);
-    expect_load_error("unsupported version");
-    /* One flipped bit in an entry: the checksum catches it. */
     write_trace_file(tmpdir, r, 3, MEM, 1, 0);
+    expect_load_error("trace format 1.0, this thaw reads 2.x");
+    /* One flipped bit in an entry: the checksum catches it. */
+    write_trace_file(tmpdir, r, 3, MEM, 2, 0);
     char path[256];
     snprintf(path, sizeof path, "%s/ws.trace", tmpdir);
     int fd = open(path, O_RDWR);
@@ -150,18 +153,18 @@ static void test_trace_semantic_checks(void **state)
 {
     (void)state;
     struct page_record unaligned[] = {{0x1000, 1}, {0x2010, 2}};
-    write_trace_file(tmpdir, unaligned, 2, MEM, 1, 0);
+    write_trace_file(tmpdir, unaligned, 2, MEM, 2, 0);
     expect_load_error("entry 1: page 0x2010 is not a page");
     struct page_record outside[] = {{MEM, 1}};
-    write_trace_file(tmpdir, outside, 1, MEM, 1, 0);
+    write_trace_file(tmpdir, outside, 1, MEM, 2, 0);
     expect_load_error("entry 0: page 0x4000000 is not a page");
     struct page_record backwards[] = {{0x1000, 10}, {0x2000, 20}, {0x3000, 15}};
-    write_trace_file(tmpdir, backwards, 3, MEM, 1, 0);
+    write_trace_file(tmpdir, backwards, 3, MEM, 2, 0);
     expect_load_error("entry 2: time goes backwards");
-    write_trace_file(tmpdir, backwards, 0, MEM, 1, 0);
+    write_trace_file(tmpdir, backwards, 0, MEM, 2, 0);
     expect_load_error("no pages recorded");
     struct page_record ok[] = {{0x1000, 10}};
-    write_trace_file(tmpdir, ok, 1, MEM + 100, 1, 0);
+    write_trace_file(tmpdir, ok, 1, MEM + 100, 2, 0);
     expect_load_error("not a whole number of pages");
 }
 

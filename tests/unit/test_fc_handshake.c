@@ -22,6 +22,8 @@
 
 #include "host/pager/fc_handshake.h"
 #include "host/pager/pager.h"
+#include "host/pager/reap.h"
+#include "host/util/snap_identity.h"
 
 #define PG 4096ull
 #define NPAGES 64
@@ -318,6 +320,7 @@ static void test_send_recv_roundtrip(void **state)
 /* ---- end to end: the pager in a child process serves the parent's memory ------------------- */
 
 static char snap_dir[64];
+static const struct snap_identity test_identity = {.id = {1, 2, 3, 4}, .digest = {5, 6, 7, 8}};
 
 static uint8_t page_byte(uint64_t page, uint64_t i) { return (uint8_t)(page * 7 + 1 + (i % 251)); }
 
@@ -335,14 +338,18 @@ static void make_snap_dir(void)
             buf[i] = page_byte(p, i);
         assert_int_equal(write(fd, buf, PG), (ssize_t)PG);
     }
+    /* The identity trailer the pager reads (and stamps working sets with). */
+    static uint8_t trailer[MEMORY_TRAILER_SIZE];
+    memory_trailer_encode(trailer, NPAGES * PG, &test_identity);
+    assert_int_equal(write(fd, trailer, sizeof trailer), (ssize_t)sizeof trailer);
     close(fd);
 }
 
 static void rm_snap_dir(void)
 {
-    const char *names[] = {"memory", "ws.pages", "ws.trace"};
+    const char *names[] = {"memory", "ws.pages", "ws.trace", "ws.stale"};
     char path[128];
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/%s", snap_dir, names[i]);
         unlink(path);
     }
@@ -473,6 +480,67 @@ static void test_pager_record_then_prefetch(void **state)
     rm_snap_dir();
 }
 
+/* Flips one byte of ws.pages at off (from the end if negative). */
+static void poke_ws(long off, uint8_t xor)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/ws.pages", snap_dir);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    off_t at = off < 0 ? st.st_size + off : off;
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= xor;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+}
+
+/* A damaged page is never installed: the prefetch is refused, the page served from the
+ * memory file (check_page in session() verifies the bytes), and a new set recorded. */
+static void test_pager_prefetch_bad_page(void **state)
+{
+    (void)state;
+    int probe = open_uffd();
+    if (skip_no_uffd(probe))
+        skip();
+    close(probe);
+    make_snap_dir();
+    const int touch[] = {3, 4, 7, 20};
+    struct pager_stats st;
+    session(PAGER_RECORD, touch, 4, &st);
+    poke_ws(-PG + 17, 0x40); /* a byte of the last page's data */
+    session(PAGER_PREFETCH, touch, 4, &st);
+    assert_int_equal(st.prefetch_ok, 0);
+    assert_non_null(strstr(st.prefetch_error, "fails its checksum"));
+    assert_true(st.recording || st.recorded > 0);
+    /* The new recording is whole again. */
+    session(PAGER_PREFETCH, touch, 4, &st);
+    assert_int_equal(st.prefetch_ok, 1);
+    assert_int_equal(st.pages_served, 0);
+    rm_snap_dir();
+}
+
+/* A working set made from another snapshot (other identity) is refused. */
+static void test_pager_prefetch_other_snapshot(void **state)
+{
+    (void)state;
+    int probe = open_uffd();
+    if (skip_no_uffd(probe))
+        skip();
+    close(probe);
+    make_snap_dir();
+    const int touch[] = {3, 4};
+    struct pager_stats st;
+    session(PAGER_RECORD, touch, 2, &st);
+    poke_ws(48, 0x01); /* the identity's first byte */
+    session(PAGER_PREFETCH, touch, 2, &st);
+    assert_int_equal(st.prefetch_ok, 0);
+    assert_non_null(strstr(st.prefetch_error, "another snapshot"));
+    rm_snap_dir();
+}
+
 static void test_pager_prefetch_without_ws(void **state)
 {
     (void)state;
@@ -503,6 +571,8 @@ int main(void)
         cmocka_unit_test(test_pager_lazy),
         cmocka_unit_test(test_pager_record_then_prefetch),
         cmocka_unit_test(test_pager_prefetch_without_ws),
+        cmocka_unit_test(test_pager_prefetch_bad_page),
+        cmocka_unit_test(test_pager_prefetch_other_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

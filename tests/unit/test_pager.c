@@ -346,10 +346,12 @@ static void test_record_writes_the_trace_in_fault_order(void **state)
     size_t n = 0;
     uint64_t mem_size = 0;
     struct thaw_error err = {{0}};
-    if (reap_read_trace(dir, &log, &n, &mem_size, &err) < 0)
+    struct snap_identity got;
+    if (reap_read_trace(dir, &log, &n, &mem_size, &got, &err) < 0)
         fail_msg("reap_read_trace: %s", err.msg);
     assert_int_equal(n, NTOUCH);
     assert_int_equal(mem_size, NPAGES * PG);
+    assert_true(snap_identity_equal(&got, &test_id)); /* stamped from the memory trailer */
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(log[i].offset, TOUCH[i] * PG);
         if (i)
@@ -452,12 +454,12 @@ static void test_ws_files_round_trip(void **state)
     struct page_record log[] = {{101 * PG, 5}, {0, 9}, {1 * PG, 12}, {101 * PG, 20}, {2 * PG, 30}, {63 * PG, 31}};
     size_t n = sizeof log / sizeof log[0];
     struct thaw_error err = {{0}};
-    if (reap_write(dir, log, n, NPAGES * PG, &err) < 0)
+    if (reap_write(dir, log, n, NPAGES * PG, &test_id, &err) < 0)
         fail_msg("reap_write: %s", err.msg);
     struct page_record *back = NULL;
     size_t nb = 0;
     uint64_t ms = 0;
-    assert_int_equal(reap_read_trace(dir, &back, &nb, &ms, &err), 0);
+    assert_int_equal(reap_read_trace(dir, &back, &nb, &ms, NULL, &err), 0);
     assert_int_equal(nb, n);
     assert_memory_equal(back, log, sizeof log);
     free(back);
@@ -473,7 +475,13 @@ static void test_ws_files_round_trip(void **state)
     assert_int_equal(ioctl(ufd, UFFDIO_REGISTER, &reg), 0);
     struct region_ctx ctx = {mem, NPAGES * PG};
     struct reap_stats rs;
-    if (reap_prefetch_into(dir, ufd, to_host, &ctx, NPAGES * PG, &rs, &err) < 0)
+    /* Another snapshot's identity is refused before anything is installed. */
+    struct snap_identity other = test_id;
+    other.digest[31] ^= 1;
+    assert_int_equal(reap_prefetch_into(dir, ufd, to_host, &ctx, NPAGES * PG, &other, &rs, &err), -1);
+    assert_non_null(strstr(err.msg, "another snapshot"));
+    assert_int_equal(rs.pages, 0);
+    if (reap_prefetch_into(dir, ufd, to_host, &ctx, NPAGES * PG, &test_id, &rs, &err) < 0)
         fail_msg("reap_prefetch_into: %s", err.msg);
     assert_int_equal(rs.pages, 5);
     assert_int_equal(rs.regions, 3); /* 0-2, 63, 101 */
@@ -489,7 +497,7 @@ static void test_ws_files_round_trip(void **state)
     check_page(mem, 63);
     check_page(mem, 101);
     /* A mismatched snapshot size is refused. */
-    assert_int_equal(reap_prefetch_into(dir, ufd, to_host, &ctx, 2 * NPAGES * PG, &rs, &err), -1);
+    assert_int_equal(reap_prefetch_into(dir, ufd, to_host, &ctx, 2 * NPAGES * PG, &test_id, &rs, &err), -1);
     assert_non_null(strstr(err.msg, "ws.pages"));
     close(ufd);
     munmap(mem, NPAGES * PG);

@@ -26,7 +26,7 @@ int analysis_trace_check(const struct page_record *pages, size_t n, uint64_t mem
 int analysis_trace_load(const char *snap_dir, struct analysis_trace *t, struct thaw_error *err)
 {
     memset(t, 0, sizeof *t);
-    if (reap_read_trace(snap_dir, &t->pages, &t->n, &t->mem_size, err) < 0)
+    if (reap_read_trace(snap_dir, &t->pages, &t->n, &t->mem_size, NULL, err) < 0)
         return -1;
     if (analysis_trace_check(t->pages, t->n, t->mem_size, err) < 0) {
         char why[sizeof err->msg];

@@ -16,6 +16,8 @@
 
 #include "host/pager/reap.h"
 #include "host/util/clock.h"
+#include "host/util/file.h"
+#include "host/util/snap_identity.h"
 #include "host/util/snapdir.h"
 
 #define PAGE 4096ull
@@ -52,6 +54,7 @@ struct pager {
     struct pager_stats *st;
     bool vm_gone;
     uint64_t batch; /* pages per miss (PAGER_BATCH_PAGES) */
+    struct snap_identity identity; /* of the snapshot being served (memory trailer) */
 };
 
 static const struct fc_region *find_region(const struct pager *p, uint64_t addr, size_t *ri)
@@ -259,7 +262,7 @@ static int finish_record(struct pager *p, const char *snap_dir, uint64_t mem_siz
     if (p->log_len == 0)
         return 0;
     struct thaw_error werr;
-    if (reap_write(snap_dir, p->log, p->log_len, mem_size, &werr) < 0) {
+    if (reap_write(snap_dir, p->log, p->log_len, mem_size, &p->identity, &werr) < 0) {
         snprintf(p->st->record_error, sizeof p->st->record_error, "%s", werr.msg);
         return -1;
     }
@@ -371,17 +374,25 @@ const char *pager_stats_parse(const char *line, struct pager_stats *st, struct t
     return known;
 }
 
-static int open_memory(const char *dir, uint64_t need, struct thaw_error *err)
+/* Opens the memory file and reads the identity its trailer carries: working sets are
+ * checked against it and stamped with it. */
+static int open_memory(const char *dir, uint64_t need, struct snap_identity *id, struct thaw_error *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
     if (fd < 0)
-        return thaw_fail_errno(err, "cannot open %s", path);
+        return -1;
     struct stat sb;
-    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < need) {
+    uint64_t image;
+    if (fstat(fd, &sb) < 0 || memory_trailer_read(fd, (uint64_t)sb.st_size, path, &image, id, err) < 0) {
         close(fd);
-        return thaw_fail(err, "%s is not a regular file of at least %llu bytes", path, (unsigned long long)need);
+        return -1;
+    }
+    if (image < need) {
+        close(fd);
+        return thaw_fail(err, "%s holds %llu bytes of memory, the VM has %llu", path, (unsigned long long)image,
+                         (unsigned long long)need);
     }
     return fd;
 }
@@ -400,7 +411,7 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
     const char *bs = getenv("THAW_PAGER_BATCH");
     if (bs && atoi(bs) >= 1)
         p.batch = (uint64_t)atoi(bs) < PAGER_BATCH_MAX ? (uint64_t)atoi(bs) : PAGER_BATCH_MAX;
-    p.file_fd = open_memory(snap_dir, mem_size, err);
+    p.file_fd = open_memory(snap_dir, mem_size, &p.identity, err);
     if (p.file_fd < 0)
         return -1;
     p.zeroed = calloc(n ? n : 1, sizeof *p.zeroed);
@@ -423,7 +434,7 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
     if (mode == PAGER_PREFETCH) {
         struct reap_stats rs;
         struct thaw_error perr = {{0}};
-        if (reap_prefetch_into(snap_dir, uffd, prefetch_gpa_to_host, &p, mem_size, &rs, &perr) == 0) {
+        if (reap_prefetch_into(snap_dir, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity, &rs, &perr) == 0) {
             st->prefetch_ok = 1;
             st->prefetch_pages = rs.pages;
             st->prefetch_regions = rs.regions;
@@ -431,10 +442,19 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
             st->prefetch_bytes = rs.bytes;
             st->prefetch_read_ns = rs.read_ns;
             st->prefetch_install_ns = rs.install_ns;
-        } else {
+        } else if (rs.pages == 0) {
             /* A bad working set never costs the snapshot: serve lazily, record anew. */
             snprintf(st->prefetch_error, sizeof st->prefetch_error, "%s", perr.msg);
             p.recording = true;
+        } else {
+            /* A page failed its check after verified ones went in: those are correct,
+             * the rest is served lazily. A recording now would miss the installed
+             * pages, so mark the working set stale: the next restore records it. */
+            struct thaw_error serr;
+            snprintf(st->prefetch_error, sizeof st->prefetch_error, "%.400s (working set marked stale)", perr.msg);
+            st->prefetch_pages = rs.pages;
+            if (reap_mark_stale(snap_dir, &serr) < 0)
+                snprintf(st->record_error, sizeof st->record_error, "%s", serr.msg);
         }
     }
     char ctl[256];

@@ -13,41 +13,32 @@
 #include <stdbool.h>
 #include <zlib.h>
 
+#include <xxhash.h>
+
 #include "host/util/atomic_file.h"
+#include "host/util/file.h"
+#include "host/util/le.h"
 #include "host/util/clock.h"
 #include "host/util/snapdir.h"
 
 #define PAGE 4096u
 #define WS_MAGIC "THAWWSET"
 #define TRACE_MAGIC "THAWTRCE"
-#define REAP_VERSION 1u
 #define WS_MAX_PAGES (1u << 20) /* 4 GiB of guest memory */
 /* How ws.pages is read: one read then install, or chunks installed as they land. The
  * pipeline costs two small reads up front and pays off from a few MiB on
  * (bench/reap_read.py, docs/benchmarks.md); THAW_REAP_READ=single|pipelined overrides. */
 #define REAP_PIPELINE_MIN_BYTES (4ull << 20)
 
-/* ws.pages header, little-endian, in the first 4 KiB block. */
-struct ws_header {
-    char magic[8];
-    uint32_t version;
-    uint32_t page_size;
-    uint64_t mem_size;
-    uint64_t count;       /* pages */
-    uint64_t index_offset; /* = 4096: count x u64 guest offsets, ascending */
-    uint64_t data_offset;  /* 4096-aligned, after the index */
-    uint32_t crc;          /* CRC-32 of this header (crc field zero) and the index */
-    uint32_t reserved;
+/* ws.pages header fields (docs/snapshot-format.md), little-endian in the first block. */
+enum {
+    WS_H_MAGIC = 0, WS_H_MAJOR = 8, WS_H_MINOR = 10, WS_H_PAGE_SIZE = 12, WS_H_MEM_SIZE = 16, WS_H_COUNT = 24,
+    WS_H_INDEX = 32, WS_H_DATA = 40, WS_H_IDENTITY = 48, WS_H_FLAGS = 96, WS_H_CRC = 100, WS_H_END = 104,
 };
-
-/* ws.trace: header, count x {u64 offset, u64 t_ns} in fault order, u32 CRC-32 of all
- * preceding bytes. */
-struct trace_header {
-    char magic[8];
-    uint32_t version;
-    uint32_t page_size;
-    uint64_t mem_size;
-    uint64_t count;
+/* ws.trace header fields. */
+enum {
+    TR_H_MAGIC = 0, TR_H_MAJOR = 8, TR_H_MINOR = 10, TR_H_PAGE_SIZE = 12, TR_H_MEM_SIZE = 16, TR_H_COUNT = 24,
+    TR_H_IDENTITY = 32, TR_H_END = 80,
 };
 
 static int cmp_u64(const void *a, const void *b)
@@ -58,27 +49,51 @@ static int cmp_u64(const void *a, const void *b)
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
-int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_t mem_size, struct thaw_error *err)
+uint64_t reap_page_checksum(const void *page, uint64_t gpa)
 {
-    if (n == 0 || n > WS_MAX_PAGES)
-        return thaw_fail(err, "nothing sensible to record (%zu pages)", n);
-    /* Trace: fault order as recorded. */
-    size_t tlen = sizeof(struct trace_header) + n * 16 + 4;
+    return (uint64_t)XXH3_64bits_withSeed(page, PAGE, gpa);
+}
+
+/* CRC-32 of the header (with its CRC field taken as zero) followed by the index. */
+static uint32_t ws_crc(const uint8_t *head, const uint8_t *index, uint64_t count)
+{
+    uint8_t h[WS_H_END];
+    memcpy(h, head, sizeof h);
+    put_le32(h + WS_H_CRC, 0);
+    uint32_t crc = (uint32_t)crc32_z(0, h, sizeof h);
+    return (uint32_t)crc32_z(crc, index, count * REAP_INDEX_ENTRY);
+}
+
+static int write_trace(const char *dir, const struct page_record *log, size_t n, uint64_t mem_size,
+                       const struct snap_identity *id, struct thaw_error *err)
+{
+    size_t tlen = TR_H_END + n * 16 + 4;
     uint8_t *t = calloc(1, tlen);
     if (!t)
         return thaw_fail(err, "out of memory");
-    struct trace_header th = {.version = REAP_VERSION, .page_size = PAGE, .mem_size = mem_size, .count = n};
-    memcpy(th.magic, TRACE_MAGIC, 8);
-    memcpy(t, &th, sizeof th);
+    memcpy(t + TR_H_MAGIC, TRACE_MAGIC, 8);
+    put_le16(t + TR_H_MAJOR, REAP_FORMAT_MAJOR);
+    put_le16(t + TR_H_MINOR, REAP_FORMAT_MINOR);
+    put_le32(t + TR_H_PAGE_SIZE, PAGE);
+    put_le64(t + TR_H_MEM_SIZE, mem_size);
+    put_le64(t + TR_H_COUNT, n);
+    snap_identity_put(t + TR_H_IDENTITY, id);
     for (size_t i = 0; i < n; i++) {
-        memcpy(t + sizeof th + i * 16, &log[i].offset, 8);
-        memcpy(t + sizeof th + i * 16 + 8, &log[i].t_ns, 8);
+        put_le64(t + TR_H_END + i * 16, log[i].offset);
+        put_le64(t + TR_H_END + i * 16 + 8, log[i].t_ns);
     }
-    uint32_t tcrc = (uint32_t)crc32_z(0, t, tlen - 4);
-    memcpy(t + tlen - 4, &tcrc, 4);
+    put_le32(t + tlen - 4, (uint32_t)crc32_z(0, t, tlen - 4));
     int rc = write_file_atomic(dir, SNAPDIR_WS_TRACE, t, tlen, err);
     free(t);
-    if (rc < 0)
+    return rc;
+}
+
+int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_t mem_size,
+               const struct snap_identity *id, struct thaw_error *err)
+{
+    if (n == 0 || n > WS_MAX_PAGES)
+        return thaw_fail(err, "nothing sensible to record (%zu pages)", n);
+    if (write_trace(dir, log, n, mem_size, id, err) < 0)
         return -1;
 
     /* Working set: unique pages in guest order, contents from the memory file. */
@@ -92,32 +107,41 @@ int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_
     for (size_t i = 0; i < n; i++)
         if ((u == 0 || idx[i] != idx[u - 1]) && idx[i] + PAGE <= mem_size)
             idx[u++] = idx[i];
-    uint64_t data_off = align_up(PAGE + u * 8, PAGE);
+    uint64_t data_off = align_up(PAGE + u * REAP_INDEX_ENTRY, PAGE);
     size_t total = data_off + u * PAGE;
     uint8_t *w = aligned_alloc(PAGE, align_up(total, PAGE));
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, dir);
-    int mfd = open(path, O_RDONLY | O_CLOEXEC);
+    struct thaw_error oerr;
+    int mfd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, &oerr);
     if (!w || mfd < 0) {
         free(idx);
         free(w);
         if (mfd >= 0)
             close(mfd);
-        return thaw_fail_errno(err, "cannot read %s", path);
+        return w ? thaw_fail(err, "%s", oerr.msg) : thaw_fail(err, "out of memory");
     }
     memset(w, 0, data_off);
-    memcpy(w + PAGE, idx, u * 8);
-    rc = 0;
-    for (size_t i = 0; i < u && rc == 0; i++)
-        if (pread(mfd, w + data_off + i * PAGE, PAGE, (off_t)idx[i]) != PAGE)
+    int rc = 0;
+    for (size_t i = 0; i < u && rc == 0; i++) {
+        uint8_t *page = w + data_off + i * PAGE;
+        if (pread(mfd, page, PAGE, (off_t)idx[i]) != PAGE)
             rc = thaw_fail_errno(err, "reading page %#llx of %s", (unsigned long long)idx[i], path);
+        put_le64(w + PAGE + i * REAP_INDEX_ENTRY, idx[i]);
+        put_le64(w + PAGE + i * REAP_INDEX_ENTRY + 8, reap_page_checksum(page, idx[i]));
+    }
     close(mfd);
-    struct ws_header h = {.version = REAP_VERSION, .page_size = PAGE, .mem_size = mem_size, .count = u,
-                          .index_offset = PAGE, .data_offset = data_off};
-    memcpy(h.magic, WS_MAGIC, 8);
-    uint32_t crc = (uint32_t)crc32_z(0, (const uint8_t *)&h, sizeof h);
-    h.crc = (uint32_t)crc32_z(crc, w + PAGE, u * 8);
-    memcpy(w, &h, sizeof h);
+    memcpy(w + WS_H_MAGIC, WS_MAGIC, 8);
+    put_le16(w + WS_H_MAJOR, REAP_FORMAT_MAJOR);
+    put_le16(w + WS_H_MINOR, REAP_FORMAT_MINOR);
+    put_le32(w + WS_H_PAGE_SIZE, PAGE);
+    put_le64(w + WS_H_MEM_SIZE, mem_size);
+    put_le64(w + WS_H_COUNT, u);
+    put_le64(w + WS_H_INDEX, PAGE);
+    put_le64(w + WS_H_DATA, data_off);
+    snap_identity_put(w + WS_H_IDENTITY, id);
+    put_le32(w + WS_H_FLAGS, 0);
+    put_le32(w + WS_H_CRC, ws_crc(w, w + PAGE, u));
     if (rc == 0)
         rc = write_file_atomic(dir, SNAPDIR_WS_PAGES, w, total, err);
     free(w);
@@ -139,34 +163,59 @@ static int read_full(int fd, void *buf, size_t len, off_t off)
     return 0;
 }
 
-/* Checks the header against the file and the snapshot. */
-static int check_header(const char *path, const struct ws_header *h, uint64_t file_size, uint64_t mem_size,
-                        struct thaw_error *err)
+int reap_ws_header_decode(const uint8_t *head, size_t len, uint64_t file_size, uint64_t mem_size,
+                          const struct snap_identity *id, struct reap_ws_header *h, struct thaw_error *err)
 {
-    if (memcmp(h->magic, WS_MAGIC, 8))
-        return thaw_fail(err, "%s: bad magic", path);
-    if (h->version != REAP_VERSION)
-        return thaw_fail(err, "%s: unsupported version %u (this thaw reads %u)", path, h->version, REAP_VERSION);
+    memset(h, 0, sizeof *h);
+    if (len < WS_H_END || memcmp(head + WS_H_MAGIC, WS_MAGIC, 8))
+        return thaw_fail(err, "bad magic");
+    unsigned major = get_le16(head + WS_H_MAJOR), minor = get_le16(head + WS_H_MINOR);
+    if (major != REAP_FORMAT_MAJOR)
+        return thaw_fail(err, "working-set format %u.%u, this thaw reads %u.x (from %s thaw: it is recorded again)",
+                         major, minor, REAP_FORMAT_MAJOR, major < REAP_FORMAT_MAJOR ? "an older" : "a newer");
+    h->page_size = get_le32(head + WS_H_PAGE_SIZE);
+    h->mem_size = get_le64(head + WS_H_MEM_SIZE);
+    h->count = get_le64(head + WS_H_COUNT);
+    h->index_offset = get_le64(head + WS_H_INDEX);
+    h->data_offset = get_le64(head + WS_H_DATA);
+    snap_identity_get(head + WS_H_IDENTITY, &h->identity);
+    h->flags = get_le32(head + WS_H_FLAGS);
+    h->crc = get_le32(head + WS_H_CRC);
+    if (id && !snap_identity_equal(&h->identity, id))
+        return thaw_fail(err, "made from another snapshot (identity differs)");
     if (h->page_size != PAGE || h->mem_size != mem_size || h->count == 0 || h->count > mem_size / PAGE ||
-        h->index_offset != PAGE || h->data_offset != align_up(PAGE + h->count * 8, PAGE) ||
+        h->index_offset != PAGE || h->data_offset != align_up(PAGE + h->count * REAP_INDEX_ENTRY, PAGE) ||
+        h->data_offset > file_size || h->count > (file_size - h->data_offset) / PAGE ||
         h->data_offset + h->count * PAGE != file_size)
-        return thaw_fail(err, "%s: header sizes do not match the file or the snapshot", path);
+        return thaw_fail(err, "header sizes do not match the file or the snapshot");
+    if (minor == REAP_FORMAT_MINOR && h->flags != 0)
+        return thaw_fail(err, "unknown flags %#x", h->flags);
     return 0;
 }
 
-/* Checks the checksum over header and index, and that the index is sorted and in range. */
-static int check_index(const char *path, struct ws_header h, const uint64_t *idx, uint64_t mem_size,
-                       struct thaw_error *err)
+int reap_ws_index_check(const uint8_t *head, const struct reap_ws_header *h, const uint8_t *index,
+                        struct thaw_error *err)
 {
-    uint32_t want = h.crc;
-    h.crc = 0;
-    uint32_t crc = (uint32_t)crc32_z(0, (const uint8_t *)&h, sizeof h);
-    crc = (uint32_t)crc32_z(crc, (const uint8_t *)idx, h.count * 8);
-    if (crc != want)
-        return thaw_fail(err, "%s: checksum mismatch", path);
-    for (uint64_t i = 0; i < h.count; i++)
-        if (idx[i] % PAGE || idx[i] >= mem_size || (i && idx[i] <= idx[i - 1]))
-            return thaw_fail(err, "%s: index entry %llu is invalid", path, (unsigned long long)i);
+    if (ws_crc(head, index, h->count) != h->crc)
+        return thaw_fail(err, "checksum mismatch");
+    uint64_t prev = 0;
+    for (uint64_t i = 0; i < h->count; i++) {
+        uint64_t gpa = get_le64(index + i * REAP_INDEX_ENTRY);
+        if (gpa % PAGE || gpa >= h->mem_size || (i && gpa <= prev))
+            return thaw_fail(err, "index entry %llu is invalid", (unsigned long long)i);
+        prev = gpa;
+    }
+    return 0;
+}
+
+/* Checks header and index in buf (the file's first data_offset bytes at least) and
+ * decodes the index into in->idx/in->sum. */
+static int check_head(const char *path, const uint8_t *buf, uint64_t file_size, uint64_t mem_size,
+                      const struct snap_identity *id, struct reap_ws_header *h, struct thaw_error *err)
+{
+    struct thaw_error why;
+    if (reap_ws_header_decode(buf, PAGE, file_size, mem_size, id, h, &why) < 0)
+        return thaw_fail(err, "%s: %s", path, why.msg);
     return 0;
 }
 
@@ -174,9 +223,25 @@ struct installer {
     int uffd;
     uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len);
     void *ctx;
-    const uint64_t *idx;
+    const char *path;
+    uint64_t *idx;  /* guest addresses, decoded from the index */
+    uint64_t *sum;  /* page checksums */
     struct reap_stats *st;
 };
+
+/* Decodes the index (already checked) into in->idx and in->sum. */
+static int decode_index(struct installer *in, const uint8_t *index, uint64_t count, struct thaw_error *err)
+{
+    in->idx = malloc(count * sizeof *in->idx);
+    in->sum = malloc(count * sizeof *in->sum);
+    if (!in->idx || !in->sum)
+        return thaw_fail(err, "out of memory");
+    for (uint64_t i = 0; i < count; i++) {
+        in->idx[i] = get_le64(index + i * REAP_INDEX_ENTRY);
+        in->sum[i] = get_le64(index + i * REAP_INDEX_ENTRY + 8);
+    }
+    return 0;
+}
 
 /* Installs working-set pages [first, last), whose contents start at data, with one
  * UFFDIO_COPY per contiguous guest run and without waking anyone: the vCPU has not
@@ -185,6 +250,12 @@ static int install(const struct installer *in, uint64_t first, uint64_t last, co
                    struct thaw_error *err)
 {
     const uint64_t *idx = in->idx;
+    /* Every page is checked before any of its run is installed: a damaged working set
+     * never reaches the guest. */
+    for (uint64_t i = first; i < last; i++)
+        if (reap_page_checksum(data + (i - first) * PAGE, idx[i]) != in->sum[i])
+            return thaw_fail(err, "%s: page %llu (guest %#llx) fails its checksum", in->path, (unsigned long long)i,
+                             (unsigned long long)idx[i]);
     for (uint64_t i = first; i < last;) {
         uint64_t j = i + 1;
         while (j < last && idx[j] == idx[j - 1] + PAGE)
@@ -238,8 +309,8 @@ static int install(const struct installer *in, uint64_t first, uint64_t last, co
 }
 
 /* The whole file in one read, then everything installed. */
-static int prefetch_single(const char *path, int fd, uint64_t file_size, uint64_t mem_size, struct installer *in,
-                           struct thaw_error *err)
+static int prefetch_single(const char *path, int fd, uint64_t file_size, uint64_t mem_size,
+                           const struct snap_identity *id, struct installer *in, struct thaw_error *err)
 {
     uint64_t t0 = clock_now_ns();
     uint8_t *buf = aligned_alloc(PAGE, file_size);
@@ -249,15 +320,17 @@ static int prefetch_single(const char *path, int fd, uint64_t file_size, uint64_
     }
     in->st->read_ns = clock_now_ns() - t0;
     in->st->bytes = file_size;
-    struct ws_header h;
-    memcpy(&h, buf, sizeof h);
+    struct reap_ws_header h;
+    struct thaw_error why;
     int rc = -1;
-    if (check_header(path, &h, file_size, mem_size, err) == 0 &&
-        check_index(path, h, (const uint64_t *)(buf + PAGE), mem_size, err) == 0) {
-        in->idx = (const uint64_t *)(buf + PAGE);
-        uint64_t t1 = clock_now_ns();
-        rc = install(in, 0, h.count, buf + h.data_offset, err);
-        in->st->install_ns = clock_now_ns() - t1;
+    if (check_head(path, buf, file_size, mem_size, id, &h, err) == 0) {
+        if (reap_ws_index_check(buf, &h, buf + PAGE, &why) < 0)
+            thaw_fail(err, "%s: %s", path, why.msg);
+        else if (decode_index(in, buf + PAGE, h.count, err) == 0) {
+            uint64_t t1 = clock_now_ns();
+            rc = install(in, 0, h.count, buf + h.data_offset, err);
+            in->st->install_ns = clock_now_ns() - t1;
+        }
     }
     free(buf);
     return rc;
@@ -270,30 +343,28 @@ static int prefetch_single(const char *path, int fd, uint64_t file_size, uint64_
 #define RING_DEPTH 32u
 
 static int prefetch_pipelined(const char *path, int fd, uint64_t file_size, uint64_t mem_size,
-                              struct installer *in, struct thaw_error *err)
+                              const struct snap_identity *id, struct installer *in, struct thaw_error *err)
 {
     uint64_t t0 = clock_now_ns();
-    struct ws_header h;
-    uint8_t *head = aligned_alloc(PAGE, PAGE), *buf = NULL;
-    if (!head || read_full(fd, head, PAGE, 0) < 0) {
-        free(head);
-        return thaw_fail_errno(err, "reading %s", path);
-    }
-    memcpy(&h, head, sizeof h);
-    free(head);
-    if (check_header(path, &h, file_size, mem_size, err) < 0)
-        return -1;
-    buf = aligned_alloc(PAGE, file_size);
-    if (!buf || read_full(fd, buf + PAGE, h.data_offset - PAGE, PAGE) < 0) {
+    struct reap_ws_header h;
+    struct thaw_error why;
+    uint8_t *buf = aligned_alloc(PAGE, file_size);
+    if (!buf || read_full(fd, buf, PAGE, 0) < 0) {
         free(buf);
         return thaw_fail_errno(err, "reading %s", path);
     }
-    const uint64_t *idx = (const uint64_t *)(buf + PAGE);
-    if (check_index(path, h, idx, mem_size, err) < 0) {
+    if (check_head(path, buf, file_size, mem_size, id, &h, err) < 0) {
         free(buf);
         return -1;
     }
-    in->idx = idx;
+    if (read_full(fd, buf + PAGE, h.data_offset - PAGE, PAGE) < 0) {
+        free(buf);
+        return thaw_fail_errno(err, "reading %s", path);
+    }
+    if (reap_ws_index_check(buf, &h, buf + PAGE, &why) < 0 || decode_index(in, buf + PAGE, h.count, &why) < 0) {
+        free(buf);
+        return thaw_fail(err, "%s: %s", path, why.msg);
+    }
     struct io_uring ring;
     int r = io_uring_queue_init(RING_DEPTH, &ring, 0);
     if (r < 0) {
@@ -356,85 +427,86 @@ static int prefetch_pipelined(const char *path, int fd, uint64_t file_size, uint
 }
 
 int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
-                       void *ctx, uint64_t mem_size, struct reap_stats *st, struct thaw_error *err)
+                       void *ctx, uint64_t mem_size, const struct snap_identity *id, struct reap_stats *st,
+                       struct thaw_error *err)
 {
     memset(st, 0, sizeof *st);
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_WS_PAGES, dir);
     /* O_DIRECT: large reads straight from the disk, no page-cache copy. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW | O_DIRECT, 0, err);
     if (fd < 0)
-        return thaw_fail_errno(err, "cannot open %s", path);
+        return -1;
     struct stat sb;
     int rc = -1;
     if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)PAGE || sb.st_size % PAGE) {
         thaw_fail(err, "%s: size %lld is not a whole number of pages", path, (long long)sb.st_size);
     } else {
-        struct installer in = {.uffd = uffd, .gpa_to_host = gpa_to_host, .ctx = ctx, .st = st};
+        struct installer in = {.uffd = uffd, .gpa_to_host = gpa_to_host, .ctx = ctx, .path = path, .st = st};
         const char *how = getenv("THAW_REAP_READ");
         bool pipelined = how ? !strcmp(how, "pipelined") : (uint64_t)sb.st_size >= REAP_PIPELINE_MIN_BYTES;
-        rc = (pipelined ? prefetch_pipelined : prefetch_single)(path, fd, (uint64_t)sb.st_size, mem_size, &in, err);
+        rc = (pipelined ? prefetch_pipelined : prefetch_single)(path, fd, (uint64_t)sb.st_size, mem_size, id, &in,
+                                                                err);
+        free(in.idx);
+        free(in.sum);
     }
     close(fd);
-    if (rc < 0)
+    if (rc < 0) { /* keep only how many pages did get installed */
+        uint64_t installed = st->pages;
         memset(st, 0, sizeof *st);
+        st->pages = installed;
+    }
     return rc;
 }
 
 
-int reap_read_trace(const char *dir, struct page_record **out, size_t *n, uint64_t *mem_size, struct thaw_error *err)
+int reap_trace_decode(const uint8_t *buf, size_t len, struct page_record **out, size_t *n, uint64_t *mem_size,
+                      struct snap_identity *id, struct thaw_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (len < TR_H_END + 4)
+        return thaw_fail(err, "truncated");
+    if (memcmp(buf + TR_H_MAGIC, TRACE_MAGIC, 8))
+        return thaw_fail(err, "bad magic");
+    unsigned major = get_le16(buf + TR_H_MAJOR), minor = get_le16(buf + TR_H_MINOR);
+    if (major != REAP_FORMAT_MAJOR)
+        return thaw_fail(err, "trace format %u.%u, this thaw reads %u.x", major, minor, REAP_FORMAT_MAJOR);
+    uint64_t count = get_le64(buf + TR_H_COUNT);
+    if (count > WS_MAX_PAGES || TR_H_END + count * 16 + 4 != len)
+        return thaw_fail(err, "size does not match its page count");
+    if (get_le32(buf + len - 4) != (uint32_t)crc32_z(0, buf, len - 4))
+        return thaw_fail(err, "checksum mismatch");
+    if (get_le32(buf + TR_H_PAGE_SIZE) != PAGE)
+        return thaw_fail(err, "page size %u", get_le32(buf + TR_H_PAGE_SIZE));
+    if (!(*out = malloc((count + 1) * sizeof **out)))
+        return thaw_fail(err, "out of memory");
+    for (uint64_t i = 0; i < count; i++) {
+        (*out)[i].offset = get_le64(buf + TR_H_END + i * 16);
+        (*out)[i].t_ns = get_le64(buf + TR_H_END + i * 16 + 8);
+    }
+    *n = count;
+    *mem_size = get_le64(buf + TR_H_MEM_SIZE);
+    if (id)
+        snap_identity_get(buf + TR_H_IDENTITY, id);
+    return 0;
+}
+
+int reap_read_trace(const char *dir, struct page_record **out, size_t *n, uint64_t *mem_size,
+                    struct snap_identity *id, struct thaw_error *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_WS_TRACE, dir);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return thaw_fail_errno(err, "cannot open %s", path);
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 65536;
-            if (cap > (64u << 20) || !(buf = realloc(buf, cap))) {
-                fclose(f);
-                free(buf);
-                return thaw_fail(err, "%s: too large", path);
-            }
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0)
-            break;
-    }
-    fclose(f);
-    struct trace_header th;
-    int rc = -1;
-    if (len < sizeof th + 4) {
-        thaw_fail(err, "%s: truncated", path);
-        goto out;
-    }
-    memcpy(&th, buf, sizeof th);
-    uint32_t crc;
-    memcpy(&crc, buf + len - 4, 4);
-    if (memcmp(th.magic, TRACE_MAGIC, 8)) {
-        thaw_fail(err, "%s: bad magic", path);
-    } else if (th.version != REAP_VERSION) {
-        thaw_fail(err, "%s: unsupported version %u (this thaw reads %u)", path, th.version, REAP_VERSION);
-    } else if (th.count > WS_MAX_PAGES || sizeof th + th.count * 16 + 4 != len) {
-        thaw_fail(err, "%s: size does not match its page count", path);
-    } else if ((uint32_t)crc32_z(0, buf, len - 4) != crc) {
-        thaw_fail(err, "%s: checksum mismatch", path);
-    } else if (!(*out = malloc((th.count + 1) * sizeof **out))) {
-        thaw_fail(err, "out of memory");
-    } else {
-        for (uint64_t i = 0; i < th.count; i++) {
-            memcpy(&(*out)[i].offset, buf + sizeof th + i * 16, 8);
-            memcpy(&(*out)[i].t_ns, buf + sizeof th + i * 16 + 8, 8);
-        }
-        *n = th.count;
-        *mem_size = th.mem_size;
-        rc = 0;
-    }
-out:
+    uint8_t *buf;
+    size_t len;
+    *out = NULL;
+    *n = 0;
+    if (read_file_at(AT_FDCWD, path, 0, 64u << 20, &buf, &len, err) < 0)
+        return -1;
+    struct thaw_error why;
+    int rc = reap_trace_decode(buf, len, out, n, mem_size, id, &why);
+    if (rc < 0)
+        thaw_fail(err, "%s: %s", path, why.msg);
     free(buf);
     return rc;
 }
@@ -447,8 +519,9 @@ int reap_mark_stale(const char *dir, struct thaw_error *err)
 int reap_is_stale(const char *dir)
 {
     char path[4096];
+    struct stat st;
     snprintf(path, sizeof path, "%s/" SNAPDIR_WS_STALE, dir);
-    return access(path, F_OK) == 0;
+    return lstat(path, &st) == 0;
 }
 
 void reap_clear_stale(const char *dir)
