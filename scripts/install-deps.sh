@@ -8,7 +8,7 @@ PKGS=(
   libcmocka-dev libjansson-dev liburing-dev libmicrohttpd-dev
   libpython3.11-dev python3.11 python3-pyaes python3-chameleon python3-png
   libpng-dev zlib1g-dev libexpat1-dev libffi-dev libbz2-dev liblzma-dev
-  libseccomp-dev libarchive-dev libcurl4-openssl-dev
+  libseccomp-dev libarchive-dev libcurl4-openssl-dev libxxhash-dev libssl-dev
   prometheus hey wrk gnuplot-nox python3-matplotlib
 )
 missing=()
