@@ -26,6 +26,7 @@
 
 #include "host/pager/manager.h"
 #include "host/snapshot/memory_backend.h"
+#include "host/util/snap_identity.h"
 
 /* Freed memory goes back to the allocator at once, so that the manager's resident size
  * measures what it keeps, not ASan's quarantine of what it freed. */
@@ -54,7 +55,21 @@ static void make_snapshot(const char *dir, int snap)
             buf[i] = byte_of(snap, p, i);
         assert_int_equal(write(fd, buf, PG), (ssize_t)PG);
     }
+    /* The identity trailer after the image (snap_identity.h): one identity per snapshot. */
+    static uint8_t trailer[MEMORY_TRAILER_SIZE];
+    struct snap_identity id = {.id = {(uint8_t)snap}};
+    memory_trailer_encode(trailer, NPAGES * PG, &id);
+    assert_int_equal(write(fd, trailer, sizeof trailer), (ssize_t)sizeof trailer);
     close(fd);
+}
+
+/* The identity make_snapshot gave the snapshot in dir. */
+static const struct snap_identity *identity_of(const char *dir)
+{
+    static struct snap_identity ids[4];
+    int snap = !strcmp(dir, snap_a) ? 1 : !strcmp(dir, snap_b) ? 2 : 3;
+    ids[snap] = (struct snap_identity){.id = {(uint8_t)snap}};
+    return &ids[snap];
 }
 
 static int uffd_usable(void)
@@ -145,7 +160,7 @@ static int one_vm(const char *dir, int snap, enum mem_mode mode, enum pager_mode
                   struct thaw_error *err)
 {
     struct mem_backend b;
-    if (mem_backend_open(&b, mode, dir, NPAGES * PG, pm, sock_path, err) < 0)
+    if (mem_backend_open(&b, mode, dir, NPAGES * PG, identity_of(dir), pm, sock_path, err) < 0)
         return -1;
     int rc = 0;
     for (unsigned k = 0; k < touch && rc == 0; k++) {
@@ -211,13 +226,13 @@ static void test_hello_names_snapshot_and_mode(void **state)
     snprintf(path, sizeof path, "%s/ws.pages", snap_b);
     assert_int_equal(access(path, F_OK), 0);
     struct mem_backend b;
-    if (mem_backend_open(&b, MEM_REAP, snap_b, NPAGES * PG, PAGER_PREFETCH, sock_path, &err) < 0)
+    if (mem_backend_open(&b, MEM_REAP, snap_b, NPAGES * PG, identity_of(snap_b), PAGER_PREFETCH, sock_path, &err) < 0)
         fail_msg("prefetch: %s", err.msg);
     assert_int_equal(b.ready.prefetch_ok, 1);
     assert_int_equal(b.ready.prefetch_pages, 5);
     mem_backend_close(&b);
     /* A snapshot outside the manager's root is refused with a clear line. */
-    assert_int_equal(mem_backend_open(&b, MEM_UFFD, outside, NPAGES * PG, PAGER_LAZY, sock_path, &err), -1);
+    assert_int_equal(mem_backend_open(&b, MEM_UFFD, outside, NPAGES * PG, identity_of(outside), PAGER_LAZY, sock_path, &err), -1);
     assert_non_null(strstr(err.msg, "not one this memory manager serves"));
     /* So is a hello that is not JSON, and the manager goes on serving. */
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
