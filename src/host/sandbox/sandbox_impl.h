@@ -2,7 +2,7 @@
  * public functions of sandbox.h check the instance's state and dispatch through
  * sb->ops; an implementation fills in the ops and the common fields below.
  *   sandbox_local.c   the instance runs in this process (the vCPU in the caller's thread);
- *   worker_client.c   (to come) the instance runs in a jailed worker process.
+ *   worker_client.c   the instance runs in a jailed worker process (worker_server.c).
  * Callers outside sandbox/ never include this header. */
 #ifndef THAW_HOST_SANDBOX_IMPL_H
 #define THAW_HOST_SANDBOX_IMPL_H
@@ -47,5 +47,22 @@ int sandbox_local_boot(struct sandbox **out, const char *function_dir, const str
                        struct thaw_error *err);
 int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
                           const struct sandbox_options *opt, struct thaw_error *err);
+/* A boot that calls before_run once the VM is built, before the guest's first
+ * instruction (the worker jails itself there). */
+int sandbox_local_boot_before_run(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,
+                                  int (*before_run)(void *ctx, struct thaw_error *err), void *ctx,
+                                  struct thaw_error *err);
+
+/* Where an in-process instance's guest memory is mapped (its worker reports it, so
+ * that the caller can read its resident size from /proc/<worker>/smaps). */
+uint64_t sandbox_local_guest_addr(const struct sandbox *sb);
+
+/* The worker-process implementation (worker_client.c). */
+int sandbox_worker_boot(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,
+                        struct thaw_error *err);
+int sandbox_worker_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
+                           const struct sandbox_options *opt, struct thaw_error *err);
+/* The worker's pid, or -1 for an instance in this process (tests look at it). */
+int sandbox_worker_pid(const struct sandbox *sb);
 
 #endif

@@ -221,6 +221,12 @@ static void local_destroy(struct sandbox *sb)
     sb->impl = NULL;
 }
 
+uint64_t sandbox_local_guest_addr(const struct sandbox *sb)
+{
+    const struct local *l = sb->impl;
+    return l && l->inst ? (uint64_t)(uintptr_t)l->inst->mem : 0;
+}
+
 static const struct sandbox_ops local_ops = {
     .invoke = local_invoke,
     .shutdown = local_shutdown,
@@ -247,6 +253,13 @@ static int fail_named(struct thaw_error *err, const char *name)
 
 int sandbox_local_boot(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,
                        struct thaw_error *err)
+{
+    return sandbox_local_boot_before_run(out, function_dir, opt, NULL, NULL, err);
+}
+
+int sandbox_local_boot_before_run(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,
+                                  int (*before_run)(void *ctx, struct thaw_error *err), void *ctx,
+                                  struct thaw_error *err)
 {
     struct local *l = local_new();
     struct sandbox *sb = NULL;
@@ -281,6 +294,8 @@ int sandbox_local_boot(struct sandbox **out, const char *function_dir, const str
         .kernel_log = true,
         .trace_syscalls = opt->trace_syscalls,
         .boot_timeout_ns = opt->boot_timeout_ns ? opt->boot_timeout_ns : SANDBOX_DEFAULT_BOOT_TIMEOUT_NS,
+        .before_run = before_run,
+        .before_run_ctx = ctx,
     };
     if (instance_boot(&l->booted, &cfg, err) < 0) {
         guest_log_flush(&l->log);

@@ -161,6 +161,8 @@ int instance_boot(struct instance *inst, const struct instance_config *cfg, stru
         write_boot_info(inst, cfg, &prog, archive_gpa, free_base, err) < 0)
         goto fail;
 
+    if (cfg->before_run && cfg->before_run(cfg->before_run_ctx, err) < 0)
+        goto fail;
     uint8_t *resp = NULL;
     size_t resp_len = 0;
     inst->run_timeout_ns = cfg->boot_timeout_ns;

@@ -36,6 +36,10 @@ struct instance_config {
     bool kernel_log;            /* show the guest kernel's log lines */
     bool trace_syscalls;        /* guest kernel logs every syscall */
     uint64_t boot_timeout_ns;   /* boot to the ready point; 0: none */
+    /* Called once the VM is built, before its first instruction runs (a worker enters
+     * its jail here); failing stops the boot. NULL: nothing. */
+    int (*before_run)(void *ctx, struct thaw_error *err);
+    void *before_run_ctx;
 };
 
 enum instance_state { INSTANCE_NEW, INSTANCE_READY, INSTANCE_EXITED, INSTANCE_FAILED };
