@@ -23,7 +23,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 SAN_OBJS  := $(HOST_LIB_SRCS:%.c=$(BUILD)/san/%.o)
 
 .PHONY: all clean test unit-tests integration-tests fuzz-tests functions deps demo bench
-all: $(BUILD)/thaw $(BUILD)/guest/kernel.elf functions
+all: $(BUILD)/thaw $(BUILD)/thaw-worker $(BUILD)/guest/kernel.elf functions
 
 $(BUILD)/host/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -43,6 +43,12 @@ $(BUILD)/libthaw-san.a: $(SAN_OBJS)
 
 $(BUILD)/thaw: $(CLI_OBJS) $(BUILD)/libthaw.a
 	$(CC) -o $@ $(CLI_OBJS) $(BUILD)/libthaw.a $(HOST_LIBS)
+
+# The worker process behind --worker: only the libraries a worker links (fast exec).
+WORKER_OBJS := $(BUILD)/host/src/host/cli/worker/main.o $(BUILD)/host/src/host/cli/cmd_worker.o
+WORKER_LIBS := -ljansson -luring -lseccomp -lz -lpthread -lm
+$(BUILD)/thaw-worker: $(WORKER_OBJS) $(BUILD)/libthaw.a
+	$(CC) -o $@ $(WORKER_OBJS) $(BUILD)/libthaw.a $(WORKER_LIBS)
 
 # ---- guest kernel: freestanding, runs at CPL3, no SSE (syscalls preserve xmm) ---
 GUEST_CFLAGS := -std=c11 -O2 -g $(WARN) -ffreestanding -fno-builtin -nostdinc \

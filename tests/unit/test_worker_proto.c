@@ -58,6 +58,7 @@ static void test_create_roundtrip(void **state)
     m.u.create.invoke_timeout_ns = 30000000000ull;
     m.u.create.memory_mib = 512;
     m.u.create.trace_syscalls = true;
+    m.u.create.drop_cache = true;
     struct wp_frame f;
     roundtrip(&m, &f);
     assert_memory_equal(&f.msg.u.create, &m.u.create, sizeof m.u.create);
@@ -112,6 +113,11 @@ static void test_stats_roundtrip(void **state)
     s->reap_misses = UINT64_MAX;
     s->rss_kb = 4096;
     s->reap_prefetched = true;
+    s->exited = true;
+    s->exit_status = -7;
+    s->vm_exits = 12345;
+    s->memory_bytes = 256u << 20;
+    s->snapshot_allocated_bytes = 4096;
     snprintf(s->reap_note, sizeof s->reap_note, "working set marked stale");
     struct wp_frame f;
     roundtrip(&m, &f);
@@ -269,10 +275,11 @@ static void test_rejects_malformed_payloads(void **state)
     assert_non_null(strstr(msg, "malformed create-boot"));
     free(frame);
     /* Stats with a start kind out of range. */
-    struct wp_msg s = {.type = WP_READY, .invoke_timeout_ns = 5};
+    struct wp_msg s = {.type = WP_READY, .invoke_timeout_ns = 5, .guest_addr = 0x7f0000200000ull};
     assert_int_equal(wp_encode(&s, &frame, &len, &err), 0);
     assert_int_equal(wp_decode(WP_READY, frame + 8, len - 8, &m, &err), 0);
     assert_int_equal(m.invoke_timeout_ns, 5);
+    assert_int_equal(m.guest_addr, 0x7f0000200000ull);
     frame[8 + 4 + 4] = 50;
     assert_int_equal(wp_decode(WP_READY, frame + 8, len - 8, &m, &err), -1);
     free(frame);

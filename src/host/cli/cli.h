@@ -6,6 +6,7 @@ int cmd_run(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_pager(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_plot(int argc, char **argv);

@@ -12,7 +12,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: thaw restore <snapshot-dir> [--mem copy|lazy|uffd|reap] [--payload JSON]... [--payload-file F]...\n"
-            "                    [--drop-cache] [--pager-socket PATH] [--timeout S] [--timings] [--json]\n"
+            "                    [--drop-cache] [--pager-socket PATH] [--timeout S] [--worker] [--timings] [--json]\n"
             "Restores a function instance from a snapshot and sends it each payload.\n"
             "  --mem MODE     copy: read the memory file first; lazy: map it, fault pages on first\n"
             "                 touch; uffd: userfaultfd handler serves each page; reap: the first\n"
@@ -22,6 +22,7 @@ static void usage(FILE *out)
             "                 listening on PATH (Firecracker's handshake) instead of a thread\n"
             "  --timeout S    each invocation's deadline in seconds (default 30); on expiry the\n"
             "                 instance is torn down\n"
+            "  --worker       run the microVM in its own jailed worker process (docs/jail.md)\n"
             "  --json         print the instance's stats as one JSON line on stdout, after the\n"
             "                 responses (docs/json.md)\n");
 }
@@ -54,6 +55,7 @@ int cmd_restore(int argc, char **argv)
         {"json", no_argument, 0, 'j'},         {"drop-cache", no_argument, 0, 'd'},
         {"pager-socket", required_argument, 0, 'P'},
         {"timeout", required_argument, 0, 'T'},
+        {"worker", no_argument, 0, 'w'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     struct payloads pl;
@@ -64,7 +66,7 @@ int cmd_restore(int argc, char **argv)
     struct thaw_error err = {{0}};
     if (payloads_init(&pl, argc) < 0)
         return 1;
-    while ((c = getopt_long(argc, argv, "M:p:f:tjdP:T:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "M:p:f:tjdP:T:hw", opts, NULL)) != -1) {
         switch (c) {
         case 'M':
             if (mem_mode_parse(optarg, &mode) < 0) {
@@ -92,6 +94,7 @@ int cmd_restore(int argc, char **argv)
                 goto out;
             }
             break;
+        case 'w': opt.worker = true; break;
         case 'h': usage(stdout); rc = 0; goto out;
         default: usage(stderr); rc = 2; goto out;
         }

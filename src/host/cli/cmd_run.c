@@ -14,7 +14,7 @@ static void run_usage(FILE *out)
     fprintf(out,
             "usage: thaw run <function-dir> [--payload JSON]... [--payload-file FILE]... [--repeat N]\n"
             "                [--timings] [--json] [--memory MIB] [--trace-syscalls] [--timeout S]\n"
-            "                [--boot-timeout S]\n"
+            "                [--boot-timeout S] [--worker]\n"
             "Boots the function in a fresh microVM, waits for its ready point (first read of\n"
             "/dev/invoke), sends each payload in order and prints each response on a line.\n"
             "  --timings         print boot-to-ready and per-invocation times on stderr\n"
@@ -25,6 +25,7 @@ static void run_usage(FILE *out)
             "  --timeout S       each invocation's deadline in seconds (default: function.json's\n"
             "                    \"timeout_s\", else 30); on expiry the instance is torn down\n"
             "  --boot-timeout S  deadline for reaching the ready point (default 30)\n"
+            "  --worker          run the microVM in its own jailed worker process (docs/jail.md)\n"
             "Guest output goes to stderr line by line, tagged [<instance> #<invocation>].\n");
 }
 
@@ -36,6 +37,7 @@ int cmd_run(int argc, char **argv)
         {"memory", required_argument, 0, 'm'},  {"trace-syscalls", no_argument, 0, 'k'},
         {"repeat", required_argument, 0, 'r'},  {"timeout", required_argument, 0, 'T'}, {"boot-timeout", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},
+        {"worker", no_argument, 0, 'w'},
         {0, 0, 0, 0},
     };
     struct payloads pl;
@@ -48,7 +50,7 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "thaw run: out of memory\n");
         return 1;
     }
-    while ((c = getopt_long(argc, argv, "p:f:tjm:kr:T:B:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:f:tjm:kr:T:B:hw", opts, NULL)) != -1) {
         switch (c) {
         case 'p': payloads_add_arg(&pl, optarg); break;
         case 'f':
@@ -60,6 +62,7 @@ int cmd_run(int argc, char **argv)
         case 't': timings = true; break;
         case 'j': json = true; break;
         case 'k': opt.trace_syscalls = true; break;
+        case 'w': opt.worker = true; break;
         case 'm': memory_mib = strtol(optarg, NULL, 10); break;
         case 'r': repeat = strtol(optarg, NULL, 10); break;
         case 'T':

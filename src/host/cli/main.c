@@ -37,6 +37,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "worker")) /* hidden: the process behind --worker */
+        return cmd_worker(argc - 1, argv + 1);
     fprintf(stderr, "thaw: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -102,7 +102,7 @@ int sandbox_boot(struct sandbox **out, const char *function_dir, const struct sa
     if (vcpu_stopping())
         return thaw_fail(err, "not booting %s: interrupted by signal %d", function_dir, sandbox_interrupted());
     if (opt->worker)
-        return thaw_fail(err, "worker processes not built yet");
+        return sandbox_worker_boot(out, function_dir, opt, err);
     return sandbox_local_boot(out, function_dir, opt, err);
 }
 
@@ -115,7 +115,7 @@ int sandbox_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mo
     if (vcpu_stopping())
         return thaw_fail(err, "not restoring %s: interrupted by signal %d", snap_dir, sandbox_interrupted());
     if (opt->worker)
-        return thaw_fail(err, "worker processes not built yet");
+        return sandbox_worker_restore(out, snap_dir, mode, opt, err);
     return sandbox_local_restore(out, snap_dir, mode, opt, err);
 }
 

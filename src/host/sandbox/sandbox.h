@@ -153,4 +153,9 @@ int sandbox_handle_signals(struct thaw_error *err);
 /* The signal that stopped this process's instances, or 0. */
 int sandbox_interrupted(void);
 
+/* The worker process's side (`thaw worker --fd N`, started by this layer for
+ * sandbox_options.worker): serves one instance over fd (worker_proto.h). Returns the
+ * process's exit status. */
+int sandbox_worker_main(int fd);
+
 #endif

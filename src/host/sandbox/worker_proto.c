@@ -174,10 +174,12 @@ static void put_stats(struct out *o, const struct sandbox_stats *s)
     put_u32(o, (uint32_t)s->start);
     put_u32(o, (uint32_t)s->mode);
     put_u8(o, s->in_worker);
+    put_u8(o, s->exited);
     const uint64_t v[] = {s->boot_ns, s->state_load_ns, s->memory_setup_ns, s->vm_create_ns, s->restore_ns,
-                          s->invocations, s->first_invoke_ns, s->last_invoke_ns, s->pages_served, s->zero_pages,
-                          s->host_page_faults, s->rss_kb, s->bytes_copied, s->ws_pages, s->ws_regions,
-                          s->ws_bytes, s->ws_read_ns, s->ws_install_ns, s->reap_misses};
+                          s->invocations, s->first_invoke_ns, s->last_invoke_ns, s->vm_exits, s->hypercalls,
+                          (uint64_t)s->exit_status, s->pages_served, s->zero_pages, s->host_page_faults,
+                          s->memory_bytes, s->rss_kb, s->bytes_copied, s->ws_pages, s->ws_regions, s->ws_bytes,
+                          s->ws_read_ns, s->ws_install_ns, s->reap_misses, s->save_ns, s->snapshot_allocated_bytes};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         put_u64(o, v[k]);
     put_u8(o, s->reap_recorded);
@@ -198,12 +200,16 @@ static void get_stats(struct in *i, struct sandbox_stats *s)
     s->start = (enum sandbox_start)start;
     s->mode = (enum mem_mode)mode;
     s->in_worker = get_bool(i, "stats in_worker");
+    s->exited = get_bool(i, "stats exited");
+    uint64_t exit_status = 0;
     uint64_t *v[] = {&s->boot_ns, &s->state_load_ns, &s->memory_setup_ns, &s->vm_create_ns, &s->restore_ns,
-                     &s->invocations, &s->first_invoke_ns, &s->last_invoke_ns, &s->pages_served, &s->zero_pages,
-                     &s->host_page_faults, &s->rss_kb, &s->bytes_copied, &s->ws_pages, &s->ws_regions,
-                     &s->ws_bytes, &s->ws_read_ns, &s->ws_install_ns, &s->reap_misses};
+                     &s->invocations, &s->first_invoke_ns, &s->last_invoke_ns, &s->vm_exits, &s->hypercalls,
+                     &exit_status, &s->pages_served, &s->zero_pages, &s->host_page_faults,
+                     &s->memory_bytes, &s->rss_kb, &s->bytes_copied, &s->ws_pages, &s->ws_regions, &s->ws_bytes,
+                     &s->ws_read_ns, &s->ws_install_ns, &s->reap_misses, &s->save_ns, &s->snapshot_allocated_bytes};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         *v[k] = get_u64(i, "stats counters");
+    s->exit_status = (int64_t)exit_status;
     s->reap_recorded = get_bool(i, "stats reap_recorded");
     s->reap_prefetched = get_bool(i, "stats reap_prefetched");
     get_str(i, s->reap_note, sizeof s->reap_note, "stats reap_note");
@@ -229,6 +235,7 @@ int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_
         put_u64(&o, c->invoke_timeout_ns);
         put_u64(&o, c->memory_mib);
         put_u8(&o, c->trace_syscalls);
+        put_u8(&o, c->drop_cache);
         break;
     }
     case WP_INVOKE:
@@ -243,6 +250,7 @@ int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_
     case WP_READY:
         put_stats(&o, &m->u.stats);
         put_u64(&o, m->invoke_timeout_ns);
+        put_u64(&o, m->guest_addr);
         break;
     case WP_STATS_REPLY: put_stats(&o, &m->u.stats); break;
     case WP_SNAPSHOT: put_str(&o, m->u.path); break;
@@ -301,6 +309,7 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
         c->invoke_timeout_ns = get_u64(&i, "create timeouts");
         c->memory_mib = get_u64(&i, "create memory");
         c->trace_syscalls = get_bool(&i, "create trace_syscalls");
+        c->drop_cache = get_bool(&i, "create drop_cache");
         if (!i.bad && (c->mode > MEM_REAP || !c->path[0] || c->memory_mib > (1u << 20))) {
             i.bad = true;
             i.why = "create mode, path or memory";
@@ -316,6 +325,7 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
     case WP_READY:
         get_stats(&i, &m->u.stats);
         m->invoke_timeout_ns = get_u64(&i, "ready invoke timeout");
+        m->guest_addr = get_u64(&i, "ready guest address");
         break;
     case WP_STATS_REPLY: get_stats(&i, &m->u.stats); break;
     case WP_SNAPSHOT:

@@ -8,12 +8,12 @@
  * only where it expects one (none today); any other is closed unseen.
  *
  *   caller -> worker                         worker -> caller
- *   CREATE_BOOT {create}                     READY {stats, u64 invoke timeout}: at the
- *   CREATE_RESTORE {create}                  ready point, jailed
+ *   CREATE_BOOT {create}                     READY {stats, u64 invoke timeout, u64 guest
+ *   CREATE_RESTORE {create}                  memory address}: at the ready point, jailed
  *   INVOKE {request bytes}                   RESPONSE {response bytes}
  *   STATS {}                                 STATS_REPLY {stats}
- *   SNAPSHOT {path} + directory fd           DONE {}
- *   SHUTDOWN {}                              DONE {}, then the worker exits
+ *   SNAPSHOT {path}                          DONE {} (unused yet: the jail cannot write)
+ *   SHUTDOWN {}                              STATS_REPLY {final stats}, then it exits
  *                                            LOG {invocation, stream, line}: any time
  *                                            during a create or an invoke, before its answer
  *   any request                              ERROR {failure, message}
@@ -63,6 +63,7 @@ struct wp_create {
     uint64_t invoke_timeout_ns;
     uint64_t memory_mib;
     bool trace_syscalls;
+    bool drop_cache;
 };
 
 struct wp_log {
@@ -80,6 +81,7 @@ struct wp_fail {
 struct wp_msg {
     enum wp_type type;
     uint64_t invoke_timeout_ns;      /* READY: the deadline the worker applies */
+    uint64_t guest_addr;             /* READY: where guest memory is mapped in the worker */
     union {
         struct wp_create create;                      /* CREATE_* */
         struct { const uint8_t *data; size_t len; } body; /* INVOKE, RESPONSE */

@@ -1,0 +1,842 @@
+/* The caller's side of a worker instance (sandbox_options.worker): spawns `thaw worker`
+ * in fresh namespaces, drives it over worker_proto.h, and implements the sandbox ops
+ * with it. The worker is hostile: it may die, hang or send garbage at any moment; each
+ * of these ends in SANDBOX_FAIL_WORKER with one clear line, the worker killed and
+ * reaped, and this process unharmed.
+ *
+ * uffd and reap memory are served by a pager thread in this process, not in the jail:
+ * the worker connects to it (Firecracker's handshake on a Unix socket in a private
+ * directory) before it jails itself. The pager reads the snapshot and writes REAP's
+ * working set with this process's rights, the jail needs no writable file, and a
+ * compromised worker can neither poison the working set other instances prefetch
+ * (page contents come from the snapshot, never from the guest) nor skip the REAP
+ * policy, which runs here too. The worker's own pager queries ("stats") are relayed;
+ * it may send nothing else. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "host/jail/jail.h"
+#include "host/pager/fc_handshake.h"
+#include "host/pager/manager.h"
+#include "host/pager/pager.h"
+#include "host/sandbox/reap_policy.h"
+#include "host/sandbox/sandbox_impl.h"
+#include "host/sandbox/worker_proto.h"
+#include "host/util/clock.h"
+#include "host/util/snapdir.h"
+
+#define GRACE_NS (2ull * 1000000000ull)       /* beyond the worker's own deadline */
+#define QUERY_TIMEOUT_NS (10ull * 1000000000ull)
+#define LINE_MAX_BYTES 4096
+
+extern char **environ;
+
+struct line_buf {
+    char buf[LINE_MAX_BYTES];
+    size_t len;
+};
+
+/* The pager thread: the handshake on conn, then serving with stop (our control socket). */
+struct caller_pager {
+    pthread_t tid;
+    int conn;
+    int stop;
+    char snap_dir[4096];
+    enum pager_mode mode;
+    uint64_t size;
+    struct thaw_error err;
+};
+
+struct worker_client {
+    pid_t pid;
+    bool reaped;
+    int sock;
+    enum mem_mode mode;
+    bool is_restore;
+    char snap_dir[4096];
+    uint64_t memory_bytes;
+    uint64_t guest_addr;      /* guest memory in the worker's address space */
+    uint64_t create_ns;       /* our sandbox_boot/restore call, spawning and jailing included */
+    /* the caller-side pager (uffd/reap without --pager-socket) */
+    bool own_pager;
+    char pager_dir[64];
+    char pager_path[96];
+    int listen_fd;
+    int conn;                 /* the worker's pager connection */
+    int ctl;                  /* our end of the pager thread's control socket */
+    struct caller_pager *pt;
+    bool pager_ready;
+    bool pager_gone;          /* its thread ended (the worker went away, or a bad handshake) */
+    unsigned relayed;         /* worker queries forwarded, replies not yet back */
+    struct line_buf from_worker, from_pager;
+    struct pager_stats ready;
+    struct sandbox_stats last;  /* the latest stats, reported once the worker is dead */
+    struct reap_policy reap;
+    bool reap_active;
+};
+
+/* ---- the worker process ----------------------------------------------------------------- */
+
+static void describe_exit(struct worker_client *w, char *buf, size_t cap)
+{
+    int st = 0;
+    if (!w->reaped) {
+        /* It may be on its way out: give it a moment, then make sure. */
+        pid_t r = 0;
+        for (int i = 0; i < 50 && (r = waitpid(w->pid, &st, WNOHANG)) == 0; i++)
+            usleep(2000);
+        if (r == 0) {
+            kill(w->pid, SIGKILL);
+            r = waitpid(w->pid, &st, 0);
+        }
+        w->reaped = true;
+        if (r != w->pid) {
+            snprintf(buf, cap, "worker process %d is gone", (int)w->pid);
+            return;
+        }
+    }
+    if (WIFSIGNALED(st))
+        snprintf(buf, cap, "worker process %d was killed by signal %d (%s)", (int)w->pid, WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
+    else if (WIFEXITED(st))
+        snprintf(buf, cap, "worker process %d exited with status %d", (int)w->pid, WEXITSTATUS(st));
+    else
+        snprintf(buf, cap, "worker process %d stopped", (int)w->pid);
+}
+
+static void kill_worker(struct worker_client *w)
+{
+    if (w->pid > 0 && !w->reaped) {
+        kill(w->pid, SIGKILL);
+        while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        w->reaped = true;
+    }
+}
+
+/* The worker is of no further use: kill it, reap it, say why. */
+static int worker_failed(struct sandbox *sb, struct worker_client *w, struct thaw_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int worker_failed(struct sandbox *sb, struct worker_client *w, struct thaw_error *err, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    kill_worker(w);
+    thaw_fail(err, "%s", what);
+    return sandbox_set_failure(sb, SANDBOX_FAIL_WORKER);
+}
+
+static int spawn(struct worker_client *w, struct thaw_error *err)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return thaw_fail_errno(err, "socketpair for the worker");
+    /* The worker binary: THAW_WORKER_EXE (tests), else thaw-worker next to this
+     * executable (few libraries: a fast exec), else this executable's own hidden
+     * `worker` subcommand. Either way a fresh exec: nothing of our address space. */
+    char exe[4096];
+    const char *env = getenv("THAW_WORKER_EXE");
+    ssize_t n = env ? -1 : readlink("/proc/self/exe", exe, sizeof exe - 16);
+    if (env) {
+        snprintf(exe, sizeof exe, "%s", env);
+    } else if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        snprintf(slash ? slash + 1 : exe, sizeof exe - (size_t)(slash ? slash + 1 - exe : 0), "thaw-worker");
+        if (access(exe, X_OK) != 0)
+            snprintf(exe, sizeof exe, "/proc/self/exe");
+    } else {
+        snprintf(exe, sizeof exe, "/proc/self/exe");
+    }
+    char *const argv[] = {"thaw", "worker", "--fd", "3", NULL};
+    pid_t pid = jail_fork(err);
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return thaw_fail(err, "cannot start a worker process (needs root): %.400s", err->msg);
+    }
+    if (pid == 0) {
+        /* Only async-signal-safe calls until execve. The parent-death signal follows
+         * the thread that forked: workers are started from long-lived threads. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        setsid(); /* the terminal's ^C goes to the caller, which stops us */
+        if (dup2(sv[1], 3) < 0 || fcntl(3, F_SETFD, 0) < 0)
+            _exit(127);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+            _exit(127);
+        execve(exe, argv, environ);
+        _exit(127);
+    }
+    close(sv[1]);
+    w->pid = pid;
+    w->sock = sv[0];
+    return 0;
+}
+
+/* ---- the caller-side pager -------------------------------------------------------------- */
+
+static int send_line(int fd, const char *line);
+
+/* The worker speaks to us as to a memory manager (manager.h): a hello line first. What
+ * it names is ignored (we serve our snapshot in our mode); it is only read, up to its
+ * newline, byte by byte so that the handshake after it stays in the socket. */
+static int answer_hello(int fd, struct thaw_error *err)
+{
+    char c;
+    for (size_t n = 0; n < PAGER_HELLO_MAX; n++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int k = poll(&p, 1, (int)(QUERY_TIMEOUT_NS / 1000000));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0 || recv(fd, &c, 1, 0) != 1)
+            return thaw_fail(err, "the worker sent no hello to its pager");
+        if (c == '\n')
+            return send_line(fd, "{\"event\":\"hello\"}") < 0 ? thaw_fail_errno(err, "answering the hello") : 0;
+    }
+    return thaw_fail(err, "the worker's pager hello is over-long");
+}
+
+static void *caller_pager_main(void *arg)
+{
+    struct caller_pager *t = arg;
+    struct fc_region r[8];
+    size_t n;
+    int uffd;
+    if (answer_hello(t->conn, &t->err) == 0 && fc_recv_handshake(t->conn, r, 8, &n, &uffd, t->size, &t->err) == 0) {
+        struct pager_stats st;
+        pager_serve(uffd, r, n, t->snap_dir, t->mode, t->stop, &st, &t->err);
+        close(uffd);
+    }
+    shutdown(t->stop, SHUT_RDWR); /* the control side sees the pager is gone */
+    return NULL;
+}
+
+static int pager_listen(struct worker_client *w, struct thaw_error *err)
+{
+    snprintf(w->pager_dir, sizeof w->pager_dir, "/tmp/thaw-pager-XXXXXX");
+    if (!mkdtemp(w->pager_dir)) {
+        w->pager_dir[0] = 0;
+        return thaw_fail_errno(err, "mkdtemp for the pager socket");
+    }
+    snprintf(w->pager_path, sizeof w->pager_path, "%s/pager.sock", w->pager_dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, w->pager_path, strlen(w->pager_path) + 1);
+    w->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (w->listen_fd < 0 || bind(w->listen_fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(w->listen_fd, 1) < 0)
+        return thaw_fail_errno(err, "pager socket %s", w->pager_path);
+    return 0;
+}
+
+static void pager_unlink(struct worker_client *w)
+{
+    if (w->pager_path[0]) {
+        unlink(w->pager_path);
+        w->pager_path[0] = 0;
+    }
+    if (w->pager_dir[0]) {
+        rmdir(w->pager_dir);
+        w->pager_dir[0] = 0;
+    }
+}
+
+static int pager_accept(struct worker_client *w, enum pager_mode pmode, struct thaw_error *err)
+{
+    int c = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : thaw_fail_errno(err, "accepting the worker's pager connection");
+    close(w->listen_fd);
+    w->listen_fd = -1;
+    pager_unlink(w);
+    w->conn = c;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return thaw_fail_errno(err, "socketpair for the pager");
+    struct caller_pager *t = calloc(1, sizeof *t);
+    if (!t) {
+        close(sv[0]);
+        close(sv[1]);
+        return thaw_fail(err, "out of memory");
+    }
+    t->conn = c;
+    t->stop = sv[1];
+    t->mode = pmode;
+    t->size = w->memory_bytes;
+    snprintf(t->snap_dir, sizeof t->snap_dir, "%s", w->snap_dir);
+    if (pthread_create(&t->tid, NULL, caller_pager_main, t) != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        free(t);
+        return thaw_fail(err, "cannot start the pager thread");
+    }
+    w->pt = t;
+    w->ctl = sv[0];
+    return 0;
+}
+
+static void pager_stop(struct worker_client *w)
+{
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    w->listen_fd = -1;
+    pager_unlink(w);
+    if (w->pt) {
+        close(w->ctl); /* end of file: the pager stops, writing a pending working set */
+        shutdown(w->conn, SHUT_RDWR); /* wakes a handshake that never came */
+        pthread_join(w->pt->tid, NULL);
+        close(w->pt->stop);
+        free(w->pt);
+        w->pt = NULL;
+        w->ctl = -1;
+    }
+    if (w->conn >= 0)
+        close(w->conn);
+    w->conn = -1;
+    if (w->reap_active)
+        reap_policy_end(&w->reap);
+    w->reap_active = false;
+}
+
+/* Reads what is available into lb; returns 1 and one line (no newline) in out when a
+ * line is complete, 0 if not yet, -1 on end of file, error or an over-long line. */
+static int read_line(int fd, struct line_buf *lb, char *out, size_t cap, bool do_read)
+{
+    for (;;) {
+        char *nl = memchr(lb->buf, '\n', lb->len);
+        if (nl) {
+            size_t n = (size_t)(nl - lb->buf);
+            if (n >= cap)
+                return -1;
+            memcpy(out, lb->buf, n);
+            out[n] = 0;
+            memmove(lb->buf, nl + 1, lb->len - n - 1);
+            lb->len -= n + 1;
+            return 1;
+        }
+        if (lb->len == sizeof lb->buf || !do_read)
+            return lb->len == sizeof lb->buf ? -1 : 0;
+        ssize_t k = recv(fd, lb->buf + lb->len, sizeof lb->buf - lb->len, MSG_DONTWAIT);
+        if (k < 0 && (errno == EAGAIN || errno == EINTR))
+            return 0;
+        if (k <= 0)
+            return -1;
+        lb->len += (size_t)k;
+        do_read = false; /* one read per readiness; loop only to find a line */
+    }
+}
+
+static int send_line(int fd, const char *line)
+{
+    size_t n = strlen(line);
+    char buf[LINE_MAX_BYTES + 2];
+    memcpy(buf, line, n);
+    buf[n] = '\n';
+    return send(fd, buf, n + 1, MSG_NOSIGNAL) == (ssize_t)(n + 1) ? 0 : -1;
+}
+
+/* A line from the pager: the first is "ready"; after that, replies to relayed queries. */
+static int on_pager_line(struct worker_client *w, const char *line, struct thaw_error *err)
+{
+    if (!w->pager_ready) {
+        const char *ev = pager_stats_parse(line, &w->ready, err);
+        if (!ev)
+            return -1;
+        if (strcmp(ev, "ready"))
+            return thaw_fail(err, "pager said \"%s\" before \"ready\"", ev);
+        w->pager_ready = true;
+        if (w->reap_active)
+            reap_policy_ready(&w->reap, &w->ready);
+    } else if (w->relayed) {
+        w->relayed--;
+    } else {
+        return thaw_fail(err, "pager sent an unasked line");
+    }
+    if (send_line(w->conn, line) < 0)
+        return thaw_fail_errno(err, "relaying the pager to the worker");
+    return 0;
+}
+
+/* ---- waiting for the worker -------------------------------------------------------------- */
+
+/* Waits for the answer to the request in flight, delivering guest log lines and
+ * serving the pager connection meanwhile. 0 with the frame, or -1 (worker killed). */
+static int await(struct sandbox *sb, struct worker_client *w, uint64_t timeout_ns, enum pager_mode pmode,
+                 struct wp_frame *f, struct thaw_error *err)
+{
+    uint64_t deadline = clock_now_ns() + timeout_ns;
+    for (;;) {
+        struct pollfd p[4];
+        int n = 0, i_sock, i_listen = -1, i_ctl = -1, i_conn = -1;
+        p[i_sock = n++] = (struct pollfd){.fd = w->sock, .events = POLLIN};
+        if (w->listen_fd >= 0)
+            p[i_listen = n++] = (struct pollfd){.fd = w->listen_fd, .events = POLLIN};
+        if (w->pt && w->ctl >= 0 && !w->pager_gone)
+            p[i_ctl = n++] = (struct pollfd){.fd = w->ctl, .events = POLLIN};
+        if (w->pager_ready && w->conn >= 0)
+            p[i_conn = n++] = (struct pollfd){.fd = w->conn, .events = POLLIN};
+        uint64_t now = clock_now_ns();
+        if (now >= deadline)
+            return worker_failed(sb, w, err, "worker process %d did not answer within %.1f s", (int)w->pid,
+                                 timeout_ns / 1e9);
+        uint64_t left_ms = (deadline - now) / 1000000 + 1;
+        int k = poll(p, (nfds_t)n, left_ms > 60000 ? 60000 : (int)left_ms);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return worker_failed(sb, w, err, "poll: %s", strerror(errno));
+        if (k == 0)
+            continue;
+        if (i_listen >= 0 && p[i_listen].revents && pager_accept(w, pmode, err) < 0)
+            return worker_failed(sb, w, err, "%s", err->msg);
+        char line[LINE_MAX_BYTES];
+        if (i_ctl >= 0 && p[i_ctl].revents) {
+            int r;
+            bool rd = true;
+            while ((r = read_line(w->ctl, &w->from_pager, line, sizeof line, rd)) == 1) {
+                rd = false;
+                if (on_pager_line(w, line, err) < 0)
+                    return worker_failed(sb, w, err, "pager: %s", err->msg);
+            }
+            if (r < 0) {
+                /* Normal when the worker exits; otherwise the worker, left without its
+                 * pager, fails on its own (hanging up makes that quick). */
+                w->pager_gone = true;
+                if (w->conn >= 0)
+                    shutdown(w->conn, SHUT_RDWR);
+            }
+        }
+        if (i_conn >= 0 && p[i_conn].revents) {
+            int r;
+            bool rd = true;
+            while ((r = read_line(w->conn, &w->from_worker, line, sizeof line, rd)) == 1) {
+                rd = false;
+                if (strcmp(line, "stats"))
+                    return worker_failed(sb, w, err, "worker process %d sent the pager \"%.60s\"", (int)w->pid, line);
+                if (send_line(w->ctl, "stats") < 0)
+                    return worker_failed(sb, w, err, "the pager stopped");
+                w->relayed++;
+            }
+            if (r < 0) { /* the worker hung up on its pager: it is going away */
+                close(w->conn);
+                w->conn = -1;
+            }
+        }
+        if (p[i_sock].revents) {
+            enum wp_recv_status st = wp_recv(w->sock, deadline, false, f, err);
+            if (st == WP_RECV_TIMEOUT)
+                return worker_failed(sb, w, err, "worker process %d did not answer in time", (int)w->pid);
+            if (st == WP_RECV_EOF) {
+                char why[200];
+                describe_exit(w, why, sizeof why);
+                return worker_failed(sb, w, err, "%s", why);
+            }
+            if (st != WP_RECV_OK)
+                return worker_failed(sb, w, err, "worker process %d: %s", (int)w->pid, err->msg);
+            if (wp_is_request(f->msg.type)) {
+                wp_frame_free(f);
+                return worker_failed(sb, w, err, "worker process %d sent a request", (int)w->pid);
+            }
+            if (f->msg.type == WP_LOG) {
+                if (sb->log)
+                    sb->log(sb->log_ctx, sb->id, f->msg.u.log.invocation, (enum sandbox_stream)f->msg.u.log.stream,
+                            (const char *)f->msg.u.log.line, f->msg.u.log.len);
+                wp_frame_free(f);
+                continue;
+            }
+            return 0;
+        }
+    }
+}
+
+/* Waits for one whole line from the pager on ctl. */
+static int pager_wait_line(struct worker_client *w, char *line, size_t cap, uint64_t deadline, struct thaw_error *err)
+{
+    bool rd = false; /* a complete line may already be buffered */
+    for (;;) {
+        int r = read_line(w->ctl, &w->from_pager, line, cap, rd);
+        if (r == 1)
+            return 0;
+        if (r < 0)
+            return thaw_fail(err, "the pager stopped%s%s", w->pt->err.msg[0] ? ": " : "", w->pt->err.msg);
+        uint64_t now = clock_now_ns();
+        if (now >= deadline)
+            return thaw_fail(err, "the pager did not answer within %.0f s", QUERY_TIMEOUT_NS / 1e9);
+        struct pollfd p = {.fd = w->ctl, .events = POLLIN};
+        int k = poll(&p, 1, (int)((deadline - now) / 1000000 + 1));
+        if (k < 0 && errno != EINTR)
+            return thaw_fail_errno(err, "poll");
+        rd = k > 0;
+    }
+}
+
+/* Our own pager query: first let the replies to relayed worker queries come back
+ * (and pass them on), so that the next line is the answer to ours. */
+static int own_pager_query(struct worker_client *w, const char *cmd, struct pager_stats *st, struct thaw_error *err)
+{
+    char line[LINE_MAX_BYTES];
+    uint64_t deadline = clock_now_ns() + QUERY_TIMEOUT_NS;
+    while (w->relayed)
+        if (pager_wait_line(w, line, sizeof line, deadline, err) < 0 || on_pager_line(w, line, err) < 0)
+            return -1;
+    if (send_line(w->ctl, cmd) < 0)
+        return thaw_fail(err, "the pager stopped");
+    if (pager_wait_line(w, line, sizeof line, deadline, err) < 0)
+        return -1;
+    return pager_stats_parse(line, st, err) ? 0 : -1;
+}
+
+/* ---- the ops ---------------------------------------------------------------------------- */
+
+static int error_frame(struct sandbox *sb, struct worker_client *w, struct wp_frame *f, struct thaw_error *err)
+{
+    enum sandbox_failure why = (enum sandbox_failure)f->msg.u.fail.failure;
+    thaw_fail(err, "%s", f->msg.u.fail.msg);
+    wp_frame_free(f);
+    if (why == SANDBOX_FAIL_TIMEOUT || why == SANDBOX_FAIL_GUEST || why == SANDBOX_FAIL_INTERRUPTED ||
+        why == SANDBOX_FAIL_WORKER)
+        kill_worker(w);
+    return sandbox_set_failure(sb, why);
+}
+
+static int unexpected(struct sandbox *sb, struct worker_client *w, struct wp_frame *f, const char *want,
+                      struct thaw_error *err)
+{
+    uint32_t t = f->msg.type;
+    wp_frame_free(f);
+    return worker_failed(sb, w, err, "worker process %d answered %s, not %s", (int)w->pid, wp_type_name(t), want);
+}
+
+static int client_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t **resp, size_t *resp_len,
+                         struct thaw_error *err)
+{
+    struct worker_client *w = sb->impl;
+    if (len > WP_MAX_BODY) {
+        thaw_fail(err, "request of %zu bytes exceeds the worker protocol's %u", len, (unsigned)WP_MAX_BODY);
+        return sandbox_set_failure(sb, SANDBOX_FAIL_BAD_INPUT);
+    }
+    struct wp_msg m = {.type = WP_INVOKE, .u.body = {req, len}};
+    if (wp_send(w->sock, &m, -1, err) < 0)
+        return worker_failed(sb, w, err, "worker process %d: %s", (int)w->pid, err->msg);
+    struct wp_frame f;
+    if (await(sb, w, sb->invoke_timeout_ns + GRACE_NS, PAGER_LAZY, &f, err) < 0)
+        return -1;
+    if (f.msg.type == WP_ERROR)
+        return error_frame(sb, w, &f, err);
+    if (f.msg.type != WP_RESPONSE)
+        return unexpected(sb, w, &f, "a response", err);
+    *resp = malloc(f.msg.u.body.len ? f.msg.u.body.len : 1);
+    if (!*resp) {
+        wp_frame_free(&f);
+        thaw_fail(err, "out of memory");
+        return sandbox_set_failure(sb, SANDBOX_FAIL_HOST);
+    }
+    memcpy(*resp, f.msg.u.body.data, f.msg.u.body.len);
+    *resp_len = f.msg.u.body.len;
+    wp_frame_free(&f);
+    if (w->reap_active && !w->reap.finished) {
+        /* REAP's policy step after the first response, against our own pager. */
+        struct mem_backend cm;
+        memset(&cm, 0, sizeof cm);
+        cm.mode = MEM_REAP;
+        cm.pager_fd = w->ctl;
+        cm.uffd = cm.file_fd = -1;
+        /* Its query must not interleave with relayed ones: let those come back first. */
+        char line[LINE_MAX_BYTES];
+        uint64_t deadline = clock_now_ns() + QUERY_TIMEOUT_NS;
+        while (w->relayed)
+            if (pager_wait_line(w, line, sizeof line, deadline, err) < 0 || on_pager_line(w, line, err) < 0)
+                return worker_failed(sb, w, err, "pager: %s", err->msg);
+        reap_policy_finish(&w->reap, &cm, w->snap_dir);
+    }
+    return 0;
+}
+
+static int our_view(struct worker_client *w, struct sandbox_stats *st, const struct sandbox_stats *theirs,
+                    struct thaw_error *err);
+
+static int client_shutdown(struct sandbox *sb, struct thaw_error *err)
+{
+    struct worker_client *w = sb->impl;
+    struct wp_msg m = {.type = WP_SHUTDOWN};
+    if (wp_send(w->sock, &m, -1, err) < 0)
+        return worker_failed(sb, w, err, "worker process %d: %s", (int)w->pid, err->msg);
+    struct wp_frame f;
+    if (await(sb, w, sb->invoke_timeout_ns + GRACE_NS, PAGER_LAZY, &f, err) < 0)
+        return -1;
+    if (f.msg.type == WP_ERROR)
+        return error_frame(sb, w, &f, err);
+    if (f.msg.type != WP_STATS_REPLY)
+        return unexpected(sb, w, &f, "its last stats", err);
+    struct sandbox_stats st;
+    memset(&st, 0, sizeof st);
+    int rc = our_view(w, &st, &f.msg.u.stats, err);
+    wp_frame_free(&f);
+    /* The worker exits now; stats answer from w->last from here on. */
+    char why[200];
+    describe_exit(w, why, sizeof why);
+    return rc;
+}
+
+static int client_snapshot(struct sandbox *sb, const char *dir, struct thaw_error *err)
+{
+    (void)dir;
+    (void)sb;
+    return thaw_fail(err, "snapshots of an instance in a worker process are not supported yet "
+                          "(the jail has no writable directory)");
+}
+
+/* Resident guest memory of the worker: the Rss of every mapping inside its guest
+ * memory range (uffd registration and discards split it into several). */
+static uint64_t worker_rss_kb(const struct worker_client *w)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/smaps", (int)w->pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    uint64_t lo = w->guest_addr, hi = w->guest_addr + w->memory_bytes, total = 0;
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long a, b, kb;
+        char *dash = strchr(line, '-'), *sp = strchr(line, ' ');
+        if (dash && sp && dash < sp && sscanf(line, "%llx-%llx ", &a, &b) == 2) {
+            in = a >= lo && b <= hi;
+            continue;
+        }
+        if (in && sscanf(line, "Rss: %llu kB", &kb) == 1)
+            total += kb;
+    }
+    fclose(f);
+    return total;
+}
+
+/* The worker's stats, corrected with what only we know or should not take its word for. */
+static int our_view(struct worker_client *w, struct sandbox_stats *st, const struct sandbox_stats *theirs,
+                    struct thaw_error *err)
+{
+    /* Keep the common fields sandbox_stats() fills in. */
+    char id[sizeof st->id];
+    memcpy(id, st->id, sizeof id);
+    *st = *theirs;
+    memcpy(st->id, id, sizeof id);
+    st->in_worker = true;
+    if (w->guest_addr && w->memory_bytes && w->pid > 0 && !w->reaped)
+        st->rss_kb = worker_rss_kb(w);
+    /* Creation as the caller saw it: starting and jailing the worker included (the
+     * breakdown fields stay the worker's own). */
+    if (w->is_restore) {
+        st->mode = w->mode;
+        st->restore_ns = w->create_ns;
+    } else {
+        st->boot_ns = w->create_ns;
+    }
+    if (w->own_pager && w->pt) {
+        /* Pager counters from our own pager, not as the worker tells them. */
+        struct pager_stats ps;
+        if (own_pager_query(w, "stats", &ps, err) < 0)
+            return -1;
+        st->pages_served = ps.pages_served;
+        st->zero_pages = ps.zero_pages;
+    }
+    if (w->reap_active || (w->is_restore && w->mode == MEM_REAP && w->own_pager)) {
+        st->start = reap_policy_start(&w->reap);
+        st->reap_recorded = w->reap.recording;
+        st->reap_prefetched = w->reap.prefetched;
+        st->ws_pages = w->reap.ws.pages;
+        st->ws_regions = w->reap.ws.regions;
+        st->ws_bytes = w->reap.ws.bytes;
+        st->ws_read_ns = w->reap.ws.read_ns;
+        st->ws_install_ns = w->reap.ws.install_ns;
+        st->reap_misses = w->reap.prefetched ? st->pages_served + st->zero_pages : 0;
+        snprintf(st->reap_note, sizeof st->reap_note, "%s", w->reap.note);
+    }
+    w->last = *st;
+    return 0;
+}
+
+static int client_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err)
+{
+    struct worker_client *w = sb->impl;
+    if (w->reaped) { /* dead or exited: what we knew last */
+        char id[sizeof st->id];
+        memcpy(id, st->id, sizeof id);
+        *st = w->last;
+        memcpy(st->id, id, sizeof id);
+        return 0;
+    }
+    struct wp_msg m = {.type = WP_STATS};
+    if (wp_send(w->sock, &m, -1, err) < 0)
+        return worker_failed(sb, w, err, "worker process %d: %s", (int)w->pid, err->msg);
+    struct wp_frame f;
+    if (await(sb, w, QUERY_TIMEOUT_NS, PAGER_LAZY, &f, err) < 0)
+        return -1;
+    if (f.msg.type == WP_ERROR)
+        return error_frame(sb, w, &f, err);
+    if (f.msg.type != WP_STATS_REPLY)
+        return unexpected(sb, w, &f, "stats", err);
+    int rc = our_view(w, st, &f.msg.u.stats, err);
+    wp_frame_free(&f);
+    return rc;
+}
+
+static void client_free(struct worker_client *w);
+
+static void client_destroy(struct sandbox *sb)
+{
+    if (sb->impl)
+        client_free(sb->impl);
+    sb->impl = NULL;
+}
+
+static const struct sandbox_ops worker_ops = {
+    .invoke = client_invoke,
+    .shutdown = client_shutdown,
+    .snapshot = client_snapshot,
+    .stats = client_stats,
+    .destroy = client_destroy,
+};
+
+/* ---- creation ------------------------------------------------------------------------------ */
+
+static uint64_t boot_timeout(const struct sandbox_options *opt)
+{
+    return (opt->boot_timeout_ns ? opt->boot_timeout_ns : SANDBOX_DEFAULT_TIMEOUT_NS) + GRACE_NS;
+}
+
+static void client_free(struct worker_client *w)
+{
+    if (w->sock >= 0)
+        close(w->sock);
+    kill_worker(w);
+    pager_stop(w);
+    free(w);
+}
+
+static int create(struct sandbox **out, const char *path, bool restore, enum mem_mode mode,
+                  const struct sandbox_options *opt, struct thaw_error *err)
+{
+    *out = NULL;
+    uint64_t t0 = clock_now_ns();
+    struct worker_client *w = calloc(1, sizeof *w);
+    struct wp_msg *m = calloc(1, sizeof *m);
+    if (!w || !m) {
+        free(w);
+        free(m);
+        return thaw_fail(err, "out of memory");
+    }
+    w->sock = w->listen_fd = w->conn = w->ctl = -1;
+    w->is_restore = restore;
+    w->mode = mode;
+    w->reap.lock_fd = -1;
+    m->type = restore ? WP_CREATE_RESTORE : WP_CREATE_BOOT;
+    struct wp_create *c = &m->u.create;
+    struct sandbox *sb = NULL;
+    /* The worker resolves the path in its own (identical) view before it jails itself. */
+    if (!realpath(path, c->path)) {
+        thaw_fail_errno(err, "%s", path);
+        goto fail;
+    }
+    snprintf(w->snap_dir, sizeof w->snap_dir, "%s", c->path);
+    /* The id is ours (log lines during creation carry it): named after the directory
+     * until the worker tells us the function's name. */
+    const char *base = strrchr(c->path, '/');
+    if (!(sb = sandbox_alloc(opt, base && base[1] ? base + 1 : c->path, err)))
+        goto fail;
+    sb->ops = &worker_ops;
+    sb->impl = w;
+    snprintf(c->id, sizeof c->id, "%s", sb->id);
+    c->mode = (uint32_t)mode;
+    c->boot_timeout_ns = opt->boot_timeout_ns;
+    c->invoke_timeout_ns = opt->invoke_timeout_ns;
+    c->memory_mib = opt->memory_mib;
+    c->trace_syscalls = opt->trace_syscalls;
+    c->drop_cache = opt->drop_cache;
+    enum pager_mode pmode = PAGER_LAZY;
+    if (restore && (mode == MEM_UFFD || mode == MEM_REAP)) {
+        if (opt->pager_socket) {
+            snprintf(c->pager_socket, sizeof c->pager_socket, "%s", opt->pager_socket);
+        } else {
+            char mp[4200];
+            struct stat st;
+            snprintf(mp, sizeof mp, "%s/" SNAPDIR_MEMORY, w->snap_dir);
+            if (stat(mp, &st) < 0) {
+                thaw_fail_errno(err, "cannot stat %s", mp);
+                goto fail;
+            }
+            w->memory_bytes = (uint64_t)st.st_size;
+            w->own_pager = true;
+            if (mode == MEM_REAP) {
+                reap_policy_begin(&w->reap, w->snap_dir);
+                w->reap_active = true;
+                pmode = w->reap.pmode;
+            }
+            if (pager_listen(w, err) < 0)
+                goto fail;
+            snprintf(c->pager_socket, sizeof c->pager_socket, "%s", w->pager_path);
+            c->mode = MEM_UFFD; /* the REAP policy runs here, with our pager */
+        }
+    }
+    struct wp_frame f;
+    if (spawn(w, err) < 0 || wp_send(w->sock, m, -1, err) < 0 || await(sb, w, boot_timeout(opt), pmode, &f, err) < 0)
+        goto fail;
+    if (f.msg.type == WP_ERROR) {
+        error_frame(sb, w, &f, err);
+        goto fail;
+    }
+    if (f.msg.type != WP_READY) {
+        unexpected(sb, w, &f, "ready", err);
+        goto fail;
+    }
+    if (f.msg.invoke_timeout_ns)
+        sb->invoke_timeout_ns = f.msg.invoke_timeout_ns;
+    if (!w->memory_bytes)
+        w->memory_bytes = f.msg.u.stats.memory_bytes;
+    w->guest_addr = f.msg.guest_addr;
+    w->create_ns = clock_now_ns() - t0;
+    w->last = f.msg.u.stats;
+    wp_frame_free(&f);
+    free(m);
+    *out = sb;
+    return 0;
+fail:
+    client_free(w);
+    if (sb)
+        sb->impl = NULL;
+    sandbox_free(sb);
+    free(m);
+    return -1;
+}
+
+int sandbox_worker_pid(const struct sandbox *sb)
+{
+    if (sb->ops != &worker_ops || !sb->impl)
+        return -1;
+    return (int)((const struct worker_client *)sb->impl)->pid;
+}
+
+int sandbox_worker_boot(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,
+                        struct thaw_error *err)
+{
+    return create(out, function_dir, false, MEM_COPY, opt, err);
+}
+
+int sandbox_worker_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
+                           const struct sandbox_options *opt, struct thaw_error *err)
+{
+    return create(out, snap_dir, true, mode, opt, err);
+}

@@ -1,0 +1,325 @@
+/* Instances in worker processes (sandbox_options.worker): the same answers as in
+ * process, a jailed worker seen from outside, and a worker that dies, hangs or sends
+ * garbage never harming the caller. Needs /dev/kvm and root; the worker executable is
+ * build/thaw-worker (THAW_WORKER_EXE): this test binary is not one. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "host/sandbox/sandbox_impl.h"
+#include "host/util/clock.h"
+
+/* Tests that need /dev/kvm say so loudly and count as skipped, never silently pass. */
+static int kvm_available(void)
+{
+    int fd = open("/dev/kvm", O_RDWR);
+    if (fd < 0) {
+        fprintf(stderr, "\n*** SKIP: /dev/kvm is not usable here: microVM tests did not run ***\n\n");
+        return 0;
+    }
+    close(fd);
+    return 1;
+}
+
+static char tmpdir[64];
+static char snapdir[128];
+static char worker_exe[4096];
+
+static void quiet_log(void *ctx, const char *id, uint64_t inv, enum sandbox_stream s, const char *line, size_t len)
+{
+    (void)ctx, (void)id, (void)inv, (void)s, (void)line, (void)len;
+}
+
+static struct sandbox_options worker_opt(void)
+{
+    return (struct sandbox_options){.worker = true, .log = quiet_log};
+}
+
+static int usable(void)
+{
+    if (!kvm_available())
+        return 0;
+    if (geteuid() != 0) {
+        fprintf(stderr, "\n*** SKIP: worker processes need root (namespaces) ***\n\n");
+        return 0;
+    }
+    return 1;
+}
+
+static char *call_str(struct sandbox *sb, const char *req)
+{
+    uint8_t *resp;
+    size_t len;
+    struct thaw_error err = {{0}};
+    if (sandbox_invoke(sb, req, strlen(req), &resp, &len, &err) < 0) {
+        fprintf(stderr, "invoke: %s\n", err.msg);
+        return NULL;
+    }
+    char *s = malloc(len + 1);
+    memcpy(s, resp, len);
+    s[len] = 0;
+    free(resp);
+    return s;
+}
+
+static void status_field(pid_t pid, const char *name, char *out, size_t cap)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    out[0] = 0;
+    size_t nl = strlen(name);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, name, nl) && line[nl] == ':') {
+            char *v = line + nl + 1;
+            v += strspn(v, " \t");
+            v[strcspn(v, "\n")] = 0;
+            snprintf(out, cap, "%s", v);
+        }
+    fclose(f);
+}
+
+static void assert_jailed(pid_t pid)
+{
+    char v[128];
+    assert_true(pid > 0);
+    status_field(pid, "Seccomp", v, sizeof v);
+    assert_string_equal(v, "2");
+    status_field(pid, "CapEff", v, sizeof v);
+    assert_string_equal(v, "0000000000000000");
+    status_field(pid, "CapBnd", v, sizeof v);
+    assert_string_equal(v, "0000000000000000");
+    status_field(pid, "NoNewPrivs", v, sizeof v);
+    assert_string_equal(v, "1");
+    status_field(pid, "Uid", v, sizeof v);
+    assert_string_equal(v, "65534\t65534\t65534\t65534");
+}
+
+static void test_boot_same_answer_and_jailed(void **state)
+{
+    (void)state;
+    if (!usable())
+        return;
+    struct thaw_error err = {{0}};
+    struct sandbox *local, *w;
+    struct sandbox_options lo = {.log = quiet_log}, wo = worker_opt();
+    assert_int_equal(sandbox_boot(&local, "functions/hello", &lo, &err), 0);
+    if (sandbox_boot(&w, "functions/hello", &wo, &err) < 0)
+        fail_msg("worker boot: %s", err.msg);
+    const char *req = "{\"name\": \"worker\"}";
+    char *a = call_str(local, req), *b = call_str(w, req);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a, b);
+    assert_non_null(strstr(b, "Hello, worker!"));
+    free(a);
+    free(b);
+    assert_jailed(sandbox_worker_pid(w));
+    struct sandbox_stats st;
+    assert_int_equal(sandbox_stats(w, &st, &err), 0);
+    assert_true(st.in_worker);
+    assert_string_equal(st.function, "hello");
+    assert_int_equal(st.invocations, 1);
+    pid_t pid = sandbox_worker_pid(w);
+    sandbox_destroy(w);
+    sandbox_destroy(local);
+    assert_int_equal(kill(pid, 0), -1); /* reaped, not a zombie */
+    assert_int_equal(errno, ESRCH);
+}
+
+static void test_restore_every_mode(void **state)
+{
+    (void)state;
+    if (!usable())
+        return;
+    struct thaw_error err = {{0}};
+    const enum mem_mode modes[] = {MEM_COPY, MEM_LAZY, MEM_UFFD, MEM_REAP, MEM_REAP};
+    const char *req = "{\"name\": \"restored\"}";
+    for (size_t i = 0; i < 5; i++) {
+        struct sandbox *w;
+        struct sandbox_options wo = worker_opt();
+        if (sandbox_restore(&w, snapdir, modes[i], &wo, &err) < 0)
+            fail_msg("worker restore (%s): %s", mem_mode_name(modes[i]), err.msg);
+        assert_jailed(sandbox_worker_pid(w));
+        char *b = call_str(w, req);
+        assert_non_null(b);
+        assert_non_null(strstr(b, "Hello, restored!"));
+        free(b);
+        struct sandbox_stats st;
+        assert_int_equal(sandbox_stats(w, &st, &err), 0);
+        assert_true(st.in_worker);
+        assert_int_equal(st.mode, modes[i]);
+        if (modes[i] == MEM_UFFD || i == 3) /* served lazily by the caller-side pager */
+            if (st.pages_served == 0)
+                fail_msg("%s: no page served (start %s, zero %llu, ws %llu)", mem_mode_name(modes[i]),
+                         sandbox_start_name(st.start), (unsigned long long)st.zero_pages,
+                         (unsigned long long)st.ws_pages);
+        if (i == 3)
+            assert_int_equal(st.start, SANDBOX_START_REAP_RECORD);
+        if (i == 4) {
+            assert_int_equal(st.start, SANDBOX_START_REAP_PREFETCH);
+            assert_true(st.ws_pages > 0);
+            assert_int_equal(st.reap_misses, 0);
+        }
+        sandbox_destroy(w);
+        if (i == 3) { /* the caller-side pager wrote the working set */
+            char p[256];
+            snprintf(p, sizeof p, "%s/ws.pages", snapdir);
+            assert_int_equal(access(p, R_OK), 0);
+        }
+    }
+}
+
+struct killer {
+    pid_t pid;
+    unsigned delay_ms;
+};
+
+static void *kill_later(void *arg)
+{
+    struct killer *k = arg;
+    usleep(k->delay_ms * 1000);
+    kill(k->pid, SIGKILL);
+    return NULL;
+}
+
+static void test_sigkill_mid_invocation(void **state)
+{
+    (void)state;
+    if (!usable())
+        return;
+    struct thaw_error err = {{0}};
+    struct sandbox *w;
+    struct sandbox_options wo = worker_opt();
+    if (sandbox_boot(&w, "functions/matmul_c", &wo, &err) < 0)
+        fail_msg("worker boot: %s", err.msg);
+    struct killer k = {.pid = sandbox_worker_pid(w), .delay_ms = 100};
+    pthread_t t;
+    pthread_create(&t, NULL, kill_later, &k);
+    const char *req = "{\"n\": 1024}"; /* about a second of work */
+    uint8_t *resp;
+    size_t len;
+    assert_int_equal(sandbox_invoke(w, req, strlen(req), &resp, &len, &err), -1);
+    pthread_join(t, NULL);
+    assert_int_equal(sandbox_last_failure(w), SANDBOX_FAIL_WORKER);
+    assert_non_null(strstr(err.msg, "killed by signal 9"));
+    assert_int_equal(kill(k.pid, 0), -1); /* already reaped */
+    /* Dead: later calls refuse cleanly; stats still answer. */
+    assert_int_equal(sandbox_invoke(w, req, strlen(req), &resp, &len, &err), -1);
+    assert_non_null(strstr(err.msg, "dead"));
+    struct sandbox_stats st;
+    assert_int_equal(sandbox_stats(w, &st, &err), 0);
+    assert_string_equal(st.function, "matmul_c");
+    sandbox_destroy(w);
+    /* The caller is fine: the next worker works. */
+    assert_int_equal(sandbox_boot(&w, "functions/hello", &wo, &err), 0);
+    char *b = call_str(w, "{\"name\": \"again\"}");
+    assert_non_null(b);
+    free(b);
+    sandbox_destroy(w);
+}
+
+/* A fake worker (a shell script) in place of build/thaw. */
+static int fake_worker(const char *body, uint64_t boot_timeout_ns, char *msg, size_t cap)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/fake-worker.sh", tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "#!/bin/sh\n%s\n", body);
+    fclose(f);
+    chmod(path, 0755);
+    setenv("THAW_WORKER_EXE", path, 1);
+    struct sandbox *w = NULL;
+    struct sandbox_options wo = worker_opt();
+    wo.boot_timeout_ns = boot_timeout_ns;
+    struct thaw_error err = {{0}};
+    int rc = sandbox_boot(&w, "functions/hello", &wo, &err);
+    setenv("THAW_WORKER_EXE", worker_exe, 1);
+    snprintf(msg, cap, "%s", err.msg);
+    assert_null(w);
+    /* Nothing left behind: every child was reaped. */
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+    return rc;
+}
+
+static void test_misbehaving_workers(void **state)
+{
+    (void)state;
+    if (!usable())
+        return;
+    char msg[512];
+    assert_int_equal(fake_worker("exit 3", 0, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "exited with status 3"));
+    assert_int_equal(fake_worker("printf 'GARBAGE!GARBAGE!' >&3; sleep 5", 0, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "unknown message type"));
+    uint64_t t0 = clock_now_ns();
+    assert_int_equal(fake_worker("exec sleep 30", 100000000ull, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "did not answer"));
+    assert_true(clock_now_ns() - t0 < 10000000000ull);
+    /* A frame header claiming 4 GiB: refused before any allocation. */
+    assert_int_equal(fake_worker("printf '\\021\\000\\000\\000\\377\\377\\377\\377' >&3; sleep 5", 0, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "exceeds"));
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *build = getenv("THAW_BUILD_DIR") ? getenv("THAW_BUILD_DIR") : "build";
+    char p[4200], abs_build[4096];
+    if (!realpath(build, abs_build))
+        return -1;
+    setenv("THAW_BUILD_DIR", abs_build, 1); /* the kernel and functions, for this binary too */
+    snprintf(p, sizeof p, "%s/thaw-worker", abs_build);
+    if (!realpath(p, worker_exe))
+        return -1;
+    setenv("THAW_WORKER_EXE", worker_exe, 1);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/thaw-worker-test-XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return -1;
+    snprintf(snapdir, sizeof snapdir, "%s/snap", tmpdir);
+    if (!kvm_available())
+        return 0;
+    struct sandbox *sb;
+    struct thaw_error err = {{0}};
+    struct sandbox_options lo = {.log = quiet_log};
+    if (sandbox_boot(&sb, "functions/hello", &lo, &err) < 0 || sandbox_snapshot(sb, snapdir, &err) < 0) {
+        fprintf(stderr, "setup: %s\n", err.msg);
+        return -1;
+    }
+    sandbox_destroy(sb);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_boot_same_answer_and_jailed),
+        cmocka_unit_test(test_restore_every_mode),
+        cmocka_unit_test(test_sigkill_mid_invocation),
+        cmocka_unit_test(test_misbehaving_workers),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
