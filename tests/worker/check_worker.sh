@@ -51,6 +51,15 @@ check "run --worker --json: in a worker, program exited 0" bash -c "printf '%s' 
 # A worker's failure is one clear line and a non-zero exit.
 out=$("$THAW" run functions/faulty --payload '{"fault": "null"}' --worker 2>&1); rc=$?
 check "faulty: guest fault in a worker is reported" bash -c "[ $rc -ne 0 ] && printf '%s' \"\$1\" | grep -q 'NULL page'" _ "$out"
+# The invocation deadline works inside the jail (a timer signal kicks the vCPU).
+out=$("$THAW" run functions/faulty --payload '{"fault": "loop"}' --timeout 1 --worker 2>&1); rc=$?
+check "faulty loop in a worker: invocation timed out" bash -c "[ $rc -ne 0 ] && printf '%s' \"\$1\" | grep -q 'timed out after 1.0 s'" _ "$out"
+# SIGTERM to the caller mid-invocation: no worker is left behind.
+"$THAW" run functions/faulty --payload '{"fault": "loop"}' --worker >/dev/null 2>&1 & pid=$!
+sleep 1; kill -TERM $pid; wait $pid; rc=$?
+for _ in $(seq 20); do pgrep -f "^thaw worker --f[d] 3" >/dev/null || break; sleep 0.1; done
+check "SIGTERM: the caller exits 143" test $rc -eq 143
+check "SIGTERM: no worker process left" bash -c "! pgrep -f '^thaw worker --f[d] 3' >/dev/null"
 out=$("$THAW" worker 2>&1); rc=$?
 check "thaw worker by hand is refused" bash -c "[ $rc -eq 2 ] && printf '%s' \"\$1\" | grep -q 'not by hand'" _ "$out"
 echo "$passed passed, $failed failed"

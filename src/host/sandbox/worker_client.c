@@ -395,8 +395,15 @@ static int await(struct sandbox *sb, struct worker_client *w, uint64_t timeout_n
                                  timeout_ns / 1e9);
         uint64_t left_ms = (deadline - now) / 1000000 + 1;
         int k = poll(p, (nfds_t)n, left_ms > 60000 ? 60000 : (int)left_ms);
-        if (k < 0 && errno == EINTR)
+        if (k < 0 && errno == EINTR) {
+            int sig = sandbox_interrupted();
+            if (sig) { /* SIGINT/SIGTERM: the worker goes with the call */
+                kill_worker(w);
+                thaw_fail(err, "interrupted by signal %d", sig);
+                return sandbox_set_failure(sb, SANDBOX_FAIL_INTERRUPTED);
+            }
             continue;
+        }
         if (k < 0)
             return worker_failed(sb, w, err, "poll: %s", strerror(errno));
         if (k == 0)
