@@ -118,9 +118,10 @@ static void test_bad_options_refused(void **state)
     assert_int_equal(sandbox_boot(&sb, "functions/hello", &bad_id, &err), -1);
     assert_null(sb);
     assert_non_null(strstr(err.msg, "instance id"));
-    struct sandbox_options worker = {.worker = true};
+    struct sandbox_options worker = {.worker = true, .id = "has space"}; /* refused before any worker starts */
     assert_int_equal(sandbox_boot(&sb, "functions/hello", &worker, &err), -1);
-    assert_non_null(strstr(err.msg, "worker processes"));
+    assert_null(sb);
+    assert_non_null(strstr(err.msg, "instance id"));
     assert_int_equal(sandbox_restore(&sb, "/nonexistent-snapshot", MEM_UFFD, NULL, &err), -1);
     assert_null(sb);
 }
