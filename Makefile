@@ -46,7 +46,7 @@ $(BUILD)/thaw: $(CLI_OBJS) $(BUILD)/libthaw.a
 
 # The worker process behind --worker: only the libraries a worker links (fast exec).
 WORKER_OBJS := $(BUILD)/host/src/host/cli/worker/main.o $(BUILD)/host/src/host/cli/cmd_worker.o
-WORKER_LIBS := -ljansson -luring -lseccomp -lz -lpthread -lm
+WORKER_LIBS := -ljansson -luring -lseccomp -lz -lxxhash -lcrypto -lpthread -lm
 $(BUILD)/thaw-worker: $(WORKER_OBJS) $(BUILD)/libthaw.a
 	$(CC) -o $@ $(WORKER_OBJS) $(BUILD)/libthaw.a $(WORKER_LIBS)
 
