@@ -9,7 +9,7 @@ MUSLCC   ?= musl-gcc
 
 WARN     := -Wall -Wextra -Werror
 HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -Isrc -MMD -MP
-HOST_LIBS   := -ljansson -luring -lcurl -lmicrohttpd -lseccomp -lz -lxxhash -lcrypto -lpthread -lm
+HOST_LIBS   := -ljansson -luring -lcurl -lmicrohttpd -larchive -lseccomp -lz -lxxhash -lcrypto -lpthread -lm
 
 # ---- host library: everything host-side except the CLI entry point -------------
 HOST_SRCS := $(sort $(wildcard src/common/*.c) $(wildcard src/host/*/*.c))

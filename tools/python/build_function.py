@@ -148,6 +148,8 @@ for p in payloads:
     with open(p, "rb") as f:
         mod.handler.handle(mod.json.loads(f.read()))
 mod.invoke(b"{")  # the error path: traceback formatting
+sys.stdout.flush()
+print("\n" + %r)  # what the handler printed ends here
 for name, m in sorted(sys.modules.items()):
     # __file__ first: an alias (e.g. pkg_resources.extern.X) may carry another
     # module's spec.
@@ -155,7 +157,8 @@ for name, m in sorted(sys.modules.items()):
     if origin is None:
         origin = getattr(getattr(m, "__spec__", None), "origin", None)
     print("%%s\t%%s" %% (name, origin))
-""" % (GUEST_PATH,)
+""" % (GUEST_PATH, "--- thaw module list ---")
+TRACE_MARK = "--- thaw module list ---"
 
 
 def traced_modules(runtime, app_dir, payloads):
@@ -166,7 +169,10 @@ def traced_modules(runtime, app_dir, payloads):
         sys.exit("build_function.py: tracing the handler failed (it runs every payload "
                  "with the guest's sys.path and no extension modules):\n" + out.stderr)
     mods = {}
-    for line in out.stdout.splitlines():
+    # The handler may print at import or when handling: only the lines after the
+    # last marker are the module list.
+    listing = out.stdout.rsplit(TRACE_MARK + "\n", 1)[-1]
+    for line in listing.splitlines():
         name, origin = line.split("\t", 1)
         mods[name] = None if origin in ("None", "built-in", "frozen") else origin
     return mods

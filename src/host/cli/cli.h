@@ -12,5 +12,6 @@ int cmd_load(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_trace_gen(int argc, char **argv);
 int cmd_keepalive_sim(int argc, char **argv);
+int cmd_build(int argc, char **argv);
 
 #endif

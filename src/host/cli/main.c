@@ -9,6 +9,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } commands[] = {
+    {"build", cmd_build, "build a function directory into a bundle (C or Python)"},
     {"run", cmd_run, "boot a function in a microVM and invoke it"},
     {"snapshot", cmd_snapshot, "boot a function and save a snapshot at its ready point"},
     {"restore", cmd_restore, "restore a function instance from a snapshot and invoke it"},

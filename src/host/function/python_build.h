@@ -1,0 +1,28 @@
+/* The Python side of `thaw build`, behind one function so the Python runtime can be
+ * swapped (today: the static thaw-python and tools/python/build_function.py, run as
+ * a child process with Debian's python3.11). */
+#ifndef THAW_HOST_FUNCTION_PYTHON_BUILD_H
+#define THAW_HOST_FUNCTION_PYTHON_BUILD_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "host/util/error.h"
+
+/* Builds the Python function in src_dir into stage_dir: writes stage_dir/program (the
+ * interpreter) and stage_dir/files.cpio, and sets the manifest's "program", "args",
+ * "env" (defaults unless the function sets them) and "archive" to those files.
+ * Output of the tools goes to log_path. */
+int python_function_build(const char *src_dir, json_t *manifest, const char *stage_dir, const char *log_path,
+                          uint64_t timeout_ns, struct thaw_error *err);
+
+/* Packs a function's data files (and what its gen_data.py writes) into
+ * stage_dir/files.cpio under /app: what C functions with data files need. */
+int python_pack_app_archive(const char *src_dir, const char *stage_dir, const char *log_path,
+                            uint64_t timeout_ns, struct thaw_error *err);
+
+/* Calls add(ctx, path) for every host file outside the function whose change must
+ * rebuild a Python function (the tools, the runtime, the interpreter). */
+void python_build_inputs(void (*add)(void *ctx, const char *path), void *ctx);
+
+#endif

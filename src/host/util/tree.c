@@ -1,0 +1,124 @@
+#include "host/util/tree.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tree_mkdir_p(const char *path, struct thaw_error *err)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return thaw_fail(err, "path too long: %s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return thaw_fail_errno(err, "cannot create %s", buf);
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+        return thaw_fail_errno(err, "cannot create %s", buf);
+    return 0;
+}
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    int r = (type == FTW_DP) ? rmdir(path) : unlink(path);
+    return r < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int tree_remove(const char *path, struct thaw_error *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : thaw_fail_errno(err, "cannot remove %s", path);
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path) < 0 ? thaw_fail_errno(err, "cannot remove %s", path) : 0;
+    if (nftw(path, remove_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+        return thaw_fail_errno(err, "cannot remove %s", path);
+    return 0;
+}
+
+int tree_copy_file(const char *from, const char *to, int sync, struct thaw_error *err)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return thaw_fail_errno(err, "cannot open %s", from);
+    struct stat st;
+    if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(in);
+        return thaw_fail(err, "%s is not a regular file", from);
+    }
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (st.st_mode & 0111) ? 0755 : 0644);
+    if (out < 0) {
+        close(in);
+        return thaw_fail_errno(err, "cannot create %s", to);
+    }
+    int rc = 0;
+    off_t left = st.st_size;
+    while (left > 0) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = thaw_fail_errno(err, "cannot copy %s to %s", from, to);
+            break;
+        }
+        left -= n;
+    }
+    if (rc == 0 && sync && fsync(out) < 0)
+        rc = thaw_fail_errno(err, "cannot sync %s", to);
+    close(in);
+    if (close(out) < 0 && rc == 0)
+        rc = thaw_fail_errno(err, "cannot write %s", to);
+    if (rc < 0)
+        unlink(to);
+    return rc;
+}
+
+static uint64_t usage_alloc, usage_apparent;
+static int usage_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)path;
+    (void)ftw;
+    if (type == FTW_F) {
+        usage_alloc += (uint64_t)st->st_blocks * 512;
+        usage_apparent += (uint64_t)st->st_size;
+    }
+    return 0;
+}
+
+int tree_usage(const char *path, uint64_t *allocated, uint64_t *apparent)
+{
+    /* nftw has no context argument: serialise the two accumulators. */
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    usage_alloc = usage_apparent = 0;
+    int r = nftw(path, usage_one, 16, FTW_PHYS | FTW_MOUNT);
+    if (allocated)
+        *allocated = usage_alloc;
+    if (apparent)
+        *apparent = usage_apparent;
+    pthread_mutex_unlock(&lock);
+    return r < 0 ? -1 : 0;
+}
+
+int tree_sync_dir(const char *path, struct thaw_error *err)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return thaw_fail_errno(err, "cannot open %s", path);
+    int r = fsync(fd);
+    close(fd);
+    return r < 0 ? thaw_fail_errno(err, "cannot sync %s", path) : 0;
+}

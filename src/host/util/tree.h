@@ -1,0 +1,26 @@
+/* Directory trees: create, copy a file into, remove. Used by the function build and
+ * the daemon's state directory. */
+#ifndef THAW_HOST_TREE_H
+#define THAW_HOST_TREE_H
+
+#include <stdint.h>
+
+#include "host/util/error.h"
+
+/* mkdir -p with mode 0755 (existing directories are fine). */
+int tree_mkdir_p(const char *path, struct thaw_error *err);
+
+/* rm -rf that never follows symlinks and stays on path's own tree. Missing is fine. */
+int tree_remove(const char *path, struct thaw_error *err);
+
+/* Copies a regular file to a new file `to` (which must not exist), keeping the
+ * executable bit; fsyncs it when sync is set. */
+int tree_copy_file(const char *from, const char *to, int sync, struct thaw_error *err);
+
+/* Total bytes allocated on disk (st_blocks * 512) under path, and apparent size. */
+int tree_usage(const char *path, uint64_t *allocated, uint64_t *apparent);
+
+/* fsyncs a directory (after a rename into it). */
+int tree_sync_dir(const char *path, struct thaw_error *err);
+
+#endif

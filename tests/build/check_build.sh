@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# `thaw build`: a new C function and a new Python function, in directories no
+# Makefile knows, build into bundles that boot; an unchanged directory is not rebuilt,
+# a changed source is; a compile error is one clear line; a handler that prints and
+# is slow at import still builds. Prints "N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+THAW="$BUILD/thaw"
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+kvm=1
+[ -r /dev/kvm ] && [ -w /dev/kvm ] || { kvm=0; echo "*** SKIP booting built bundles (no usable /dev/kvm)"; }
+
+# A C function of the user's own.
+mkdir -p "$work/shout"
+cat > "$work/shout/function.json" <<'J'
+{"name": "shout", "runtime": "native", "memory_mib": 32}
+J
+cat > "$work/shout/main.c" <<'C'
+#include <ctype.h>
+#include "thaw_function.h"
+int main(void)
+{
+    static char req[4096];
+    int fd = thaw_open();
+    ssize_t n;
+    while ((n = thaw_next(fd, req, sizeof req)) > 0) {
+        for (ssize_t i = 0; i < n; i++)
+            req[i] = (char)toupper((unsigned char)req[i]);
+        thaw_respond(fd, req, (size_t)n);
+    }
+    return 0;
+}
+C
+out=$("$THAW" build "$work/shout" --out "$work/shout.b" 2>&1)
+if [ $? -eq 0 ] && [ -x "$work/shout.b/program" ] && grep -q '"program": "program"' "$work/shout.b/function.json"; then
+    pass "C function builds into a bundle"; else fail "C function builds into a bundle" "$out"; fi
+out=$("$THAW" build "$work/shout" --out "$work/shout.b" 2>&1)
+printf '%s' "$out" | grep -q 'up to date' && pass "unchanged sources: no rebuild" || fail "unchanged sources: no rebuild" "$out"
+if [ $kvm -eq 1 ]; then
+    got=$("$THAW" run "$work/shout.b" --payload 'abc' 2>/dev/null)
+    [ "$got" = "ABC" ] && pass "built C bundle boots and answers" || fail "built C bundle boots and answers" "$got"
+fi
+sed -i 's/toupper/tolower/' "$work/shout/main.c"
+out=$("$THAW" build "$work/shout" --out "$work/shout.b" 2>&1)
+printf '%s' "$out" | grep -q '^built' && pass "changed source: rebuilt" || fail "changed source: rebuilt" "$out"
+if [ $kvm -eq 1 ]; then
+    got=$("$THAW" run "$work/shout.b" --payload 'AbC' 2>/dev/null)
+    [ "$got" = "abc" ] && pass "rebuilt bundle runs the new code" || fail "rebuilt bundle runs the new code" "$got"
+fi
+echo 'int broken = ;' >> "$work/shout/main.c"
+out=$("$THAW" build "$work/shout" --out "$work/shout.b" 2>&1); rc=$?
+[ $rc -ne 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] && printf '%s' "$out" | grep -q 'main.c.*error' \
+    && pass "compile error: one line naming the error" || fail "compile error: one line naming the error" "$out"
+[ -x "$work/shout.b/program" ] && pass "failed build keeps the previous bundle" || fail "failed build keeps the previous bundle"
+
+# link: only -lNAME is accepted.
+mkdir -p "$work/evil" && cp "$work/shout/main.c" "$work/evil/" && sed -i '$d' "$work/evil/main.c"
+echo '{"name": "evil", "runtime": "native", "link": ["-Wl,--wrap=main"]}' > "$work/evil/function.json"
+out=$("$THAW" build "$work/evil" --out "$work/evil.b" 2>&1); rc=$?
+[ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'link\[0\]' && pass "link flags other than -lNAME refused" \
+    || fail "link flags other than -lNAME refused" "$out"
+
+# A Python function whose handler prints and sleeps at import time.
+mkdir -p "$work/greet/payloads"
+echo '{"name": "greet", "runtime": "python", "memory_mib": 128}' > "$work/greet/function.json"
+cat > "$work/greet/handler.py" <<'P'
+import time
+print("loading greet")
+time.sleep(1)
+
+def handle(event):
+    return {"hi": event.get("who", "nobody")}
+P
+echo '{"who": "ada"}' > "$work/greet/payloads/ada.json"
+out=$("$THAW" build "$work/greet" --out "$work/greet.b" 2>&1)
+[ $? -eq 0 ] && [ -s "$work/greet.b/files.cpio" ] && pass "Python function (prints, slow import) builds" \
+    || fail "Python function (prints, slow import) builds" "$out"
+if [ $kvm -eq 1 ]; then
+    got=$("$THAW" run "$work/greet.b" --payload '{"who": "ada"}' 2>/dev/null)
+    [ "$got" = '{"hi": "ada"}' ] && pass "built Python bundle answers" || fail "built Python bundle answers" "$got"
+fi
+out=$("$THAW" build "$work/nope" 2>&1); rc=$?
+[ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'nope' && pass "missing directory: clear error" || fail "missing directory: clear error" "$out"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
