@@ -13,5 +13,8 @@ int cmd_plot(int argc, char **argv);
 int cmd_trace_gen(int argc, char **argv);
 int cmd_keepalive_sim(int argc, char **argv);
 int cmd_build(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+/* deploy, invoke, ls, rm, stats, logs: the daemon's client (argv[0] says which). */
+int cmd_client(int argc, char **argv);
 
 #endif

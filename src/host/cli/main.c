@@ -14,6 +14,15 @@ static const struct {
     {"snapshot", cmd_snapshot, "boot a function and save a snapshot at its ready point"},
     {"restore", cmd_restore, "restore a function instance from a snapshot and invoke it"},
     {"analyze", cmd_analyze, "characterise the working sets of snapshot restores (the paper's analyses)"},
+#ifdef THAW_HAVE_SERVE /* see the Makefile: needs the lifecycle layer's implementation */
+    {"serve", cmd_serve, "run the daemon: deploy and invoke functions over HTTP"},
+#endif
+    {"deploy", cmd_client, "deploy a function directory to the daemon"},
+    {"invoke", cmd_client, "invoke a deployed function through the daemon"},
+    {"ls", cmd_client, "list the daemon's functions"},
+    {"rm", cmd_client, "remove a function from the daemon"},
+    {"stats", cmd_client, "a deployed function's configuration, sizes and instances"},
+    {"logs", cmd_client, "a deployed function's recent guest output"},
     {"pager", cmd_pager, "serve a VM's page faults from a snapshot (Firecracker's uffd handshake)"},
     {"load", cmd_load, "drive a running thaw serve: open loop, closed loop or trace replay; CSV and summary"},
     {"plot", cmd_plot, "draw figures from thaw load CSVs (gnuplot)"},

@@ -6,7 +6,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +22,6 @@
 #include "host/util/clock.h"
 #include "host/util/file.h"
 #include "host/util/tree.h"
-
-extern char **environ;
 
 /* Bump when the recipe changes, so every stamp goes stale. */
 #define BUILD_RECIPE "thaw-build-1"
@@ -85,30 +83,33 @@ int function_build_exec(char *const argv[], const char *cwd, const char *log_pat
     int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (logfd < 0)
         return thaw_fail_errno(err, "cannot open %s", log_path);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, logfd, 1);
-    posix_spawn_file_actions_adddup2(&fa, logfd, 2);
-    if (cwd)
-        posix_spawn_file_actions_addchdir_np(&fa, cwd);
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    /* Its own process group, so a timeout kills whatever the tool started too. */
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-    posix_spawnattr_setpgroup(&at, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&at, &none);
-    pid_t pid;
-    int r = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(logfd);
-    if (r != 0) {
-        errno = r;
+    /* fork+exec rather than posix_spawn: the child asks to die with its parent
+     * (PR_SET_PDEATHSIG), so a daemon killed mid-deploy leaves no build writing into
+     * a staging directory that the next start removes. */
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(logfd);
         return thaw_fail_errno(err, "cannot run %s", argv[0]);
     }
+    if (pid == 0) {
+        setpgid(0, 0); /* its own group, so a timeout kills what it started too */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+            _exit(127);
+        if (cwd && chdir(cwd) < 0)
+            _exit(127);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(argv[0], argv);
+        dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(logfd);
     uint64_t deadline = clock_now_ns() + timeout_ns;
     int status = 0;
     bool timed_out = false;
@@ -624,6 +625,10 @@ char *function_build_default_out(const char *src_dir, struct thaw_error *err)
 
 char *function_build_default(const char *src_dir, struct thaw_error *err)
 {
+    /* Already a bundle that `thaw build` made: use it as it is. */
+    char stamp[PATH_MAX];
+    if (pathf(stamp, sizeof stamp, "%s/.stamp", src_dir) == 0 && access(stamp, F_OK) == 0)
+        return strdup(src_dir);
     char *out = function_build_default_out(src_dir, err);
     if (out && function_build(src_dir, out, false, NULL, err) < 0) {
         free(out);

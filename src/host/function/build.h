@@ -45,7 +45,8 @@ int function_build(const char *src_dir, const char *out_dir, bool force, struct 
 char *function_build_default_out(const char *src_dir, struct thaw_error *err);
 
 /* Builds src_dir into its default place and returns that place (malloc'd): what
- * `thaw run` and `thaw snapshot` do before booting. */
+ * `thaw run` and `thaw snapshot` do before booting. A directory that already is a
+ * built bundle (it has .stamp) is returned as it is. */
 char *function_build_default(const char *src_dir, struct thaw_error *err);
 
 /* Runs argv (argv[0] looked up in PATH) with stdout and stderr appended to log_path,

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,4 +122,13 @@ int tree_sync_dir(const char *path, struct thaw_error *err)
     int r = fsync(fd);
     close(fd);
     return r < 0 ? thaw_fail_errno(err, "cannot sync %s", path) : 0;
+}
+
+int tree_path(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
 }

@@ -3,6 +3,7 @@
 #ifndef THAW_HOST_TREE_H
 #define THAW_HOST_TREE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "host/util/error.h"
@@ -19,6 +20,9 @@ int tree_copy_file(const char *from, const char *to, int sync, struct thaw_error
 
 /* Total bytes allocated on disk (st_blocks * 512) under path, and apparent size. */
 int tree_usage(const char *path, uint64_t *allocated, uint64_t *apparent);
+
+/* snprintf into a path buffer; -1 when the result does not fit (then buf is cut). */
+int tree_path(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* fsyncs a directory (after a rename into it). */
 int tree_sync_dir(const char *path, struct thaw_error *err);

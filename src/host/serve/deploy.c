@@ -1,0 +1,175 @@
+/* The deploy pipeline: unpack the upload, build it, boot it to its ready point,
+ * snapshot it there, commit the version, and switch the function over to it. Any
+ * failure before the commit leaves the function as it was (422 or 400). */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host/function/build.h"
+#include "host/sandbox/sandbox.h"
+#include "host/serve/serve_impl.h"
+#include "host/serve/store.h"
+#include "host/serve/upload.h"
+#include "host/util/clock.h"
+#include "host/util/tree.h"
+
+struct boot_log {
+    pthread_mutex_t lock;
+    char tail[1024];
+};
+
+static void boot_log_sink(void *ctx, const char *id, uint64_t inv, enum sandbox_stream stream, const char *line,
+                          size_t len)
+{
+    (void)id;
+    (void)inv;
+    (void)stream;
+    struct boot_log *l = ctx;
+    pthread_mutex_lock(&l->lock);
+    size_t have = strlen(l->tail);
+    if (len > sizeof l->tail / 2)
+        len = sizeof l->tail / 2;
+    if (have + len + 3 > sizeof l->tail) { /* keep the newest lines */
+        size_t drop = have + len + 3 - sizeof l->tail;
+        memmove(l->tail, l->tail + drop, have - drop + 1);
+        have -= drop;
+    }
+    if (have)
+        strcat(l->tail, " | ");
+    strncat(l->tail, line, len);
+    pthread_mutex_unlock(&l->lock);
+}
+
+static char *error_body(const char *fmt, const char *a, const char *b)
+{
+    char msg[1600];
+    snprintf(msg, sizeof msg, fmt, a, b ? b : "");
+    json_t *j = json_pack("{s:s}", "error", msg);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+int deploy_function(struct serve *s, const char *name, const void *tar, size_t len, json_t *params, char **body)
+{
+    struct thaw_error err = {{0}};
+    char stage[1200] = "", path[1300];
+    int status = 500;
+    struct sandbox *sb = NULL;
+    uint64_t t0 = clock_now_ns(), t_build = 0, t_boot = 0, t_snap = 0;
+    pthread_mutex_lock(&s->deploy_lock);
+    atomic_fetch_add(&s->deploys_running, 1);
+
+    struct function *old = registry_get(s, name);
+    struct fn_config cfg;
+    if (old) {
+        pthread_mutex_lock(&old->lock);
+        cfg = old->cfg;
+        pthread_mutex_unlock(&old->lock);
+    } else {
+        fn_config_default(&cfg);
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(params, key, val) {
+        if (fn_config_apply_text(&cfg, key, json_string_value(val), &err) < 0) {
+            status = 400;
+            *body = error_body("%s%s", err.msg, NULL);
+            goto out;
+        }
+    }
+    if (store_stage(s, name, stage, sizeof stage, &err) < 0) {
+        *body = error_body("%s%s", err.msg, NULL);
+        stage[0] = 0;
+        goto out;
+    }
+    tree_path(path, sizeof path, "%s/source", stage);
+    struct upload_limits lim = {
+        .max_bytes = s->opt.max_unpacked_bytes, .max_entries = 10000, .max_file_bytes = s->opt.max_unpacked_bytes};
+    if (tree_mkdir_p(path, &err) < 0 || upload_unpack_tar(tar, len, path, &lim, &err) < 0) {
+        status = 400;
+        *body = error_body("%s%s", err.msg, NULL);
+        goto out;
+    }
+    char manifest[1400];
+    tree_path(manifest, sizeof manifest, "%s/function.json", path);
+    if (access(manifest, R_OK) != 0) {
+        status = 400;
+        *body = error_body("the upload has no function.json at its top level%s%s", "", NULL);
+        goto out;
+    }
+    char bundle[1300], snap[1300];
+    tree_path(bundle, sizeof bundle, "%s/bundle", stage);
+    tree_path(snap, sizeof snap, "%s/snapshot", stage);
+    uint64_t t = clock_now_ns();
+    if (function_build(path, bundle, true, NULL, &err) < 0) {
+        status = 422;
+        *body = error_body("build failed: %s%s", err.msg, NULL);
+        goto out;
+    }
+    t_build = clock_now_ns() - t;
+    struct boot_log blog = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct sandbox_options opt = {.memory_mib = cfg.memory_mib, .worker = s->opt.worker,
+                                  .log = boot_log_sink, .log_ctx = &blog};
+    t = clock_now_ns();
+    if (sandbox_boot(&sb, bundle, &opt, &err) < 0) {
+        status = 422;
+        pthread_mutex_lock(&blog.lock);
+        *body = error_body("boot failed: %s%s", err.msg, blog.tail[0] ? blog.tail : NULL);
+        pthread_mutex_unlock(&blog.lock);
+        goto out;
+    }
+    t_boot = clock_now_ns() - t;
+    t = clock_now_ns();
+    if (sandbox_snapshot(sb, snap, &err) < 0) {
+        status = 422;
+        *body = error_body("snapshot failed: %s%s", err.msg, NULL);
+        goto out;
+    }
+    t_snap = clock_now_ns() - t;
+    sandbox_destroy(sb);
+    sb = NULL;
+    if (store_write_config(stage, &cfg, &err) < 0) {
+        *body = error_body("%s%s", err.msg, NULL);
+        goto out;
+    }
+    struct fn_version *v = store_commit(s, name, stage, &err);
+    if (!v) {
+        *body = error_body("%s%s", err.msg, NULL);
+        goto out;
+    }
+    stage[0] = 0; /* committed: it is v<N> now */
+    unsigned gen = v->gen;
+    if (old) {
+        pool_set_version(old, v, &cfg);
+        status = 200;
+    } else {
+        struct function *f = registry_add(s, name, &cfg, v, &err);
+        if (!f) {
+            version_put(v);
+            *body = error_body("%s%s", err.msg, NULL);
+            goto out;
+        }
+        function_put(f);
+        status = 201;
+    }
+    json_t *j = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:o}", "name", name, "version", (json_int_t)gen,
+                          "build_ms", (double)t_build / 1e6, "boot_ms", (double)t_boot / 1e6, "snapshot_ms",
+                          (double)t_snap / 1e6, "total_ms", (double)(clock_now_ns() - t0) / 1e6, "config",
+                          fn_config_to_json(&cfg));
+    *body = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+out:
+    sandbox_destroy(sb);
+    if (stage[0])
+        tree_remove(stage, NULL);
+    if (old)
+        fn_metrics_deploy(&old->metrics, status < 300);
+    function_put(old);
+    atomic_fetch_sub(&s->deploys_running, 1);
+    pthread_mutex_unlock(&s->deploy_lock);
+    return status;
+}

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# `thaw serve` against a real daemon on 127.0.0.1 (a free port, a temporary state
+# directory): deploy, cold then warm, restore modes, scale to zero, min instances,
+# concurrency, the queue and its timeout, a looping and a crashing guest, logs,
+# metrics, restart, kill -9 during a deploy, the token, no leaked process or fd.
+# Bad input has its own suite (check_serve_input.sh). Prints "N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+. tests/serve/lib.sh
+need_kvm "thaw serve"
+
+make_testfn "$WORK/spin"
+start_daemon "$WORK/state" --drain-timeout 3000 || { fail "daemon starts"; finish; exit 1; }
+check "healthz says ready" [ "$(http GET /healthz)" = 200 ]
+grep -q '"status":"ready"' "$WORK/body" || fail "healthz body" "$(body)"
+
+st=$(deploy spin "$WORK/spin")
+check "deploy answers 201 when ready" [ "$st" = 201 ]
+st=$(http GET /functions/spin)
+[ "$st" = 200 ] && [ "$(json_field snapshot_bytes)" -gt 0 ] && [ "$(json_field version)" = 1 ] \
+    && pass "GET /functions/spin: version and snapshot size" || fail "GET /functions/spin" "$st $(body)"
+
+# Cold, then warm on the same instance.
+st=$(http POST /invoke/spin -d '{"n": 1}')
+kind1=$(header X-Thaw-Start); id1=$(header X-Thaw-Instance)
+[ "$st" = 200 ] && [ "$(body)" = '{"n": 1}' ] && [ "$kind1" = cold-reap ] \
+    && pass "first invocation is cold-reap and answers" || fail "first invocation" "$st $kind1 $(body)"
+for h in X-Thaw-Queue-Us X-Thaw-Restore-Us X-Thaw-Prefetch-Us X-Thaw-Invoke-Us; do
+    [[ "$(header $h)" =~ ^[0-9]+$ ]] || fail "header $h is an integer" "$(header $h)"
+done
+[ "$(header X-Thaw-Restore-Us)" -gt 0 ] && pass "cold start reports its restore time" || fail "restore time" "$(header X-Thaw-Restore-Us)"
+st=$(http POST /invoke/spin -d '{"n": 2}')
+[ "$st" = 200 ] && [ "$(header X-Thaw-Start)" = warm ] && [ "$(header X-Thaw-Instance)" = "$id1" ] \
+    && [ "$(header X-Thaw-Restore-Us)" = 0 ] && pass "second invocation is warm on the same instance" \
+    || fail "second invocation warm" "$st $(header X-Thaw-Start) $(header X-Thaw-Instance)"
+
+# Scale to zero after the keep-alive; the next start prefetches the working set.
+st=$(http PATCH /functions/spin -d '{"keep_alive_ms": 200}')
+check "PATCH keep_alive_ms" [ "$st" = 200 ]
+sleep 1
+http GET /functions/spin >/dev/null
+[ "$(json_field instances.idle)" = 0 ] && pass "idle instance torn down after the keep-alive" || fail "scale to zero" "$(body)"
+st=$(http POST /invoke/spin -d '{"n": 3}')
+[ "$(header X-Thaw-Start)" = cold-reap ] && [ "$(header X-Thaw-Instance)" != "$id1" ] \
+    && pass "after scale to zero the next invocation is cold again" || fail "cold after zero" "$(header X-Thaw-Start)"
+[ "$(header X-Thaw-Prefetch-Us)" -gt 0 ] && pass "second REAP start prefetches the working set" \
+    || fail "REAP prefetch" "prefetch $(header X-Thaw-Prefetch-Us) us"
+
+# Every restore mode reports its own start kind.
+for mode in lazy copy boot; do
+    http PATCH /functions/spin -d "{\"restore\": \"$mode\"}" >/dev/null
+    sleep 0.6
+    st=$(http POST /invoke/spin -d '{"mode": 1}')
+    [ "$st" = 200 ] && [ "$(header X-Thaw-Start)" = "cold-$mode" ] && pass "restore $mode: cold-$mode" \
+        || fail "restore $mode" "$st $(header X-Thaw-Start) $(body)"
+done
+
+# Minimum instances stay warm with no traffic.
+http PATCH /functions/spin -d '{"restore": "reap", "min_instances": 2, "keep_alive_ms": 100}' >/dev/null
+sleep 1.5
+http GET /functions/spin >/dev/null
+[ "$(json_field instances.idle)" = 2 ] && pass "min_instances=2 keeps two warm" || fail "min instances" "$(body)"
+st=$(http POST /invoke/spin -d '{"n": 4}')
+[ "$(header X-Thaw-Start)" = warm ] && pass "a pre-warmed instance answers warm" || fail "pre-warmed" "$(header X-Thaw-Start)"
+http PATCH /functions/spin -d '{"min_instances": 0, "keep_alive_ms": 60000, "max_instances": 4}' >/dev/null
+
+# Concurrent requests get separate instances.
+pids=
+for i in 1 2 3; do
+    curl -s -D "$WORK/h$i" -o /dev/null "$URL/invoke/spin" -d '{"spin_ms": 400}' &
+    pids="$pids $!"
+done
+wait $pids
+ids=$(for i in 1 2 3; do sed -n 's/^X-Thaw-Instance: *//Ip' "$WORK/h$i" | tr -d '\r'; done | sort -u | wc -l)
+check "three concurrent invocations ran on three instances" [ "$ids" = 3 ]
+
+# The queue: one instance, one waiting slot, a short queue timeout.
+http PATCH /functions/spin -d '{"max_instances": 1, "min_instances": 0, "queue_max": 1, "queue_timeout_ms": 300}' >/dev/null
+sleep 0.3
+curl -s -o /dev/null -w '%{http_code}\n' "$URL/invoke/spin" -d '{"spin_ms": 1500}' >"$WORK/q1" &
+p1=$!
+sleep 0.2
+curl -s -o "$WORK/q2body" -w '%{http_code}\n' "$URL/invoke/spin" -d '{"n": 5}' >"$WORK/q2" &
+p2=$!
+sleep 0.05
+curl -s -o "$WORK/q3body" -w '%{http_code}\n' "$URL/invoke/spin" -d '{"n": 6}' >"$WORK/q3"
+wait $p1 $p2
+[ "$(cat "$WORK/q1")" = 200 ] && [ "$(cat "$WORK/q2")" = 503 ] && [ "$(cat "$WORK/q3")" = 429 ] \
+    && pass "queue: busy instance 200, waiting past the timeout 503, queue full 429" \
+    || fail "queue" "$(cat "$WORK/q1") $(cat "$WORK/q2") $(cat "$WORK/q3")"
+grep -q '"error"' "$WORK/q3body" && pass "429 carries a JSON error" || fail "429 body" "$(cat "$WORK/q3body")"
+
+# A looping guest costs only its own request (504) and instance; a crash is a 502.
+http PATCH /functions/spin -d '{"max_instances": 4, "queue_max": 64, "queue_timeout_ms": 10000, "timeout_ms": 700}' >/dev/null
+curl -s -o "$WORK/other" -w '%{http_code}' "$URL/invoke/spin" -d '{"spin_ms": 300, "x": 1}' >"$WORK/other_st" &
+p1=$!
+t0=$(date +%s%N)
+st=$(http POST /invoke/spin -d '{"loop": 1}' -m 8)
+t1=$(date +%s%N)
+wait $p1
+if [ "$st" = 000 ]; then
+    # The lifecycle layer did not stop the guest: invocation deadlines are issue 8's.
+    echo "*** SKIP looping guest: no answer within 8 s; the lifecycle layer has no invocation deadline yet"
+    stop_daemon KILL   # its vCPU thread would spin on; the restart below is tested anyway
+    start_daemon "$WORK/state" --drain-timeout 3000
+else
+    [ "$st" = 504 ] && [ $(( (t1 - t0) / 1000000 )) -lt 5000 ] && pass "looping guest: 504 after its timeout" \
+        || fail "looping guest" "$st after $(( (t1 - t0) / 1000000 )) ms: $(body)"
+    grep -q '"error"' "$WORK/body" || fail "504 carries a JSON error" "$(body)"
+fi
+[ "$(cat "$WORK/other_st")" = 200 ] && pass "a request beside the looping one is served" || fail "beside the loop" "$(cat "$WORK/other_st")"
+st=$(http POST /invoke/spin -d '{"crash": 1}')
+[ "$st" = 502 ] && grep -q 'guest' "$WORK/body" && pass "crashing guest: 502 with the reason" || fail "crash" "$st $(body)"
+st=$(http POST /invoke/spin -d '{"after": 1}')
+[ "$st" = 200 ] && pass "the function serves after a crash and a timeout" || fail "after crash" "$st $(body)"
+
+# Guest output goes to the logs, never into responses.
+st=$(http GET /functions/spin/logs)
+[ "$st" = 200 ] && grep -q 'request of' "$WORK/body" && pass "guest output reaches GET /functions/spin/logs" \
+    || fail "logs" "$st $(head -c 300 "$WORK/body")"
+
+# Metrics count what we did.
+http GET /metrics >/dev/null
+grep -q '^thaw_invocations_total{function="spin",start="[a-z-]*"} [1-9]' "$WORK/body" \
+    && grep -q '^thaw_invocation_errors_total{function="spin",status="502"} 1' "$WORK/body" \
+    && grep -q '^# TYPE thaw_invocation_phase_seconds histogram' "$WORK/body" \
+    && pass "/metrics: invocations, errors by status, phase histograms" || fail "/metrics" "$(grep spin "$WORK/body" | head -5)"
+
+# No leak: many invocations and scale-to-zero cycles leave the fd count flat.
+http PATCH /functions/spin -d '{"keep_alive_ms": 0}' >/dev/null
+sleep 0.3
+fd0=$(fd_count "$DAEMON_PID")
+for i in $(seq 15); do curl -s -o /dev/null "$URL/invoke/spin" -d '{"leak": 1}'; sleep 0.1; done
+sleep 0.5
+fd1=$(fd_count "$DAEMON_PID")
+[ "$fd1" -le "$fd0" ] && pass "15 cold starts and teardowns leak no descriptor ($fd0 -> $fd1)" || fail "fd leak" "$fd0 -> $fd1"
+check "no child processes left" [ "$(children "$DAEMON_PID")" = 0 ]
+
+# A failed build is a 422 and the previous version keeps serving.
+cp -r "$WORK/spin" "$WORK/broken" && echo 'int broken = ;' >>"$WORK/broken/main.c"
+st=$(deploy spin "$WORK/broken")
+[ "$st" = 422 ] && grep -q 'build failed' "$WORK/body" && pass "broken build: 422 with the compiler's message" || fail "broken build" "$st $(body)"
+st=$(http POST /invoke/spin -d '{"still": 1}')
+[ "$st" = 200 ] && [ "$(header X-Thaw-Instance | grep -c -- '-v1-')" = 1 ] && pass "the previous version keeps serving" \
+    || fail "previous version" "$st $(header X-Thaw-Instance)"
+# A redeploy replaces it.
+sed -i 's/request of/v2 request of/' "$WORK/spin/main.c"
+st=$(deploy spin "$WORK/spin")
+http POST /invoke/spin -d '{"v": 2}' >/dev/null
+[ "$st" = 200 ] && [ "$(header X-Thaw-Instance | grep -c -- '-v2-')" = 1 ] && pass "redeploy: version 2 serves" || fail "redeploy" "$st $(header X-Thaw-Instance)"
+check "version 1's directory is gone" [ ! -d "$WORK/state/functions/spin/v1" ]
+
+# Restart: functions, configuration and working sets survive.
+http PATCH /functions/spin -d '{"keep_alive_ms": 1234}' >/dev/null
+stop_daemon TERM; rc=$?
+check "SIGTERM: the daemon drains and exits 0" [ "$rc" = 0 ]
+start_daemon "$WORK/state"
+st=$(http GET /functions/spin)
+[ "$st" = 200 ] && [ "$(json_field config.keep_alive_ms)" = 1234 ] && [ "$(json_field version)" = 2 ] \
+    && pass "restart: function, version and config kept" || fail "restart" "$st $(body)"
+st=$(http POST /invoke/spin -d '{"r": 1}')
+[ "$st" = 200 ] && [ "$(header X-Thaw-Start)" = cold-reap ] && [ "$(header X-Thaw-Prefetch-Us)" -gt 0 ] \
+    && pass "restart: cold start prefetches the kept working set" || fail "restart invoke" "$st $(header X-Thaw-Start) $(header X-Thaw-Prefetch-Us)"
+
+# kill -9 during a deploy: no broken function, no leftovers, the next deploy works.
+cp -r functions/helloworld "$WORK/py"
+deploy py "$WORK/py" >/dev/null &
+dpid=$!
+sleep 0.7
+stop_daemon KILL
+wait $dpid 2>/dev/null
+start_daemon "$WORK/state"
+st=$(http GET /functions/py)
+left=$(find "$WORK/state/functions" -maxdepth 2 -name '.deploy-*' | wc -l)
+[ "$st" = 404 ] && [ "$left" = 0 ] && [ ! -e "$WORK/state/functions/py" ] \
+    && pass "kill -9 mid-deploy: no half function, no staging left" || fail "kill -9 mid-deploy" "$st, $left staging dirs"
+st=$(http POST /invoke/spin -d '{"k": 1}')
+check "kill -9 mid-deploy: other functions still serve" [ "$st" = 200 ]
+st=$(deploy py "$WORK/py")
+st2=$(http POST /invoke/py -d '{"name": "K"}')
+[ "$st" = 201 ] && [ "$st2" = 200 ] && grep -q 'Hello, K' "$WORK/body" && pass "the interrupted deploy succeeds when retried" \
+    || fail "retry deploy" "$st $st2 $(body)"
+
+# DELETE.
+st=$(http DELETE /functions/py)
+st2=$(http POST /invoke/py -d '{}')
+[ "$st" = 200 ] && [ "$st2" = 404 ] && [ ! -e "$WORK/state/functions/py" ] && pass "DELETE removes the function and its files" \
+    || fail "delete" "$st $st2"
+stop_daemon TERM
+
+# The token.
+head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$WORK/token"
+start_daemon "$WORK/state" --token-file "$WORK/token"
+tok=$(cat "$WORK/token")
+st=$(http PATCH /functions/spin -d '{"keep_alive_ms": 5}')
+st2=$(http PATCH /functions/spin -d '{"keep_alive_ms": 5}' -H "Authorization: Bearer wrong-token-wrong-token")
+st3=$(http PATCH /functions/spin -d '{"keep_alive_ms": 5}' -H "Authorization: Bearer $tok")
+[ "$st" = 401 ] && [ "$st2" = 401 ] && [ "$st3" = 200 ] && pass "token: management needs the bearer token" \
+    || fail "token management" "$st $st2 $st3"
+st=$(deploy spin "$WORK/spin"); st2=$(http DELETE /functions/spin)
+[ "$st" = 401 ] && [ "$st2" = 401 ] && pass "token: deploy and delete refused without it" || fail "token deploy/delete" "$st $st2"
+st=$(http POST /invoke/spin -d '{"t": 1}')
+check "token: invoke stays open by default" [ "$st" = 200 ]
+stop_daemon TERM
+start_daemon "$WORK/state" --token-file "$WORK/token" --token-for-invoke
+st=$(http POST /invoke/spin -d '{"t": 1}'); st2=$(http POST /invoke/spin -d '{"t": 1}' -H "Authorization: Bearer $tok")
+[ "$st" = 401 ] && [ "$st2" = 200 ] && pass "token: --token-for-invoke guards invoke" || fail "token invoke" "$st $st2"
+# The CLI client with the token.
+out=$(THAW_SERVER=$URL "$THAW" invoke spin '{"cli": 1}' --token-file "$WORK/token" 2>&1)
+[ "$out" = '{"cli": 1}' ] && pass "thaw invoke with --token-file" || fail "thaw invoke" "$out"
+out=$(THAW_SERVER=$URL "$THAW" invoke nosuch '{}' --token-file "$WORK/token" 2>&1); rc=$?
+[ $rc -ne 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && printf '%s' "$out" | grep -q '404: no function named nosuch' \
+    && pass "thaw invoke of an unknown function: one line, non-zero exit" || fail "thaw invoke unknown" "$rc $out"
+out=$(THAW_SERVER=$URL "$THAW" ls 2>&1)
+printf '%s' "$out" | grep -q '^spin ' && pass "thaw ls lists the function" || fail "thaw ls" "$out"
+stop_daemon TERM
+check "no thaw process left behind" [ -z "$(pgrep -f "$WORK/state")" ]
+finish

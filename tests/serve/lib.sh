@@ -1,0 +1,126 @@
+# Shared by the daemon's shell suites: start/stop a `thaw serve` on 127.0.0.1 with a
+# free port and a temporary state directory, HTTP helpers, pass/fail counting.
+# Sourced; expects BUILD and sets THAW, WORK, URL, DAEMON_PID.
+THAW="$BUILD/thaw"
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+check() { # name, then a command that must succeed
+    local name=$1; shift
+    if "$@"; then pass "$name"; else fail "$name"; fi
+}
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+WORK=$(mktemp -d)
+DAEMON_PID=
+cleanup() {
+    [ -n "$DAEMON_PID" ] && kill -9 "$DAEMON_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need_kvm() {
+    if ! "$THAW" serve --help >/dev/null 2>&1; then
+        echo "*** SKIP $1: this build has no thaw serve (the lifecycle layer's implementation is missing)"
+        echo "0 passed, 0 failed"
+        exit 0
+    fi
+    if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+        echo "*** SKIP $1: no usable /dev/kvm"
+        echo "0 passed, 0 failed"
+        exit 0
+    fi
+}
+
+# start_daemon STATE_DIR [serve options...]: waits for the ready file.
+start_daemon() {
+    local state=$1; shift
+    rm -f "$WORK/url"
+    "$THAW" serve --listen 127.0.0.1:0 --state-dir "$state" --ready-file "$WORK/url" "$@" \
+        >>"$WORK/daemon.log" 2>&1 &
+    DAEMON_PID=$!
+    for _ in $(seq 200); do
+        [ -s "$WORK/url" ] && break
+        kill -0 "$DAEMON_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    URL=$(cat "$WORK/url" 2>/dev/null)
+    [ -n "$URL" ] || { echo "daemon did not start:"; tail -5 "$WORK/daemon.log"; return 1; }
+}
+
+# stop_daemon [signal]: SIGTERM by default; returns the daemon's exit status.
+stop_daemon() {
+    local sig=${1:-TERM} rc
+    kill -"$sig" "$DAEMON_PID" 2>/dev/null
+    wait "$DAEMON_PID"; rc=$?
+    DAEMON_PID=
+    return $rc
+}
+
+# http METHOD PATH [curl args...]: prints the status code; body in $WORK/body,
+# headers in $WORK/headers.
+http() {
+    local method=$1 path=$2; shift 2
+    curl -s --path-as-is -X "$method" -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' "$@" "$URL$path"
+}
+header() { sed -n "s/^$1: *//Ip" "$WORK/headers" | tr -d '\r'; }
+body() { cat "$WORK/body"; }
+json_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); exec("for k in sys.argv[2].split(\".\"): d=d[k]"); print(d)' "$WORK/body" "$1"; }
+
+# deploy NAME DIR [query]: prints the status.
+deploy() {
+    tar -C "$2" -cf "$WORK/upload.tar" .
+    http PUT "/functions/$1${3:+?$3}" --data-binary @"$WORK/upload.tar" -H 'Content-Type: application/x-tar' "${@:4}"
+}
+
+# A C test function: echoes; {"spin_ms": N} busy-waits; {"loop": 1} never answers;
+# {"crash": 1} writes through NULL; prints one line per request.
+make_testfn() {
+    mkdir -p "$1"
+    echo "{\"name\": \"$(basename "$1")\", \"runtime\": \"native\", \"memory_mib\": 32}" >"$1/function.json"
+    cat >"$1/main.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "thaw_function.h"
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+int main(void)
+{
+    static char req[1 << 16];
+    char v[32];
+    int fd = thaw_open();
+    ssize_t n;
+    while ((n = thaw_next(fd, req, sizeof req)) > 0) {
+        printf("request of %zd bytes\n", n);
+        fflush(stdout);
+        if (thaw_json_string(req, "crash", v, sizeof v) == 0 || strstr(req, "\"crash\""))
+            *(volatile int *)0 = 1;
+        if (strstr(req, "\"loop\""))
+            for (;;) {
+            }
+        const char *ms = thaw_json_find(req, "spin_ms");
+        if (ms) {
+            double end = now_ms() + atoi(ms);
+            while (now_ms() < end) {
+            }
+        }
+        thaw_respond(fd, req, (size_t)n);
+    }
+    return 0;
+}
+C
+}
+
+fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+children() { pgrep -P "$1" | wc -l; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
