@@ -52,6 +52,8 @@ printf '%s' "$out" | grep -q '^built' && pass "changed source: rebuilt" || fail 
 if [ $kvm -eq 1 ]; then
     got=$("$THAW" run "$work/shout.b" --payload 'AbC' 2>/dev/null)
     [ "$got" = "abc" ] && pass "rebuilt bundle runs the new code" || fail "rebuilt bundle runs the new code" "$got"
+    got=$("$THAW" run "$work/shout" --payload 'XyZ' 2>/dev/null)
+    [ "$got" = "xyz" ] && pass "thaw run on the source directory builds it implicitly" || fail "implicit build" "$got"
 fi
 echo 'int broken = ;' >> "$work/shout/main.c"
 out=$("$THAW" build "$work/shout" --out "$work/shout.b" 2>&1); rc=$?

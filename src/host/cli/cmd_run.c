@@ -8,6 +8,7 @@
 
 #include "host/cli/cli.h"
 #include "host/cli/common.h"
+#include "host/function/build.h"
 
 static void run_usage(FILE *out)
 {
@@ -87,7 +88,15 @@ int cmd_run(int argc, char **argv)
     struct sandbox *sb;
     if (cli_handle_signals("run") < 0)
         goto out;
-    if (sandbox_boot(&sb, argv[optind], &opt, &err) < 0) {
+    /* Builds the directory first (or finds its bundle up to date): function/build.h. */
+    char *bundle = function_build_default(argv[optind], &err);
+    if (!bundle) {
+        fprintf(stderr, "thaw run: %s\n", err.msg);
+        goto out;
+    }
+    int booted = sandbox_boot(&sb, bundle, &opt, &err);
+    free(bundle);
+    if (booted < 0) {
         fprintf(stderr, "thaw run: %s\n", err.msg);
         goto out;
     }

@@ -7,6 +7,7 @@
 
 #include "host/cli/cli.h"
 #include "host/cli/common.h"
+#include "host/function/build.h"
 
 static void usage(FILE *out)
 {
@@ -72,7 +73,15 @@ int cmd_snapshot(int argc, char **argv)
     struct sandbox *sb;
     if (cli_handle_signals("snapshot") < 0)
         goto out;
-    if (sandbox_boot(&sb, argv[optind], &opt, &err) < 0) {
+    /* Builds the directory first (or finds its bundle up to date): function/build.h. */
+    char *bundle = function_build_default(argv[optind], &err);
+    if (!bundle) {
+        fprintf(stderr, "thaw snapshot: %s\n", err.msg);
+        goto out;
+    }
+    int booted = sandbox_boot(&sb, bundle, &opt, &err);
+    free(bundle);
+    if (booted < 0) {
         fprintf(stderr, "thaw snapshot: %s\n", err.msg);
         goto out;
     }
