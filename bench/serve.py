@@ -86,9 +86,10 @@ def main():
         vdir = os.path.join(work, "state", "functions", name)
         vdir = os.path.join(vdir, open(os.path.join(vdir, "current")).read().strip())
         snap, bundle = os.path.join(vdir, "snapshot"), os.path.join(vdir, "bundle")
-        # A copy of the snapshot for the CLI, so the two never share REAP files.
+        # A copy of the snapshot for the CLI, so the two never share REAP files (cp keeps
+        # the memory file sparse; a dense copy would make copy mode read every hole).
         cli_snap = os.path.join(work, "cli-snap")
-        shutil.copytree(snap, cli_snap)
+        subprocess.run(["cp", "-a", "--sparse=always", snap, cli_snap], check=True)
         for f in os.listdir(cli_snap):
             if f.startswith("ws."):
                 os.unlink(os.path.join(cli_snap, f))

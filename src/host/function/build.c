@@ -299,17 +299,18 @@ static int build_native(struct build_ctx *c)
             thaw_fail(c->err, "function.json: \"link\" must be an array like [\"-lpng16\", \"-lz\"]");
             goto fail;
         }
-        char *src_root = function_build_source_dir(), *sdk = NULL;
-        if (!src_root || asprintf(&sdk, "-I%s/sdk", src_root) < 0) {
+        char *src_root = function_build_source_dir(), *sdk = NULL, *abi = NULL;
+        if (!src_root || asprintf(&sdk, "-I%s/sdk", src_root) < 0 || asprintf(&abi, "-I%s/include", src_root) < 0) {
             free(src_root);
+            free(sdk);
             thaw_fail(c->err, "out of memory");
             goto fail;
         }
         free(src_root);
         const char *cc = (libc && !strcmp(libc, "musl")) ? "musl-gcc" : (getenv("CC") ? getenv("CC") : "cc");
         const char *argv[16 + MAX_SOURCES + 32] = {cc, "-std=c11", "-D_GNU_SOURCE", "-O2", "-g", "-Wall",
-                                                   "-Wextra", "-Werror", "-static", sdk, "-o", program};
-        size_t a = 12;
+                                                   "-Wextra", "-Werror", "-static", sdk, abi, "-o", program};
+        size_t a = 13;
         for (size_t i = 0; i < nsrc; i++)
             argv[a++] = sources[i];
         size_t i;
@@ -318,6 +319,7 @@ static int build_native(struct build_ctx *c)
             const char *s = json_string_value(l);
             if (!s || !link_arg_ok(s) || i >= 32) {
                 free(sdk);
+                free(abi);
                 thaw_fail(c->err, "function.json: link[%zu] must be a library like \"-lpng16\"", i);
                 goto fail;
             }
@@ -326,6 +328,7 @@ static int build_native(struct build_ctx *c)
         argv[a] = NULL;
         int r = function_build_exec((char *const *)argv, c->src, c->log, FUNCTION_BUILD_TIMEOUT_NS, c->err);
         free(sdk);
+        free(abi);
         if (r < 0)
             goto fail;
     } else if (prog && !strncmp(prog, "build:", 6) && relative_safe(prog + 6)) {
