@@ -18,7 +18,8 @@ static void serve_usage(FILE *out)
             "  --state-dir     where functions, snapshots and working sets live (default /var/lib/thaw)\n"
             "  --token-file    management (deploy, patch, delete) needs \"Authorization: Bearer <token>\"\n"
             "  --token-for-invoke  invoke and logs need the token too\n"
-            "  --worker        run every instance in a jailed worker process\n"
+            "  --worker        run every instance in a jailed worker process (the default)\n"
+            "  --in-process    run instances inside the daemon (no isolation; for debugging)\n"
             "  --ready-file    write the server's URL there once it listens\n");
 }
 
@@ -46,14 +47,14 @@ int cmd_serve(int argc, char **argv)
         {"listen", required_argument, 0, 'l'},       {"state-dir", required_argument, 0, 's'},
         {"token-file", required_argument, 0, 't'},   {"token-for-invoke", no_argument, 0, 'I'},
         {"max-body", required_argument, 0, 'b'},     {"max-upload", required_argument, 0, 'u'},
-        {"max-unpacked", required_argument, 0, 'U'}, {"worker", no_argument, 0, 'w'},
+        {"max-unpacked", required_argument, 0, 'U'}, {"worker", no_argument, 0, 'w'}, {"in-process", no_argument, 0, 'P'},
         {"ready-file", required_argument, 0, 'r'},   {"drain-timeout", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
     struct serve_options o;
     serve_options_default(&o);
     int c;
-    while ((c = getopt_long(argc, argv, "l:s:t:Ib:u:U:wr:d:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:s:t:Ib:u:U:wPr:d:h", opts, NULL)) != -1) {
         uint64_t *size = NULL;
         switch (c) {
         case 'l': o.listen = optarg; break;
@@ -64,6 +65,7 @@ int cmd_serve(int argc, char **argv)
         case 'u': size = &o.max_upload_bytes; break;
         case 'U': size = &o.max_unpacked_bytes; break;
         case 'w': o.worker = true; break;
+        case 'P': o.worker = false; break;
         case 'r': o.ready_file = optarg; break;
         case 'd': o.drain_timeout_ms = strtoull(optarg, NULL, 10); break;
         case 'h': serve_usage(stdout); return 0;

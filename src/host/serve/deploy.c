@@ -112,7 +112,9 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
     }
     t_build = clock_now_ns() - t;
     struct boot_log blog = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    struct sandbox_options opt = {.memory_mib = cfg.memory_mib, .worker = s->opt.worker,
+    /* The deploy boot is snapshotted, and a jailed worker has nowhere to write a
+     * snapshot yet: it runs in-process. Invocations use workers (pool.c). */
+    struct sandbox_options opt = {.memory_mib = cfg.memory_mib, .worker = false,
                                   .log = boot_log_sink, .log_ctx = &blog};
     t = clock_now_ns();
     if (sandbox_boot(&sb, bundle, &opt, &err) < 0) {

@@ -28,6 +28,7 @@ void serve_options_default(struct serve_options *o)
     o->max_upload_bytes = 256u << 20;
     o->max_unpacked_bytes = 1024u << 20;
     o->drain_timeout_ms = 30000;
+    o->worker = true; /* every instance in its own jailed worker process */
 }
 
 static int load_token(struct serve *s, struct thaw_error *err)
