@@ -165,6 +165,9 @@ st=$(http POST /invoke/spin -d '{"r": 1}')
 
 # kill -9 during a deploy: no broken function, no leftovers, the next deploy works.
 cp -r functions/helloworld "$WORK/py"
+# A handler slow at import keeps the deploy (its build and boot) busy for seconds, so
+# the kill below always lands in the middle of it, however fast the machine is.
+printf 'import time\ntime.sleep(3)\n' | cat - functions/helloworld/handler.py > "$WORK/py/handler.py"
 deploy py "$WORK/py" >/dev/null &
 dpid=$!
 sleep 0.7

@@ -141,6 +141,96 @@ static int worker_failed(struct sandbox *sb, struct worker_client *w, struct tha
     return sandbox_set_failure(sb, SANDBOX_FAIL_WORKER);
 }
 
+/* Forks the worker (jail_fork: fresh namespaces) and execs it with child_sock as fd 3. */
+static pid_t fork_worker(const char *exe, int child_sock, struct thaw_error *err)
+{
+    char *const argv[] = {"thaw", "worker", "--fd", "3", NULL};
+    pid_t pid = jail_fork(err);
+    if (pid == 0) {
+        /* Only async-signal-safe calls until execve. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        setsid(); /* the terminal's ^C goes to the caller, which stops us */
+        if (dup2(child_sock, 3) < 0 || fcntl(3, F_SETFD, 0) < 0)
+            _exit(127);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+            _exit(127);
+        execve(exe, argv, environ);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* The parent-death signal follows the THREAD that forked, not the process: a worker
+ * forked from a short-lived thread (one of thaw serve's connection threads) would be
+ * killed when that thread ends. So workers are forked from the main thread or, when the
+ * caller is another thread, from one spawner thread that lives as long as the process.
+ * This is the layer's only process-wide state, and it exists for that reason alone. */
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t lock;     /* one spawn at a time */
+    pthread_cond_t cond;
+    bool started, pending, done;
+    const char *exe;
+    int child_sock;
+    pid_t pid;
+    struct thaw_error err;
+} spawner = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void *spawner_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&spawner.lock);
+    for (;;) {
+        while (!spawner.pending)
+            pthread_cond_wait(&spawner.cond, &spawner.lock);
+        spawner.pid = fork_worker(spawner.exe, spawner.child_sock, &spawner.err);
+        spawner.pending = false;
+        spawner.done = true;
+        pthread_cond_broadcast(&spawner.cond);
+    }
+    return NULL;
+}
+
+static void spawner_start(void)
+{
+    pthread_t t;
+    sigset_t all, old;
+    sigfillset(&all); /* the spawner takes no signals: kicks and SIGINT go elsewhere */
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    spawner.started = pthread_create(&t, NULL, spawner_main, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (spawner.started)
+        pthread_detach(t);
+}
+
+static pid_t fork_worker_from_stable_thread(const char *exe, int child_sock, struct thaw_error *err)
+{
+    if (gettid() == getpid())
+        return fork_worker(exe, child_sock, err);
+    pthread_once(&spawner.once, spawner_start);
+    if (!spawner.started) {
+        thaw_fail(err, "cannot start the worker spawner thread");
+        return -1;
+    }
+    pthread_mutex_lock(&spawner.lock);
+    while (spawner.pending || spawner.done)
+        pthread_cond_wait(&spawner.cond, &spawner.lock);
+    spawner.exe = exe;
+    spawner.child_sock = child_sock;
+    spawner.pending = true;
+    pthread_cond_broadcast(&spawner.cond);
+    while (!spawner.done)
+        pthread_cond_wait(&spawner.cond, &spawner.lock);
+    pid_t pid = spawner.pid;
+    if (pid < 0 && err)
+        *err = spawner.err;
+    spawner.done = false;
+    pthread_cond_broadcast(&spawner.cond);
+    pthread_mutex_unlock(&spawner.lock);
+    return pid;
+}
+
 static int spawn(struct worker_client *w, struct thaw_error *err)
 {
     int sv[2];
@@ -163,25 +253,11 @@ static int spawn(struct worker_client *w, struct thaw_error *err)
     } else {
         snprintf(exe, sizeof exe, "/proc/self/exe");
     }
-    char *const argv[] = {"thaw", "worker", "--fd", "3", NULL};
-    pid_t pid = jail_fork(err);
+    pid_t pid = fork_worker_from_stable_thread(exe, sv[1], err);
     if (pid < 0) {
         close(sv[0]);
         close(sv[1]);
         return thaw_fail(err, "cannot start a worker process (needs root): %.400s", err->msg);
-    }
-    if (pid == 0) {
-        /* Only async-signal-safe calls until execve. The parent-death signal follows
-         * the thread that forked: workers are started from long-lived threads. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        setsid(); /* the terminal's ^C goes to the caller, which stops us */
-        if (dup2(sv[1], 3) < 0 || fcntl(3, F_SETFD, 0) < 0)
-            _exit(127);
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
-            _exit(127);
-        execve(exe, argv, environ);
-        _exit(127);
     }
     close(sv[1]);
     w->pid = pid;
