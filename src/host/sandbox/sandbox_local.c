@@ -55,25 +55,28 @@ static uint64_t faults_now(void)
     return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
 }
 
-/* Resident set of the mapping that starts at addr, from /proc/self/smaps. */
-static uint64_t mapping_rss_kb(const void *addr)
+/* Resident guest memory: the Rss of every mapping inside [addr, addr + len), from
+ * /proc/self/smaps. Guest memory can be several mappings (userfaultfd registers only
+ * the snapshot's data extents, splitting the area), so all of them count. */
+static uint64_t mapping_rss_kb(const void *addr, uint64_t len)
 {
     FILE *f = fopen("/proc/self/smaps", "r");
     if (!f)
         return 0;
-    char line[512], want[32];
-    snprintf(want, sizeof want, "%lx-", (unsigned long)(uintptr_t)addr);
-    long rss = 0;
-    int in = 0;
+    uint64_t lo = (uint64_t)(uintptr_t)addr, hi = lo + len, total = 0;
+    char line[512];
+    bool in = false;
     while (fgets(line, sizeof line, f)) {
+        unsigned long start, end;
+        long kb;
         char *dash = strchr(line, '-'), *sp = strchr(line, ' ');
-        if (dash && sp && dash < sp && ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')))
-            in = strncmp(line, want, strlen(want)) == 0;
-        else if (in && sscanf(line, "Rss: %ld kB", &rss) == 1)
-            break;
+        if (dash && sp && dash < sp && sscanf(line, "%lx-%lx ", &start, &end) == 2)
+            in = start >= lo && end <= hi;
+        else if (in && sscanf(line, "Rss: %ld kB", &kb) == 1 && kb > 0)
+            total += (uint64_t)kb;
     }
     fclose(f);
-    return rss > 0 ? (uint64_t)rss : 0;
+    return total;
 }
 
 static void console_to_log(void *ctx, unsigned stream, const uint8_t *data, size_t len)
@@ -161,7 +164,7 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     st->exit_status = l->inst->exit_status;
     st->memory_bytes = l->inst->mem_size;
     st->host_page_faults = faults_now() - l->faults_at_start;
-    st->rss_kb = l->inst->mem ? mapping_rss_kb(l->inst->mem) : 0;
+    st->rss_kb = l->inst->mem ? mapping_rss_kb(l->inst->mem, l->inst->mem_size) : 0;
     st->save_ns = l->save_ns;
     st->snapshot_allocated_bytes = l->snapshot_allocated;
     if (!l->is_restore)
