@@ -95,3 +95,65 @@ char *thaw_build_dir(void)
     exe[n] = 0;
     return strdup(dirname(exe));
 }
+
+int copy_file_sparse(const char *src, const char *dst, struct thaw_error *err)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return thaw_fail_errno(err, "cannot open %s", src);
+    struct stat st;
+    if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(in);
+        return thaw_fail(err, "%s is not a regular file", src);
+    }
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (out < 0) {
+        close(in);
+        return thaw_fail_errno(err, "cannot create %s", dst);
+    }
+    const size_t cap = 1u << 20;
+    char *buf = malloc(cap);
+    int rc = buf ? 0 : thaw_fail(err, "out of memory");
+    off_t pos = 0;
+    while (rc == 0 && pos < st.st_size) {
+        off_t data = lseek(in, pos, SEEK_DATA);
+        if (data < 0)
+            break; /* only a hole is left */
+        off_t hole = lseek(in, data, SEEK_HOLE);
+        if (hole < 0) {
+            rc = thaw_fail_errno(err, "seeking in %s", src);
+            break;
+        }
+        for (off_t o = data; o < hole && rc == 0;) {
+            size_t want = (size_t)(hole - o) < cap ? (size_t)(hole - o) : cap;
+            ssize_t r = pread(in, buf, want, o);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                rc = thaw_fail_errno(err, "reading %s", src);
+                break;
+            }
+            for (ssize_t done = 0; done < r;) {
+                ssize_t w = pwrite(out, buf + done, (size_t)(r - done), o + done);
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0) {
+                    rc = thaw_fail_errno(err, "writing %s", dst);
+                    break;
+                }
+                done += w;
+            }
+            o += r;
+        }
+        pos = hole;
+    }
+    if (rc == 0 && (ftruncate(out, st.st_size) < 0 || fsync(out) < 0))
+        rc = thaw_fail_errno(err, "finishing %s", dst);
+    free(buf);
+    close(in);
+    if (close(out) < 0 && rc == 0)
+        rc = thaw_fail_errno(err, "closing %s", dst);
+    if (rc < 0)
+        unlink(dst);
+    return rc;
+}

@@ -25,4 +25,8 @@ int read_file_at(int dirfd, const char *path, uint64_t resolve, size_t max, uint
  * unless THAW_BUILD_DIR says otherwise. Returns a malloc'd string. */
 char *thaw_build_dir(void);
 
+/* Copies a regular file, keeping its holes (SEEK_DATA/SEEK_HOLE) and fsyncing the copy
+ * so that it can be dropped from the page cache afterwards. Mode 0600; fails if dst exists. */
+int copy_file_sparse(const char *src, const char *dst, struct thaw_error *err);
+
 #endif
