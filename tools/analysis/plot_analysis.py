@@ -25,12 +25,13 @@ REGIONS = ["kernel", "program text", "program data", "file archive", "heap/anony
 COLOURS = {"kernel": "#7f7f7f", "program text": "#1f77b4", "program data": "#aec7e8",
            "file archive": "#2ca02c", "heap/anonymous": "#ff7f0e", "stack": "#d62728"}
 MIB = 1048576.0
+FORMATS = ["png", "svg"]
 
 
 def save(fig, outdir, name):
     fig.tight_layout()
     paths = []
-    for ext in ("png", "svg"):
+    for ext in FORMATS:
         p = os.path.join(outdir, "%s.%s" % (name, ext))
         fig.savefig(p, dpi=110)
         paths.append(p)
@@ -195,7 +196,9 @@ def main():
     ap.add_argument("-o", "--outdir", default=".")
     ap.add_argument("--suite", action="store_true")
     ap.add_argument("--coldstart", help="docs/benchmarks.md (its cold-start table)")
+    ap.add_argument("--formats", default="png,svg", help="comma-separated: png, svg")
     a = ap.parse_args()
+    FORMATS[:] = [f for f in a.formats.split(",") if f]
     os.makedirs(a.outdir, exist_ok=True)
     analyses = []
     for p in a.json:
