@@ -234,19 +234,36 @@ static bool exists(const char *dir, const char *name)
     return snapdir_path(path, sizeof path, dir, name) == 0 && access(path, F_OK) == 0;
 }
 
+/* A fresh copy of a snapshot without anything REAP recorded (ws.*, *.ws), so the
+ * restore of the copy records; every other file (state, memory, and whatever else
+ * the snapshot layer keeps) is copied, sparse. */
+static bool recorded_file(const char *name)
+{
+    size_t n = strlen(name);
+    return !strncmp(name, "ws.", 3) || (n > 3 && !strcmp(name + n - 3, ".ws")) || name[0] == '.';
+}
+
 static int copy_snapshot(const char *from, const char *to, struct thaw_error *err)
 {
     if (mkdir(to, 0700) < 0)
         return thaw_fail_errno(err, "cannot create %s", to);
-    const char *names[] = {SNAPDIR_STATE, SNAPDIR_MEMORY};
-    for (size_t i = 0; i < 2; i++) {
+    DIR *d = opendir(from);
+    if (!d)
+        return thaw_fail_errno(err, "cannot list %s", from);
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
         char a[4096], b[4096];
-        if (snapdir_path(a, sizeof a, from, names[i]) < 0 || snapdir_path(b, sizeof b, to, names[i]) < 0)
-            return thaw_fail(err, "path too long");
-        if (copy_file_sparse(a, b, err) < 0)
-            return -1;
+        struct stat st;
+        if (recorded_file(e->d_name))
+            continue;
+        if (snapdir_path(a, sizeof a, from, e->d_name) < 0 || snapdir_path(b, sizeof b, to, e->d_name) < 0)
+            rc = thaw_fail(err, "path too long");
+        else if (lstat(a, &st) == 0 && S_ISREG(st.st_mode))
+            rc = copy_file_sparse(a, b, err);
     }
-    return 0;
+    closedir(d);
+    return rc;
 }
 
 /* Boots the function: a snapshot at its ready point into base, then a second boot whose
