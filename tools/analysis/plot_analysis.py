@@ -170,7 +170,7 @@ def plot_suite(analyses, outdir, coldstart):
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names) + 2), 4))
     stacked_regions(ax, names, regions, page)
     ax.tick_params(axis="x", rotation=45)
-    ax.set_title("working set per function (median input)")
+    ax.set_title("working set per function, median input (paper: restored footprints of 8-99 MB)")
     out += save(fig, outdir, "suite_working_set")
     if coldstart and os.path.exists(coldstart):
         rows = coldstart_rows(coldstart)
