@@ -194,7 +194,7 @@ def write_doc(path, figdir, rows, failures, runtimes_note, cmd):
       "is 2 MiB-aligned with `MADV_HUGEPAGE`, so much of it is resident in whole huge pages, and it is larger "
       "than the snapshot's memory file (the 4 KiB pages the guest wrote) for %d of %d functions. A restored "
       "instance is resident in the 4 KiB pages userfaultfd installs plus the anonymous memory it allocates "
-      "afresh. The reduction, %s%%, is in the paper's range of 61-96%% although the absolute sizes are far "
+      "afresh. The reduction, %s%%, is close to the paper's 61-96%% although the absolute sizes are far "
       "smaller." % (len(above), len(booted), rng(red)))
     w("- **The working set is a smaller share of the restored footprint than in the paper** (median %.0f%%). "
       "REAP records only pages that hold data in the snapshot. Pages that were holes (never written before "
