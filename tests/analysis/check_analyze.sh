@@ -115,9 +115,10 @@ assert [p["name"] for p in a["payloads"]] == names, a["payloads"]
 assert a["booted"]["rss_kb"] > 0 and a["memory_file_allocated"] > 0
 for i, p in enumerate(a["payloads"]):
     ws = open(os.path.join(sys.argv[2], "input-%02d" % (i + 1), "ws.pages"), "rb").read()
-    magic, _, _, _, count = struct.unpack_from("<8sIIQQ", ws)
-    assert magic == b"THAWWSET"
-    recorded = set(struct.unpack_from("<%dQ" % count, ws, 4096))
+    magic, major, _, _, _, count, index_off = struct.unpack_from("<8sHHIQQQ", ws)
+    assert magic == b"THAWWSET" and major == 2, (magic, major)
+    # ws.pages 2.x index: count x {u64 guest address, u64 page checksum} (snapshot-format.md)
+    recorded = set(struct.unpack_from("<%dQ" % (2 * count), ws, index_off)[0::2])
     touched = {gpa for _, gpa in p["timeline"]["points"]}
     assert touched == recorded and p["working_set"]["pages"] == count, (p["name"], len(touched), count)
     assert sum(p["working_set"]["by_region"].values()) == count
