@@ -1382,11 +1382,22 @@ static void test_mmap_file(void **state)
     assert_true(n > 0);
     assert_true(all_bytes((void *)(uintptr_t)n, 0, PAGE));
     /* Failures release what they took. */
+    int fd2_early = open_ok(AT_FDCWD, "/data/big.bin", O_RDONLY);
     uint64_t free0 = free_bytes();
     assert_int_equal(sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, 99, 0), -EBADF);
     int dir = open_ok(AT_FDCWD, "/data", O_RDONLY);
-    assert_int_equal(sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, dir, 0), -EACCES);
-    assert_int_equal(sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, 1, 0), -EACCES);
+    /* As Linux: directories and the console cannot be mapped at all (ENODEV); a
+     * read-only file cannot be mapped shared and writable (EACCES). */
+    assert_int_equal(sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, dir, 0), -ENODEV);
+    assert_int_equal(sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, 1, 0), -ENODEV);
+    assert_int_equal(sys_mmap(0, PAGE, RW, MAP_SHARED, fd2_early, 0), -EACCES);
+    assert_int_equal(sys_mmap(0, PAGE, PROT_READ, 0 /* neither shared nor private */, fd2_early, 0), -EINVAL);
+    assert_int_equal(sys_mmap(0, PAGE, PROT_READ | 0x80, MAP_PRIVATE, fd2_early, 0), -EINVAL);
+    int64_t sh = sys_mmap(0, PAGE, PROT_READ, MAP_SHARED, fd2_early, PAGE);
+    assert_true(sh > 0);
+    assert_memory_equal((void *)(uintptr_t)sh, big_data + PAGE, PAGE);
+    assert_int_equal(sys_munmap((uint64_t)sh, PAGE), 0);
+    sys_close(fd2_early);
     assert_int_equal(free_bytes(), free0);
     int fd2 = open_ok(AT_FDCWD, "/data/big.bin", O_RDONLY);
     assert_int_equal(sys_mmap(0, PAGE, PROT_READ, MAP_PRIVATE, fd2, 1), -EINVAL);
@@ -1399,6 +1410,28 @@ static void test_mmap_file(void **state)
     assert_int_equal(fs_map_file(fd2, dst, 8, 0), 0);
     assert_memory_equal(dst, big_data, 8);
     assert_true(all_bytes(dst + 8, 0x5c, 56));
+}
+
+/* mprotect changes nothing but answers as Linux does: mapped ranges succeed, holes are
+ * ENOMEM, misaligned addresses and unknown flags EINVAL. */
+static void test_mprotect_honest(void **state)
+{
+    (void)state;
+    int64_t p = sys_mmap(0, 4 * PAGE, RW, ANON, -1, 0);
+    assert_true(p > 0);
+    assert_int_equal(sys_mprotect((uint64_t)p, 4 * PAGE, PROT_READ), 0);
+    assert_int_equal(sys_mprotect((uint64_t)p + PAGE, 1, PROT_READ | PROT_EXEC), 0);
+    assert_int_equal(sys_mprotect((uint64_t)p, 0, PROT_READ), 0);
+    assert_int_equal(sys_mprotect((uint64_t)p + 1, PAGE, PROT_READ), -EINVAL);
+    assert_int_equal(sys_mprotect((uint64_t)p, PAGE, 0x40), -EINVAL);
+    assert_int_equal(sys_munmap((uint64_t)p + 2 * PAGE, PAGE), 0);
+    assert_int_equal(sys_mprotect((uint64_t)p, 4 * PAGE, PROT_READ), -ENOMEM); /* a hole inside */
+    assert_int_equal(sys_mprotect((uint64_t)p, 2 * PAGE, PROT_NONE), 0);
+    assert_int_equal(sys_mprotect(MEM_END, PAGE, PROT_READ), -ENOMEM);        /* past memory */
+    assert_int_equal(sys_mprotect(PAGE, PAGE, PROT_READ), -ENOMEM);          /* NULL page region */
+    assert_int_equal(sys_mprotect(~0ull & ~(PAGE - 1), 2 * PAGE, PROT_READ), -EINVAL); /* wraps */
+    /* Below the allocator: the program image the monitor loaded counts as mapped. */
+    assert_int_equal(sys_mprotect(SCRATCH_BASE, PAGE, PROT_READ), 0);
 }
 
 static void test_mmap_exhaustion(void **state)
@@ -1544,6 +1577,7 @@ int main(int argc, char **argv)
         T(test_mremap),
         T(test_mmap_file),
         T(test_mmap_exhaustion),
+        T(test_mprotect_honest),
         T(test_alloc_pages_and_madvise),
     };
     if (build_archive() != 0)

@@ -347,15 +347,38 @@ static void test_reject_too_many_phdrs(void **state)
     free_img(&im);
 }
 
-static void test_reject_interp(void **state)
+static void test_interp_accepted_and_checked(void **state)
 {
     (void)state;
+    static const char path[] = "/lib64/ld-linux-x86-64.so.2";
     for (int t = 0; t < 2; t++) {
+        uint64_t base = t ? 0 : 0x400000;
         struct img im = make_img(t ? ET_DYN : ET_EXEC);
-        Elf64_Phdr ph = {.p_type = PT_INTERP, .p_flags = PF_R, .p_offset = 0x100,
-                         .p_vaddr = 0x100, .p_filesz = 28, .p_memsz = 28};
+        Elf64_Phdr ph = {.p_type = PT_INTERP, .p_flags = PF_R, .p_offset = 0x1080,
+                         .p_vaddr = base + 0x1080, .p_filesz = sizeof path, .p_memsz = sizeof path};
+        memcpy(im.bytes + 0x1080, path, sizeof path);
         set_ph(&im, 3, &ph);
-        expect_reject(&im, "dynamically linked");
+        struct elf_image out;
+        char err[256];
+        assert_int_equal(load(&im, GUEST_SIZE, GUEST_SIZE, PIE_BASE, &out, err, sizeof err), 0);
+        assert_int_equal(out.interp_gpa, (t ? PIE_BASE : 0) + base + 0x1080);
+        assert_memory_equal(guest + out.interp_gpa, path, sizeof path);
+
+        im.bytes[0x1080 + sizeof path - 1] = 'x'; /* not NUL-terminated */
+        expect_reject(&im, "NUL-terminated");
+        im.bytes[0x1080 + sizeof path - 1] = 0;
+        im.bytes[0x1080] = 'l'; /* relative */
+        expect_reject(&im, "absolute");
+        im.bytes[0x1080] = '/';
+        memcpy(im.bytes + 0x1180, path, sizeof path);
+        ph.p_offset = 0x1180; /* outside every segment's file range */
+        ph.p_vaddr = base + 0x1180;
+        set_ph(&im, 3, &ph);
+        expect_reject(&im, "inside a loaded segment");
+        ph.p_offset = 0x2f00;
+        ph.p_filesz = 0x200; /* beyond the file */
+        set_ph(&im, 3, &ph);
+        expect_reject(&im, "beyond the file");
         free_img(&im);
     }
 }
@@ -604,7 +627,7 @@ int main(void)
         cmocka_unit_test(test_reject_header),
         cmocka_unit_test(test_reject_phdrs_beyond_file),
         cmocka_unit_test(test_reject_too_many_phdrs),
-        cmocka_unit_test(test_reject_interp),
+        cmocka_unit_test(test_interp_accepted_and_checked),
         cmocka_unit_test(test_reject_no_load),
         cmocka_unit_test(test_reject_segment_file_range),
         cmocka_unit_test(test_reject_segment_addresses),

@@ -723,6 +723,22 @@ int64_t sys_ioctl(int fd, uint64_t req, uint64_t arg)
     return -ENOTTY;
 }
 
+int64_t fs_map_check(int fd, uint64_t prot, bool shared, uint64_t off, uint64_t len)
+{
+    (void)off, (void)len;
+    struct file *f = fs_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->type != FT_REGULAR && f->type != FT_NULL && f->type != FT_URANDOM)
+        return -ENODEV;
+    if ((f->flags & O_ACCMODE) == O_WRONLY)
+        return -EACCES;
+    /* Files are read-only: a shared writable mapping could never write back. */
+    if (shared && (prot & PROT_WRITE) && f->type == FT_REGULAR)
+        return -EACCES;
+    return 0;
+}
+
 int64_t fs_map_file(int fd, void *dst, uint64_t len, uint64_t off)
 {
     struct file *f = fs_file(fd);

@@ -1,6 +1,7 @@
 /* Guest kernel start-up: check the boot info, set up memory, time, entropy and the
  * file system, build the program's initial stack (argv, envp, auxv) and jump to it. */
 #include "kernel.h"
+#include "exec.h"
 
 #define STACK_SIZE THAW_STACK_SIZE
 
@@ -23,6 +24,8 @@ void kernel_main(struct thaw_boot_info *bi)
     random_init();
     mm_init(bi->free_base, bi->mem_size, STACK_SIZE);
     fs_init(bi->archive_size ? (const uint8_t *)(uintptr_t)bi->archive_base : 0, bi->archive_size);
+    struct exec_interp interp = {0};
+    bool dynamic = exec_load_interp(bi, &interp);
 
     /* The initial stack, top down: strings, AT_RANDOM bytes, then (16-byte aligned)
      * argc, argv[], NULL, envp[], NULL, auxv pairs, as the SysV ABI lays it out. */
@@ -45,7 +48,7 @@ void kernel_main(struct thaw_boot_info *bi)
 
     uint64_t auxv[][2] = {
         {AT_PHDR, bi->prog_phdr},   {AT_PHENT, bi->prog_phent}, {AT_PHNUM, bi->prog_phnum},
-        {AT_PAGESZ, THAW_PAGE_SIZE}, {AT_BASE, 0},               {AT_FLAGS, 0},
+        {AT_PAGESZ, THAW_PAGE_SIZE}, {AT_BASE, interp.base},               {AT_FLAGS, 0},
         {AT_ENTRY, bi->prog_entry}, {AT_UID, 0},                {AT_EUID, 0},
         {AT_GID, 0},                {AT_EGID, 0},               {AT_SECURE, 0},
         {AT_CLKTCK, 100},           {AT_RANDOM, at_random},     {AT_PLATFORM, at_platform},
@@ -63,5 +66,5 @@ void kernel_main(struct thaw_boot_info *bi)
         *w++ = str_addr[bi->argc + i];
     *w++ = 0;
     memcpy(w, auxv, sizeof auxv);
-    enter_program(bi->prog_entry, sp);
+    enter_program(dynamic ? interp.entry : bi->prog_entry, sp);
 }

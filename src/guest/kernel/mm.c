@@ -5,8 +5,12 @@
  * Fresh guest memory reads as zero and pages the guest never touches stay holes in a
  * snapshot, so the allocator never pre-touches memory. A second bitmap remembers pages
  * that were ever handed out: only those are zeroed when they are handed out again.
- * Protections are not enforced (mprotect succeeds): the VM is the isolation boundary. */
+ * Protections are checked but not enforced: mprotect fails as Linux does on unmapped
+ * or misaligned ranges and bad flags, and otherwise changes nothing (one address space
+ * with no page tables of its own; the VM is the isolation boundary). File mappings
+ * are private copies of the file's pages (fs.c decides what may be mapped). */
 #include "kernel.h"
+#include "syscalls.h"
 
 #define PAGE THAW_PAGE_SIZE
 
@@ -152,13 +156,18 @@ int64_t sys_brk(uint64_t want)
     return (int64_t)brk_cur;
 }
 
-int64_t fs_map_file(int fd, void *dst, uint64_t len, uint64_t off); /* fs.c */
-
 int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off)
 {
-    (void)prot;
-    if (len == 0 || len > (end_page - first_page) * PAGE || (off % PAGE))
+    uint64_t type = flags & (MAP_SHARED | MAP_PRIVATE);
+    if (len == 0 || len > (end_page - first_page) * PAGE || (off % PAGE) || type == 0 ||
+        (prot & ~(uint64_t)(PROT_READ | PROT_WRITE | PROT_EXEC)))
         return -EINVAL;
+    if (!(flags & MAP_ANONYMOUS)) {
+        /* MAP_SHARED_VALIDATE (3) is shared too: no flag it validates is supported. */
+        int64_t r = fs_map_check((int)fd, prot, type != MAP_PRIVATE, off, len);
+        if (r < 0)
+            return r;
+    }
     uint64_t count = ALIGN_UP(len, PAGE) / PAGE;
     void *p;
     if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
@@ -189,6 +198,28 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
         }
     }
     return (int64_t)(uintptr_t)p;
+}
+
+bool mm_range_mapped(uint64_t addr, uint64_t len)
+{
+    uint64_t first = addr / PAGE, count = ALIGN_UP(len, PAGE) / PAGE;
+    if (addr < THAW_KERNEL_MAX_END || first + count > end_page || first + count < first)
+        return false;
+    for (uint64_t p = first; p < first + count; p++)
+        if (p >= first_page && !test_bit(used_map, p))
+            return false; /* below first_page: the program image, loaded by the monitor */
+    return true;
+}
+
+int64_t sys_mprotect(uint64_t addr, uint64_t len, uint64_t prot)
+{
+    enum { PROT_GROWSDOWN = 0x01000000, PROT_GROWSUP = 0x02000000 };
+    if ((addr % PAGE) || (prot & ~(uint64_t)(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP)) ||
+        addr + len < addr)
+        return -EINVAL;
+    if (len == 0)
+        return 0;
+    return mm_range_mapped(addr, len) ? 0 : -ENOMEM;
 }
 
 int64_t sys_munmap(uint64_t addr, uint64_t len)

@@ -265,7 +265,7 @@ static int64_t syscall_do(struct syscall_frame *f)
     case SYS_mmap: return sys_mmap(a, b, c, d, (int64_t)e, g);
     case SYS_munmap: return sys_munmap(a, b);
     case SYS_mremap: return sys_mremap(a, b, c, d, e);
-    case SYS_mprotect: return (a % THAW_PAGE_SIZE) ? -EINVAL : 0;
+    case SYS_mprotect: return sys_mprotect(a, b, c);
     case SYS_madvise: return sys_madvise(a, b, c);
     case SYS_clock_gettime: return sys_clock_gettime(a, P(b));
     case SYS_clock_getres: {

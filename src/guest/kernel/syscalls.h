@@ -6,6 +6,8 @@
 int64_t sys_brk(uint64_t want);
 int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off);
 int64_t sys_munmap(uint64_t addr, uint64_t len);
+int64_t sys_mprotect(uint64_t addr, uint64_t len, uint64_t prot);
+bool mm_range_mapped(uint64_t addr, uint64_t len); /* every page allocated or in the program image */
 int64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags, uint64_t new_addr);
 int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice);
 void mm_stats(uint64_t *total, uint64_t *free_bytes);
@@ -29,4 +31,8 @@ int64_t sys_chdir(const char *path);
 int64_t sys_dup3(int oldfd, int newfd, uint64_t flags, bool any_slot);
 int64_t sys_fcntl(int fd, int cmd, uint64_t arg);
 int64_t sys_ioctl(int fd, uint64_t req, uint64_t arg);
+/* File mappings (fs.c): may fd be mapped so (0 or -errno), then fill [dst, dst+len)
+ * with the file's bytes from off (zeros past its end). */
+int64_t fs_map_check(int fd, uint64_t prot, bool shared, uint64_t off, uint64_t len);
+int64_t fs_map_file(int fd, void *dst, uint64_t len, uint64_t off);
 #endif

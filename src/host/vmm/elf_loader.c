@@ -72,11 +72,35 @@ int elf_load(const uint8_t *file, size_t file_size, uint8_t *guest, uint64_t gue
     Elf64_Phdr ph[ELF_LOADER_MAX_PHNUM];
     memcpy(ph, file + eh.e_phoff, (size_t)ph_size);
 
-    /* Report dynamic linking first: it is the likely mistake and the clearest message. */
-    for (unsigned i = 0; i < eh.e_phnum; i++)
-        if (ph[i].p_type == PT_INTERP)
-            return fail(err, err_len,
-                        "ELF: dynamically linked (has PT_INTERP); build with -static");
+    /* A dynamically linked program names its interpreter (PT_INTERP): the guest kernel
+     * loads it from the function's files and reads the path from the loaded image, so
+     * the path must be a NUL-terminated absolute path inside a loaded segment. */
+    uint64_t interp_vaddr = 0;
+    unsigned ninterp = 0;
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        const Elf64_Phdr *p = &ph[i];
+        if (p->p_type != PT_INTERP)
+            continue;
+        if (++ninterp > 1)
+            return fail(err, err_len, "ELF: more than one PT_INTERP");
+        if (p->p_filesz < 2 || p->p_filesz > ELF_LOADER_MAX_INTERP || p->p_offset > file_size ||
+            p->p_filesz > file_size - p->p_offset)
+            return fail(err, err_len, "ELF: PT_INTERP is empty, longer than %u bytes or beyond the file",
+                        ELF_LOADER_MAX_INTERP);
+        const uint8_t *path = file + p->p_offset;
+        if (path[0] != '/' || path[p->p_filesz - 1] != 0 || memchr(path, 0, p->p_filesz) != path + p->p_filesz - 1)
+            return fail(err, err_len, "ELF: PT_INTERP is not one NUL-terminated absolute path");
+        bool loaded = false;
+        for (unsigned j = 0; j < eh.e_phnum; j++)
+            if (ph[j].p_type == PT_LOAD && p->p_offset >= ph[j].p_offset &&
+                p->p_offset - ph[j].p_offset <= ph[j].p_filesz &&
+                p->p_filesz <= ph[j].p_filesz - (p->p_offset - ph[j].p_offset) &&
+                p->p_vaddr - ph[j].p_vaddr == p->p_offset - ph[j].p_offset)
+                loaded = true;
+        if (!loaded)
+            return fail(err, err_len, "ELF: PT_INTERP does not lie inside a loaded segment");
+        interp_vaddr = p->p_vaddr;
+    }
 
     struct seg segs[ELF_LOADER_MAX_PHNUM];
     unsigned nsegs = 0;
@@ -169,6 +193,7 @@ int elf_load(const uint8_t *file, size_t file_size, uint8_t *guest, uint64_t gue
 
     *out = (struct elf_image){
         .entry = entry,
+        .interp_gpa = ninterp ? interp_vaddr + bias : 0,
         .load_bias = bias,
         .phdr_gpa = phdr_gpa,
         .phnum = eh.e_phnum,

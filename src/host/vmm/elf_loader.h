@@ -1,5 +1,6 @@
-/* Loads a static x86-64 ELF executable (ET_EXEC, or a static-pie ET_DYN without
- * PT_INTERP) into guest memory. The file is hostile: every header field is
+/* Loads an x86-64 ELF executable (ET_EXEC or ET_DYN) into guest memory. A dynamically
+ * linked one keeps its PT_INTERP: the guest kernel loads that interpreter from the
+ * function's files (src/guest/kernel/exec.c); here it is only validated. The file is hostile: every header field is
  * validated, all arithmetic is overflow-checked, and guest memory is only written
  * once the whole file has been accepted. Static-pie relocations are not applied
  * here: such binaries relocate themselves at startup. */
@@ -10,9 +11,11 @@
 #include <stdint.h>
 
 #define ELF_LOADER_MAX_PHNUM 64u
+#define ELF_LOADER_MAX_INTERP 256u /* PT_INTERP bytes, NUL included */
 
 struct elf_image {
     uint64_t entry;     /* after relocation by load_bias */
+    uint64_t interp_gpa; /* guest address of the PT_INTERP path, 0 for static programs */
     uint64_t load_bias; /* 0 for ET_EXEC */
     uint64_t phdr_gpa;  /* guest address of the program headers: PT_PHDR's vaddr, else the
                            address of e_phoff inside the PT_LOAD segment whose file range
