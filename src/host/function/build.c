@@ -279,6 +279,16 @@ static int list_c_sources(const char *dir, char ***out, size_t *n, struct thaw_e
     return rc;
 }
 
+/* True if thaw's own build made build_dir/functions/<rel> (a "build:" path). */
+static bool build_artifact_exists(const char *rel)
+{
+    char *build = thaw_build_dir(), *p = NULL;
+    bool ok = build && asprintf(&p, "%s/functions/%s", build, rel) >= 0 && access(p, R_OK) == 0;
+    free(build);
+    free(p);
+    return ok;
+}
+
 static int build_native(struct build_ctx *c)
 {
     char **sources = NULL;
@@ -288,7 +298,11 @@ static int build_native(struct build_ctx *c)
     if (list_c_sources(c->src, &sources, &nsrc, c->err) < 0)
         goto fail;
     const char *prog = json_string_value(json_object_get(c->manifest, "program"));
-    if (nsrc > 0) {
+    /* A program that thaw's own Makefile builds ("build:X", e.g. a dynamic program with its
+     * shared libraries) is taken from there when it exists: its recipe is not "compile every
+     * *.c into one program", so recompiling the sources here would make something else. */
+    bool from_build = prog && !strncmp(prog, "build:", 6) && relative_safe(prog + 6) && build_artifact_exists(prog + 6);
+    if (nsrc > 0 && !from_build) {
         const char *libc = json_string_value(json_object_get(c->manifest, "libc"));
         if (libc && strcmp(libc, "glibc") && strcmp(libc, "musl")) {
             thaw_fail(c->err, "function.json: \"libc\" must be \"glibc\" or \"musl\"");
@@ -358,7 +372,22 @@ static int build_native(struct build_ctx *c)
     char gen[PATH_MAX];
     pathf(gen, sizeof gen, "%s/gen_data.py", c->src);
     const char *archive = json_string_value(json_object_get(c->manifest, "archive"));
-    if (access(gen, F_OK) == 0 || (archive && !strncmp(archive, "build:", 6))) {
+    if (access(gen, F_OK) != 0 && archive && !strncmp(archive, "build:", 6) && relative_safe(archive + 6) &&
+        build_artifact_exists(archive + 6)) {
+        /* Made by thaw's Makefile (mk/dynamic.mk: the program's libraries): copy it. */
+        char *build = thaw_build_dir(), *from = NULL, to[PATH_MAX];
+        pathf(to, sizeof to, "%s/files.cpio", c->stage);
+        int r = build && asprintf(&from, "%s/functions/%s", build, archive + 6) >= 0 ? 0 : -1;
+        if (r == 0)
+            r = tree_copy_file(from, to, 0, c->err);
+        else
+            thaw_fail(c->err, "out of memory");
+        free(build);
+        free(from);
+        if (r < 0)
+            goto fail;
+        json_object_set_new(c->manifest, "archive", json_string("files.cpio"));
+    } else if (access(gen, F_OK) == 0 || (archive && !strncmp(archive, "build:", 6))) {
         if (python_pack_app_archive(c->src, c->stage, c->log, FUNCTION_BUILD_TIMEOUT_NS, c->err) < 0)
             goto fail;
         json_object_set_new(c->manifest, "archive", json_string("files.cpio"));
