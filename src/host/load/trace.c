@@ -50,6 +50,21 @@ static int csv_next(struct csv_reader *r, struct thaw_error *err)
     return 1;
 }
 
+/* The next data row: blank lines (e.g. at the end) are skipped, and a row must have
+ * exactly want fields. Returns 1 with a row, 0 at the end, -1 with err. */
+static int csv_next_row(struct csv_reader *r, size_t want, struct thaw_error *err)
+{
+    int rc;
+    while ((rc = csv_next(r, err)) == 1) {
+        if (r->nfields == 1 && r->fields[0][0] == 0)
+            continue;
+        if (r->nfields != want)
+            return thaw_fail(err, "%s:%lu: %zu fields, expected %zu", r->path, r->line, r->nfields, want);
+        return 1;
+    }
+    return rc;
+}
+
 static int csv_open(struct csv_reader *r, const char *path, struct thaw_error *err)
 {
     memset(r, 0, sizeof *r);
@@ -208,13 +223,7 @@ static int read_invocations(struct load_trace *t, const char *path, struct thaw_
         }
     }
     size_t cap = 0;
-    while ((rc = csv_next(&r, err)) == 1) {
-        if (r.nfields == 1 && r.fields[0][0] == 0)
-            continue; /* a blank line (e.g. at the end) */
-        if (r.nfields != 4 + t->minutes) {
-            thaw_fail(err, "%s:%lu: %zu fields, expected %u", path, r.line, r.nfields, 4 + t->minutes);
-            goto fail;
-        }
+    while ((rc = csv_next_row(&r, 4 + (size_t)t->minutes, err)) == 1) {
         if (t->count == cap) {
             if (cap >= MAX_TRACE_FUNCTIONS) {
                 thaw_fail(err, "%s:%lu: more than %u functions", path, r.line, MAX_TRACE_FUNCTIONS);
@@ -288,13 +297,7 @@ static int read_durations(struct load_trace *t, const struct index *ix, const ch
     int rc = expect_header(&r, names, n, err);
     if (rc < 0)
         goto fail;
-    while ((rc = csv_next(&r, err)) == 1) {
-        if (r.nfields == 1 && r.fields[0][0] == 0)
-            continue;
-        if (r.nfields != n) {
-            thaw_fail(err, "%s:%lu: %zu fields, expected %zu", path, r.line, r.nfields, n);
-            goto fail;
-        }
+    while ((rc = csv_next_row(&r, n, err)) == 1) {
         struct load_trace_function key;
         struct duration_row d = {0};
         if (copy_name(&r, 0, key.owner, sizeof key.owner, err) < 0 ||
@@ -342,13 +345,7 @@ static int read_memory(struct load_trace *t, const struct index *ix, const char 
     int rc = expect_header(&r, names, n, err);
     if (rc < 0)
         goto fail;
-    while ((rc = csv_next(&r, err)) == 1) {
-        if (r.nfields == 1 && r.fields[0][0] == 0)
-            continue;
-        if (r.nfields != n) {
-            thaw_fail(err, "%s:%lu: %zu fields, expected %zu", path, r.line, r.nfields, n);
-            goto fail;
-        }
+    while ((rc = csv_next_row(&r, n, err)) == 1) {
         struct load_trace_function key;
         struct memory_row m;
         if (copy_name(&r, 0, key.owner, sizeof key.owner, err) < 0 ||

@@ -151,6 +151,22 @@ static void destroy_instance(struct function *f, struct instance *in)
     free(in);
 }
 
+/* Empties the idle list (f->lock held), wakes waiters, unlocks, then destroys what
+ * was idle outside the lock (teardown waits on worker processes). */
+static void drop_idle_and_unlock(struct function *f)
+{
+    struct instance *idle = f->idle;
+    f->idle = NULL;
+    f->n_idle = 0;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    while (idle) {
+        struct instance *n = idle->next;
+        destroy_instance(f, idle);
+        idle = n;
+    }
+}
+
 void registry_remove(struct serve *s, struct function *f)
 {
     pthread_mutex_lock(&s->reg_lock);
@@ -162,16 +178,7 @@ void registry_remove(struct serve *s, struct function *f)
     pthread_mutex_unlock(&s->reg_lock);
     pthread_mutex_lock(&f->lock);
     f->deleted = true;
-    struct instance *idle = f->idle;
-    f->idle = NULL;
-    f->n_idle = 0;
-    pthread_cond_broadcast(&f->cond);
-    pthread_mutex_unlock(&f->lock);
-    while (idle) {
-        struct instance *n = idle->next;
-        destroy_instance(f, idle);
-        idle = n;
-    }
+    drop_idle_and_unlock(f);
     function_put(f); /* the table's reference */
 }
 
@@ -410,16 +417,7 @@ void pool_set_version(struct function *f, struct fn_version *v, const struct fn_
     f->cfg = *cfg;
     if (f->ka.ops)
         f->ka.ops->set_keep_alive(f->ka.state, cfg->keep_alive_ms * 1000000ull);
-    struct instance *idle = f->idle;
-    f->idle = NULL;
-    f->n_idle = 0;
-    pthread_cond_broadcast(&f->cond);
-    pthread_mutex_unlock(&f->lock);
-    while (idle) {
-        struct instance *n = idle->next;
-        destroy_instance(f, idle);
-        idle = n;
-    }
+    drop_idle_and_unlock(f);
     if (old) {
         old->retired = true;
         version_put(old);
