@@ -54,6 +54,35 @@ static void test_pool_hands_out_and_refills(void **state)
     vm_pool_destroy(&pool);
 }
 
+/* The filler makes the missing VMs in a thread of its own; a take waits for it, and once
+ * the filler has nothing left to make it is joined: no thread survives the take. */
+static void test_filler_makes_the_vm_in_the_background(void **state)
+{
+    (void)state;
+    if (!kvm_available())
+        skip();
+    struct vm_pool pool;
+    struct thaw_error err = {{0}};
+    vm_pool_init_empty(&pool, 1);
+    assert_int_equal(pool.count, 0);
+    assert_int_equal(vm_pool_fill_async(&pool, &err), 0);
+    struct vm a, b;
+    assert_int_equal(vm_pool_take(&pool, &a, &err), 0);
+    assert_int_equal(pool.created_by_filler, 1);
+    assert_int_equal(pool.created_on_demand, 0);
+    assert_int_equal(pool.filler, VM_POOL_IDLE);
+    assert_true(a.vm_fd >= 0 && a.nvcpus == 1);
+    /* A full pool starts no filler; an empty one with no filler makes the VM on the spot. */
+    assert_int_equal(vm_pool_take(&pool, &b, &err), 0);
+    assert_int_equal(pool.created_on_demand, 1);
+    assert_int_equal(vm_pool_refill(&pool, &err), 0);
+    assert_int_equal(vm_pool_fill_async(&pool, &err), 0);
+    assert_int_equal(pool.filler, VM_POOL_IDLE);
+    vm_destroy(&a);
+    vm_destroy(&b);
+    vm_pool_destroy(&pool);
+}
+
 static void test_pooled_restores_answer_in_every_mode(void **state)
 {
     (void)state;
@@ -104,6 +133,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_hands_out_and_refills),
+        cmocka_unit_test(test_filler_makes_the_vm_in_the_background),
         cmocka_unit_test(test_pooled_restores_answer_in_every_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

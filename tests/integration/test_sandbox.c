@@ -207,6 +207,57 @@ static void test_invocation_deadline(void **state)
     sandbox_destroy(sb);
 }
 
+/* POSIX timers of this process (/proc/self/timers has one "ID:" line each). */
+static int count_timers(void)
+{
+    FILE *f = fopen("/proc/self/timers", "r");
+    assert_non_null(f);
+    char line[256];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += !strncmp(line, "ID:", 3);
+    fclose(f);
+    return n;
+}
+
+struct timer_probe {
+    struct sandbox *sb;
+    int before, between, calls_ok;
+};
+
+static void *invoke_in_thread(void *arg)
+{
+    struct timer_probe *p = arg;
+    p->before = count_timers();
+    for (int i = 0; i < 3; i++) {
+        uint8_t *resp;
+        size_t len;
+        struct thaw_error err;
+        if (sandbox_invoke(p->sb, "{\"name\": \"t\"}", 13, &resp, &len, &err) == 0) {
+            p->calls_ok++;
+            free(resp);
+        }
+    }
+    p->between = count_timers();
+    return NULL;
+}
+
+/* The deadline timer is made once per thread, kept between invocations, and deleted when
+ * the thread ends (not one timer_create per invocation, nor one left per thread). */
+static void test_deadline_timer_once_per_thread(void **state)
+{
+    (void)state;
+    struct sandbox *sb = boot_ok("functions/hello", NULL);
+    struct timer_probe p = {.sb = sb};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, invoke_in_thread, &p), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(p.calls_ok, 3);
+    assert_int_equal(p.between, p.before + 1);
+    assert_int_equal(count_timers(), p.before);
+    sandbox_destroy(sb);
+}
+
 /* The same for a restored instance (the vCPU is restored, not booted). */
 static void test_invocation_deadline_after_restore(void **state)
 {
@@ -458,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_and_restore_every_mode),
         cmocka_unit_test(test_invocation_deadline),
         cmocka_unit_test(test_invocation_deadline_after_restore),
+        cmocka_unit_test(test_deadline_timer_once_per_thread),
         cmocka_unit_test(test_boot_deadline),
         cmocka_unit_test(test_function_json_timeout),
         cmocka_unit_test(test_guest_output_lines),

@@ -18,6 +18,7 @@
 #include "host/util/file.h"
 #include "host/util/snapdir.h"
 #include "host/vmm/instance.h"
+#include "host/vmm/vm_pool.h"
 
 struct local {
     struct instance *inst;        /* &booted or &restored.inst */
@@ -46,6 +47,19 @@ struct local {
 };
 
 static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err);
+
+/* The process's VM pool: every restore starts its filler, so the restore's VM is made in
+ * another thread while the state file is read and the memory set up (about 1-2 ms of
+ * KVM_CREATE_VM, CPUID and KVM_CREATE_VCPU off the critical path); it takes the VM
+ * before it returns, and a process that restores once has no filler left running (a
+ * worker jails itself right after). */
+static struct vm_pool restore_pool;
+static pthread_once_t restore_pool_once = PTHREAD_ONCE_INIT;
+
+static void restore_pool_init(void)
+{
+    vm_pool_init_empty(&restore_pool, 1);
+}
 static void release(struct local *l);
 
 static uint64_t faults_now(void)
@@ -359,7 +373,10 @@ int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_m
         reap_policy_begin(&l->reap, snap_dir);
         pmode = l->reap.pmode;
     }
-    if (snapshot_restore(&l->restored, snap_dir, mode, pmode, opt->pager_socket, -1, err) < 0) {
+    pthread_once(&restore_pool_once, restore_pool_init);
+    const char *pool_env = getenv("THAW_VM_POOL"); /* 0: make the VM in line (to compare) */
+    struct vm_pool *pool = pool_env && !strcmp(pool_env, "0") ? NULL : &restore_pool;
+    if (snapshot_restore_pooled(&l->restored, snap_dir, mode, pmode, opt->pager_socket, -1, pool, err) < 0) {
         reap_policy_end(&l->reap);
         free(l->snap_dir);
         free(l);

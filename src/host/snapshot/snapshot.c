@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -333,6 +334,11 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     inst->vm.kvm_fd = inst->vm.vm_fd = -1;
     r->mem.file_fd = r->mem.uffd = r->mem.pager_fd = -1;
     uint64_t t0 = clock_now_ns();
+    /* A pool that is empty makes its VM in a thread of its own while the state is read
+     * and the memory set up (a failure here only means the VM is made on the spot). */
+    struct thaw_error ferr;
+    if (pool)
+        (void)vm_pool_fill_async(pool, &ferr);
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_STATE, dir);
     uint8_t *buf = NULL;
@@ -393,14 +399,10 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
         goto fail;
     }
     uint8_t rnd[sizeof bi->random];
-    FILE *ur = fopen("/dev/urandom", "rb");
-    if (!ur || fread(rnd, 1, sizeof rnd, ur) != sizeof rnd) {
-        if (ur)
-            fclose(ur);
-        thaw_fail_errno(err, "cannot read /dev/urandom");
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        thaw_fail_errno(err, "getrandom for the guest's new entropy");
         goto fail;
     }
-    fclose(ur);
     memcpy(bi->random, rnd, sizeof rnd);
     bi->generation = s->monitor.generation + 1;
     /* Re-validate the pending invocation exactly as if the guest had just made it. */

@@ -14,6 +14,26 @@ static atomic_int stop_requested;
 static atomic_int registry[VCPU_KICK_SLOTS]; /* kernel thread ids, 0 = free */
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static int handler_errno;
+/* The deadline timer is made once per thread and re-armed per run: timer_create and
+ * timer_delete on every invocation were on the warm path. The key's destructor deletes
+ * it when the thread ends (thaw serve runs invocations in short-lived threads). */
+static pthread_key_t timer_key;
+static _Thread_local timer_t thread_timer;
+static _Thread_local bool thread_has_timer;
+
+static void delete_thread_timer(void *unused)
+{
+    (void)unused;
+    if (thread_has_timer)
+        timer_delete(thread_timer);
+    thread_has_timer = false;
+}
+
+/* A child of fork() has no timers: the forking thread's must be made again. */
+static void forget_timer_in_child(void)
+{
+    thread_has_timer = false;
+}
 
 static void on_kick(int sig)
 {
@@ -32,6 +52,27 @@ static void install_handler(void)
     sa.sa_flags = SA_RESTART; /* other syscalls of a kicked thread simply go on */
     if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0)
         handler_errno = errno;
+    else if ((errno = pthread_key_create(&timer_key, delete_thread_timer)) != 0 ||
+             (errno = pthread_atfork(NULL, NULL, forget_timer_in_child)) != 0)
+        handler_errno = errno;
+}
+
+/* This thread's deadline timer, made on first use. */
+static int thread_timer_get(int tid, timer_t *out, struct thaw_error *err)
+{
+    if (!thread_has_timer) {
+        struct sigevent sev;
+        memset(&sev, 0, sizeof sev);
+        sev.sigev_notify = SIGEV_THREAD_ID;
+        sev.sigev_signo = VCPU_KICK_SIGNAL;
+        sev._sigev_un._tid = tid;
+        if (timer_create(CLOCK_MONOTONIC, &sev, &thread_timer) < 0)
+            return thaw_fail_errno(err, "timer_create for the vCPU deadline");
+        thread_has_timer = true;
+        (void)pthread_setspecific(timer_key, &thread_timer); /* non-NULL: the destructor runs */
+    }
+    *out = thread_timer;
+    return 0;
 }
 
 int vcpu_run_begin(struct vcpu_run_guard *g, struct kvm_run *run, uint64_t timeout_ns, struct thaw_error *err)
@@ -60,13 +101,7 @@ int vcpu_run_begin(struct vcpu_run_guard *g, struct kvm_run *run, uint64_t timeo
     }
     if (timeout_ns) {
         g->deadline_ns = clock_now_ns() + timeout_ns;
-        struct sigevent sev;
-        memset(&sev, 0, sizeof sev);
-        sev.sigev_notify = SIGEV_THREAD_ID;
-        sev.sigev_signo = VCPU_KICK_SIGNAL;
-        sev._sigev_un._tid = tid;
-        if (timer_create(CLOCK_MONOTONIC, &sev, &g->timer) < 0) {
-            thaw_fail_errno(err, "timer_create for the vCPU deadline");
+        if (thread_timer_get(tid, &g->timer, err) < 0) {
             vcpu_run_end(g);
             return -1;
         }
@@ -95,8 +130,10 @@ enum vcpu_kick_reason vcpu_kick_check(struct vcpu_run_guard *g)
 
 void vcpu_run_end(struct vcpu_run_guard *g)
 {
-    if (g->has_timer)
-        timer_delete(g->timer);
+    if (g->has_timer) { /* disarm; the timer stays for this thread's next run */
+        struct itimerspec off = {{0, 0}, {0, 0}};
+        timer_settime(g->timer, 0, &off, NULL);
+    }
     g->has_timer = false;
     if (g->slot >= 0)
         atomic_store(&registry[g->slot], 0);

@@ -1,6 +1,6 @@
 /* Getting a vCPU out of KVM_RUN, for deadlines and for stopping everything on SIGINT or
  * SIGTERM. The thread running a vCPU registers itself for the duration of a run and
- * arms a per-thread POSIX timer (SIGEV_THREAD_ID) for its deadline. A kick is the
+ * arms its POSIX timer (SIGEV_THREAD_ID, made once per thread) for its deadline. A kick is the
  * signal VCPU_KICK_SIGNAL sent to that thread; its handler sets the vCPU's
  * kvm_run->immediate_exit, so KVM_RUN returns EINTR both when the signal lands while
  * the guest runs and when it lands just before the thread enters KVM_RUN (the race

@@ -14,11 +14,17 @@ static int make_vm(struct vm *vm, struct thaw_error *err)
     return 0;
 }
 
-int vm_pool_init(struct vm_pool *p, unsigned target, struct thaw_error *err)
+void vm_pool_init_empty(struct vm_pool *p, unsigned target)
 {
     memset(p, 0, sizeof *p);
     pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->changed, NULL);
     p->target = target < VM_POOL_MAX ? target : VM_POOL_MAX;
+}
+
+int vm_pool_init(struct vm_pool *p, unsigned target, struct thaw_error *err)
+{
+    vm_pool_init_empty(p, target);
     if (vm_pool_refill(p, err) < 0) {
         vm_pool_destroy(p);
         return -1;
@@ -26,19 +32,87 @@ int vm_pool_init(struct vm_pool *p, unsigned target, struct thaw_error *err)
     return 0;
 }
 
+/* Joins a finished filler; called with the lock held, drops it while joining. */
+static void join_filled(struct vm_pool *p)
+{
+    if (p->filler != VM_POOL_FILLED)
+        return;
+    p->filler = VM_POOL_IDLE;
+    pthread_t tid = p->filler_tid;
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(tid, NULL);
+    pthread_mutex_lock(&p->lock);
+}
+
+static void *filler_main(void *arg)
+{
+    struct vm_pool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    unsigned missing = p->count < p->target ? p->target - p->count : 0;
+    pthread_mutex_unlock(&p->lock);
+    /* Exactly the VMs missing now: a VM taken meanwhile is not made again, so a process
+     * that takes one VM is left with no thread making more. */
+    for (unsigned i = 0; i < missing; i++) {
+        struct vm vm;
+        struct thaw_error e;
+        int rc = make_vm(&vm, &e);
+        pthread_mutex_lock(&p->lock);
+        if (rc < 0) {
+            p->filler_err = e;
+            missing = i + 1; /* stop: the takers make their own */
+        } else if (p->count < VM_POOL_MAX) {
+            p->vms[p->count++] = vm;
+            p->created_by_filler++;
+            rc = 1;
+        }
+        if (i + 1 == missing)
+            p->filler = VM_POOL_FILLED;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+        if (rc == 0)
+            vm_destroy(&vm);
+    }
+    if (missing == 0) {
+        pthread_mutex_lock(&p->lock);
+        p->filler = VM_POOL_FILLED;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+    }
+    return NULL;
+}
+
+int vm_pool_fill_async(struct vm_pool *p, struct thaw_error *err)
+{
+    pthread_mutex_lock(&p->lock);
+    join_filled(p);
+    int rc = 0;
+    if (p->filler == VM_POOL_IDLE && p->count < p->target) {
+        p->filler = VM_POOL_FILLING;
+        if (pthread_create(&p->filler_tid, NULL, filler_main, p) != 0) {
+            p->filler = VM_POOL_IDLE;
+            rc = thaw_fail(err, "cannot start the VM pool's filler thread");
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
 int vm_pool_take(struct vm_pool *p, struct vm *out, struct thaw_error *err)
 {
     pthread_mutex_lock(&p->lock);
     p->taken++;
-    if (p->count) {
+    while (p->count == 0 && p->filler == VM_POOL_FILLING)
+        pthread_cond_wait(&p->changed, &p->lock);
+    bool got = p->count > 0;
+    if (got) {
         *out = p->vms[--p->count];
         memset(&p->vms[p->count], 0, sizeof p->vms[0]);
-        pthread_mutex_unlock(&p->lock);
-        return 0;
+    } else {
+        p->created_on_demand++;
     }
-    p->created_on_demand++;
+    join_filled(p);
     pthread_mutex_unlock(&p->lock);
-    return make_vm(out, err);
+    return got ? 0 : make_vm(out, err);
 }
 
 int vm_pool_refill(struct vm_pool *p, struct thaw_error *err)
@@ -55,6 +129,7 @@ int vm_pool_refill(struct vm_pool *p, struct thaw_error *err)
         pthread_mutex_lock(&p->lock);
         if (p->count < p->target) {
             p->vms[p->count++] = vm;
+            pthread_cond_broadcast(&p->changed);
             pthread_mutex_unlock(&p->lock);
         } else { /* another thread filled it meanwhile */
             pthread_mutex_unlock(&p->lock);
@@ -66,9 +141,13 @@ int vm_pool_refill(struct vm_pool *p, struct thaw_error *err)
 void vm_pool_destroy(struct vm_pool *p)
 {
     pthread_mutex_lock(&p->lock);
+    while (p->filler == VM_POOL_FILLING)
+        pthread_cond_wait(&p->changed, &p->lock);
+    join_filled(p);
     for (unsigned i = 0; i < p->count; i++)
         vm_destroy(&p->vms[i]);
     p->count = 0;
     pthread_mutex_unlock(&p->lock);
+    pthread_cond_destroy(&p->changed);
     pthread_mutex_destroy(&p->lock);
 }
