@@ -91,14 +91,22 @@ kernel_boot_cpl3:
     call kernel_main
 1:  jmp 1b
 
-/* Entered by IRETQ from syscall_entry_r0 with rsp = kstack_top, rflags = IOPL3|IF=0.
- * rcx = return rip, r11 = caller's rflags (set by SYSCALL). The caller's rsp is in
- * saved_user_rsp. Linux preserves every register but rax, rcx and r11 across a
- * syscall; the C handler preserves rbx, rbp, r12-r15 itself, so only the rest is saved.
- * The frame layout is struct syscall_frame in syscall.h. */
+/* Entered by IRETQ from syscall_entry_r0 with rsp = the running thread's kernel stack
+ * top (syscall_iret_rsp), rflags = IOPL3|IF=0. rcx = return rip, r11 = caller's rflags
+ * (set by SYSCALL). The caller's rsp is in saved_user_rsp. Linux preserves every
+ * register but rax, rcx and r11 across a syscall. All of them are saved in the frame,
+ * even the callee-saved ones the C handler keeps anyway: clone gives the new thread a
+ * copy of the frame (thread.c), and the child resumes through syscall_return with the
+ * parent's registers. The frame layout is struct syscall_frame in kernel.h. */
     .globl syscall_entry_cpl3
 syscall_entry_cpl3:
     push saved_user_rsp(%rip)
+    push %r15
+    push %r14
+    push %r13
+    push %r12
+    push %rbp
+    push %rbx
     push %r11
     push %rcx
     push %r9
@@ -110,6 +118,9 @@ syscall_entry_cpl3:
     push %rax
     mov %rsp, %rdi
     call syscall_dispatch     /* returns the result in rax */
+    /* syscall_return: rsp = a struct syscall_frame, rax = the result. */
+    .globl syscall_return
+syscall_return:
     add $8, %rsp              /* drop saved nr */
     pop %rdi
     pop %rsi
@@ -119,7 +130,13 @@ syscall_entry_cpl3:
     pop %r9
     pop %rcx
     pop %r11
-    push %r11
+    pop %rbx
+    pop %rbp
+    pop %r12
+    pop %r13
+    pop %r14
+    pop %r15
+    push %r11                 /* reuses the slot r15 was just popped from */
     popfq                     /* caller's flags; IOPL/IF cannot change at CPL3 */
     pop %rsp                  /* caller's rsp: its red zone was never touched */
     jmp *%rcx
@@ -152,6 +169,8 @@ syscall_iret_frame:
     .quad syscall_entry_cpl3
     .quad THAW_SEL_UCODE
     .quad 0x2                 /* IF=0, reserved bit 1 */
+    .globl syscall_iret_rsp
+syscall_iret_rsp:             /* the running thread's kernel stack top (thread.c) */
     .quad kstack_top
     .quad THAW_SEL_UDATA
     .globl saved_user_rsp

@@ -70,7 +70,9 @@ void fs_init(const uint8_t *archive, uint64_t size);
 
 /* syscall.c */
 struct syscall_frame {
-    uint64_t nr, rdi, rsi, rdx, r10, r8, r9, rcx, r11, user_rsp;
+    uint64_t nr, rdi, rsi, rdx, r10, r8, r9, rcx, r11;
+    uint64_t rbx, rbp, r12, r13, r14, r15; /* for clone's child: see entry.S */
+    uint64_t user_rsp;
 };
 int64_t syscall_dispatch(struct syscall_frame *f);
 

@@ -2,6 +2,7 @@
  * file system, build the program's initial stack (argv, envp, auxv) and jump to it. */
 #include "kernel.h"
 #include "exec.h"
+#include "thread.h"
 
 #define STACK_SIZE THAW_STACK_SIZE
 
@@ -20,6 +21,7 @@ void kernel_main(struct thaw_boot_info *bi)
     if (bi->magic != THAW_BOOT_MAGIC || bi->abi_version != THAW_ABI_VERSION)
         kpanic("bad boot info (magic %x, abi %u)", bi->magic, bi->abi_version);
     uaccess_init(bi->mem_size);
+    thread_init();
     time_init();
     random_init();
     mm_init(bi->free_base, bi->mem_size, STACK_SIZE);

@@ -3,6 +3,7 @@
 #include "kernel.h"
 #include "syscalls.h"
 #include "fs.h"
+#include "thread.h"
 
 #define SIG_MAX 65
 
@@ -38,49 +39,17 @@ static int64_t sys_clock_gettime(uint64_t clk, struct linux_timespec *ts)
     return 0;
 }
 
-/* No other thread can wake us, so sleeping is waiting on the TSC. */
+/* A sleep blocks the calling thread; other threads run meanwhile (sched.c). */
 static int64_t sleep_ns(const struct linux_timespec *req, bool absolute, uint64_t clk)
 {
-    if (!user_range_ok((uint64_t)(uintptr_t)req, sizeof *req))
+    if (!req)
         return -EFAULT;
-    if (req->tv_sec < 0 || req->tv_nsec < 0 || req->tv_nsec >= 1000000000)
-        return -EINVAL;
-    uint64_t want = (uint64_t)req->tv_sec * 1000000000u + (uint64_t)req->tv_nsec;
-    bool real = clk == CLOCK_REALTIME;
-    uint64_t now = real ? time_realtime_ns() : time_monotonic_ns();
-    uint64_t deadline = absolute ? want : now + want;
-    while ((real ? time_realtime_ns() : time_monotonic_ns()) < deadline)
-        __asm__ volatile("pause");
+    uint64_t deadline;
+    int64_t r = thread_deadline(req, absolute, clk, &deadline);
+    if (r < 0)
+        return r;
+    thread_sleep_until(deadline);
     return 0;
-}
-
-/* FS/GS bases are kept here and set through the monitor: without FSGSBASE (not offered
- * by nested PVM) CPL3 code cannot write them. Called about once per process. */
-static uint64_t fs_base, gs_base;
-
-static int64_t sys_arch_prctl(uint64_t code, uint64_t addr)
-{
-    switch (code) {
-    case ARCH_SET_FS:
-    case ARCH_SET_GS: {
-        uint64_t top = addr >> 47;
-        if (top != 0 && top != 0x1ffff)
-            return -EPERM;
-        struct thaw_hc_segment_base sb = {.base = addr,
-                                          .which = code == ARCH_SET_FS ? THAW_SEGMENT_FS : THAW_SEGMENT_GS};
-        hypercall(THAW_HC_SET_SEGMENT_BASE, &sb);
-        *(code == ARCH_SET_FS ? &fs_base : &gs_base) = addr;
-        return 0;
-    }
-    case ARCH_GET_FS:
-    case ARCH_GET_GS:
-        if (!user_range_ok(addr, 8))
-            return -EFAULT;
-        *(uint64_t *)(uintptr_t)addr = code == ARCH_GET_FS ? fs_base : gs_base;
-        return 0;
-    default:
-        return -EINVAL;
-    }
 }
 
 static int64_t sys_rt_sigaction(uint64_t sig, const struct linux_sigaction *act,
@@ -174,23 +143,6 @@ static int64_t sys_getrandom(void *buf, uint64_t len, uint64_t flags)
         return -EFAULT;
     random_bytes(buf, len);
     return (int64_t)len;
-}
-
-static int64_t sys_futex(uint32_t *addr, uint64_t op, uint32_t val)
-{
-    if (!user_range_ok((uint64_t)(uintptr_t)addr, 4))
-        return -EFAULT;
-    switch (op & ~(uint64_t)FUTEX_PRIVATE_FLAG) {
-    case FUTEX_WAIT:
-        if (*addr != val)
-            return -EAGAIN;
-        /* One thread: nobody could ever wake us. */
-        kpanic("futex wait on %p would block forever (the guest is single-threaded)", addr);
-    case FUTEX_WAKE:
-        return 0;
-    default:
-        return -ENOSYS;
-    }
 }
 
 static int64_t sys_sched_getaffinity(uint64_t pid, uint64_t size, uint8_t *mask)
@@ -301,8 +253,8 @@ static int64_t syscall_do(struct syscall_frame *f)
     case SYS_clock_nanosleep: return sleep_ns(P(c), b & 1 /* TIMER_ABSTIME */, a);
     case SYS_getrandom: return sys_getrandom(P(a), b, c);
     case SYS_arch_prctl: return sys_arch_prctl(a, b);
-    case SYS_set_tid_address: return 1;
-    case SYS_set_robust_list: return 0;
+    case SYS_set_tid_address: return sys_set_tid_address(a);
+    case SYS_set_robust_list: return sys_set_robust_list(a, b);
     case SYS_rseq: return -ENOSYS; /* glibc copes; documented in the issue */
     case SYS_rt_sigaction: return sys_rt_sigaction(a, P(b), P(c), d);
     case SYS_rt_sigprocmask: return sys_rt_sigprocmask(a, P(b), P(c), d);
@@ -312,24 +264,25 @@ static int64_t syscall_do(struct syscall_frame *f)
     case SYS_setrlimit: return 0;
     case SYS_uname: return sys_uname(P(a));
     case SYS_sysinfo: return sys_sysinfo(P(a));
-    case SYS_getpid: case SYS_gettid: case SYS_getpgrp: return 1;
+    case SYS_getpid: case SYS_getpgrp: return 1;
+    case SYS_gettid: return thread_self()->tid;
     case SYS_getppid: return 0;
     case SYS_getuid: case SYS_geteuid: case SYS_getgid: case SYS_getegid: return 0;
     case SYS_umask: { uint32_t old = umask_value; umask_value = a & 0777; return old; }
-    case SYS_sched_yield: return 0;
+    case SYS_sched_yield: thread_yield(); return 0;
     case SYS_sched_getaffinity: return sys_sched_getaffinity(a, b, P(c));
-    case SYS_futex: return sys_futex(P(a), b, (uint32_t)c);
+    case SYS_futex: return sys_futex(a, b, c, d, e, g);
+    case SYS_clone: return sys_clone(f, a, b, c, d, e);
+    case SYS_clone3: return sys_clone3(f, a, b);
     case SYS_getrusage: {
         if (!user_range_ok(b, 144))
             return -EFAULT;
         memset(P(b), 0, 144);
         return 0;
     }
-    case SYS_tgkill:
-        /* abort() and raise(): no handlers are delivered, the default action ends us. */
-        klog("program killed itself with signal %lu\n", c);
-        kernel_exit(128 + (int64_t)c);
-    case SYS_exit:
+    case SYS_tgkill: return sys_tgkill((int64_t)(int32_t)a, (int64_t)(int32_t)b, (int64_t)(int32_t)c);
+    case SYS_tkill: return sys_tgkill(-1, (int64_t)(int32_t)a, (int64_t)(int32_t)b);
+    case SYS_exit: thread_exit((int64_t)(int32_t)a);
     case SYS_exit_group:
         kernel_exit((int64_t)(int32_t)a);
     default:
