@@ -56,6 +56,7 @@ static void test_config_refusals(void **state)
     expect_refused("{\"restore\": \"uffd\"}", "restore");
     expect_refused("{\"memory_mib\": 17}", "memory_mib");
     expect_refused("{\"keep_alive_policy\": \"never\"}", "policy");
+    expect_refused("{\"hybrid_bin_ms\": 0}", "hybrid_bin_ms");
     expect_refused("[1, 2]", "object");
 }
 
@@ -98,13 +99,83 @@ static void test_keepalive_fixed(void **state)
     (void)state;
     struct keepalive ka;
     struct thaw_error err;
-    assert_int_equal(keepalive_create(&ka, "nope", 1, &err), -1);
+    struct keepalive_params p = {.keep_alive_ns = 5000, .bin_ns = 100};
+    assert_int_equal(keepalive_create(&ka, "nope", &p, &err), -1);
     assert_non_null(strstr(err.msg, "fixed"));
-    assert_int_equal(keepalive_create(&ka, "fixed", 5000, &err), 0);
+    assert_non_null(strstr(err.msg, "hybrid"));
+    assert_int_equal(keepalive_create(&ka, "fixed", &p, &err), 0);
     ka.ops->on_invocation(ka.state, 1);
+    ka.ops->on_invocation_end(ka.state, 2);
     assert_int_equal(ka.ops->idle_ttl_ns(ka.state, 2), 5000);
-    ka.ops->set_keep_alive(ka.state, 7);
+    assert_null(ka.ops->want_warm);
+    p.keep_alive_ns = 7;
+    ka.ops->set_params(ka.state, &p);
     assert_int_equal(ka.ops->idle_ttl_ns(ka.state, 3), 7);
+    keepalive_destroy(&ka);
+}
+
+#define MS 1000000ull
+
+/* One invocation arriving at *t, running 10 ms; *t moves to its end. */
+static void invoke_at(struct keepalive *ka, uint64_t *t)
+{
+    ka->ops->on_invocation(ka->state, *t);
+    *t += 10 * MS;
+    ka->ops->on_invocation_end(ka->state, *t);
+}
+
+static void test_keepalive_hybrid(void **state)
+{
+    (void)state;
+    struct keepalive ka;
+    struct thaw_error err;
+    struct keepalive_params p = {.keep_alive_ns = 60000 * MS, .bin_ns = 100 * MS};
+    assert_true(keepalive_known("hybrid"));
+    assert_int_equal(keepalive_create(&ka, "hybrid", &p, &err), 0);
+    struct keepalive_windows w;
+    /* Before 10 idle times: the fixed fallback, and no pre-warming. */
+    uint64_t t = 1000 * MS;
+    invoke_at(&ka, &t);
+    for (int i = 0; i < 5; i++) {
+        t += 1000 * MS;
+        invoke_at(&ka, &t);
+    }
+    ka.ops->windows(ka.state, &w);
+    assert_string_equal(w.decision, "few-samples");
+    assert_int_equal(w.idle_times, 5);
+    assert_int_equal(ka.ops->idle_ttl_ns(ka.state, t), 60000 * MS);
+    assert_false(ka.ops->want_warm(ka.state, t + 950 * MS));
+    /* Idle times of 1.0 s (bin 10 of 100 ms): pre-warm at 0.9 s, keep to 1.21 s. */
+    for (int i = 0; i < 7; i++) {
+        t += 1000 * MS;
+        invoke_at(&ka, &t);
+    }
+    ka.ops->windows(ka.state, &w);
+    assert_string_equal(w.decision, "histogram");
+    assert_int_equal(w.idle_times, 12);
+    assert_true(w.prewarm_ns > 899 * MS && w.prewarm_ns < 901 * MS);
+    assert_true(w.prewarm_ns + w.keep_alive_ns > 1209 * MS && w.prewarm_ns + w.keep_alive_ns < 1211 * MS);
+    assert_int_equal(ka.ops->idle_ttl_ns(ka.state, t), 0); /* torn down at the end */
+    assert_false(ka.ops->want_warm(ka.state, t + 100 * MS));
+    assert_true(ka.ops->want_warm(ka.state, t + 950 * MS));
+    assert_false(ka.ops->want_warm(ka.state, t + 1300 * MS));
+    /* While an invocation runs nothing is pre-warmed, and an arrival during it is no
+     * idle time. */
+    ka.ops->on_invocation(ka.state, t + 950 * MS);
+    assert_false(ka.ops->want_warm(ka.state, t + 960 * MS));
+    ka.ops->on_invocation(ka.state, t + 970 * MS);
+    ka.ops->windows(ka.state, &w);
+    assert_int_equal(w.idle_times, 13);
+    ka.ops->on_invocation_end(ka.state, t + 980 * MS);
+    ka.ops->on_invocation_end(ka.state, t + 990 * MS);
+    /* A new bin width starts a new histogram; a new keep-alive moves the fallback. */
+    p.bin_ns = 200 * MS;
+    p.keep_alive_ns = 3000 * MS;
+    ka.ops->set_params(ka.state, &p);
+    ka.ops->windows(ka.state, &w);
+    assert_int_equal(w.idle_times, 0);
+    assert_int_equal(w.keep_alive_ns, 3000 * MS);
+    assert_int_equal(ka.ops->idle_ttl_ns(ka.state, t), 3000 * MS);
     keepalive_destroy(&ka);
 }
 
@@ -128,7 +199,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults_and_json), cmocka_unit_test(test_config_refusals),
         cmocka_unit_test(test_config_text),              cmocka_unit_test(test_upload_paths),
-        cmocka_unit_test(test_keepalive_fixed),          cmocka_unit_test(test_histogram_buckets),
+        cmocka_unit_test(test_keepalive_fixed), cmocka_unit_test(test_keepalive_hybrid),          cmocka_unit_test(test_histogram_buckets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -238,6 +238,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: thaw deploy <name> <dir> [--restore reap|lazy|copy|boot] [--keep-alive MS] [--min N]\n"
             "                   [--max N] [--queue N] [--queue-timeout MS] [--timeout MS] [--memory MIB]\n"
+            "                   [--keep-alive-policy fixed|hybrid] [--hybrid-bin MS]\n"
             "       thaw invoke <name> [JSON | @FILE] [-i]   (-i: print the X-Thaw-* headers on stderr)\n"
             "       thaw ls | thaw rm <name> | thaw stats <name> | thaw logs <name> [-n N]\n"
             "common: --server URL (default $THAW_SERVER or http://127.0.0.1:8080), --token-file FILE\n");
@@ -251,6 +252,7 @@ int cmd_client(int argc, char **argv)
         {"min", required_argument, 0, 'm'},      {"max", required_argument, 0, 'M'},
         {"queue", required_argument, 0, 'q'},    {"queue-timeout", required_argument, 0, 'Q'},
         {"timeout", required_argument, 0, 'o'},  {"memory", required_argument, 0, 'y'},
+        {"keep-alive-policy", required_argument, 0, 'P'}, {"hybrid-bin", required_argument, 0, 'B'},
         {"headers", no_argument, 0, 'i'},        {"lines", required_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
@@ -260,13 +262,15 @@ int cmd_client(int argc, char **argv)
     char query[1024] = "";
     const char *lines = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "S:T:R:K:m:M:q:Q:o:y:in:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "S:T:R:K:P:B:m:M:q:Q:o:y:in:h", opts, NULL)) != -1) {
         const char *key = NULL;
         switch (c) {
         case 'S': cl.server = optarg; break;
         case 'T': token_file = optarg; break;
         case 'R': key = "restore"; break;
         case 'K': key = "keep_alive_ms"; break;
+        case 'P': key = "keep_alive_policy"; break;
+        case 'B': key = "hybrid_bin_ms"; break;
         case 'm': key = "min_instances"; break;
         case 'M': key = "max_instances"; break;
         case 'q': key = "queue_max"; break;

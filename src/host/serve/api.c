@@ -129,6 +129,15 @@ static json_t *function_json(struct function *f)
                           "directory_bytes", (json_int_t)dir_alloc, "memory_bytes", (json_int_t)g.memory_bytes,
                           "instances", "idle", (json_int_t)g.idle, "busy", (json_int_t)g.busy, "starting",
                           (json_int_t)g.starting, "queued", (json_int_t)g.queued, "invocations", (json_int_t)inv);
+    struct keepalive_windows w;
+    pool_keepalive_windows(f, &w);
+    json_object_set_new(j, "memory", json_pack("{s:I, s:I, s:f, s:f}", "idle_bytes", (json_int_t)g.idle_memory_bytes,
+                                               "busy_bytes", (json_int_t)g.busy_memory_bytes, "idle_byte_seconds",
+                                               g.idle_byte_s, "busy_byte_seconds", g.busy_byte_s));
+    json_object_set_new(j, "keep_alive",
+                        json_pack("{s:s, s:I, s:I, s:I}", "decision", w.decision, "prewarm_ms",
+                                  (json_int_t)(w.prewarm_ns / 1000000), "keep_alive_ms",
+                                  (json_int_t)(w.keep_alive_ns / 1000000), "idle_times", (json_int_t)w.idle_times));
     version_put(v);
     return j;
 }
@@ -382,6 +391,7 @@ static void total_one(struct function *f, void *ctx)
     t->g.starting += g.starting;
     t->g.queued += g.queued;
     t->g.memory_bytes += g.memory_bytes;
+    t->g.idle_memory_bytes += g.idle_memory_bytes;
 }
 
 static enum MHD_Result handle_metrics(struct serve *s, struct MHD_Connection *c)
@@ -412,11 +422,12 @@ static enum MHD_Result handle_healthz(struct serve *s, struct MHD_Connection *c)
     registry_foreach(s, total_one, &t);
     bool draining = atomic_load(&s->draining);
     unsigned in_flight = atomic_load(&s->in_flight);
-    json_t *j = json_pack("{s:s, s:b, s:b, s:I, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:f}", "status",
+    json_t *j = json_pack("{s:s, s:b, s:b, s:I, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:f}", "status",
                           draining ? "draining" : "ready", "ready", !draining, "draining", draining, "functions",
                           (json_int_t)registry_count(s), "in_flight", (json_int_t)in_flight, "instances", "idle",
                           (json_int_t)t.g.idle, "busy", (json_int_t)t.g.busy, "starting", (json_int_t)t.g.starting,
                           "queued", (json_int_t)t.g.queued, "memory_bytes", (json_int_t)t.g.memory_bytes,
+                          "idle_memory_bytes", (json_int_t)t.g.idle_memory_bytes,
                           "deploys_running", (json_int_t)atomic_load(&s->deploys_running), "uptime_s",
                           (double)(clock_now_ns() - s->started_ns) / 1e9);
     return answer_json(c, draining ? 503 : 200, j);

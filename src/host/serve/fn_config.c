@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const fn_config_keys[] = {"restore", "keep_alive_ms", "keep_alive_policy", "min_instances",
-                                      "max_instances", "queue_max", "queue_timeout_ms", "timeout_ms",
+const char *const fn_config_keys[] = {"restore", "keep_alive_ms", "keep_alive_policy", "hybrid_bin_ms",
+                                      "min_instances", "max_instances", "queue_max", "queue_timeout_ms", "timeout_ms",
                                       "memory_mib", NULL};
 
 static const char *const restore_names[] = {"reap", "lazy", "copy", "boot"};
@@ -21,6 +21,7 @@ void fn_config_default(struct fn_config *c)
     c->restore = FN_RESTORE_REAP;
     c->keep_alive_ms = 60000;
     strcpy(c->keep_alive_policy, "fixed");
+    c->hybrid_bin_ms = 60000;
     c->min_instances = 0;
     c->max_instances = 4;
     c->queue_max = 64;
@@ -36,7 +37,7 @@ struct range {
 static const struct range ranges[] = {
     {"keep_alive_ms", 0, 7ull * 24 * 3600 * 1000}, {"min_instances", 0, 64}, {"max_instances", 1, 64},
     {"queue_max", 0, 100000},   {"queue_timeout_ms", 0, 3600 * 1000},  {"timeout_ms", 1, 3600 * 1000},
-    {"memory_mib", 0, 4096},
+    {"memory_mib", 0, 4096},    {"hybrid_bin_ms", 1, 3600 * 1000},
 };
 
 static int set_number(struct fn_config *c, const char *key, uint64_t v, struct thaw_error *err)
@@ -49,6 +50,8 @@ static int set_number(struct fn_config *c, const char *key, uint64_t v, struct t
                              (unsigned long long)ranges[i].hi);
         if (!strcmp(key, "keep_alive_ms"))
             c->keep_alive_ms = v;
+        else if (!strcmp(key, "hybrid_bin_ms"))
+            c->hybrid_bin_ms = v;
         else if (!strcmp(key, "min_instances"))
             c->min_instances = (uint32_t)v;
         else if (!strcmp(key, "max_instances"))
@@ -162,8 +165,9 @@ int fn_config_apply_text(struct fn_config *c, const char *key, const char *value
 
 json_t *fn_config_to_json(const struct fn_config *c)
 {
-    return json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "restore", fn_restore_name(c->restore),
+    return json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "restore", fn_restore_name(c->restore),
                      "keep_alive_ms", (json_int_t)c->keep_alive_ms, "keep_alive_policy", c->keep_alive_policy,
+                     "hybrid_bin_ms", (json_int_t)c->hybrid_bin_ms,
                      "min_instances", (json_int_t)c->min_instances, "max_instances", (json_int_t)c->max_instances,
                      "queue_max", (json_int_t)c->queue_max, "queue_timeout_ms", (json_int_t)c->queue_timeout_ms,
                      "timeout_ms", (json_int_t)c->timeout_ms, "memory_mib", (json_int_t)c->memory_mib);

@@ -17,6 +17,7 @@ struct fn_config {
     enum fn_restore restore;
     uint64_t keep_alive_ms;      /* idle instance lifetime; 0 = torn down at once */
     char keep_alive_policy[KEEPALIVE_NAME_MAX + 1];
+    uint64_t hybrid_bin_ms;      /* hybrid policy: width of an idle-time histogram bin */
     uint32_t min_instances;      /* kept warm even when idle */
     uint32_t max_instances;      /* at most this many at once */
     uint32_t queue_max;          /* requests waiting above max_instances; more: 429 */

@@ -89,8 +89,12 @@ static const struct family families[] = {
     {"thaw_pages_zero_total", "counter", "Guest pages installed as zero pages."},
     {"thaw_instances", "gauge", "Instances alive, by state (idle, busy, starting)."},
     {"thaw_queue_length", "gauge", "Requests waiting for an instance."},
-    {"thaw_instance_memory_bytes", "gauge", "Resident memory held by the function's instances."},
+    {"thaw_instance_memory_bytes", "gauge",
+     "Resident memory held by the function's instances, by state (idle, busy), as last sampled."},
     {"thaw_deploys_total", "counter", "Deploys of the function, by result."},
+    {"thaw_instance_memory_byte_seconds_total", "counter",
+     "Resident memory x time held by the function's instances, by state (idle, busy; busy time is added when "
+     "an invocation ends)."},
 };
 
 int metrics_families(void)
@@ -156,11 +160,20 @@ void metrics_write_family(FILE *out, int f, const char *fn, struct fn_metrics *m
                 (unsigned long long)g->starting);
         break;
     case 7: fprintf(out, "%s{function=\"%s\"} %llu\n", fam->name, fn, (unsigned long long)g->queued); break;
-    case 8: fprintf(out, "%s{function=\"%s\"} %llu\n", fam->name, fn, (unsigned long long)g->memory_bytes); break;
+    case 8:
+        fprintf(out, "%s{function=\"%s\",state=\"idle\"} %llu\n", fam->name, fn,
+                (unsigned long long)g->idle_memory_bytes);
+        fprintf(out, "%s{function=\"%s\",state=\"busy\"} %llu\n", fam->name, fn,
+                (unsigned long long)g->busy_memory_bytes);
+        break;
     case 9:
         fprintf(out, "%s{function=\"%s\",result=\"ok\"} %llu\n", fam->name, fn, (unsigned long long)m->deploys_ok);
         fprintf(out, "%s{function=\"%s\",result=\"failed\"} %llu\n", fam->name, fn,
                 (unsigned long long)m->deploys_failed);
+        break;
+    case 10:
+        fprintf(out, "%s{function=\"%s\",state=\"idle\"} %.3f\n", fam->name, fn, g->idle_byte_s);
+        fprintf(out, "%s{function=\"%s\",state=\"busy\"} %.3f\n", fam->name, fn, g->busy_byte_s);
         break;
     }
     pthread_mutex_unlock(&m->lock);

@@ -42,7 +42,9 @@ void fn_metrics_deploy(struct fn_metrics *m, int ok);
 
 /* Gauges sampled when rendering. */
 struct fn_gauges {
-    uint64_t idle, busy, starting, queued, memory_bytes;
+    uint64_t idle, busy, starting, queued;
+    uint64_t idle_memory_bytes, busy_memory_bytes, memory_bytes; /* resident, as last sampled; total */
+    double idle_byte_s, busy_byte_s; /* resident memory x time, so far */
 };
 
 /* Writes the samples of one function. family is which family to write (0..n) so all

@@ -55,6 +55,29 @@ void version_put(struct fn_version *v)
     free(v);
 }
 
+/* ---- keep-alive and memory accounting ----------------------------------------------- */
+
+static struct keepalive_params keepalive_params_of(const struct fn_config *c)
+{
+    return (struct keepalive_params){.keep_alive_ns = c->keep_alive_ms * 1000000ull,
+                                     .bin_ns = c->hybrid_bin_ms * 1000000ull};
+}
+
+/* An instance leaves the idle list at now (f->lock held): its idle memory-time. */
+static void charge_idle(struct function *f, const struct instance *in, uint64_t now)
+{
+    if (now > in->idle_since_ns)
+        f->idle_byte_s += (double)in->rss_bytes * (double)(now - in->idle_since_ns) / 1e9;
+}
+
+/* An instance starts serving at now (f->lock held). */
+static void start_busy(struct function *f, struct instance *in, uint64_t now)
+{
+    in->busy_since_ns = now;
+    in->busy_rss_bytes = in->rss_bytes;
+    f->busy_memory_bytes += in->rss_bytes;
+}
+
 /* ---- registry ------------------------------------------------------------------- */
 
 static void function_free(struct function *f)
@@ -118,7 +141,8 @@ struct function *registry_add(struct serve *s, const char *name, const struct fn
     pthread_cond_init(&f->cond, &ca);
     pthread_condattr_destroy(&ca);
     fn_metrics_init(&f->metrics);
-    if (keepalive_create(&f->ka, cfg->keep_alive_policy, cfg->keep_alive_ms * 1000000ull, err) < 0) {
+    struct keepalive_params kp = keepalive_params_of(cfg);
+    if (keepalive_create(&f->ka, cfg->keep_alive_policy, &kp, err) < 0) {
         f->ver = NULL;
         function_free(f);
         return NULL;
@@ -155,6 +179,9 @@ static void destroy_instance(struct function *f, struct instance *in)
  * was idle outside the lock (teardown waits on worker processes). */
 static void drop_idle_and_unlock(struct function *f)
 {
+    uint64_t now = clock_now_ns();
+    for (struct instance *in = f->idle; in; in = in->next)
+        charge_idle(f, in, now);
     struct instance *idle = f->idle;
     f->idle = NULL;
     f->n_idle = 0;
@@ -313,8 +340,6 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
     *queue_ns = 0;
     pthread_mutex_lock(&f->lock);
     f->last_invocation_ns = t0;
-    if (f->ka.ops)
-        f->ka.ops->on_invocation(f->ka.state, t0);
     struct timespec deadline;
     deadline_after(&deadline, f->cfg.queue_timeout_ms);
     bool queued = false;
@@ -326,11 +351,15 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
         }
         if (f->idle) {
             struct instance *in = f->idle;
+            uint64_t now = clock_now_ns();
             f->idle = in->next;
             f->n_idle--;
             f->n_busy++;
             if (queued)
                 f->n_waiting--;
+            charge_idle(f, in, now);
+            start_busy(f, in, now);
+            f->ka.ops->on_invocation(f->ka.state, t0);
             pthread_mutex_unlock(&f->lock);
             in->next = NULL;
             *queue_ns = clock_now_ns() - t0;
@@ -345,16 +374,20 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
             f->n_starting++;
             if (queued)
                 f->n_waiting--;
+            f->ka.ops->on_invocation(f->ka.state, t0);
             pthread_mutex_unlock(&f->lock);
             *queue_ns = clock_now_ns() - t0;
             struct instance *in = create_instance(f, v, &cfg, seq, err);
             version_put(v);
             pthread_mutex_lock(&f->lock);
             f->n_starting--;
-            if (in)
+            if (in) {
                 f->n_busy++;
-            else
+                start_busy(f, in, clock_now_ns());
+            } else {
+                f->ka.ops->on_invocation_end(f->ka.state, clock_now_ns());
                 pthread_cond_signal(&f->cond); /* a slot is free again */
+            }
             pthread_mutex_unlock(&f->lock);
             if (!in) {
                 *status = 502;
@@ -393,12 +426,16 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
 void pool_release(struct function *f, struct instance *in, bool healthy)
 {
     pthread_mutex_lock(&f->lock);
+    uint64_t now = clock_now_ns();
     f->n_busy--;
+    f->busy_memory_bytes -= in->busy_rss_bytes;
+    f->busy_byte_s += (double)in->rss_bytes * (double)(now - in->busy_since_ns) / 1e9;
+    f->ka.ops->on_invocation_end(f->ka.state, now);
     bool keep = healthy && !f->deleted && in->ver == f->ver && !f->srv->stop &&
                 in->timeout_ms == f->cfg.timeout_ms;
     if (keep) {
         in->used = true;
-        in->idle_since_ns = clock_now_ns();
+        in->idle_since_ns = now;
         in->next = f->idle;
         f->idle = in;
         f->n_idle++;
@@ -415,8 +452,8 @@ void pool_set_version(struct function *f, struct fn_version *v, const struct fn_
     struct fn_version *old = f->ver;
     f->ver = v;
     f->cfg = *cfg;
-    if (f->ka.ops)
-        f->ka.ops->set_keep_alive(f->ka.state, cfg->keep_alive_ms * 1000000ull);
+    struct keepalive_params kp = keepalive_params_of(cfg);
+    f->ka.ops->set_params(f->ka.state, &kp);
     drop_idle_and_unlock(f);
     if (old) {
         old->retired = true;
@@ -429,27 +466,48 @@ void pool_set_config(struct function *f, const struct fn_config *cfg)
     struct thaw_error err;
     pthread_mutex_lock(&f->lock);
     bool policy_changed = strcmp(f->cfg.keep_alive_policy, cfg->keep_alive_policy) != 0;
-    f->cfg = *cfg;
-    if (policy_changed) {
+    struct keepalive_params kp = keepalive_params_of(cfg);
+    struct keepalive fresh = {0};
+    /* A new policy starts with no history; in-flight invocations end in it. Out of
+     * memory keeps the old policy (the stored configuration names the new one). */
+    if (policy_changed && keepalive_create(&fresh, cfg->keep_alive_policy, &kp, &err) == 0) {
         keepalive_destroy(&f->ka);
-        keepalive_create(&f->ka, cfg->keep_alive_policy, cfg->keep_alive_ms * 1000000ull, &err);
-    } else if (f->ka.ops) {
-        f->ka.ops->set_keep_alive(f->ka.state, cfg->keep_alive_ms * 1000000ull);
+        f->ka = fresh;
+        for (unsigned i = 0; i < f->n_busy; i++)
+            f->ka.ops->on_invocation(f->ka.state, clock_now_ns());
+    } else {
+        f->ka.ops->set_params(f->ka.state, &kp);
     }
+    f->cfg = *cfg;
     pthread_cond_broadcast(&f->cond); /* max_instances may have grown */
     pthread_mutex_unlock(&f->lock);
 }
 
 void pool_gauges(struct function *f, struct fn_gauges *g)
 {
+    uint64_t now = clock_now_ns();
     pthread_mutex_lock(&f->lock);
     g->idle = f->n_idle;
     g->busy = f->n_busy;
     g->starting = f->n_starting;
     g->queued = f->n_waiting;
-    g->memory_bytes = 0;
-    for (struct instance *in = f->idle; in; in = in->next)
-        g->memory_bytes += in->rss_bytes;
+    g->idle_memory_bytes = 0;
+    g->idle_byte_s = f->idle_byte_s;
+    for (struct instance *in = f->idle; in; in = in->next) {
+        g->idle_memory_bytes += in->rss_bytes;
+        if (now > in->idle_since_ns) /* the idle time so far */
+            g->idle_byte_s += (double)in->rss_bytes * (double)(now - in->idle_since_ns) / 1e9;
+    }
+    g->busy_memory_bytes = f->busy_memory_bytes;
+    g->busy_byte_s = f->busy_byte_s;
+    g->memory_bytes = g->idle_memory_bytes + g->busy_memory_bytes;
+    pthread_mutex_unlock(&f->lock);
+}
+
+void pool_keepalive_windows(struct function *f, struct keepalive_windows *w)
+{
+    pthread_mutex_lock(&f->lock);
+    f->ka.ops->windows(f->ka.state, w);
     pthread_mutex_unlock(&f->lock);
 }
 
@@ -461,16 +519,22 @@ static void reap_function(struct function *f, void *ctx)
     uint64_t now = clock_now_ns();
     struct instance *doomed = NULL;
     pthread_mutex_lock(&f->lock);
-    uint64_t ttl = f->ka.ops ? f->ka.ops->idle_ttl_ns(f->ka.state, now) : 0;
+    uint64_t ttl = f->ka.ops->idle_ttl_ns(f->ka.state, now);
+    bool warm_wanted = f->ka.ops->want_warm && f->ka.ops->want_warm(f->ka.state, now);
     unsigned alive = f->n_idle + f->n_busy + f->n_starting;
     /* The idle list is most recently used first: expired ones are at the tail. */
     struct instance **pp = &f->idle;
     while (*pp) {
         struct instance *in = *pp;
         bool stale = in->ver != f->ver || in->timeout_ms != f->cfg.timeout_ms;
-        bool expired = now - in->idle_since_ns >= ttl && alive > f->cfg.min_instances;
+        /* A pre-warmed instance no invocation has used yet stays while the policy
+         * wants one warm; one that served stays for the policy's idle lifetime. */
+        bool past = in->prewarmed && !in->used && f->ka.ops->want_warm ? !warm_wanted
+                                                                        : now - in->idle_since_ns >= ttl;
+        bool expired = past && alive > f->cfg.min_instances;
         bool excess = alive > f->cfg.max_instances; /* max_instances was lowered */
         if (stale || expired || excess) {
+            charge_idle(f, in, now);
             *pp = in->next;
             in->next = doomed;
             doomed = in;
@@ -481,10 +545,7 @@ static void reap_function(struct function *f, void *ctx)
         }
     }
     bool want = !f->deleted && !f->srv->stop && !f->srv->draining &&
-                (alive < f->cfg.min_instances ||
-                 (alive == 0 && f->ka.ops && f->ka.ops->want_prewarm &&
-                  f->ka.ops->want_prewarm(f->ka.state, now, f->last_invocation_ns))) &&
-                alive < f->cfg.max_instances;
+                (alive < f->cfg.min_instances || (alive == 0 && warm_wanted)) && alive < f->cfg.max_instances;
     struct fn_version *v = NULL;
     struct fn_config cfg = f->cfg;
     uint64_t seq = 0;
@@ -532,6 +593,9 @@ static void drain_function(struct function *f, void *ctx)
 {
     (void)ctx;
     pthread_mutex_lock(&f->lock);
+    uint64_t now = clock_now_ns();
+    for (struct instance *in = f->idle; in; in = in->next)
+        charge_idle(f, in, now);
     struct instance *idle = f->idle;
     f->idle = NULL;
     f->n_idle = 0;

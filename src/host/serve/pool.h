@@ -7,8 +7,10 @@
  * (warm), or creates one through the lifecycle layer (sandbox.h) while fewer than
  * max_instances exist (cold: restored in the configured mode, or booted), or waits
  * in a bounded queue (full: 429; past queue_timeout_ms: 503). A reaper thread tears
- * idle instances down once the keep-alive policy says so (scale to zero) and keeps
- * min_instances warm. Instances of a replaced version are never reused.
+ * idle instances down once the keep-alive policy says so (scale to zero), keeps
+ * min_instances warm and pre-warms one when the policy asks (keepalive.h). Instances
+ * of a replaced version are never reused. The pool accounts each instance's resident
+ * memory x time while idle and while busy (instance-memory-seconds in /metrics).
  *
  * Locking: the registry lock guards the table and reference counts; each function's
  * lock guards its pool and config. Neither is held while an instance is created,
@@ -45,6 +47,8 @@ struct instance {
     bool used;                 /* has served an invocation */
     bool prewarmed;            /* made by the reaper for min_instances */
     uint64_t idle_since_ns;
+    uint64_t busy_since_ns;
+    uint64_t busy_rss_bytes;   /* what it added to the function's busy memory */
     uint64_t restore_ns, prefetch_ns;
     uint64_t rss_bytes;        /* last sampled */
     uint64_t served;           /* invocations since the last sample */
@@ -74,6 +78,8 @@ struct function {
     struct instance *idle;
     unsigned n_idle, n_busy, n_starting, n_waiting;
     uint64_t last_invocation_ns;
+    uint64_t busy_memory_bytes;         /* resident memory of busy instances, as sampled */
+    double idle_byte_s, busy_byte_s;    /* memory x time of instances that left that state */
     uint64_t next_instance;    /* for instance ids */
     struct fn_metrics metrics;
     pthread_mutex_t log_lock;
@@ -123,6 +129,8 @@ void pool_reap_all(struct serve *s);
 void pool_drain_idle(struct serve *s);
 /* Gauges for /metrics and GET /functions/{name}. */
 void pool_gauges(struct function *f, struct fn_gauges *g);
+/* What the function's keep-alive policy decides now. */
+void pool_keepalive_windows(struct function *f, struct keepalive_windows *w);
 
 /* Appends one guest output line to the function's log ring. */
 void function_log(struct function *f, const char *instance, uint64_t invocation, int stream, const char *line,
