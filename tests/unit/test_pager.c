@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,6 +25,7 @@
 #include "host/pager/reap.h"
 #include "host/util/snap_identity.h"
 #include "host/snapshot/memory_backend.h"
+#include "host/snapshot/pager_watch.h"
 
 #define PG 4096ull
 #define NPAGES 512ull /* 2 MiB of guest memory */
@@ -444,6 +446,61 @@ static uint8_t *to_host(void *ctx, uint64_t gpa, uint64_t len)
     return gpa <= r->size && len <= r->size - gpa ? r->host + gpa : NULL;
 }
 
+/* ---- a dead pager ------------------------------------------------------------------------- */
+
+struct death {
+    char why[512];
+    uint64_t at_ns;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void on_death(void *ctx, const char *why)
+{
+    struct death *d = ctx;
+    snprintf(d->why, sizeof d->why, "%s", why);
+    d->at_ns = now_ns();
+}
+
+/* A pager thread that stops on a read error (here: the memory file shrank) must not
+ * leave the faulting thread blocked: the watcher reports "pager died" and releases
+ * the fault, well within a second. */
+static void test_dead_pager_thread_releases_faults(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    struct mem_backend b;
+    open_backend(&b, MEM_UFFD, PAGER_LAZY);
+    struct death d = {0};
+    struct thaw_error err = {{0}};
+    assert_int_equal(pager_watch_start(&b, on_death, &d, &err), 0);
+    check_page(b.host, 1); /* served normally */
+    char path[128];
+    snprintf(path, sizeof path, "%s/memory", dir);
+    assert_int_equal(truncate(path, 0), 0);
+    alarm(10); /* without the watcher this touch blocks for ever */
+    uint64_t t0 = now_ns();
+    volatile uint8_t v = b.host[3 * PG]; /* a data page never served: the pager fails on it */
+    (void)v;
+    uint64_t t1 = now_ns();
+    alarm(0);
+    assert_true(atomic_load(&b.pager_dead));
+    if (!strstr(d.why, "pager died: the pager thread stopped: reading page"))
+        fail_msg("death reported as \"%s\"", d.why);
+    assert_true(t1 - t0 < 1000000000ull);
+    assert_true(d.at_ns >= t0 && d.at_ns - t0 < 1000000000ull);
+    mem_backend_close(&b);
+    /* The next tests get their memory file back. */
+    teardown(NULL);
+    setup(NULL);
+}
+
 static void test_ws_files_round_trip(void **state)
 {
     (void)state;
@@ -520,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_prefetch_installs_the_working_set),
         cmocka_unit_test(test_bad_working_set_falls_back_and_records),
         cmocka_unit_test(test_ws_files_round_trip),
+        cmocka_unit_test(test_dead_pager_thread_releases_faults),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "host/analysis/analysis.h"
+#include "host/util/file.h"
 #include "host/util/snapdir.h"
 #include "thaw/abi.h"
 
@@ -145,9 +146,9 @@ int guest_layout_from_snapshot(const char *snap_dir, uint64_t mem_size, struct g
     char path[4096];
     if (snapdir_path(path, sizeof path, snap_dir, SNAPDIR_MEMORY) < 0)
         return thaw_fail(err, "snapshot path too long");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
     if (fd < 0)
-        return thaw_fail_errno(err, "cannot open %s", path);
+        return -1;
     int rc = guest_layout_from_memory(fd, mem_size, out, err);
     close(fd);
     return rc;

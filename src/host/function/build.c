@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 
 #include "host/function/bundle.h"
 #include "host/function/python_build.h"
@@ -228,6 +229,7 @@ struct build_ctx {
     char log[PATH_MAX];
     json_t *manifest;
     struct thaw_error *err;
+    uint64_t budget; /* bytes the function's own files may still add (BUNDLE_TOTAL_MAX) */
 };
 
 static bool relative_safe(const char *p)
@@ -358,9 +360,8 @@ static int build_native(struct build_ctx *c)
         if (r < 0)
             goto fail;
     } else if (prog && relative_safe(prog)) {
-        char from[PATH_MAX];
-        pathf(from, sizeof from, "%s/%s", c->src, prog);
-        if (tree_copy_file(from, program, 0, c->err) < 0)
+        /* The deployer's files stay beneath the function directory (no symlink out). */
+        if (tree_copy_file_beneath(c->src, prog, program, &c->budget, c->err) < 0)
             goto fail;
     } else {
         thaw_fail(c->err, "%s: no C sources (*.c) and no \"program\" to run", c->src);
@@ -392,14 +393,13 @@ static int build_native(struct build_ctx *c)
             goto fail;
         json_object_set_new(c->manifest, "archive", json_string("files.cpio"));
     } else if (archive) {
-        char from[PATH_MAX], to[PATH_MAX];
-        pathf(from, sizeof from, "%s/%s", c->src, archive);
+        char to[PATH_MAX];
         pathf(to, sizeof to, "%s/files.cpio", c->stage);
         if (!relative_safe(archive)) {
             thaw_fail(c->err, "function.json: archive \"%s\" must be relative, without \"..\"", archive);
             goto fail;
         }
-        if (tree_copy_file(from, to, 0, c->err) < 0)
+        if (tree_copy_file_beneath(c->src, archive, to, &c->budget, c->err) < 0)
             goto fail;
         json_object_set_new(c->manifest, "archive", json_string("files.cpio"));
     }
@@ -428,8 +428,8 @@ static int copy_listed_files(struct build_ctx *c)
         const char *src = json_string_value(json_object_get(f, "src"));
         if (!src || !relative_safe(src))
             return thaw_fail(c->err, "files[%zu]: \"src\" must be a relative path without \"..\"", i);
-        char from[PATH_MAX], to[PATH_MAX], rel[PATH_MAX];
-        if (pathf(from, sizeof from, "%s/%s", c->src, src) < 0 || pathf(rel, sizeof rel, "files/%s", src) < 0 ||
+        char to[PATH_MAX], rel[PATH_MAX];
+        if (pathf(rel, sizeof rel, "files/%s", src) < 0 ||
             pathf(to, sizeof to, "%s/%s", c->stage, rel) < 0)
             return thaw_fail(c->err, "files[%zu]: path too long", i);
         char *slash = strrchr(to, '/');
@@ -437,8 +437,9 @@ static int copy_listed_files(struct build_ctx *c)
         if (tree_mkdir_p(to, c->err) < 0)
             return -1;
         *slash = '/';
-        if (tree_copy_file(from, to, 0, c->err) < 0)
-            return -1;
+        struct thaw_error why;
+        if (tree_copy_file_beneath(c->src, src, to, &c->budget, &why) < 0)
+            return thaw_fail(c->err, "files[%zu]: %s", i, why.msg);
         json_object_set_new(f, "src", json_string(rel));
     }
     return 0;
@@ -450,8 +451,19 @@ static json_t *load_manifest(const char *src_dir, struct thaw_error *err)
     pathf(path, sizeof path, "%s/function.json", src_dir);
     uint8_t *text;
     size_t len;
-    if (read_file(path, MANIFEST_MAX, &text, &len, err) < 0)
+    int dfd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        thaw_fail_errno(err, "cannot open %s", path);
         return NULL;
+    }
+    struct thaw_error why; /* the manifest, like every file it names, is not a symlink */
+    int r = read_file_at(dfd, "function.json", RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, MANIFEST_MAX, &text, &len,
+                         &why);
+    close(dfd);
+    if (r < 0) {
+        thaw_fail(err, "%s: %s", src_dir, why.msg);
+        return NULL;
+    }
     json_error_t jerr;
     json_t *m = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
     free(text);
@@ -556,7 +568,8 @@ static int build_locked(const char *src_dir, const char *out_dir, bool force, st
     tree_remove(stage, NULL);
     if (tree_mkdir_p(stage, err) < 0)
         goto done;
-    struct build_ctx c = {.src = src_dir, .stage = stage, .manifest = manifest, .err = err};
+    struct build_ctx c = {.src = src_dir, .stage = stage, .manifest = manifest, .err = err,
+                          .budget = BUNDLE_TOTAL_MAX};
     snprintf(c.log, sizeof c.log, "%s/build.log", stage);
     const char *rt = json_string_value(json_object_get(manifest, "runtime"));
     int r = !strcmp(rt, "python")

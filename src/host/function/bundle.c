@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,7 +16,8 @@
 
 #define MANIFEST_MAX (1u << 20)
 #define PROGRAM_MAX (512u << 20)
-#define ARCHIVE_MAX (1024u << 20)
+/* Inside a bundle no path may leave its directory, through ".." or a symbolic link. */
+#define BENEATH (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
 
 bool bundle_name_valid(const char *name)
 {
@@ -69,6 +71,65 @@ static char *resolve_path(const struct bundle *b, const char *build_dir, const c
     return out;
 }
 
+/* Reads the bundle file p (or "build:X" from build_dir/functions) beneath its base
+ * directory, charging its size to *budget first. *mode gets its permission bits. */
+static int load_beneath(const struct bundle *b, const char *build_dir, const char *p, uint64_t *budget,
+                        uint8_t **data, size_t *size, uint32_t *mode, struct thaw_error *err)
+{
+    *data = NULL;
+    *size = 0;
+    const char *rel = p;
+    char *base = NULL;
+    if (strncmp(p, "build:", 6) == 0) {
+        rel = p + 6;
+        if (asprintf(&base, "%s/functions", build_dir) < 0)
+            return thaw_fail(err, "out of memory");
+    } else if (!(base = strdup(b->dir))) {
+        return thaw_fail(err, "out of memory");
+    }
+    int rc = -1, fd = -1;
+    int dfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!relative_path_safe(rel)) {
+        thaw_fail(err, "path \"%s\" must be relative, without \"..\"", p);
+        goto out;
+    }
+    if (dfd < 0) {
+        thaw_fail_errno(err, "cannot open %s", base);
+        goto out;
+    }
+    struct thaw_error why;
+    if ((fd = file_open_regular(dfd, rel, O_RDONLY, BENEATH, &why)) < 0) {
+        thaw_fail(err, "%s: %s", base, why.msg);
+        goto out;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        thaw_fail_errno(err, "cannot stat %s/%s", base, rel);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > *budget) {
+        thaw_fail(err, "%s/%s: %lld bytes would take the bundle over its %llu MiB limit", base, rel,
+                  (long long)st.st_size, BUNDLE_TOTAL_MAX >> 20);
+        goto out;
+    }
+    close(fd);
+    fd = -1;
+    if (read_file_at(dfd, rel, BENEATH, (size_t)*budget, data, size, &why) < 0) {
+        thaw_fail(err, "%s: %s", base, why.msg);
+        goto out;
+    }
+    *budget -= *size;
+    *mode = (uint32_t)st.st_mode & 0777;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (dfd >= 0)
+        close(dfd);
+    free(base);
+    return rc;
+}
+
 static int append(uint8_t **buf, size_t *len, const uint8_t *data, size_t n)
 {
     uint8_t *nb = realloc(*buf, *len + n + 1);
@@ -80,7 +141,7 @@ static int append(uint8_t **buf, size_t *len, const uint8_t *data, size_t n)
     return 0;
 }
 
-static int load_files(struct bundle *b, json_t *files, struct thaw_error *err)
+static int load_files(struct bundle *b, json_t *files, uint64_t *budget, struct thaw_error *err)
 {
     struct cpio_writer w;
     cpio_writer_init(&w);
@@ -94,19 +155,24 @@ static int load_files(struct bundle *b, json_t *files, struct thaw_error *err)
             thaw_fail(err, "files[%zu]: needs \"src\" and \"dst\" strings", i);
             goto out;
         }
-        if (!relative_path_safe(src)) {
+        if (!relative_path_safe(src) || !strncmp(src, "build:", 6)) {
             thaw_fail(err, "files[%zu]: src \"%s\" must be relative, without \"..\"", i, src);
             goto out;
         }
-        char *host = NULL;
-        if (asprintf(&host, "%s/%s", b->dir, src) < 0)
+        uint8_t *data;
+        size_t size;
+        uint32_t mode;
+        struct thaw_error why;
+        if (load_beneath(b, "", src, budget, &data, &size, &mode, &why) < 0) {
+            thaw_fail(err, "files[%zu]: %s", i, why.msg);
             goto out;
-        int r = cpio_writer_add_host_file(&w, dst, host);
-        if (r < 0)
-            thaw_fail_errno(err, "files[%zu]: cannot add %s as %s", i, host, dst);
-        free(host);
-        if (r < 0)
+        }
+        int r = cpio_writer_add_file(&w, dst, data, size, mode);
+        free(data);
+        if (r < 0) {
+            thaw_fail_errno(err, "files[%zu]: cannot add %s as %s", i, src, dst);
             goto out;
+        }
     }
     if (cpio_writer_finish(&w) < 0 || append(&b->archive, &b->archive_size, w.buf, w.len) < 0) {
         thaw_fail(err, "out of memory building the file archive");
@@ -130,8 +196,21 @@ int bundle_load(struct bundle *b, const char *dir, const char *build_dir, struct
         thaw_fail(err, "out of memory");
         goto fail;
     }
-    if (read_file(manifest_path, MANIFEST_MAX, &text, &text_len, err) < 0)
+    uint64_t budget = BUNDLE_TOTAL_MAX;
+    uint32_t mode;
+    struct thaw_error why;
+    /* The bundle directory is the caller's choice; what is inside it must stay inside. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        thaw_fail_errno(err, "cannot open %s", manifest_path);
         goto fail;
+    }
+    int r = read_file_at(dfd, "function.json", BENEATH, MANIFEST_MAX, &text, &text_len, &why);
+    close(dfd);
+    if (r < 0) {
+        thaw_fail(err, "%s: %s", dir, why.msg);
+        goto fail;
+    }
     json_error_t jerr;
     root = json_loadb((const char *)text, text_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root || !json_is_object(root)) {
@@ -174,8 +253,12 @@ int bundle_load(struct bundle *b, const char *dir, const char *build_dir, struct
     }
     if (!(b->program_path = resolve_path(b, build_dir, program, err)))
         goto fail;
-    if (read_file(b->program_path, PROGRAM_MAX, &b->program, &b->program_size, err) < 0)
+    if (load_beneath(b, build_dir, program, &budget, &b->program, &b->program_size, &mode, err) < 0)
         goto fail;
+    if (b->program_size > PROGRAM_MAX) {
+        thaw_fail(err, "%s is larger than %u MiB", b->program_path, PROGRAM_MAX >> 20);
+        goto fail;
+    }
 
     /* argv: program basename, then "args". */
     json_t *args = json_object_get(root, "args");
@@ -219,12 +302,7 @@ int bundle_load(struct bundle *b, const char *dir, const char *build_dir, struct
 
     const char *archive = json_string_value(json_object_get(root, "archive"));
     if (archive) {
-        char *path = resolve_path(b, build_dir, archive, err);
-        if (!path)
-            goto fail;
-        int r = read_file(path, ARCHIVE_MAX, &b->archive, &b->archive_size, err);
-        free(path);
-        if (r < 0)
+        if (load_beneath(b, build_dir, archive, &budget, &b->archive, &b->archive_size, &mode, err) < 0)
             goto fail;
         /* Concatenated archives start 4-byte aligned. */
         static const uint8_t zero[4];
@@ -237,7 +315,7 @@ int bundle_load(struct bundle *b, const char *dir, const char *build_dir, struct
             thaw_fail(err, "%s: \"files\" must be an array", manifest_path);
             goto fail;
         }
-        if (load_files(b, files, err) < 0)
+        if (load_files(b, files, &budget, err) < 0)
             goto fail;
     }
     json_decref(root);

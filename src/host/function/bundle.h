@@ -14,6 +14,10 @@
 
 #define BUNDLE_NAME_MAX 63
 #define BUNDLE_TIMEOUT_MAX_S 3600
+/* Everything a bundle ships into the guest (program, archive, files) together: checked
+ * against each file's size before it is read or copied, so a huge (even sparse) file
+ * costs nothing to refuse. */
+#define BUNDLE_TOTAL_MAX (1024ull << 20)
 
 struct bundle {
     char name[BUNDLE_NAME_MAX + 1];

@@ -434,9 +434,14 @@ int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_WS_PAGES, dir);
     /* O_DIRECT: large reads straight from the disk, no page-cache copy. */
-    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW | O_DIRECT, 0, err);
+    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
     if (fd < 0)
         return -1;
+    int fl = fcntl(fd, F_GETFL); /* O_DIRECT only once it is known to be a regular file */
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) < 0) {
+        close(fd);
+        return thaw_fail_errno(err, "cannot use O_DIRECT on %s", path);
+    }
     struct stat sb;
     int rc = -1;
     if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)PAGE || sb.st_size % PAGE) {

@@ -39,6 +39,7 @@ const char *sandbox_failure_name(enum sandbox_failure f)
     case SANDBOX_FAIL_GUEST: return "guest";
     case SANDBOX_FAIL_WORKER: return "worker";
     case SANDBOX_FAIL_INTERRUPTED: return "interrupted";
+    case SANDBOX_FAIL_PAGER: return "pager";
     }
     return "unknown";
 }
@@ -88,7 +89,7 @@ int sandbox_set_failure(struct sandbox *sb, enum sandbox_failure f)
 {
     sb->failure = f;
     if (f == SANDBOX_FAIL_TIMEOUT || f == SANDBOX_FAIL_GUEST || f == SANDBOX_FAIL_WORKER ||
-        f == SANDBOX_FAIL_INTERRUPTED)
+        f == SANDBOX_FAIL_INTERRUPTED || f == SANDBOX_FAIL_PAGER)
         sb->dead = true;
     return -1;
 }

@@ -50,6 +50,7 @@ enum sandbox_failure {
     SANDBOX_FAIL_GUEST,       /* the guest faulted, exited or broke the protocol: dead */
     SANDBOX_FAIL_WORKER,      /* the worker process died or misbehaved: dead */
     SANDBOX_FAIL_INTERRUPTED, /* SIGINT/SIGTERM (sandbox_interrupt_all): dead */
+    SANDBOX_FAIL_PAGER,       /* the memory's pager died ("pager died: ..."): dead */
 };
 const char *sandbox_failure_name(enum sandbox_failure f);
 

@@ -13,6 +13,7 @@
 #include "host/sandbox/guest_log.h"
 #include "host/sandbox/reap_policy.h"
 #include "host/sandbox/sandbox_impl.h"
+#include "host/snapshot/pager_watch.h"
 #include "host/snapshot/snapshot.h"
 #include "host/util/clock.h"
 #include "host/util/file.h"
@@ -110,7 +111,9 @@ static int invoke_failed(struct sandbox *sb, struct thaw_error *err)
     if (inst->stopped_by == INSTANCE_STOP_NONE)
         return sandbox_set_failure(sb, SANDBOX_FAIL_GUEST);
     enum sandbox_failure f;
-    if (inst->stopped_by == INSTANCE_STOP_TIMEOUT) {
+    if (inst->stopped_by == INSTANCE_STOP_KICKED) {
+        f = SANDBOX_FAIL_PAGER; /* err says why: "pager died: ..." */
+    } else if (inst->stopped_by == INSTANCE_STOP_TIMEOUT) {
         f = SANDBOX_FAIL_TIMEOUT;
         thaw_fail(err, "invocation timed out after %.1f s", (double)inst->run_timeout_ns / 1e9);
     } else {
@@ -125,10 +128,19 @@ static int invoke_failed(struct sandbox *sb, struct thaw_error *err)
     return sandbox_set_failure(sb, f);
 }
 
+static void kick_on_pager_death(void *ctx, const char *why)
+{
+    instance_kick(ctx, why);
+}
+
 static int local_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t **resp, size_t *resp_len,
                         struct thaw_error *err)
 {
     struct local *l = sb->impl;
+    /* From the first invocation on (a worker is jailed by then), a pager that dies stops
+     * the VM instead of leaving it blocked on a page (pager_watch.h). */
+    if (l->is_restore && pager_watch_start(&l->restored.mem, kick_on_pager_death, l->inst, err) < 0)
+        return sandbox_set_failure(sb, SANDBOX_FAIL_HOST);
     int rc = instance_invoke(l->inst, req, len, resp, resp_len, err);
     guest_log_flush(&l->log);
     if (rc < 0)
@@ -190,8 +202,8 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     st->vm_create_ns = r->t.vm_create_ns;
     st->restore_ns = r->t.total_ns;
     st->bytes_copied = r->mem.bytes_copied;
-    if (l->mode == MEM_UFFD || l->mode == MEM_REAP) {
-        struct pager_stats ps;
+    if ((l->mode == MEM_UFFD || l->mode == MEM_REAP) && !atomic_load(&l->restored.mem.pager_dead)) {
+        struct pager_stats ps; /* a dead pager has none: the counts stay 0 */
         struct thaw_error why;
         if (mem_backend_pager_query(&l->restored.mem, "stats", &ps, &why) < 0)
             return thaw_fail(err, "pager: %s", why.msg);
@@ -361,7 +373,7 @@ int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_m
         const char *names[] = {SNAPDIR_STATE, SNAPDIR_MEMORY};
         for (size_t i = 0; i < 2; i++) {
             char path[4096];
-            int fd = snapdir_path(path, sizeof path, snap_dir, names[i]) == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+            int fd = snapdir_path(path, sizeof path, snap_dir, names[i]) == 0 ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) : -1;
             if (fd >= 0) {
                 (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
                 close(fd);

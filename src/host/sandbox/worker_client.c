@@ -591,7 +591,7 @@ static int error_frame(struct sandbox *sb, struct worker_client *w, struct wp_fr
     thaw_fail(err, "%s", f->msg.u.fail.msg);
     wp_frame_free(f);
     if (why == SANDBOX_FAIL_TIMEOUT || why == SANDBOX_FAIL_GUEST || why == SANDBOX_FAIL_INTERRUPTED ||
-        why == SANDBOX_FAIL_WORKER)
+        why == SANDBOX_FAIL_WORKER || why == SANDBOX_FAIL_PAGER)
         kill_worker(w);
     return sandbox_set_failure(sb, why);
 }

@@ -354,7 +354,7 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
     case WP_ERROR:
         m->u.fail.failure = get_u32(&i, "error failure");
         get_str(&i, m->u.fail.msg, sizeof m->u.fail.msg, "error message");
-        if (!i.bad && (m->u.fail.failure == SANDBOX_OK || m->u.fail.failure > SANDBOX_FAIL_INTERRUPTED)) {
+        if (!i.bad && (m->u.fail.failure == SANDBOX_OK || m->u.fail.failure > SANDBOX_FAIL_PAGER)) {
             i.bad = true;
             i.why = "error failure";
         }

@@ -162,7 +162,8 @@ static int serve(struct worker *w)
             enum sandbox_failure why = sandbox_last_failure(w->sb);
             send_error(w, why, err.msg);
             /* A dead instance is of no further use: the caller tears us down. */
-            if (why == SANDBOX_FAIL_TIMEOUT || why == SANDBOX_FAIL_GUEST || why == SANDBOX_FAIL_INTERRUPTED)
+            if (why == SANDBOX_FAIL_TIMEOUT || why == SANDBOX_FAIL_GUEST || why == SANDBOX_FAIL_INTERRUPTED ||
+                why == SANDBOX_FAIL_PAGER)
                 return 0;
             if (last)
                 return 0;

@@ -17,6 +17,7 @@
 
 #include "host/pager/fc_handshake.h"
 #include "host/pager/manager.h"
+#include "host/snapshot/pager_watch.h"
 #include "host/util/file.h"
 #include "host/util/snapdir.h"
 
@@ -138,6 +139,15 @@ static int connect_pager(struct mem_backend *b, const char *path, const char *sn
     b->pager_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (b->pager_fd < 0 || connect(b->pager_fd, (struct sockaddr *)&sa, sizeof sa) < 0)
         return thaw_fail_errno(err, "cannot connect to the pager at %s", path);
+    /* Its process, for the pager watcher (pager_watch.h): opened now, while the process
+     * may still open things (a worker's jail comes later). A pager outside our pid
+     * namespace has pid 0 here: then the connection alone tells. */
+    struct ucred cr;
+    socklen_t crlen = sizeof cr;
+    if (getsockopt(b->pager_fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == 0 && cr.pid > 0) {
+        b->pager_pid = cr.pid;
+        b->pager_pidfd = (int)syscall(SYS_pidfd_open, cr.pid, 0);
+    }
     return pager_hello(b->pager_fd, snap_dir, mode == MEM_REAP ? (int)pmode : -1, PAGER_REPLY_TIMEOUT_MS, err);
 }
 
@@ -322,7 +332,8 @@ int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *sna
     memset(b, 0, sizeof *b);
     b->mode = mode;
     b->size = size;
-    b->uffd = b->pager_fd = -1;
+    b->uffd = b->pager_fd = b->pager_pidfd = -1;
+    pthread_mutex_init(&b->uffd_lock, NULL);
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, snap_dir);
     b->file_fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
@@ -383,17 +394,28 @@ int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struc
      * reuse of it, which comes at once, costs ordinary in-kernel faults.
      * If that fails (too many VMAs), the pager reads the REMOVE event and serves the
      * range as zero pages: slower, still right. */
+    pthread_mutex_lock(&b->uffd_lock); /* the pager watcher may close uffd */
     if (b->uffd >= 0) {
         struct uffdio_range r = {.start = (uint64_t)(uintptr_t)b->host + gpa, .len = len};
         (void)ioctl(b->uffd, UFFDIO_UNREGISTER, &r);
     }
+    pthread_mutex_unlock(&b->uffd_lock);
     if (madvise(b->host + gpa, len, MADV_DONTNEED) < 0)
         return thaw_fail_errno(err, "madvise(MADV_DONTNEED) of guest memory");
     return 0;
 }
 
+void mem_backend_pager_thread_error(struct mem_backend *b, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", b->thread ? b->thread->err.msg : "");
+}
+
 void mem_backend_close(struct mem_backend *b)
 {
+    pager_watch_stop(b); /* before the connection closes on purpose */
+    if (b->pager_pidfd >= 0)
+        close(b->pager_pidfd);
+    b->pager_pidfd = -1;
     if (b->pager_fd >= 0)
         close(b->pager_fd); /* end of file: the pager stops (writing a pending working set) */
     if (b->thread) {
@@ -409,5 +431,5 @@ void mem_backend_close(struct mem_backend *b)
         close(b->file_fd);
     b->thread = NULL;
     b->host = NULL;
-    b->uffd = b->file_fd = b->pager_fd = -1;
+    b->uffd = b->file_fd = b->pager_fd = b->pager_pidfd = -1;
 }

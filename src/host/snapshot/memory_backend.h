@@ -14,7 +14,9 @@
 #define THAW_HOST_MEMORY_BACKEND_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #include "host/pager/pager.h"
@@ -27,6 +29,7 @@ const char *mem_mode_name(enum mem_mode m);
 int mem_mode_parse(const char *s, enum mem_mode *out);
 
 struct pager_thread;
+struct pager_watch;
 
 struct mem_backend {
     enum mem_mode mode;
@@ -42,6 +45,13 @@ struct mem_backend {
     struct pager_thread *thread;    /* in-process pager, or NULL for an external one */
     struct pager_stats ready;       /* what the pager reported once set up */
     bool is_ready;                  /* "ready" received (mem_backend_wait_ready) */
+    /* A dead pager (pager_watch.h): the watcher closes uffd, under uffd_lock. */
+    pid_t pager_pid;                /* an external pager's process, when the kernel names it */
+    int pager_pidfd;                /* and its pidfd, or -1 */
+    struct pager_watch *watch;
+    pthread_mutex_t uffd_lock;
+    atomic_bool watch_stopping, pager_dead;
+    char pager_dead_why[384];
 };
 
 /* Sets up guest memory from <snap_dir>/memory (which must hold exactly size bytes of
@@ -65,6 +75,8 @@ int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struc
 /* uffd/reap: asks the pager (cmd "stats" or "finish-record") and returns its stats. */
 int mem_backend_pager_query(struct mem_backend *b, const char *cmd, struct pager_stats *st,
                             struct thaw_error *err);
+/* Why the in-process pager thread stopped, if it said ("" otherwise). */
+void mem_backend_pager_thread_error(struct mem_backend *b, char *buf, size_t len);
 /* Stops the pager (closing the connection) and unmaps. */
 void mem_backend_close(struct mem_backend *b);
 

@@ -332,7 +332,7 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     memset(r, 0, sizeof *r);
     struct instance *inst = &r->inst;
     inst->vm.kvm_fd = inst->vm.vm_fd = -1;
-    r->mem.file_fd = r->mem.uffd = r->mem.pager_fd = -1;
+    r->mem.file_fd = r->mem.uffd = r->mem.pager_fd = r->mem.pager_pidfd = -1;
     uint64_t t0 = clock_now_ns();
     /* A pool that is empty makes its VM in a thread of its own while the state is read
      * and the memory set up (a failure here only means the VM is made on the spot). */

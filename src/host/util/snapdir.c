@@ -70,25 +70,32 @@ int snapdir_begin(const char *dir, char *tmp, size_t tmp_len, struct thaw_error 
                      (long)getpid(), r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
     if (n < 0 || (size_t)n >= tmp_len)
         return thaw_fail(err, "snapshot directory name too long: %s", dir);
-    /* mkdir never follows or reuses an existing name. */
+    /* mkdir never follows or reuses an existing name; the mode is set whatever the
+     * umask, since snapdir_check refuses a group-writable snapshot. */
     if (mkdir(tmp, 0755) < 0)
         return thaw_fail_errno(err, "cannot create %s", tmp);
+    if (chmod(tmp, 0755) < 0) {
+        rmdir(tmp);
+        return thaw_fail_errno(err, "cannot chmod %s", tmp);
+    }
     return 0;
 }
 
-/* Names a snapshot directory may hold: its files and their temporaries. */
+/* Names a snapshot directory may hold: state, memory, anything of the working set
+ * ("ws.*", so that later ws files and locks need no change here), and the temporaries
+ * of all of these. */
+static bool snapshot_file(const char *n, size_t len)
+{
+    return (len == strlen(SNAPDIR_STATE) && !strncmp(n, SNAPDIR_STATE, len)) ||
+           (len == strlen(SNAPDIR_MEMORY) && !strncmp(n, SNAPDIR_MEMORY, len)) || (len > 3 && !strncmp(n, "ws.", 3));
+}
+
 static bool snapshot_name(const char *n)
 {
-    static const char *const names[] = {SNAPDIR_STATE, SNAPDIR_MEMORY, SNAPDIR_WS_TRACE, SNAPDIR_WS_PAGES,
-                                        SNAPDIR_WS_STALE};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        size_t l = strlen(names[i]);
-        if (!strcmp(n, names[i]))
-            return true;
-        if (n[0] == '.' && !strncmp(n + 1, names[i], l) && !strncmp(n + 1 + l, ".tmp.", 5))
-            return true;
-    }
-    return false;
+    if (snapshot_file(n, strlen(n)))
+        return true;
+    const char *t = n[0] == '.' ? strstr(n + 1, ".tmp.") : NULL;
+    return t && snapshot_file(n + 1, (size_t)(t - n - 1));
 }
 
 /* Calls fn for every entry of the directory open as dfd (which it closes); stops and

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <linux/openat2.h>
+
+#include "host/util/file.h"
 
 int tree_mkdir_p(const char *path, struct thaw_error *err)
 {
@@ -50,40 +53,67 @@ int tree_remove(const char *path, struct thaw_error *err)
     return 0;
 }
 
-int tree_copy_file(const char *from, const char *to, int sync, struct thaw_error *err)
+/* Copies the regular file open as in (st its status) to a new file `to`. */
+static int copy_fd(int in, const struct stat *st, const char *from, const char *to, int sync,
+                   struct thaw_error *err)
 {
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return thaw_fail_errno(err, "cannot open %s", from);
-    struct stat st;
-    if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(in);
-        return thaw_fail(err, "%s is not a regular file", from);
-    }
-    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (st.st_mode & 0111) ? 0755 : 0644);
-    if (out < 0) {
-        close(in);
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (st->st_mode & 0111) ? 0755 : 0644);
+    if (out < 0)
         return thaw_fail_errno(err, "cannot create %s", to);
-    }
     int rc = 0;
-    off_t left = st.st_size;
+    off_t left = st->st_size;
     while (left > 0) {
         ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            rc = thaw_fail_errno(err, "cannot copy %s to %s", from, to);
+            rc = n == 0 ? thaw_fail(err, "%s shrank while it was copied", from)
+                        : thaw_fail_errno(err, "cannot copy %s to %s", from, to);
             break;
         }
         left -= n;
     }
     if (rc == 0 && sync && fsync(out) < 0)
         rc = thaw_fail_errno(err, "cannot sync %s", to);
-    close(in);
     if (close(out) < 0 && rc == 0)
         rc = thaw_fail_errno(err, "cannot write %s", to);
     if (rc < 0)
         unlink(to);
+    return rc;
+}
+
+int tree_copy_file(const char *from, const char *to, int sync, struct thaw_error *err)
+{
+    int in = file_open_regular(AT_FDCWD, from, O_RDONLY, 0, err); /* a FIFO never blocks */
+    if (in < 0)
+        return -1;
+    struct stat st;
+    int rc = fstat(in, &st) < 0 ? thaw_fail_errno(err, "cannot stat %s", from) : copy_fd(in, &st, from, to, sync, err);
+    close(in);
+    return rc;
+}
+
+int tree_copy_file_beneath(const char *dir, const char *rel, const char *to, uint64_t *budget,
+                           struct thaw_error *err)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return thaw_fail_errno(err, "cannot open %s", dir);
+    struct thaw_error why;
+    int in = file_open_regular(dfd, rel, O_RDONLY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, &why);
+    close(dfd);
+    if (in < 0)
+        return thaw_fail(err, "%s: %s", dir, why.msg);
+    struct stat st;
+    int rc;
+    if (fstat(in, &st) < 0)
+        rc = thaw_fail_errno(err, "cannot stat %s/%s", dir, rel);
+    else if ((uint64_t)st.st_size > *budget)
+        rc = thaw_fail(err, "%s/%s: %lld bytes would take the bundle over its size limit", dir, rel,
+                       (long long)st.st_size);
+    else if ((rc = copy_fd(in, &st, rel, to, 0, err)) == 0)
+        *budget -= (uint64_t)st.st_size;
+    close(in);
     return rc;
 }
 

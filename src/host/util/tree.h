@@ -17,6 +17,10 @@ int tree_remove(const char *path, struct thaw_error *err);
 /* Copies a regular file to a new file `to` (which must not exist), keeping the
  * executable bit; fsyncs it when sync is set. */
 int tree_copy_file(const char *from, const char *to, int sync, struct thaw_error *err);
+/* The same for dir/rel, which must resolve beneath dir through no symbolic link, and
+ * whose size is charged to *budget (refused when it would go below 0) before copying. */
+int tree_copy_file_beneath(const char *dir, const char *rel, const char *to, uint64_t *budget,
+                           struct thaw_error *err);
 
 /* Total bytes allocated on disk (st_blocks * 512) under path, and apparent size. */
 int tree_usage(const char *path, uint64_t *allocated, uint64_t *apparent);

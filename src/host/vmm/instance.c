@@ -322,6 +322,10 @@ static int ud_trap_check(struct instance *inst, struct vcpu *v, struct thaw_erro
 
 static int run_stopped(struct instance *inst, enum vcpu_kick_reason why, struct thaw_error *err)
 {
+    if (why == VCPU_KICK_REQUEST) {
+        inst->stopped_by = INSTANCE_STOP_KICKED;
+        return guest_failed(inst, err, "%s", inst->kicker.why);
+    }
     inst->stopped_by = why == VCPU_KICK_DEADLINE ? INSTANCE_STOP_TIMEOUT : INSTANCE_STOP_INTERRUPTED;
     if (why == VCPU_KICK_DEADLINE)
         return guest_failed(inst, err, "timed out after %.1f s", (double)inst->run_timeout_ns / 1e9);
@@ -350,13 +354,26 @@ static int run_loop(struct instance *inst, struct vcpu_run_guard *g, uint8_t **r
 int instance_run(struct instance *inst, uint8_t **resp, size_t *resp_len, struct thaw_error *err)
 {
     struct vcpu_run_guard g;
-    if (vcpu_run_begin(&g, inst->vm.vcpus[0].run, inst->run_timeout_ns, err) < 0) {
+    if (vcpu_run_begin(&g, inst->vm.vcpus[0].run, inst->run_timeout_ns, &inst->kicker, err) < 0) {
         inst->state = INSTANCE_FAILED;
         return -1;
     }
     int r = run_loop(inst, &g, resp, resp_len, err);
     vcpu_run_end(&g);
+    if (r == 0 && vcpu_kicked(&inst->kicker)) { /* kicked after the guest's last exit */
+        if (resp) {
+            free(*resp);
+            *resp = NULL;
+            *resp_len = 0;
+        }
+        return run_stopped(inst, VCPU_KICK_REQUEST, err);
+    }
     return r;
+}
+
+void instance_kick(struct instance *inst, const char *why)
+{
+    vcpu_kick(&inst->kicker, why);
 }
 
 static int run_loop(struct instance *inst, struct vcpu_run_guard *g, uint8_t **resp, size_t *resp_len,

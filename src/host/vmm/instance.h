@@ -11,6 +11,7 @@
 
 #include "host/util/error.h"
 #include "host/vmm/hypercall.h"
+#include "host/vmm/vcpu_kick.h"
 #include "host/vmm/vm.h"
 
 /* Where guest output goes when set (else console_fd): stream 1 stdout, 2 stderr,
@@ -45,7 +46,7 @@ struct instance_config {
 enum instance_state { INSTANCE_NEW, INSTANCE_READY, INSTANCE_EXITED, INSTANCE_FAILED };
 
 /* Why a FAILED instance stopped, when it was not the guest's doing. */
-enum instance_stop { INSTANCE_STOP_NONE, INSTANCE_STOP_TIMEOUT, INSTANCE_STOP_INTERRUPTED };
+enum instance_stop { INSTANCE_STOP_NONE, INSTANCE_STOP_TIMEOUT, INSTANCE_STOP_INTERRUPTED, INSTANCE_STOP_KICKED };
 
 struct instance_stats {
     uint64_t vm_exits;
@@ -79,6 +80,8 @@ struct instance {
     char failure[512];          /* why the guest stopped, when state is FAILED */
     uint64_t run_timeout_ns;    /* limit of each instance_run (one invocation); 0: none */
     enum instance_stop stopped_by;
+    /* instance_kick from another thread (a dead pager): stopped_by KICKED, failure = why */
+    struct vcpu_kicker kicker;
 };
 
 /* Creates the microVM, loads kernel, program and archive, and runs the guest to its
@@ -100,5 +103,10 @@ void instance_destroy(struct instance *inst);
  * run_timeout_ns, or one that vcpu_stop_all() stops (vcpu_kick.h), is kicked out of
  * KVM_RUN and fails with stopped_by saying why; the instance is then unusable. */
 int instance_run(struct instance *inst, uint8_t **resp, size_t *resp_len, struct thaw_error *err);
+
+/* From any thread: stops the instance's vCPU now (or its next run) and fails that run
+ * with why, as INSTANCE_STOP_KICKED. A response computed after the kick is dropped:
+ * whatever made the kick necessary (a pager gone) may have spoilt it. */
+void instance_kick(struct instance *inst, const char *why);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -75,11 +76,13 @@ static int thread_timer_get(int tid, timer_t *out, struct thaw_error *err)
     return 0;
 }
 
-int vcpu_run_begin(struct vcpu_run_guard *g, struct kvm_run *run, uint64_t timeout_ns, struct thaw_error *err)
+int vcpu_run_begin(struct vcpu_run_guard *g, struct kvm_run *run, uint64_t timeout_ns, struct vcpu_kicker *k,
+                   struct thaw_error *err)
 {
     memset(g, 0, sizeof *g);
     g->run = run;
     g->slot = -1;
+    g->kicker = k;
     pthread_once(&handler_once, install_handler);
     if (handler_errno) {
         errno = handler_errno;
@@ -92,6 +95,10 @@ int vcpu_run_begin(struct vcpu_run_guard *g, struct kvm_run *run, uint64_t timeo
     run->immediate_exit = 0;
     current_run = run;
     int tid = (int)syscall(SYS_gettid);
+    /* Published before the first vcpu_kick_check: a vcpu_kick either sees this thread
+     * (and signals it) or has set requested before that check reads it. */
+    if (k)
+        atomic_store(&k->tid, tid);
     for (int i = 0; i < VCPU_KICK_SLOTS; i++) {
         int free_slot = 0;
         if (atomic_compare_exchange_strong(&registry[i], &free_slot, tid)) {
@@ -121,6 +128,8 @@ enum vcpu_kick_reason vcpu_kick_check(struct vcpu_run_guard *g)
 {
     if (atomic_load(&stop_requested))
         return VCPU_KICK_STOP;
+    if (g->kicker && atomic_load(&g->kicker->requested))
+        return VCPU_KICK_REQUEST;
     if (g->deadline_ns && clock_now_ns() >= g->deadline_ns)
         return VCPU_KICK_DEADLINE;
     /* A stray kick: clear it. A kick landing after this store sets it again. */
@@ -138,6 +147,9 @@ void vcpu_run_end(struct vcpu_run_guard *g)
     if (g->slot >= 0)
         atomic_store(&registry[g->slot], 0);
     g->slot = -1;
+    if (g->kicker)
+        atomic_store(&g->kicker->tid, 0);
+    g->kicker = NULL;
     current_run = NULL;
     if (g->run)
         g->run->immediate_exit = 0;
@@ -157,4 +169,23 @@ void vcpu_stop_all(void)
 bool vcpu_stopping(void)
 {
     return atomic_load(&stop_requested) != 0;
+}
+
+void vcpu_kick(struct vcpu_kicker *k, const char *why)
+{
+    static pthread_mutex_t first = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&first);
+    if (!atomic_load(&k->requested)) {
+        snprintf(k->why, sizeof k->why, "%s", why);
+        atomic_store(&k->requested, 1);
+    }
+    pthread_mutex_unlock(&first);
+    int tid = atomic_load(&k->tid);
+    if (tid)
+        syscall(SYS_tgkill, getpid(), tid, VCPU_KICK_SIGNAL);
+}
+
+bool vcpu_kicked(struct vcpu_kicker *k)
+{
+    return atomic_load(&k->requested) != 0;
 }

@@ -1,0 +1,29 @@
+/* Never hang on a dead pager. A uffd/reap instance's guest blocks on every missing page
+ * until its pager serves it; a pager that is gone would leave it blocked for ever (the
+ * monitor keeps its own copy of the userfaultfd, so the kernel never gives up). A watcher
+ * thread waits for the pager to go away: the handshake connection hanging up (a pager
+ * thread that stopped, a `thaw pager` process, or the caller's pager of a worker, that
+ * exited or was killed) or, for an external pager in our pid namespace, its pidfd. Then
+ *   1. on_death("pager died: ...") stops the vCPU (instance_kick, vcpu_kick.h);
+ *   2. the monitor's copy of the userfaultfd is closed: with the pager's copy gone too,
+ *      the kernel releases every fault still waiting for a page. What the guest then
+ *      sees are zero pages, never used: the kick came first, and a response computed
+ *      after it is dropped.
+ * All within milliseconds of the pager's end. The watcher only polls, reads nothing and
+ * opens nothing, so it can start inside a worker's jail (every descriptor it needs was
+ * opened with the memory). */
+#ifndef THAW_HOST_PAGER_WATCH_H
+#define THAW_HOST_PAGER_WATCH_H
+
+#include "host/snapshot/memory_backend.h"
+
+typedef void (*pager_death_fn)(void *ctx, const char *why);
+
+/* Starts watching b's pager (uffd/reap only; a no-op otherwise, and when already
+ * watching). on_death runs in the watcher thread. */
+int pager_watch_start(struct mem_backend *b, pager_death_fn on_death, void *ctx, struct thaw_error *err);
+/* Stops the watcher before the pager connection is closed on purpose (mem_backend_close
+ * does it). Idempotent. */
+void pager_watch_stop(struct mem_backend *b);
+
+#endif
