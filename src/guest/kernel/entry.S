@@ -46,13 +46,7 @@ exception_stubs:
 .macro STUB vec
     .balign 16
     .if \vec == 6
-    /* #UD doubles as the hypercall trap: eax = argument GPA, dx = port. The monitor
-     * checks the frame's rip; for a real #UD it stops the VM and never resumes here. */
-    .globl hypercall_out
-hypercall_out:
-    out %eax, %dx
-    addq $2, (%rsp)           /* return past the UD2 */
-    iretq
+    jmp ud_stub               /* does not fit in 16 bytes */
     .elseif (\vec == 8) || (\vec >= 10 && \vec <= 14) || (\vec == 17) || (\vec == 21) || (\vec == 29) || (\vec == 30)
     pushq $\vec
     jmp exception_common
@@ -72,6 +66,23 @@ exception_common:
 1:  hlt
     jmp 1b
 
+/* #UD doubles as the kernel's way into ring 0, from two known UD2s:
+ *  - segment_base_ud2: WRMSR (ecx = FS/GS base MSR, edx:eax = base), for the switch
+ *    between threads; no VM exit (thread.h);
+ *  - hypercall_ud2 (and any other #UD): eax = argument GPA, dx = port. The monitor
+ *    checks the frame's rip; for a real #UD it stops the VM and never resumes here. */
+ud_stub:
+    cmpq $segment_base_ud2, (%rsp)
+    je 2f
+    .globl hypercall_out
+hypercall_out:
+    out %eax, %dx
+    addq $2, (%rsp)           /* return past the UD2 */
+    iretq
+2:  wrmsr
+    addq $2, (%rsp)
+    iretq
+
 /* ---------------------------------------------------------------- CPL3 */
     .text
 /* hypercall_trap(port, gpa): clobbers only eax and edx. */
@@ -81,6 +92,19 @@ hypercall_trap:
     mov %edi, %edx
     .globl hypercall_ud2
 hypercall_ud2:
+    ud2
+    ret
+
+/* arch_set_segment_base(msr, base): writes MSR_FS_BASE or MSR_GS_BASE in ring 0
+ * through the #UD stub. Clobbers eax, ecx and edx only. */
+    .globl arch_set_segment_base
+arch_set_segment_base:
+    mov %edi, %ecx
+    mov %rsi, %rax
+    mov %rsi, %rdx
+    shr $32, %rdx
+    .globl segment_base_ud2
+segment_base_ud2:
     ud2
     ret
 

@@ -50,20 +50,14 @@ int thread_live_count(void)
     return n;
 }
 
-static void set_base(unsigned which, uint64_t base)
-{
-    struct thaw_hc_segment_base sb = {.base = base, .which = which};
-    hypercall(THAW_HC_SET_SEGMENT_BASE, &sb);
-}
-
 static void load_bases(const struct thread *t)
 {
     if (t->fs_base != cpu_fs_base) {
-        set_base(THAW_SEGMENT_FS, t->fs_base);
+        arch_set_segment_base(MSR_FS_BASE, t->fs_base);
         cpu_fs_base = t->fs_base;
     }
     if (t->gs_base != cpu_gs_base) {
-        set_base(THAW_SEGMENT_GS, t->gs_base);
+        arch_set_segment_base(MSR_GS_BASE, t->gs_base);
         cpu_gs_base = t->gs_base;
     }
 }

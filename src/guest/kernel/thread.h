@@ -105,8 +105,14 @@ void thread_sleep_until(uint64_t deadline);
 _Noreturn void thread_exit(int64_t status);
 
 /* FS/GS bases of the calling thread (arch_prctl). Without FSGSBASE, CPL3 cannot write
- * them: a switch to a thread with other bases costs one THAW_HC_SET_SEGMENT_BASE. */
+ * them: a switch to a thread with other bases makes one trip to ring 0 for a WRMSR
+ * (arch_set_segment_base in entry.S, through the #UD stub), about 3x cheaper here than
+ * the THAW_HC_SET_SEGMENT_BASE hypercall's exit to the monitor (bench/thread_switch.py,
+ * docs/guest-threads.md). The base must be canonical: a #GP in ring 0 stops the guest. */
 int64_t sys_arch_prctl(uint64_t code, uint64_t addr);
+#define MSR_FS_BASE 0xc0000100u
+#define MSR_GS_BASE 0xc0000101u
+void arch_set_segment_base(uint32_t msr, uint64_t base);
 
 /* switch.S: saves the callee-saved registers on the current stack and *save_sp, loads
  * new_sp and pops the other thread's. thread_trampoline starts a new thread. */
