@@ -183,6 +183,73 @@ static void test_restore_every_mode(void **state)
     }
 }
 
+/* A snapshot taken from inside the jail: the caller makes the files, the worker fills
+ * the image through the descriptor it is given; the result restores in every mode, in
+ * process and in a worker, and so does a snapshot of a worker restored lazily through
+ * the caller-side pager. */
+static void test_snapshot_from_jailed_worker(void **state)
+{
+    (void)state;
+    if (!usable())
+        return;
+    struct thaw_error err = {{0}};
+    struct sandbox *w;
+    struct sandbox_options wo = worker_opt();
+    char snap[192], snap2[192];
+    snprintf(snap, sizeof snap, "%s/from-worker", tmpdir);
+    snprintf(snap2, sizeof snap2, "%s/from-restored-worker", tmpdir);
+    if (sandbox_boot(&w, "functions/hello", &wo, &err) < 0)
+        fail_msg("worker boot: %s", err.msg);
+    assert_jailed(sandbox_worker_pid(w)); /* the boot ran jailed, and so does the snapshot */
+    if (sandbox_snapshot(w, snap, &err) < 0)
+        fail_msg("snapshot from a worker: %s", err.msg);
+    assert_jailed(sandbox_worker_pid(w));
+    struct sandbox_stats st;
+    assert_int_equal(sandbox_stats(w, &st, &err), 0);
+    assert_true(st.in_worker);
+    assert_true(st.save_ns > 0 && st.snapshot_allocated_bytes > 0);
+    char *b = call_str(w, "{\"name\": \"after\"}"); /* the instance still serves */
+    assert_non_null(b);
+    assert_non_null(strstr(b, "Hello, after!"));
+    free(b);
+    sandbox_destroy(w);
+    /* No temporary directory is left next to it. */
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -q '\\.new\\.'", tmpdir);
+    assert_int_not_equal(system(cmd), 0);
+
+    const enum mem_mode modes[] = {MEM_COPY, MEM_LAZY, MEM_UFFD, MEM_REAP, MEM_REAP};
+    for (int in_worker = 0; in_worker < 2; in_worker++)
+        for (size_t i = 0; i < 5; i++) {
+            struct sandbox *r;
+            struct sandbox_options o = in_worker ? worker_opt() : (struct sandbox_options){.log = quiet_log};
+            if (sandbox_restore(&r, snap, modes[i], &o, &err) < 0)
+                fail_msg("restore of the worker's snapshot (%s, worker %d): %s", mem_mode_name(modes[i]),
+                         in_worker, err.msg);
+            b = call_str(r, "{\"name\": \"copied\"}");
+            assert_non_null(b);
+            assert_non_null(strstr(b, "Hello, copied!"));
+            free(b);
+            sandbox_destroy(r);
+        }
+
+    /* A worker restored in uffd mode: every page it saves comes through our pager. */
+    if (sandbox_restore(&w, snap, MEM_UFFD, &wo, &err) < 0)
+        fail_msg("worker restore: %s", err.msg);
+    if (sandbox_snapshot(w, snap2, &err) < 0)
+        fail_msg("snapshot of a restored worker: %s", err.msg);
+    sandbox_destroy(w);
+    struct sandbox *r;
+    struct sandbox_options lo = {.log = quiet_log};
+    if (sandbox_restore(&r, snap2, MEM_COPY, &lo, &err) < 0)
+        fail_msg("restore of the restored worker's snapshot: %s", err.msg);
+    b = call_str(r, "{\"name\": \"twice\"}");
+    assert_non_null(b);
+    assert_non_null(strstr(b, "Hello, twice!"));
+    free(b);
+    sandbox_destroy(r);
+}
+
 struct killer {
     pid_t pid;
     unsigned delay_ms;
@@ -318,6 +385,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_boot_same_answer_and_jailed),
         cmocka_unit_test(test_restore_every_mode),
+        cmocka_unit_test(test_snapshot_from_jailed_worker),
         cmocka_unit_test(test_sigkill_mid_invocation),
         cmocka_unit_test(test_misbehaving_workers),
     };

@@ -163,11 +163,34 @@ st=$(http POST /invoke/spin -d '{"r": 1}')
 [ "$st" = 200 ] && [ "$(header X-Thaw-Start)" = cold-reap ] && [ "$(header X-Thaw-Prefetch-Us)" -gt 0 ] \
     && pass "restart: cold start prefetches the kept working set" || fail "restart invoke" "$st $(header X-Thaw-Start) $(header X-Thaw-Prefetch-Us)"
 
-# kill -9 during a deploy: no broken function, no leftovers, the next deploy works.
 cp -r functions/helloworld "$WORK/py"
 # A handler slow at import keeps the deploy (its build and boot) busy for seconds, so
-# the kill below always lands in the middle of it, however fast the machine is.
+# the checks below always land in the middle of it, however fast the machine is.
 printf 'import time\ntime.sleep(3)\n' | cat - functions/helloworld/handler.py > "$WORK/py/handler.py"
+
+# The deploy's first boot (hostile code) runs in a jailed worker: seen from /proc
+# while it boots, and said by the deploy's answer.
+deploy pyjail "$WORK/py" >"$WORK/pyjail_st" &
+dpid=$!
+jailed=
+for _ in $(seq 300); do
+    for c in $(pgrep -P "$DAEMON_PID"); do
+        [ "$(tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null)" = "thaw worker --fd 3 " ] || continue
+        s=$(awk '/^Seccomp:/ {s=$2} /^Uid:/ {u=$2} /^CapEff:/ {c=$2} END {print s, u, c}' "/proc/$c/status" 2>/dev/null)
+        [ "$s" = "2 65534 0000000000000000" ] && jailed=$c && break 2
+    done
+    sleep 0.05
+done
+wait $dpid
+[ -n "$jailed" ] && pass "deploy boots in a jailed worker (Seccomp 2, uid 65534, no capabilities)" \
+    || fail "deploy boot jailed" "no jailed worker seen"
+[ "$(cat "$WORK/pyjail_st")" = 201 ] && [ "$(json_field boot_in_worker)" = True ] \
+    && pass "deploy from a jailed boot: 201, boot_in_worker" || fail "jailed deploy" "$(cat "$WORK/pyjail_st") $(body)"
+st=$(http POST /invoke/pyjail -d '{"name": "J"}')
+[ "$st" = 200 ] && grep -q 'Hello, J' "$WORK/body" && pass "the worker-made snapshot serves" || fail "pyjail invoke" "$st $(body)"
+http DELETE /functions/pyjail >/dev/null
+
+# kill -9 during a deploy: no broken function, no leftovers, the next deploy works.
 deploy py "$WORK/py" >/dev/null &
 dpid=$!
 sleep 0.7

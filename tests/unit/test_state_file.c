@@ -17,7 +17,10 @@
 #include <cmocka.h>
 
 #include "host/snapshot/state_file.h"
+#include "host/snapshot/snapshot.h"
 #include "host/util/atomic_file.h"
+#include "host/util/file.h"
+#include "host/util/snap_identity.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -1163,6 +1166,71 @@ static void test_atomic_write_errors(void **state)
     rm_dir(dir, NULL, 0);
 }
 
+/* snapshot_writer (snapshot.c): the owner's half of a snapshot taken in another
+ * process. Whatever that process wrote past the image is cut, the identity trailer
+ * comes from the state the owner checks, and a state that does not decode leaves the
+ * old snapshot untouched with nothing left behind. */
+static void test_snapshot_writer(void **state)
+{
+    (void)state;
+    char root[] = "/tmp/thaw-writer-XXXXXX", dir[64], path[128];
+    assert_non_null(mkdtemp(root));
+    snprintf(dir, sizeof dir, "%s/snap", root);
+    struct snapshot_state *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    make_state(s, 4, true);
+    uint8_t *buf;
+    size_t len;
+    struct thaw_error err = {{0}};
+    assert_int_equal(state_file_encode(s, &buf, &len, &err), 0);
+    struct snapshot_writer w;
+    assert_int_equal(snapshot_writer_begin(&w, dir, &err), 0);
+    assert_int_equal(pwrite(w.memory_fd, "page", 4, 8192), 4);
+    assert_int_equal(pwrite(w.memory_fd, "junk", 4, (off_t)(300ull << 20)), 4); /* past mem_size */
+    if (snapshot_writer_commit(&w, buf, len, &err) < 0)
+        fail_msg("commit: %s", err.msg);
+    snprintf(path, sizeof path, "%s/memory", dir);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal((uint64_t)st.st_size, s->monitor.mem_size + MEMORY_TRAILER_SIZE);
+    uint64_t mem_size;
+    struct snap_identity id, want;
+    assert_int_equal(memory_trailer_read(fd, (uint64_t)st.st_size, path, &mem_size, &id, &err), 0);
+    memcpy(want.id, s->snapshot_id, sizeof want.id);
+    assert_int_equal(snap_identity_digest(&want, buf, len, &err), 0);
+    assert_true(snap_identity_equal(&id, &want));
+    char c[4];
+    assert_int_equal(pread(fd, c, 4, 8192), 4);
+    assert_memory_equal(c, "page", 4);
+    close(fd);
+
+    /* A state that does not decode: refused, the snapshot in place is kept. */
+    assert_int_equal(snapshot_writer_begin(&w, dir, &err), 0);
+    uint8_t garbage[64] = {1, 2, 3};
+    assert_int_equal(snapshot_writer_commit(&w, garbage, sizeof garbage, &err), -1);
+    assert_non_null(strstr(err.msg, "does not decode"));
+    snprintf(path, sizeof path, "%s/state", dir);
+    uint8_t *back;
+    size_t back_len;
+    assert_int_equal(read_file(path, 1u << 20, &back, &back_len, &err), 0);
+    assert_int_equal(back_len, len);
+    assert_memory_equal(back, buf, len);
+    free(back);
+    DIR *d = opendir(root);
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        entries += e->d_name[0] != '.' || strstr(e->d_name, ".new.") != NULL;
+    closedir(d);
+    assert_int_equal(entries, 1); /* snap only: no .snap.new.* left */
+    free(buf);
+    free(s);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1193,6 +1261,7 @@ int main(void)
         cmocka_unit_test(test_atomic_write_content),
         cmocka_unit_test(test_atomic_write_replaces),
         cmocka_unit_test(test_atomic_write_errors),
+        cmocka_unit_test(test_snapshot_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,8 +143,10 @@ static void test_log_error_roundtrip(void **state)
     assert_int_equal(f.msg.u.fail.failure, SANDBOX_FAIL_TIMEOUT);
     assert_string_equal(f.msg.u.fail.msg, e.u.fail.msg);
     wp_frame_free(&f);
-    struct wp_msg d = {.type = WP_DONE};
+    struct wp_msg d = {.type = WP_DONE, .u.body = {(const uint8_t *)"STATE", 5}};
     roundtrip(&d, &f);
+    assert_int_equal(f.msg.u.body.len, 5);
+    assert_memory_equal(f.msg.u.body.data, "STATE", 5);
     wp_frame_free(&f);
 }
 
@@ -164,7 +166,6 @@ static void test_fd_passing(void **state)
     int p[2];
     assert_int_equal(pipe(p), 0);
     struct wp_msg m = {.type = WP_SNAPSHOT};
-    snprintf(m.u.path, sizeof m.u.path, "/snap");
     struct thaw_error err = {{0}};
     assert_int_equal(wp_send(sv[0], &m, p[1], &err), 0);
     struct wp_frame f;
@@ -235,15 +236,18 @@ static void test_rejects_malformed_payloads(void **state)
     struct thaw_error err = {{0}};
     struct wp_msg m;
     /* A string claiming more bytes than the payload holds. */
-    uint8_t p1[] = {0xff, 0, 0, 0, 'a'};
-    assert_int_equal(wp_decode(WP_SNAPSHOT, p1, sizeof p1, &m, &err), -1);
+    uint8_t p1[] = {1, 0, 0, 0, 0xff, 0, 0, 0, 'a'};
+    assert_int_equal(wp_decode(WP_ERROR, p1, sizeof p1, &m, &err), -1);
     /* A string with a NUL inside. */
-    uint8_t p2[] = {3, 0, 0, 0, 'a', 0, 'b'};
-    assert_int_equal(wp_decode(WP_SNAPSHOT, p2, sizeof p2, &m, &err), -1);
+    uint8_t p2[] = {1, 0, 0, 0, 3, 0, 0, 0, 'a', 0, 'b'};
+    assert_int_equal(wp_decode(WP_ERROR, p2, sizeof p2, &m, &err), -1);
     /* Trailing bytes. */
-    uint8_t p3[] = {1, 0, 0, 0, '/', 'x'};
-    assert_int_equal(wp_decode(WP_SNAPSHOT, p3, sizeof p3, &m, &err), -1);
+    uint8_t p3[] = {1, 0, 0, 0, 1, 0, 0, 0, '/', 'x'};
+    assert_int_equal(wp_decode(WP_ERROR, p3, sizeof p3, &m, &err), -1);
     assert_non_null(strstr(err.msg, "trailing"));
+    /* A snapshot request carries nothing but its descriptor. */
+    uint8_t p3b[] = {1};
+    assert_int_equal(wp_decode(WP_SNAPSHOT, p3b, sizeof p3b, &m, &err), -1);
     /* Error with failure 0 (OK) or out of range. */
     uint8_t p4[] = {0, 0, 0, 0, 0, 0, 0, 0};
     assert_int_equal(wp_decode(WP_ERROR, p4, sizeof p4, &m, &err), -1);

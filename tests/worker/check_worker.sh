@@ -44,6 +44,22 @@ for fn in hello helloworld; do
   check "$fn: --worker REAP prefetched on the second restore" grep -q '"start":"reap-prefetch"' "$tmp/got.json"
 done
 
+# thaw snapshot --worker: booted and saved inside the jail; restores in every mode, in
+# process and in a worker, answer as the in-process snapshot does.
+for fn in hello helloworld; do
+  payloads=(--payload '{"name": "worker"}' --payload '{"name": "again"}')
+  "$THAW" snapshot "functions/$fn" -o "$tmp/$fn-local2" >/dev/null 2>&1
+  out=$("$THAW" snapshot "functions/$fn" -o "$tmp/$fn-wsnap" --worker --json 2>"$tmp/err")
+  check "$fn: snapshot --worker succeeds in a worker" bash -c "printf '%s' \"\$1\" | grep -q '\"in_worker\":true'" _ "$out"
+  for mode in copy lazy uffd reap reap; do
+    "$THAW" restore "$tmp/$fn-local2" --mem "$mode" "${payloads[@]}" >"$tmp/want" 2>/dev/null
+    "$THAW" restore "$tmp/$fn-wsnap" --mem "$mode" "${payloads[@]}" >"$tmp/got" 2>"$tmp/err"
+    check "$fn: snapshot --worker, restore --mem $mode answers as usual" same "wsnap $fn $mode" "$tmp/want" "$tmp/got"
+    "$THAW" restore "$tmp/$fn-wsnap" --mem "$mode" "${payloads[@]}" --worker >"$tmp/got" 2>"$tmp/err"
+    check "$fn: snapshot --worker, restore --mem $mode --worker answers as usual" same "wsnap $fn $mode worker" "$tmp/want" "$tmp/got"
+  done
+done
+
 # run --worker ends with the program's exit, and its stats say so.
 out=$("$THAW" run functions/hello --payload '{"name": "x"}' --worker --json 2>/dev/null | tail -1)
 check "run --worker --json: in a worker, program exited 0" bash -c "printf '%s' \"\$1\" | grep -q '\"in_worker\":true' && printf '%s' \"\$1\" | grep -q '\"exit_status\":0'" _ "$out"

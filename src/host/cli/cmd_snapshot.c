@@ -12,11 +12,12 @@
 static void usage(FILE *out)
 {
     fprintf(out, "usage: thaw snapshot <function-dir> -o <snapshot-dir> [--warmup N [--payload JSON]...]\n"
-                 "                     [--memory MIB] [--timeout S] [--boot-timeout S] [--json]\n"
+                 "                     [--memory MIB] [--timeout S] [--boot-timeout S] [--worker] [--json]\n"
                  "Boots the function and saves it at its ready point (first read of /dev/invoke),\n"
                  "or after N warm-up invocations with the given payloads.\n"
                  "  --timeout S       each warm-up invocation's deadline in seconds (default 30)\n"
                  "  --boot-timeout S  deadline for reaching the ready point (default 30)\n"
+                 "  --worker          boot and snapshot in a jailed worker process (docs/jail.md)\n"
                  "  --json  print the instance's stats as one JSON line on stdout (docs/json.md)\n");
 }
 
@@ -27,6 +28,7 @@ int cmd_snapshot(int argc, char **argv)
         {"payload", required_argument, 0, 'p'}, {"payload-file", required_argument, 0, 'f'},
         {"memory", required_argument, 0, 'm'}, {"json", no_argument, 0, 'j'},
         {"timeout", required_argument, 0, 'T'}, {"boot-timeout", required_argument, 0, 'B'},
+        {"worker", no_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     struct payloads pl;
@@ -38,7 +40,7 @@ int cmd_snapshot(int argc, char **argv)
     struct thaw_error err = {{0}};
     if (payloads_init(&pl, argc) < 0)
         return 1;
-    while ((c = getopt_long(argc, argv, "o:w:p:f:m:jT:B:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:w:p:f:m:jT:B:Wh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out_dir = optarg; break;
         case 'w': warmup = strtol(optarg, NULL, 10); break;
@@ -51,6 +53,7 @@ int cmd_snapshot(int argc, char **argv)
             break;
         case 'm': memory_mib = strtol(optarg, NULL, 10); break;
         case 'j': json = true; break;
+        case 'W': opt.worker = true; break;
         case 'T':
         case 'B':
             if (parse_timeout(optarg, c == 'T' ? &opt.invoke_timeout_ns : &opt.boot_timeout_ns) < 0) {

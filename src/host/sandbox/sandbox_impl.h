@@ -53,6 +53,10 @@ int sandbox_local_boot_before_run(struct sandbox **out, const char *function_dir
                                   int (*before_run)(void *ctx, struct thaw_error *err), void *ctx,
                                   struct thaw_error *err);
 
+/* The worker's half of a snapshot: the encoded state (malloc'd) and the memory image
+ * written into fd (snapshot_capture_state, snapshot_write_image). */
+int sandbox_local_snapshot_fd(struct sandbox *sb, int fd, uint8_t **state, size_t *len, struct thaw_error *err);
+
 /* Where an in-process instance's guest memory is mapped (its worker reports it, so
  * that the caller can read its resident size from /proc/<worker>/smaps). */
 uint64_t sandbox_local_guest_addr(const struct sandbox *sb);

@@ -174,6 +174,21 @@ static int local_snapshot(struct sandbox *sb, const char *dir, struct thaw_error
     return 0;
 }
 
+int sandbox_local_snapshot_fd(struct sandbox *sb, int fd, uint8_t **state, size_t *len, struct thaw_error *err)
+{
+    struct local *l = sb->impl;
+    uint64_t t0 = clock_now_ns();
+    if (snapshot_capture_state(l->inst, l->function, state, len, err) < 0)
+        return -1;
+    if (snapshot_write_image(l->inst, fd, err) < 0) {
+        free(*state);
+        *state = NULL;
+        return -1;
+    }
+    l->save_ns = clock_now_ns() - t0;
+    return 0;
+}
+
 static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err)
 {
     struct local *l = sb->impl;

@@ -11,7 +11,7 @@
 
 #include "host/util/clock.h"
 
-#define SMALL_MAX 8192u /* create, snapshot path */
+#define SMALL_MAX 8192u /* create */
 #define STATS_MAX 4096u
 
 bool wp_type_limit(uint32_t type, uint32_t *limit)
@@ -19,13 +19,13 @@ bool wp_type_limit(uint32_t type, uint32_t *limit)
     uint32_t l;
     switch (type) {
     case WP_CREATE_BOOT:
-    case WP_CREATE_RESTORE:
-    case WP_SNAPSHOT: l = SMALL_MAX; break;
+    case WP_CREATE_RESTORE: l = SMALL_MAX; break;
     case WP_INVOKE:
     case WP_RESPONSE: l = WP_MAX_BODY; break;
+    case WP_DONE: l = WP_STATE_MAX; break;
     case WP_STATS:
-    case WP_SHUTDOWN:
-    case WP_DONE: l = 0; break;
+    case WP_SNAPSHOT:
+    case WP_SHUTDOWN: l = 0; break;
     case WP_READY:
     case WP_STATS_REPLY: l = STATS_MAX; break;
     case WP_LOG: l = 16 + WP_LOG_LINE_MAX; break;
@@ -240,6 +240,7 @@ int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_
     }
     case WP_INVOKE:
     case WP_RESPONSE:
+    case WP_DONE:
         if (m->u.body.len > limit) {
             free(o.p);
             return thaw_fail(err, "worker protocol: %s of %zu bytes exceeds %u", wp_type_name(m->type),
@@ -253,7 +254,6 @@ int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_
         put_u64(&o, m->guest_addr);
         break;
     case WP_STATS_REPLY: put_stats(&o, &m->u.stats); break;
-    case WP_SNAPSHOT: put_str(&o, m->u.path); break;
     case WP_LOG: {
         size_t n = m->u.log.len > WP_LOG_LINE_MAX ? WP_LOG_LINE_MAX : m->u.log.len;
         put_u64(&o, m->u.log.invocation);
@@ -267,8 +267,8 @@ int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_
         put_str(&o, m->u.fail.msg);
         break;
     case WP_STATS:
-    case WP_SHUTDOWN:
-    case WP_DONE: break;
+    case WP_SNAPSHOT:
+    case WP_SHUTDOWN: break;
     }
     if (o.oom) {
         free(o.p);
@@ -318,6 +318,7 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
     }
     case WP_INVOKE:
     case WP_RESPONSE:
+    case WP_DONE:
         m->u.body.data = payload;
         m->u.body.len = len;
         i.off = len;
@@ -328,13 +329,6 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
         m->guest_addr = get_u64(&i, "ready guest address");
         break;
     case WP_STATS_REPLY: get_stats(&i, &m->u.stats); break;
-    case WP_SNAPSHOT:
-        get_str(&i, m->u.path, sizeof m->u.path, "snapshot path");
-        if (!i.bad && !m->u.path[0]) {
-            i.bad = true;
-            i.why = "snapshot path";
-        }
-        break;
     case WP_LOG: {
         m->u.log.invocation = get_u64(&i, "log invocation");
         m->u.log.stream = get_u32(&i, "log stream");
@@ -360,8 +354,8 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
         }
         break;
     case WP_STATS:
-    case WP_SHUTDOWN:
-    case WP_DONE: break;
+    case WP_SNAPSHOT:
+    case WP_SHUTDOWN: break;
     }
     if (!i.bad && i.off != len) {
         i.bad = true;

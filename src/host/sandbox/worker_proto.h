@@ -5,14 +5,17 @@
  * integer is little-endian, every string is {u32 length, bytes} with no NUL inside.
  * Each type has its own payload limit, checked before anything is allocated. A frame
  * may carry one descriptor (SCM_RIGHTS on its first byte), which the receiver keeps
- * only where it expects one (none today); any other is closed unseen.
+ * only where it expects one (SNAPSHOT's memory file); any other is closed unseen.
  *
  *   caller -> worker                         worker -> caller
  *   CREATE_BOOT {create}                     READY {stats, u64 invoke timeout, u64 guest
  *   CREATE_RESTORE {create}                  memory address}: at the ready point, jailed
  *   INVOKE {request bytes}                   RESPONSE {response bytes}
  *   STATS {}                                 STATS_REPLY {stats}
- *   SNAPSHOT {path}                          DONE {} (unused yet: the jail cannot write)
+ *   SNAPSHOT {} + the memory file's fd       DONE {the encoded state file}: the worker
+ *                                            wrote the image into the fd (pwrite only);
+ *                                            the caller checks the state, adds the
+ *                                            identity trailer, fsyncs and renames
  *   SHUTDOWN {}                              STATS_REPLY {final stats}, then it exits
  *                                            LOG {invocation, stream, line}: any time
  *                                            during a create or an invoke, before its answer
@@ -37,6 +40,7 @@
 #define WP_PATH_MAX 4095
 #define WP_LOG_LINE_MAX 4096              /* longer guest lines arrive in pieces */
 #define WP_ERROR_MAX 511
+#define WP_STATE_MAX (1u << 20)           /* DONE: an encoded state file (about 10 KiB) */
 
 enum wp_type {
     WP_CREATE_BOOT = 1,
@@ -84,9 +88,8 @@ struct wp_msg {
     uint64_t guest_addr;             /* READY: where guest memory is mapped in the worker */
     union {
         struct wp_create create;                      /* CREATE_* */
-        struct { const uint8_t *data; size_t len; } body; /* INVOKE, RESPONSE */
+        struct { const uint8_t *data; size_t len; } body; /* INVOKE, RESPONSE, DONE */
         struct sandbox_stats stats;                   /* READY, STATS_REPLY */
-        char path[WP_PATH_MAX + 1];                   /* SNAPSHOT */
         struct wp_log log;                            /* LOG */
         struct wp_fail fail;                          /* ERROR */
     } u;

@@ -110,7 +110,8 @@ static int serve(struct worker *w)
     struct thaw_error err = {{0}};
     for (;;) {
         struct wp_frame f;
-        if (wp_recv(w->sock, 0, false, &f, &err) != WP_RECV_OK)
+        /* A descriptor is kept only with SNAPSHOT (wp_frame_free closes any other). */
+        if (wp_recv(w->sock, 0, true, &f, &err) != WP_RECV_OK)
             return 1; /* the caller went away or broke the protocol */
         if (!wp_is_request(f.msg.type) || f.msg.type == WP_CREATE_BOOT || f.msg.type == WP_CREATE_RESTORE) {
             wp_frame_free(&f);
@@ -144,10 +145,27 @@ static int serve(struct worker *w)
             rc = sandbox_stats(w->sb, &r.u.stats, &err);
             r.type = WP_STATS_REPLY;
             break;
-        case WP_SNAPSHOT:
-            rc = sandbox_snapshot(w->sb, f.msg.u.path, &err);
-            r.type = WP_DONE;
+        case WP_SNAPSHOT: { /* the image into the caller's file, the state back to it */
+            uint8_t *state = NULL;
+            size_t len = 0;
+            if (f.fd < 0) {
+                wp_frame_free(&f);
+                return 2;
+            }
+            rc = sandbox_local_snapshot_fd(w->sb, f.fd, &state, &len, &err);
+            wp_frame_free(&f); /* our copy of the descriptor goes now */
+            if (rc == 0) {
+                r.type = WP_DONE;
+                r.u.body.data = state;
+                r.u.body.len = len;
+                rc = wp_send(w->sock, &r, -1, &err);
+                free(state);
+                if (rc < 0)
+                    return 1;
+                continue;
+            }
             break;
+        }
         case WP_SHUTDOWN: /* the program runs to its exit; the caller gets the last stats */
             rc = sandbox_shutdown(w->sb, &err);
             if (rc == 0)

@@ -112,9 +112,10 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
     }
     t_build = clock_now_ns() - t;
     struct boot_log blog = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    /* The deploy boot is snapshotted, and a jailed worker has nowhere to write a
-     * snapshot yet: it runs in-process. Invocations use workers (pool.c). */
-    struct sandbox_options opt = {.memory_mib = cfg.memory_mib, .worker = false,
+    /* The first boot runs the uploaded code: in a jailed worker like every instance
+     * (unless --in-process). The snapshot's files are ours; the worker only fills the
+     * memory image through the descriptor it is given (sandbox_snapshot). */
+    struct sandbox_options opt = {.memory_mib = cfg.memory_mib, .worker = s->opt.worker,
                                   .log = boot_log_sink, .log_ctx = &blog};
     t = clock_now_ns();
     if (sandbox_boot(&sb, bundle, &opt, &err) < 0) {
@@ -132,6 +133,8 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
         goto out;
     }
     t_snap = clock_now_ns() - t;
+    struct sandbox_stats bst;
+    bool boot_in_worker = sandbox_stats(sb, &bst, &err) == 0 && bst.in_worker;
     sandbox_destroy(sb);
     sb = NULL;
     if (store_write_config(stage, &cfg, &err) < 0) {
@@ -158,10 +161,10 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
         function_put(f);
         status = 201;
     }
-    json_t *j = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:o}", "name", name, "version", (json_int_t)gen,
+    json_t *j = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:b, s:o}", "name", name, "version", (json_int_t)gen,
                           "build_ms", (double)t_build / 1e6, "boot_ms", (double)t_boot / 1e6, "snapshot_ms",
-                          (double)t_snap / 1e6, "total_ms", (double)(clock_now_ns() - t0) / 1e6, "config",
-                          fn_config_to_json(&cfg));
+                          (double)t_snap / 1e6, "total_ms", (double)(clock_now_ns() - t0) / 1e6, "boot_in_worker",
+                          boot_in_worker, "config", fn_config_to_json(&cfg));
     *body = json_dumps(j, JSON_COMPACT);
     json_decref(j);
 out:

@@ -114,24 +114,9 @@ static int save_vcpu(struct instance *inst, struct snapshot_state *s, struct tha
     return 0;
 }
 
-/* Writes guest memory sparsely into the fresh directory tmp: all-zero pages become
- * holes, so the file's allocated size is the snapshot's real footprint. The identity
- * trailer follows the image. */
-static int save_memory(struct instance *inst, const char *tmp, const struct snap_identity *id,
-                       struct thaw_error *err)
+int snapshot_write_image(const struct instance *inst, int fd, struct thaw_error *err)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, tmp);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return thaw_fail_errno(err, "cannot create %s", path);
     static const uint8_t zero[PAGE];
-    static uint8_t trailer[MEMORY_TRAILER_SIZE];
-    int rc = -1;
-    if (ftruncate(fd, (off_t)inst->mem_size) < 0) {
-        thaw_fail_errno(err, "ftruncate %s", path);
-        goto out;
-    }
     for (uint64_t off = 0; off < inst->mem_size;) {
         if (!memcmp(inst->mem + off, zero, PAGE)) {
             off += PAGE;
@@ -144,44 +129,28 @@ static int save_memory(struct instance *inst, const char *tmp, const struct snap
             ssize_t n = pwrite(fd, inst->mem + p, end - p, (off_t)p);
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n <= 0) {
-                thaw_fail_errno(err, "writing %s", path);
-                goto out;
-            }
+            if (n <= 0)
+                return thaw_fail_errno(err, "writing the memory image");
             p += (uint64_t)n;
         }
         off = end;
     }
-    memory_trailer_encode(trailer, inst->mem_size, id);
-    if (pwrite(fd, trailer, sizeof trailer, (off_t)inst->mem_size) != (ssize_t)sizeof trailer) {
-        thaw_fail_errno(err, "writing %s", path);
-        goto out;
-    }
-    if (fsync(fd) < 0) {
-        thaw_fail_errno(err, "fsync %s", path);
-        goto out;
-    }
-    rc = 0;
-out:
-    close(fd);
-    return rc;
+    return 0;
 }
 
-int snapshot_save(struct instance *inst, const char *function_name, const char *dir, struct thaw_error *err)
+int snapshot_capture_state(struct instance *inst, const char *function_name, uint8_t **state, size_t *len,
+                           struct thaw_error *err)
 {
+    *state = NULL;
+    *len = 0;
     if (inst->state != INSTANCE_READY)
         return thaw_fail(err, "can only snapshot an instance waiting at /dev/invoke");
     struct snapshot_state *s = calloc(1, sizeof *s);
     if (!s)
         return thaw_fail(err, "out of memory");
     int rc = -1;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    char tmp[4096] = "";
-    struct snap_identity id;
     if (save_vcpu(inst, s, err) < 0 || snap_random(s->snapshot_id, sizeof s->snapshot_id, err) < 0)
         goto out;
-    memcpy(id.id, s->snapshot_id, sizeof id.id);
     struct snapshot_monitor_state *m = &s->monitor;
     m->mem_size = inst->mem_size;
     m->max_request = inst->max_request;
@@ -195,21 +164,112 @@ int snapshot_save(struct instance *inst, const char *function_name, const char *
     m->created_unix_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
     snprintf(m->function_name, sizeof m->function_name, "%s", function_name);
     m->vcpu_count = 1;
+    rc = state_file_encode(s, state, len, err);
+out:
+    free(s);
+    return rc;
+}
+
+int snapshot_writer_begin(struct snapshot_writer *w, const char *dir, struct thaw_error *err)
+{
+    memset(w, 0, sizeof *w);
+    w->memory_fd = -1;
+    if ((size_t)snprintf(w->dir, sizeof w->dir, "%s", dir) >= sizeof w->dir)
+        return thaw_fail(err, "snapshot directory name too long: %s", dir);
     /* Everything goes into a fresh directory that replaces dir in one rename: a reader
      * sees the old snapshot (with its working set) or the new one, never a mix. */
     snapdir_clean_leftovers(dir);
-    if (state_file_encode(s, &buf, &len, err) < 0 || snap_identity_digest(&id, buf, len, err) < 0 ||
-        snapdir_begin(dir, tmp, sizeof tmp, err) < 0)
-        goto out;
-    if (save_memory(inst, tmp, &id, err) < 0 || write_file_atomic(tmp, SNAPDIR_STATE, buf, len, err) < 0 ||
-        snapdir_commit(tmp, dir, err) < 0) {
-        snapdir_abort(tmp);
+    if (snapdir_begin(dir, w->tmp, sizeof w->tmp, err) < 0)
+        return -1;
+    char path[sizeof w->tmp + 16];
+    snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, w->tmp);
+    w->memory_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (w->memory_fd < 0) {
+        thaw_fail_errno(err, "cannot create %s", path);
+        snapdir_abort(w->tmp);
+        w->tmp[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int snapshot_writer_commit(struct snapshot_writer *w, const uint8_t *state, size_t len, struct thaw_error *err)
+{
+    char path[sizeof w->tmp + 16];
+    snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, w->tmp);
+    /* The state may come from a process we do not trust (a jailed worker): it is
+     * decoded exactly as a restore would, and the identity is made here from it. */
+    struct snapshot_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return thaw_fail(err, "out of memory");
+    int rc = -1;
+    struct snap_identity id;
+    if (len > STATE_MAX || state_file_decode(state, len, s, err) < 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", len > STATE_MAX ? "too large" : err->msg);
+        thaw_fail(err, "the snapshot's state does not decode: %s", why);
         goto out;
     }
+    memcpy(id.id, s->snapshot_id, sizeof id.id);
+    if (snap_identity_digest(&id, state, len, err) < 0)
+        goto out;
+    /* The image is exactly mem_size bytes: anything written past it goes, then the
+     * identity trailer follows, and the file reaches the disk before the rename. */
+    static uint8_t trailer[MEMORY_TRAILER_SIZE];
+    memory_trailer_encode(trailer, s->monitor.mem_size, &id);
+    if (ftruncate(w->memory_fd, (off_t)s->monitor.mem_size) < 0) {
+        thaw_fail_errno(err, "ftruncate %s", path);
+        goto out;
+    }
+    if (pwrite(w->memory_fd, trailer, sizeof trailer, (off_t)s->monitor.mem_size) != (ssize_t)sizeof trailer) {
+        thaw_fail_errno(err, "writing %s", path);
+        goto out;
+    }
+    if (fsync(w->memory_fd) < 0) {
+        thaw_fail_errno(err, "fsync %s", path);
+        goto out;
+    }
+    struct stat st;
+    if (fstat(w->memory_fd, &st) == 0)
+        w->allocated_bytes = (uint64_t)st.st_blocks * 512;
+    if (write_file_atomic(w->tmp, SNAPDIR_STATE, state, len, err) < 0 || snapdir_commit(w->tmp, w->dir, err) < 0)
+        goto out;
+    w->tmp[0] = 0;
     rc = 0;
 out:
-    free(buf);
     free(s);
+    close(w->memory_fd);
+    w->memory_fd = -1;
+    if (rc < 0)
+        snapshot_writer_abort(w);
+    return rc;
+}
+
+void snapshot_writer_abort(struct snapshot_writer *w)
+{
+    if (w->memory_fd >= 0)
+        close(w->memory_fd);
+    w->memory_fd = -1;
+    if (w->tmp[0])
+        snapdir_abort(w->tmp);
+    w->tmp[0] = 0;
+}
+
+int snapshot_save(struct instance *inst, const char *function_name, const char *dir, struct thaw_error *err)
+{
+    uint8_t *state = NULL;
+    size_t len = 0;
+    struct snapshot_writer w;
+    if (snapshot_capture_state(inst, function_name, &state, &len, err) < 0)
+        return -1;
+    int rc = -1;
+    if (snapshot_writer_begin(&w, dir, err) == 0) {
+        if (snapshot_write_image(inst, w.memory_fd, err) < 0)
+            snapshot_writer_abort(&w);
+        else
+            rc = snapshot_writer_commit(&w, state, len, err);
+    }
+    free(state);
     return rc;
 }
 

@@ -15,6 +15,29 @@
  * Both files are written under temporary names, fsynced and renamed. */
 int snapshot_save(struct instance *inst, const char *function_name, const char *dir, struct thaw_error *err);
 
+/* snapshot_save in two halves, for an instance that runs in another process (a jailed
+ * worker, which has no writable directory): the process that owns the snapshot
+ * directory opens a writer and passes writer.memory_fd to the instance's process, which
+ * captures the state and writes the image into that descriptor; the owner then commits
+ * the writer with the state, which it decodes and checks first. */
+struct snapshot_writer {
+    char dir[4096];
+    char tmp[4096];          /* the fresh directory being filled (snapdir_begin) */
+    int memory_fd;           /* tmp/memory, open for writing */
+    uint64_t allocated_bytes; /* after commit: disk blocks of the memory file */
+};
+int snapshot_writer_begin(struct snapshot_writer *w, const char *dir, struct thaw_error *err);
+/* Decodes the state (a malformed one is refused), cuts the image at the state's memory
+ * size, appends the identity trailer, fsyncs, writes the state file and puts the
+ * directory in place of dir. Aborts the writer on failure. */
+int snapshot_writer_commit(struct snapshot_writer *w, const uint8_t *state, size_t len, struct thaw_error *err);
+void snapshot_writer_abort(struct snapshot_writer *w);
+/* The instance's side: the encoded state file of a READY instance (malloc'd), and the
+ * memory image written sparsely (zero pages skipped) into fd with pwrite only. */
+int snapshot_capture_state(struct instance *inst, const char *function_name, uint8_t **state, size_t *len,
+                           struct thaw_error *err);
+int snapshot_write_image(const struct instance *inst, int fd, struct thaw_error *err);
+
 struct restore_timings {
     uint64_t state_load_ns;   /* read + decode the state file */
     uint64_t vm_create_ns;    /* KVM VM + vCPU + register state */
