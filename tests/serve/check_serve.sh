@@ -151,13 +151,43 @@ http POST /invoke/spin -d '{"v": 2}' >/dev/null
 [ "$st" = 200 ] && [ "$(header X-Thaw-Instance | grep -c -- '-v2-')" = 1 ] && pass "redeploy: version 2 serves" || fail "redeploy" "$st $(header X-Thaw-Instance)"
 check "version 1's directory is gone" [ ! -d "$WORK/state/functions/spin/v1" ]
 
+# PATCH memory_mib: a new version booted and snapshotted with that much guest memory;
+# an invocation in flight on the old version finishes there.
+curl -s -o /dev/null -D "$WORK/hold" "$URL/invoke/spin" -d '{"spin_ms": 500}' &
+hold=$!
+sleep 0.3
+st=$(http PATCH /functions/spin -d '{"memory_mib": 64}')
+[ "$st" = 200 ] && [ "$(json_field version)" = 3 ] && [ "$(json_field config.memory_mib)" = 64 ] \
+    && [ "$(json_field snapshot_memory_apparent_bytes)" = $(( (64 << 20) + 4096 )) ] \
+    && pass "PATCH memory_mib: version 3 with a 64 MiB snapshot" || fail "PATCH memory_mib" "$st $(body)"
+wait $hold
+grep -qi '^X-Thaw-Instance: spin-v2-' "$WORK/hold" && pass "PATCH memory_mib: the request in flight finished on version 2" \
+    || fail "in-flight during PATCH memory_mib" "$(grep -i instance "$WORK/hold")"
+st=$(http POST /invoke/spin -d '{"m": 64}')
+[ "$st" = 200 ] && [ "$(header X-Thaw-Instance | grep -c -- '-v3-')" = 1 ] && pass "PATCH memory_mib: version 3 serves" \
+    || fail "v3 serves" "$st $(header X-Thaw-Instance)"
+check "PATCH memory_mib: version 3 keeps source/ and bundle/" \
+    test -f "$WORK/state/functions/spin/v3/source/main.c" -a -d "$WORK/state/functions/spin/v3/bundle"
+st=$(http PATCH /functions/spin -d '{"memory_mib": 7}')
+[ "$st" = 400 ] && pass "PATCH memory_mib out of range: 400" || fail "memory_mib 7" "$st $(body)"
+# A size the program does not fit in (16 MiB: its load address is beyond guest memory):
+# 422 with the reason, nothing committed, version 3 keeps serving with its config.
+st=$(http PATCH /functions/spin -d '{"memory_mib": 16}')
+grep -q 'boot failed' "$WORK/body"; bf=$?
+st2=$(http POST /invoke/spin -d '{"m": 1}')
+inst=$(header X-Thaw-Instance)
+http GET /functions/spin >/dev/null
+[ "$st" = 422 ] && [ $bf = 0 ] && [ "$st2" = 200 ] && [ "$(echo "$inst" | grep -c -- '-v3-')" = 1 ] \
+    && [ "$(json_field config.memory_mib)" = 64 ] && [ ! -d "$WORK/state/functions/spin/v4" ] \
+    && pass "PATCH memory_mib that cannot boot: 422, version 3 keeps serving" || fail "bad memory_mib" "$st $bf $st2 $inst"
+
 # Restart: functions, configuration and working sets survive.
 http PATCH /functions/spin -d '{"keep_alive_ms": 1234}' >/dev/null
 stop_daemon TERM; rc=$?
 check "SIGTERM: the daemon drains and exits 0" [ "$rc" = 0 ]
 start_daemon "$WORK/state"
 st=$(http GET /functions/spin)
-[ "$st" = 200 ] && [ "$(json_field config.keep_alive_ms)" = 1234 ] && [ "$(json_field version)" = 2 ] \
+[ "$st" = 200 ] && [ "$(json_field config.keep_alive_ms)" = 1234 ] && [ "$(json_field version)" = 3 ] \
     && pass "restart: function, version and config kept" || fail "restart" "$st $(body)"
 st=$(http POST /invoke/spin -d '{"r": 1}')
 [ "$st" = 200 ] && [ "$(header X-Thaw-Start)" = cold-reap ] && [ "$(header X-Thaw-Prefetch-Us)" -gt 0 ] \

@@ -294,12 +294,25 @@ static enum MHD_Result handle_function(struct serve *s, struct MHD_Connection *c
         struct fn_version *v = f->ver;
         version_get(v);
         pthread_mutex_unlock(&f->lock);
+        uint32_t memory_was = cfg.memory_mib;
         if (!patch) {
             ret = answer_error(c, 400, "PATCH body is not JSON: %s", jerr.text);
         } else if (fn_config_apply_json(&cfg, patch, &err) < 0) {
             ret = answer_error(c, 400, "%s", err.msg);
-        } else if (json_object_get(patch, "memory_mib")) {
-            ret = answer_error(c, 400, "memory_mib is fixed by the snapshot: redeploy with ?memory_mib=N");
+        } else if (cfg.memory_mib != memory_was) {
+            /* The snapshot fixes guest memory: a new version is booted and snapshotted. */
+            char *body = NULL;
+            int st = atomic_load(&s->draining) ? 503 : redeploy_function(s, name, patch, &body);
+            if (st == 503) {
+                ret = answer_error(c, 503, "the daemon is draining");
+            } else if (st < 300) {
+                free(body);
+                ret = answer_json(c, 200, function_json(f));
+            } else if (!body) {
+                ret = answer_error(c, 500, "out of memory");
+            } else {
+                ret = answer(c, (unsigned)st, body, strlen(body), "application/json");
+            }
         } else if (store_write_config(v->dir, &cfg, &err) < 0) {
             ret = answer_error(c, 500, "%s", err.msg);
         } else {

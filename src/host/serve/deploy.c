@@ -53,13 +53,86 @@ static char *error_body(const char *fmt, const char *a, const char *b)
     return text;
 }
 
+/* What a deploy and a re-snapshot share: the staged version has source/ and bundle/;
+ * boot the bundle (with cfg's memory size), snapshot it, write its config, commit it
+ * and switch the function over. Returns the HTTP status and the answer in *body. */
+static int boot_snapshot_commit(struct serve *s, const char *name, struct function *old, char *stage,
+                                const struct fn_config *cfg, uint64_t t0, uint64_t t_build, char **body)
+{
+    struct thaw_error err = {{0}};
+    char bundle[1300], snap[1300];
+    tree_path(bundle, sizeof bundle, "%s/bundle", stage);
+    tree_path(snap, sizeof snap, "%s/snapshot", stage);
+    struct sandbox *sb = NULL;
+    int status = 500;
+    uint64_t t_boot = 0, t_snap = 0;
+    struct boot_log blog = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    /* The first boot runs the uploaded code: in a jailed worker like every instance
+     * (unless --in-process). The snapshot's files are ours; the worker only fills the
+     * memory image through the descriptor it is given (sandbox_snapshot). */
+    struct sandbox_options opt = {.memory_mib = cfg->memory_mib, .worker = s->opt.worker,
+                                  .log = boot_log_sink, .log_ctx = &blog};
+    uint64_t t = clock_now_ns();
+    if (sandbox_boot(&sb, bundle, &opt, &err) < 0) {
+        status = 422;
+        pthread_mutex_lock(&blog.lock);
+        *body = error_body("boot failed: %s%s", err.msg, blog.tail[0] ? blog.tail : NULL);
+        pthread_mutex_unlock(&blog.lock);
+        goto out;
+    }
+    t_boot = clock_now_ns() - t;
+    t = clock_now_ns();
+    if (sandbox_snapshot(sb, snap, &err) < 0) {
+        status = 422;
+        *body = error_body("snapshot failed: %s%s", err.msg, NULL);
+        goto out;
+    }
+    t_snap = clock_now_ns() - t;
+    struct sandbox_stats bst;
+    bool boot_in_worker = sandbox_stats(sb, &bst, &err) == 0 && bst.in_worker;
+    sandbox_destroy(sb);
+    sb = NULL;
+    if (store_write_config(stage, cfg, &err) < 0) {
+        *body = error_body("%s%s", err.msg, NULL);
+        goto out;
+    }
+    struct fn_version *v = store_commit(s, name, stage, &err);
+    if (!v) {
+        *body = error_body("%s%s", err.msg, NULL);
+        goto out;
+    }
+    stage[0] = 0; /* committed: it is v<N> now */
+    unsigned gen = v->gen;
+    if (old) {
+        pool_set_version(old, v, cfg);
+        status = 200;
+    } else {
+        struct function *f = registry_add(s, name, cfg, v, &err);
+        if (!f) {
+            version_put(v);
+            *body = error_body("%s%s", err.msg, NULL);
+            goto out;
+        }
+        function_put(f);
+        status = 201;
+    }
+    json_t *j = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:b, s:o}", "name", name, "version", (json_int_t)gen,
+                          "build_ms", (double)t_build / 1e6, "boot_ms", (double)t_boot / 1e6, "snapshot_ms",
+                          (double)t_snap / 1e6, "total_ms", (double)(clock_now_ns() - t0) / 1e6, "boot_in_worker",
+                          boot_in_worker, "config", fn_config_to_json(cfg));
+    *body = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+out:
+    sandbox_destroy(sb);
+    return status;
+}
+
 int deploy_function(struct serve *s, const char *name, const void *tar, size_t len, json_t *params, char **body)
 {
     struct thaw_error err = {{0}};
     char stage[1200] = "", path[1300];
     int status = 500;
-    struct sandbox *sb = NULL;
-    uint64_t t0 = clock_now_ns(), t_build = 0, t_boot = 0, t_snap = 0;
+    uint64_t t0 = clock_now_ns(), t_build = 0;
     pthread_mutex_lock(&s->deploy_lock);
     atomic_fetch_add(&s->deploys_running, 1);
 
@@ -101,9 +174,8 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
         *body = error_body("the upload has no function.json at its top level%s%s", "", NULL);
         goto out;
     }
-    char bundle[1300], snap[1300];
+    char bundle[1300];
     tree_path(bundle, sizeof bundle, "%s/bundle", stage);
-    tree_path(snap, sizeof snap, "%s/snapshot", stage);
     uint64_t t = clock_now_ns();
     if (function_build(path, bundle, true, NULL, &err) < 0) {
         status = 422;
@@ -111,69 +183,65 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
         goto out;
     }
     t_build = clock_now_ns() - t;
-    struct boot_log blog = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    /* The first boot runs the uploaded code: in a jailed worker like every instance
-     * (unless --in-process). The snapshot's files are ours; the worker only fills the
-     * memory image through the descriptor it is given (sandbox_snapshot). */
-    struct sandbox_options opt = {.memory_mib = cfg.memory_mib, .worker = s->opt.worker,
-                                  .log = boot_log_sink, .log_ctx = &blog};
-    t = clock_now_ns();
-    if (sandbox_boot(&sb, bundle, &opt, &err) < 0) {
-        status = 422;
-        pthread_mutex_lock(&blog.lock);
-        *body = error_body("boot failed: %s%s", err.msg, blog.tail[0] ? blog.tail : NULL);
-        pthread_mutex_unlock(&blog.lock);
-        goto out;
-    }
-    t_boot = clock_now_ns() - t;
-    t = clock_now_ns();
-    if (sandbox_snapshot(sb, snap, &err) < 0) {
-        status = 422;
-        *body = error_body("snapshot failed: %s%s", err.msg, NULL);
-        goto out;
-    }
-    t_snap = clock_now_ns() - t;
-    struct sandbox_stats bst;
-    bool boot_in_worker = sandbox_stats(sb, &bst, &err) == 0 && bst.in_worker;
-    sandbox_destroy(sb);
-    sb = NULL;
-    if (store_write_config(stage, &cfg, &err) < 0) {
-        *body = error_body("%s%s", err.msg, NULL);
-        goto out;
-    }
-    struct fn_version *v = store_commit(s, name, stage, &err);
-    if (!v) {
-        *body = error_body("%s%s", err.msg, NULL);
-        goto out;
-    }
-    stage[0] = 0; /* committed: it is v<N> now */
-    unsigned gen = v->gen;
-    if (old) {
-        pool_set_version(old, v, &cfg);
-        status = 200;
-    } else {
-        struct function *f = registry_add(s, name, &cfg, v, &err);
-        if (!f) {
-            version_put(v);
-            *body = error_body("%s%s", err.msg, NULL);
-            goto out;
-        }
-        function_put(f);
-        status = 201;
-    }
-    json_t *j = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:b, s:o}", "name", name, "version", (json_int_t)gen,
-                          "build_ms", (double)t_build / 1e6, "boot_ms", (double)t_boot / 1e6, "snapshot_ms",
-                          (double)t_snap / 1e6, "total_ms", (double)(clock_now_ns() - t0) / 1e6, "boot_in_worker",
-                          boot_in_worker, "config", fn_config_to_json(&cfg));
-    *body = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
+    status = boot_snapshot_commit(s, name, old, stage, &cfg, t0, t_build, body);
 out:
-    sandbox_destroy(sb);
     if (stage[0])
         tree_remove(stage, NULL);
     if (old)
         fn_metrics_deploy(&old->metrics, status < 300);
     function_put(old);
+    atomic_fetch_sub(&s->deploys_running, 1);
+    pthread_mutex_unlock(&s->deploy_lock);
+    return status;
+}
+
+int redeploy_function(struct serve *s, const char *name, json_t *patch, char **body)
+{
+    struct thaw_error err = {{0}};
+    char stage[1200] = "", from[1300], to[1300];
+    int status = 500;
+    uint64_t t0 = clock_now_ns();
+    pthread_mutex_lock(&s->deploy_lock);
+    atomic_fetch_add(&s->deploys_running, 1);
+    /* Under the deploy lock: the version copied is the one current now. */
+    struct function *f = registry_get(s, name);
+    if (!f) {
+        status = 404;
+        *body = error_body("no function named %s%s", name, NULL);
+        goto out;
+    }
+    pthread_mutex_lock(&f->lock);
+    struct fn_config cfg = f->cfg;
+    struct fn_version *v = f->ver;
+    version_get(v);
+    pthread_mutex_unlock(&f->lock);
+    if (fn_config_apply_json(&cfg, patch, &err) < 0) {
+        status = 400;
+        *body = error_body("%s%s", err.msg, NULL);
+    } else if (store_stage(s, name, stage, sizeof stage, &err) < 0) {
+        stage[0] = 0;
+        *body = error_body("%s%s", err.msg, NULL);
+    } else {
+        /* The new version gets the same source and bundle; only the snapshot is new. */
+        int rc = 0;
+        const char *parts[] = {"source", "bundle"};
+        for (size_t i = 0; i < 2 && rc == 0; i++) {
+            tree_path(from, sizeof from, "%s/%s", v->dir, parts[i]);
+            tree_path(to, sizeof to, "%s/%s", stage, parts[i]);
+            rc = tree_copy(from, to, &err);
+        }
+        if (rc < 0)
+            *body = error_body("cannot copy the current version: %s%s", err.msg, NULL);
+        else
+            status = boot_snapshot_commit(s, name, f, stage, &cfg, t0, 0, body);
+    }
+    version_put(v);
+out:
+    if (stage[0])
+        tree_remove(stage, NULL);
+    if (f)
+        fn_metrics_deploy(&f->metrics, status < 300);
+    function_put(f);
     atomic_fetch_sub(&s->deploys_running, 1);
     pthread_mutex_unlock(&s->deploy_lock);
     return status;

@@ -35,5 +35,10 @@ struct MHD_Daemon *api_start(struct serve *s, uint16_t *port, struct thaw_error 
 /* deploy.c: the deploy pipeline (unpack, build, boot, snapshot, commit). Returns the
  * HTTP status and fills a JSON body. */
 int deploy_function(struct serve *s, const char *name, const void *tar, size_t len, json_t *params, char **body);
+/* A new version from the current one's source and bundle with a changed configuration
+ * (PATCH of memory_mib, which the snapshot fixes): booted and snapshotted again; the
+ * old version serves until the new one is committed, and keeps serving on failure
+ * (422). Status and answer as deploy_function (404: no such function). */
+int redeploy_function(struct serve *s, const char *name, json_t *patch, char **body);
 
 #endif

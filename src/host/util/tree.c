@@ -1,5 +1,6 @@
 #include "host/util/tree.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -161,4 +162,40 @@ int tree_path(char *buf, size_t cap, const char *fmt, ...)
     int n = vsnprintf(buf, cap, fmt, ap);
     va_end(ap);
     return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int tree_copy(const char *from, const char *to, struct thaw_error *err)
+{
+    struct stat st;
+    if (lstat(from, &st) < 0)
+        return thaw_fail_errno(err, "cannot copy %s", from);
+    if (S_ISREG(st.st_mode))
+        return tree_copy_file(from, to, 1, err);
+    if (S_ISLNK(st.st_mode)) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(from, target, sizeof target - 1);
+        if (n < 0)
+            return thaw_fail_errno(err, "cannot read the link %s", from);
+        target[n] = 0;
+        return symlink(target, to) < 0 ? thaw_fail_errno(err, "cannot create %s", to) : 0;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return thaw_fail(err, "cannot copy %s: not a file, directory or symlink", from);
+    if (mkdir(to, 0755) < 0)
+        return thaw_fail_errno(err, "cannot create %s", to);
+    DIR *d = opendir(from);
+    if (!d)
+        return thaw_fail_errno(err, "cannot list %s", from);
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char a[PATH_MAX], b[PATH_MAX];
+        if (tree_path(a, sizeof a, "%s/%s", from, e->d_name) < 0 || tree_path(b, sizeof b, "%s/%s", to, e->d_name) < 0)
+            rc = thaw_fail(err, "path too long under %s", from);
+        else
+            rc = tree_copy(a, b, err);
+    }
+    closedir(d);
+    return rc < 0 ? -1 : tree_sync_dir(to, err);
 }

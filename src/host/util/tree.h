@@ -22,6 +22,11 @@ int tree_copy_file(const char *from, const char *to, int sync, struct thaw_error
 int tree_copy_file_beneath(const char *dir, const char *rel, const char *to, uint64_t *budget,
                            struct thaw_error *err);
 
+/* Copies the tree at from to a new directory to (which must not exist): directories,
+ * regular files (fsynced) and symlinks as symlinks; never follows a link, refuses
+ * anything else. */
+int tree_copy(const char *from, const char *to, struct thaw_error *err);
+
 /* Total bytes allocated on disk (st_blocks * 512) under path, and apparent size. */
 int tree_usage(const char *path, uint64_t *allocated, uint64_t *apparent);
 
