@@ -112,8 +112,27 @@ fi
 [ "$(cat "$WORK/other_st")" = 200 ] && pass "a request beside the looping one is served" || fail "beside the loop" "$(cat "$WORK/other_st")"
 st=$(http POST /invoke/spin -d '{"crash": 1}')
 [ "$st" = 502 ] && grep -q 'guest' "$WORK/body" && pass "crashing guest: 502 with the reason" || fail "crash" "$st $(body)"
+# A worker process killed mid-invocation: 502 naming the worker, and only that request.
+# Idle instances go first (keep-alive 0), so the one worker left is the busy one.
+http PATCH /functions/spin -d '{"keep_alive_ms": 0}' >/dev/null
+sleep 0.5
+curl -s -o "$WORK/wk" -w '%{http_code}' "$URL/invoke/spin" -d '{"spin_ms": 600}' >"$WORK/wk_st" &
+p1=$!
+victim=
+for _ in $(seq 100); do
+    ws=$(for c in $(pgrep -P "$DAEMON_PID"); do
+        [ "$(tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null)" = "thaw worker --fd 3 " ] && echo "$c"; done)
+    [ "$(echo "$ws" | wc -w)" = 1 ] && victim=$ws && break
+    sleep 0.02
+done
+sleep 0.2
+[ -n "$victim" ] && kill -9 "$victim"
+wait $p1
+[ -n "$victim" ] && [ "$(cat "$WORK/wk_st")" = 502 ] && grep -q 'worker process' "$WORK/wk" \
+    && pass "worker killed mid-invocation: 502 naming the worker" || fail "worker kill" "victim '$victim' $(cat "$WORK/wk_st") $(cat "$WORK/wk")"
 st=$(http POST /invoke/spin -d '{"after": 1}')
-[ "$st" = 200 ] && pass "the function serves after a crash and a timeout" || fail "after crash" "$st $(body)"
+[ "$st" = 200 ] && pass "the function serves after a crash, a timeout and a dead worker" || fail "after crash" "$st $(body)"
+http PATCH /functions/spin -d '{"keep_alive_ms": 60000}' >/dev/null
 
 # Guest output goes to the logs, never into responses.
 st=$(http GET /functions/spin/logs)
@@ -123,7 +142,7 @@ st=$(http GET /functions/spin/logs)
 # Metrics count what we did.
 http GET /metrics >/dev/null
 grep -q '^thaw_invocations_total{function="spin",start="[a-z-]*"} [1-9]' "$WORK/body" \
-    && grep -q '^thaw_invocation_errors_total{function="spin",status="502"} 1' "$WORK/body" \
+    && grep -q '^thaw_invocation_errors_total{function="spin",status="502"} 2' "$WORK/body" \
     && grep -q '^# TYPE thaw_invocation_phase_seconds histogram' "$WORK/body" \
     && pass "/metrics: invocations, errors by status, phase histograms" || fail "/metrics" "$(grep spin "$WORK/body" | head -5)"
 
@@ -181,8 +200,21 @@ http GET /functions/spin >/dev/null
     && [ "$(json_field config.memory_mib)" = 64 ] && [ ! -d "$WORK/state/functions/spin/v4" ] \
     && pass "PATCH memory_mib that cannot boot: 422, version 3 keeps serving" || fail "bad memory_mib" "$st $bf $st2 $inst"
 
-# Restart: functions, configuration and working sets survive.
-http PATCH /functions/spin -d '{"keep_alive_ms": 1234}' >/dev/null
+# Restart: functions, configuration and working sets survive. SIGTERM drains first:
+# /healthz says draining (503, for a balancer's health check), new invocations get
+# 503, the one in flight finishes.
+http PATCH /functions/spin -d '{"keep_alive_ms": 1234, "timeout_ms": 10000}' >/dev/null
+curl -s -o /dev/null -w '%{http_code}' "$URL/invoke/spin" -d '{"spin_ms": 2500}' >"$WORK/drain_st" &
+p1=$!
+sleep 0.25
+kill -TERM "$DAEMON_PID"
+sleep 0.1
+st=$(http GET /healthz); hz=$(grep -o '"status":"[a-z]*"' "$WORK/body")
+st2=$(http POST /invoke/spin -d '{"late": 1}')
+wait $p1
+[ "$st" = 503 ] && [ "$hz" = '"status":"draining"' ] && [ "$st2" = 503 ] && [ "$(cat "$WORK/drain_st")" = 200 ] \
+    && pass "draining: /healthz 503 draining, new invocation 503, in-flight one 200" \
+    || fail "draining" "healthz $st $hz, new $st2, in-flight $(cat "$WORK/drain_st"); $(tail -3 "$WORK/daemon.log")"
 stop_daemon TERM; rc=$?
 check "SIGTERM: the daemon drains and exits 0" [ "$rc" = 0 ]
 start_daemon "$WORK/state"
@@ -221,11 +253,29 @@ st=$(http POST /invoke/pyjail -d '{"name": "J"}')
 http DELETE /functions/pyjail >/dev/null
 
 # kill -9 during a deploy: no broken function, no leftovers, the next deploy works.
+# The kill lands once the deploy's boot worker runs (the slow import keeps it there).
 deploy py "$WORK/py" >/dev/null &
 dpid=$!
-sleep 0.7
+workers=
+for _ in $(seq 300); do
+    workers=$(for c in $(pgrep -P "$DAEMON_PID"); do
+        [ "$(tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null)" = "thaw worker --fd 3 " ] && echo "$c"; done)
+    [ -n "$workers" ] && break
+    sleep 0.05
+done
 stop_daemon KILL
 wait $dpid 2>/dev/null
+alive_workers() { # those not dead yet (a zombie waits for its new parent to reap it)
+    local n=0 w
+    for w in $workers; do
+        [ -r "/proc/$w/stat" ] && [ "$(awk '{print $3}' "/proc/$w/stat" 2>/dev/null)" != Z ] && n=$((n + 1))
+    done
+    echo $n
+}
+for _ in $(seq 40); do [ "$(alive_workers)" = 0 ] && break; sleep 0.05; done
+alive=$(alive_workers)
+[ -n "$workers" ] && [ "$alive" = 0 ] && pass "kill -9 of the daemon: its worker processes die with it" \
+    || fail "workers after kill -9" "workers '$workers', $alive alive"
 start_daemon "$WORK/state"
 st=$(http GET /functions/py)
 left=$(find "$WORK/state/functions" -maxdepth 2 -name '.deploy-*' | wc -l)
@@ -272,4 +322,17 @@ out=$(THAW_SERVER=$URL "$THAW" ls 2>&1)
 printf '%s' "$out" | grep -q '^spin ' && pass "thaw ls lists the function" || fail "thaw ls" "$out"
 stop_daemon TERM
 check "no thaw process left behind" [ -z "$(pgrep -f "$WORK/state")" ]
+
+# A function is one directory: copied into another state directory (another host), it
+# is served there, its working set included.
+mkdir -p "$WORK/host2/functions"
+cp -a "$WORK/state/functions/spin" "$WORK/host2/functions/"
+start_daemon "$WORK/host2"
+st=$(http GET /functions/spin); ver=$(json_field version)
+st2=$(http POST /invoke/spin -d '{"moved": 1}')
+[ "$st" = 200 ] && [ "$ver" = 3 ] && [ "$st2" = 200 ] && [ "$(body)" = '{"moved": 1}' ] \
+    && [ "$(header X-Thaw-Start)" = cold-reap ] && [ "$(header X-Thaw-Prefetch-Us)" -gt 0 ] \
+    && pass "a copied function directory serves on another daemon, prefetching its working set" \
+    || fail "copied function" "$st $ver $st2 $(header X-Thaw-Start) $(header X-Thaw-Prefetch-Us) $(body)"
+stop_daemon TERM
 finish
