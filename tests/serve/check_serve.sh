@@ -121,7 +121,7 @@ p1=$!
 victim=
 for _ in $(seq 100); do
     ws=$(for c in $(pgrep -P "$DAEMON_PID"); do
-        [ "$(tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null)" = "thaw worker --fd 3 " ] && echo "$c"; done)
+        [ "$(tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline")" = "thaw worker --fd 3 " ] && echo "$c"; done)
     [ "$(echo "$ws" | wc -w)" = 1 ] && victim=$ws && break
     sleep 0.02
 done
@@ -133,6 +133,17 @@ wait $p1
 st=$(http POST /invoke/spin -d '{"after": 1}')
 [ "$st" = 200 ] && pass "the function serves after a crash, a timeout and a dead worker" || fail "after crash" "$st $(body)"
 http PATCH /functions/spin -d '{"keep_alive_ms": 60000}' >/dev/null
+# A worker that dies while its instance is idle costs no request: the next one gets a
+# fresh instance.
+http POST /invoke/spin -d '{"idle": 1}' >/dev/null
+ws=$(for c in $(pgrep -P "$DAEMON_PID"); do
+    [ "$(tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline")" = "thaw worker --fd 3 " ] && echo "$c"; done)
+kill -9 $ws 2>/dev/null
+sleep 0.2
+st=$(http POST /invoke/spin -d '{"idle": 2}')
+[ -n "$ws" ] && [ "$st" = 200 ] && [ "$(header X-Thaw-Start)" != warm ] \
+    && pass "an idle instance's dead worker is dropped: the next request starts a new one" \
+    || fail "dead idle worker" "workers '$ws': $st $(header X-Thaw-Start) $(body)"
 
 # Guest output goes to the logs, never into responses.
 st=$(http GET /functions/spin/logs)
@@ -237,7 +248,7 @@ dpid=$!
 jailed=
 for _ in $(seq 300); do
     for c in $(pgrep -P "$DAEMON_PID"); do
-        [ "$(tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null)" = "thaw worker --fd 3 " ] || continue
+        [ "$(tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline")" = "thaw worker --fd 3 " ] || continue
         s=$(awk '/^Seccomp:/ {s=$2} /^Uid:/ {u=$2} /^CapEff:/ {c=$2} END {print s, u, c}' "/proc/$c/status" 2>/dev/null)
         [ "$s" = "2 65534 0000000000000000" ] && jailed=$c && break 2
     done
@@ -259,7 +270,7 @@ dpid=$!
 workers=
 for _ in $(seq 300); do
     workers=$(for c in $(pgrep -P "$DAEMON_PID"); do
-        [ "$(tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null)" = "thaw worker --fd 3 " ] && echo "$c"; done)
+        [ "$(tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline")" = "thaw worker --fd 3 " ] && echo "$c"; done)
     [ -n "$workers" ] && break
     sleep 0.05
 done

@@ -187,6 +187,13 @@ int sandbox_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_erro
     return 0;
 }
 
+bool sandbox_gone(struct sandbox *sb)
+{
+    if (!sb->dead && sb->ops->gone && sb->ops->gone(sb))
+        sandbox_set_failure(sb, SANDBOX_FAIL_WORKER);
+    return sb->dead;
+}
+
 enum sandbox_failure sandbox_last_failure(const struct sandbox *sb)
 {
     return sb->failure;

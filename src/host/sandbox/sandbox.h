@@ -141,6 +141,11 @@ int sandbox_shutdown(struct sandbox *sb, struct thaw_error *err);
 int sandbox_snapshot(struct sandbox *sb, const char *dir, struct thaw_error *err);
 
 int sandbox_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err);
+/* True if the instance is known to be dead without asking it: after a failure that
+ * killed it, or (in a worker) when its process has exited or hung up while idle. Then
+ * the instance is dead (SANDBOX_FAIL_WORKER) and only sandbox_destroy remains. Cheap:
+ * a pool checks an idle instance with it before handing it a request. */
+bool sandbox_gone(struct sandbox *sb);
 enum sandbox_failure sandbox_last_failure(const struct sandbox *sb);
 
 /* Tears the instance down (the worker process too) and frees it. NULL is fine. */

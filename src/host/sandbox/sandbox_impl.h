@@ -17,6 +17,8 @@ struct sandbox_ops {
     int (*snapshot)(struct sandbox *sb, const char *dir, struct thaw_error *err);
     /* Fills everything but the common fields (id, invocations, timings of invoke). */
     int (*stats)(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err);
+    /* Optional: true if the instance died while idle (sandbox_gone). */
+    bool (*gone)(struct sandbox *sb);
     /* Frees sb->impl and everything it owns (not sb itself). */
     void (*destroy)(struct sandbox *sb);
 };

@@ -812,6 +812,20 @@ static int client_stats(struct sandbox *sb, struct sandbox_stats *st, struct tha
     return rc;
 }
 
+/* Between requests the worker sends nothing: anything to read, or a hang-up, means it
+ * died or misbehaves. */
+static bool client_gone(struct sandbox *sb)
+{
+    struct worker_client *w = sb->impl;
+    if (w->reaped)
+        return true;
+    struct pollfd p = {.fd = w->sock, .events = POLLIN};
+    if (poll(&p, 1, 0) == 0)
+        return false;
+    kill_worker(w);
+    return true;
+}
+
 static void client_free(struct worker_client *w);
 
 static void client_destroy(struct sandbox *sb)
@@ -826,6 +840,7 @@ static const struct sandbox_ops worker_ops = {
     .shutdown = client_shutdown,
     .snapshot = client_snapshot,
     .stats = client_stats,
+    .gone = client_gone,
     .destroy = client_destroy,
 };
 

@@ -354,6 +354,16 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
             uint64_t now = clock_now_ns();
             f->idle = in->next;
             f->n_idle--;
+            if (sandbox_gone(in->sb)) {
+                /* Its worker died while idle (killed, out of memory): never hand it a
+                 * request; drop it and look again. */
+                charge_idle(f, in, now);
+                pthread_mutex_unlock(&f->lock);
+                destroy_instance(f, in);
+                pthread_mutex_lock(&f->lock);
+                pthread_cond_signal(&f->cond); /* a slot is free again */
+                continue;
+            }
             f->n_busy++;
             if (queued)
                 f->n_waiting--;
