@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The daemon's costs: cold starts through the HTTP API per restore mode against the
-same restore done by `thaw restore` / `thaw run` (the difference is the daemon's
-overhead), and warm throughput and latency with `hey` at concurrency 1, 2, 4, 8.
+same restore done by `thaw restore` / `thaw run`, in process and with --worker (the
+daemon runs every instance in a jailed worker, so the --worker column is the like for
+like one: the difference is the daemon's overhead), and warm throughput and latency
+with `hey` at concurrency 1, 2, 4, 8.
 
     python3 bench/serve.py [--function functions/hello] [--runs 20] [--hey-seconds 10]
 
@@ -110,23 +112,27 @@ def main():
                 if i >= warmup:
                     http_ms.append(t)
                     daemon_ms.append((int(hdr["X-Thaw-Restore-Us"]) + int(hdr["X-Thaw-Invoke-Us"])) / 1e3)
-            cli_ms = []
-            for i in range(args.runs + warmup):
-                if mode == "boot":
-                    obj = cli_json(["run", bundle, "--payload", PAYLOAD.decode()])
-                else:
-                    obj = cli_json(["restore", cli_snap, "--mem", mode, "--payload", PAYLOAD.decode()])
-                if i >= warmup:
-                    cli_ms.append(cli_cold_us(obj) / 1e3)
-            rows.append((mode, median(http_ms), median(daemon_ms), median(cli_ms)))
+            cli = {}
+            for worker in (False, True):
+                cli_ms = []
+                extra = ["--worker"] if worker else []
+                for i in range(args.runs + warmup):
+                    if mode == "boot":
+                        obj = cli_json(["run", bundle, "--payload", PAYLOAD.decode()] + extra)
+                    else:
+                        obj = cli_json(["restore", cli_snap, "--mem", mode, "--payload", PAYLOAD.decode()] + extra)
+                    if i >= warmup:
+                        cli_ms.append(cli_cold_us(obj) / 1e3)
+                cli[worker] = median(cli_ms)
+            rows.append((mode, median(http_ms), median(daemon_ms), cli[False], cli[True]))
 
         print("### Cold start through the daemon vs the CLI (`%s`, medians of %d)\n"
               % (os.path.basename(args.function.rstrip("/")), args.runs))
-        print("| restore | HTTP round trip | daemon: restore + invoke | `thaw restore`/`run`: restore + invoke "
-              "| HTTP - CLI (daemon overhead) |")
-        print("|---|---|---|---|---|")
-        for mode, h, d, c in rows:
-            print("| %s | %.2f ms | %.2f ms | %.2f ms | %+.2f ms (%.2fx) |" % (mode, h, d, c, h - c, h / c))
+        print("| restore | HTTP round trip | daemon: restore + invoke | CLI in process | CLI `--worker` "
+              "| HTTP - CLI `--worker` (daemon overhead) |")
+        print("|---|---|---|---|---|---|")
+        for mode, h, d, c, cw in rows:
+            print("| %s | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %+.2f ms (%.2fx) |" % (mode, h, d, c, cw, h - cw, h / cw))
         print()
 
         # Warm: enough instances for the concurrency, never torn down.
