@@ -47,6 +47,8 @@ if [ -r /dev/kvm ]; then
   [ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'function.json'; record "cli: missing function is a clear error" $?
   out=$("$BUILD"/thaw run functions/faulty --payload '{"fault": "null"}' 2>&1); rc=$?
   [ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'NULL page'; record "cli: guest fault is reported" $?
+  out=$("$BUILD"/thaw run functions/hello --memory 16 --payload '{}' 2>&1); rc=$?
+  [ $rc -ne 0 ] && printf '%s' "$out" | grep -q '16 MiB of guest memory leaves no room'; record "cli: too little memory is a clear error" $?
   out=$("$BUILD"/thaw run functions/hello --payload '{"name": "t"}' --json 2>/dev/null | tail -1)
   printf '%s' "$out" | grep -q '"boot_to_ready_us"'; record "cli: --json timings" $?
   echo "ok    cli checks ran"

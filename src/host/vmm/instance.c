@@ -141,9 +141,18 @@ int instance_boot(struct instance *inst, const struct instance_config *cfg, stru
     }
     if (x86_read_kernel_header(&inst->vm.mem, &inst->kernel, err) < 0)
         goto fail;
+    /* The program goes between the kernel and the stack reserve at the top; say so
+     * plainly when a small guest leaves no room, rather than an empty address range. */
+    if (cfg->mem_size <= THAW_KERNEL_MAX_END + STACK_RESERVE) {
+        thaw_fail(err, "program: %llu MiB of guest memory leaves no room for it (the kernel takes %llu MiB "
+                       "and the stack %llu MiB): give the function more memory",
+                  (unsigned long long)(cfg->mem_size >> 20), (unsigned long long)(THAW_KERNEL_MAX_END >> 20),
+                  (unsigned long long)(STACK_RESERVE >> 20));
+        goto fail;
+    }
     if (elf_load(cfg->program, cfg->program_size, inst->mem, cfg->mem_size, THAW_KERNEL_MAX_END,
                  cfg->mem_size - STACK_RESERVE, PIE_BASE, &prog, why, sizeof why) < 0) {
-        thaw_fail(err, "program: %s", why);
+        thaw_fail(err, "program: %s (guest memory %llu MiB)", why, (unsigned long long)(cfg->mem_size >> 20));
         goto fail;
     }
     uint64_t archive_gpa = align_up(prog.end, THAW_PAGE_SIZE);
