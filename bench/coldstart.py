@@ -10,10 +10,12 @@ instance. Prints a Markdown report with medians, ratios, faults and prefetch ban
 as a share of the disk's sequential O_DIRECT bandwidth measured in the same run.
 
 Also: the cold-start overhead over warm for lazy and reap and its reduction, REAP's
-restore-path breakdown, and a different-input row per function (recorded on the first
-payload, restored on the second).
+restore-path breakdown, a different-input row per function (recorded on the first
+payload, restored on the second), and (unless --sweep '') REAP cold starts under
+concurrency: N restores started together, N in the sweep, of one function ("same") and
+cycling through several ("different"), on the snapshots of this run (bench/concurrency.py).
 
-usage: bench/coldstart.py [--runs N] [function-dir ...]
+usage: bench/coldstart.py [--runs N] [--sweep 1,2,4,8,16] [--rounds R] [function-dir ...]
 Note: the disk's read-ahead (8 MiB here) is left as configured; it flatters the lazy
 baseline on small memory files.
 """
@@ -27,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import concurrency
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THAW = os.path.join(ROOT, "build", "thaw")
@@ -102,11 +106,15 @@ def disk_direct_mbps(tmpdir):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--sweep", default="1,2,4,8,16", help="concurrency sweep ('' for none)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per concurrency level")
     ap.add_argument("functions", nargs="*")
     a = ap.parse_args()
     names = a.functions or [f for f in DEFAULT if os.path.isdir(os.path.join(ROOT, "functions", f))]
     tmp = tempfile.mkdtemp(prefix="thaw-bench-", dir=ROOT)
     rows, speedups = [], []
+    conc = []
+    snaps = {}
     try:
         disk = disk_direct_mbps(tmp)
         for name in names:
@@ -166,11 +174,33 @@ def main():
                              "warm": r["warm"]}
             rows.append(r)
             speedups.append(r["lazy"] / r["reap"])
+            snaps[name] = (snap, pl)
             print("done %s" % name, file=sys.stderr)
+            # The different-input runs may leave another working set: record the first payload's again.
+            if "diff" in r:
+                with_working_set(snap, os.path.join(tmp, name + ".ws"))
+        sweep = [int(x) for x in a.sweep.split(",") if x]
+        if sweep and snaps:
+            diff_names = [n for n in concurrency.DEFAULT if n in snaps] or list(snaps)
+            same = diff_names[0]
+            for kind, pool in (("same", [snaps[same]]), ("different", [snaps[n] for n in diff_names])):
+                base = None
+                for n in sweep:
+                    ms = []
+                    for k in range(a.rounds):
+                        jobs = [pool[(i + k) % len(pool)] for i in range(n)]
+                        ms += concurrency.burst(jobs, "reap")
+                        time.sleep(0.05)
+                    m = statistics.median(ms)
+                    base = base or m
+                    conc.append((kind, n, m, max(ms), m / base))
+            conc_names = (same, diff_names)
+            print("done concurrency", file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print("Command: `python3 bench/coldstart.py --runs %d %s`  " % (a.runs, " ".join(a.functions)))
+    print("Command: `python3 bench/coldstart.py --runs %d --sweep '%s' --rounds %d %s`  " % (
+        a.runs, a.sweep, a.rounds, " ".join(a.functions)))
     print("Medians of %d cold starts per mode (page cache dropped before each), in ms; "
           "disk sequential O_DIRECT read measured in this run: %.0f MB/s.\n" % (a.runs, disk))
     print("| function | boot | copy | lazy | uffd | reap | warm | reap speedup vs lazy | faults uffd -> reap "
@@ -217,6 +247,17 @@ def main():
             d = r["diff"]
             print("| %s | %s | %.1f | %.1f | %.2fx | %d |" % (r["name"], d["payload"], d["lazy"] / 1e3,
                                                              d["reap"] / 1e3, d["lazy"] / d["reap"], d["misses"]))
+
+    if conc:
+        same, diff_names = conc_names
+        print("\nREAP cold starts under concurrency (restore + first response, page cache dropped): N "
+              "`thaw restore --mem reap` processes started together, %d rounds; medians over all instances, in "
+              "ms. \"same\": N instances of %s; \"different\": cycling through %s.\n" % (
+                  a.rounds, same, ", ".join(diff_names)))
+        print("| functions | N | median | worst | median / N=1 |")
+        print("|---|---|---|---|---|")
+        for kind, n, m, worst, ratio in conc:
+            print("| %s | %d | %.1f | %.1f | %.2fx |" % (kind, n, m, worst, ratio))
 
 
 if __name__ == "__main__":

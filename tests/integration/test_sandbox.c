@@ -172,6 +172,34 @@ static void test_snapshot_and_restore_every_mode(void **state)
             assert_true(st.reap_prefetched && st.ws_pages >= 512 && st.reap_misses == 0);
         sandbox_destroy(sb);
     }
+    /* Working-set chunks installed as huge pages (THAW_REAP_HUGE): the same answer, no
+     * misses; and a bigger input, which reads pages of those chunks the working set did
+     * not name (filled from the memory file), answers as a copy restore does. */
+    setenv("THAW_REAP_HUGE", "0.05", 1);
+    sb = restore_ok(snap, MEM_REAP, NULL);
+    char *r = invoke_ok(sb, pl);
+    assert_string_equal(strstr(r, "checksum"), strstr(booted, "checksum"));
+    free(r);
+    assert_int_equal(sandbox_stats(sb, &st, &err), 0);
+    assert_int_equal(st.start, SANDBOX_START_REAP_PREFETCH);
+    if (st.ws_huge_chunks == 0 || st.ws_huge_data_pages < st.ws_huge_ws_pages || st.reap_misses != 0)
+        fail_msg("huge chunks %llu (ws pages %llu, data pages %llu), misses %llu",
+                 (unsigned long long)st.ws_huge_chunks, (unsigned long long)st.ws_huge_ws_pages,
+                 (unsigned long long)st.ws_huge_data_pages, (unsigned long long)st.reap_misses);
+    sandbox_destroy(sb);
+    const char *big = "{\"mib\": 6, \"seed\": 7}";
+    sb = restore_ok(snap, MEM_COPY, NULL);
+    char *want = invoke_ok(sb, big);
+    sandbox_destroy(sb);
+    sb = restore_ok(snap, MEM_REAP, NULL);
+    r = invoke_ok(sb, big);
+    assert_string_equal(strstr(r, "checksum"), strstr(want, "checksum"));
+    assert_int_equal(sandbox_stats(sb, &st, &err), 0);
+    assert_true(st.ws_huge_chunks > 0);
+    free(r);
+    free(want);
+    sandbox_destroy(sb);
+    unsetenv("THAW_REAP_HUGE");
     free(booted);
 }
 

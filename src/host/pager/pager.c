@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <unistd.h>
 
+#include "host/pager/huge_chunks.h"
 #include "host/pager/reap.h"
 #include "host/util/clock.h"
 #include "host/util/file.h"
@@ -55,6 +56,8 @@ struct pager {
     bool vm_gone;
     uint64_t batch; /* pages per miss (PAGER_BATCH_PAGES) */
     struct snap_identity identity; /* of the snapshot being served (memory trailer) */
+    bool in_process;        /* guest memory is in this address space (huge chunks possible) */
+    struct huge_chunks huge; /* chunks the prefetch filled as huge pages: not via UFFDIO_COPY */
 };
 
 static const struct fc_region *find_region(const struct pager *p, uint64_t addr, size_t *ri)
@@ -73,7 +76,8 @@ static uint8_t *prefetch_gpa_to_host(void *ctx, uint64_t gpa, uint64_t len)
     for (size_t i = 0; i < p->n; i++) {
         const struct fc_region *r = &p->r[i];
         if (gpa >= r->offset && gpa - r->offset <= r->size && len <= r->size - (gpa - r->offset))
-            return (uint8_t *)(uintptr_t)(r->base_host_virt_addr + (gpa - r->offset));
+            return huge_chunks_cover(&p->huge, gpa, len) ? NULL /* filled already */
+                                                         : (uint8_t *)(uintptr_t)(r->base_host_virt_addr + (gpa - r->offset));
     }
     return NULL;
 }
@@ -318,7 +322,7 @@ static int control(struct pager *p, int fd, char *buf, size_t cap, size_t *len, 
 
 void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
 {
-    json_t *o = json_pack("{sIsIsIsIsIsIsbsIsIsIsIsIsbsIsssssb}", "faults", (json_int_t)st->faults,
+    json_t *o = json_pack("{sIsIsIsIsIsIsbsIsIsIsIsIsbsIsssssbsIsIsIsI}", "faults", (json_int_t)st->faults,
                           "served_faults", (json_int_t)st->served_faults,
                           "pages_served", (json_int_t)st->pages_served, "zero_pages", (json_int_t)st->zero_pages,
                           "already_present", (json_int_t)st->already_present, "removes", (json_int_t)st->removes,
@@ -329,7 +333,9 @@ void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
                           "prefetch_install_ns", (json_int_t)st->prefetch_install_ns,
                           "recording", st->recording, "recorded", (json_int_t)st->recorded,
                           "prefetch_error", st->prefetch_error, "record_error", st->record_error,
-                          "vm_gone", st->vm_gone);
+                          "vm_gone", st->vm_gone, "huge_chunks", (json_int_t)st->huge_chunks,
+                          "huge_ws_pages", (json_int_t)st->huge_ws_pages,
+                          "huge_data_pages", (json_int_t)st->huge_data_pages, "huge_ns", (json_int_t)st->huge_ns);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     /* Strip the braces: the caller wraps the members with its event. */
     size_t sl = s ? strlen(s) : 0;
@@ -360,7 +366,7 @@ const char *pager_stats_parse(const char *line, struct pager_stats *st, struct t
 #define U64(f) st->f = (uint64_t)json_integer_value(json_object_get(o, #f))
     U64(faults); U64(served_faults); U64(pages_served); U64(zero_pages); U64(already_present); U64(removes);
     U64(prefetch_pages); U64(prefetch_regions); U64(prefetch_bytes); U64(prefetch_read_ns);
-    U64(prefetch_install_ns); U64(recorded);
+    U64(prefetch_install_ns); U64(recorded); U64(huge_chunks); U64(huge_ws_pages); U64(huge_data_pages); U64(huge_ns);
 #undef U64
     st->prefetch_ns = st->prefetch_read_ns + st->prefetch_install_ns;
     st->prefetch_ok = json_is_true(json_object_get(o, "prefetch_ok"));
@@ -397,11 +403,27 @@ static int open_memory(const char *dir, uint64_t need, struct snap_identity *id,
     return fd;
 }
 
+static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
+                     int stop_fd, bool in_process, struct pager_stats *st, struct thaw_error *err);
+
 int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
                 int stop_fd, struct pager_stats *st, struct thaw_error *err)
 {
+    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, st, err);
+}
+
+int pager_serve_in_process(int uffd, const struct fc_region *r, size_t n, const char *snap_dir,
+                           enum pager_mode mode, int stop_fd, struct pager_stats *st, struct thaw_error *err)
+{
+    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, true, st, err);
+}
+
+static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
+                     int stop_fd, bool in_process, struct pager_stats *st, struct thaw_error *err)
+{
     memset(st, 0, sizeof *st);
-    struct pager p = {.uffd = uffd, .r = r, .n = n, .st = st, .t0 = clock_now_ns(), .recording = mode == PAGER_RECORD};
+    struct pager p = {.uffd = uffd, .r = r, .n = n, .st = st, .t0 = clock_now_ns(), .recording = mode == PAGER_RECORD,
+                      .in_process = in_process};
     int rc = -1;
     uint64_t mem_size = 0;
     for (size_t i = 0; i < n; i++)
@@ -433,11 +455,20 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
     }
     if (mode == PAGER_PREFETCH) {
         struct reap_stats rs;
-        struct thaw_error perr = {{0}};
-        if (reap_prefetch_into(snap_dir, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity, &rs, &perr) == 0) {
+        struct thaw_error perr = {{0}}, herr;
+        double share = in_process ? huge_chunks_min_share() : 0;
+        if (share > 0 && huge_chunks_install(snap_dir, uffd, r, n, mem_size, &p.identity, share, &p.huge, &herr) == 0) {
+            st->huge_chunks = p.huge.n;
+            st->huge_ws_pages = p.huge.ws_pages;
+            st->huge_data_pages = p.huge.data_pages;
+            st->huge_ns = p.huge.ns;
+        }
+        int prc = reap_prefetch_into(snap_dir, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity, &rs, &perr);
+        rs.pages += p.huge.ws_pages; /* prefetched too, as part of their chunks */
+        if (prc == 0) {
             st->prefetch_ok = 1;
             st->prefetch_pages = rs.pages;
-            st->prefetch_regions = rs.regions;
+            st->prefetch_regions = rs.regions + p.huge.n;
             st->prefetch_ns = rs.read_ns + rs.install_ns;
             st->prefetch_bytes = rs.bytes;
             st->prefetch_read_ns = rs.read_ns;
@@ -519,6 +550,7 @@ out:
     free(p.zeroed);
     free(p.log);
     free(p.pending);
+    huge_chunks_free(&p.huge);
     close(p.file_fd);
     return rc;
 }

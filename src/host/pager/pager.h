@@ -46,6 +46,10 @@ struct pager_stats {
     uint64_t recorded;        /* faults recorded into ws.trace/ws.pages */
     char record_error[512];   /* why writing the working set failed, if it did */
     int vm_gone;              /* stopped because the VM's memory went away */
+    uint64_t huge_chunks;     /* 2 MiB chunks the prefetch filled as huge pages (huge_chunks.h) */
+    uint64_t huge_ws_pages;   /* working-set pages inside them */
+    uint64_t huge_data_pages; /* memory-file data pages read for them */
+    uint64_t huge_ns;         /* time that took */
 };
 
 /* Serves faults on uffd for the regions r[0..n) until stop_fd becomes readable (or hangs
@@ -53,6 +57,11 @@ struct pager_stats {
  * (the stats are filled either way). Does not close uffd or stop_fd. */
 int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
                 int stop_fd, struct pager_stats *st, struct thaw_error *err);
+
+/* The same for a pager that runs in the VM's own process: it may also write guest
+ * memory directly (huge_chunks.h, THAW_REAP_HUGE). */
+int pager_serve_in_process(int uffd, const struct fc_region *r, size_t n, const char *snap_dir,
+                           enum pager_mode mode, int stop_fd, struct pager_stats *st, struct thaw_error *err);
 
 /* The stats as the JSON object members the control protocol sends (no braces). */
 void pager_stats_json(const struct pager_stats *st, char *buf, size_t len);

@@ -110,6 +110,10 @@ struct sandbox_stats {
     bool reap_prefetched;            /* this restore prefetched it */
     uint64_t ws_pages, ws_regions, ws_bytes;
     uint64_t ws_read_ns, ws_install_ns;
+    uint64_t ws_huge_chunks;         /* 2 MiB chunks prefetched as huge pages (THAW_REAP_HUGE) */
+    uint64_t ws_huge_ws_pages;       /* working-set pages inside them */
+    uint64_t ws_huge_data_pages;     /* memory-file pages read for them */
+    uint64_t ws_huge_ns;
     uint64_t reap_misses;            /* pages served after a prefetch */
     char reap_note[640];             /* why no prefetch, why re-recording, ... */
     /* the last sandbox_snapshot */

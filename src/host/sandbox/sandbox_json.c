@@ -50,6 +50,10 @@ json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
         bad |= set(r, "read_us", json_real(us(st->ws_read_ns)));
         bad |= set(r, "read_mb_s", json_real(st->ws_read_ns ? (double)st->ws_bytes / ((double)st->ws_read_ns / 1e9) / 1e6 : 0.0));
         bad |= set(r, "install_us", json_real(us(st->ws_install_ns)));
+        bad |= set(r, "huge_chunks", json_integer((json_int_t)st->ws_huge_chunks));
+        bad |= set(r, "huge_ws_pages", json_integer((json_int_t)st->ws_huge_ws_pages));
+        bad |= set(r, "huge_data_pages", json_integer((json_int_t)st->ws_huge_data_pages));
+        bad |= set(r, "huge_us", json_real(us(st->ws_huge_ns)));
         bad |= set(r, "misses", json_integer((json_int_t)st->reap_misses));
         bad |= set(r, "note", json_string(st->reap_note));
         bad |= set(o, "reap", r);

@@ -233,6 +233,10 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
         st->ws_bytes = l->reap.ws.bytes;
         st->ws_read_ns = l->reap.ws.read_ns;
         st->ws_install_ns = l->reap.ws.install_ns;
+        st->ws_huge_chunks = l->restored.mem.ready.huge_chunks;
+        st->ws_huge_ws_pages = l->restored.mem.ready.huge_ws_pages;
+        st->ws_huge_data_pages = l->restored.mem.ready.huge_data_pages;
+        st->ws_huge_ns = l->restored.mem.ready.huge_ns;
         st->reap_misses = l->reap.prefetched ? st->pages_served + st->zero_pages : 0;
         snprintf(st->reap_note, sizeof st->reap_note, "%s", l->reap.note);
     }

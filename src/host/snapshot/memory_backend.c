@@ -92,7 +92,7 @@ static void *pager_thread_main(void *arg)
     t->rc = -1;
     if (fc_recv_handshake(t->fd, r, 8, &n, &uffd, t->file_size, &t->err) == 0) {
         struct pager_stats st;
-        t->rc = pager_serve(uffd, r, n, t->snap_dir, t->mode, t->fd, &st, &t->err);
+        t->rc = pager_serve_in_process(uffd, r, n, t->snap_dir, t->mode, t->fd, &st, &t->err);
         close(uffd);
     }
     /* Closing our end tells a VMM still waiting for a reply that we are gone. */
@@ -325,6 +325,28 @@ int mem_backend_wait_ready(struct mem_backend *b, struct thaw_error *err)
     return 0;
 }
 
+static int mem_backend_check_image(const char *path, uint64_t image, const struct snap_identity *got, uint64_t size,
+                                   const struct snap_identity *want, struct thaw_error *err)
+{
+    if (!want || !snap_identity_equal(got, want)) {
+        char a[96], w[96] = "none";
+        snap_identity_str(got, a, sizeof a);
+        if (want)
+            snap_identity_str(want, w, sizeof w);
+        return thaw_fail(err, "%s belongs to another snapshot (%s; the state is %s)", path, a, w);
+    }
+    if (image != size)
+        return thaw_fail(err, "memory file %s holds %llu bytes, the snapshot says %llu", path,
+                         (unsigned long long)image, (unsigned long long)size);
+    return 0;
+}
+
+int mem_backend_check(const struct mem_backend *b, uint64_t size, const struct snap_identity *want,
+                      struct thaw_error *err)
+{
+    return mem_backend_check_image("the memory file", b->size, &b->identity, size, want, err);
+}
+
 int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
                       const struct snap_identity *want, enum pager_mode pmode, const char *pager_socket,
                       struct thaw_error *err)
@@ -348,16 +370,10 @@ int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *sna
     }
     if (memory_trailer_read(b->file_fd, (uint64_t)st.st_size, path, &image, &got, err) < 0)
         goto fail;
-    if (!snap_identity_equal(&got, want)) {
-        char a[96], w[96];
-        snap_identity_str(&got, a, sizeof a);
-        snap_identity_str(want, w, sizeof w);
-        thaw_fail(err, "%s belongs to another snapshot (%s; the state is %s)", path, a, w);
-        goto fail;
-    }
-    if (image != size) {
-        thaw_fail(err, "memory file %s holds %llu bytes, the snapshot says %llu", path, (unsigned long long)image,
-                  (unsigned long long)size);
+    b->identity = got;
+    if (!want && size == 0) {
+        size = b->size = image; /* checked later (mem_backend_check) */
+    } else if (mem_backend_check_image(path, image, &got, size, want, err) < 0) {
         goto fail;
     }
     if (mode == MEM_LAZY)

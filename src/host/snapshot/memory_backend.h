@@ -52,6 +52,7 @@ struct mem_backend {
     pthread_mutex_t uffd_lock;
     atomic_bool watch_stopping, pager_dead;
     char pager_dead_why[384];
+    struct snap_identity identity;  /* the memory file's (its trailer) */
 };
 
 /* Sets up guest memory from <snap_dir>/memory (which must hold exactly size bytes of
@@ -65,11 +66,17 @@ int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *snap
 /* The same in two steps: start returns once the pager has the memory (uffd/reap), its
  * working-set read under way; the caller sets up the VM meanwhile, without touching guest
  * memory, and calls wait_ready before anything reads or writes it (0 at once for copy
- * and lazy). A failed start has cleaned up; after a failed wait the caller closes. */
+ * and lazy). A failed start has cleaned up; after a failed wait the caller closes.
+ * With want NULL and size 0, start takes the size from the memory file's trailer and
+ * checks nothing (the restore starts the pager before it has read the state file); the
+ * caller must then call mem_backend_check before the guest runs. */
 int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
                       const struct snap_identity *want, enum pager_mode pmode, const char *pager_socket,
                       struct thaw_error *err);
 int mem_backend_wait_ready(struct mem_backend *b, struct thaw_error *err);
+/* The memory file belongs to the snapshot with identity want and holds size bytes. */
+int mem_backend_check(const struct mem_backend *b, uint64_t size, const struct snap_identity *want,
+                      struct thaw_error *err);
 /* Makes [gpa, gpa+len) read back as zero (the guest freed it). */
 int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struct thaw_error *err);
 /* uffd/reap: asks the pager (cmd "stats" or "finish-record") and returns its stats. */

@@ -410,6 +410,13 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     if (snapdir_check(dir, err) < 0)
         goto fail;
     snapdir_clean_leftovers(dir);
+    /* Guest memory and the pager first, sized by the memory file's own trailer: the
+     * pager's working-set read then overlaps the state file's read and the VM set-up.
+     * Nothing touches guest memory, nor runs the guest, before the state is checked
+     * against the memory file below. */
+    if (mem_backend_start(&r->mem, mode, dir, 0, NULL, pmode, pager_socket, err) < 0)
+        goto fail;
+    uint64_t t1m = clock_now_ns();
     if (read_file_at(AT_FDCWD, path, RESOLVE_NO_SYMLINKS, STATE_MAX, &buf, &len, err) < 0)
         goto fail;
     if (state_file_decode(buf, len, s, err) < 0) {
@@ -424,10 +431,7 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     free(buf);
     buf = NULL;
     snprintf(r->function_name, sizeof r->function_name, "%s", s->monitor.function_name);
-    uint64_t t1 = clock_now_ns();
-
-    /* The pager starts its working-set read now; the VM is set up while it runs. */
-    if (mem_backend_start(&r->mem, mode, dir, s->monitor.mem_size, &id, pmode, pager_socket, err) < 0)
+    if (mem_backend_check(&r->mem, s->monitor.mem_size, &id, err) < 0)
         goto fail;
     uint64_t t2 = clock_now_ns();
 
@@ -474,8 +478,8 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     }
     inst->state = INSTANCE_READY;
     uint64_t t3 = clock_now_ns();
-    r->t.state_load_ns = t1 - t0;
-    r->t.memory_setup_ns = (t2 - t1) + (t3b - t3a); /* the part not overlapped with VM set-up */
+    r->t.state_load_ns = t2 - t1m;
+    r->t.memory_setup_ns = (t1m - t0) + (t3b - t3a); /* the part not overlapped with the state and VM set-up */
     r->t.vm_create_ns = (t3a - t2) + (t3 - t3b);
     r->t.total_ns = t3 - t0;
     free(s);
