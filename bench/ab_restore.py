@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Two thaw builds (or two environments) restoring the same snapshots, interleaved, on a
+cold page cache: the restore path's parts and the cold start, medians per variant.
+
+A variant is BINARY or BINARY:VAR=VALUE[,VAR=VALUE] (e.g. build/thaw:THAW_VM_POOL=0).
+The snapshots and working sets are made with the first variant's binary (the formats
+must be the same). For reap, one recording restore comes first.
+
+usage: bench/ab_restore.py --a VARIANT --b VARIANT [--runs N] [--mode reap] [function ...]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import coldstart
+
+ROOT = coldstart.ROOT
+KEYS = ("state_load_us", "memory_setup_us", "vm_create_us", "restore_us", "first_response_us", "cold_start_us")
+
+
+def parse(v):
+    binary, _, envs = v.partition(":")
+    env = dict(os.environ)
+    for kv in filter(None, envs.split(",")):
+        k, _, x = kv.partition("=")
+        env[k] = x
+    return os.path.abspath(os.path.join(ROOT, binary)), env
+
+
+def run(variant, args):
+    binary, env = variant
+    p = subprocess.run([binary] + args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    if p.returncode != 0:
+        raise RuntimeError("%s %s: %s" % (binary, " ".join(args[:3]), p.stderr.strip()[-300:]))
+    return p
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--a", required=True)
+    ap.add_argument("--b", required=True)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--mode", default="reap")
+    ap.add_argument("functions", nargs="*")
+    a = ap.parse_args()
+    va, vb = parse(a.a), parse(a.b)
+    names = a.functions or ["hello", "helloworld", "chameleon", "lr_serving", "aes_c"]
+    tmp = tempfile.mkdtemp(prefix="thaw-ab-", dir=ROOT)
+    rows = []
+    try:
+        for name in names:
+            fdir = os.path.join("functions", name)
+            pl = coldstart.payload_of(os.path.join(ROOT, fdir))
+            snap = os.path.join(tmp, name)
+            run(va, ["snapshot", fdir, "-o", snap])
+            if a.mode == "reap":
+                run(va, ["restore", snap, "--mem", "reap", "--payload", pl])
+            res = {"a": [], "b": []}
+            for _ in range(a.runs):
+                for k, v in (("a", va), ("b", vb)):
+                    p = run(v, ["restore", snap, "--mem", a.mode, "--payload", pl, "--drop-cache", "--json"])
+                    res[k].append(coldstart.last_json(p, "cold_start_us"))
+            rows.append((name, {k: {f: statistics.median(j[f] for j in js) for f in KEYS} for k, js in res.items()}))
+            print("done %s" % name, file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("Command: `python3 bench/ab_restore.py --a %s --b %s --runs %d --mode %s %s`  " % (
+        a.a, a.b, a.runs, a.mode, " ".join(a.functions)))
+    print("Medians of %d `thaw restore --mem %s --drop-cache` per variant, interleaved; us (cold start in ms). "
+          "a = `%s`, b = `%s`.\n" % (a.runs, a.mode, a.a, a.b))
+    print("| function | variant | state load | memory set-up (not overlapped) | VM + vCPU state (not overlapped) "
+          "| restore to first instruction | first response | cold start (ms) | b / a |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, m in rows:
+        for k in ("a", "b"):
+            x = m[k]
+            ratio = "%.2fx" % (m["b"]["cold_start_us"] / m["a"]["cold_start_us"]) if k == "b" else ""
+            print("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %s |" % (
+                name, k, x["state_load_us"], x["memory_setup_us"], x["vm_create_us"], x["restore_us"],
+                x["first_response_us"], x["cold_start_us"] / 1e3, ratio))
+
+
+if __name__ == "__main__":
+    main()
