@@ -3,8 +3,7 @@
 cold page cache: the restore path's parts and the cold start, medians per variant.
 
 A variant is BINARY or BINARY:VAR=VALUE[,VAR=VALUE] (e.g. build/thaw:THAW_VM_POOL=0).
-The snapshots and working sets are made with the first variant's binary (the formats
-must be the same). For reap, one recording restore comes first.
+The snapshots and working sets are made with build/thaw (the formats must be the same). For reap, one recording restore comes first.
 
 usage: bench/ab_restore.py --a VARIANT --b VARIANT [--runs N] [--mode reap] [function ...]
 """
@@ -56,9 +55,10 @@ def main():
             fdir = os.path.join("functions", name)
             pl = coldstart.payload_of(os.path.join(ROOT, fdir))
             snap = os.path.join(tmp, name)
-            run(va, ["snapshot", fdir, "-o", snap])
+            mk = (coldstart.THAW, dict(os.environ))
+            run(mk, ["snapshot", fdir, "-o", snap])
             if a.mode == "reap":
-                run(va, ["restore", snap, "--mem", "reap", "--payload", pl])
+                run(mk, ["restore", snap, "--mem", "reap", "--payload", pl])
             res = {"a": [], "b": []}
             for _ in range(a.runs):
                 for k, v in (("a", va), ("b", vb)):
