@@ -8,26 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-THAW = os.path.join(ROOT, os.environ.get("BUILD", "build"), "thaw")
-passed, failed = 0, 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print("ok    " + name)
-    else:
-        failed += 1
-        print("FAIL  %s %s" % (name, detail))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import thaw_suite  # noqa: E402
+from thaw_suite import ROOT, THAW, check  # noqa: E402
 
 
 def thaw(*args, check_rc=True, env=None):
-    p = subprocess.run([THAW] + list(args), capture_output=True, text=True, cwd=ROOT, timeout=300,
-                       env=dict(os.environ, **(env or {})))
+    p = thaw_suite.thaw(*args, env=env)
     if check_rc and p.returncode != 0:
         raise RuntimeError("thaw %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
     return p
@@ -40,22 +28,6 @@ def restore(snap, mode, *payloads, extra=(), env=None):
     p = thaw(*args, env=env)
     lines = p.stdout.strip().splitlines()
     return lines[:-1], json.loads(lines[-1]), p.stderr
-
-
-def main():
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        print("*** SKIP: /dev/kvm not usable: snapshot tests did not run ***")
-        print("0 passed, 0 failed")
-        return 0
-    tmp = tempfile.mkdtemp(prefix="thaw-snap-test-")
-    try:
-        run_all(tmp)
-    except Exception as e:  # a crash is a failure, never a silent pass
-        check("snapshot suite ran to the end", False, repr(e))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
 
 
 def run_all(tmp):
@@ -210,4 +182,4 @@ def run_all(tmp):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(thaw_suite.main("snapshot", run_all))

@@ -9,36 +9,16 @@ error instead of hanging.
 Prints one line per check and ends with "N passed, N failed"."""
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-THAW = os.path.join(ROOT, os.environ.get("BUILD", "build"), "thaw")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from thaw_suite import check, main, payload_args, thaw  # noqa: E402
+
 VARIANTS = ("threads", "threads-static", "threads-musl")
-passed, failed = 0, 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print("ok    " + name)
-    else:
-        failed += 1
-        print("FAIL  %s %s" % (name, detail))
-
-
-def thaw(*args):
-    return subprocess.run([THAW] + list(args), capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
 def payloads(*items):
-    out = []
-    for n in items:
-        out += ["--payload", json.dumps({"items": n})]
-    return out
+    return payload_args(*(json.dumps({"items": n}) for n in items))
 
 
 def expected(n, consumer_before):
@@ -65,7 +45,7 @@ def responses_ok(stdout, items, consumer_before=10, first_round=2):
 def run_all(tmp):
     items = (2000, 1, 0, 37)
     for v in VARIANTS:
-        p = thaw("run", "functions/" + v, *payloads(*items))
+        p = thaw("run", "functions/" + v, *payloads(*items), timeout=120)
         ok, why = responses_ok(p.stdout, items) if p.returncode == 0 else (False, p.stderr)
         check("%s: producer/consumer, join and TLS answer every request" % v, ok, why)
 
@@ -85,21 +65,5 @@ def run_all(tmp):
           and "thread 1 waits in futex wait" in err and "thread 2 waits in futex wait" in err, err)
 
 
-def main():
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        print("*** SKIP: /dev/kvm not usable: thread tests did not run ***")
-        print("0 passed, 0 failed")
-        return 0
-    tmp = tempfile.mkdtemp(prefix="thaw-threads-test-")
-    try:
-        run_all(tmp)
-    except Exception as e:  # a crash is a failure, never a silent pass
-        check("threads suite ran to the end", False, repr(e))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("threads", run_all))
