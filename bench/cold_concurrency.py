@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
 """Cold starts under concurrency: N simultaneous cold starts (N = 1, 2, 4, 8, 16),
-lazy vs reap, of (a) N instances of one function restored from one snapshot and (b) N
-different snapshots (distinct files, so nothing is shared in the page cache).
+lazy vs reap, of (a) N instances of one function and (b) N different functions.
 
-Each cold start is one `thaw restore --drop-cache --json` process; a batch starts the
-N processes together after dropping every snapshot file from the page cache, and
-waits for all. Latency = the restore's cold_start_us (restore start to first
-response). Disk MB/s = sectors read by the snapshot directory's block device during
-the batch / the batch's wall time (the machine is shared: other work adds to it).
-For reap, each snapshot's working set is recorded once beforehand.
+Default: through the daemon. One `thaw serve` (jailed workers, as deployed) with the
+function deployed once as "one" (max_instances 16) and N times as "f0".."f15" (each its
+own snapshot files: nothing shared in the page cache), keep_alive_ms 0 so every batch
+starts from zero instances. A batch drops every snapshot file from the page cache, then
+N client threads post at the same moment (to "one", or one each to f0..fN-1); every
+answer must be a cold start of the mode under test (X-Thaw-Start). Latency is the
+client's response time (HTTP, queue, restore, first invocation); the daemon's restore
+time (X-Thaw-Restore-Us) is reported beside it. Disk MB/s = sectors read by the state
+directory's block device during the batch / the batch's wall time. REAP's working sets
+are recorded by one invocation of each function first.
 
-usage: bench/cold_concurrency.py [--function helloworld] [--batches 3] [--levels 1,2,4,8,16] [--plot FILE.svg]
+--direct: the same batches with `thaw restore --drop-cache` processes instead of the
+daemon (what bench/concurrency.py measured before it was folded in here).
+
+usage: bench/cold_concurrency.py [--function helloworld] [--batches 3] [--levels 1,2,4,8,16]
+                                 [--plot FILE.png] [--direct]
 Prints a Markdown section (used for docs/experiments.md); --plot draws p50 latency
-against concurrency with gnuplot.
+against concurrency with gnuplot (PNG or SVG by the file's extension).
 """
 import argparse
 import json
@@ -22,17 +29,71 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-THAW = os.path.join(ROOT, "build", "thaw")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon import ROOT, THAW, Daemon, block_device_stat, pct, sectors_read, suite_payload  # noqa: E402
+
+SHAPES = ("one function", "different functions")
 
 
-def payload_of(fdir):
-    pdir = os.path.join(fdir, "payloads")
-    names = sorted(os.listdir(pdir))
-    with open(os.path.join(pdir, names[0])) as f:
-        return f.read().strip()
+def serve_batch(d, names, mode, payload, stat):
+    d.wait_no_instances()
+    d.drop_cache(set(names))
+    results = [None] * len(names)
+    barrier = threading.Barrier(len(names))
+
+    def one(i):
+        barrier.wait()
+        results[i] = d.invoke(names[i], payload)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(names))]
+    before = sectors_read(stat)
+    t = time.time()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.time() - t
+    mb = (sectors_read(stat) - before) * 512 / 1e6
+    lat, restore = [], []
+    for st, h, ms in results:
+        if st != 200 or h.get("X-Thaw-Start") != "cold-" + mode:
+            raise RuntimeError("not a cold-%s answer: %d %s" % (mode, st, h.get("X-Thaw-Start")))
+        lat.append(ms)
+        restore.append(int(h["X-Thaw-Restore-Us"]) / 1000.0)
+    return lat, restore, mb / wall
+
+
+def run_serve(a, levels, fdir, payload):
+    results = {}
+    n = max(levels)
+    with Daemon() as d:
+        stat = block_device_stat(d.work)
+        d.deploy("one", fdir, keep_alive_ms=0, max_instances=max(n, 1), queue_max=64)
+        for i in range(n):
+            d.deploy("f%d" % i, fdir, keep_alive_ms=0)
+        for name in ["one"] + ["f%d" % i for i in range(n)]:
+            st, h, _ = d.invoke(name, payload)  # records REAP's working set
+            if st != 200:
+                raise RuntimeError("first invocation of %s: %d" % (name, st))
+        for mode in ("lazy", "reap"):
+            for name in ["one"] + ["f%d" % i for i in range(n)]:
+                d.patch(name, restore=mode)
+            for shape in SHAPES:
+                for level in levels:
+                    lats, restores, rates = [], [], []
+                    for _ in range(a.batches):
+                        names = ["one"] * level if shape == SHAPES[0] else ["f%d" % i for i in range(level)]
+                        lat, restore, rate = serve_batch(d, names, mode, payload, stat)
+                        lats += lat
+                        restores += restore
+                        rates.append(rate)
+                    results[(shape, mode, level)] = (statistics.median(lats), pct(lats, 99), statistics.median(rates),
+                                                     statistics.median(restores))
+                    print("done %s %s %d" % (shape, mode, level), file=sys.stderr)
+    return results
 
 
 def thaw(*args):
@@ -42,32 +103,11 @@ def thaw(*args):
     return p
 
 
-def block_device_of(path):
-    """The /sys/block/<dev>/stat file of the disk holding path (partitions resolved)."""
-    st = os.stat(path)
-    major, minor = os.major(st.st_dev), os.minor(st.st_dev)
-    sysdev = os.path.realpath("/sys/dev/block/%d:%d" % (major, minor))
-    stat = os.path.join(sysdev, "stat")
-    if not os.path.exists(os.path.join(sysdev, "device")) and os.path.exists(os.path.join(sysdev, "..", "stat")):
-        stat = os.path.join(sysdev, "..", "stat")
-    return stat if os.path.exists(stat) else None
-
-
-def sectors_read(stat):
-    if not stat:
-        return 0
-    with open(stat) as f:
-        return int(f.read().split()[2])
-
-
-def batch(snaps, mode, payload, stat):
-    procs = []
+def direct_batch(snaps, mode, payload, stat):
     before = sectors_read(stat)
     t = time.time()
-    for s in snaps:
-        procs.append(subprocess.Popen([THAW, "restore", s, "--mem", mode, "--payload", payload, "--drop-cache",
-                                       "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      cwd=ROOT))
+    procs = [subprocess.Popen([THAW, "restore", s, "--mem", mode, "--payload", payload, "--drop-cache", "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for s in snaps]
     lat = []
     for p in procs:
         out, err = p.communicate(timeout=600)
@@ -78,33 +118,58 @@ def batch(snaps, mode, payload, stat):
             raise RuntimeError("reap restore did not prefetch: %s" % j["reap"])
         lat.append(j["cold_start_us"] / 1000.0)
     wall = time.time() - t
-    mb = (sectors_read(stat) - before) * 512 / 1e6
-    return lat, mb / wall
+    return lat, lat, (sectors_read(stat) - before) * 512 / 1e6 / wall
 
 
-def pct(v, p):
-    v = sorted(v)
-    k = (len(v) - 1) * p / 100.0
-    lo = int(k)
-    return v[lo] if lo + 1 >= len(v) else v[lo] + (k - lo) * (v[lo + 1] - v[lo])
+def run_direct(a, levels, fdir, payload):
+    payload = payload.decode()
+    tmp = tempfile.mkdtemp(prefix="thaw-bench-conc-", dir=ROOT)
+    stat = block_device_stat(tmp)
+    results = {}
+    try:
+        snaps = []
+        for i in range(max(levels)):
+            s = os.path.join(tmp, "s%d" % i)
+            thaw("snapshot", fdir, "-o", s)
+            rec = json.loads(thaw("restore", s, "--mem", "reap", "--payload", payload, "--json").stdout.strip()
+                             .splitlines()[-1])
+            assert rec["reap"]["recorded"], rec
+            snaps.append(s)
+        for mode in ("lazy", "reap"):
+            for shape in SHAPES:
+                for level in levels:
+                    lats, rates = [], []
+                    for _ in range(a.batches):
+                        use = [snaps[0]] * level if shape == SHAPES[0] else snaps[:level]
+                        lat, _, rate = direct_batch(use, mode, payload, stat)
+                        lats += lat
+                        rates.append(rate)
+                    results[(shape, mode, level)] = (statistics.median(lats), pct(lats, 99), statistics.median(rates),
+                                                     statistics.median(lats))
+                    print("done %s %s %d" % (shape, mode, level), file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
 
 
-def plot(path, results, levels, function):
+def plot(path, results, levels, function, direct):
     dat = path + ".dat"
     with open(dat, "w") as f:
-        for shape in ("one snapshot", "distinct snapshots"):
+        for shape in SHAPES:
             for mode in ("lazy", "reap"):
                 f.write("# %s %s: concurrency p50_ms p99_ms\n" % (shape, mode))
                 for level in levels:
                     r = results[(shape, mode, level)]
                     f.write("%d %.3f %.3f\n" % (level, r[0], r[1]))
                 f.write("\n\n")
-    script = ("set terminal svg size 800,480 dynamic background rgb 'white'\nset output '%s'\n"
-              "set title 'Concurrent cold starts of %s (p50)'\nset xlabel 'simultaneous cold starts'\n"
+    term = "svg size 800,480 dynamic background rgb 'white'" if path.endswith(".svg") else \
+        "pngcairo size 800,480 background rgb 'white'"
+    script = ("set terminal %s\nset output '%s'\n"
+              "set title 'Concurrent cold starts of %s%s (p50)'\nset xlabel 'simultaneous cold starts'\n"
               "set ylabel 'cold start (ms)'\nset logscale x 2\nset key left top\nset grid\n"
-              "plot '%s' index 0 w lp lw 2 t 'lazy, one snapshot', '' index 1 w lp lw 2 t 'reap, one snapshot', "
-              "'' index 2 w lp lw 2 t 'lazy, distinct snapshots', '' index 3 w lp lw 2 t 'reap, distinct snapshots'\n"
-              % (path, function, dat))
+              "plot '%s' index 0 w lp lw 2 t 'lazy, one function', '' index 1 w lp lw 2 t 'reap, one function', "
+              "'' index 2 w lp lw 2 t 'lazy, different functions', '' index 3 w lp lw 2 t 'reap, different functions'\n"
+              % (term, path, function, " (thaw restore)" if direct else " through thaw serve", dat))
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
     os.unlink(dat)
 
@@ -115,54 +180,44 @@ def main():
     ap.add_argument("--batches", type=int, default=3)
     ap.add_argument("--levels", default="1,2,4,8,16")
     ap.add_argument("--plot")
+    ap.add_argument("--direct", action="store_true")
     a = ap.parse_args()
     levels = [int(x) for x in a.levels.split(",")]
-    fdir = os.path.join("functions", a.function)
-    pl = payload_of(os.path.join(ROOT, fdir))
-    tmp = tempfile.mkdtemp(prefix="thaw-bench-conc-", dir=ROOT)
-    stat = block_device_of(tmp)
-    results = {}
-    try:
-        n = max(levels)
-        snaps = []
-        for i in range(n):
-            s = os.path.join(tmp, "s%d" % i)
-            thaw("snapshot", fdir, "-o", s)
-            rec = json.loads(thaw("restore", s, "--mem", "reap", "--payload", pl, "--json").stdout.strip().splitlines()[-1])
-            assert rec["reap"]["recorded"], rec
-            snaps.append(s)
-        for shape in ("one snapshot", "distinct snapshots"):
-            for mode in ("lazy", "reap"):
-                for level in levels:
-                    lats, rates = [], []
-                    for _ in range(a.batches):
-                        use = [snaps[0]] * level if shape == "one snapshot" else snaps[:level]
-                        lat, rate = batch(use, mode, pl, stat)
-                        lats += lat
-                        rates.append(rate)
-                    results[(shape, mode, level)] = (statistics.median(lats), pct(lats, 99), statistics.median(rates),
-                                                     len(lats))
-                    print("done %s %s %d" % (shape, mode, level), file=sys.stderr)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
+    fdir = os.path.join(ROOT, "functions", a.function)
+    payload = suite_payload(fdir)
+    t0 = time.time()
+    load0 = os.getloadavg()[0]
+    results = (run_direct if a.direct else run_serve)(a, levels, fdir, payload)
     if a.plot:
-        plot(a.plot, results, levels, a.function)
-    print("Command: `python3 bench/cold_concurrency.py --function %s --batches %d --levels %s%s`  " %
-          (a.function, a.batches, a.levels, " --plot " + a.plot if a.plot else ""))
-    print("Cold start (restore start to first response) of %s, page cache dropped before each batch; "
-          "%d batches per cell; latency in ms (median and p99 over every restore of the batches; with few "
-          "samples p99 is close to the maximum); disk MB/s is the median over batches of the block device's "
-          "read rate during the batch.\n" % (a.function, a.batches))
-    for shape in ("one snapshot", "distinct snapshots"):
-        print("**%s** (%s)\n" % (shape, "N instances restored from the same snapshot files" if shape == "one snapshot"
-                                 else "N different snapshot directories, no file shared"))
-        print("| concurrent | lazy p50 | lazy p99 | lazy disk MB/s | reap p50 | reap p99 | reap disk MB/s | lazy/reap (p50) |")
-        print("|---|---|---|---|---|---|---|---|")
+        plot(a.plot, results, levels, a.function, a.direct)
+    print("Command: `python3 bench/cold_concurrency.py --function %s --batches %d --levels %s%s%s`  " %
+          (a.function, a.batches, a.levels, " --direct" if a.direct else "", " --plot " + a.plot if a.plot else ""))
+    if a.direct:
+        print("Cold start (restore start to first response, as `thaw restore --json` reports it) of %s, one "
+              "process each, page cache dropped before each batch; " % a.function, end="")
+    else:
+        print("Cold start of %s through `thaw serve` (client response time: HTTP, restore in a jailed worker, "
+              "first invocation), page cache dropped before each batch; every answer checked to be a cold start of "
+              "the mode; " % a.function, end="")
+    print("%d batches per cell; latency in ms (median and p99 over every cold start of the batches; with few samples "
+          "p99 is close to the maximum); disk MB/s is the median over batches of the block device's read rate during "
+          "the batch. Run took %.0f s; load average %.1f at the start, %.1f at the end (2 cores shared with other "
+          "work).\n" % (a.batches, time.time() - t0, load0, os.getloadavg()[0]))
+    for shape in SHAPES:
+        print("**%s** (%s)\n" % (shape, "N instances of one function, from the same snapshot files"
+                                 if shape == SHAPES[0] else "N functions, each its own snapshot files, one cold "
+                                 "start each"))
+        extra = "" if a.direct else " | lazy restore p50 | reap restore p50"
+        print("| concurrent | lazy p50 | lazy p99 | lazy disk MB/s | reap p50 | reap p99 | reap disk MB/s | "
+              "lazy/reap (p50)%s |" % extra)
+        print("|---|---|---|---|---|---|---|---|%s" % ("" if a.direct else "---|---|"))
         for level in levels:
             l, r = results[(shape, "lazy", level)], results[(shape, "reap", level)]
-            print("| %d | %.1f | %.1f | %.0f | %.1f | %.1f | %.0f | %.2fx |" % (level, l[0], l[1], l[2], r[0], r[1], r[2],
-                                                                             l[0] / r[0]))
+            row = "| %d | %.1f | %.1f | %.0f | %.1f | %.1f | %.0f | %.2fx |" % (level, l[0], l[1], l[2], r[0], r[1],
+                                                                              r[2], l[0] / r[0])
+            if not a.direct:
+                row += " %.1f | %.1f |" % (l[3], r[3])
+            print(row)
         print()
 
 
