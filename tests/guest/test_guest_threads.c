@@ -535,6 +535,33 @@ static void test_thread_limit(void **state)
     thread_yield();
 }
 
+static void io_waiter(void *arg)
+{
+    char tag = *(char *)arg;
+    int64_t r = thread_io_wait(tag == 't' ? fake_ns + 2000000 : 0, "poll");
+    step(r == 0 ? tag : r == -ETIMEDOUT ? 'T' : '!');
+    thread_exit(0);
+}
+
+/* The I/O channel: thread_io_changed wakes every waiter; a deadline still times out. */
+static void test_io_wait_and_changed(void **state)
+{
+    (void)state;
+    spawn(io_waiter, 'a');
+    spawn(io_waiter, 'b');
+    spawn(io_waiter, 't'); /* with a 2 ms deadline */
+    thread_yield();
+    thread_io_changed();
+    thread_yield();
+    trace[trace_len] = 0;
+    assert_string_equal(trace, "abt");
+    spawn(io_waiter, 't');
+    thread_sleep_until(fake_ns + 5000000); /* nobody calls thread_io_changed */
+    trace[trace_len] = 0;
+    assert_string_equal(trace, "abtT");
+    thread_io_changed(); /* no waiter: nothing happens */
+}
+
 /* Deadlines from timespecs: relative, absolute monotonic, absolute realtime. */
 static void test_deadlines(void **state)
 {
@@ -564,7 +591,7 @@ int main(int argc, char **argv)
         T(test_futex_bitsets),          T(test_futex_requeue),             T(test_futex_wake_op),
         T(test_exit_clears_and_wakes_tid), T(test_sleep_order),            T(test_fs_base_per_thread),
         T(test_deadlock_is_reported),   T(test_last_exit_ends_guest),      T(test_thread_limit),
-        T(test_deadlines),
+        T(test_deadlines),                 T(test_io_wait_and_changed),
     };
     int failed = 0;
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

@@ -238,6 +238,15 @@ int thread_requeue(const void *from, const void *to, int nwake, int nmove)
     return n + moved;
 }
 
+static char io_chan; /* its address is the I/O channel */
+
+int64_t thread_io_wait(uint64_t deadline, const char *what)
+{
+    return thread_wait(&io_chan, FUTEX_BITSET_MATCH_ANY, deadline, what);
+}
+
+void thread_io_changed(void) { wake_up_to(&io_chan, FUTEX_BITSET_MATCH_ANY, THREAD_MAX); }
+
 void thread_yield(void)
 {
     current->state = THREAD_RUNNABLE;

@@ -95,6 +95,13 @@ int thread_wake(const void *chan, uint32_t bitset, int max);
 /* Wakes up to nwake (0 wakes none) on from, then moves up to nmove more to wait on to;
  * returns woken + moved. */
 int thread_requeue(const void *from, const void *to, int nwake, int nmove);
+/* I/O readiness, one channel for all of it: whatever may make a descriptor readable,
+ * writable or hung up (a write, a read that frees room, a close, a shutdown) calls
+ * thread_io_changed; a blocking read, write, poll or epoll_wait that finds nothing
+ * ready calls thread_io_wait (0 or -ETIMEDOUT) and checks again. Few threads wait at
+ * once here, so waking them all is cheaper than per-descriptor queues. */
+int64_t thread_io_wait(uint64_t deadline, const char *what);
+void thread_io_changed(void);
 /* Lets every other runnable thread run once (until it blocks or yields). */
 void thread_yield(void);
 /* Sleeps until the monotonic deadline; a deadline that has passed yields. */
