@@ -11,6 +11,12 @@
  *                     one write each, spinning 100 ms between them, then answers
  *                     {"printed": N}: the host must see each line as it is written
  * FAULTY_LOOP_BEFORE_READY=1 in the environment: spins forever before the ready point
+ * {"fault": "stack"}  recurses through 15 MiB of stack (the stack is 8 MiB)
+ * {"fault": "oom"}    mallocs 1 MiB blocks, touching each, until malloc fails, then
+ *                     answers how many it got (memory is not given back)
+ * {"fault": "oom-respond"} the same, then tries to answer 256 KiB (the guest kernel
+ *                     has no memory left for the response: the host must say so)
+ * {"print_bytes": N}  writes N bytes ('x') to stdout in one write(), answers {"ok": true}
  * {"probe": "state"}  answers the monotonic and wall clocks (ns), 16 bytes from
  *                     getrandom() in hex and a counter that counts invocations
  * {"probe": "reuse"}  maps 4 MiB, dirties it, unmaps it, maps 4 MiB again and answers
@@ -18,6 +24,7 @@
  *                     the host through the discard hypercall)
  * anything else: answers {"ok": true} */
 #include <sys/mman.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
 #include <stdint.h>
@@ -26,6 +33,16 @@
 
 #include "thaw/abi.h"
 #include "thaw_function.h"
+
+/* Each frame keeps 1 KiB live, so 15 000 calls need about 15 MiB of stack. */
+static int recurse(int depth)
+{
+    volatile char pad[1024];
+    pad[0] = (char)depth;
+    if (depth == 0)
+        return pad[0];
+    return recurse(depth - 1) + pad[0];
+}
 
 /* Calls the guest kernel's hypercall UD2 directly, found through the kernel header. */
 static void raw_hypercall(uint32_t nr, uint32_t gpa)
@@ -110,6 +127,18 @@ int main(void)
             thaw_respond(fd, out, (size_t)n);
             continue;
         }
+        long print = thaw_json_int(req, "print_bytes", -1);
+        if (print >= 0) {
+            char *big = malloc((size_t)print + 1);
+            if (!big)
+                return 1;
+            memset(big, 'x', (size_t)print);
+            if (write(1, big, (size_t)print) != (ssize_t)print)
+                return 1;
+            free(big);
+            thaw_respond(fd, "{\"ok\": true}", 12);
+            continue;
+        }
         if (thaw_json_string(req, "fault", what, sizeof what) < 0)
             what[0] = 0;
         if (!strcmp(what, "null")) {
@@ -132,6 +161,29 @@ int main(void)
         } else if (!strcmp(what, "loop")) {
             for (;;)
                 __asm__ volatile("" ::: "memory");
+        } else if (!strcmp(what, "stack")) {
+            char out[64];
+            int n = snprintf(out, sizeof out, "{\"sum\": %d}", recurse(15000));
+            thaw_respond(fd, out, (size_t)n);
+            continue;
+        } else if (!strcmp(what, "oom-respond")) {
+            while (malloc(1u << 20))
+                ;
+            for (size_t sz = 1u << 20; sz >= 4096; sz /= 2)
+                while (mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED)
+                    ;
+            static char big[256 * 1024];
+            memset(big, 'y', sizeof big);
+            thaw_respond(fd, big, sizeof big);
+            continue;
+        } else if (!strcmp(what, "oom")) {
+            unsigned long got = 0;
+            for (char *p; (p = malloc(1u << 20)); got++)
+                memset(p, 1, 1u << 20);
+            char out[64];
+            int n = snprintf(out, sizeof out, "{\"mib\": %lu}", got);
+            thaw_respond(fd, out, (size_t)n);
+            continue;
         }
         thaw_respond(fd, "{\"ok\": true}", 12);
     }

@@ -46,8 +46,12 @@
 #define THAW_GPA_KERNEL 0x100000ull
 #define THAW_KERNEL_MAX_END 0x400000ull
 
-/* The program's stack: the top THAW_STACK_SIZE bytes of guest memory. */
+/* The program's stack: the top THAW_STACK_SIZE bytes of guest memory. Below it the
+ * host's page tables leave THAW_STACK_GUARD_SIZE unmapped (one 2 MiB page), and the
+ * guest never allocates there: an overflow faults there, reported as "stack overflow",
+ * instead of running into the memory below. */
 #define THAW_STACK_SIZE (8ull << 20)
+#define THAW_STACK_GUARD_SIZE (2ull << 20)
 
 #define THAW_MIN_MEM_MIB 16u
 #define THAW_MAX_MEM_MIB 4096u
@@ -136,9 +140,11 @@ struct thaw_boot_info {
 #define THAW_HC_COUNT 8
 
 #ifndef __ASSEMBLER__
+/* Most bytes one console hypercall may carry; the guest kernel splits longer writes. */
+#define THAW_CONSOLE_MAX (1u << 20)
 struct thaw_hc_console {
     uint64_t addr;   /* GPA of the bytes */
-    uint64_t len;
+    uint64_t len;    /* at most THAW_CONSOLE_MAX */
     uint32_t stream; /* 1 = stdout, 2 = stderr, 3 = kernel log */
     uint32_t pad;
 };
@@ -156,7 +162,12 @@ struct thaw_hc_wallclock {
  * for the next request; the host fills req_len. If THAW_INVOKE_SHUTDOWN is set on
  * return there are no more requests and the guest should exit. */
 #define THAW_INVOKE_HAS_RESPONSE 1u
+#define THAW_INVOKE_RESPONSE_LOST 2u /* in: a write of the response failed (guest out of memory) */
 #define THAW_INVOKE_SHUTDOWN 1u
+/* The largest request the host sends unless function.json says "max_request_kib"; the
+ * C SDK (sdk/thaw_function.h) and the Python runtime size their buffers from FIONREAD,
+ * so any configured limit works for them. */
+#define THAW_MAX_REQUEST_DEFAULT (1u << 20)
 #ifndef __ASSEMBLER__
 struct thaw_hc_invoke {
     uint64_t resp_addr; /* in */
@@ -164,7 +175,7 @@ struct thaw_hc_invoke {
     uint64_t req_addr;  /* in */
     uint64_t req_cap;   /* in */
     uint64_t req_len;   /* out */
-    uint32_t flags;     /* in: THAW_INVOKE_HAS_RESPONSE; out: THAW_INVOKE_SHUTDOWN */
+    uint32_t flags;     /* in: THAW_INVOKE_HAS_RESPONSE, _RESPONSE_LOST; out: THAW_INVOKE_SHUTDOWN */
     uint32_t pad;
 };
 #endif

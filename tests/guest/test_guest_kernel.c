@@ -125,6 +125,11 @@ int64_t invoke_read(void *buf, uint64_t len)
     return (int64_t)n;
 }
 
+uint64_t invoke_pending(void)
+{
+    return 4242; /* what FIONREAD on /dev/invoke must report */
+}
+
 int64_t invoke_write(const void *buf, uint64_t len)
 {
     invoke_writes++;
@@ -1068,9 +1073,13 @@ static void test_device_files(void **state)
     /* Devices are not seekable or mappable files. */
     assert_int_equal(sys_lseek(inv, 0, SEEK_SET), -ESPIPE);
     assert_int_equal(sys_pread64(ur, buf, 4, 0), -ESPIPE);
-    /* FIONREAD works on regular files only. */
-    int fd = open_ok(AT_FDCWD, "/etc/hostname", O_RDONLY);
+    /* FIONREAD: on /dev/invoke, the size of the pending request (invoke_pending); on
+     * regular files, the bytes left. */
     int *avail = ualloc(sizeof *avail);
+    assert_int_equal(sys_ioctl(inv, FIONREAD, (uint64_t)(uintptr_t)avail), 0);
+    assert_int_equal(*avail, 4242);
+    assert_int_equal(sys_ioctl(inv, FIONREAD, 12), -EFAULT);
+    int fd = open_ok(AT_FDCWD, "/etc/hostname", O_RDONLY);
     assert_int_equal(sys_ioctl(fd, FIONREAD, (uint64_t)(uintptr_t)avail), 0);
     assert_int_equal(*avail, 10);
     assert_int_equal(sys_read(fd, buf, 3), 3);

@@ -712,6 +712,13 @@ int64_t sys_ioctl(int fd, uint64_t req, uint64_t arg)
     struct file *f = fs_file(fd);
     if (!f)
         return -EBADF;
+    if (req == FIONREAD && f->type == FT_INVOKE) {
+        /* The size of the request a read() refused with EMSGSIZE. */
+        if (!user_range_ok(arg, sizeof(int)))
+            return -EFAULT;
+        *(int *)(uintptr_t)arg = (int)MIN(invoke_pending(), (uint64_t)INT32_MAX);
+        return 0;
+    }
     if (req == FIONREAD && f->type == FT_REGULAR) {
         if (!user_range_ok(arg, sizeof(int)))
             return -EFAULT;

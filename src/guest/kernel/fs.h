@@ -20,4 +20,6 @@ struct file *fs_file(int fd);
 /* invoke.c: the /dev/invoke channel. */
 int64_t invoke_read(void *buf, uint64_t len);
 int64_t invoke_write(const void *buf, uint64_t len);
+/* Bytes of the current request not yet read (FIONREAD on /dev/invoke). */
+uint64_t invoke_pending(void);
 #endif

@@ -166,8 +166,15 @@ int ksnprintf(char *buf, size_t size, const char *fmt, ...)
 
 void console_write(unsigned stream, const void *buf, size_t len)
 {
-    struct thaw_hc_console c = {.addr = (uint64_t)(uintptr_t)buf, .len = len, .stream = stream};
-    hypercall(THAW_HC_CONSOLE_WRITE, &c);
+    /* Split: the host takes at most THAW_CONSOLE_MAX bytes per hypercall. */
+    const uint8_t *p = buf;
+    do {
+        size_t n = MIN(len, (size_t)THAW_CONSOLE_MAX);
+        struct thaw_hc_console c = {.addr = (uint64_t)(uintptr_t)p, .len = n, .stream = stream};
+        hypercall(THAW_HC_CONSOLE_WRITE, &c);
+        p += n;
+        len -= n;
+    } while (len > 0);
 }
 
 void klog(const char *fmt, ...)

@@ -83,11 +83,12 @@ void mm_init(uint64_t free_base, uint64_t mem_size, uint64_t stack_size)
     dirty_map = (uint64_t *)(uintptr_t)(base + map_bytes);
     first_page = (base + 2 * map_bytes) / PAGE;
     end_page = npages;
-    if (first_page + stack_size / PAGE + 64 >= end_page)
+    if (first_page + (stack_size + THAW_STACK_GUARD_SIZE) / PAGE + 64 >= end_page)
         kpanic("guest memory too small: %lu bytes", mem_size);
     stack_hi = mem_size;
     stack_lo = mem_size - stack_size;
-    claim(stack_lo / PAGE, stack_size / PAGE);
+    /* The stack and the unmapped guard below it (abi.h) are never handed out. */
+    claim((stack_lo - THAW_STACK_GUARD_SIZE) / PAGE, (stack_size + THAW_STACK_GUARD_SIZE) / PAGE);
     brk_base = brk_cur = first_page * PAGE;
 }
 

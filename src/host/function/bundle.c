@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "host/function/cpio_writer.h"
+#include "thaw/abi.h"
 
 #define MANIFEST_MAX (1u << 20)
 #define PROGRAM_MAX (512u << 20)
@@ -245,6 +246,14 @@ int bundle_load(struct bundle *b, const char *dir, const char *build_dir, struct
             goto fail;
         }
         b->timeout_ns = (uint64_t)(t * 1e9);
+    }
+    /* One request limit for host, guest and SDK (abi.h); at most a quarter of memory. */
+    json_t *mr = json_object_get(root, "max_request_kib");
+    b->max_request = mr ? (uint64_t)json_integer_value(mr) << 10 : THAW_MAX_REQUEST_DEFAULT;
+    if ((mr && (!json_is_integer(mr) || json_integer_value(mr) < 1)) || b->max_request > (b->memory_mib << 20) / 4) {
+        thaw_fail(err, "%s: \"max_request_kib\" must be an integer from 1 to a quarter of memory_mib (%llu)",
+                  manifest_path, (unsigned long long)(b->memory_mib << 8));
+        goto fail;
     }
     const char *program = json_string_value(json_object_get(root, "program"));
     if (!program) {

@@ -29,6 +29,7 @@ struct bundle {
     char **envp;          /* "K=V", NULL-terminated */
     size_t envc;
     uint64_t memory_mib;
+    uint64_t max_request; /* bytes: "max_request_kib", else THAW_MAX_REQUEST_DEFAULT */
     uint64_t timeout_ns;  /* "timeout_s": each invocation's deadline; 0: not given */
     /* Loaded contents. */
     uint8_t *program;

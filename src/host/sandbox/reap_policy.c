@@ -96,6 +96,22 @@ void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const ch
     reap_policy_end(p);
 }
 
+bool reap_policy_invoke_failed(struct reap_policy *p, const char *dir, struct thaw_error *err)
+{
+    if (p->finished || !p->prefetched)
+        return false;
+    p->finished = true;
+    reap_policy_end(p);
+    struct thaw_error why;
+    if (reap_mark_stale(dir, &why) == 0)
+        return true;
+    char msg[sizeof err->msg + 512];
+    snprintf(msg, sizeof msg, "%.500s (after a prefetch; the working set could not be marked stale: %.300s)",
+             err->msg, why.msg);
+    snprintf(err->msg, sizeof err->msg, "%.*s", (int)sizeof err->msg - 1, msg);
+    return false;
+}
+
 void reap_policy_end(struct reap_policy *p)
 {
     if (p->lock_fd >= 0)

@@ -35,6 +35,12 @@ void reap_policy_ready(struct reap_policy *p, const struct pager_stats *ready);
 /* After the first response: asks the pager to write the working set or checks its
  * misses. Problems go into p->note (the response stands). Releases the lock. */
 void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const char *snap_dir);
+/* The first invocation after a prefetch failed in the guest (a fault, a triple fault):
+ * the working set may be what broke it (a forged or mismatched ws.pages whose checksums
+ * hold). Marks it stale, so the next restore runs without it and records a new one, and
+ * says so in err. No-op unless this restore prefetched and has not finished. Returns
+ * whether it marked the set stale (sandbox_invoke then retries the call without it). */
+bool reap_policy_invoke_failed(struct reap_policy *p, const char *snap_dir, struct thaw_error *err);
 /* Releases the lock (after the memory backend is closed: the pager may still write). */
 void reap_policy_end(struct reap_policy *p);
 

@@ -82,6 +82,10 @@ struct sandbox *sandbox_alloc(const struct sandbox_options *opt, const char *fun
 
 void sandbox_free(struct sandbox *sb)
 {
+    if (sb) {
+        free(sb->snap_dir);
+        free(sb->opt_pager_socket);
+    }
     free(sb);
 }
 
@@ -115,9 +119,29 @@ int sandbox_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mo
         opt = &default_options;
     if (vcpu_stopping())
         return thaw_fail(err, "not restoring %s: interrupted by signal %d", snap_dir, sandbox_interrupted());
-    if (opt->worker)
-        return sandbox_worker_restore(out, snap_dir, mode, opt, err);
-    return sandbox_local_restore(out, snap_dir, mode, opt, err);
+    int rc = opt->worker ? sandbox_worker_restore(out, snap_dir, mode, opt, err)
+                         : sandbox_local_restore(out, snap_dir, mode, opt, err);
+    if (rc < 0 || mode != MEM_REAP)
+        return rc;
+    /* Kept for the one retry without the working set (sandbox_impl.h). */
+    struct sandbox *sb = *out;
+    sb->mode = mode;
+    sb->opt = *opt;
+    sb->snap_dir = strdup(snap_dir);
+    sb->opt_pager_socket = opt->pager_socket ? strdup(opt->pager_socket) : NULL;
+    sb->opt.pager_socket = sb->opt_pager_socket;
+    if (!sb->snap_dir || (opt->pager_socket && !sb->opt_pager_socket)) {
+        sandbox_destroy(sb);
+        *out = NULL;
+        return thaw_fail(err, "out of memory");
+    }
+    return 0;
+}
+
+/* Where calls go: the replacement of a restore retried without its working set. */
+static struct sandbox *target(struct sandbox *sb)
+{
+    return sb->replacement ? sb->replacement : sb;
 }
 
 static int refuse_if_dead(struct sandbox *sb, struct thaw_error *err)
@@ -128,8 +152,8 @@ static int refuse_if_dead(struct sandbox *sb, struct thaw_error *err)
     return -1;
 }
 
-int sandbox_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t **resp, size_t *resp_len,
-                   struct thaw_error *err)
+static int invoke_once(struct sandbox *sb, const void *req, size_t len, uint8_t **resp, size_t *resp_len,
+                       struct thaw_error *err)
 {
     *resp = NULL;
     *resp_len = 0;
@@ -149,8 +173,37 @@ int sandbox_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t **re
     return 0;
 }
 
+int sandbox_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t **resp, size_t *resp_len,
+                   struct thaw_error *err)
+{
+    struct sandbox *t = target(sb);
+    if (invoke_once(t, req, len, resp, resp_len, err) == 0)
+        return 0;
+    if (t != sb || !sb->retry_without_ws || !sb->snap_dir)
+        return -1;
+    /* The working set may be what broke the guest: it is marked stale, so a restore now
+     * runs without it (and records a new one). That instance answers the call. */
+    snprintf(sb->retry_note, sizeof sb->retry_note, "the first call after a prefetch failed (%.300s): working "
+             "set marked stale, restored again without it", err->msg);
+    struct sandbox_options o = sb->opt;
+    o.id = sb->id;
+    o.log = sb->log;
+    o.log_ctx = sb->log_ctx;
+    struct sandbox *fresh;
+    struct thaw_error why;
+    sb->ops->destroy(sb); /* the dead instance goes first: its memory, its pager */
+    sb->impl_gone = true;
+    if (sandbox_restore(&fresh, sb->snap_dir, sb->mode, &o, &why) < 0) {
+        thaw_fail(err, "%.300s; restoring again without the working set failed: %.300s", err->msg, why.msg);
+        return -1;
+    }
+    sb->replacement = fresh;
+    return invoke_once(fresh, req, len, resp, resp_len, err);
+}
+
 int sandbox_shutdown(struct sandbox *sb, struct thaw_error *err)
 {
+    sb = target(sb);
     if (refuse_if_dead(sb, err) < 0)
         return -1;
     sb->failure = SANDBOX_OK;
@@ -164,6 +217,7 @@ int sandbox_shutdown(struct sandbox *sb, struct thaw_error *err)
 
 int sandbox_snapshot(struct sandbox *sb, const char *dir, struct thaw_error *err)
 {
+    sb = target(sb);
     if (refuse_if_dead(sb, err) < 0)
         return -1;
     sb->failure = SANDBOX_OK;
@@ -177,6 +231,10 @@ int sandbox_snapshot(struct sandbox *sb, const char *dir, struct thaw_error *err
 
 int sandbox_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err)
 {
+    if (sb->impl_gone && !sb->replacement)
+        return thaw_fail(err, "instance %s was torn down for a retry that failed", sb->id);
+    const char *note = sb->replacement ? sb->retry_note : NULL;
+    sb = target(sb);
     memset(st, 0, sizeof *st);
     if (sb->ops->stats(sb, st, err) < 0)
         return -1;
@@ -184,6 +242,8 @@ int sandbox_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_erro
     st->invocations = sb->invocation;
     st->first_invoke_ns = sb->first_invoke_ns;
     st->last_invoke_ns = sb->last_invoke_ns;
+    if (note)
+        snprintf(st->reap_note, sizeof st->reap_note, "%s", note);
     return 0;
 }
 
@@ -196,13 +256,15 @@ bool sandbox_gone(struct sandbox *sb)
 
 enum sandbox_failure sandbox_last_failure(const struct sandbox *sb)
 {
-    return sb->failure;
+    return sb->replacement ? sb->replacement->failure : sb->failure;
 }
 
 void sandbox_destroy(struct sandbox *sb)
 {
     if (!sb)
         return;
-    sb->ops->destroy(sb);
+    sandbox_destroy(sb->replacement);
+    if (!sb->impl_gone)
+        sb->ops->destroy(sb);
     sandbox_free(sb);
 }

@@ -34,6 +34,18 @@ struct sandbox {
     uint64_t first_invoke_ns, last_invoke_ns;
     sandbox_log_fn log;
     void *log_ctx;
+    /* REAP: the first call failed in the guest after a prefetch and the implementation
+     * marked the working set stale (reap_policy_invoke_failed). sandbox_invoke then
+     * restores the snapshot again, without it, and retries that call once; every later
+     * call goes to the replacement. */
+    bool retry_without_ws;
+    struct sandbox *replacement;
+    bool impl_gone;                  /* ops->destroy already ran (before the retry) */
+    char retry_note[400];
+    char *snap_dir;                  /* a restore's snapshot, mode and options, for the retry */
+    enum mem_mode mode;
+    struct sandbox_options opt;
+    char *opt_pager_socket;
 };
 
 /* Allocates the common part from the options (id, log sink, timeouts). */

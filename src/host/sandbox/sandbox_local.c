@@ -143,8 +143,12 @@ static int local_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t
         return sandbox_set_failure(sb, SANDBOX_FAIL_HOST);
     int rc = instance_invoke(l->inst, req, len, resp, resp_len, err);
     guest_log_flush(&l->log);
-    if (rc < 0)
-        return invoke_failed(sb, err);
+    if (rc < 0) {
+        invoke_failed(sb, err);
+        if (sb->failure == SANDBOX_FAIL_GUEST && l->is_restore && l->mode == MEM_REAP)
+            sb->retry_without_ws = reap_policy_invoke_failed(&l->reap, l->snap_dir, err);
+        return -1;
+    }
     if (l->is_restore && l->mode == MEM_REAP && !l->reap.finished)
         reap_policy_finish(&l->reap, &l->restored.mem, l->snap_dir);
     return 0;
@@ -335,6 +339,7 @@ int sandbox_local_boot_before_run(struct sandbox **out, const char *function_dir
         .argv = (const char *const *)l->bundle.argv, .argc = l->bundle.argc,
         .envp = (const char *const *)l->bundle.envp, .envc = l->bundle.envc,
         .archive = l->bundle.archive, .archive_size = l->bundle.archive_size,
+        .max_request = l->bundle.max_request,
         .mem_size = (opt->memory_mib ? opt->memory_mib : l->bundle.memory_mib) << 20,
         .console_fd = -1,
         .console = console_to_log,

@@ -620,8 +620,12 @@ static int client_invoke(struct sandbox *sb, const void *req, size_t len, uint8_
     struct wp_frame f;
     if (await(sb, w, sb->invoke_timeout_ns + GRACE_NS, PAGER_LAZY, &f, err) < 0)
         return -1;
-    if (f.msg.type == WP_ERROR)
-        return error_frame(sb, w, &f, err);
+    if (f.msg.type == WP_ERROR) {
+        error_frame(sb, w, &f, err);
+        if (sb->failure == SANDBOX_FAIL_GUEST && w->reap_active)
+            sb->retry_without_ws = reap_policy_invoke_failed(&w->reap, w->snap_dir, err);
+        return -1;
+    }
     if (f.msg.type != WP_RESPONSE)
         return unexpected(sb, w, &f, "a response", err);
     *resp = malloc(f.msg.u.body.len ? f.msg.u.body.len : 1);

@@ -57,6 +57,7 @@ int hypercall_decode(const struct guest_mem *mem, uint16_t port, uint32_t arg, u
             out->u.invoke.has_response = true;
             out->u.invoke.response = gpa_at(a.resp_len ? a.resp_addr : 0);
             out->u.invoke.response_len = a.resp_len;
+            out->u.invoke.response_lost = (a.flags & THAW_INVOKE_RESPONSE_LOST) != 0;
         }
         if (!guest_range_ok(mem, gpa_at(a.req_addr), a.req_cap) || a.req_cap == 0)
             return thaw_fail(err, "invoke hypercall: request buffer [%#llx, +%llu) outside guest memory",

@@ -14,7 +14,7 @@
 #include "host/vmm/guest_mem.h"
 #include "thaw/abi.h"
 
-#define HYPERCALL_MAX_CONSOLE (1u << 20)
+#define HYPERCALL_MAX_CONSOLE THAW_CONSOLE_MAX
 
 /* A decoded hypercall holds values copied out of guest memory and guest addresses
  * (struct gpa) whose ranges were checked; never a pointer into guest memory. */
@@ -34,6 +34,7 @@ struct hypercall {
             uint64_t response_len;
             struct gpa request;   /* [request, +request_cap) is guest memory, cap > 0 */
             uint64_t request_cap;
+            bool response_lost;          /* THAW_INVOKE_RESPONSE_LOST */
         } invoke;
         int64_t exit_status;
         struct thaw_hc_segment_base segment;

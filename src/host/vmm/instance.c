@@ -107,7 +107,7 @@ int instance_boot(struct instance *inst, const struct instance_config *cfg, stru
     inst->console = cfg->console;
     inst->console_ctx = cfg->console_ctx;
     inst->kernel_log = cfg->kernel_log;
-    inst->max_request = cfg->max_request ? cfg->max_request : (1u << 20);
+    inst->max_request = cfg->max_request ? cfg->max_request : THAW_MAX_REQUEST_DEFAULT;
     inst->mem_size = cfg->mem_size;
     inst->discard = discard_anonymous;
     if (cfg->mem_size < (uint64_t)THAW_MIN_MEM_MIB << 20 || cfg->mem_size > (uint64_t)THAW_MAX_MEM_MIB << 20 ||
@@ -228,6 +228,13 @@ static int report_fault(struct instance *inst, const struct thaw_fault_frame *f,
 {
     char desc[400];
     hypercall_describe_fault(f, cr2, desc, sizeof desc);
+    uint64_t guard_hi = inst->mem_size - THAW_STACK_SIZE; /* the unmapped guard below the stack */
+    if (f->vector == 14 && cr2 < guard_hi && cr2 >= guard_hi - THAW_STACK_GUARD_SIZE) {
+        char d2[sizeof desc + 96];
+        snprintf(d2, sizeof d2, "stack overflow: ran past the %llu MiB stack into its guard page (%s)",
+                 (unsigned long long)(THAW_STACK_SIZE >> 20), desc);
+        snprintf(desc, sizeof desc, "%.399s", d2);
+    }
     bool in_kernel = f->rip >= THAW_GPA_KERNEL && f->rip < inst->kernel.image_end;
     return guest_failed(inst, err, "%s%s", desc, in_kernel ? " [in the guest kernel]" : " [in the program]");
 }
@@ -265,6 +272,7 @@ static int handle_hypercall(struct instance *inst, struct vcpu *v, uint16_t port
         return 1;
     }
     case THAW_HC_INVOKE_NEXT:
+        inst->response_lost = hc.u.invoke.response_lost;
         if (resp && hypercall_invoke_response(&inst->vm.mem, &hc, resp, resp_len, err) < 0)
             return -1;
         inst->pending = hc;
@@ -453,6 +461,12 @@ int instance_invoke(struct instance *inst, const void *req, size_t req_len, uint
         *resp = NULL;
         return thaw_fail(err, "program exited with status %lld during the invocation",
                          (long long)inst->exit_status);
+    }
+    if (inst->response_lost) {
+        free(*resp);
+        *resp = NULL;
+        *resp_len = 0;
+        return thaw_fail(err, "the guest ran out of memory while writing its response (the response is lost)");
     }
     if (!*resp) {
         /* The guest read again without having been handed a request? Impossible for a

@@ -78,6 +78,7 @@ struct instance {
     uint64_t max_request;
     struct instance_stats stats;
     char failure[512];          /* why the guest stopped, when state is FAILED */
+    bool response_lost;         /* the last response could not be kept (guest out of memory) */
     uint64_t run_timeout_ns;    /* limit of each instance_run (one invocation); 0: none */
     enum instance_stop stopped_by;
     /* instance_kick from another thread (a dead pager): stopped_by KICKED, failure = why */

@@ -121,6 +121,8 @@ int x86_write_tables(struct guest_mem *mem, const struct thaw_kernel_header *kh,
     for (uint64_t i = 0; i < huge_pages; i++)
         pd[i] = (i * THAW_HUGE_PAGE_SIZE) | PTE_P | PTE_RW | PTE_US | PTE_PS;
     pd[0] = THAW_GPA_PT0 | PTE_P | PTE_RW | PTE_US;
+    /* The stack guard: the 2 MiB page below the stack is not mapped (abi.h). */
+    pd[(mem->size - THAW_STACK_SIZE - THAW_STACK_GUARD_SIZE) / THAW_HUGE_PAGE_SIZE] = 0;
     pt0[0] = 0;
     for (uint64_t i = 1; i < 512; i++)
         pt0[i] = (i * THAW_PAGE_SIZE) | PTE_P | PTE_RW | PTE_US;

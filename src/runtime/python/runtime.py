@@ -11,14 +11,30 @@ An empty read means there are no more requests.
 Host testing: if THAW_INVOKE_PATH is set, ONE request is read from that file, the
 response is written to stdout and the process exits 0.
 """
+import errno
+import fcntl
 import gc
 import json
 import os
+import struct
 import traceback
 
 import handler  # /app/handler.py (compiled to /app/handler.pyc in the archive)
 
-MAX_REQUEST = 16 << 20
+FIONREAD = 0x541B
+FIRST_READ = 64 << 10  # larger requests: /dev/invoke says EMSGSIZE, FIONREAD the size
+
+
+def read_request(fd):
+    """One whole request: /dev/invoke never splits one; a too-small read fails with
+    EMSGSIZE and FIONREAD tells the size to read it with."""
+    try:
+        return os.read(fd, FIRST_READ)
+    except OSError as exc:
+        if exc.errno != errno.EMSGSIZE:
+            raise
+    size = struct.unpack("i", fcntl.ioctl(fd, FIONREAD, b"\0\0\0\0"))[0]
+    return os.read(fd, size)
 
 
 def invoke(request):
@@ -41,9 +57,8 @@ def write_all(fd, data):
 def main():
     path = os.environ.get("THAW_INVOKE_PATH")
     if path:
-        fd = os.open(path, os.O_RDONLY)
-        request = os.read(fd, MAX_REQUEST)
-        os.close(fd)
+        with open(path, "rb") as f:
+            request = f.read()
         write_all(1, invoke(request))
         return 0
 
@@ -53,7 +68,7 @@ def main():
     gc.collect()
     gc.freeze()
     while True:
-        request = os.read(fd, MAX_REQUEST)  # the first read is the ready point
+        request = read_request(fd)  # the first read is the ready point
         if not request:
             return 0
         write_all(fd, invoke(request))
