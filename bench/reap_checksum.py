@@ -4,7 +4,8 @@
 Builds a second thaw binary from this tree with the page checks compiled out
 (-DTHAW_BENCH_NO_PAGE_CHECKS, into a temporary build directory; it uses the main build's
 kernel and functions through THAW_BUILD_DIR), then restores the same snapshot and
-working set with both binaries alternately, page cache dropped before each restore.
+working set with both binaries alternately (ABBA order), page cache dropped before each
+restore.
 Reported: medians of the prefetch time (read + install, from `thaw restore --json`),
 the prefetch bandwidth (working-set bytes / that time) and the ratio with/without.
 
@@ -52,8 +53,8 @@ def main():
         builds = {"with": os.path.join(BUILD, "thaw"), "without": build_unchecked(tmp)}
         print("Command: `python3 bench/reap_checksum.py --runs %d %s`\n" % (a.runs, " ".join(a.functions)))
         print("| function | WS MiB | prefetch without (ms) | prefetch with (ms) | ratio | MB/s without | MB/s with |"
-              " install without (ms) | install with (ms) |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              " read without (ms) | read with (ms) | install without (ms) | install with (ms) | install ratio |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name in a.functions:
             fdir = os.path.join("functions", name)
             pl = payload_of(os.path.join(ROOT, fdir))
@@ -61,8 +62,9 @@ def main():
             run(builds["with"], "snapshot", fdir, "-o", snap)
             run(builds["with"], "restore", snap, "--mem", "reap", "--payload", pl)  # records
             res = {b: [] for b in builds}
-            for _ in range(a.runs):
-                for b, thaw in builds.items():
+            for k in range(a.runs):
+                order = list(builds.items())
+                for b, thaw in (order if k % 2 == 0 else order[::-1]):  # ABBA: no order effect
                     p = run(thaw, "restore", snap, "--mem", "reap", "--payload", pl, "--drop-cache", "--json")
                     j = json.loads(p.stdout.strip().splitlines()[-1])
                     assert j["reap"]["prefetched"], j
@@ -72,11 +74,13 @@ def main():
                 pre = statistics.median(r["read_us"] + r["install_us"] for r in v)
                 inst = statistics.median(r["install_us"] for r in v)
                 mbs = statistics.median(r["ws_bytes"] / (r["read_us"] + r["install_us"]) for r in v)
-                med[b] = (pre, inst, mbs)
+                rd = statistics.median(r["read_us"] for r in v)
+                med[b] = (pre, inst, mbs, rd)
             ws = res["with"][0]["ws_bytes"] / 1048576
-            print("| %s | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %.2f | %.2f |" % (
-                name, ws, med["without"][0] / 1e3, med["with"][0] / 1e3, med["with"][0] / med["without"][0],
-                med["without"][2], med["with"][2], med["without"][1] / 1e3, med["with"][1] / 1e3))
+            wo, wi = med["without"], med["with"]
+            print("| %s | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
+                name, ws, wo[0] / 1e3, wi[0] / 1e3, wi[0] / wo[0], wo[2], wi[2], wo[3] / 1e3, wi[3] / 1e3,
+                wo[1] / 1e3, wi[1] / 1e3, wi[1] / wo[1]))
             sys.stdout.flush()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -180,7 +180,7 @@ def run_all(tmp):
     clean = bytes(open(wsp, "rb").read())
     rng = random.Random(9)
     bad = []
-    for k in range(12):
+    for k in range(6):  # the fuzz target (fuzz_ws_pages) goes further
         d = bytearray(clean)
         for _ in range(rng.randint(1, 4)):
             d[rng.randrange(len(d))] ^= 1 << rng.randrange(8)
@@ -191,7 +191,7 @@ def run_all(tmp):
         if p.returncode != 0 or p.stdout.strip() != good_hw:
             bad.append((k, p.returncode, p.stdout[:80], p.stderr[-200:]))
         open(wsp, "wb").write(clean)
-    check("12 randomly damaged working sets: each refused or answered exactly", not bad, bad)
+    check("6 randomly damaged working sets: each refused or answered exactly", not bad, bad)
 
     # 4. Files are opened safely.
     d = os.path.join(tmp, "d")
