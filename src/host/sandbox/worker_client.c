@@ -929,7 +929,15 @@ static int create(struct sandbox **out, const char *path, bool restore, enum mem
         }
     }
     struct wp_frame f;
-    if (spawn(w, err) < 0 || wp_send(w->sock, m, -1, err) < 0 || await(sb, w, boot_timeout(opt), pmode, &f, err) < 0)
+    if (spawn(w, err) < 0)
+        goto fail;
+    if (wp_send(w->sock, m, -1, err) < 0) { /* it died at once: say how, not "Broken pipe" */
+        char why[200];
+        describe_exit(w, why, sizeof why);
+        thaw_fail(err, "%s", why);
+        goto fail;
+    }
+    if (await(sb, w, boot_timeout(opt), pmode, &f, err) < 0)
         goto fail;
     if (f.msg.type == WP_ERROR) {
         error_frame(sb, w, &f, err);
