@@ -98,15 +98,15 @@ char *thaw_build_dir(void)
 
 int copy_file_sparse(const char *src, const char *dst, struct thaw_error *err)
 {
-    int in = open(src, O_RDONLY | O_CLOEXEC);
+    int in = file_open_regular(AT_FDCWD, src, O_RDONLY | O_NOFOLLOW, 0, err); /* a FIFO never blocks */
     if (in < 0)
-        return thaw_fail_errno(err, "cannot open %s", src);
+        return -1;
     struct stat st;
-    if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(in, &st) < 0) {
         close(in);
-        return thaw_fail(err, "%s is not a regular file", src);
+        return thaw_fail_errno(err, "cannot stat %s", src);
     }
-    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0) {
         close(in);
         return thaw_fail_errno(err, "cannot create %s", dst);
