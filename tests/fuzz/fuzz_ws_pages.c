@@ -54,6 +54,14 @@ static int answer(enum mem_mode mode, uint8_t **resp, size_t *len)
     return rc;
 }
 
+static void remove_dir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (dir[0])
+        (void)!system(cmd);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -65,6 +73,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     strcpy(dir, "/tmp/thaw-fuzz-ws-XXXXXX");
     if (!mkdtemp(dir))
         abort();
+    atexit(remove_dir); /* libFuzzer ends with exit(): the snapshot goes with it */
     char cmd[512];
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
     snprintf(cmd, sizeof cmd, "rmdir %s && %s/thaw snapshot functions/hello -o %s >/dev/null && "
