@@ -249,6 +249,7 @@ int sandbox_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_erro
 
 bool sandbox_gone(struct sandbox *sb)
 {
+    sb = target(sb); /* after a retry without the working set, the replacement is the instance */
     if (!sb->dead && sb->ops->gone && sb->ops->gone(sb))
         sandbox_set_failure(sb, SANDBOX_FAIL_WORKER);
     return sb->dead;
