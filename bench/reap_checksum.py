@@ -20,8 +20,14 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from coldstart import payload_of  # noqa: E402
+
+
+def payload_of(fdir):
+    """The function's first sample payload."""
+    pdir = os.path.join(fdir, "payloads")
+    with open(os.path.join(pdir, sorted(os.listdir(pdir))[0])) as f:
+        return f.read().strip()
+
 
 BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
 
