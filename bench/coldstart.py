@@ -13,7 +13,7 @@ Also: the cold-start overhead over warm for lazy and reap and its reduction, REA
 restore-path breakdown, a different-input row per function (recorded on the first
 payload, restored on the second), and (unless --sweep '') REAP cold starts under
 concurrency: N restores started together, N in the sweep, of one function ("same") and
-cycling through several ("different"), on the snapshots of this run (bench/concurrency.py).
+cycling through several ("different"), on the snapshots of this run (burst below).
 
 usage: bench/coldstart.py [--runs N] [--sweep 1,2,4,8,16] [--rounds R] [function-dir ...]
 Note: the disk's read-ahead (8 MiB here) is left as configured; it flatters the lazy
@@ -30,13 +30,29 @@ import sys
 import tempfile
 import time
 
-import concurrency
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THAW = os.path.join(ROOT, "build", "thaw")
 DEFAULT = ["hello", "memtouch", "helloworld", "json_serdes", "pyaes", "chameleon", "float_operation",
            "matmul", "image_rotate", "lr_serving", "compression", "matmul_c", "image_rotate_c", "aes_c"]
+CONCURRENCY_FUNCTIONS = ["helloworld", "chameleon", "lr_serving", "hello"]  # the "different" mix
 
+
+def burst(jobs, mode):
+    """Starts every (snapshot, payload) restore at once; returns each one's cold start in ms."""
+    procs = [subprocess.Popen([THAW, "restore", snap, "--mem", mode, "--payload", pl, "--drop-cache", "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+             for snap, pl in jobs]
+    out = []
+    for p in procs:
+        o, e = p.communicate(timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError("restore failed: %s" % e.strip()[-300:])
+        j = json.loads(o.strip().splitlines()[-1])
+        if mode == "reap" and not j["reap"]["prefetched"]:
+            raise RuntimeError("restore did not prefetch: %s" % j["reap"])
+        out.append(j["cold_start_us"] / 1e3)
+    return out
 
 def payload_of(fdir):
     pdir = os.path.join(fdir, "payloads")
@@ -181,7 +197,7 @@ def main():
                 with_working_set(snap, os.path.join(tmp, name + ".ws"))
         sweep = [int(x) for x in a.sweep.split(",") if x]
         if sweep and snaps:
-            diff_names = [n for n in concurrency.DEFAULT if n in snaps] or list(snaps)
+            diff_names = [n for n in CONCURRENCY_FUNCTIONS if n in snaps] or list(snaps)
             same = diff_names[0]
             for kind, pool in (("same", [snaps[same]]), ("different", [snaps[n] for n in diff_names])):
                 base = None
@@ -189,7 +205,7 @@ def main():
                     ms = []
                     for k in range(a.rounds):
                         jobs = [pool[(i + k) % len(pool)] for i in range(n)]
-                        ms += concurrency.burst(jobs, "reap")
+                        ms += burst(jobs, "reap")
                         time.sleep(0.05)
                     m = statistics.median(ms)
                     base = base or m
