@@ -4,7 +4,12 @@
  * {"mib": N, "seed": S} reads N MiB worth of 4 KiB pages scattered across the arena,
  * chosen by S, and answers their checksum. {"list": 1} adds the page indices.
  * {"alloc_mib": N} instead allocates N MiB of fresh memory, writes every page of it,
- * and frees it again (the 200 MB-allocation case of the memory-manager issue). */
+ * and frees it again (the 200 MB-allocation case of the memory-manager issue).
+ * {"parts": P, "part": K, "mib": N, "write": 1} splits the arena's first N MiB into P
+ * parts, overwrites part K with a pattern of its own (write 0: does not), and answers
+ * how many words differ from what they must hold: part K its pattern (if this instance
+ * wrote it), every other part the bytes the arena was filled with before the snapshot
+ * (shared working sets: N instances each write their part, the others stay intact). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +19,33 @@
 
 #define PAGE 4096u
 
-static uint64_t splitmix(uint64_t *s)
+static uint64_t mix(uint64_t z)
 {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
+}
+
+static uint64_t splitmix(uint64_t *s) { return mix(*s += 0x9e3779b97f4a7c15ull); }
+
+/* Word i of the arena as filled before the ready point (seed 42). */
+static uint64_t original(uint64_t i) { return mix(42 + (i + 1) * 0x9e3779b97f4a7c15ull); }
+
+/* The parts request (see the top): the count of words that are not what they must be. */
+static uint64_t parts(uint64_t *arena, uint64_t words, uint64_t nparts, uint64_t part, int write, int *wrote)
+{
+    uint64_t per = words / nparts, bad = 0;
+    uint64_t pattern = 0x5bd1e9955bd1e995ull * (part + 1);
+    if (write) {
+        for (uint64_t w = part * per; w < (part + 1) * per; w++)
+            arena[w] = original(w) ^ pattern;
+        *wrote = 1;
+    }
+    for (uint64_t w = 0; w < nparts * per; w++) {
+        uint64_t want = original(w) ^ (*wrote && w / per == part ? pattern : 0);
+        bad += arena[w] != want;
+    }
+    return bad;
 }
 
 int main(int argc, char **argv)
@@ -44,8 +70,27 @@ int main(int argc, char **argv)
     static char req[65536];
     static char out[1 << 20];
     ssize_t n;
+    int wrote = 0;
     while ((n = thaw_next(fd, req, sizeof req)) > 0) {
-        uint64_t want = 1, seed = 1, list = 0, alloc = 0;
+        uint64_t want = 1, seed = 1, list = 0, alloc = 0, np = 0, part = 0, wr = 0;
+        if (thaw_json_u64(req, "parts", &np) == 0 && np) {
+            thaw_json_u64(req, "part", &part);
+            thaw_json_u64(req, "mib", &want);
+            thaw_json_u64(req, "write", &wr);
+            uint64_t words = want * (1024 * 1024 / 8);
+            if (words > npages * PAGE / 8)
+                words = npages * PAGE / 8;
+            if (part >= np || np > words) {
+                static const char bad[] = "{\"error\": \"bad parts\"}";
+                thaw_respond(fd, bad, sizeof bad - 1);
+                continue;
+            }
+            uint64_t b = parts(arena, words, np, part, wr != 0, &wrote);
+            size_t len = (size_t)snprintf(out, sizeof out, "{\"part\": %llu, \"parts\": %llu, \"bad_words\": %llu}",
+                                          (unsigned long long)part, (unsigned long long)np, (unsigned long long)b);
+            thaw_respond(fd, out, len);
+            continue;
+        }
         if (thaw_json_u64(req, "alloc_mib", &alloc) == 0 && alloc) {
             size_t bytes = alloc << 20;
             uint64_t *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

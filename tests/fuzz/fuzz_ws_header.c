@@ -25,7 +25,7 @@ static void check_error(const struct thaw_error *err)
 
 static void check_ws(const uint8_t *buf, size_t size)
 {
-    if (size < 104)
+    if (size < REAP_WS_HEADER_BYTES)
         return;
     /* The file size the header claims, so the index checks are reachable. */
     uint64_t file_size = get_le64(buf + 40) + get_le64(buf + 24) * PAGE;
@@ -47,7 +47,8 @@ static void check_ws(const uint8_t *buf, size_t size)
     }
     for (uint64_t i = 0; i < h.count; i++) {
         uint64_t gpa = get_le64(buf + PAGE + i * REAP_INDEX_ENTRY);
-        if (gpa % PAGE || gpa >= MEM_SIZE || (i && gpa <= get_le64(buf + PAGE + (i - 1) * REAP_INDEX_ENTRY)))
+        if (gpa % PAGE || gpa >= MEM_SIZE || (i && gpa <= get_le64(buf + PAGE + (i - 1) * REAP_INDEX_ENTRY)) ||
+            get_le32(buf + PAGE + i * REAP_INDEX_ENTRY + 16) > h.generation)
             abort();
     }
 }
@@ -75,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_trace(data, size);
     check_ws(data, size);
-    if (size < 104 || !(data[size - 1] & 1))
+    if (size < REAP_WS_HEADER_BYTES || !(data[size - 1] & 1))
         return 0;
     /* Repair the CRC over the header and the index the header claims. */
     uint8_t *b = malloc(size);
@@ -85,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t count = get_le64(b + 24);
     if (count <= (size - PAGE > size ? 0 : (size - PAGE) / REAP_INDEX_ENTRY) && size >= PAGE) {
         put_le32(b + 100, 0);
-        uint32_t crc = (uint32_t)crc32_z(0, b, 104);
+        uint32_t crc = (uint32_t)crc32_z(0, b, REAP_WS_HEADER_BYTES);
         put_le32(b + 100, (uint32_t)crc32_z(crc, b + PAGE, count * REAP_INDEX_ENTRY));
     }
     check_ws(b, size);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "host/pager/reap.h"
 #include "host/sandbox/sandbox.h"
 #include "host/util/le.h"
 
@@ -120,10 +121,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (data[0] & 1) { /* repair the header/index CRC over the index the header claims */
         uint64_t count = get_le64(work + 24);
-        if (count <= (clean_len - 4096) / 16) {
+        if (count <= (clean_len - 4096) / REAP_INDEX_ENTRY) {
             put_le32(work + 100, 0);
-            uint32_t crc = (uint32_t)crc32_z(0, work, 104);
-            put_le32(work + 100, (uint32_t)crc32_z(crc, work + 4096, count * 16));
+            uint32_t crc = (uint32_t)crc32_z(0, work, REAP_WS_HEADER_BYTES);
+            put_le32(work + 100, (uint32_t)crc32_z(crc, work + 4096, count * REAP_INDEX_ENTRY));
         }
     }
     put_ws(work, clean_len);

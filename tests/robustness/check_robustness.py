@@ -54,6 +54,9 @@ def one_clear_line(p, want):
 
 # ---- ws.pages surgery (the documented format, docs/snapshot-format.md) --------------------
 
+# ws.pages 3.x: 120 header bytes under the CRC; index entries of 24 bytes (address,
+# checksum, generation, reserved).
+HEAD, IDX = 120, 24
 XXH = ctypes.CDLL("libxxhash.so.0")
 XXH.XXH3_64bits_withSeed.restype = ctypes.c_uint64
 XXH.XXH3_64bits_withSeed.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
@@ -71,12 +74,12 @@ def ws_reseal(d, count, pages_too):
     if pages_too:
         _, _, data_off = struct.unpack_from("<QQQ", d, 24)
         for i in range(count):
-            gpa = struct.unpack_from("<Q", d, 4096 + 16 * i)[0]
+            gpa = struct.unpack_from("<Q", d, 4096 + IDX * i)[0]
             page = bytes(d[data_off + 4096 * i: data_off + 4096 * (i + 1)])
-            struct.pack_into("<Q", d, 4096 + 16 * i + 8, XXH.XXH3_64bits_withSeed(page, 4096, gpa))
-    h = bytearray(d[:104])
+            struct.pack_into("<Q", d, 4096 + IDX * i + 8, XXH.XXH3_64bits_withSeed(page, 4096, gpa))
+    h = bytearray(d[:HEAD])
     struct.pack_into("<I", h, 100, 0)
-    crc = zlib.crc32(bytes(d[4096:4096 + 16 * count]), zlib.crc32(bytes(h)))
+    crc = zlib.crc32(bytes(d[4096:4096 + IDX * count]), zlib.crc32(bytes(h)))
     struct.pack_into("<I", d, 100, crc)
 
 
@@ -159,7 +162,7 @@ def run_all(tmp):
     keep = {struct.unpack_from("<Q", st, mon + 16)[0] & ~4095, struct.unpack_from("<Q", st, mon + 104)[0] & ~4095}
     d, count, data_off = ws_read(wsp)
     for k in range(count):
-        if struct.unpack_from("<Q", d, 4096 + 16 * k)[0] not in keep:
+        if struct.unpack_from("<Q", d, 4096 + IDX * k)[0] not in keep:
             d[data_off + 4096 * k: data_off + 4096 * (k + 1)] = bytes(4096)
     ws_reseal(d, count, pages_too=True)
     open(wsp, "wb").write(d)

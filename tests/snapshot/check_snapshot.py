@@ -108,9 +108,18 @@ def run_all(tmp):
     # A payload touching new pages is served lazily and correctly.
     out, nw, _ = restore(mt, "reap", pls[1])
     check("new pages are served lazily and correctly", out[0] == booted[1] and nw["reap"]["misses"] > 0, nw["reap"])
-    check("many misses mark the working set stale", os.path.exists(os.path.join(mt, "ws.stale")))
+    check("the new input's misses are merged into the working set, not marked stale",
+          nw["reap"]["merged"] and nw["reap"]["merge_added"] > 0 and nw["reap"]["generation"] == 1 and
+          not os.path.exists(os.path.join(mt, "ws.stale")), nw["reap"])
+    for k in (1, 0):
+        out, mg, err = restore(mt, "reap", pls[k], extra=("--drop-cache",))
+        check("merged set: input %d prefetched with no misses, answer as booted" % k, mg["reap"]["prefetched"] and
+              mg["reap"]["misses"] == 0 and out[0] == booted[k] and mg["reap"]["ws_pages"] > ws_pages, (mg["reap"], err))
+    with open(os.path.join(mt, "ws.stale"), "w") as f:
+        f.write("stale\n")
     out, rr, err = restore(mt, "reap", pls[1])
-    check("a stale working set is re-recorded", rr["reap"]["recorded"] and not os.path.exists(os.path.join(mt, "ws.stale")), err)
+    check("a stale working set is re-recorded", rr["reap"]["recorded"] and out[0] == booted[1] and
+          not os.path.exists(os.path.join(mt, "ws.stale")), err)
 
     # Corrupted working set: rejected with a clear message, falls back to uffd, snapshot kept.
     with open(os.path.join(mt, "ws.pages"), "r+b") as f:

@@ -433,6 +433,169 @@ static void test_bad_working_set_falls_back_and_records(void **state)
     mem_backend_close(&b);
 }
 
+/* ---- working sets that follow their inputs ------------------------------------------------ */
+
+/* The pages ws.pages holds (format 3.x index: u64 address, u64 checksum, u32 generation,
+ * u32 reserved), as a bitmap over guest pages; *gen receives the header's generation. */
+static void read_ws_set(uint8_t in[NPAGES], uint64_t *gen, uint64_t *count)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/ws.pages", dir);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static uint8_t head[2 * 4096 + 4096];
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    assert_true(got >= 4096 + 24);
+    assert_memory_equal(head, "THAWWSET", 8);
+    assert_int_equal(head[8] | head[9] << 8, REAP_FORMAT_MAJOR);
+    uint64_t n = 0, g = 0;
+    memcpy(&n, head + 24, 8);
+    memcpy(&g, head + 104, 8);
+    memset(in, 0, NPAGES);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t gpa;
+        uint32_t lu;
+        memcpy(&gpa, head + 4096 + i * 24, 8);
+        memcpy(&lu, head + 4096 + i * 24 + 16, 4);
+        assert_true(gpa / PG < NPAGES);
+        assert_true(lu <= g);
+        in[gpa / PG] = 1;
+    }
+    *gen = g;
+    *count = n;
+}
+
+/* One merging restore whose input touches pages[0..n): every byte checked. */
+static struct pager_stats merge_restore(const uint64_t *pages, size_t n)
+{
+    struct mem_backend b;
+    open_backend(&b, MEM_REAP, PAGER_MERGE);
+    assert_int_equal(b.ready.prefetch_ok, 1);
+    for (size_t i = 0; i < n; i++)
+        check_page(b.host, pages[i]);
+    struct pager_stats st = query(&b, "finish-record");
+    assert_string_equal(st.record_error, "");
+    st.probe_pages = b.ready.probe_pages;
+    mem_backend_close(&b);
+    return st;
+}
+
+static const uint64_t INPUT_A[] = {3, 4, 5, 50};
+static const uint64_t INPUT_B[] = {100, 101, 4};
+
+/* Recorded on input A, restored on input B: the set becomes the union; restores on B
+ * alone then probe A's pages and drop the ones B never touches. */
+static void test_merged_working_set_follows_inputs(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    setenv("THAW_WS_KEEP", "2", 1);
+    rm_ws();
+    struct mem_backend b;
+    open_backend(&b, MEM_REAP, PAGER_RECORD);
+    for (size_t i = 0; i < 4; i++)
+        check_page(b.host, INPUT_A[i]);
+    query(&b, "finish-record");
+    mem_backend_close(&b);
+    uint8_t in[NPAGES];
+    uint64_t gen, count;
+    read_ws_set(in, &gen, &count);
+    assert_int_equal(count, 4);
+    assert_int_equal(gen, 0);
+
+    /* B: two misses (100, 101) merged; 4 was prefetched. */
+    struct pager_stats st = merge_restore(INPUT_B, 3);
+    assert_int_equal(st.served_faults, 2);
+    assert_int_equal(st.merged, 1);
+    assert_int_equal(st.merge_added, 2);
+    assert_int_equal(st.merge_dropped, 0);
+    read_ws_set(in, &gen, &count);
+    assert_int_equal(gen, 1);
+    assert_int_equal(count, 6);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(in[INPUT_A[i]], 1);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(in[INPUT_B[i]], 1);
+
+    /* A again: no misses, everything prefetched from the union. */
+    st = merge_restore(INPUT_A, 4);
+    assert_int_equal(st.served_faults, 0);
+
+    /* B alone from now on: within the probe window (2 * keep generations after the set
+     * grew) A's other pages are withheld once each and dropped; 4 and B's stay. Misses
+     * are batched, but a probed page is served alone: were 4's batch to bring 5 in, 5
+     * would count as used and stay. */
+    setenv("THAW_PAGER_BATCH", "16", 1);
+    uint64_t probed = 0, dropped = 0;
+    for (int r = 0; r < 6; r++) {
+        st = merge_restore(INPUT_B, 3);
+        probed += st.probe_pages;
+        dropped += st.merge_dropped;
+        assert_true(st.served_faults <= st.probe_pages); /* only probed pages miss */
+    }
+    setenv("THAW_PAGER_BATCH", "1", 1);
+    assert_true(probed >= 3);
+    assert_int_equal(dropped, 3);
+    read_ws_set(in, &gen, &count);
+    assert_int_equal(count, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(in[INPUT_B[i]], 1);
+    /* Past the window: nothing is withheld, nothing rewritten. */
+    uint64_t before = gen;
+    st = merge_restore(INPUT_B, 3);
+    assert_int_equal(st.probe_pages, 0);
+    assert_int_equal(st.served_faults, 0);
+    assert_int_equal(st.merged, 0);
+    read_ws_set(in, &gen, &count);
+    assert_int_equal(gen, before);
+
+    /* A plain prefetch (no lock) never withholds and never writes. */
+    open_backend(&b, MEM_REAP, PAGER_PREFETCH);
+    assert_int_equal(b.ready.probe_pages, 0);
+    check_page(b.host, 50);
+    st = query(&b, "finish-record");
+    assert_int_equal(st.merged, 0);
+    mem_backend_close(&b);
+    read_ws_set(in, &gen, &count);
+    assert_int_equal(in[50], 0);
+    assert_int_equal(gen, before);
+    unsetenv("THAW_WS_KEEP");
+    rm_ws();
+}
+
+/* A ws.pages of the previous major (2.0) is refused with a line that says so, and the
+ * restore records a new one. */
+static void test_old_working_set_format_is_recorded_again(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    record_working_set();
+    char path[128];
+    snprintf(path, sizeof path, "%s/ws.pages", dir);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    uint8_t two[2] = {2, 0};
+    assert_int_equal(pwrite(fd, two, 2, 8), 2);
+    close(fd);
+    struct mem_backend b;
+    open_backend(&b, MEM_REAP, PAGER_MERGE);
+    assert_int_equal(b.ready.prefetch_ok, 0);
+    assert_non_null(strstr(b.ready.prefetch_error, "format 2.0"));
+    assert_non_null(strstr(b.ready.prefetch_error, "older thaw"));
+    assert_int_equal(b.ready.recording, 1);
+    check_page(b.host, 7);
+    query(&b, "finish-record");
+    mem_backend_close(&b);
+    uint8_t in[NPAGES];
+    uint64_t gen, count;
+    read_ws_set(in, &gen, &count);
+    assert_int_equal(count, 1);
+    rm_ws();
+}
+
 /* ---- ws.* round trip, straight through reap.c ------------------------------------------------ */
 
 struct region_ctx {
@@ -578,6 +741,8 @@ int main(void)
         cmocka_unit_test(test_bad_working_set_falls_back_and_records),
         cmocka_unit_test(test_ws_files_round_trip),
         cmocka_unit_test(test_dead_pager_thread_releases_faults),
+        cmocka_unit_test(test_merged_working_set_follows_inputs),
+        cmocka_unit_test(test_old_working_set_format_is_recorded_again),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -32,16 +32,17 @@ for fn in hello helloworld; do
   check "$fn: run --worker answers as in process" same "run $fn" "$tmp/run.want" "$tmp/run.got"
   "$THAW" snapshot "functions/$fn" -o "$tmp/$fn-local" >/dev/null 2>&1
   cp -r "$tmp/$fn-local" "$tmp/$fn-worker"
-  for mode in copy lazy uffd reap reap; do
+  for mode in copy lazy uffd reap reap share; do
     "$THAW" restore "$tmp/$fn-local" --mem "$mode" "${payloads[@]}" >"$tmp/want" 2>/dev/null
     "$THAW" restore "$tmp/$fn-worker" --mem "$mode" "${payloads[@]}" --worker --json >"$tmp/got.json" 2>"$tmp/err"
     grep -v '^{"id":' "$tmp/got.json" >"$tmp/got"
     check "$fn: restore --mem $mode --worker answers as in process" same "restore $fn $mode" "$tmp/want" "$tmp/got"
     check "$fn: restore --mem $mode --worker reports in_worker" grep -q '"in_worker":true' "$tmp/got.json"
+    [ "$mode" = reap ] && cp "$tmp/got.json" "$tmp/reap.json"
   done
   # The caller-side pager recorded the working set in the worker's snapshot directory.
   check "$fn: --worker REAP wrote ws.pages" test -s "$tmp/$fn-worker/ws.pages"
-  check "$fn: --worker REAP prefetched on the second restore" grep -q '"start":"reap-prefetch"' "$tmp/got.json"
+  check "$fn: --worker REAP prefetched on the second restore" grep -q '"start":"reap-prefetch"' "$tmp/reap.json"
 done
 
 # thaw snapshot --worker: booted and saved inside the jail; restores in every mode, in

@@ -1,4 +1,4 @@
-/* thaw restore <snapdir> --mem copy|lazy|uffd|reap --payload JSON ... [--timings] [--json]
+/* thaw restore <snapdir> --mem copy|lazy|uffd|reap|share --payload JSON ... [--timings] [--json]
  * Restores an instance from a snapshot and invokes it. */
 #include <getopt.h>
 #include <stdio.h>
@@ -11,12 +11,14 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: thaw restore <snapshot-dir> [--mem copy|lazy|uffd|reap] [--payload JSON]... [--payload-file F]...\n"
+            "usage: thaw restore <snapshot-dir> [--mem copy|lazy|uffd|reap|share] [--payload JSON]... [--payload-file F]...\n"
             "                    [--drop-cache] [--pager-socket PATH] [--timeout S] [--worker] [--timings] [--json]\n"
             "Restores a function instance from a snapshot and sends it each payload.\n"
             "  --mem MODE     copy: read the memory file first; lazy: map it, fault pages on first\n"
             "                 touch; uffd: userfaultfd handler serves each page; reap: the first\n"
-            "                 restore records the working set, later ones prefetch it (default uffd)\n"
+            "                 restore records the working set, later ones prefetch it (default uffd);\n"
+            "                 share: lazy with the recorded working set mapped in first, one copy\n"
+            "                 of every unwritten page for all instances on the host\n"
             "  --drop-cache   drop the snapshot files from the page cache first (cold start)\n"
             "  --pager-socket PATH  uffd/reap: hand guest memory to an external `thaw pager`\n"
             "                 listening on PATH (Firecracker's handshake) instead of a thread\n"

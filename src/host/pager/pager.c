@@ -25,7 +25,7 @@
 
 const char *pager_mode_name(enum pager_mode m)
 {
-    return m == PAGER_LAZY ? "lazy" : m == PAGER_RECORD ? "record" : "prefetch";
+    return m == PAGER_LAZY ? "lazy" : m == PAGER_RECORD ? "record" : m == PAGER_MERGE ? "merge" : "prefetch";
 }
 
 int pager_mode_parse(const char *s, enum pager_mode *out)
@@ -36,6 +36,8 @@ int pager_mode_parse(const char *s, enum pager_mode *out)
         *out = PAGER_RECORD;
     else if (!strcmp(s, "prefetch"))
         *out = PAGER_PREFETCH;
+    else if (!strcmp(s, "merge"))
+        *out = PAGER_MERGE;
     else
         return -1;
     return 0;
@@ -55,9 +57,16 @@ struct pager {
     struct pager_stats *st;
     bool vm_gone;
     uint64_t batch; /* pages per miss (PAGER_BATCH_PAGES) */
+    bool record_exact; /* recording installs one page per fault (unless THAW_RECORD_BATCH=1) */
     struct snap_identity identity; /* of the snapshot being served (memory trailer) */
     bool in_process;        /* guest memory is in this address space (huge chunks possible) */
     struct huge_chunks huge; /* chunks the prefetch filled as huge pages: not via UFFDIO_COPY */
+    /* PAGER_MERGE: the prefetched set, and the pages misses installed (bit per guest page) */
+    bool merging;
+    struct reap_ws_set set;
+    uint8_t *used;
+    uint8_t *probe_bits; /* the withheld pages, bit per guest page */
+    unsigned keep;
 };
 
 static const struct fc_region *find_region(const struct pager *p, uint64_t addr, size_t *ri)
@@ -110,6 +119,12 @@ static bool page_zeroed(const struct pager *p, size_t ri, uint64_t pi)
     return p->zeroed[ri][pi / 8] >> (pi % 8) & 1;
 }
 
+/* A working-set page this merging restore withheld to see whether the input uses it. */
+static bool probed(const struct pager *p, uint64_t gpa)
+{
+    return p->probe_bits && gpa / PAGE < p->st->guest_pages && (p->probe_bits[gpa / PAGE / 8] >> (gpa / PAGE % 8) & 1);
+}
+
 /* How many pages from page index pi of region ri to install in one go. */
 static uint64_t batch_len(struct pager *p, size_t ri, uint64_t pi, uint64_t off)
 {
@@ -131,7 +146,7 @@ static uint64_t batch_len(struct pager *p, size_t ri, uint64_t pi, uint64_t off)
             n = ((uint64_t)end - off + PAGE - 1) / PAGE;
     }
     for (uint64_t k = 1; k < n; k++)
-        if (page_zeroed(p, ri, pi + k))
+        if (page_zeroed(p, ri, pi + k) || probed(p, off + k * PAGE))
             return k;
     return n ? n : 1;
 }
@@ -165,9 +180,11 @@ static int serve(struct pager *p, uint64_t addr, struct thaw_error *err)
     bool zero = page_zeroed(p, ri, pi);
     uint64_t n = 1, installed = 1;
     if (!zero) {
-        /* Recording installs exactly the pages the guest touches: a batch would hide
-         * its neighbours' first touches from the trace. */
-        n = p->recording ? 1 : batch_len(p, ri, pi, off);
+        /* Recording installs exactly the pages the guest touches (a batch would hide its
+         * neighbours' first touches: the set would hold pages no input uses), and so does
+         * serving a probed page (its touch is what the probe is for). THAW_RECORD_BATCH=1
+         * batches recording too and logs the whole batch (cheaper, a looser set). */
+        n = (p->recording && p->record_exact) || probed(p, off) ? 1 : batch_len(p, ri, pi, off);
         if (read_pages(p, buf, n * PAGE, off) < 0)
             return thaw_fail_errno(err, "reading page %#llx of the memory file", (unsigned long long)off);
         struct uffdio_copy c = {.dst = page, .src = (uint64_t)(uintptr_t)buf, .len = n * PAGE};
@@ -214,8 +231,12 @@ static int serve(struct pager *p, uint64_t addr, struct thaw_error *err)
         p->st->zero_pages++;
         return 1;
     }
-    if (p->recording)
-        record(p, off);
+    for (uint64_t k = 0; k < installed; k++) {
+        if (p->recording)
+            record(p, off + k * PAGE);
+        if (p->merging && (off + k * PAGE) / PAGE < p->st->guest_pages)
+            p->used[(off + k * PAGE) / PAGE / 8] |= (uint8_t)(1u << ((off + k * PAGE) / PAGE % 8));
+    }
     p->st->served_faults++;
     p->st->pages_served += installed;
     return 1;
@@ -274,6 +295,23 @@ static int finish_record(struct pager *p, const char *snap_dir, uint64_t mem_siz
     return 0;
 }
 
+/* Merges what this restore's misses installed into the working set and stops merging. */
+static int finish_merge(struct pager *p, const char *snap_dir, uint64_t mem_size)
+{
+    p->merging = false;
+    struct thaw_error werr;
+    struct reap_merge_stats ms;
+    if (reap_write_merged(snap_dir, &p->set, p->used, mem_size, &p->identity, p->keep, &ms, &werr) < 0) {
+        snprintf(p->st->record_error, sizeof p->st->record_error, "merging the working set: %.480s", werr.msg);
+        return -1;
+    }
+    p->st->merged = ms.written;
+    p->st->merge_added = ms.added;
+    p->st->merge_dropped = ms.dropped;
+    p->st->ws_generation = ms.generation;
+    return 0;
+}
+
 /* Sends {"event": ev, <stats>}. Write errors are ignored: a peer that does not read
  * (a Firecracker VM) or a stop pipe must not stop the serving. */
 static void reply(struct pager *p, int fd, const char *ev)
@@ -307,6 +345,8 @@ static int control(struct pager *p, int fd, char *buf, size_t cap, size_t *len, 
         } else if (!strcmp(buf, "finish-record")) {
             if (p->recording)
                 (void)finish_record(p, snap_dir, mem_size);
+            else if (p->merging)
+                (void)finish_merge(p, snap_dir, mem_size);
             reply(p, fd, "recorded");
         } else {
             reply(p, fd, "unknown-command");
@@ -322,7 +362,7 @@ static int control(struct pager *p, int fd, char *buf, size_t cap, size_t *len, 
 
 void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
 {
-    json_t *o = json_pack("{sIsIsIsIsIsIsbsIsIsIsIsIsbsIsssssbsIsIsIsI}", "faults", (json_int_t)st->faults,
+    json_t *o = json_pack("{sIsIsIsIsIsIsbsIsIsIsIsIsbsIsssssbsIsIsIsIsIsbsIsIsI}", "faults", (json_int_t)st->faults,
                           "served_faults", (json_int_t)st->served_faults,
                           "pages_served", (json_int_t)st->pages_served, "zero_pages", (json_int_t)st->zero_pages,
                           "already_present", (json_int_t)st->already_present, "removes", (json_int_t)st->removes,
@@ -335,7 +375,11 @@ void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
                           "prefetch_error", st->prefetch_error, "record_error", st->record_error,
                           "vm_gone", st->vm_gone, "huge_chunks", (json_int_t)st->huge_chunks,
                           "huge_ws_pages", (json_int_t)st->huge_ws_pages,
-                          "huge_data_pages", (json_int_t)st->huge_data_pages, "huge_ns", (json_int_t)st->huge_ns);
+                          "huge_data_pages", (json_int_t)st->huge_data_pages, "huge_ns", (json_int_t)st->huge_ns,
+                          "probe_pages", (json_int_t)st->probe_pages,
+                          "merged", st->merged, "merge_added", (json_int_t)st->merge_added,
+                          "merge_dropped", (json_int_t)st->merge_dropped,
+                          "ws_generation", (json_int_t)st->ws_generation);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     /* Strip the braces: the caller wraps the members with its event. */
     size_t sl = s ? strlen(s) : 0;
@@ -367,11 +411,13 @@ const char *pager_stats_parse(const char *line, struct pager_stats *st, struct t
     U64(faults); U64(served_faults); U64(pages_served); U64(zero_pages); U64(already_present); U64(removes);
     U64(prefetch_pages); U64(prefetch_regions); U64(prefetch_bytes); U64(prefetch_read_ns);
     U64(prefetch_install_ns); U64(recorded); U64(huge_chunks); U64(huge_ws_pages); U64(huge_data_pages); U64(huge_ns);
+    U64(probe_pages); U64(merge_added); U64(merge_dropped); U64(ws_generation);
 #undef U64
     st->prefetch_ns = st->prefetch_read_ns + st->prefetch_install_ns;
     st->prefetch_ok = json_is_true(json_object_get(o, "prefetch_ok"));
     st->recording = json_is_true(json_object_get(o, "recording"));
     st->vm_gone = json_is_true(json_object_get(o, "vm_gone"));
+    st->merged = json_is_true(json_object_get(o, "merged"));
     const char *pe = json_string_value(json_object_get(o, "prefetch_error"));
     const char *re = json_string_value(json_object_get(o, "record_error"));
     snprintf(st->prefetch_error, sizeof st->prefetch_error, "%s", pe ? pe : "");
@@ -433,6 +479,10 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
     const char *bs = getenv("THAW_PAGER_BATCH");
     if (bs && atoi(bs) >= 1)
         p.batch = (uint64_t)atoi(bs) < PAGER_BATCH_MAX ? (uint64_t)atoi(bs) : PAGER_BATCH_MAX;
+    const char *rb = getenv("THAW_RECORD_BATCH");
+    p.record_exact = !(rb && !strcmp(rb, "1"));
+    p.keep = reap_keep();
+    st->guest_pages = mem_size / PAGE;
     p.file_fd = open_memory(snap_dir, mem_size, &p.identity, err);
     if (p.file_fd < 0)
         return -1;
@@ -453,9 +503,14 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
         thaw_fail_errno(err, "making the userfaultfd non-blocking");
         goto out;
     }
-    if (mode == PAGER_PREFETCH) {
+    if (mode == PAGER_PREFETCH || mode == PAGER_MERGE) {
         struct reap_stats rs;
         struct thaw_error perr = {{0}}, herr;
+        bool merge = mode == PAGER_MERGE;
+        if (merge && !(p.used = calloc(mem_size / PAGE / 8 + 1, 1))) {
+            thaw_fail(err, "out of memory");
+            goto out;
+        }
         double share = in_process ? huge_chunks_min_share() : 0;
         if (share > 0 && huge_chunks_install(snap_dir, uffd, r, n, mem_size, &p.identity, share, &p.huge, &herr) == 0) {
             st->huge_chunks = p.huge.n;
@@ -463,9 +518,22 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
             st->huge_data_pages = p.huge.data_pages;
             st->huge_ns = p.huge.ns;
         }
-        int prc = reap_prefetch_into(snap_dir, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity, &rs, &perr);
+        /* Pages inside huge chunks are in whatever the probe says: no probing with them. */
+        int prc = reap_prefetch_merge(snap_dir, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity,
+                                      merge && p.huge.n == 0 ? p.keep : 0, merge ? &p.set : NULL, &rs, &perr);
         rs.pages += p.huge.ws_pages; /* prefetched too, as part of their chunks */
         if (prc == 0) {
+            p.merging = merge;
+            st->probe_pages = rs.withheld;
+            if (merge && rs.withheld) {
+                if (!(p.probe_bits = calloc(mem_size / PAGE / 8 + 1, 1))) {
+                    thaw_fail(err, "out of memory");
+                    goto out;
+                }
+                for (uint64_t i = 0; i < p.set.n; i++)
+                    if (p.set.withheld[i])
+                        p.probe_bits[p.set.gpa[i] / PAGE / 8] |= (uint8_t)(1u << (p.set.gpa[i] / PAGE % 8));
+            }
             st->prefetch_ok = 1;
             st->prefetch_pages = rs.pages;
             st->prefetch_regions = rs.regions + p.huge.n;
@@ -551,6 +619,9 @@ out:
     free(p.log);
     free(p.pending);
     huge_chunks_free(&p.huge);
+    free(p.used);
+    free(p.probe_bits);
+    reap_ws_set_free(&p.set);
     close(p.file_fd);
     return rc;
 }

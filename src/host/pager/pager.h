@@ -7,13 +7,17 @@
  *   PAGER_PREFETCH  first installs every page of snap_dir/ws.pages, then serves lazily.
  *                   If ws.pages cannot be used, says why in the stats, serves lazily
  *                   and records a new working set instead (as PAGER_RECORD).
+ *   PAGER_MERGE     as PAGER_PREFETCH, but withholds the pages this generation probes
+ *                   (reap.h), and finish-record merges the pages its misses installed
+ *                   into ws.pages (only for the one restore holding ws.lock).
  *
  * Control protocol on stop_fd (a stream socket: the handshake connection), beyond
  * Firecracker's handshake, which a Firecracker VM simply never uses:
  *   pager -> VMM  once set up (after any prefetch): {"event":"ready", <stats>}\n
  *   VMM -> pager  "stats\n"          -> {"event":"stats", <stats>}\n
- *   VMM -> pager  "finish-record\n"  -> writes ws.trace/ws.pages now if recording, stops
- *                                      recording, then {"event":"recorded", <stats>}\n
+ *   VMM -> pager  "finish-record\n"  -> writes ws.trace/ws.pages now if recording (merges
+ *                                      into ws.pages if merging), stops recording, then
+ *                                      {"event":"recorded", <stats>}\n
  *   end of file on stop_fd: stop (writing the working set first if still recording).
  * The VMM waits for "ready" before it lets the vCPU run: REAP installs everything first. */
 #ifndef THAW_HOST_PAGER_H
@@ -25,7 +29,7 @@
 #include "host/pager/fc_handshake.h"
 #include "host/util/error.h"
 
-enum pager_mode { PAGER_LAZY, PAGER_RECORD, PAGER_PREFETCH };
+enum pager_mode { PAGER_LAZY, PAGER_RECORD, PAGER_PREFETCH, PAGER_MERGE };
 
 const char *pager_mode_name(enum pager_mode m);
 int pager_mode_parse(const char *s, enum pager_mode *out);
@@ -50,6 +54,10 @@ struct pager_stats {
     uint64_t huge_ws_pages;   /* working-set pages inside them */
     uint64_t huge_data_pages; /* memory-file data pages read for them */
     uint64_t huge_ns;         /* time that took */
+    uint64_t guest_pages;     /* guest memory served, in pages (not sent) */
+    uint64_t probe_pages;     /* PAGER_MERGE: working-set pages withheld to probe them */
+    int merged;               /* finish-record merged and wrote a new ws.pages */
+    uint64_t merge_added, merge_dropped, ws_generation;
 };
 
 /* Serves faults on uffd for the regions r[0..n) until stop_fd becomes readable (or hangs

@@ -33,8 +33,12 @@
 /* ws.pages header fields (docs/snapshot-format.md), little-endian in the first block. */
 enum {
     WS_H_MAGIC = 0, WS_H_MAJOR = 8, WS_H_MINOR = 10, WS_H_PAGE_SIZE = 12, WS_H_MEM_SIZE = 16, WS_H_COUNT = 24,
-    WS_H_INDEX = 32, WS_H_DATA = 40, WS_H_IDENTITY = 48, WS_H_FLAGS = 96, WS_H_CRC = 100, WS_H_END = 104,
+    WS_H_INDEX = 32, WS_H_DATA = 40, WS_H_IDENTITY = 48, WS_H_FLAGS = 96, WS_H_CRC = 100, WS_H_GEN = 104,
+    WS_H_PROBE = 112, WS_H_END = 120,
 };
+_Static_assert(WS_H_END == REAP_WS_HEADER_BYTES, "ws.pages header size");
+/* ws.pages index entry fields. */
+enum { WS_I_GPA = 0, WS_I_SUM = 8, WS_I_GEN = 16, WS_I_RESERVED = 20 };
 /* ws.trace header fields. */
 enum {
     TR_H_MAGIC = 0, TR_H_MAJOR = 8, TR_H_MINOR = 10, TR_H_PAGE_SIZE = 12, TR_H_MEM_SIZE = 16, TR_H_COUNT = 24,
@@ -72,8 +76,8 @@ static int write_trace(const char *dir, const struct page_record *log, size_t n,
     if (!t)
         return thaw_fail(err, "out of memory");
     memcpy(t + TR_H_MAGIC, TRACE_MAGIC, 8);
-    put_le16(t + TR_H_MAJOR, REAP_FORMAT_MAJOR);
-    put_le16(t + TR_H_MINOR, REAP_FORMAT_MINOR);
+    put_le16(t + TR_H_MAJOR, REAP_TRACE_MAJOR);
+    put_le16(t + TR_H_MINOR, REAP_TRACE_MINOR);
     put_le32(t + TR_H_PAGE_SIZE, PAGE);
     put_le64(t + TR_H_MEM_SIZE, mem_size);
     put_le64(t + TR_H_COUNT, n);
@@ -88,25 +92,37 @@ static int write_trace(const char *dir, const struct page_record *log, size_t n,
     return rc;
 }
 
-int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_t mem_size,
-               const struct snap_identity *id, struct thaw_error *err)
+unsigned reap_keep(void)
 {
-    if (n == 0 || n > WS_MAX_PAGES)
-        return thaw_fail(err, "nothing sensible to record (%zu pages)", n);
-    if (write_trace(dir, log, n, mem_size, id, err) < 0)
-        return -1;
+    const char *k = getenv("THAW_WS_KEEP");
+    int v = k ? atoi(k) : 0;
+    return v >= 1 && v <= 64 ? (unsigned)v : REAP_KEEP_DEFAULT;
+}
 
-    /* Working set: unique pages in guest order, contents from the memory file. */
-    uint64_t *idx = malloc(n * sizeof *idx);
-    if (!idx)
-        return thaw_fail(err, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        idx[i] = log[i].offset;
-    qsort(idx, n, sizeof *idx, cmp_u64);
-    size_t u = 0;
-    for (size_t i = 0; i < n; i++)
-        if ((u == 0 || idx[i] != idx[u - 1]) && idx[i] + PAGE <= mem_size)
-            idx[u++] = idx[i];
+int reap_ws_probed(uint64_t gen, uint64_t probe_until, uint32_t last_used, uint64_t gpa, unsigned keep)
+{
+    if (keep == 0 || gen >= probe_until || last_used > gen || gen - last_used < keep)
+        return 0;
+    /* Slices of 64 KiB (a miss batch): a withheld group comes back in one pager trip. */
+    uint64_t h = (gpa >> 16) * 0x9E3779B97F4A7C15ull;
+    return (h >> 32) % keep == gen % keep;
+}
+
+void reap_ws_set_free(struct reap_ws_set *s)
+{
+    free(s->gpa);
+    free(s->last_used);
+    free(s->withheld);
+    memset(s, 0, sizeof *s);
+}
+
+/* Writes ws.pages for the u pages gpa[] (ascending, unique, inside guest memory), each
+ * last used at generation last_used[i] (NULL: all gen), contents from the memory file. */
+static int write_ws(const char *dir, const uint64_t *gpa, const uint32_t *last_used, size_t u, uint64_t mem_size,
+                    const struct snap_identity *id, uint64_t gen, uint64_t probe_until, struct thaw_error *err)
+{
+    if (u == 0 || u > WS_MAX_PAGES)
+        return thaw_fail(err, "nothing sensible to write (%zu pages)", u);
     uint64_t data_off = align_up(PAGE + u * REAP_INDEX_ENTRY, PAGE);
     size_t total = data_off + u * PAGE;
     uint8_t *w = aligned_alloc(PAGE, align_up(total, PAGE));
@@ -115,7 +131,6 @@ int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_
     struct thaw_error oerr;
     int mfd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, &oerr);
     if (!w || mfd < 0) {
-        free(idx);
         free(w);
         if (mfd >= 0)
             close(mfd);
@@ -125,10 +140,13 @@ int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_
     int rc = 0;
     for (size_t i = 0; i < u && rc == 0; i++) {
         uint8_t *page = w + data_off + i * PAGE;
-        if (pread(mfd, page, PAGE, (off_t)idx[i]) != PAGE)
-            rc = thaw_fail_errno(err, "reading page %#llx of %s", (unsigned long long)idx[i], path);
-        put_le64(w + PAGE + i * REAP_INDEX_ENTRY, idx[i]);
-        put_le64(w + PAGE + i * REAP_INDEX_ENTRY + 8, reap_page_checksum(page, idx[i]));
+        if (pread(mfd, page, PAGE, (off_t)gpa[i]) != PAGE)
+            rc = thaw_fail_errno(err, "reading page %#llx of %s", (unsigned long long)gpa[i], path);
+        uint8_t *e = w + PAGE + i * REAP_INDEX_ENTRY;
+        put_le64(e + WS_I_GPA, gpa[i]);
+        put_le64(e + WS_I_SUM, reap_page_checksum(page, gpa[i]));
+        put_le32(e + WS_I_GEN, last_used ? last_used[i] : (uint32_t)gen);
+        put_le32(e + WS_I_RESERVED, 0);
     }
     close(mfd);
     memcpy(w + WS_H_MAGIC, WS_MAGIC, 8);
@@ -141,11 +159,114 @@ int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_
     put_le64(w + WS_H_DATA, data_off);
     snap_identity_put(w + WS_H_IDENTITY, id);
     put_le32(w + WS_H_FLAGS, 0);
+    put_le64(w + WS_H_GEN, gen);
+    put_le64(w + WS_H_PROBE, probe_until);
     put_le32(w + WS_H_CRC, ws_crc(w, w + PAGE, u));
     if (rc == 0)
         rc = write_file_atomic(dir, SNAPDIR_WS_PAGES, w, total, err);
     free(w);
+    return rc;
+}
+
+int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_t mem_size,
+               const struct snap_identity *id, struct thaw_error *err)
+{
+    if (n == 0 || n > WS_MAX_PAGES)
+        return thaw_fail(err, "nothing sensible to record (%zu pages)", n);
+    if (write_trace(dir, log, n, mem_size, id, err) < 0)
+        return -1;
+    /* Working set: unique pages in guest order, contents from the memory file. */
+    uint64_t *idx = malloc(n * sizeof *idx);
+    if (!idx)
+        return thaw_fail(err, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        idx[i] = log[i].offset;
+    qsort(idx, n, sizeof *idx, cmp_u64);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((u == 0 || idx[i] != idx[u - 1]) && idx[i] + PAGE <= mem_size)
+            idx[u++] = idx[i];
+    /* An exact recording opens no probe window (every page in it was touched); a batched
+     * one (THAW_RECORD_BATCH=1, as the pager reads it) holds untouched neighbours: probe it. */
+    const char *rb = getenv("THAW_RECORD_BATCH");
+    uint64_t probe_until = rb && !strcmp(rb, "1") ? 2ull * reap_keep() : 0;
+    int rc = write_ws(dir, idx, NULL, u, mem_size, id, 0, probe_until, err);
     free(idx);
+    return rc;
+}
+
+static int bit(const uint8_t *b, uint64_t i) { return b[i / 8] >> (i % 8) & 1; }
+
+int reap_write_merged(const char *dir, const struct reap_ws_set *old, const uint8_t *used, uint64_t mem_size,
+                      const struct snap_identity *id, unsigned keep, struct reap_merge_stats *ms,
+                      struct thaw_error *err)
+{
+    memset(ms, 0, sizeof *ms);
+    uint64_t pages = mem_size / PAGE, added = 0;
+    /* Pages the misses installed outside the old set, and withheld pages that stayed unused. */
+    uint8_t *in_old = calloc(pages / 8 + 1, 1);
+    if (!in_old)
+        return thaw_fail(err, "out of memory");
+    uint64_t dropped = 0;
+    for (uint64_t i = 0; i < old->n; i++) {
+        in_old[old->gpa[i] / PAGE / 8] |= (uint8_t)(1u << (old->gpa[i] / PAGE % 8));
+        if (old->withheld[i] && !bit(used, old->gpa[i] / PAGE))
+            dropped++;
+    }
+    for (uint64_t pg = 0; pg < pages; pg++)
+        if (bit(used, pg) && !bit(in_old, pg))
+            added++;
+    uint64_t touched_withheld = 0;
+    for (uint64_t i = 0; i < old->n; i++)
+        if (old->withheld[i] && bit(used, old->gpa[i] / PAGE))
+            touched_withheld++;
+    ms->generation = old->generation;
+    /* Nothing learnt and no probe window to advance through: the file stays. In the
+     * window every merging restore writes, so that generations (ages) advance. */
+    if (added == 0 && dropped == 0 && touched_withheld == 0 && old->generation >= old->probe_until) {
+        free(in_old);
+        ms->kept = old->n;
+        return 0;
+    }
+    uint64_t gen = old->generation + 1, n = old->n - dropped + added;
+    uint64_t *gpa = malloc((n ? n : 1) * sizeof *gpa);
+    uint32_t *lu = malloc((n ? n : 1) * sizeof *lu);
+    if (!gpa || !lu) {
+        free(gpa);
+        free(lu);
+        free(in_old);
+        return thaw_fail(err, "out of memory");
+    }
+    /* Both lists are in guest order: one pass over guest pages keeps the result sorted. */
+    uint64_t k = 0, oi = 0;
+    for (uint64_t pg = 0; pg < pages; pg++) {
+        int o = bit(in_old, pg), u = bit(used, pg);
+        if (!o && !u)
+            continue;
+        if (o) {
+            uint64_t i = oi++;
+            if (old->withheld[i] && !u)
+                continue; /* probed and unused: dropped */
+            gpa[k] = pg * PAGE;
+            lu[k++] = u ? (uint32_t)gen : old->last_used[i];
+        } else {
+            gpa[k] = pg * PAGE;
+            lu[k++] = (uint32_t)gen;
+        }
+    }
+    free(in_old);
+    uint64_t probe_until = added ? gen + 2ull * keep : old->probe_until;
+    /* Nothing left (every page probed and unused): record afresh next time. */
+    int rc = k ? write_ws(dir, gpa, lu, k, mem_size, id, gen, probe_until, err) : reap_mark_stale(dir, err);
+    free(gpa);
+    free(lu);
+    if (rc == 0) {
+        ms->added = added;
+        ms->dropped = dropped;
+        ms->kept = k;
+        ms->generation = gen;
+        ms->written = k > 0;
+    }
     return rc;
 }
 
@@ -181,6 +302,8 @@ int reap_ws_header_decode(const uint8_t *head, size_t len, uint64_t file_size, u
     snap_identity_get(head + WS_H_IDENTITY, &h->identity);
     h->flags = get_le32(head + WS_H_FLAGS);
     h->crc = get_le32(head + WS_H_CRC);
+    h->generation = get_le64(head + WS_H_GEN);
+    h->probe_until = get_le64(head + WS_H_PROBE);
     if (id && !snap_identity_equal(&h->identity, id))
         return thaw_fail(err, "made from another snapshot (identity differs)");
     if (h->page_size != PAGE || h->mem_size != mem_size || h->count == 0 || h->count > mem_size / PAGE ||
@@ -188,6 +311,8 @@ int reap_ws_header_decode(const uint8_t *head, size_t len, uint64_t file_size, u
         h->data_offset > file_size || h->count > (file_size - h->data_offset) / PAGE ||
         h->data_offset + h->count * PAGE != file_size)
         return thaw_fail(err, "header sizes do not match the file or the snapshot");
+    if (h->generation > UINT32_MAX)
+        return thaw_fail(err, "generation %llu out of range", (unsigned long long)h->generation);
     if (minor == REAP_FORMAT_MINOR && h->flags != 0)
         return thaw_fail(err, "unknown flags %#x", h->flags);
     return 0;
@@ -200,8 +325,10 @@ int reap_ws_index_check(const uint8_t *head, const struct reap_ws_header *h, con
         return thaw_fail(err, "checksum mismatch");
     uint64_t prev = 0;
     for (uint64_t i = 0; i < h->count; i++) {
-        uint64_t gpa = get_le64(index + i * REAP_INDEX_ENTRY);
-        if (gpa % PAGE || gpa >= h->mem_size || (i && gpa <= prev))
+        const uint8_t *e = index + i * REAP_INDEX_ENTRY;
+        uint64_t gpa = get_le64(e + WS_I_GPA);
+        if (gpa % PAGE || gpa >= h->mem_size || (i && gpa <= prev) || get_le32(e + WS_I_GEN) > h->generation ||
+            get_le32(e + WS_I_RESERVED) != 0)
             return thaw_fail(err, "index entry %llu is invalid", (unsigned long long)i);
         prev = gpa;
     }
@@ -226,19 +353,34 @@ struct installer {
     const char *path;
     uint64_t *idx;  /* guest addresses, decoded from the index */
     uint64_t *sum;  /* page checksums */
+    uint32_t *last_used;
+    uint8_t *withheld; /* pages a merging restore probes: not installed */
+    uint64_t count, generation, probe_until;
+    unsigned keep;  /* 0: install everything */
     struct reap_stats *st;
 };
 
-/* Decodes the index (already checked) into in->idx and in->sum. */
-static int decode_index(struct installer *in, const uint8_t *index, uint64_t count, struct thaw_error *err)
+/* Decodes the index (already checked) and chooses the probed pages. */
+static int decode_index(struct installer *in, const uint8_t *index, const struct reap_ws_header *h,
+                        struct thaw_error *err)
 {
+    uint64_t count = h->count;
     in->idx = malloc(count * sizeof *in->idx);
     in->sum = malloc(count * sizeof *in->sum);
-    if (!in->idx || !in->sum)
+    in->last_used = malloc(count * sizeof *in->last_used);
+    in->withheld = calloc(count, 1);
+    if (!in->idx || !in->sum || !in->last_used || !in->withheld)
         return thaw_fail(err, "out of memory");
+    in->count = count;
+    in->generation = h->generation;
+    in->probe_until = h->probe_until;
     for (uint64_t i = 0; i < count; i++) {
-        in->idx[i] = get_le64(index + i * REAP_INDEX_ENTRY);
-        in->sum[i] = get_le64(index + i * REAP_INDEX_ENTRY + 8);
+        const uint8_t *e = index + i * REAP_INDEX_ENTRY;
+        in->idx[i] = get_le64(e + WS_I_GPA);
+        in->sum[i] = get_le64(e + WS_I_SUM);
+        in->last_used[i] = get_le32(e + WS_I_GEN);
+        in->withheld[i] = (uint8_t)reap_ws_probed(h->generation, h->probe_until, in->last_used[i], in->idx[i], in->keep);
+        in->st->withheld += in->withheld[i];
     }
     return 0;
 }
@@ -260,8 +402,12 @@ static int install(const struct installer *in, uint64_t first, uint64_t last, co
                              (unsigned long long)idx[i]);
 #endif
     for (uint64_t i = first; i < last;) {
+        if (in->withheld[i]) { /* probed: left to fault in (or not) */
+            i++;
+            continue;
+        }
         uint64_t j = i + 1;
-        while (j < last && idx[j] == idx[j - 1] + PAGE)
+        while (j < last && idx[j] == idx[j - 1] + PAGE && !in->withheld[j])
             j++;
         uint8_t *dst = in->gpa_to_host(in->ctx, idx[i], (j - i) * PAGE);
         if (!dst && j - i > 1) {
@@ -329,7 +475,7 @@ static int prefetch_single(const char *path, int fd, uint64_t file_size, uint64_
     if (check_head(path, buf, file_size, mem_size, id, &h, err) == 0) {
         if (reap_ws_index_check(buf, &h, buf + PAGE, &why) < 0)
             thaw_fail(err, "%s: %s", path, why.msg);
-        else if (decode_index(in, buf + PAGE, h.count, err) == 0) {
+        else if (decode_index(in, buf + PAGE, &h, err) == 0) {
             uint64_t t1 = clock_now_ns();
             rc = install(in, 0, h.count, buf + h.data_offset, err);
             in->st->install_ns = clock_now_ns() - t1;
@@ -364,7 +510,7 @@ static int prefetch_pipelined(const char *path, int fd, uint64_t file_size, uint
         free(buf);
         return thaw_fail_errno(err, "reading %s", path);
     }
-    if (reap_ws_index_check(buf, &h, buf + PAGE, &why) < 0 || decode_index(in, buf + PAGE, h.count, &why) < 0) {
+    if (reap_ws_index_check(buf, &h, buf + PAGE, &why) < 0 || decode_index(in, buf + PAGE, &h, &why) < 0) {
         free(buf);
         return thaw_fail(err, "%s: %s", path, why.msg);
     }
@@ -429,11 +575,13 @@ static int prefetch_pipelined(const char *path, int fd, uint64_t file_size, uint
     return rc;
 }
 
-int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
-                       void *ctx, uint64_t mem_size, const struct snap_identity *id, struct reap_stats *st,
-                       struct thaw_error *err)
+int reap_prefetch_merge(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
+                        void *ctx, uint64_t mem_size, const struct snap_identity *id, unsigned keep,
+                        struct reap_ws_set *set, struct reap_stats *st, struct thaw_error *err)
 {
     memset(st, 0, sizeof *st);
+    if (set)
+        memset(set, 0, sizeof *set);
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_WS_PAGES, dir);
     /* O_DIRECT: large reads straight from the disk, no page-cache copy. */
@@ -447,18 +595,28 @@ int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *
     }
     struct stat sb;
     int rc = -1;
+    struct installer in = {.uffd = uffd, .gpa_to_host = gpa_to_host, .ctx = ctx, .path = path, .st = st,
+                           .keep = keep};
     if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)PAGE || sb.st_size % PAGE) {
         thaw_fail(err, "%s: size %lld is not a whole number of pages", path, (long long)sb.st_size);
     } else {
-        struct installer in = {.uffd = uffd, .gpa_to_host = gpa_to_host, .ctx = ctx, .path = path, .st = st};
         const char *how = getenv("THAW_REAP_READ");
         bool pipelined = how ? !strcmp(how, "pipelined") : (uint64_t)sb.st_size >= REAP_PIPELINE_MIN_BYTES;
         rc = (pipelined ? prefetch_pipelined : prefetch_single)(path, fd, (uint64_t)sb.st_size, mem_size, id, &in,
                                                                 err);
-        free(in.idx);
-        free(in.sum);
     }
     close(fd);
+    if (rc == 0 && set) { /* hand the index over */
+        *set = (struct reap_ws_set){.n = in.count, .generation = in.generation, .probe_until = in.probe_until,
+                                    .gpa = in.idx, .last_used = in.last_used, .withheld = in.withheld};
+        in.idx = NULL;
+        in.last_used = NULL;
+        in.withheld = NULL;
+    }
+    free(in.idx);
+    free(in.sum);
+    free(in.last_used);
+    free(in.withheld);
     if (rc < 0) { /* keep only how many pages did get installed */
         uint64_t installed = st->pages;
         memset(st, 0, sizeof *st);
@@ -467,6 +625,56 @@ int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *
     return rc;
 }
 
+int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
+                       void *ctx, uint64_t mem_size, const struct snap_identity *id, struct reap_stats *st,
+                       struct thaw_error *err)
+{
+    return reap_prefetch_merge(dir, uffd, gpa_to_host, ctx, mem_size, id, 0, NULL, st, err);
+}
+
+int reap_ws_read_index(const char *dir, uint64_t mem_size, const struct snap_identity *id, uint64_t **gpa,
+                       uint64_t *n, struct thaw_error *err)
+{
+    *gpa = NULL;
+    *n = 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/" SNAPDIR_WS_PAGES, dir);
+    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
+    if (fd < 0)
+        return -1;
+    struct stat sb;
+    uint8_t *head = NULL;
+    struct reap_ws_header h;
+    struct thaw_error why;
+    int rc = -1;
+    if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)PAGE || sb.st_size % PAGE) {
+        thaw_fail(err, "%s: size is not a whole number of pages", path);
+    } else if (!(head = malloc(PAGE)) || read_full(fd, head, PAGE, 0) < 0) {
+        thaw_fail_errno(err, "reading %s", path);
+    } else if (check_head(path, head, (uint64_t)sb.st_size, mem_size, id, &h, err) == 0) {
+        uint8_t *all = realloc(head, h.data_offset);
+        if (!all) {
+            thaw_fail(err, "out of memory");
+        } else {
+            head = all;
+            if (read_full(fd, head + PAGE, h.data_offset - PAGE, PAGE) < 0)
+                thaw_fail_errno(err, "reading %s", path);
+            else if (reap_ws_index_check(head, &h, head + PAGE, &why) < 0)
+                thaw_fail(err, "%s: %s", path, why.msg);
+            else if (!(*gpa = malloc(h.count * sizeof **gpa)))
+                thaw_fail(err, "out of memory");
+            else {
+                for (uint64_t i = 0; i < h.count; i++)
+                    (*gpa)[i] = get_le64(head + PAGE + i * REAP_INDEX_ENTRY + WS_I_GPA);
+                *n = h.count;
+                rc = 0;
+            }
+        }
+    }
+    free(head);
+    close(fd);
+    return rc;
+}
 
 int reap_trace_decode(const uint8_t *buf, size_t len, struct page_record **out, size_t *n, uint64_t *mem_size,
                       struct snap_identity *id, struct thaw_error *err)
@@ -478,8 +686,8 @@ int reap_trace_decode(const uint8_t *buf, size_t len, struct page_record **out, 
     if (memcmp(buf + TR_H_MAGIC, TRACE_MAGIC, 8))
         return thaw_fail(err, "bad magic");
     unsigned major = get_le16(buf + TR_H_MAJOR), minor = get_le16(buf + TR_H_MINOR);
-    if (major != REAP_FORMAT_MAJOR)
-        return thaw_fail(err, "trace format %u.%u, this thaw reads %u.x", major, minor, REAP_FORMAT_MAJOR);
+    if (major != REAP_TRACE_MAJOR)
+        return thaw_fail(err, "trace format %u.%u, this thaw reads %u.x", major, minor, REAP_TRACE_MAJOR);
     uint64_t count = get_le64(buf + TR_H_COUNT);
     if (count > WS_MAX_PAGES || TR_H_END + count * 16 + 4 != len)
         return thaw_fail(err, "size does not match its page count");

@@ -6,9 +6,15 @@
  *             brings them all in and contiguous guest runs install with one UFFDIO_COPY.
  * Both carry the identity of the snapshot they were made from (snap_identity.h) and are
  * refused with any other; every page of ws.pages has a checksum in the index, checked
- * before the page is installed. A restore that serves more than REAP_STALE_SHARE of the
- * working set lazily from the snapshot (zero pages for memory the guest freed and
- * reused do not count) writes ws.stale, and the next restore records afresh. */
+ * before the page is installed.
+ *
+ * Working sets follow their inputs: a restore that holds the recording lock merges what
+ * its input touched outside the set (the pages its misses installed) into ws.pages, and
+ * every page carries the generation (merge count) it was last seen used at. Seeing a
+ * prefetched page used is impossible without access bits (none here), so for 2*keep
+ * generations after the set grew, each merging restore withholds one
+ * slice (1/keep) of the pages older than keep generations: a withheld page the input
+ * touches comes in as a miss and is kept, one it does not touch is dropped. */
 #ifndef THAW_HOST_REAP_H
 #define THAW_HOST_REAP_H
 
@@ -18,12 +24,18 @@
 #include "host/util/error.h"
 #include "host/util/snap_identity.h"
 
-#define REAP_STALE_SHARE 0.10
-/* Format of ws.trace and ws.pages: a reader refuses any other major (the working set is
- * then recorded again); a minor bump only adds what older readers may ignore. */
-#define REAP_FORMAT_MAJOR 2u
+/* Formats of ws.pages and ws.trace: a reader refuses any other major (the working set is
+ * then recorded again); a minor bump only adds what older readers may ignore. ws.pages
+ * 3.0 added the generations (header and index); ws.trace is unchanged. */
+#define REAP_FORMAT_MAJOR 3u
 #define REAP_FORMAT_MINOR 0u
-#define REAP_INDEX_ENTRY 16u /* ws.pages index entry: u64 guest address, u64 page checksum */
+#define REAP_TRACE_MAJOR 2u
+#define REAP_TRACE_MINOR 0u
+/* ws.pages index entry: u64 guest address, u64 page checksum, u32 generation last used,
+ * u32 reserved (0). */
+#define REAP_INDEX_ENTRY 24u
+/* Generations a page may go unseen before a probe may drop it (THAW_WS_KEEP overrides). */
+#define REAP_KEEP_DEFAULT 8u
 
 /* One recorded page: its guest-physical address and when it was first touched. */
 struct page_record {
@@ -37,15 +49,40 @@ struct reap_stats {
     uint64_t bytes;          /* working-set file bytes read */
     uint64_t read_ns;        /* the large read */
     uint64_t install_ns;     /* UFFDIO_COPY of every page */
+    uint64_t withheld;       /* pages a merging restore probes instead of installing */
 };
 
-/* The decoded ws.pages header (the first 104 bytes of its first 4 KiB block). */
+/* The decoded ws.pages header (the first 120 bytes of its first 4 KiB block). */
 struct reap_ws_header {
     uint32_t page_size;
     uint64_t mem_size, count, index_offset, data_offset;
     struct snap_identity identity;
     uint32_t flags, crc;
+    uint64_t generation;  /* merges since the recording (0 = as recorded) */
+    uint64_t probe_until; /* merging restores probe while generation < probe_until */
 };
+#define REAP_WS_HEADER_BYTES 120u
+
+/* A working set as a prefetch found it, for merging: the index in guest order, each
+ * page's generation, and which pages this restore withheld (probed). */
+struct reap_ws_set {
+    uint64_t n, generation, probe_until;
+    uint64_t *gpa;
+    uint32_t *last_used;
+    uint8_t *withheld; /* n bools */
+};
+void reap_ws_set_free(struct reap_ws_set *s);
+
+/* What a merge did. */
+struct reap_merge_stats {
+    uint64_t added, dropped, kept, generation;
+    int written; /* 0 when nothing changed (no file written) */
+};
+
+/* keep: THAW_WS_KEEP if set (1..64), else REAP_KEEP_DEFAULT. */
+unsigned reap_keep(void);
+/* Whether a merging restore at generation gen withholds this page (docs above). */
+int reap_ws_probed(uint64_t gen, uint64_t probe_until, uint32_t last_used, uint64_t gpa, unsigned keep);
 
 /* Writes ws.trace and ws.pages for the recorded pages, stamped with the snapshot's
  * identity; page contents come from the snapshot's memory file (never from the running
@@ -53,12 +90,22 @@ struct reap_ws_header {
 int reap_write(const char *snap_dir, const struct page_record *log, size_t n, uint64_t mem_size,
                const struct snap_identity *id, struct thaw_error *err);
 
-/* Decodes and checks a ws.pages header (head[0..len), len >= 104) against the file's
+/* Merges into ws.pages: the pages of old this restore installed or did not withhold stay,
+ * withheld pages it did not touch go, pages outside old that it touched join; used is a
+ * bitmap over guest pages (bit gpa/4096) of pages installed by misses. The new set is
+ * generation old->generation + 1; if it grew, it is probed for 2*keep generations. Page
+ * contents come from the memory file; atomic write. Writes nothing if nothing changed. */
+int reap_write_merged(const char *snap_dir, const struct reap_ws_set *old, const uint8_t *used, uint64_t mem_size,
+                      const struct snap_identity *id, unsigned keep, struct reap_merge_stats *ms,
+                      struct thaw_error *err);
+
+/* Decodes and checks a ws.pages header (head[0..len), len >= 120) against the file's
  * size, the snapshot's memory size and identity (id may be NULL: not checked). */
 int reap_ws_header_decode(const uint8_t *head, size_t len, uint64_t file_size, uint64_t mem_size,
                           const struct snap_identity *id, struct reap_ws_header *h, struct thaw_error *err);
 /* Checks the header+index CRC and that the index (h->count entries at index) holds
- * ascending page addresses inside guest memory. */
+ * ascending page addresses inside guest memory, generations not above the header's and
+ * zero reserved fields. */
 int reap_ws_index_check(const uint8_t *head, const struct reap_ws_header *h, const uint8_t *index,
                         struct thaw_error *err);
 /* The checksum of one 4 KiB page as ws.pages stores it: XXH3-64 seeded with the page's
@@ -77,6 +124,18 @@ uint64_t reap_page_checksum(const void *page, uint64_t gpa);
 int reap_prefetch_into(const char *snap_dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
                        void *ctx, uint64_t mem_size, const struct snap_identity *id, struct reap_stats *st,
                        struct thaw_error *err);
+/* The same for a merging restore: with keep > 0, pages reap_ws_probed() selects are not
+ * installed; set (if not NULL) receives the working set (also on failure after pages
+ * went in: then it is empty). st->withheld counts the withheld pages. */
+int reap_prefetch_merge(const char *snap_dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
+                        void *ctx, uint64_t mem_size, const struct snap_identity *id, unsigned keep,
+                        struct reap_ws_set *set, struct reap_stats *st, struct thaw_error *err);
+
+/* Reads and checks the header and index of ws.pages (not its pages) and returns the
+ * working set's guest addresses, ascending (*gpa malloc'd). For restores that map the
+ * pages from the memory file instead of installing ws.pages' copies (--mem share). */
+int reap_ws_read_index(const char *snap_dir, uint64_t mem_size, const struct snap_identity *id, uint64_t **gpa,
+                       uint64_t *n, struct thaw_error *err);
 
 /* Parses ws.trace bytes / a ws.trace file (for tests and `thaw analyze`); *out
  * malloc'd; id (may be NULL) receives the identity it carries. */

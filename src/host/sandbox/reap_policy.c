@@ -44,8 +44,9 @@ void reap_policy_begin(struct reap_policy *p, const char *dir)
     char why[512] = "";
     p->lock_fd = try_record_lock(dir, why, sizeof why);
     if (!want) {
-        /* Prefetch; the lock (if free) lets the pager re-record should it reject the set. */
-        p->pmode = PAGER_PREFETCH;
+        /* Prefetch; with the lock (if free) this restore merges what its input touched
+         * into the set (and re-records should the pager reject it). */
+        p->pmode = p->lock_fd >= 0 ? PAGER_MERGE : PAGER_PREFETCH;
         return;
     }
     if (p->lock_fd >= 0) {
@@ -61,6 +62,8 @@ void reap_policy_ready(struct reap_policy *p, const struct pager_stats *ready)
 {
     p->prefetched = ready->prefetch_ok;
     p->recording = ready->recording;
+    p->merging = p->pmode == PAGER_MERGE && ready->prefetch_ok;
+    p->probed = ready->probe_pages;
     p->ws = (struct reap_stats){.pages = ready->prefetch_pages, .regions = ready->prefetch_regions,
                                 .bytes = ready->prefetch_bytes, .read_ns = ready->prefetch_read_ns,
                                 .install_ns = ready->prefetch_install_ns};
@@ -69,14 +72,28 @@ void reap_policy_ready(struct reap_policy *p, const struct pager_stats *ready)
                  ready->prefetch_error, p->lock_fd >= 0 ? "re-recording" : "re-recording (without the lock)");
 }
 
-void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const char *dir)
+void reap_policy_finish_send(struct reap_policy *p, struct mem_backend *mem)
 {
     if (p->finished)
         return;
     p->finished = true;
+    struct thaw_error err;
+    if (mem_backend_pager_send(mem, p->recording || p->merging ? "finish-record" : "stats", &err) < 0) {
+        snprintf(p->note, sizeof p->note, "pager: %.600s", err.msg);
+        reap_policy_end(p);
+        return;
+    }
+    p->awaiting = true;
+}
+
+void reap_policy_collect(struct reap_policy *p, struct mem_backend *mem, const char *dir)
+{
+    if (!p->awaiting)
+        return;
+    p->awaiting = false;
     struct pager_stats st;
     struct thaw_error err;
-    if (mem_backend_pager_query(mem, p->recording ? "finish-record" : "stats", &st, &err) < 0) {
+    if (mem_backend_pager_reply(mem, &st, &err) < 0) {
         snprintf(p->note, sizeof p->note, "pager: %.600s", err.msg);
         reap_policy_end(p);
         return;
@@ -86,12 +103,11 @@ void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const ch
             snprintf(p->note, sizeof p->note, "writing the working set: %.560s", st.record_error);
         else
             reap_clear_stale(dir);
-    } else if (p->prefetched && (double)st.served_faults > REAP_STALE_SHARE * (double)p->ws.pages) {
-        /* Only misses served from the snapshot count (each one faulting page, not the batch
-         * installed around it): zero pages are memory the guest freed and reused during the
-         * call (discard -> REMOVE), not a drifting working set. */
-        if (reap_mark_stale(dir, &err) < 0)
-            snprintf(p->note, sizeof p->note, "%.600s", err.msg);
+    } else if (p->merging) {
+        /* A drifting input no longer makes the set stale: its misses were merged. */
+        p->merge = st;
+        if (st.record_error[0])
+            snprintf(p->note, sizeof p->note, "%.600s", st.record_error);
     }
     reap_policy_end(p);
 }
@@ -112,6 +128,12 @@ bool reap_policy_invoke_failed(struct reap_policy *p, const char *dir, struct th
     return false;
 }
 
+void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const char *dir)
+{
+    reap_policy_finish_send(p, mem);
+    reap_policy_collect(p, mem, dir);
+}
+
 void reap_policy_end(struct reap_policy *p)
 {
     if (p->lock_fd >= 0)
@@ -126,4 +148,13 @@ enum sandbox_start reap_policy_start(const struct reap_policy *p)
     if (p->recording)
         return SANDBOX_START_REAP_RECORD;
     return SANDBOX_START_REAP_NORECORD;
+}
+
+void reap_policy_merge_stats(const struct reap_policy *p, struct sandbox_stats *st)
+{
+    st->ws_probed = p->probed;
+    st->ws_merged = p->merge.merged;
+    st->ws_merge_added = p->merge.merge_added;
+    st->ws_merge_dropped = p->merge.merge_dropped;
+    st->ws_generation = p->merge.ws_generation;
 }

@@ -3,9 +3,11 @@
  *    another restore of the same snapshot is recording (it holds an flock on
  *    <snap>/ws.lock, taken without waiting): then run as plain uffd, recording nothing;
  *  - otherwise prefetch it (the pager falls back to lazy serving, and re-records, if
- *    it is unusable);
- *  - after the first response: write the recorded set, or mark it stale when more
- *    than REAP_STALE_SHARE of it had to be served lazily.
+ *    it is unusable); a prefetch that gets the lock merges (PAGER_MERGE): it may withhold
+ *    probed pages, and after the first response what its misses installed joins the set
+ *    and probed pages it did not touch leave it (reap.h); one without the lock only
+ *    prefetches;
+ *  - after the first response: write the recorded or merged set.
  * Working-set files are written under temporary names and renamed, so a concurrent
  * prefetch reads the old set or the new one, never half of one. */
 #ifndef THAW_HOST_REAP_POLICY_H
@@ -22,8 +24,11 @@
 struct reap_policy {
     int lock_fd;             /* ws.lock while this restore may record, else -1 */
     enum pager_mode pmode;   /* for the in-process pager */
-    bool recording, prefetched;
+    bool recording, prefetched, merging;
+    struct pager_stats merge; /* the pager's stats after a merge */
+    uint64_t probed;          /* working-set pages the pager withheld (probes) */
     bool finished;
+    bool awaiting;           /* finish sent, its answer not read yet */
     struct reap_stats ws;    /* the prefetch */
     char note[640];
 };
@@ -41,9 +46,16 @@ void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const ch
  * says so in err. No-op unless this restore prefetched and has not finished. Returns
  * whether it marked the set stale (sandbox_invoke then retries the call without it). */
 bool reap_policy_invoke_failed(struct reap_policy *p, const char *snap_dir, struct thaw_error *err);
+/* The same in two steps, so the caller need not wait for the write: send asks the pager
+ * to write (it does so in its own thread), collect reads its answer (before any other
+ * pager query) and releases the lock. collect does nothing if nothing was sent. */
+void reap_policy_finish_send(struct reap_policy *p, struct mem_backend *mem);
+void reap_policy_collect(struct reap_policy *p, struct mem_backend *mem, const char *snap_dir);
 /* Releases the lock (after the memory backend is closed: the pager may still write). */
 void reap_policy_end(struct reap_policy *p);
 
 enum sandbox_start reap_policy_start(const struct reap_policy *p);
+/* The merge fields of the stats (probed, merged, added, dropped, generation). */
+void reap_policy_merge_stats(const struct reap_policy *p, struct sandbox_stats *st);
 
 #endif

@@ -25,6 +25,7 @@ const char *sandbox_start_name(enum sandbox_start s)
     case SANDBOX_START_REAP_RECORD: return "reap-record";
     case SANDBOX_START_REAP_PREFETCH: return "reap-prefetch";
     case SANDBOX_START_REAP_NORECORD: return "reap-norecord";
+    case SANDBOX_START_SHARE: return "share";
     }
     return "unknown";
 }

@@ -38,6 +38,7 @@ enum sandbox_start {
     SANDBOX_START_REAP_RECORD,   /* restored, --mem reap, recording the working set */
     SANDBOX_START_REAP_PREFETCH, /* restored, --mem reap, working set prefetched */
     SANDBOX_START_REAP_NORECORD, /* restored, --mem reap, someone else is recording */
+    SANDBOX_START_SHARE,         /* restored, --mem share (working set mapped from the page cache) */
 };
 const char *sandbox_start_name(enum sandbox_start s);
 
@@ -104,6 +105,7 @@ struct sandbox_stats {
     uint64_t host_page_faults;       /* minor + major faults of the process since creation */
     uint64_t memory_bytes;           /* guest memory size */
     uint64_t rss_kb;                 /* resident guest memory */
+    uint64_t pss_kb;                 /* its proportional share (pages shared by N count 1/N) */
     uint64_t bytes_copied;           /* copy mode: bytes read */
     /* REAP */
     bool reap_recorded;              /* this restore recorded the working set */
@@ -115,6 +117,9 @@ struct sandbox_stats {
     uint64_t ws_huge_data_pages;     /* memory-file pages read for them */
     uint64_t ws_huge_ns;
     uint64_t reap_misses;            /* pages served after a prefetch */
+    uint64_t ws_probed;              /* working-set pages withheld to see if the input uses them */
+    bool ws_merged;                  /* this restore merged its misses into the working set */
+    uint64_t ws_merge_added, ws_merge_dropped, ws_generation;
     char reap_note[640];             /* why no prefetch, why re-recording, ... */
     /* the last sandbox_snapshot */
     uint64_t save_ns;

@@ -32,6 +32,7 @@ json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
     bad |= set(o, "hypercalls", json_integer((json_int_t)st->hypercalls));
     bad |= set(o, "memory_bytes", json_integer((json_int_t)st->memory_bytes));
     bad |= set(o, "rss_kb", json_integer((json_int_t)st->rss_kb));
+    bad |= set(o, "pss_kb", json_integer((json_int_t)st->pss_kb));
     bad |= set(o, "host_page_faults", json_integer((json_int_t)st->host_page_faults));
     if (restore) {
         bad |= set(o, "pages_served", json_integer((json_int_t)st->pages_served));
@@ -55,6 +56,11 @@ json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
         bad |= set(r, "huge_data_pages", json_integer((json_int_t)st->ws_huge_data_pages));
         bad |= set(r, "huge_us", json_real(us(st->ws_huge_ns)));
         bad |= set(r, "misses", json_integer((json_int_t)st->reap_misses));
+        bad |= set(r, "probed", json_integer((json_int_t)st->ws_probed));
+        bad |= set(r, "merged", json_boolean(st->ws_merged));
+        bad |= set(r, "merge_added", json_integer((json_int_t)st->ws_merge_added));
+        bad |= set(r, "merge_dropped", json_integer((json_int_t)st->ws_merge_dropped));
+        bad |= set(r, "generation", json_integer((json_int_t)st->ws_generation));
         bad |= set(r, "note", json_string(st->reap_note));
         bad |= set(o, "reap", r);
     }

@@ -17,6 +17,7 @@
 #include "host/snapshot/snapshot.h"
 #include "host/util/clock.h"
 #include "host/util/file.h"
+#include "host/util/smaps.h"
 #include "host/util/snapdir.h"
 #include "host/vmm/instance.h"
 #include "host/vmm/vm_pool.h"
@@ -70,30 +71,6 @@ static uint64_t faults_now(void)
     return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
 }
 
-/* Resident guest memory: the Rss of every mapping inside [addr, addr + len), from
- * /proc/self/smaps. Guest memory can be several mappings (userfaultfd registers only
- * the snapshot's data extents, splitting the area), so all of them count. */
-static uint64_t mapping_rss_kb(const void *addr, uint64_t len)
-{
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f)
-        return 0;
-    uint64_t lo = (uint64_t)(uintptr_t)addr, hi = lo + len, total = 0;
-    char line[512];
-    bool in = false;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long start, end;
-        long kb;
-        char *dash = strchr(line, '-'), *sp = strchr(line, ' ');
-        if (dash && sp && dash < sp && sscanf(line, "%lx-%lx ", &start, &end) == 2)
-            in = start >= lo && end <= hi;
-        else if (in && sscanf(line, "Rss: %ld kB", &kb) == 1 && kb > 0)
-            total += (uint64_t)kb;
-    }
-    fclose(f);
-    return total;
-}
-
 static void console_to_log(void *ctx, unsigned stream, const uint8_t *data, size_t len)
 {
     guest_log_write(ctx, stream, data, len);
@@ -141,6 +118,10 @@ static int local_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t
      * the VM instead of leaving it blocked on a page (pager_watch.h). */
     if (l->is_restore && pager_watch_start(&l->restored.mem, kick_on_pager_death, l->inst, err) < 0)
         return sandbox_set_failure(sb, SANDBOX_FAIL_HOST);
+    /* The pager wrote the working set after the first response: take its answer (and
+     * release ws.lock) before the next invocation, not only at stats or teardown. */
+    if (l->is_restore && l->mode == MEM_REAP && !atomic_load(&l->restored.mem.pager_dead))
+        reap_policy_collect(&l->reap, &l->restored.mem, l->snap_dir);
     int rc = instance_invoke(l->inst, req, len, resp, resp_len, err);
     guest_log_flush(&l->log);
     if (rc < 0) {
@@ -149,8 +130,10 @@ static int local_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t
             sb->retry_without_ws = reap_policy_invoke_failed(&l->reap, l->snap_dir, err);
         return -1;
     }
+    /* The working set is written by the pager thread while the response goes back;
+     * its answer is read at the next invocation, stats or teardown. */
     if (l->is_restore && l->mode == MEM_REAP && !l->reap.finished)
-        reap_policy_finish(&l->reap, &l->restored.mem, l->snap_dir);
+        reap_policy_finish_send(&l->reap, &l->restored.mem);
     return 0;
 }
 
@@ -209,7 +192,9 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     st->exit_status = l->inst->exit_status;
     st->memory_bytes = l->inst->mem_size;
     st->host_page_faults = faults_now() - l->faults_at_start;
-    st->rss_kb = l->inst->mem ? mapping_rss_kb(l->inst->mem, l->inst->mem_size) : 0;
+    if (l->inst->mem)
+        (void)smaps_range_kb(0, (uint64_t)(uintptr_t)l->inst->mem, (uint64_t)(uintptr_t)l->inst->mem + l->inst->mem_size,
+                             &st->rss_kb, &st->pss_kb);
     st->save_ns = l->save_ns;
     st->snapshot_allocated_bytes = l->snapshot_allocated;
     if (!l->is_restore)
@@ -221,6 +206,8 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     st->vm_create_ns = r->t.vm_create_ns;
     st->restore_ns = r->t.total_ns;
     st->bytes_copied = r->mem.bytes_copied;
+    if (l->mode == MEM_REAP && !atomic_load(&l->restored.mem.pager_dead))
+        reap_policy_collect(&l->reap, &l->restored.mem, l->snap_dir);
     if ((l->mode == MEM_UFFD || l->mode == MEM_REAP) && !atomic_load(&l->restored.mem.pager_dead)) {
         struct pager_stats ps; /* a dead pager has none: the counts stay 0 */
         struct thaw_error why;
@@ -228,6 +215,13 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
             return thaw_fail(err, "pager: %s", why.msg);
         st->pages_served = ps.pages_served;
         st->zero_pages = ps.zero_pages;
+    }
+    if (l->mode == MEM_SHARE) { /* the working set it mapped in, as a prefetch */
+        st->reap_prefetched = r->mem.share_pages > 0;
+        st->ws_pages = r->mem.share_pages;
+        st->ws_regions = r->mem.share_regions;
+        st->ws_read_ns = r->mem.share_ns;
+        snprintf(st->reap_note, sizeof st->reap_note, "%s", r->mem.share_note);
     }
     if (l->mode == MEM_REAP) {
         st->reap_recorded = l->reap.recording;
@@ -243,6 +237,7 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
         st->ws_huge_ns = l->restored.mem.ready.huge_ns;
         st->reap_misses = l->reap.prefetched ? st->pages_served + st->zero_pages : 0;
         snprintf(st->reap_note, sizeof st->reap_note, "%s", l->reap.note);
+        reap_policy_merge_stats(&l->reap, st);
     }
     return 0;
 }
@@ -252,6 +247,8 @@ static void release(struct local *l)
 {
     guest_log_flush(&l->log);
     if (l->is_restore) {
+        if (l->mode == MEM_REAP) /* the pager's answer to a finish not read yet */
+            reap_policy_collect(&l->reap, &l->restored.mem, l->snap_dir);
         restored_destroy(&l->restored);
         reap_policy_end(&l->reap); /* after the pager wrote any pending working set */
     } else {
@@ -424,6 +421,7 @@ int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_m
     case MEM_COPY: l->start = SANDBOX_START_COPY; break;
     case MEM_LAZY: l->start = SANDBOX_START_LAZY; break;
     case MEM_UFFD: l->start = SANDBOX_START_UFFD; break;
+    case MEM_SHARE: l->start = SANDBOX_START_SHARE; break;
     case MEM_REAP:
         reap_policy_ready(&l->reap, &l->restored.mem.ready);
         l->start = reap_policy_start(&l->reap);

@@ -36,6 +36,7 @@
 #include "host/sandbox/worker_proto.h"
 #include "host/snapshot/snapshot.h"
 #include "host/util/clock.h"
+#include "host/util/smaps.h"
 #include "host/util/snapdir.h"
 
 #define GRACE_NS (2ull * 1000000000ull)       /* beyond the worker's own deadline */
@@ -720,31 +721,6 @@ static int client_snapshot(struct sandbox *sb, const char *dir, struct thaw_erro
     return 0;
 }
 
-/* Resident guest memory of the worker: the Rss of every mapping inside its guest
- * memory range (uffd registration and discards split it into several). */
-static uint64_t worker_rss_kb(const struct worker_client *w)
-{
-    char path[64], line[512];
-    snprintf(path, sizeof path, "/proc/%d/smaps", (int)w->pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    uint64_t lo = w->guest_addr, hi = w->guest_addr + w->memory_bytes, total = 0;
-    bool in = false;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long a, b, kb;
-        char *dash = strchr(line, '-'), *sp = strchr(line, ' ');
-        if (dash && sp && dash < sp && sscanf(line, "%llx-%llx ", &a, &b) == 2) {
-            in = a >= lo && b <= hi;
-            continue;
-        }
-        if (in && sscanf(line, "Rss: %llu kB", &kb) == 1)
-            total += kb;
-    }
-    fclose(f);
-    return total;
-}
-
 /* The worker's stats, corrected with what only we know or should not take its word for. */
 static int our_view(struct worker_client *w, struct sandbox_stats *st, const struct sandbox_stats *theirs,
                     struct thaw_error *err)
@@ -756,7 +732,7 @@ static int our_view(struct worker_client *w, struct sandbox_stats *st, const str
     memcpy(st->id, id, sizeof id);
     st->in_worker = true;
     if (w->guest_addr && w->memory_bytes && w->pid > 0 && !w->reaped)
-        st->rss_kb = worker_rss_kb(w);
+        (void)smaps_range_kb(w->pid, w->guest_addr, w->guest_addr + w->memory_bytes, &st->rss_kb, &st->pss_kb);
     /* Creation as the caller saw it: starting and jailing the worker included (the
      * breakdown fields stay the worker's own). */
     st->save_ns = w->save_ns;
@@ -786,6 +762,7 @@ static int our_view(struct worker_client *w, struct sandbox_stats *st, const str
         st->ws_install_ns = w->reap.ws.install_ns;
         st->reap_misses = w->reap.prefetched ? st->pages_served + st->zero_pages : 0;
         snprintf(st->reap_note, sizeof st->reap_note, "%s", w->reap.note);
+        reap_policy_merge_stats(&w->reap, st);
     }
     w->last = *st;
     return 0;

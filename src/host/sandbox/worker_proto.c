@@ -193,7 +193,7 @@ static void get_stats(struct in *i, struct sandbox_stats *s)
     get_str(i, s->id, sizeof s->id, "stats id");
     get_str(i, s->function, sizeof s->function, "stats function");
     uint32_t start = get_u32(i, "stats start"), mode = get_u32(i, "stats mode");
-    if (start > SANDBOX_START_REAP_NORECORD || mode > MEM_REAP) {
+    if (start > SANDBOX_START_SHARE || mode > MEM_SHARE) {
         i->bad = true;
         i->why = "stats start or mode";
     }
@@ -310,7 +310,7 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
         c->memory_mib = get_u64(&i, "create memory");
         c->trace_syscalls = get_bool(&i, "create trace_syscalls");
         c->drop_cache = get_bool(&i, "create drop_cache");
-        if (!i.bad && (c->mode > MEM_REAP || !c->path[0] || c->memory_mib > (1u << 20))) {
+        if (!i.bad && (c->mode > MEM_SHARE || !c->path[0] || c->memory_mib > (1u << 20))) {
             i.bad = true;
             i.why = "create mode, path or memory";
         }

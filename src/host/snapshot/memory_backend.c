@@ -17,7 +17,9 @@
 
 #include "host/pager/fc_handshake.h"
 #include "host/pager/manager.h"
+#include "host/pager/reap.h"
 #include "host/snapshot/pager_watch.h"
+#include "host/util/clock.h"
 #include "host/util/file.h"
 #include "host/util/snapdir.h"
 
@@ -26,13 +28,13 @@
 
 const char *mem_mode_name(enum mem_mode m)
 {
-    return m == MEM_COPY ? "copy" : m == MEM_LAZY ? "lazy" : m == MEM_UFFD ? "uffd" : "reap";
+    return m == MEM_COPY ? "copy" : m == MEM_LAZY ? "lazy" : m == MEM_UFFD ? "uffd" : m == MEM_REAP ? "reap" : "share";
 }
 
 int mem_mode_parse(const char *s, enum mem_mode *out)
 {
-    static const char *const names[] = {"copy", "lazy", "uffd", "reap"};
-    for (int i = 0; i < 4; i++)
+    static const char *const names[] = {"copy", "lazy", "uffd", "reap", "share"};
+    for (int i = 0; i < 5; i++)
         if (!strcmp(s, names[i])) {
             *out = (enum mem_mode)i;
             return 0;
@@ -192,17 +194,30 @@ static int wait_ready(struct mem_backend *b, struct thaw_error *err)
     return 0;
 }
 
-int mem_backend_pager_query(struct mem_backend *b, const char *cmd, struct pager_stats *st, struct thaw_error *err)
+int mem_backend_pager_send(struct mem_backend *b, const char *cmd, struct thaw_error *err)
 {
     if (b->pager_fd < 0)
         return thaw_fail(err, "no pager for %s memory", mem_mode_name(b->mode));
-    char req[64], line[4096];
+    char req[64];
     int n = snprintf(req, sizeof req, "%s\n", cmd);
     if (send(b->pager_fd, req, (size_t)n, MSG_NOSIGNAL) != n)
         return thaw_fail_errno(err, "sending \"%s\" to the pager", cmd);
+    return 0;
+}
+
+int mem_backend_pager_reply(struct mem_backend *b, struct pager_stats *st, struct thaw_error *err)
+{
+    char line[4096];
     if (read_pager_line(b, line, sizeof line, err) < 0)
         return -1;
     return pager_stats_parse(line, st, err) ? 0 : -1;
+}
+
+int mem_backend_pager_query(struct mem_backend *b, const char *cmd, struct pager_stats *st, struct thaw_error *err)
+{
+    if (mem_backend_pager_send(b, cmd, err) < 0)
+        return -1;
+    return mem_backend_pager_reply(b, st, err);
 }
 
 /* Registers with userfaultfd only the pages that hold data in the snapshot: the data
@@ -303,6 +318,71 @@ static uint8_t *map_anonymous(uint64_t size)
     return a;
 }
 
+/* share: guest memory is the memory file mapped MAP_PRIVATE, as in lazy, so every page
+ * no instance wrote is one page-cache page for all instances of the snapshot on the host
+ * (a write copies it, for that instance only). The working set (the ws.pages index; its
+ * copies of the pages are not read) is mapped in before the vCPU runs: one read-ahead
+ * request per run, all queued before the first is waited for, then MADV_POPULATE_READ,
+ * which maps the page-cache pages read-only without a fault per page. Without a usable
+ * working set this is lazy, and share_note says why. */
+/* The kernel maps up to 16 pages around each file fault that are in the page cache
+ * already ("fault-around"): cheap, but each instance would then map (and be charged for)
+ * pages it never touches. A VMA registered for userfaultfd write-protection gets no
+ * fault-around; with UFFD_FEATURE_WP_ASYNC any file mapping can be registered and the
+ * kernel resolves write-protect faults itself, and since nothing is ever write-protected,
+ * none happen: no handler is needed. Best effort (without it, more pages are mapped). */
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15) /* Linux 6.7; Debian 12's headers predate it */
+#endif
+
+static void no_fault_around(struct mem_backend *b)
+{
+    const char *fa = getenv("THAW_SHARE_FAULT_AROUND");
+    if (fa && !strcmp(fa, "1"))
+        return;
+    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC};
+    struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)b->host, .len = b->size},
+                                  .mode = UFFDIO_REGISTER_MODE_WP};
+    if (fd < 0 || ioctl(fd, UFFDIO_API, &api) < 0 || ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    b->uffd = fd; /* the registration lasts while it is open */
+}
+
+static void share_map_working_set(struct mem_backend *b, const char *snap_dir, const struct snap_identity *id)
+{
+    uint64_t t0 = clock_now_ns(), *gpa, n;
+    struct thaw_error err;
+    if (reap_ws_read_index(snap_dir, b->size, id, &gpa, &n, &err) < 0) {
+        snprintf(b->share_note, sizeof b->share_note, "no working set mapped (%.400s): served like lazy", err.msg);
+        return;
+    }
+    no_fault_around(b);
+    for (int pass = 0; pass < 2; pass++)
+        for (uint64_t i = 0; i < n;) {
+            uint64_t j = i + 1;
+            while (j < n && gpa[j] == gpa[j - 1] + PAGE)
+                j++;
+            uint64_t len = (j - i) * PAGE;
+            if (pass == 0) {
+                (void)posix_fadvise(b->file_fd, (off_t)gpa[i], (off_t)len, POSIX_FADV_WILLNEED);
+            } else {
+                if (madvise(b->host + gpa[i], len, MADV_POPULATE_READ) == 0)
+                    b->share_pages += j - i;
+                b->share_regions++;
+            }
+            i = j;
+        }
+    free(gpa);
+    b->share_ns = clock_now_ns() - t0;
+    if (b->share_pages < n)
+        snprintf(b->share_note, sizeof b->share_note, "%llu of %llu working-set pages mapped",
+                 (unsigned long long)b->share_pages, (unsigned long long)n);
+}
+
 int mem_backend_open(struct mem_backend *b, enum mem_mode mode, const char *snap_dir, uint64_t size,
                      const struct snap_identity *want, enum pager_mode pmode, const char *pager_socket, struct thaw_error *err)
 {
@@ -376,7 +456,7 @@ int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *sna
     } else if (mem_backend_check_image(path, image, &got, size, want, err) < 0) {
         goto fail;
     }
-    if (mode == MEM_LAZY)
+    if (mode == MEM_LAZY || mode == MEM_SHARE)
         b->host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, b->file_fd, 0);
     else
         b->host = map_anonymous(size);
@@ -387,6 +467,8 @@ int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *sna
     }
     if (mode == MEM_COPY && copy_in(b, err) < 0)
         goto fail;
+    if (mode == MEM_SHARE)
+        share_map_working_set(b, snap_dir, &b->identity); /* the trailer's, checked against the state */
     if ((mode == MEM_UFFD || mode == MEM_REAP) && uffd_setup(b, snap_dir, pmode, pager_socket, err) < 0)
         goto fail;
     return 0;
@@ -397,7 +479,7 @@ fail:
 
 int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struct thaw_error *err)
 {
-    if (b->mode == MEM_LAZY) {
+    if (b->mode == MEM_LAZY || b->mode == MEM_SHARE) {
         /* DONTNEED on a private file mapping would bring back the snapshot's bytes:
          * replace the range with fresh anonymous memory instead. */
         void *p = mmap(b->host + gpa, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);

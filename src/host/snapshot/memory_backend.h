@@ -6,7 +6,10 @@
  *         registered with userfaultfd and handed to a pager (pager.h) with Firecracker's
  *         handshake; the pager serves each missing page; holes of the file (zero pages)
  *         and discarded ranges are left to the kernel;
- *   reap  the same, with the pager recording the working set or prefetching it.
+ *   reap  the same, with the pager recording the working set or prefetching it;
+ *   share the memory file mapped MAP_PRIVATE as in lazy, with the recorded working set's
+ *         pages mapped in (read-only, from the page cache) before the vCPU runs: every
+ *         page no instance wrote is one copy shared by all instances on the host.
  * The pager runs as a thread of this process, or as its own process (`thaw pager`)
  * reached through a Unix socket: the handshake is the same. The snapshot files are
  * only ever read here. */
@@ -23,7 +26,7 @@
 #include "host/util/error.h"
 #include "host/util/snap_identity.h"
 
-enum mem_mode { MEM_COPY, MEM_LAZY, MEM_UFFD, MEM_REAP };
+enum mem_mode { MEM_COPY, MEM_LAZY, MEM_UFFD, MEM_REAP, MEM_SHARE };
 
 const char *mem_mode_name(enum mem_mode m);
 int mem_mode_parse(const char *s, enum mem_mode *out);
@@ -37,6 +40,8 @@ struct mem_backend {
     uint64_t size;
     int file_fd;
     uint64_t bytes_copied;          /* copy: bytes read */
+    uint64_t share_pages, share_regions, share_ns; /* share: working set mapped in */
+    char share_note[512];           /* share: why not all of it, if not */
     /* uffd and reap */
     int uffd;
     int pager_fd;                   /* our end of the handshake connection */
@@ -84,6 +89,10 @@ int mem_backend_pager_query(struct mem_backend *b, const char *cmd, struct pager
                             struct thaw_error *err);
 /* Why the in-process pager thread stopped, if it said ("" otherwise). */
 void mem_backend_pager_thread_error(struct mem_backend *b, char *buf, size_t len);
+/* The same in two steps: send the command, read its reply later (the pager works
+ * meanwhile; nothing else may be asked in between). */
+int mem_backend_pager_send(struct mem_backend *b, const char *cmd, struct thaw_error *err);
+int mem_backend_pager_reply(struct mem_backend *b, struct pager_stats *st, struct thaw_error *err);
 /* Stops the pager (closing the connection) and unmaps. */
 void mem_backend_close(struct mem_backend *b);
 
