@@ -2,6 +2,7 @@
 #   build/functions/dynamic/dynamic      links libgreet.so, dlopens libplugin.so
 #   build/functions/dynamic/files.cpio   its / : Debian's ld.so and libc, the two
 #                                        libraries under /app/lib, /app/pages.bin
+#   build/functions/dynamic/rootfs.img   the same as a root-filesystem image
 #   build/functions/badinterp/badinterp  names an interpreter that does not exist
 
 DYN_DIR := $(BUILD)/functions/dynamic
@@ -28,8 +29,14 @@ $(DYN_DIR)/files.cpio: $(DYN_DIR)/dynamic $(DYN_DIR)/libplugin.so $(DYN_DIR)/pag
 	  --file /app/lib/libgreet.so=$(DYN_DIR)/libgreet.so --file /app/lib/libplugin.so=$(DYN_DIR)/libplugin.so \
 	  --file /app/pages.bin=$(DYN_DIR)/pages.bin
 
+# The same files as a root-filesystem image (functions/dynamic-image): mapped, not copied.
+$(DYN_DIR)/rootfs.img: $(DYN_DIR)/dynamic $(DYN_DIR)/libplugin.so $(DYN_DIR)/pages.bin tools/rootfs/build_rootfs.py
+	python3 tools/rootfs/build_rootfs.py --out $@ --program $(DYN_DIR)/dynamic --lib-path $(DYN_DIR) \
+	  --file /app/lib/libgreet.so=$(DYN_DIR)/libgreet.so --file /app/lib/libplugin.so=$(DYN_DIR)/libplugin.so \
+	  --file /app/pages.bin=$(DYN_DIR)/pages.bin
+
 $(BUILD)/functions/badinterp/badinterp: functions/dynamic/main.c sdk/thaw_function.h $(DYN_DIR)/libgreet.so
 	@mkdir -p $(dir $@)
 	$(CC) $(DYN_CFLAGS) -o $@ $< -L$(DYN_DIR) -lgreet -Wl,--dynamic-linker=/lib/missing/ld-thaw.so.2
 
-functions: $(DYN_DIR)/files.cpio $(BUILD)/functions/badinterp/badinterp
+functions: $(DYN_DIR)/files.cpio $(DYN_DIR)/rootfs.img $(BUILD)/functions/badinterp/badinterp

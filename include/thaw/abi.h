@@ -12,6 +12,8 @@
  *   0x0000_a000  struct thaw_boot_info + strings (one page)
  *   0x0010_0000  guest kernel image (ELF, linked here; header first)
  *   0x0040_0000  usual load address of static non-PIE programs
+ *   mem_size     the root-filesystem image, if any (boot info rootfs_base), identity-
+ *                mapped like RAM; RAM + image at most 4 GiB
  *
  * Hypercalls: the guest executes `outl %eax, %dx` with dx = THAW_HC_PORT_BASE + nr and
  * eax = the guest-physical address of the argument struct for that call. Code at CPL3
@@ -124,6 +126,10 @@ struct thaw_boot_info {
     uint64_t generation;        /* bumped by the monitor on every snapshot restore */
     uint64_t max_request;       /* largest request the host may send */
     uint64_t flags;             /* THAW_BOOT_* */
+    /* Optional root-filesystem image (thaw/rootfs.h), mapped (not copied) at
+     * rootfs_base >= mem_size, 0/0 if none. Not RAM: hypercalls never point into it. */
+    uint64_t rootfs_base;
+    uint64_t rootfs_size;
 };
 #endif
 

@@ -36,6 +36,11 @@ uint64_t syscall_iret_rsp = 0x1234000; /* entry.S's, in the guest */
 static uint64_t fake_ns = 1000000;
 uint64_t time_monotonic_ns(void) { return fake_ns += 10000; }
 uint64_t time_realtime_ns(void) { return 1700000000000000000ull + fake_ns; }
+/* uaccess.c (user address checks) also accepts the root-filesystem image: none here. */
+bool rootfs_contains(uint64_t addr, uint64_t len);
+uint64_t rootfs_end(void);
+bool rootfs_contains(uint64_t addr, uint64_t len) { (void)addr; (void)len; return false; }
+uint64_t rootfs_end(void) { return 0; }
 
 static int panic_fd = -1; /* where kpanic writes its message in an "ends" scenario */
 

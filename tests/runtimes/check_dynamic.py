@@ -7,6 +7,7 @@ dynamic program restore in every memory mode.
 Prints one line per check and ends with "N passed, N failed"."""
 import json
 import os
+import shutil
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -39,5 +40,57 @@ def run_all(tmp):
         check("dynamic program restores in %s mode" % mode, ok, p.stdout + p.stderr)
 
 
+def run_image(tmp):
+    """The same program with its files in a root-filesystem image, mapped not copied."""
+    p = thaw("run", "functions/dynamic-image", *payload_args('{"a": 6, "b": 7}', '{"a": 2, "b": 3}'))
+    lines = p.stdout.strip().splitlines()
+    ok = p.returncode == 0 and len(lines) == 2 and all(json.loads(l)["checks"] == "ok" for l in lines)
+    check("dynamic program runs from a rootfs image (libraries mapped in place)",
+          ok and '"product": 42' in lines[0] and '"plugin_calls": 2' in lines[1], p.stdout + p.stderr)
+    snap = os.path.join(tmp, "img")
+    p = thaw("snapshot", "functions/dynamic-image", "-o", snap)
+    check("rootfs snapshot keeps the image out of the memory file",
+          p.returncode == 0 and os.path.exists(os.path.join(snap, "rootfs"))
+          and os.path.exists(os.path.join(snap, "rootfs.cow")), p.stderr)
+    for mode in ("copy", "lazy", "uffd", "reap", "reap"):
+        p = thaw("restore", snap, "--mem", mode, "--drop-cache", *payload_args('{"a": 9, "b": 9}'))
+        ok = p.returncode == 0 and '"product": 81' in p.stdout and '"checks": "ok"' in p.stdout
+        check("rootfs snapshot restores in %s mode (cold page cache)" % mode, ok, p.stdout + p.stderr)
+    ws = os.path.join(snap, "rootfs.ws")
+    check("REAP recorded the file pages the first invocation touched",
+          os.path.exists(ws) and os.path.getsize(ws) > 16)
+    # The same in jailed worker processes: the worker maps the image before its jail,
+    # the caller records the file pages from /proc/<worker>/pagemap and the worker reads
+    # them ahead on the next prefetching restore.
+    p = thaw("run", "--worker", "functions/dynamic-image", *payload_args('{"a": 6, "b": 7}'))
+    check("rootfs function boots in a jailed worker", p.returncode == 0 and '"product": 42' in p.stdout,
+          p.stdout + p.stderr)
+    wsnap = os.path.join(tmp, "img-worker")
+    shutil.copytree(snap, wsnap)
+    for f in ("rootfs.ws", "ws.trace", "ws.pages"):
+        if os.path.exists(os.path.join(wsnap, f)):
+            os.unlink(os.path.join(wsnap, f))
+    for i, mode in enumerate(("lazy", "uffd", "reap", "reap")):
+        p = thaw("restore", "--worker", "--json", wsnap, "--mem", mode, "--drop-cache", *payload_args('{"a": 9, "b": 9}'))
+        ok = p.returncode == 0 and '"product": 81' in p.stdout
+        st = json.loads(p.stdout.strip().splitlines()[-1]) if ok else {}
+        fs = st.get("rootfs", {})
+        ok = ok and st.get("in_worker") and fs.get("image_bytes", 0) > 0
+        if i == 2:
+            ok = ok and st["start"] == "reap-record" and os.path.getsize(os.path.join(wsnap, "rootfs.ws")) > 16
+        if i == 3:
+            ok = ok and st["start"] == "reap-prefetch" and fs.get("ws_pages", 0) > 0
+        what = ["", "", " (records the file pages)", " (reads them ahead)"][i]
+        check("rootfs snapshot restores in a worker in %s mode%s" % (mode, what), ok, p.stdout + p.stderr)
+    desc = os.path.join(snap, "rootfs")
+    d = json.load(open(desc))
+    d["mtime_ns"] += 1
+    json.dump(d, open(desc, "w"))
+    p = thaw("restore", snap, "--mem", "lazy", *payload_args('{"a": 1, "b": 1}'))
+    check("a restore refuses an image that changed since the snapshot",
+          p.returncode != 0 and "changed since the snapshot" in p.stderr, p.stderr)
+
+
+
 if __name__ == "__main__":
-    sys.exit(main("dynamic ELF", run_all))
+    sys.exit(main("dynamic ELF", lambda tmp: (run_all(tmp), run_image(tmp))))

@@ -5,6 +5,8 @@
 #include "kernel.h"
 #include "common/cpio.h"
 #include "fs.h"
+#include "rootfs.h"
+#include "syscalls.h"
 
 #define MAX_FDS 256
 #define MAX_SYMLINK_DEPTH 8
@@ -21,6 +23,7 @@ struct node {
     uint32_t first_child;  /* 0 = none (node 0 is the root, never a child) */
     uint32_t next_sibling;
     uint32_t dev;          /* enum file_type for NODE_DEV */
+    uint32_t image_node;   /* 1-based entry in the root-filesystem image, 0 if none */
     uint64_t size;
     const uint8_t *data;
 };
@@ -124,6 +127,16 @@ static void add_path(const char *path, size_t len, uint32_t kind, uint32_t mode,
     nodes[idx].size = size;
 }
 
+void fs_add_image_entry(const char *path, uint32_t len, uint32_t kind, uint32_t mode, uint32_t mtime,
+                        const uint8_t *data, uint64_t size, uint32_t image_node)
+{
+    uint32_t nk = kind == S_IFDIR ? NODE_DIR : kind == S_IFREG ? NODE_FILE : NODE_SYMLINK;
+    uint32_t before = node_count;
+    add_path(path, len, nk, (mode & ~S_IFMT) | kind, mtime, data, size);
+    if (node_count > before && nodes[node_count - 1].kind == nk)
+        nodes[node_count - 1].image_node = image_node;
+}
+
 /* name: a file in /dev */
 static void add_device(const char *name, enum file_type type)
 {
@@ -152,8 +165,10 @@ void fs_init(const uint8_t *archive, uint64_t size)
     }
     if (archive && r < 0)
         kpanic("file archive is malformed near offset %lu", (uint64_t)off);
-    /* Plus the root, /dev and its device files, /tmp, with headroom. */
-    node_cap = entries + 64;
+    /* Plus the root filesystem image (each entry adds at most one node: the image lists
+     * every parent directory before its children), the root, /dev and its device
+     * files, /tmp, with headroom. */
+    node_cap = entries + rootfs_node_count() + 64;
     nodes = mm_alloc_pages((uint64_t)node_cap * sizeof *nodes);
     uint32_t slots = 1;
     while (slots < node_cap * 2)
@@ -174,6 +189,8 @@ void fs_init(const uint8_t *archive, uint64_t size)
         }
         add_path(e.name, e.name_len, kind, e.mode, e.mtime, e.data, e.size);
     }
+    /* Archive entries come first: a function's own files win over the image's. */
+    rootfs_populate();
     add_device("invoke", FT_INVOKE);
     add_device("null", FT_NULL);
     add_device("urandom", FT_URANDOM);
@@ -744,6 +761,26 @@ int64_t fs_map_check(int fd, uint64_t prot, bool shared, uint64_t off, uint64_t 
     if (shared && (prot & PROT_WRITE) && f->type == FT_REGULAR)
         return -EACCES;
     return 0;
+}
+
+int64_t fs_map_in_place(int fd, uint64_t len, uint64_t prot, bool shared, uint64_t off)
+{
+    struct file *f = fs_file(fd);
+    if (!f || f->type != FT_REGULAR || !nodes[f->node].image_node)
+        return 0;
+    return rootfs_map(nodes[f->node].image_node, len, prot, shared, off);
+}
+
+int64_t fs_map_fixed_in_image(int fd, uint64_t addr, uint64_t len, uint64_t off)
+{
+    if (fd < 0)
+        return rootfs_map_fixed(addr, len, 0, 0, 0, 0);
+    struct file *f = fs_file(fd);
+    if (f && f->type == FT_REGULAR) {
+        struct node *n = &nodes[f->node];
+        return rootfs_map_fixed(addr, len, n->image_node, n->data, n->size, off);
+    }
+    return rootfs_map_fixed(addr, len, 0, 0, 0, 0); /* /dev/null and friends: zeros */
 }
 
 int64_t fs_map_file(int fd, void *dst, uint64_t len, uint64_t off)

@@ -166,11 +166,21 @@ int ksnprintf(char *buf, size_t size, const char *fmt, ...)
 
 void console_write(unsigned stream, const void *buf, size_t len)
 {
-    /* Split: the host takes at most THAW_CONSOLE_MAX bytes per hypercall. */
+    /* Split: the host takes at most THAW_CONSOLE_MAX bytes per hypercall. The monitor
+     * reads hypercall buffers from RAM only: bytes that live in the root-filesystem
+     * image (a string constant of a shared library) go through a copy. */
     const uint8_t *p = buf;
+    uint64_t a = (uint64_t)(uintptr_t)buf;
+    bool bounce_it = boot_info->rootfs_size && a + len > boot_info->mem_size;
+    char bounce[512];
     do {
-        size_t n = MIN(len, (size_t)THAW_CONSOLE_MAX);
-        struct thaw_hc_console c = {.addr = (uint64_t)(uintptr_t)p, .len = n, .stream = stream};
+        size_t n = MIN(len, bounce_it ? sizeof bounce : (size_t)THAW_CONSOLE_MAX);
+        const void *src = p;
+        if (bounce_it) {
+            memcpy(bounce, p, n);
+            src = bounce;
+        }
+        struct thaw_hc_console c = {.addr = (uint64_t)(uintptr_t)src, .len = n, .stream = stream};
         hypercall(THAW_HC_CONSOLE_WRITE, &c);
         p += n;
         len -= n;

@@ -3,6 +3,7 @@
 #include "kernel.h"
 #include "exec.h"
 #include "thread.h"
+#include "rootfs.h"
 
 #define STACK_SIZE THAW_STACK_SIZE
 
@@ -25,6 +26,9 @@ void kernel_main(struct thaw_boot_info *bi)
     time_init();
     random_init();
     mm_init(bi->free_base, bi->mem_size, STACK_SIZE);
+    if (bi->rootfs_size && (bi->rootfs_base < bi->mem_size || bi->rootfs_base % THAW_PAGE_SIZE))
+        kpanic("root filesystem image at %lx overlaps RAM", bi->rootfs_base);
+    rootfs_init(bi->rootfs_base, bi->rootfs_size);
     fs_init(bi->archive_size ? (const uint8_t *)(uintptr_t)bi->archive_base : 0, bi->archive_size);
     struct exec_interp interp = {0};
     bool dynamic = exec_load_interp(bi, &interp);

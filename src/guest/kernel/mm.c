@@ -11,6 +11,7 @@
  * are private copies of the file's pages (fs.c decides what may be mapped). */
 #include "kernel.h"
 #include "syscalls.h"
+#include "rootfs.h"
 
 #define PAGE THAW_PAGE_SIZE
 
@@ -171,7 +172,18 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
     }
     uint64_t count = ALIGN_UP(len, PAGE) / PAGE;
     void *p;
-    if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+    bool fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
+    if (fixed && !(addr % PAGE) && rootfs_contains(addr, count * PAGE)) {
+        if (flags & MAP_FIXED_NOREPLACE)
+            return -EEXIST; /* the image is always mapped */
+        return fs_map_fixed_in_image(flags & MAP_ANONYMOUS ? -1 : (int)fd, addr, len, off);
+    }
+    if (!fixed && !(flags & MAP_ANONYMOUS)) {
+        int64_t r = fs_map_in_place((int)fd, len, prot, type != MAP_PRIVATE, off);
+        if (r)
+            return r;
+    }
+    if (fixed) {
         if (addr % PAGE)
             return -EINVAL;
         uint64_t first = addr / PAGE;
@@ -203,6 +215,8 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
 
 bool mm_range_mapped(uint64_t addr, uint64_t len)
 {
+    if (rootfs_contains(addr, ALIGN_UP(len, PAGE)))
+        return true;
     uint64_t first = addr / PAGE, count = ALIGN_UP(len, PAGE) / PAGE;
     if (addr < THAW_KERNEL_MAX_END || first + count > end_page || first + count < first)
         return false;
@@ -229,7 +243,7 @@ int64_t sys_munmap(uint64_t addr, uint64_t len)
         return -EINVAL;
     uint64_t first = addr / PAGE, count = ALIGN_UP(len, PAGE) / PAGE;
     if (first >= end_page)
-        return 0;
+        return 0; /* beyond RAM, e.g. the root-filesystem image: nothing to free */
     if (first < first_page) /* the program image or the kernel: not ours to free */
         return 0;
     if (first + count > end_page)

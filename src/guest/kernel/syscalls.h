@@ -35,4 +35,9 @@ int64_t sys_ioctl(int fd, uint64_t req, uint64_t arg);
  * with the file's bytes from off (zeros past its end). */
 int64_t fs_map_check(int fd, uint64_t prot, bool shared, uint64_t off, uint64_t len);
 int64_t fs_map_file(int fd, void *dst, uint64_t len, uint64_t off);
+/* The same mapping served from the root-filesystem image in place: its address, or 0
+ * (fs_map_in_place); a MAP_FIXED mapping at an address inside the image (fd -1:
+ * anonymous), returning addr or -errno (fs_map_fixed_in_image). */
+int64_t fs_map_in_place(int fd, uint64_t len, uint64_t prot, bool shared, uint64_t off);
+int64_t fs_map_fixed_in_image(int fd, uint64_t addr, uint64_t len, uint64_t off);
 #endif

@@ -1,6 +1,7 @@
 /* Checks of the program's pointers, for every syscall. The one definition: the
  * guest-kernel tests (tests/guest) compile this file as it is. */
 #include "kernel.h"
+#include "rootfs.h"
 
 static uint64_t user_top; /* end of guest memory */
 static uint64_t extra_lo, extra_hi;
@@ -20,8 +21,8 @@ static bool in_extra(uint64_t addr, uint64_t len)
 
 bool user_range_ok(uint64_t addr, uint64_t len)
 {
-    if (in_extra(addr, len))
-        return true;
+    if (in_extra(addr, len) || rootfs_contains(addr, len))
+        return true; /* the root-filesystem image is program memory too (mapped files) */
     return addr >= THAW_PAGE_SIZE && addr <= user_top && len <= user_top - addr;
 }
 
@@ -36,9 +37,12 @@ bool user_array_ok(uint64_t addr, uint64_t count, uint64_t elem_size)
 int64_t user_string_len(const char *s, size_t max)
 {
     uint64_t a = (uint64_t)(uintptr_t)s;
-    if (a < THAW_PAGE_SIZE || a >= user_top)
+    uint64_t top = user_top;
+    if (rootfs_contains(a, 1))
+        top = rootfs_end();
+    else if (a < THAW_PAGE_SIZE || a >= user_top)
         return -EFAULT;
-    size_t lim = MIN(max, user_top - a);
+    size_t lim = MIN(max, top - a);
     size_t n = strnlen(s, lim);
     if (n == lim)
         return n == max ? -ENAMETOOLONG : -EFAULT;

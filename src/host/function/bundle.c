@@ -318,6 +318,19 @@ int bundle_load(struct bundle *b, const char *dir, const char *build_dir, struct
         if (b->archive_size % 4 && append(&b->archive, &b->archive_size, zero, 4 - b->archive_size % 4) < 0)
             goto oom;
     }
+    const char *rootfs = json_string_value(json_object_get(root, "rootfs"));
+    if (json_object_get(root, "rootfs") && !rootfs) {
+        thaw_fail(err, "%s: \"rootfs\" must be a path", manifest_path);
+        goto fail;
+    }
+    if (rootfs) {
+        if (!(b->rootfs_path = resolve_path(b, build_dir, rootfs, err)))
+            goto fail;
+        if (access(b->rootfs_path, R_OK) != 0) {
+            thaw_fail_errno(err, "%s: rootfs image %s", manifest_path, b->rootfs_path);
+            goto fail;
+        }
+    }
     json_t *files = json_object_get(root, "files");
     if (files) {
         if (!json_is_array(files)) {
@@ -353,5 +366,6 @@ void bundle_free(struct bundle *b)
     free(b->program_path);
     free(b->program);
     free(b->archive);
+    free(b->rootfs_path);
     memset(b, 0, sizeof *b);
 }

@@ -1,5 +1,5 @@
 /* Function bundles: a directory with function.json (name, runtime, program, args, env,
- * archive, files, memory_mib,
+ * archive, rootfs, files, memory_mib,
  * timeout_s), the files it names, and sample payloads. Loading a
  * bundle checks the manifest (hostile input) and prepares everything a microVM needs. */
 #ifndef THAW_HOST_BUNDLE_H
@@ -36,6 +36,7 @@ struct bundle {
     size_t program_size;
     uint8_t *archive;     /* the manifest's archive followed by an archive of "files" */
     size_t archive_size;
+    char *rootfs_path;    /* "rootfs": root-filesystem image (thaw/rootfs.h), mapped not read; or NULL */
 };
 
 /* True for names of 1-63 characters from [a-z0-9_-], starting with a letter or digit. */

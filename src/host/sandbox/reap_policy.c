@@ -72,12 +72,19 @@ void reap_policy_ready(struct reap_policy *p, const struct pager_stats *ready)
                  ready->prefetch_error, p->lock_fd >= 0 ? "re-recording" : "re-recording (without the lock)");
 }
 
-void reap_policy_finish_send(struct reap_policy *p, struct mem_backend *mem)
+void reap_policy_finish_send(struct reap_policy *p, struct mem_backend *mem, const char *dir,
+                             const struct rootfs_pages *files)
 {
     if (p->finished)
         return;
     p->finished = true;
     struct thaw_error err;
+    /* The image pages the first invocation mapped are resident now: record them before
+     * anything else runs in the guest. */
+    if (p->recording && files && files->size && rootfs_snapshot_record(files, dir, &err) < 0) {
+        snprintf(p->note, sizeof p->note, "recording the file working set: %.560s", err.msg);
+        p->files_failed = true;
+    }
     if (mem_backend_pager_send(mem, p->recording || p->merging ? "finish-record" : "stats", &err) < 0) {
         snprintf(p->note, sizeof p->note, "pager: %.600s", err.msg);
         reap_policy_end(p);
@@ -101,7 +108,7 @@ void reap_policy_collect(struct reap_policy *p, struct mem_backend *mem, const c
     if (p->recording) {
         if (st.record_error[0])
             snprintf(p->note, sizeof p->note, "writing the working set: %.560s", st.record_error);
-        else
+        else if (!p->files_failed)
             reap_clear_stale(dir);
     } else if (p->merging) {
         /* A drifting input no longer makes the set stale: its misses were merged. */
@@ -128,9 +135,10 @@ bool reap_policy_invoke_failed(struct reap_policy *p, const char *dir, struct th
     return false;
 }
 
-void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const char *dir)
+void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const char *dir,
+                        const struct rootfs_pages *files)
 {
-    reap_policy_finish_send(p, mem);
+    reap_policy_finish_send(p, mem, dir, files);
     reap_policy_collect(p, mem, dir);
 }
 

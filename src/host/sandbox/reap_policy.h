@@ -20,6 +20,7 @@
 #include "host/pager/reap.h"
 #include "host/sandbox/sandbox.h"
 #include "host/snapshot/memory_backend.h"
+#include "host/snapshot/rootfs_snapshot.h"
 
 struct reap_policy {
     int lock_fd;             /* ws.lock while this restore may record, else -1 */
@@ -28,6 +29,7 @@ struct reap_policy {
     struct pager_stats merge; /* the pager's stats after a merge */
     uint64_t probed;          /* working-set pages the pager withheld (probes) */
     bool finished;
+    bool files_failed;       /* rootfs.ws could not be written (said in note) */
     bool awaiting;           /* finish sent, its answer not read yet */
     struct reap_stats ws;    /* the prefetch */
     char note[640];
@@ -37,9 +39,12 @@ struct reap_policy {
 void reap_policy_begin(struct reap_policy *p, const char *snap_dir);
 /* Once the pager is ready: what it did (it may have rejected the working set). */
 void reap_policy_ready(struct reap_policy *p, const struct pager_stats *ready);
-/* After the first response: asks the pager to write the working set or checks its
- * misses. Problems go into p->note (the response stands). Releases the lock. */
-void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const char *snap_dir);
+/* After the first response: asks the pager to write the working set (and, for a
+ * function with a root-filesystem image, writes the image pages mapped now as
+ * rootfs.ws) or checks its misses. Problems go into p->note (the response stands).
+ * Releases the lock. */
+void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const char *snap_dir,
+                        const struct rootfs_pages *files);
 /* The first invocation after a prefetch failed in the guest (a fault, a triple fault):
  * the working set may be what broke it (a forged or mismatched ws.pages whose checksums
  * hold). Marks it stale, so the next restore runs without it and records a new one, and
@@ -49,7 +54,8 @@ bool reap_policy_invoke_failed(struct reap_policy *p, const char *snap_dir, stru
 /* The same in two steps, so the caller need not wait for the write: send asks the pager
  * to write (it does so in its own thread), collect reads its answer (before any other
  * pager query) and releases the lock. collect does nothing if nothing was sent. */
-void reap_policy_finish_send(struct reap_policy *p, struct mem_backend *mem);
+void reap_policy_finish_send(struct reap_policy *p, struct mem_backend *mem, const char *snap_dir,
+                             const struct rootfs_pages *files);
 void reap_policy_collect(struct reap_policy *p, struct mem_backend *mem, const char *snap_dir);
 /* Releases the lock (after the memory backend is closed: the pager may still write). */
 void reap_policy_end(struct reap_policy *p);

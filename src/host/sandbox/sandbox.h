@@ -121,6 +121,11 @@ struct sandbox_stats {
     bool ws_merged;                  /* this restore merged its misses into the working set */
     uint64_t ws_merge_added, ws_merge_dropped, ws_generation;
     char reap_note[640];             /* why no prefetch, why re-recording, ... */
+    /* the root-filesystem image, if the function has one (thaw/rootfs.h) */
+    uint64_t rootfs_bytes;           /* its size (0: no image) */
+    uint64_t rootfs_cow_pages;       /* restore: written pages copied back (rootfs.cow) */
+    uint64_t rootfs_ws_pages;        /* reap prefetch: image pages read ahead (rootfs.ws) */
+    uint64_t rootfs_ws_ns;           /* the time that read-ahead took */
     /* the last sandbox_snapshot */
     uint64_t save_ns;
     uint64_t snapshot_allocated_bytes; /* disk blocks of its memory file */

@@ -61,6 +61,11 @@ int sandbox_local_boot(struct sandbox **out, const char *function_dir, const str
                        struct thaw_error *err);
 int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
                           const struct sandbox_options *opt, struct thaw_error *err);
+/* The same for a worker whose caller runs the REAP policy (mode is then uffd with the
+ * caller's pager): prefetch_files says the policy chose to prefetch, so the recorded
+ * root-filesystem pages are read ahead here, where the image is mapped. */
+int sandbox_local_restore_files(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
+                                const struct sandbox_options *opt, bool prefetch_files, struct thaw_error *err);
 /* A boot that calls before_run once the VM is built, before the guest's first
  * instruction (the worker jails itself there). */
 int sandbox_local_boot_before_run(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,
@@ -74,6 +79,9 @@ int sandbox_local_snapshot_fd(struct sandbox *sb, int fd, uint8_t **state, size_
 /* Where an in-process instance's guest memory is mapped (its worker reports it, so
  * that the caller can read its resident size from /proc/<worker>/smaps). */
 uint64_t sandbox_local_guest_addr(const struct sandbox *sb);
+/* Where its root-filesystem image is mapped (0, 0: none), so that the caller can record
+ * the image pages a worker touched from /proc/<worker>/pagemap (REAP). */
+void sandbox_local_rootfs(const struct sandbox *sb, uint64_t *addr, uint64_t *size);
 
 /* The worker-process implementation (worker_client.c). */
 int sandbox_worker_boot(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,

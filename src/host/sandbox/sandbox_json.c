@@ -64,6 +64,18 @@ json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
         bad |= set(r, "note", json_string(st->reap_note));
         bad |= set(o, "reap", r);
     }
+    if (st->rootfs_bytes) {
+        json_t *f = json_object();
+        if (!f) {
+            json_decref(o);
+            return NULL;
+        }
+        bad |= set(f, "image_bytes", json_integer((json_int_t)st->rootfs_bytes));
+        bad |= set(f, "cow_pages", json_integer((json_int_t)st->rootfs_cow_pages));
+        bad |= set(f, "ws_pages", json_integer((json_int_t)st->rootfs_ws_pages));
+        bad |= set(f, "ws_read_us", json_real(us(st->rootfs_ws_ns)));
+        bad |= set(o, "rootfs", f);
+    }
     if (st->exited)
         bad |= set(o, "exit_status", json_integer((json_int_t)st->exit_status));
     if (st->save_ns) {

@@ -132,8 +132,11 @@ static int local_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t
     }
     /* The working set is written by the pager thread while the response goes back;
      * its answer is read at the next invocation, stats or teardown. */
-    if (l->is_restore && l->mode == MEM_REAP && !l->reap.finished)
-        reap_policy_finish_send(&l->reap, &l->restored.mem);
+    if (l->is_restore && l->mode == MEM_REAP && !l->reap.finished) {
+        const struct rootfs_map *fs = &l->inst->rootfs;
+        struct rootfs_pages files = {.pid = 0, .addr = (uint64_t)(uintptr_t)fs->host, .size = fs->host ? fs->size : 0};
+        reap_policy_finish_send(&l->reap, &l->restored.mem, l->snap_dir, &files);
+    }
     return 0;
 }
 
@@ -165,6 +168,11 @@ int sandbox_local_snapshot_fd(struct sandbox *sb, int fd, uint8_t **state, size_
 {
     struct local *l = sb->impl;
     uint64_t t0 = clock_now_ns();
+    /* The image's written pages and identity would need files of their own, which the
+     * jail cannot write: not supported yet, refused rather than a snapshot without them. */
+    if (l->inst->rootfs.host)
+        return thaw_fail(err, "snapshots of a function with a root-filesystem image are not supported from a "
+                              "jailed worker yet (snapshot it in process)");
     if (snapshot_capture_state(l->inst, l->function, state, len, err) < 0)
         return -1;
     if (snapshot_write_image(l->inst, fd, err) < 0) {
@@ -197,8 +205,12 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
                              &st->rss_kb, &st->pss_kb);
     st->save_ns = l->save_ns;
     st->snapshot_allocated_bytes = l->snapshot_allocated;
+    st->rootfs_bytes = l->inst->rootfs.host ? l->inst->rootfs.size : 0;
     if (!l->is_restore)
         return 0;
+    st->rootfs_cow_pages = l->restored.rootfs.cow_pages;
+    st->rootfs_ws_pages = l->restored.rootfs.ws_pages;
+    st->rootfs_ws_ns = l->restored.rootfs.ws_ns;
     const struct restored *r = &l->restored;
     st->mode = l->mode;
     st->state_load_ns = r->t.state_load_ns;
@@ -276,6 +288,14 @@ uint64_t sandbox_local_guest_addr(const struct sandbox *sb)
     return l && l->inst ? (uint64_t)(uintptr_t)l->inst->mem : 0;
 }
 
+void sandbox_local_rootfs(const struct sandbox *sb, uint64_t *addr, uint64_t *size)
+{
+    const struct local *l = sb->impl;
+    const struct rootfs_map *fs = l && l->inst ? &l->inst->rootfs : NULL;
+    *addr = fs && fs->host ? (uint64_t)(uintptr_t)fs->host : 0;
+    *size = fs && fs->host ? fs->size : 0;
+}
+
 static const struct sandbox_ops local_ops = {
     .invoke = local_invoke,
     .shutdown = local_shutdown,
@@ -337,6 +357,7 @@ int sandbox_local_boot_before_run(struct sandbox **out, const char *function_dir
         .envp = (const char *const *)l->bundle.envp, .envc = l->bundle.envc,
         .archive = l->bundle.archive, .archive_size = l->bundle.archive_size,
         .max_request = l->bundle.max_request,
+        .rootfs_path = l->bundle.rootfs_path,
         .mem_size = (opt->memory_mib ? opt->memory_mib : l->bundle.memory_mib) << 20,
         .console_fd = -1,
         .console = console_to_log,
@@ -381,6 +402,12 @@ fail:
 int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
                           const struct sandbox_options *opt, struct thaw_error *err)
 {
+    return sandbox_local_restore_files(out, snap_dir, mode, opt, false, err);
+}
+
+int sandbox_local_restore_files(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
+                                const struct sandbox_options *opt, bool prefetch_files, struct thaw_error *err)
+{
     struct local *l = local_new();
     if (!l || !(l->snap_dir = strdup(snap_dir))) {
         free(l);
@@ -391,10 +418,14 @@ int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_m
     l->external_pager = opt->pager_socket != NULL;
     l->faults_at_start = faults_now();
     if (opt->drop_cache) {
-        const char *names[] = {SNAPDIR_STATE, SNAPDIR_MEMORY};
-        for (size_t i = 0; i < 2; i++) {
+        /* The function's root-filesystem image too ("" below): file pages must be cold as
+         * well, or a cold start would find them warm in the page cache. */
+        const char *names[] = {SNAPDIR_STATE, SNAPDIR_MEMORY, SNAPDIR_ROOTFS_COW, ""};
+        for (size_t i = 0; i < 4; i++) {
             char path[4096];
-            int fd = snapdir_path(path, sizeof path, snap_dir, names[i]) == 0 ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) : -1;
+            int bad = names[i][0] ? snapdir_path(path, sizeof path, snap_dir, names[i])
+                                  : rootfs_snapshot_image_path(snap_dir, path, sizeof path);
+            int fd = bad == 0 ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK) : -1;
             if (fd >= 0) {
                 (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
                 close(fd);
@@ -405,6 +436,8 @@ int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_m
     if (mode == MEM_REAP) { /* an external pager gets the chosen mode in its hello */
         reap_policy_begin(&l->reap, snap_dir);
         pmode = l->reap.pmode;
+    } else if (prefetch_files) {
+        pmode = PAGER_PREFETCH; /* uffd with the caller's pager: only the file prefetch reads it */
     }
     pthread_once(&restore_pool_once, restore_pool_init);
     const char *pool_env = getenv("THAW_VM_POOL"); /* 0: make the VM in line (to compare) */

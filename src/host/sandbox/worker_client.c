@@ -70,6 +70,7 @@ struct worker_client {
     char snap_dir[4096];
     uint64_t memory_bytes;
     uint64_t guest_addr;      /* guest memory in the worker's address space */
+    uint64_t rootfs_addr, rootfs_size; /* its root-filesystem image there (0: none) */
     uint64_t create_ns;       /* our sandbox_boot/restore call, spawning and jailing included */
     uint64_t save_ns, snapshot_allocated; /* the last snapshot, as we made it */
     /* the caller-side pager (uffd/reap without --pager-socket) */
@@ -651,7 +652,8 @@ static int client_invoke(struct sandbox *sb, const void *req, size_t len, uint8_
         while (w->relayed)
             if (pager_wait_line(w, line, sizeof line, deadline, err) < 0 || on_pager_line(w, line, err) < 0)
                 return worker_failed(sb, w, err, "pager: %s", err->msg);
-        reap_policy_finish(&w->reap, &cm, w->snap_dir);
+        struct rootfs_pages files = {.pid = (int)w->pid, .addr = w->rootfs_addr, .size = w->rootfs_size};
+        reap_policy_finish(&w->reap, &cm, w->snap_dir, &files);
     }
     return 0;
 }
@@ -898,6 +900,7 @@ static int create(struct sandbox **out, const char *path, bool restore, enum mem
                 reap_policy_begin(&w->reap, w->snap_dir);
                 w->reap_active = true;
                 pmode = w->reap.pmode;
+                c->prefetch_files = pmode == PAGER_PREFETCH || pmode == PAGER_MERGE;
             }
             if (pager_listen(w, err) < 0)
                 goto fail;
@@ -929,6 +932,8 @@ static int create(struct sandbox **out, const char *path, bool restore, enum mem
     if (!w->memory_bytes)
         w->memory_bytes = f.msg.u.stats.memory_bytes;
     w->guest_addr = f.msg.guest_addr;
+    w->rootfs_addr = f.msg.rootfs_addr;
+    w->rootfs_size = f.msg.rootfs_size;
     w->create_ns = clock_now_ns() - t0;
     w->last = f.msg.u.stats;
     wp_frame_free(&f);

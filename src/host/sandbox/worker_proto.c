@@ -179,7 +179,8 @@ static void put_stats(struct out *o, const struct sandbox_stats *s)
                           s->invocations, s->first_invoke_ns, s->last_invoke_ns, s->vm_exits, s->hypercalls,
                           (uint64_t)s->exit_status, s->pages_served, s->zero_pages, s->host_page_faults,
                           s->memory_bytes, s->rss_kb, s->bytes_copied, s->ws_pages, s->ws_regions, s->ws_bytes,
-                          s->ws_read_ns, s->ws_install_ns, s->reap_misses, s->save_ns, s->snapshot_allocated_bytes};
+                          s->ws_read_ns, s->ws_install_ns, s->reap_misses, s->save_ns, s->snapshot_allocated_bytes,
+                          s->rootfs_bytes, s->rootfs_cow_pages, s->rootfs_ws_pages, s->rootfs_ws_ns};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         put_u64(o, v[k]);
     put_u8(o, s->reap_recorded);
@@ -206,7 +207,8 @@ static void get_stats(struct in *i, struct sandbox_stats *s)
                      &s->invocations, &s->first_invoke_ns, &s->last_invoke_ns, &s->vm_exits, &s->hypercalls,
                      &exit_status, &s->pages_served, &s->zero_pages, &s->host_page_faults,
                      &s->memory_bytes, &s->rss_kb, &s->bytes_copied, &s->ws_pages, &s->ws_regions, &s->ws_bytes,
-                     &s->ws_read_ns, &s->ws_install_ns, &s->reap_misses, &s->save_ns, &s->snapshot_allocated_bytes};
+                     &s->ws_read_ns, &s->ws_install_ns, &s->reap_misses, &s->save_ns, &s->snapshot_allocated_bytes,
+                     &s->rootfs_bytes, &s->rootfs_cow_pages, &s->rootfs_ws_pages, &s->rootfs_ws_ns};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         *v[k] = get_u64(i, "stats counters");
     s->exit_status = (int64_t)exit_status;
@@ -236,6 +238,7 @@ int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_
         put_u64(&o, c->memory_mib);
         put_u8(&o, c->trace_syscalls);
         put_u8(&o, c->drop_cache);
+        put_u8(&o, c->prefetch_files);
         break;
     }
     case WP_INVOKE:
@@ -252,6 +255,8 @@ int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_
         put_stats(&o, &m->u.stats);
         put_u64(&o, m->invoke_timeout_ns);
         put_u64(&o, m->guest_addr);
+        put_u64(&o, m->rootfs_addr);
+        put_u64(&o, m->rootfs_size);
         break;
     case WP_STATS_REPLY: put_stats(&o, &m->u.stats); break;
     case WP_LOG: {
@@ -310,6 +315,7 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
         c->memory_mib = get_u64(&i, "create memory");
         c->trace_syscalls = get_bool(&i, "create trace_syscalls");
         c->drop_cache = get_bool(&i, "create drop_cache");
+        c->prefetch_files = get_bool(&i, "create prefetch_files");
         if (!i.bad && (c->mode > MEM_SHARE || !c->path[0] || c->memory_mib > (1u << 20))) {
             i.bad = true;
             i.why = "create mode, path or memory";
@@ -327,6 +333,8 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
         get_stats(&i, &m->u.stats);
         m->invoke_timeout_ns = get_u64(&i, "ready invoke timeout");
         m->guest_addr = get_u64(&i, "ready guest address");
+        m->rootfs_addr = get_u64(&i, "ready rootfs address");
+        m->rootfs_size = get_u64(&i, "ready rootfs size");
         break;
     case WP_STATS_REPLY: get_stats(&i, &m->u.stats); break;
     case WP_LOG: {

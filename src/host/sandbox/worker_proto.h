@@ -9,7 +9,8 @@
  *
  *   caller -> worker                         worker -> caller
  *   CREATE_BOOT {create}                     READY {stats, u64 invoke timeout, u64 guest
- *   CREATE_RESTORE {create}                  memory address}: at the ready point, jailed
+ *   CREATE_RESTORE {create}                  memory address, u64 rootfs image address,
+ *                                            u64 its size (0: none)}: at the ready point, jailed
  *   INVOKE {request bytes}                   RESPONSE {response bytes}
  *   STATS {}                                 STATS_REPLY {stats}
  *   SNAPSHOT {} + the memory file's fd       DONE {the encoded state file}: the worker
@@ -68,6 +69,8 @@ struct wp_create {
     uint64_t memory_mib;
     bool trace_syscalls;
     bool drop_cache;
+    bool prefetch_files;             /* restore: the caller's REAP policy prefetches, so
+                                        read the recorded image pages ahead (rootfs.ws) */
 };
 
 struct wp_log {
@@ -86,6 +89,7 @@ struct wp_msg {
     enum wp_type type;
     uint64_t invoke_timeout_ns;      /* READY: the deadline the worker applies */
     uint64_t guest_addr;             /* READY: where guest memory is mapped in the worker */
+    uint64_t rootfs_addr, rootfs_size; /* READY: where its root-filesystem image is (0: none) */
     union {
         struct wp_create create;                      /* CREATE_* */
         struct { const uint8_t *data; size_t len; } body; /* INVOKE, RESPONSE, DONE */

@@ -100,7 +100,7 @@ static int create(struct worker *w, const struct wp_msg *m, struct thaw_error *e
      * KVM_RUN. A restore does not run the guest: jail right after it. */
     if (m->type == WP_CREATE_BOOT)
         return sandbox_local_boot_before_run(&w->sb, c->path, &opt, enter_jail, w, err);
-    if (sandbox_local_restore(&w->sb, c->path, (enum mem_mode)c->mode, &opt, err) < 0)
+    if (sandbox_local_restore_files(&w->sb, c->path, (enum mem_mode)c->mode, &opt, c->prefetch_files, err) < 0)
         return -1;
     return enter_jail(w, err);
 }
@@ -231,6 +231,7 @@ int sandbox_worker_main(int sock)
     }
     ready.invoke_timeout_ns = w.sb->invoke_timeout_ns;
     ready.guest_addr = sandbox_local_guest_addr(w.sb);
+    sandbox_local_rootfs(w.sb, &ready.rootfs_addr, &ready.rootfs_size);
     if (wp_send(sock, &ready, -1, &err) < 0)
         return 1;
     rc = serve(&w);

@@ -264,7 +264,9 @@ int snapshot_save(struct instance *inst, const char *function_name, const char *
         return -1;
     int rc = -1;
     if (snapshot_writer_begin(&w, dir, err) == 0) {
-        if (snapshot_write_image(inst, w.memory_fd, err) < 0)
+        /* A function's root-filesystem image is not in the memory file: its written
+         * pages and its identity go next to it (rootfs_snapshot.h). */
+        if (snapshot_write_image(inst, w.memory_fd, err) < 0 || rootfs_snapshot_save(&inst->rootfs, w.tmp, err) < 0)
             snapshot_writer_abort(&w);
         else
             rc = snapshot_writer_commit(&w, state, len, err);
@@ -392,6 +394,7 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     memset(r, 0, sizeof *r);
     struct instance *inst = &r->inst;
     inst->vm.kvm_fd = inst->vm.vm_fd = -1;
+    rootfs_map_init(&inst->rootfs);
     r->mem.file_fd = r->mem.uffd = r->mem.pager_fd = r->mem.pager_pidfd = -1;
     uint64_t t0 = clock_now_ns();
     /* A pool that is empty makes its VM in a thread of its own while the state is read
@@ -454,6 +457,13 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     if (mem_backend_wait_ready(&r->mem, err) < 0)
         goto fail;
     uint64_t t3b = clock_now_ns();
+    /* File pages: the image mapped again, its written pages copied back, and for a
+     * REAP prefetch (pmode PAGER_PREFETCH or PAGER_MERGE: the policy chose to prefetch, here or in the
+     * caller of a worker) the recorded file working set read ahead (rootfs_snapshot.h). */
+    if (rootfs_snapshot_present(dir) &&
+        (rootfs_snapshot_restore(&inst->rootfs, dir, pmode == PAGER_PREFETCH || pmode == PAGER_MERGE, &r->rootfs, err) < 0 ||
+         vm_add_memory(&inst->vm, inst->rootfs.gpa, inst->rootfs.host, inst->rootfs.size, err) < 0))
+        goto fail;
     /* The TSC MSR is part of the MSR list: the guest's clock resumes where it stopped
      * (monotonic time never goes backwards). New entropy and a new generation make
      * the guest reseed its generator and refetch the wall clock. */
@@ -501,5 +511,6 @@ void restored_destroy(struct restored *r)
 {
     vm_destroy(&r->inst.vm);
     mem_backend_close(&r->mem);
+    rootfs_map_close(&r->inst.rootfs);
     r->inst.mem = NULL;
 }

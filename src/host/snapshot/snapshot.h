@@ -1,6 +1,7 @@
 /* Snapshots of a function instance at its ready point (or after warm-up calls):
  *   <dir>/state   vCPU and monitor state (docs/snapshot-format.md)
  *   <dir>/memory  guest-physical memory image, sparse: never-touched pages are holes
+ *   <dir>/rootfs* the root-filesystem image's written pages (rootfs_snapshot.h)
  * and restores of them in copy, lazy or uffd memory mode. */
 #ifndef THAW_HOST_SNAPSHOT_H
 #define THAW_HOST_SNAPSHOT_H
@@ -8,6 +9,7 @@
 #include <stdint.h>
 
 #include "host/snapshot/memory_backend.h"
+#include "host/snapshot/rootfs_snapshot.h"
 #include "host/util/error.h"
 #include "host/vmm/instance.h"
 
@@ -51,6 +53,7 @@ struct restored {
     struct mem_backend mem;
     struct restore_timings t;
     char function_name[64];
+    struct rootfs_restore_stats rootfs; /* the root-filesystem image, if the function has one */
 };
 
 /* pmode: the in-process pager's mode for uffd/reap, also sent to an external pager in

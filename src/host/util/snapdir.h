@@ -15,6 +15,9 @@
 #define SNAPDIR_WS_PAGES "ws.pages"  /* REAP: contents of the recorded pages */
 #define SNAPDIR_WS_STALE "ws.stale"  /* REAP: marker, re-record on the next restore */
 #define SNAPDIR_WS_LOCK  "ws.lock"   /* REAP: flock held by the one restore that records */
+#define SNAPDIR_ROOTFS   "rootfs"    /* the root-filesystem image the guest maps (JSON) */
+#define SNAPDIR_ROOTFS_COW "rootfs.cow" /* image pages the guest wrote (relocations) */
+#define SNAPDIR_ROOTFS_WS "rootfs.ws" /* REAP: image pages the first invocation touched */
 
 /* Writes "<dir>/<name>" into buf; returns 0, or -1 if it does not fit. */
 static inline int snapdir_path(char *buf, size_t len, const char *dir, const char *name)

@@ -88,6 +88,8 @@ static int write_boot_info(struct instance *inst, const struct instance_config *
         .generation = 1,
         .max_request = inst->max_request,
         .flags = cfg->trace_syscalls ? THAW_BOOT_TRACE_SYSCALLS : 0,
+        .rootfs_base = inst->rootfs.host ? inst->rootfs.gpa : 0,
+        .rootfs_size = inst->rootfs.host ? inst->rootfs.size : 0,
     };
     FILE *r = fopen("/dev/urandom", "rb");
     if (!r || fread(bi->random, 1, sizeof bi->random, r) != sizeof bi->random) {
@@ -103,6 +105,7 @@ int instance_boot(struct instance *inst, const struct instance_config *cfg, stru
 {
     memset(inst, 0, sizeof *inst);
     inst->vm.kvm_fd = inst->vm.vm_fd = -1;
+    rootfs_map_init(&inst->rootfs);
     inst->console_fd = cfg->console_fd;
     inst->console = cfg->console;
     inst->console_ctx = cfg->console_ctx;
@@ -131,6 +134,12 @@ int instance_boot(struct instance *inst, const struct instance_config *cfg, stru
     if (vm_create(&inst->vm, err) < 0 || vm_set_memory(&inst->vm, inst->mem, cfg->mem_size, err) < 0 ||
         vm_add_vcpu(&inst->vm, err) < 0)
         goto fail;
+    /* The root-filesystem image sits right above RAM (both 2 MiB multiples). */
+    if (cfg->rootfs_path && (rootfs_map_open(&inst->rootfs, cfg->rootfs_path, cfg->mem_size, err) < 0 ||
+                             vm_add_memory(&inst->vm, inst->rootfs.gpa, inst->rootfs.host, inst->rootfs.size, err) < 0))
+        goto fail;
+    uint64_t map_size = inst->rootfs.host ? align_up(inst->rootfs.gpa + inst->rootfs.size, THAW_HUGE_PAGE_SIZE)
+                                          : cfg->mem_size;
 
     char why[256];
     struct elf_image kimg, prog;
@@ -165,7 +174,7 @@ int instance_boot(struct instance *inst, const struct instance_config *cfg, stru
         memcpy(inst->mem + archive_gpa, cfg->archive, cfg->archive_size);
     uint64_t free_base = align_up(archive_gpa + cfg->archive_size, THAW_PAGE_SIZE);
 
-    if (x86_write_tables(&inst->vm.mem, &inst->kernel, err) < 0 ||
+    if (x86_write_tables(&inst->vm.mem, map_size, &inst->kernel, err) < 0 ||
         x86_init_vcpu(&inst->vm, &inst->vm.vcpus[0], &inst->kernel, THAW_GPA_BOOT_INFO, err) < 0 ||
         write_boot_info(inst, cfg, &prog, archive_gpa, free_base, err) < 0)
         goto fail;
@@ -497,6 +506,7 @@ int instance_shutdown(struct instance *inst, struct thaw_error *err)
 void instance_destroy(struct instance *inst)
 {
     vm_destroy(&inst->vm);
+    rootfs_map_close(&inst->rootfs);
     if (inst->mem && inst->mem_owned)
         munmap(inst->mem, inst->mem_size);
     inst->mem = NULL;

@@ -11,6 +11,7 @@
 
 #include "host/util/error.h"
 #include "host/vmm/hypercall.h"
+#include "host/vmm/rootfs_map.h"
 #include "host/vmm/vcpu_kick.h"
 #include "host/vmm/vm.h"
 
@@ -29,6 +30,7 @@ struct instance_config {
     size_t envc;
     const uint8_t *archive;     /* cpio newc or NULL */
     size_t archive_size;
+    const char *rootfs_path;    /* root-filesystem image (thaw/rootfs.h) or NULL */
     uint64_t mem_size;          /* bytes, multiple of 2 MiB */
     uint64_t max_request;       /* largest request accepted, bytes */
     int console_fd;             /* guest stdout and stderr go here, unless console is set */
@@ -68,6 +70,7 @@ struct instance {
     uint64_t mem_size;
     bool mem_owned;
     struct thaw_kernel_header kernel;
+    struct rootfs_map rootfs;   /* the root-filesystem image, if the function has one */
     enum instance_state state;
     struct hypercall pending;   /* the INVOKE_NEXT the guest is blocked in */
     int64_t exit_status;

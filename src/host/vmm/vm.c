@@ -68,6 +68,17 @@ int vm_set_memory(struct vm *vm, void *host, uint64_t size, struct thaw_error *e
     return 0;
 }
 
+int vm_add_memory(struct vm *vm, uint64_t gpa, void *host, uint64_t size, struct thaw_error *err)
+{
+    struct kvm_userspace_memory_region region = {
+        .slot = 1,
+        .guest_phys_addr = gpa,
+        .memory_size = size,
+        .userspace_addr = (uint64_t)(uintptr_t)host,
+    };
+    return VM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region, err) < 0 ? -1 : 0;
+}
+
 int vm_add_vcpu(struct vm *vm, struct thaw_error *err)
 {
     if (vm->nvcpus >= THAW_MAX_VCPUS)

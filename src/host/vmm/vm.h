@@ -35,6 +35,9 @@ int vm_create(struct vm *vm, struct thaw_error *err);
 /* Makes [host, host + size) guest-physical memory from address 0 (slot 0). The caller
  * owns the mapping; it must outlive the VM. */
 int vm_set_memory(struct vm *vm, void *host, uint64_t size, struct thaw_error *err);
+/* A second memory slot (slot 1) at gpa: memory that is not RAM (the root-filesystem
+ * image). Hypercalls never reach it (vm->mem stays the RAM slot). */
+int vm_add_memory(struct vm *vm, uint64_t gpa, void *host, uint64_t size, struct thaw_error *err);
 /* Creates the next vCPU and gives it KVM's supported CPUID. */
 int vm_add_vcpu(struct vm *vm, struct thaw_error *err);
 /* Closes the vCPUs and the VM (not the guest memory). Safe on a partly built VM. */

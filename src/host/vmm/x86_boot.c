@@ -66,9 +66,10 @@ static uint64_t seg_desc(uint64_t flags_access)
     return 0x000f00000000ffffull | flags_access;
 }
 
-int x86_write_tables(struct guest_mem *mem, const struct thaw_kernel_header *kh, struct thaw_error *err)
+int x86_write_tables(struct guest_mem *mem, uint64_t map_size, const struct thaw_kernel_header *kh,
+                     struct thaw_error *err)
 {
-    if (mem->size % THAW_HUGE_PAGE_SIZE || mem->size > (uint64_t)THAW_MAX_PD_PAGES << 30)
+    if (map_size % THAW_HUGE_PAGE_SIZE || map_size > (uint64_t)THAW_MAX_PD_PAGES << 30 || map_size < mem->size)
         return thaw_fail(err, "guest memory size must be a multiple of 2 MiB, at most %u GiB",
                          THAW_MAX_PD_PAGES);
     uint64_t *gdt = guest_mem_ptr(mem, THAW_GPA_GDT, 0x1000);
@@ -113,7 +114,7 @@ int x86_write_tables(struct guest_mem *mem, const struct thaw_kernel_header *kh,
     memset(pml4, 0, 0x1000);
     memset(pdpt, 0, 0x1000);
     pml4[0] = THAW_GPA_PDPT | PTE_P | PTE_RW | PTE_US;
-    uint64_t huge_pages = mem->size / THAW_HUGE_PAGE_SIZE;
+    uint64_t huge_pages = map_size / THAW_HUGE_PAGE_SIZE;
     uint64_t pd_pages = (huge_pages + 511) / 512;
     memset(pd, 0, 0x1000 * THAW_MAX_PD_PAGES);
     for (uint64_t i = 0; i < pd_pages; i++)

@@ -13,7 +13,10 @@
 int x86_read_kernel_header(const struct guest_mem *mem, struct thaw_kernel_header *out,
                            struct thaw_error *err);
 /* Writes GDT, TSS, IDT and page tables into guest memory. */
-int x86_write_tables(struct guest_mem *mem, const struct thaw_kernel_header *kh, struct thaw_error *err);
+/* map_size: bytes of guest-physical space to identity-map (RAM plus any image above
+ * it), a multiple of 2 MiB, at most THAW_MAX_PD_PAGES GiB. */
+int x86_write_tables(struct guest_mem *mem, uint64_t map_size, const struct thaw_kernel_header *kh,
+                     struct thaw_error *err);
 /* Sets the vCPU's registers, segments, control registers, MSRs, FPU and XCR0 so it
  * starts at kh->cpl3_entry with rdi = boot_info_gpa. */
 int x86_init_vcpu(struct vm *vm, struct vcpu *v, const struct thaw_kernel_header *kh,

@@ -1,0 +1,252 @@
+#include "host/snapshot/rootfs_snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "host/util/atomic_file.h"
+#include "host/util/clock.h"
+#include "host/util/file.h"
+#include "host/util/snapdir.h"
+
+#define PAGE 4096ull
+#define PM_PRESENT (1ull << 63)
+#define PM_FILE (1ull << 61) /* page cache page (or shared anonymous), not a private copy */
+#define COW_MAGIC "THAWCOW1"
+#define WS_MAGIC "THAWRWS1"
+#define MAX_PAGES (1ull << 20) /* 4 GiB of image */
+
+/* The pagemap entries of [host, host+size): one uint64_t per page, malloc'd. */
+static uint64_t *read_pagemap(int pid, uint64_t addr, uint64_t size, struct thaw_error *err)
+{
+    char path[64];
+    if (pid > 0)
+        snprintf(path, sizeof path, "/proc/%d/pagemap", pid);
+    else
+        snprintf(path, sizeof path, "/proc/self/pagemap");
+    uint64_t n = size / PAGE;
+    uint64_t *pm = malloc(n * sizeof *pm);
+    if (!pm) {
+        thaw_fail(err, "out of memory");
+        return NULL;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        free(pm);
+        thaw_fail_errno(err, "cannot open %s", path);
+        return NULL;
+    }
+    uint64_t off = addr / PAGE * sizeof *pm, done = 0;
+    while (done < n * sizeof *pm) {
+        ssize_t k = pread(fd, (uint8_t *)pm + done, n * sizeof *pm - done, (off_t)(off + done));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            close(fd);
+            free(pm);
+            thaw_fail_errno(err, "reading %s", path);
+            return NULL;
+        }
+        done += (uint64_t)k;
+    }
+    close(fd);
+    return pm;
+}
+
+/* A page list file: magic, count, offsets, then (cow only) the pages, page-aligned. */
+static int write_pages(const char *dir, const char *name, const char *magic, const uint64_t *pages, uint64_t n,
+                       const uint8_t *contents, struct thaw_error *err)
+{
+    uint64_t head = 16 + n * 8, data_at = (head + PAGE - 1) / PAGE * PAGE;
+    size_t len = contents ? data_at + n * PAGE : head;
+    uint8_t *buf = calloc(1, len);
+    if (!buf)
+        return thaw_fail(err, "out of memory");
+    memcpy(buf, magic, 8);
+    memcpy(buf + 8, &n, 8);
+    memcpy(buf + 16, pages, n * 8);
+    for (uint64_t i = 0; contents && i < n; i++)
+        memcpy(buf + data_at + i * PAGE, contents + pages[i] * PAGE, PAGE);
+    int rc = write_file_atomic(dir, name, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, struct thaw_error *err)
+{
+    if (!m->host)
+        return 0;
+    uint64_t *pm = read_pagemap(0, (uint64_t)(uintptr_t)m->host, m->size, err);
+    if (!pm)
+        return -1;
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < m->size / PAGE; i++)
+        if ((pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE))
+            pm[n++] = i; /* written by the guest: a private copy */
+    int rc = write_pages(dir, SNAPDIR_ROOTFS_COW, COW_MAGIC, pm, n, m->host, err);
+    free(pm);
+    if (rc < 0)
+        return -1;
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "image", m->path, "gpa", (json_int_t)m->gpa, "size",
+                          (json_int_t)m->size, "dev", (json_int_t)m->dev, "ino", (json_int_t)m->ino, "mtime_ns",
+                          (json_int_t)m->mtime_ns);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return thaw_fail(err, "out of memory");
+    rc = write_file_atomic(dir, SNAPDIR_ROOTFS, text, strlen(text), err);
+    free(text);
+    return rc;
+}
+
+bool rootfs_snapshot_present(const char *dir)
+{
+    char path[4096];
+    return snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS) == 0 && access(path, F_OK) == 0;
+}
+
+static int load_descriptor(const char *dir, struct rootfs_map *want, struct thaw_error *err)
+{
+    char path[4096];
+    if (snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS) < 0)
+        return thaw_fail(err, "snapshot path too long");
+    uint8_t *text;
+    size_t len;
+    if (read_file(path, 1u << 16, &text, &len, err) < 0)
+        return -1;
+    json_error_t je;
+    json_t *o = json_loadb((const char *)text, len, 0, &je);
+    free(text);
+    const char *image = json_string_value(json_object_get(o, "image"));
+    json_int_t v[5];
+    const char *keys[] = {"gpa", "size", "dev", "ino", "mtime_ns"};
+    bool ok = image && strlen(image) < sizeof want->path;
+    for (int i = 0; i < 5 && ok; i++) {
+        json_t *x = json_object_get(o, keys[i]);
+        ok = json_is_integer(x) && (v[i] = json_integer_value(x)) >= 0;
+    }
+    if (!ok) {
+        json_decref(o);
+        return thaw_fail(err, "%s: not a rootfs descriptor", path);
+    }
+    rootfs_map_init(want);
+    snprintf(want->path, sizeof want->path, "%s", image);
+    want->gpa = (uint64_t)v[0], want->size = (uint64_t)v[1], want->dev = (uint64_t)v[2];
+    want->ino = (uint64_t)v[3], want->mtime_ns = (uint64_t)v[4];
+    json_decref(o);
+    return 0;
+}
+
+int rootfs_snapshot_image_path(const char *dir, char *buf, size_t len)
+{
+    struct rootfs_map want;
+    struct thaw_error err;
+    if (load_descriptor(dir, &want, &err) < 0 || strlen(want.path) >= len)
+        return -1;
+    snprintf(buf, len, "%s", want.path);
+    return 0;
+}
+
+/* Reads a page list; *pages malloc'd. Offsets must be inside the image, ascending. */
+static int read_pages(const char *dir, const char *name, const char *magic, uint64_t image_pages, uint8_t **file,
+                      size_t *file_len, uint64_t **pages, uint64_t *n, uint64_t *data_at, struct thaw_error *err)
+{
+    char path[4096];
+    if (snapdir_path(path, sizeof path, dir, name) < 0)
+        return thaw_fail(err, "snapshot path too long");
+    if (read_file(path, (size_t)(MAX_PAGES * (PAGE + 8) + PAGE), file, file_len, err) < 0)
+        return -1;
+    uint8_t *b = *file;
+    if (*file_len < 16 || memcmp(b, magic, 8) != 0)
+        goto bad;
+    memcpy(n, b + 8, 8);
+    if (*n > MAX_PAGES || *n > image_pages || 16 + *n * 8 > *file_len)
+        goto bad;
+    *data_at = (16 + *n * 8 + PAGE - 1) / PAGE * PAGE;
+    *pages = (uint64_t *)(void *)(b + 16); /* 8-aligned: read_file's buffer is malloc'd */
+    for (uint64_t i = 0; i < *n; i++)
+        if ((*pages)[i] >= image_pages || (i && (*pages)[i] <= (*pages)[i - 1]))
+            goto bad;
+    return 0;
+bad:
+    free(*file);
+    *file = NULL;
+    return thaw_fail(err, "%s is malformed", path);
+}
+
+static void prefetch_ws(struct rootfs_map *m, const char *dir, struct rootfs_restore_stats *st)
+{
+    uint8_t *file;
+    size_t len;
+    uint64_t *pages, n, data_at;
+    struct thaw_error err;
+    if (read_pages(dir, SNAPDIR_ROOTFS_WS, WS_MAGIC, m->size / PAGE, &file, &len, &pages, &n, &data_at, &err) < 0)
+        return; /* no working set yet (or a bad one): file pages fault in lazily */
+    uint64_t t0 = clock_now_ns();
+    /* Runs of pages: start the reads for all of them, then map them. */
+    for (int pass = 0; pass < 2; pass++)
+        for (uint64_t i = 0; i < n;) {
+            uint64_t j = i + 1;
+            while (j < n && pages[j] == pages[j - 1] + 1)
+                j++;
+            uint8_t *at = m->host + pages[i] * PAGE;
+            size_t run = (size_t)((j - i) * PAGE);
+            (void)madvise(at, run, pass == 0 ? MADV_WILLNEED : MADV_POPULATE_READ);
+            i = j;
+        }
+    st->ws_pages = n;
+    st->ws_ns = clock_now_ns() - t0;
+    free(file);
+}
+
+int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, bool prefetch, struct rootfs_restore_stats *st,
+                            struct thaw_error *err)
+{
+    memset(st, 0, sizeof *st);
+    struct rootfs_map want;
+    if (load_descriptor(dir, &want, err) < 0 || rootfs_map_reopen(m, &want, err) < 0)
+        return -1;
+    uint8_t *file;
+    size_t len;
+    uint64_t *pages, n, data_at;
+    if (read_pages(dir, SNAPDIR_ROOTFS_COW, COW_MAGIC, m->size / PAGE, &file, &len, &pages, &n, &data_at, err) < 0)
+        goto fail;
+    if (data_at + n * PAGE > len) {
+        free(file);
+        thaw_fail(err, "%s/%s is truncated", dir, SNAPDIR_ROOTFS_COW);
+        goto fail;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        memcpy(m->host + pages[i] * PAGE, file + data_at + i * PAGE, PAGE);
+    st->cow_pages = n;
+    free(file);
+    if (prefetch)
+        prefetch_ws(m, dir, st);
+    return 0;
+fail:
+    rootfs_map_close(m);
+    return -1;
+}
+
+int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, struct thaw_error *err)
+{
+    if (!where->size)
+        return 0;
+    if (where->size % PAGE || where->size > MAX_PAGES * PAGE)
+        return thaw_fail(err, "rootfs mapping of %llu bytes: not an image", (unsigned long long)where->size);
+    uint64_t *pm = read_pagemap(where->pid, where->addr, where->size, err);
+    if (!pm)
+        return -1;
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < where->size / PAGE; i++)
+        if ((pm[i] & PM_PRESENT) && (pm[i] & PM_FILE))
+            pm[n++] = i; /* read from the image since the restore (copied-back pages are not) */
+    int rc = write_pages(dir, SNAPDIR_ROOTFS_WS, WS_MAGIC, pm, n, NULL, err);
+    free(pm);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/* Snapshots of instances with a root-filesystem image (host/vmm/rootfs_map.h).
+ *
+ * The image is not part of the memory file: after a restore, file pages live in the
+ * host page cache of the image file, mapped MAP_PRIVATE into the VM again, and are
+ * read when first touched, exactly as at boot. What the snapshot keeps:
+ *   rootfs      which image (path and identity: a changed image refuses to restore);
+ *   rootfs.cow  the image pages the guest wrote (relocated library data, in place),
+ *               copied back over the fresh mapping before the vCPU runs;
+ *   rootfs.ws   REAP: the image pages the first invocation touched (recorded from
+ *               the page tables after it), read ahead and mapped before the vCPU runs
+ *               on every later REAP restore, so file pages are prefetched like memory.
+ * The lazy baseline reads file pages on demand from the same file; `thaw restore
+ * --drop-cache` drops the image from the page cache too, so neither mode finds file
+ * pages warm that the other lacks. */
+#ifndef THAW_HOST_ROOTFS_SNAPSHOT_H
+#define THAW_HOST_ROOTFS_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host/util/error.h"
+#include "host/vmm/rootfs_map.h"
+
+struct rootfs_restore_stats {
+    uint64_t cow_pages;       /* written pages copied back */
+    uint64_t ws_pages;        /* REAP: image pages prefetched */
+    uint64_t ws_ns;           /* time the prefetch took */
+};
+
+/* Where an instance's image is mapped: in this process (pid 0) or in a worker's. */
+struct rootfs_pages {
+    int pid;
+    uint64_t addr;            /* the mapping's address in that process */
+    uint64_t size;            /* 0: no image */
+};
+
+/* Writes rootfs and rootfs.cow for an instance whose image is m (no-op without one). */
+int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, struct thaw_error *err);
+/* True if the snapshot in dir has an image. */
+bool rootfs_snapshot_present(const char *dir);
+/* Maps the snapshot's image into m (at the recorded address) and copies its written
+ * pages back; with prefetch, also reads and maps the pages of rootfs.ws, if any. */
+int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, bool prefetch, struct rootfs_restore_stats *st,
+                            struct thaw_error *err);
+/* REAP recording: writes rootfs.ws from the image pages mapped now in the process that
+ * runs the instance (read from its /proc/<pid>/pagemap; call after the first invocation
+ * of a fresh restore). No-op without an image. */
+int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, struct thaw_error *err);
+/* The image path of the snapshot in dir, for dropping it from the page cache. */
+int rootfs_snapshot_image_path(const char *dir, char *buf, size_t len);
+
+#endif
