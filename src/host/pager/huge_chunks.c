@@ -7,13 +7,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "host/pager/reap.h"
 #include "host/util/clock.h"
 #include "host/util/file.h"
-#include "host/util/le.h"
 #include "host/util/snapdir.h"
 
 #define PAGE 4096ull
@@ -29,55 +27,6 @@ double huge_chunks_min_share(void)
         return HUGE_DEFAULT_SHARE;
     double v = strtod(s, NULL);
     return v > 0 && v <= 1 ? v : 0;
-}
-
-/* ws.pages' index: the guest addresses of the working set (checked as the prefetch does). */
-static int read_index(const char *dir, uint64_t mem_size, const struct snap_identity *id, uint64_t **out,
-                      uint64_t *count, struct thaw_error *err)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/" SNAPDIR_WS_PAGES, dir);
-    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
-    if (fd < 0)
-        return -1;
-    struct stat sb;
-    uint8_t *head = malloc(PAGE);
-    uint8_t *index = NULL;
-    struct reap_ws_header h;
-    struct thaw_error why;
-    int rc = -1;
-    if (!head || fstat(fd, &sb) < 0 || pread(fd, head, PAGE, 0) != (ssize_t)PAGE) {
-        thaw_fail_errno(err, "reading %s", path);
-        goto out;
-    }
-    if (reap_ws_header_decode(head, PAGE, (uint64_t)sb.st_size, mem_size, id, &h, &why) < 0) {
-        thaw_fail(err, "%s: %s", path, why.msg);
-        goto out;
-    }
-    size_t ilen = (size_t)(h.count * REAP_INDEX_ENTRY);
-    index = malloc(ilen);
-    *out = malloc(h.count * sizeof **out);
-    if (!index || !*out || pread(fd, index, ilen, (off_t)h.index_offset) != (ssize_t)ilen) {
-        thaw_fail_errno(err, "reading the index of %s", path);
-        goto out;
-    }
-    if (reap_ws_index_check(head, &h, index, &why) < 0) {
-        thaw_fail(err, "%s: %s", path, why.msg);
-        goto out;
-    }
-    for (uint64_t i = 0; i < h.count; i++)
-        (*out)[i] = get_le64(index + i * REAP_INDEX_ENTRY);
-    *count = h.count;
-    rc = 0;
-out:
-    if (rc < 0) {
-        free(*out);
-        *out = NULL;
-    }
-    free(head);
-    free(index);
-    close(fd);
-    return rc;
 }
 
 /* Data pages of the memory file in [off, off + len). */
@@ -145,7 +94,7 @@ int huge_chunks_install(const char *dir, int uffd, const struct fc_region *r, si
     memset(out, 0, sizeof *out);
     uint64_t t0 = clock_now_ns();
     uint64_t *idx = NULL, count = 0;
-    if (read_index(dir, mem_size, id, &idx, &count, err) < 0)
+    if (reap_ws_read_index(dir, mem_size, id, &idx, &count, err) < 0)
         return -1;
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, dir);
