@@ -29,6 +29,8 @@
 
 #include <cmocka.h>
 
+#include "forked_tests.h"
+
 #include "syscalls.h" /* src/guest/kernel: kernel.h, linux_abi.h */
 #include "fs.h"
 #include "common/cpio.h"
@@ -1591,33 +1593,9 @@ int main(int argc, char **argv)
     };
     if (build_archive() != 0)
         return 1;
-    int failed = 0;
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        if (argc > 1 && !strstr(tests[i].name, argv[1]))
-            continue;
-        fflush(stdout);
-        fflush(stderr);
-        pid_t pid = fork();
-        if (pid < 0) {
-            perror("fork");
-            return 1;
-        }
-        if (pid == 0)
-            _exit(_cmocka_run_group_tests(tests[i].name, &tests[i], 1, NULL, NULL) ? 1 : 0);
-        int status;
-        if (waitpid(pid, &status, 0) != pid) {
-            perror("waitpid");
-            return 1;
-        }
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-            continue;
-        failed++;
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 1) {
-            printf("[  FAILED  ] 1 test(s), listed below:\n[  FAILED  ] %s (died, status %#x)\n",
-                   tests[i].name, (unsigned)status);
-            fflush(stdout);
-        }
-    }
+    int failed = run_tests_forked(tests, sizeof tests / sizeof tests[0], argc, argv);
+    if (failed < 0)
+        return 1;
     free(archive);
     return failed ? 1 : 0;
 }

@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "forked_tests.h"
+
 #include "thread.h" /* src/guest/kernel: kernel.h, linux_abi.h */
 
 /* ---- shims for what the scheduler needs ---------------------------------------------- */
@@ -598,32 +600,8 @@ int main(int argc, char **argv)
         T(test_deadlock_is_reported),   T(test_last_exit_ends_guest),      T(test_thread_limit),
         T(test_deadlines),                 T(test_io_wait_and_changed),
     };
-    int failed = 0;
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        if (argc > 1 && !strstr(tests[i].name, argv[1]))
-            continue;
-        fflush(stdout);
-        fflush(stderr);
-        pid_t pid = fork();
-        if (pid < 0) {
-            perror("fork");
-            return 1;
-        }
-        if (pid == 0)
-            _exit(_cmocka_run_group_tests(tests[i].name, &tests[i], 1, NULL, NULL) ? 1 : 0);
-        int status;
-        if (waitpid(pid, &status, 0) != pid) {
-            perror("waitpid");
-            return 1;
-        }
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-            continue;
-        failed++;
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 1) {
-            printf("[  FAILED  ] 1 test(s), listed below:\n[  FAILED  ] %s (died, status %#x)\n",
-                   tests[i].name, (unsigned)status);
-            fflush(stdout);
-        }
-    }
+    int failed = run_tests_forked(tests, sizeof tests / sizeof tests[0], argc, argv);
+    if (failed < 0)
+        return 1;
     return failed ? 1 : 0;
 }

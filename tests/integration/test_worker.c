@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "proc_status.h"
+
 #include "host/sandbox/sandbox_impl.h"
 #include "host/util/clock.h"
 
@@ -74,37 +76,19 @@ static char *call_str(struct sandbox *sb, const char *req)
     return s;
 }
 
-static void status_field(pid_t pid, const char *name, char *out, size_t cap)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    out[0] = 0;
-    size_t nl = strlen(name);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, name, nl) && line[nl] == ':') {
-            char *v = line + nl + 1;
-            v += strspn(v, " \t");
-            v[strcspn(v, "\n")] = 0;
-            snprintf(out, cap, "%s", v);
-        }
-    fclose(f);
-}
-
 static void assert_jailed(pid_t pid)
 {
     char v[128];
     assert_true(pid > 0);
-    status_field(pid, "Seccomp", v, sizeof v);
+    proc_status_field(pid, "Seccomp", v, sizeof v);
     assert_string_equal(v, "2");
-    status_field(pid, "CapEff", v, sizeof v);
+    proc_status_field(pid, "CapEff", v, sizeof v);
     assert_string_equal(v, "0000000000000000");
-    status_field(pid, "CapBnd", v, sizeof v);
+    proc_status_field(pid, "CapBnd", v, sizeof v);
     assert_string_equal(v, "0000000000000000");
-    status_field(pid, "NoNewPrivs", v, sizeof v);
+    proc_status_field(pid, "NoNewPrivs", v, sizeof v);
     assert_string_equal(v, "1");
-    status_field(pid, "Uid", v, sizeof v);
+    proc_status_field(pid, "Uid", v, sizeof v);
     assert_string_equal(v, "65534\t65534\t65534\t65534");
 }
 

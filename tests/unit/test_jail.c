@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "proc_status.h"
+
 #include "host/jail/jail.h"
 
 enum probe { PROBE_WAIT, PROBE_OPEN, PROBE_EXEC, PROBE_SOCKET, PROBE_PTRACE };
@@ -115,24 +117,6 @@ static int wait_child(struct child *c)
     return st;
 }
 
-static void status_field(pid_t pid, const char *name, char *out, size_t cap)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    out[0] = 0;
-    size_t nl = strlen(name);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, name, nl) && line[nl] == ':') {
-            char *v = line + nl + 1;
-            v += strspn(v, " \t");
-            v[strcspn(v, "\n")] = 0;
-            snprintf(out, cap, "%s", v);
-        }
-    fclose(f);
-}
-
 static void same_ns(pid_t pid, const char *ns, int *same)
 {
     char a[64], b[64], la[64] = {0}, lb[64] = {0};
@@ -154,22 +138,22 @@ static void test_jailed_process_state(void **state)
     assert_int_equal(read(c.res, j, 1), 1);
     assert_string_equal(j, "J");
     char v[128];
-    status_field(c.pid, "Seccomp", v, sizeof v);
+    proc_status_field(c.pid, "Seccomp", v, sizeof v);
     assert_string_equal(v, "2");
     const char *caps[] = {"CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"};
     for (size_t i = 0; i < 5; i++) {
-        status_field(c.pid, caps[i], v, sizeof v);
+        proc_status_field(c.pid, caps[i], v, sizeof v);
         assert_string_equal(v, "0000000000000000");
     }
-    status_field(c.pid, "NoNewPrivs", v, sizeof v);
+    proc_status_field(c.pid, "NoNewPrivs", v, sizeof v);
     assert_string_equal(v, "1");
-    status_field(c.pid, "Uid", v, sizeof v);
+    proc_status_field(c.pid, "Uid", v, sizeof v);
     assert_string_equal(v, "65534\t65534\t65534\t65534");
-    status_field(c.pid, "Gid", v, sizeof v);
+    proc_status_field(c.pid, "Gid", v, sizeof v);
     assert_string_equal(v, "65534\t65534\t65534\t65534");
-    status_field(c.pid, "Groups", v, sizeof v);
+    proc_status_field(c.pid, "Groups", v, sizeof v);
     assert_string_equal(v, "");
-    status_field(c.pid, "NSpid", v, sizeof v); /* pid 1 of its own pid namespace */
+    proc_status_field(c.pid, "NSpid", v, sizeof v); /* pid 1 of its own pid namespace */
     char want[32];
     snprintf(want, sizeof want, "%d\t1", (int)c.pid);
     assert_string_equal(v, want);
