@@ -291,6 +291,20 @@ static bool build_artifact_exists(const char *rel)
     return ok;
 }
 
+/* Copies build/functions/<rel> (made by thaw's own Makefile) to `to`. */
+static int copy_build_artifact(const char *rel, const char *to, struct thaw_error *err)
+{
+    char *build = thaw_build_dir(), *from = NULL;
+    int r = build && asprintf(&from, "%s/functions/%s", build, rel) >= 0 ? 0 : -1;
+    if (r == 0)
+        r = tree_copy_file(from, to, 0, err);
+    else
+        thaw_fail(err, "out of memory");
+    free(build);
+    free(from);
+    return r;
+}
+
 static int build_native(struct build_ctx *c)
 {
     char **sources = NULL;
@@ -349,15 +363,7 @@ static int build_native(struct build_ctx *c)
             goto fail;
     } else if (prog && !strncmp(prog, "build:", 6) && relative_safe(prog + 6)) {
         /* A variant that thaw's own build makes (hello-musl): take it from there. */
-        char *build = thaw_build_dir(), *from = NULL;
-        int r = build && asprintf(&from, "%s/functions/%s", build, prog + 6) >= 0 ? 0 : -1;
-        if (r == 0)
-            r = tree_copy_file(from, program, 0, c->err);
-        else
-            thaw_fail(c->err, "out of memory");
-        free(build);
-        free(from);
-        if (r < 0)
+        if (copy_build_artifact(prog + 6, program, c->err) < 0)
             goto fail;
     } else if (prog && relative_safe(prog)) {
         /* The deployer's files stay beneath the function directory (no symlink out). */
@@ -376,16 +382,9 @@ static int build_native(struct build_ctx *c)
     if (access(gen, F_OK) != 0 && archive && !strncmp(archive, "build:", 6) && relative_safe(archive + 6) &&
         build_artifact_exists(archive + 6)) {
         /* Made by thaw's Makefile (mk/dynamic.mk: the program's libraries): copy it. */
-        char *build = thaw_build_dir(), *from = NULL, to[PATH_MAX];
+        char to[PATH_MAX];
         pathf(to, sizeof to, "%s/files.cpio", c->stage);
-        int r = build && asprintf(&from, "%s/functions/%s", build, archive + 6) >= 0 ? 0 : -1;
-        if (r == 0)
-            r = tree_copy_file(from, to, 0, c->err);
-        else
-            thaw_fail(c->err, "out of memory");
-        free(build);
-        free(from);
-        if (r < 0)
+        if (copy_build_artifact(archive + 6, to, c->err) < 0)
             goto fail;
         json_object_set_new(c->manifest, "archive", json_string("files.cpio"));
     } else if (access(gen, F_OK) == 0 || (archive && !strncmp(archive, "build:", 6))) {
