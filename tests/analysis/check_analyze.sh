@@ -10,16 +10,11 @@
 # Prints "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-THAW=$BUILD/thaw
+. tests/lib/suite.sh
 SYNTH="python3 tests/analysis/synth.py"
-passed=0
-failed=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
-check() { # name, then a command that must succeed
+check() { # name, then a command that must succeed; its last output lines when it fails
     local name=$1; shift
     if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$(printf '%s' "$out" | tail -n 5 | tr '\n' ' ')"; fi
 }
@@ -143,5 +138,4 @@ PY
     check "real function: the work directory is removed" test "$before" -eq "$after"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

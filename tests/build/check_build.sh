@@ -5,12 +5,7 @@
 # is slow at import still builds. Prints "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-THAW="$BUILD/thaw"
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+. tests/lib/suite.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 kvm=1
@@ -90,5 +85,4 @@ fi
 out=$("$THAW" build "$work/nope" 2>&1); rc=$?
 [ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'nope' && pass "missing directory: clear error" || fail "missing directory: clear error" "$out"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

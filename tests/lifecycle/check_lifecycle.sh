@@ -4,14 +4,7 @@
 # subcommand. Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-THAW="$BUILD/thaw"
-passed=0
-failed=0
-check() { # name, then a command that succeeds when the check holds
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok    $name"; else failed=$((failed + 1)); echo "FAIL  $name"; fi
-}
+. tests/lib/suite.sh
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
   echo "*** SKIP: /dev/kvm not usable: lifecycle checks did not run ***"
   echo "0 passed, 0 failed"
@@ -124,5 +117,4 @@ check "restore --json: on stdout" json_last "$tmp/out" start mode restore_us col
 check "a failed call's --json names the failure" \
   sh -c "tail -1 '$tmp/out' | python3 -c 'import json,sys; j=json.load(sys.stdin); sys.exit(0 if j[\"failure\"] == \"timeout\" else 1)'"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -4,14 +4,11 @@
 # "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-THAW="$BUILD/thaw"
+. tests/lib/suite.sh
 work=$(mktemp -d)
-passed=0; failed=0
-check() { # name command...
+check() { # name command...; its output is shown only when it fails
   local name=$1; shift
-  if "$@" >"$work/out" 2>&1; then passed=$((passed + 1)); echo "ok    $name"
-  else failed=$((failed + 1)); echo "FAIL  $name"; tail -20 "$work/out"; fi
+  if "$@" >"$work/out" 2>&1; then pass "$name"; else fail "$name"; tail -20 "$work/out"; fi
 }
 python3 tests/load/mock_serve.py hello memtouch >"$work/port" &
 mock=$!
@@ -86,5 +83,4 @@ keepalive_sim() {
 }
 check "keepalive-sim compares policies over a trace" keepalive_sim
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -11,15 +11,10 @@
 # chroot. Prints "N passed, N failed"; exits 1 if anything failed.
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
+. tests/lib/suite.sh
 PY=/usr/bin/python3.11
-passed=0
-failed=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
 
 for dir in functions/*/; do
     dir=${dir%/}
@@ -91,5 +86,4 @@ else
     fail "runtime.py invoke loop" "$(grep -v ^PASS "$tmp/loop" | head -c 400)"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -7,12 +7,7 @@
 # $BUILD/thaw. Prints "N passed, N failed"; exits 1 if anything failed.
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-THAW="$BUILD/thaw"
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+. tests/lib/suite.sh
 
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ] || [ ! -x "$THAW" ]; then
     echo "SKIP microVM checks (no usable /dev/kvm or no $THAW)"
@@ -58,5 +53,4 @@ assert r[3] == {"message": "Hello, b!", "length": 1}, r[3]
     fi
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

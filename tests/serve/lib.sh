@@ -1,19 +1,7 @@
 # Shared by the daemon's shell suites: start/stop a `thaw serve` on 127.0.0.1 with a
-# free port and a temporary state directory, HTTP helpers, pass/fail counting.
+# free port and a temporary state directory, HTTP helpers; counting from tests/lib/suite.sh.
 # Sourced; expects BUILD and sets THAW, WORK, URL, DAEMON_PID.
-THAW="$BUILD/thaw"
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
-check() { # name, then a command that must succeed
-    local name=$1; shift
-    if "$@"; then pass "$name"; else fail "$name"; fi
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
 WORK=$(mktemp -d)
 DAEMON_PID=
 cleanup() {

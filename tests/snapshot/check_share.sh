@@ -6,15 +6,8 @@
 # working set it runs as lazy and says so. Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-THAW="$BUILD/thaw"
+. tests/lib/suite.sh
 PSS="$BUILD/bench/share_pss"
-passed=0
-failed=0
-check() { # name, then a command whose success means pass
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL  $name"; fi
-}
 if [ ! -w /dev/kvm ]; then
   echo "*** SKIP: shared working sets need /dev/kvm ***"
   echo "0 passed, 0 failed"
@@ -51,5 +44,4 @@ s, r = (json.load(open(f)) for f in sys.argv[1:3])
 print("  PSS of 8 instances: share %d KiB, reap %d KiB (%.0f%%)" % (s["pss_kb"], r["pss_kb"], 100.0 * s["pss_kb"] / r["pss_kb"]))
 assert s["wrong"] == 0 and r["wrong"] == 0 and s["pss_kb"] <= 0.4 * r["pss_kb"], (s, r)
 ' "$tmp/share8.json" "$tmp/reap8.json"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

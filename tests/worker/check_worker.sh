@@ -4,14 +4,7 @@
 # "N passed, N failed". Needs /dev/kvm and root (the worker's namespaces).
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-THAW="$BUILD/thaw"
-passed=0
-failed=0
-check() { # name, then a command whose success means pass
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL  $name"; fi
-}
+. tests/lib/suite.sh
 if [ ! -w /dev/kvm ] || [ "$(id -u)" -ne 0 ]; then
   echo "*** SKIP: --worker checks need /dev/kvm and root ***"
   echo "0 passed, 0 failed"
@@ -84,5 +77,4 @@ check "SIGTERM: the caller had a worker" test -n "$workers"
 check "SIGTERM: no worker process left" bash -c "! { $(declare -f alive); workers='$workers'; alive; }"
 out=$("$THAW" worker 2>&1); rc=$?
 check "thaw worker by hand is refused" bash -c "[ $rc -eq 2 ] && printf '%s' \"\$1\" | grep -q 'not by hand'" _ "$out"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
