@@ -130,6 +130,8 @@ struct thaw_boot_info {
      * rootfs_base >= mem_size, 0/0 if none. Not RAM: hypercalls never point into it. */
     uint64_t rootfs_base;
     uint64_t rootfs_size;
+    uint64_t cwd;               /* guest address of the initial working directory's path
+                                   (in the boot info page), 0 for "/" */
 };
 #endif
 

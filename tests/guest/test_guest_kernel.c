@@ -33,6 +33,7 @@
 
 #include "syscalls.h" /* src/guest/kernel: kernel.h, linux_abi.h */
 #include "fs.h"
+#include "pipe.h"
 #include "common/cpio.h"
 #include "host/function/cpio_writer.h"
 
@@ -130,6 +131,16 @@ int64_t invoke_read(void *buf, uint64_t len)
 uint64_t invoke_pending(void)
 {
     return 4242; /* what FIONREAD on /dev/invoke must report */
+}
+
+/* time.c: pipe.c's epoll_wait sleeps on it; a fake clock that advances 1 ms a call. */
+static uint64_t fake_ns;
+uint64_t time_monotonic_ns(void) { return fake_ns += 1000000; }
+uint64_t time_realtime_ns(void) { return 1700000000ull * 1000000000ull; }
+
+bool invoke_ended(void)
+{
+    return false;
 }
 
 int64_t invoke_write(const void *buf, uint64_t len)
@@ -508,7 +519,7 @@ static void test_open_errors(void **state)
     assert_true(d > 2);
     /* Read-only file system. */
     assert_int_equal(open_err(AT_FDCWD, "/etc/newfile", O_WRONLY | O_CREAT), -EROFS);
-    assert_int_equal(open_err(AT_FDCWD, "/tmp/x", O_RDWR | O_CREAT | O_TRUNC), -EROFS);
+    assert_true(sys_openat(AT_FDCWD, U("/tmp/x"), O_RDWR | O_CREAT | O_TRUNC, 0644) > 2); /* /tmp is writable */
     assert_int_equal(open_err(AT_FDCWD, "/etc/hostname", O_WRONLY), -EROFS);
     assert_int_equal(open_err(AT_FDCWD, "/etc/hostname", O_RDWR), -EROFS);
     assert_int_equal(open_err(AT_FDCWD, "/etc/hostname", O_RDONLY | O_TRUNC), -EROFS);
@@ -855,7 +866,7 @@ static void test_getdents_special_dirs(void **state)
     n = parse_dents(buf, sys_getdents64(root, buf, 4096), all, 0, 32);
     const char *top[] = {".", "..", "etc", "data", "bin", "usr", "list", "emptydir", "dev", "tmp",
                          "link_hostname", "abs_link", "etclink", "dirlink_rel", "chain", "loop_a",
-                         "loop_b", "dangling"};
+                         "loop_b", "dangling", "proc", "sys"};
     assert_int_equal(n, sizeof top / sizeof top[0]);
     for (size_t i = 0; i < n; i++)
         assert_non_null(find_dent(all, n, top[i]));
@@ -1127,14 +1138,15 @@ static void test_archive_quirks(void **state)
     assert_int_equal(st->st_mode & S_IFMT, S_IFDIR);
     assert_int_equal(open_err(AT_FDCWD, "/fifo", O_RDONLY), -ENOENT);
 
-    /* The root lists ".", "..", top.txt, deep0..39, dup, withslash, dev, tmp: no second "." */
+    /* The root lists ".", "..", top.txt, deep0..39, dup, withslash, dev, tmp, proc, sys:
+     * no second "." */
     uint8_t *buf = ualloc(8192);
     int root = open_ok(AT_FDCWD, "/", O_RDONLY | O_DIRECTORY);
     struct dent ents[64];
     size_t n = parse_dents(buf, sys_getdents64(root, buf, 8192), ents, 0, 64);
     assert_non_null(find_dent(ents, n, "."));
     assert_non_null(find_dent(ents, n, ".."));
-    assert_int_equal(n, 2 + 1 + 40 + 1 + 1 + 2);
+    assert_int_equal(n, 2 + 1 + 40 + 1 + 1 + 2 + 2); /* ... and proc, sys (fs.c's CPU answers) */
 }
 
 static void test_no_archive(void **state)
@@ -1445,6 +1457,112 @@ static void test_mprotect_honest(void **state)
     assert_int_equal(sys_mprotect(SCRATCH_BASE, PAGE, PROT_READ), 0);
 }
 
+/* Pipes, socket pairs and epoll (pipe.c): bytes in order, EOF once the writer is
+ * gone, EAGAIN when non-blocking, EPIPE without a reader, dup sharing an end, and
+ * epoll reporting exactly what is ready. */
+static void test_pipes_and_epoll(void **state)
+{
+    (void)state;
+    int32_t *fds = ualloc(2 * sizeof *fds);
+    char *buf = ualloc(64);
+    assert_int_equal(sys_pipe2(fds, O_NONBLOCK), 0);
+    int r = fds[0], w = fds[1];
+    assert_int_equal(sys_read(r, buf, 8), -EAGAIN);
+    assert_int_equal(sys_write(w, U("hello"), 5), 5);
+    assert_int_equal(sys_write(r, U("x"), 1), -EBADF); /* the read end does not write */
+    assert_int_equal(sys_read(r, buf, 3), 3);
+    assert_memory_equal(buf, "hel", 3);
+    int w2 = (int)sys_dup3(w, 0, 0, true);
+    assert_int_equal(sys_close(w), 0);
+    assert_int_equal(sys_read(r, buf, 8), 2); /* the dup keeps the write end open */
+    assert_int_equal(sys_read(r, buf, 8), -EAGAIN);
+    assert_int_equal(sys_close(w2), 0);
+    assert_int_equal(sys_read(r, buf, 8), 0); /* end of file */
+    assert_int_equal(sys_close(r), 0);
+
+    assert_int_equal(sys_socketpair(1, 1 | O_NONBLOCK, 0, fds), 0);
+    int a = fds[0], b = fds[1];
+    struct linux_stat *st = ualloc(sizeof *st);
+    assert_int_equal(sys_fstat(a, st), 0);
+    assert_int_equal(st->st_mode & S_IFMT, 0140000);
+    int ep = (int)sys_epoll_create1(O_CLOEXEC);
+    assert_true(ep >= 0);
+    struct { uint32_t events; uint64_t data; } __attribute__((packed)) *ev = ualloc(4 * 12);
+    ev[0].events = 1; /* EPOLLIN */
+    ev[0].data = 0xabc;
+    assert_int_equal(sys_epoll_ctl(ep, 1, b, (void *)ev), 0);
+    assert_int_equal(sys_epoll_ctl(ep, 1, b, (void *)ev), -EEXIST);
+    assert_int_equal(sys_epoll_wait(ep, (void *)ev, 4, 0), 0); /* nothing to read yet */
+    assert_int_equal(sys_epoll_wait(ep, (void *)ev, 4, 5), 0);  /* sleeps 5 ms, still nothing */
+    assert_int_equal(sys_write(a, U("\0"), 1), 1);
+    assert_int_equal(sys_epoll_wait(ep, (void *)ev, 4, -1), 1);
+    assert_int_equal(ev[0].events, 1);
+    assert_int_equal(ev[0].data, 0xabc);
+    assert_int_equal(sys_write(b, U("pong"), 4), 4); /* the other way round */
+    assert_int_equal(sys_read(a, buf, 8), 4);
+    assert_int_equal(sys_close(a), 0);
+    assert_int_equal(sys_write(b, U("x"), 1), -EPIPE);
+    assert_int_equal(sys_epoll_ctl(ep, 2, b, 0), 0);
+    assert_int_equal(sys_epoll_ctl(ep, 2, b, 0), -ENOENT);
+    int file = open_ok(AT_FDCWD, "/data/big.bin", O_RDONLY);
+    assert_int_equal(sys_epoll_ctl(ep, 1, file, (void *)ev), -EPERM);
+    assert_int_equal(sys_socketpair(2 /* AF_INET */, 1, 0, fds), -EAFNOSUPPORT);
+    assert_int_equal(sys_close(b), 0);
+    assert_int_equal(sys_close(ep), 0);
+}
+
+/* The writable /tmp: create, write, read back, append, truncate, pwrite, mkdir, unlink
+ * and rmdir; the rest of the tree stays read-only. */
+static void test_tmp_writable(void **state)
+{
+    (void)state;
+    char *buf = ualloc(64);
+    assert_int_equal(sys_faccessat(AT_FDCWD, U("/tmp"), 2 /* W_OK */), 0);
+    int fd = (int)sys_openat(AT_FDCWD, U("/tmp/a.txt"), O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(sys_openat(AT_FDCWD, U("/tmp/a.txt"), O_RDWR | O_CREAT | O_EXCL, 0600), -EEXIST);
+    assert_int_equal(sys_write(fd, U("hello "), 6), 6);
+    assert_int_equal(sys_write(fd, U("world"), 5), 5);
+    assert_int_equal(sys_pread64(fd, buf, 64, 0), 11);
+    assert_memory_equal(buf, "hello world", 11);
+    assert_int_equal(sys_pwrite64(fd, U("W"), 1, 6), 1);
+    assert_int_equal(sys_ftruncate(fd, 7), 0);
+    assert_int_equal(sys_pread64(fd, buf, 64, 0), 7);
+    assert_memory_equal(buf, "hello W", 7);
+    assert_int_equal(sys_close(fd), 0);
+    fd = (int)sys_openat(AT_FDCWD, U("/tmp/a.txt"), O_WRONLY | O_APPEND, 0);
+    assert_int_equal(sys_write(fd, U("!"), 1), 1);
+    assert_int_equal(sys_close(fd), 0);
+    struct linux_stat *st = stat_path(AT_FDCWD, "/tmp/a.txt", 0);
+    assert_int_equal(st->st_size, 8);
+    assert_int_equal(st->st_mode, S_IFREG | 0600);
+    /* Big files grow in guest memory. */
+    fd = (int)sys_openat(AT_FDCWD, U("/tmp/big"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    uint8_t *chunk = ualloc(sizeof big_data);
+    memcpy(chunk, big_data, sizeof big_data);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(sys_write(fd, chunk, sizeof big_data), sizeof big_data);
+    assert_int_equal(sys_pread64(fd, buf, 16, 99 * sizeof big_data), 16);
+    assert_memory_equal(buf, big_data, 16);
+    assert_int_equal(sys_close(fd), 0);
+    assert_int_equal(sys_mkdirat(AT_FDCWD, U("/tmp/d"), 0755), 0);
+    assert_int_equal(sys_mkdirat(AT_FDCWD, U("/tmp/d"), 0755), -EEXIST);
+    fd = (int)sys_openat(AT_FDCWD, U("/tmp/d/f"), O_WRONLY | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(sys_close(fd), 0);
+    assert_int_equal(sys_unlinkat(AT_FDCWD, U("/tmp/d"), 0x200), -ENOTEMPTY);
+    assert_int_equal(sys_unlinkat(AT_FDCWD, U("/tmp/d/f"), 0), 0);
+    assert_int_equal(open_err(AT_FDCWD, "/tmp/d/f", O_RDONLY), -ENOENT);
+    assert_int_equal(sys_unlinkat(AT_FDCWD, U("/tmp/d"), 0x200), 0);
+    assert_int_equal(sys_unlinkat(AT_FDCWD, U("/tmp/a.txt"), 0), 0);
+    assert_int_equal(sys_unlinkat(AT_FDCWD, U("/tmp/a.txt"), 0), -ENOENT);
+    /* Outside /tmp nothing changes. */
+    assert_int_equal(sys_openat(AT_FDCWD, U("/data/new"), O_WRONLY | O_CREAT, 0644), -EROFS);
+    assert_int_equal(sys_mkdirat(AT_FDCWD, U("/data/newdir"), 0755), -EROFS);
+    assert_int_equal(sys_unlinkat(AT_FDCWD, U("/data/big.bin"), 0), -EROFS);
+    assert_int_equal(sys_openat(AT_FDCWD, U("/data/big.bin"), O_WRONLY, 0), -EROFS);
+}
+
 static void test_mmap_exhaustion(void **state)
 {
     (void)state;
@@ -1589,6 +1707,8 @@ int main(int argc, char **argv)
         T(test_mmap_file),
         T(test_mmap_exhaustion),
         T(test_mprotect_honest),
+        T(test_pipes_and_epoll),
+        T(test_tmp_writable),
         T(test_alloc_pages_and_madvise),
     };
     if (build_archive() != 0)

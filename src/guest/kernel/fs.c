@@ -6,6 +6,7 @@
 #include "common/cpio.h"
 #include "fs.h"
 #include "rootfs.h"
+#include "pipe.h"
 #include "syscalls.h"
 
 #define MAX_FDS 256
@@ -26,6 +27,8 @@ struct node {
     uint32_t image_node;   /* 1-based entry in the root-filesystem image, 0 if none */
     uint64_t size;
     const uint8_t *data;
+    uint64_t cap;          /* /tmp files: bytes allocated at data */
+    bool tmp;              /* in the writable /tmp (guest memory) */
 };
 
 static struct node *nodes;
@@ -35,6 +38,8 @@ static uint32_t hash_mask;
 static uint32_t cwd_node;
 
 static struct file files[MAX_FDS];
+
+#define TMP_NODES 4096 /* files and directories /tmp can hold */
 
 /* ---- the node tree ------------------------------------------------------------- */
 
@@ -74,6 +79,21 @@ static uint32_t add_node(uint32_t parent, const char *name, size_t len, uint32_t
         hash_slots[i] = idx + 1;
     }
     return idx;
+}
+
+/* True if the relative path names an existing node (no symlinks followed). */
+static bool lookup_path_exists(const char *path)
+{
+    uint32_t cur = 0;
+    for (const char *p = path; *p;) {
+        const char *e = p;
+        while (*e && *e != '/')
+            e++;
+        if (nodes[cur].kind != NODE_DIR || !(cur = lookup_child(cur, p, (size_t)(e - p))))
+            return false;
+        p = *e ? e + 1 : e;
+    }
+    return true;
 }
 
 /* Finds or creates each directory of a relative path; returns the last one. */
@@ -137,6 +157,19 @@ void fs_add_image_entry(const char *path, uint32_t len, uint32_t kind, uint32_t 
         nodes[node_count - 1].image_node = image_node;
 }
 
+/* The few /proc and /sys answers runtimes ask for: one CPU (glibc's get_nprocs and
+ * sysconf read these; OpenBLAS and OpenMP size their pools from them). Read-only
+ * and fixed: only what is true of this guest at any time. */
+static const char cpu_list[] = "0\n";
+static const char cpuinfo[] = "processor\t: 0\nvendor_id\t: thaw\nmodel name\t: thaw vCPU\n"
+                              "cpu cores\t: 1\nsiblings\t: 1\n\n";
+
+static void add_static_file(const char *path, const char *text, uint64_t size)
+{
+    if (!lookup_path_exists(path))
+        add_path(path, strlen(path), NODE_FILE, S_IFREG | 0444, 0, (const uint8_t *)text, size);
+}
+
 /* name: a file in /dev */
 static void add_device(const char *name, enum file_type type)
 {
@@ -168,7 +201,7 @@ void fs_init(const uint8_t *archive, uint64_t size)
     /* Plus the root filesystem image (each entry adds at most one node: the image lists
      * every parent directory before its children), the root, /dev and its device
      * files, /tmp, with headroom. */
-    node_cap = entries + rootfs_node_count() + 64;
+    node_cap = entries + rootfs_node_count() + 64 + TMP_NODES;
     nodes = mm_alloc_pages((uint64_t)node_cap * sizeof *nodes);
     uint32_t slots = 1;
     while (slots < node_cap * 2)
@@ -195,7 +228,13 @@ void fs_init(const uint8_t *archive, uint64_t size)
     add_device("null", FT_NULL);
     add_device("urandom", FT_URANDOM);
     add_device("random", FT_URANDOM);
-    ensure_dirs("tmp", 3);
+    uint32_t tmp = ensure_dirs("tmp", 3);
+    nodes[tmp].tmp = true;
+    nodes[tmp].mode = S_IFDIR | 01777;
+    add_static_file("sys/devices/system/cpu/online", cpu_list, sizeof cpu_list - 1);
+    add_static_file("sys/devices/system/cpu/possible", cpu_list, sizeof cpu_list - 1);
+    add_static_file("sys/devices/system/cpu/present", cpu_list, sizeof cpu_list - 1);
+    add_static_file("proc/cpuinfo", cpuinfo, sizeof cpuinfo - 1);
 
     files[0] = (struct file){.type = FT_NULL, .flags = O_RDONLY};
     files[1] = (struct file){.type = FT_CONSOLE, .flags = O_WRONLY, .stream = 1};
@@ -262,6 +301,17 @@ struct file *fs_file(int fd)
     return &files[fd];
 }
 
+static int alloc_fd(int min);
+
+int64_t fs_install(enum file_type type, uint32_t node, uint32_t flags, bool cloexec)
+{
+    int fd = alloc_fd(0);
+    if (fd < 0)
+        return fd;
+    files[fd] = (struct file){.type = type, .node = node, .flags = O_RDWR | flags, .cloexec = cloexec};
+    return fd;
+}
+
 static int alloc_fd(int min)
 {
     for (int fd = min < 0 ? 0 : min; fd < MAX_FDS; fd++)
@@ -293,21 +343,218 @@ static int64_t check_path(const char *path)
     return len == 0 ? -ENOENT : 0;
 }
 
+/* ---- the writable /tmp: files in guest memory --------------------------------------- */
+
+/* The directory a path's last component lives in, and that component. */
+static int64_t resolve_parent(int dirfd, const char *path, uint32_t *parent, const char **name, size_t *len)
+{
+    int64_t r = check_path(path);
+    uint32_t dir;
+    if (r < 0 || (r = base_dir(dirfd, &dir)) < 0)
+        return r;
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    size_t s = n;
+    while (s && path[s - 1] != '/')
+        s--;
+    *name = path + s;
+    *len = n - s;
+    if (*len == 0 || (*len == 1 && path[s] == '.') || (*len == 2 && path[s] == '.' && path[s + 1] == '.'))
+        return -EINVAL;
+    if (*len > 255)
+        return -ENAMETOOLONG;
+    if (s == 0) {
+        *parent = dir;
+    } else {
+        char prefix[4096];
+        memcpy(prefix, path, s);
+        prefix[s] = 0;
+        if ((r = resolve(dir, prefix, true, 0, parent)) < 0)
+            return r;
+    }
+    return nodes[*parent].kind == NODE_DIR ? 0 : -ENOTDIR;
+}
+
+/* Names of /tmp entries are copied into guest memory (the caller's string is not ours). */
+static const char *tmp_name(const char *name, size_t len)
+{
+    static char *arena;
+    static uint64_t arena_left;
+    if (arena_left < len) {
+        arena = mm_alloc_pages(64 << 10);
+        arena_left = arena ? 64 << 10 : 0;
+        if (!arena)
+            return 0;
+    }
+    memcpy(arena, name, len);
+    const char *p = arena;
+    arena += len;
+    arena_left -= len;
+    return p;
+}
+
+static int64_t tmp_create(uint32_t parent, const char *name, size_t len, uint32_t kind, uint32_t mode)
+{
+    if (!nodes[parent].tmp)
+        return -EROFS;
+    if (node_count >= node_cap)
+        return -ENOSPC;
+    const char *copy = tmp_name(name, len);
+    if (!copy)
+        return -ENOSPC;
+    uint32_t n = add_node(parent, copy, len, kind, mode);
+    nodes[n].tmp = true;
+    nodes[n].mtime = (uint32_t)(time_realtime_ns() / 1000000000u);
+    return n;
+}
+
+/* Writes into a /tmp file at off, growing it (doubling, in guest memory). */
+static int64_t tmp_write(struct node *nd, const void *buf, uint64_t len, uint64_t off)
+{
+    if (off + len < off || off + len > (1ull << 32))
+        return -EFBIG;
+    if (off + len > nd->cap) {
+        uint64_t cap = nd->cap ? nd->cap : 4096;
+        while (cap < off + len)
+            cap *= 2;
+        uint8_t *d = mm_alloc_pages(cap);
+        if (!d)
+            return -ENOSPC;
+        if (nd->data) {
+            memcpy(d, nd->data, nd->size);
+            mm_free_pages((void *)(uintptr_t)nd->data, nd->cap);
+        }
+        nd->data = d;
+        nd->cap = cap;
+    }
+    uint8_t *d = (uint8_t *)(uintptr_t)nd->data;
+    if (off > nd->size)
+        memset(d + nd->size, 0, off - nd->size);
+    memcpy(d + off, buf, len);
+    if (off + len > nd->size)
+        nd->size = off + len;
+    nd->mtime = (uint32_t)(time_realtime_ns() / 1000000000u);
+    return (int64_t)len;
+}
+
+static void tmp_truncate(struct node *nd, uint64_t size)
+{
+    if (size > nd->size) {
+        static const uint8_t zero[1];
+        if (tmp_write(nd, zero, 0, size) < 0)
+            return;
+        memset((uint8_t *)(uintptr_t)nd->data + nd->size, 0, size - nd->size);
+    }
+    nd->size = size;
+}
+
+/* Takes node n out of its directory: lookups skip it (parent UINT32_MAX); open
+ * descriptors keep its data. */
+static void tmp_unlink_node(uint32_t n)
+{
+    uint32_t p = nodes[n].parent;
+    uint32_t *link = &nodes[p].first_child;
+    while (*link && *link != n)
+        link = &nodes[*link].next_sibling;
+    if (*link)
+        *link = nodes[n].next_sibling;
+    nodes[n].parent = UINT32_MAX;
+}
+
+int64_t sys_unlinkat(int dirfd, const char *path, uint64_t flags)
+{
+    enum { AT_REMOVEDIR = 0x200 };
+    uint32_t parent, n;
+    const char *name;
+    size_t len;
+    int64_t r = resolve_parent(dirfd, path, &parent, &name, &len);
+    if (r < 0)
+        return r;
+    if (!(n = lookup_child(parent, name, len)))
+        return -ENOENT;
+    if (!nodes[n].tmp || n == 0 || !nodes[parent].tmp)
+        return -EROFS;
+    if (flags & AT_REMOVEDIR) {
+        if (nodes[n].kind != NODE_DIR)
+            return -ENOTDIR;
+        if (nodes[n].first_child)
+            return -ENOTEMPTY;
+    } else if (nodes[n].kind == NODE_DIR) {
+        return -EISDIR;
+    }
+    tmp_unlink_node(n);
+    return 0;
+}
+
+int64_t sys_mkdirat(int dirfd, const char *path, uint64_t mode)
+{
+    uint32_t parent;
+    const char *name;
+    size_t len;
+    int64_t r = resolve_parent(dirfd, path, &parent, &name, &len);
+    if (r == -EINVAL)
+        return -EEXIST; /* "/", "." or ".." */
+    if (r < 0)
+        return r;
+    if (lookup_child(parent, name, len))
+        return -EEXIST;
+    r = tmp_create(parent, name, len, NODE_DIR, S_IFDIR | (mode & 07777));
+    return r < 0 ? r : 0;
+}
+
+int64_t sys_ftruncate(int fd, int64_t size)
+{
+    struct file *f = fs_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->type != FT_REGULAR || (f->flags & O_ACCMODE) == O_RDONLY)
+        return -EINVAL;
+    if (!nodes[f->node].tmp)
+        return -EROFS;
+    if (size < 0 || (uint64_t)size > (1ull << 32))
+        return -EINVAL;
+    tmp_truncate(&nodes[f->node], (uint64_t)size);
+    return 0;
+}
+
+int64_t sys_pwrite64(int fd, const void *buf, uint64_t len, int64_t off)
+{
+    struct file *f = fs_file(fd);
+    if (!f || (f->flags & O_ACCMODE) == O_RDONLY)
+        return -EBADF;
+    if (off < 0)
+        return -EINVAL;
+    if (!user_range_ok((uint64_t)(uintptr_t)buf, len))
+        return -EFAULT;
+    if (f->type != FT_REGULAR)
+        return -ESPIPE;
+    return tmp_write(&nodes[f->node], buf, len, (uint64_t)off);
+}
+
 int64_t sys_openat(int dirfd, const char *path, uint64_t flags, uint64_t mode)
 {
-    (void)mode;
     int64_t r = check_path(path);
     uint32_t dir, n;
     if (r < 0 || (r = base_dir(dirfd, &dir)) < 0)
         return r;
     r = resolve(dir, path, !(flags & O_NOFOLLOW), 0, &n);
-    if (r == -ENOENT && (flags & O_CREAT))
-        return -EROFS;
-    if (r < 0)
+    if (r == -ENOENT && (flags & O_CREAT)) {
+        uint32_t parent;
+        const char *name;
+        size_t len;
+        if ((r = resolve_parent(dirfd, path, &parent, &name, &len)) < 0)
+            return r;
+        if ((r = tmp_create(parent, name, len, NODE_FILE, S_IFREG | (mode & 0777))) < 0)
+            return r;
+        n = (uint32_t)r;
+        flags &= ~(uint64_t)O_EXCL;
+    } else if (r < 0) {
         return r;
-    struct node *nd = &nodes[n];
-    if ((flags & O_CREAT) && (flags & O_EXCL))
+    } else if ((flags & O_CREAT) && (flags & O_EXCL)) {
         return -EEXIST;
+    }
+    struct node *nd = &nodes[n];
     if ((flags & O_DIRECTORY) && nd->kind != NODE_DIR)
         return -ENOTDIR;
     if (nd->kind == NODE_SYMLINK)
@@ -315,8 +562,10 @@ int64_t sys_openat(int dirfd, const char *path, uint64_t flags, uint64_t mode)
     bool writing = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
     if (nd->kind == NODE_DIR && writing)
         return -EISDIR;
-    if (nd->kind == NODE_FILE && writing)
+    if (nd->kind == NODE_FILE && writing && !nd->tmp)
         return -EROFS;
+    if (nd->kind == NODE_FILE && nd->tmp && (flags & O_TRUNC))
+        tmp_truncate(nd, 0);
     int fd = alloc_fd(0);
     if (fd < 0)
         return fd;
@@ -331,6 +580,7 @@ int64_t sys_close(int fd)
     struct file *f = fs_file(fd);
     if (!f)
         return -EBADF;
+    pipe_unref(f);
     f->type = FT_NONE;
     return 0;
 }
@@ -355,6 +605,8 @@ static int64_t file_pread(struct file *f, void *buf, uint64_t len, uint64_t off)
         return (int64_t)len;
     case FT_INVOKE:
         return invoke_read(buf, len);
+    case FT_PIPE:
+        return pipe_read(f, buf, len);
     case FT_CONSOLE:
         return -EBADF;
     default:
@@ -405,6 +657,15 @@ int64_t sys_write(int fd, const void *buf, uint64_t len)
         return (int64_t)len;
     case FT_INVOKE:
         return invoke_write(buf, len);
+    case FT_PIPE:
+        return pipe_write(f, buf, len);
+    case FT_REGULAR: {
+        struct node *nd = &nodes[f->node];
+        int64_t r = tmp_write(nd, buf, len, (f->flags & O_APPEND) ? nd->size : f->offset);
+        if (r > 0)
+            f->offset = ((f->flags & O_APPEND) ? nd->size - (uint64_t)r : f->offset) + (uint64_t)r;
+        return r;
+    }
     default:
         return -EBADF;
     }
@@ -498,6 +759,15 @@ static void fill_stat(uint32_t n, struct linux_stat *st)
 
 static int64_t stat_file(struct file *f, struct linux_stat *st)
 {
+    if (f->type == FT_PIPE || f->type == FT_EPOLL) {
+        memset(st, 0, sizeof *st);
+        st->st_dev = 2;
+        st->st_ino = 100000 + f->node;
+        st->st_mode = f->type == FT_EPOLL ? 0600 : pipe_is_socket(f) ? 0140777 : (S_IFIFO | 0600);
+        st->st_nlink = 1;
+        st->st_blksize = 4096;
+        return 0;
+    }
     if (f->type != FT_REGULAR && f->type != FT_DIR) {
         /* Console and device files: character devices. */
         memset(st, 0, sizeof *st);
@@ -575,7 +845,7 @@ int64_t sys_faccessat(int dirfd, const char *path, uint64_t mode)
         return r;
     if ((r = resolve(dir, path, true, 0, &n)) < 0)
         return r;
-    if ((mode & W_OK) && nodes[n].kind != NODE_DEV)
+    if ((mode & W_OK) && nodes[n].kind != NODE_DEV && !nodes[n].tmp)
         return -EROFS;
     return 0;
 }
@@ -702,6 +972,9 @@ int64_t sys_dup3(int oldfd, int newfd, uint64_t flags, bool any_slot)
     }
     if (newfd == oldfd)
         return newfd;
+    if (files[newfd].type != FT_NONE)
+        sys_close(newfd); /* dup2 onto an open descriptor closes it first */
+    pipe_ref(f);
     files[newfd] = *f;
     files[newfd].cloexec = !!(flags & O_CLOEXEC);
     return newfd;
@@ -715,6 +988,13 @@ int64_t sys_fcntl(int fd, int cmd, uint64_t arg)
     switch (cmd) {
     case F_DUPFD: return sys_dup3(fd, (int)arg, 0, true);
     case F_DUPFD_CLOEXEC: return sys_dup3(fd, (int)arg, O_CLOEXEC, true);
+    case 5: case 36: /* F_GETLK, F_OFD_GETLK: one process, so no lock ever conflicts */
+        if (!user_range_ok(arg, 2))
+            return -EFAULT;
+        *(int16_t *)(uintptr_t)arg = 2; /* F_UNLCK */
+        return 0;
+    case 6: case 7: case 37: case 38: /* F_SETLK(W), F_OFD_SETLK(W): always granted */
+        return user_range_ok(arg, 2) ? 0 : -EFAULT;
     case F_GETFD: return f->cloexec ? FD_CLOEXEC : 0;
     case F_SETFD: f->cloexec = arg & FD_CLOEXEC; return 0;
     case F_GETFL: return f->flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
@@ -743,6 +1023,20 @@ int64_t sys_ioctl(int fd, uint64_t req, uint64_t arg)
         *(int *)(uintptr_t)arg = (int)(f->offset < size ? MIN(size - f->offset, (uint64_t)INT32_MAX) : 0);
         return 0;
     }
+    if (req == FIONBIO) {
+        if (!user_range_ok(arg, sizeof(int)))
+            return -EFAULT;
+        f->flags = *(const int *)(uintptr_t)arg ? f->flags | O_NONBLOCK : f->flags & ~(uint32_t)O_NONBLOCK;
+        return 0;
+    }
+    if (req == FIONREAD && f->type == FT_PIPE) {
+        if (!user_range_ok(arg, sizeof(int)))
+            return -EFAULT;
+        *(int *)(uintptr_t)arg = (int)pipe_pending(f);
+        return 0;
+    }
+    if (req == FIONREAD && f->type == FT_INVOKE)
+        return invoke_pending(arg);
     /* No terminals here: stdio then picks full buffering, which means fewer exits. */
     return -ENOTTY;
 }

@@ -22,7 +22,11 @@ enum {
     SYS_newfstatat = 262, SYS_readlinkat = 267, SYS_faccessat = 269, SYS_pselect6 = 270,
     SYS_ppoll = 271, SYS_set_robust_list = 273, SYS_dup3 = 292, SYS_pipe2 = 293,
     SYS_prlimit64 = 302, SYS_getrandom = 318, SYS_statx = 332, SYS_rseq = 334,
-    SYS_faccessat2 = 439,
+    SYS_faccessat2 = 439, SYS_socket = 41, SYS_sendto = 44, SYS_recvfrom = 45, SYS_shutdown = 48,
+    SYS_getsockname = 51, SYS_getpeername = 52, SYS_socketpair = 53, SYS_setsockopt = 54,
+    SYS_getsockopt = 55, SYS_epoll_create = 213, SYS_epoll_wait = 232, SYS_epoll_ctl = 233,
+    SYS_epoll_pwait = 281, SYS_epoll_create1 = 291, SYS_mkdir = 83, SYS_rmdir = 84, SYS_unlink = 87,
+    SYS_ftruncate = 77, SYS_fdatasync = 75, SYS_mkdirat = 258, SYS_unlinkat = 263,
     SYS_MAX = 512
 };
 
@@ -32,6 +36,7 @@ enum {
     EISDIR = 21, EINVAL = 22, ENFILE = 23, EMFILE = 24, ENOTTY = 25, EFBIG = 27,
     ENOSPC = 28, ESPIPE = 29, EROFS = 30, EPIPE = 32, ERANGE = 34, ENAMETOOLONG = 36,
     ENOSYS = 38, ENOTEMPTY = 39, ELOOP = 40, ENODATA = 61, EMSGSIZE = 90, EOVERFLOW = 75, EOPNOTSUPP = 95,
+    ENOTSOCK = 88, ENOPROTOOPT = 92, EISCONN = 106, EAFNOSUPPORT = 97,
 };
 
 #define O_ACCMODE 00000003
@@ -105,6 +110,7 @@ enum {
 #define TCGETS 0x5401
 #define TIOCGWINSZ 0x5413
 #define FIONREAD 0x541B
+#define FIONBIO 0x5421
 
 #define DT_DIR 4
 #define DT_REG 8

@@ -4,6 +4,7 @@
 #include "exec.h"
 #include "thread.h"
 #include "rootfs.h"
+#include "syscalls.h"
 
 #define STACK_SIZE THAW_STACK_SIZE
 
@@ -30,6 +31,12 @@ void kernel_main(struct thaw_boot_info *bi)
         kpanic("root filesystem image at %lx overlaps RAM", bi->rootfs_base);
     rootfs_init(bi->rootfs_base, bi->rootfs_size);
     fs_init(bi->archive_size ? (const uint8_t *)(uintptr_t)bi->archive_base : 0, bi->archive_size);
+    if (bi->cwd) {
+        const char *cwd = (const char *)(uintptr_t)bi->cwd;
+        int64_t r = user_string_len(cwd, 256) < 0 ? -EFAULT : sys_chdir(cwd);
+        if (r < 0)
+            kpanic("cannot enter the working directory %s (error %ld)", cwd, -r);
+    }
     struct exec_interp interp = {0};
     bool dynamic = exec_load_interp(bi, &interp);
 

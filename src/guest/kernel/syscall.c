@@ -4,6 +4,7 @@
 #include "syscalls.h"
 #include "fs.h"
 #include "thread.h"
+#include "pipe.h"
 
 #define SIG_MAX 65
 
@@ -165,7 +166,9 @@ static int64_t sys_ppoll(uint64_t fds, uint64_t nfds)
     struct pollfd *p = (struct pollfd *)(uintptr_t)fds;
     int64_t ready = 0;
     for (uint64_t i = 0; i < nfds; i++) {
-        p[i].revents = p[i].fd < 0 ? 0 : fs_file(p[i].fd) ? (p[i].events & 5) : 0x20 /* POLLNVAL */;
+        struct file *f = p[i].fd < 0 ? 0 : fs_file(p[i].fd);
+        /* POLLIN/POLLOUT/POLLERR/POLLHUP share epoll's bit values. */
+        p[i].revents = p[i].fd < 0 ? 0 : f ? (int16_t)(fs_ready_events(f) & ((uint32_t)p[i].events | 0x18)) : 0x20;
         ready += p[i].revents != 0;
     }
     return ready;
@@ -211,8 +214,46 @@ static int64_t syscall_do(struct syscall_frame *f)
     case SYS_fcntl: return sys_fcntl((int)a, (int)b, c);
     case SYS_ioctl: return sys_ioctl((int)a, b, c);
     case SYS_fsync: return fs_file((int)a) ? 0 : -EBADF;
+    case SYS_fdatasync: return fs_file((int)a) ? 0 : -EBADF; /* nothing is ever unwritten */
     case SYS_poll: return sys_ppoll(a, b);
     case SYS_ppoll: return sys_ppoll(a, b);
+    case SYS_mkdir: return sys_mkdirat(AT_FDCWD, P(a), b);
+    case SYS_mkdirat: return sys_mkdirat((int)a, P(b), c);
+    case SYS_unlink: return sys_unlinkat(AT_FDCWD, P(a), 0);
+    case SYS_rmdir: return sys_unlinkat(AT_FDCWD, P(a), 0x200);
+    case SYS_unlinkat: return sys_unlinkat((int)a, P(b), c);
+    case SYS_ftruncate: return sys_ftruncate((int)a, (int64_t)b);
+    case SYS_pwrite64: return sys_pwrite64((int)a, P(b), c, (int64_t)d);
+    case SYS_pipe: return sys_pipe2(P(a), 0);
+    case SYS_pipe2: return sys_pipe2(P(a), b);
+    case SYS_socketpair: return sys_socketpair(a, b, c, P(d));
+    case SYS_socket: return a == 1 ? -EOPNOTSUPP : -EAFNOSUPPORT; /* no network, no named sockets */
+    case SYS_sendto:
+    case SYS_recvfrom: {
+        struct file *sf = fs_file((int)a);
+        if (!sf)
+            return -EBADF;
+        if (!pipe_is_socket(sf))
+            return -ENOTSOCK;
+        if (e) /* an address: only connected pairs exist */
+            return -EISCONN;
+        uint32_t saved = sf->flags;
+        if (d & 0x40) /* MSG_DONTWAIT */
+            sf->flags |= O_NONBLOCK;
+        int64_t r = f->nr == SYS_sendto ? sys_write((int)a, P(b), c) : sys_read((int)a, P(b), c);
+        sf->flags = saved;
+        return r;
+    }
+    case SYS_shutdown:
+    case SYS_setsockopt:
+    case SYS_getsockopt:
+    case SYS_getsockname:
+    case SYS_getpeername: return sys_socket_misc(f->nr, (int)a, b, c, d, e);
+    case SYS_epoll_create: return (int64_t)a <= 0 ? -EINVAL : sys_epoll_create1(0);
+    case SYS_epoll_create1: return sys_epoll_create1(a);
+    case SYS_epoll_ctl: return sys_epoll_ctl((int)a, (int)b, (int)c, P(d));
+    case SYS_epoll_wait:
+    case SYS_epoll_pwait: return sys_epoll_wait((int)a, P(b), (int64_t)(int32_t)c, (int64_t)(int32_t)d);
     case SYS_brk: return sys_brk(a);
     case SYS_mmap: return sys_mmap(a, b, c, d, (int64_t)e, g);
     case SYS_munmap: return sys_munmap(a, b);

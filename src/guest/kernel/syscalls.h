@@ -31,6 +31,11 @@ int64_t sys_chdir(const char *path);
 int64_t sys_dup3(int oldfd, int newfd, uint64_t flags, bool any_slot);
 int64_t sys_fcntl(int fd, int cmd, uint64_t arg);
 int64_t sys_ioctl(int fd, uint64_t req, uint64_t arg);
+/* The writable /tmp (fs.c): files and directories in guest memory. */
+int64_t sys_unlinkat(int dirfd, const char *path, uint64_t flags);
+int64_t sys_mkdirat(int dirfd, const char *path, uint64_t mode);
+int64_t sys_ftruncate(int fd, int64_t size);
+int64_t sys_pwrite64(int fd, const void *buf, uint64_t len, int64_t off);
 /* File mappings (fs.c): may fd be mapped so (0 or -errno), then fill [dst, dst+len)
  * with the file's bytes from off (zeros past its end). */
 int64_t fs_map_check(int fd, uint64_t prot, bool shared, uint64_t off, uint64_t len);

@@ -331,6 +331,16 @@ int bundle_load(struct bundle *b, const char *dir, const char *build_dir, struct
             goto fail;
         }
     }
+    json_t *cwd = json_object_get(root, "cwd");
+    if (cwd) {
+        const char *c = json_string_value(cwd);
+        if (!c || c[0] != '/' || strlen(c) > 255) {
+            thaw_fail(err, "%s: \"cwd\" must be an absolute guest path of at most 255 bytes", manifest_path);
+            goto fail;
+        }
+        if (!(b->cwd = strdup(c)))
+            goto oom;
+    }
     json_t *files = json_object_get(root, "files");
     if (files) {
         if (!json_is_array(files)) {
@@ -367,5 +377,6 @@ void bundle_free(struct bundle *b)
     free(b->program);
     free(b->archive);
     free(b->rootfs_path);
+    free(b->cwd);
     memset(b, 0, sizeof *b);
 }

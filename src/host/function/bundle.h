@@ -37,6 +37,7 @@ struct bundle {
     uint8_t *archive;     /* the manifest's archive followed by an archive of "files" */
     size_t archive_size;
     char *rootfs_path;    /* "rootfs": root-filesystem image (thaw/rootfs.h), mapped not read; or NULL */
+    char *cwd;            /* "cwd": the program's working directory in the guest, or NULL ("/") */
 };
 
 /* True for names of 1-63 characters from [a-z0-9_-], starting with a letter or digit. */

@@ -358,6 +358,7 @@ int sandbox_local_boot_before_run(struct sandbox **out, const char *function_dir
         .archive = l->bundle.archive, .archive_size = l->bundle.archive_size,
         .max_request = l->bundle.max_request,
         .rootfs_path = l->bundle.rootfs_path,
+        .cwd = l->bundle.cwd,
         .mem_size = (opt->memory_mib ? opt->memory_mib : l->bundle.memory_mib) << 20,
         .console_fd = -1,
         .console = console_to_log,

@@ -61,6 +61,15 @@ static int write_boot_info(struct instance *inst, const struct instance_config *
         memcpy(page + off, s, n);
         off += n;
     }
+    uint64_t cwd_gpa = 0;
+    if (cfg->cwd) {
+        size_t n = strlen(cfg->cwd) + 1;
+        if (cfg->cwd[0] != '/' || n > THAW_BOOT_INFO_SIZE - off)
+            return thaw_fail(err, "working directory must be an absolute path that fits the boot info page");
+        memcpy(page + off, cfg->cwd, n);
+        cwd_gpa = THAW_GPA_BOOT_INFO + off;
+        off += n;
+    }
     uint64_t tsc;
     if (x86_read_tsc(&inst->vm.vcpus[0], &tsc, err) < 0)
         return -1;
@@ -84,7 +93,8 @@ static int write_boot_info(struct instance *inst, const struct instance_config *
         .argc = (uint32_t)cfg->argc,
         .envc = (uint32_t)cfg->envc,
         .strings = THAW_GPA_BOOT_INFO + start,
-        .strings_size = off - start,
+        .strings_size = off - start - (cfg->cwd ? strlen(cfg->cwd) + 1 : 0),
+        .cwd = cwd_gpa,
         .generation = 1,
         .max_request = inst->max_request,
         .flags = cfg->trace_syscalls ? THAW_BOOT_TRACE_SYSCALLS : 0,

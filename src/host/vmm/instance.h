@@ -31,6 +31,7 @@ struct instance_config {
     const uint8_t *archive;     /* cpio newc or NULL */
     size_t archive_size;
     const char *rootfs_path;    /* root-filesystem image (thaw/rootfs.h) or NULL */
+    const char *cwd;            /* the program's working directory in the guest, NULL: "/" */
     uint64_t mem_size;          /* bytes, multiple of 2 MiB */
     uint64_t max_request;       /* largest request accepted, bytes */
     int console_fd;             /* guest stdout and stderr go here, unless console is set */
