@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Host check of the Python runtime and the function suite, before any microVM:
-#   - every payload of every function that has payloads/ and expected/ is run through
-#     its *static* program (thaw-python or the native binary), chrooted in a fresh
-#     extraction of its archive (tools/python/run_static.py), and the response must
+#   - every payload of every function that has payloads/ and expected/ is run on the
+#     host (tools/python/run_static.py: a native binary chrooted in its archive, a
+#     Python function on the host's python3.11 in its staged app/), and the response must
 #     equal expected/<payload> byte for byte. This also proves each archive holds
 #     every module the function needs;
-#   - the runtime's error response, through thaw-python (helloworld, {"raise": ...});
+#   - the runtime's error response (helloworld, {"raise": ...});
 #   - the runtime's /dev/invoke loop (tests/python/test_runtime_loop.py).
 # Needs `make python-functions` first and root (or unprivileged user namespaces) for
 # chroot. Prints "N passed, N failed"; exits 1 if anything failed.
@@ -64,7 +64,7 @@ for t in "same aes_c pyaes" "same matmul_c matmul" "pixels image_rotate_c image_
     fi
 done
 
-# The error path, through the static binary: handler exception -> error response.
+# The error path, through the host's python3.11: handler exception -> error response.
 printf '{"raise": "no luck"}' >"$tmp/raise.json"
 if BUILD=$BUILD $PY tools/python/run_static.py functions/helloworld "$tmp/raise.json" >"$tmp/out" 2>"$tmp/err" &&
    $PY -c '
@@ -74,9 +74,9 @@ assert r["error"] == "ValueError: no luck", r
 assert r["traceback"].startswith("Traceback (most recent call last):"), r
 assert "/app/handler.py" in r["traceback"], r
 ' "$tmp/out" 2>"$tmp/err"; then
-    pass "helloworld error response (thaw-python)"
+    pass "helloworld error response (host python3.11)"
 else
-    fail "helloworld error response (thaw-python)" "$(cat "$tmp/out" "$tmp/err" | head -c 400)"
+    fail "helloworld error response (host python3.11)" "$(cat "$tmp/out" "$tmp/err" | head -c 400)"
 fi
 
 # The /dev/invoke loop of runtime.py (socketpair stand-in, host python3.11).

@@ -12,7 +12,9 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 THAW = os.path.join(ROOT, os.environ.get("BUILD", "build"), "thaw")
 SUITE = ["helloworld", "json_serdes", "pyaes", "chameleon", "float_operation", "matmul", "image_rotate",
-         "lr_serving", "compression", "matmul_c", "image_rotate_c", "aes_c"]
+         "lr_serving", "compression", "matmul_c", "image_rotate_c", "aes_c",
+         # Debian's python3.11 from a root-filesystem image
+         "stdlib"]
 
 
 def main():

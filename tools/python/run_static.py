@@ -1,6 +1,8 @@
 #!/usr/bin/python3.11
-"""Runs a function's static program on the host, the way the guest would, for one
-request, and prints the response on stdout.
+"""Runs a function's program on the host, the way the guest would, for one request,
+and prints the response on stdout. A Python function on Debian's python3.11 (the
+default interpreter) runs on the host's own python3.11 in a staged app/ directory:
+the reference its guest responses are checked against.
 
     run_static.py [--build build] FUNCDIR PAYLOAD.json
 
@@ -34,10 +36,32 @@ def chroot_prefix(root):
             chroot, root]
 
 
+def run_host_python(func_dir, fn, payload, extra_env):
+    """A function on Debian's python3.11: the host's own interpreter runs the runtime
+    as the guest does (-I -B, the same environment) in a fresh staging of the
+    function's app/ directory (its working directory in the guest too). Returns
+    (exit status, stdout bytes)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import build_function
+    runtime = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "runtime", "python",
+                           "runtime.py")
+    with tempfile.TemporaryDirectory(prefix="thaw-app-") as tmp:
+        app = os.path.join(tmp, "app")
+        build_function.stage_app(func_dir, app)
+        env = dict(fn.get("env", {"PATH": "/usr/bin:/bin", "HOME": "/", "LC_ALL": "C.UTF-8"}))
+        env["THAW_INVOKE_PATH"] = os.path.abspath(payload)
+        env.update(extra_env or {})
+        proc = subprocess.run(["/usr/bin/python3.11", "-I", "-B", os.path.abspath(runtime)], cwd=app, env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    return proc.returncode, proc.stdout
+
+
 def run(func_dir, payload, build="build", extra_env=None):
     """Returns (exit status, stdout bytes)."""
     with open(os.path.join(func_dir, "function.json")) as f:
         fn = json.load(f)
+    if fn.get("runtime") == "python" and fn.get("interpreter", "debian") == "debian":
+        return run_host_python(func_dir, fn, payload, extra_env)
     program = build_path(build, fn["program"])
     with tempfile.TemporaryDirectory(prefix="thaw-root-") as root:
         if fn.get("archive"):

@@ -6,9 +6,10 @@
 
 --program  a dynamically linked ELF: its PT_INTERP and the shared libraries it needs
            (resolved as the host's loader resolves them, with --lib-path searched
-           first) are added at the paths the guest's loader will look them up under
-           (PT_INTERP as named, libraries under /lib/x86_64-linux-gnu). The program
-           itself is not added: the monitor loads it.
+           first) are added at their host paths, symlinks included, so the guest's
+           loader finds them where the host's does (libraries from --lib-path are
+           the function's own: add them with --file). The program itself is not
+           added: the monitor loads it.
 --file     one more file (a dlopen'ed library, data) at GUEST path.
 --tree     a whole host directory at GUEST (symlinks kept, mtimes kept).
 
@@ -24,7 +25,6 @@ import struct
 import subprocess
 import sys
 
-LIB_DIR = "/lib/x86_64-linux-gnu"
 ARCHIVE_MTIME = 946684800  # 2000-01-01T00:00:00Z
 
 
@@ -46,10 +46,20 @@ def elf_interp(path):
     return None
 
 
+def is_shared_object(path):
+    with open(path, "rb") as f:
+        head = f.read(18)
+    return head[:4] == b"\x7fELF" and head[16] == 3
+
+
 def needed_libraries(program, lib_path):
     """{soname: host path} of every shared library program needs, transitively."""
+    if elf_interp(program) is None and not is_shared_object(program):
+        return {}
     env = dict(os.environ, LD_LIBRARY_PATH=":".join(lib_path))
     out = subprocess.run(["ldd", program], capture_output=True, text=True, env=env)
+    if out.returncode != 0 and "not a dynamic executable" in out.stderr + out.stdout:
+        return {}
     if out.returncode != 0:
         sys.exit("build_rootfs.py: ldd %s failed: %s" % (program, out.stderr.strip()))
     libs = {}
@@ -63,6 +73,27 @@ def needed_libraries(program, lib_path):
     return libs
 
 
+def add_host_path(tree, path, depth=0):
+    """Adds path the way the host names it: every symlink on the way (/lib -> usr/lib
+    on merged-/usr Debian) becomes the same symlink in the tree and the file it leads
+    to a file, so the guest's loader sees one file under every name, as the host's
+    does (it tells libraries apart by identity)."""
+    if depth > 16:
+        sys.exit("build_rootfs.py: too many symlinks resolving %s" % path)
+    parts = os.path.normpath(path).strip("/").split("/")
+    cur = ""
+    for i, part in enumerate(parts):
+        cur += "/" + part
+        if os.path.islink(cur):
+            tree[cur] = cur  # stored as a symlink (write_image uses lstat)
+            target = os.path.join(os.path.dirname(cur), os.readlink(cur))
+            rest = "/".join(parts[i + 1:])
+            add_host_path(tree, target + ("/" + rest if rest else ""), depth + 1)
+            return
+    if os.path.exists(cur):
+        tree[cur] = cur
+
+
 def collect(programs, files, lib_path, trees=()):
     """{guest path: host path}"""
     tree = {}
@@ -71,18 +102,26 @@ def collect(programs, files, lib_path, trees=()):
         if not sep or not guest.startswith("/"):
             sys.exit("build_rootfs.py: --tree wants /GUEST/DIR=HOST_DIR, got %r" % spec)
         add_tree(tree, guest, host)
-    for prog in programs:
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        needed = list(ex.map(lambda p: needed_libraries(p, lib_path), programs))
+    own = [os.path.realpath(d) + "/" for d in lib_path]
+    if programs and os.path.exists("/etc/ld.so.cache"):
+        # The host loader's cache: the guest's loader then finds libraries in the
+        # directories only the cache names (the BLAS alternative, for one).
+        tree["/etc/ld.so.cache"] = "/etc/ld.so.cache"
+    for prog, libs in zip(programs, needed):
         interp = elf_interp(prog)
-        # Explicit files are their contents: host symlinks are followed.
         if interp:
-            tree[interp] = os.path.realpath(interp)
-        for soname, host in needed_libraries(prog, lib_path).items():
-            tree[LIB_DIR + "/" + soname] = os.path.realpath(host)
+            add_host_path(tree, interp)
+        for soname, host in libs.items():
+            if not any(os.path.realpath(host).startswith(d) for d in own):
+                add_host_path(tree, host)  # the function's own libraries come as --file
     for spec in files:
         guest, sep, host = spec.partition("=")
         if not sep or not guest.startswith("/") or ".." in guest.split("/"):
             sys.exit("build_rootfs.py: --file wants /GUEST/PATH=HOST_PATH, got %r" % spec)
-        tree[guest] = os.path.realpath(host)
+        tree[guest] = os.path.realpath(host)  # explicit files are their contents
     return tree
 
 
@@ -99,19 +138,31 @@ def write_cpio(tree, out):
     tmp = "%s.%d.tmp" % (out, os.getpid())
     with open(tmp, "wb") as f:
         for guest in sorted(tree):
-            with open(tree[guest], "rb") as src:
+            host = tree[guest]
+            if os.path.islink(host):
+                f.write(cpio_entry(guest.lstrip("/"), 0o120777, os.readlink(host).encode()))
+                continue
+            with open(host, "rb") as src:
                 f.write(cpio_entry(guest.lstrip("/"), 0o100755, src.read()))
         f.write(cpio_entry("TRAILER!!!", 0, b""))
     os.replace(tmp, out)
 
 
 def add_tree(tree, guest, host):
-    """Adds host directory host at guest path guest (files and symlinks)."""
+    """Adds host directory host at guest path guest (files and symlinks; what a
+    symlink leading out of the directory names is added at its host path)."""
+    top = os.path.realpath(host) + "/"
     for dirpath, dirnames, names in os.walk(host):
         rel = os.path.relpath(dirpath, host)
         gdir = guest if rel == "." else guest.rstrip("/") + "/" + rel
         for n in dirnames + names:
             full = os.path.join(dirpath, n)
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                if not os.path.exists(real):
+                    continue  # dangling
+                if not real.startswith(top):  # leads out: bring what it names along
+                    add_host_path(tree, os.path.join(dirpath, os.readlink(full)))
             if os.path.islink(full) or not os.path.isdir(full):
                 tree[gdir.rstrip("/") + "/" + n] = full
         if rel != "." and not dirnames and not names:
@@ -251,6 +302,8 @@ def write_image(tree, out):
         f.seek(names_off)
         f.write(paths)
         f.truncate(image_size)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, out)
     return len(names), image_size
 

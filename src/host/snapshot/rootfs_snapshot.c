@@ -84,17 +84,20 @@ int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, struct tha
     uint64_t *pm = read_pagemap(0, (uint64_t)(uintptr_t)m->host, m->size, err);
     if (!pm)
         return -1;
-    uint64_t n = 0;
-    for (uint64_t i = 0; i < m->size / PAGE; i++)
+    uint64_t n = 0, touched = 0;
+    for (uint64_t i = 0; i < m->size / PAGE; i++) {
+        touched += (pm[i] & PM_PRESENT) != 0; /* read or written (with the kernel's fault-around) */
         if ((pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE))
             pm[n++] = i; /* written by the guest: a private copy */
+    }
     int rc = write_pages(dir, SNAPDIR_ROOTFS_COW, COW_MAGIC, pm, n, m->host, err);
     free(pm);
     if (rc < 0)
         return -1;
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "image", m->path, "gpa", (json_int_t)m->gpa, "size",
-                          (json_int_t)m->size, "dev", (json_int_t)m->dev, "ino", (json_int_t)m->ino, "mtime_ns",
-                          (json_int_t)m->mtime_ns);
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "image", m->path, "gpa", (json_int_t)m->gpa,
+                          "size", (json_int_t)m->size, "dev", (json_int_t)m->dev, "ino", (json_int_t)m->ino,
+                          "mtime_ns", (json_int_t)m->mtime_ns, "touched_bytes", (json_int_t)(touched * PAGE),
+                          "written_bytes", (json_int_t)(n * PAGE));
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)

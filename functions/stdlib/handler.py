@@ -1,0 +1,92 @@
+"""stdlib: a handler on Debian's whole standard library, C accelerators included.
+Imports decimal, fractions, statistics, asyncio, sqlite3, ctypes and json (with its C
+codec) at import time and uses each per request. {"op": "exit"} raises SystemExit,
+{"op": "interrupt"} KeyboardInterrupt, {"op": "print"} prints a line to the log:
+they exercise the runtime.
+
+Payload: {"values": [numbers]} (default [1, 2, 3, 4]).
+"""
+import asyncio
+import ctypes
+import decimal
+import fractions
+import json
+import sqlite3
+import statistics
+import sys
+
+import _decimal  # noqa: F401  the C implementations, not the pure-Python fallbacks
+import _json  # noqa: F401
+
+LIBC = ctypes.CDLL(None)
+
+
+async def gather(values):
+    """A real event loop (epoll, a socketpair self-pipe): tasks, a timer, a callback
+    from call_soon_threadsafe, a queue."""
+    loop = asyncio.get_running_loop()
+    queue = asyncio.Queue()
+
+    async def produce(v):
+        await asyncio.sleep(0.001)
+        await queue.put(v)
+
+    poked = loop.create_future()
+    loop.call_soon_threadsafe(poked.set_result, "poked")
+    await asyncio.gather(*(produce(v) for v in values[:50]))
+    got = [queue.get_nowait() for _ in range(queue.qsize())]
+    return [len(got), await poked]
+
+
+def use_tmp(rows):
+    """The writable /tmp: a temporary directory, a file, an on-disk SQLite database."""
+    import os
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "notes.txt")
+        with open(path, "w") as f:
+            f.write("x" * 1000)
+        with open(path, "a") as f:
+            f.write("tail")
+        size = os.path.getsize(path)
+        db = sqlite3.connect(os.path.join(d, "t.db"))
+        db.execute("create table t (k integer primary key, v text)")
+        db.executemany("insert into t (v) values (?)", [("row %d" % i,) for i in range(rows)])
+        db.commit()
+        count = db.execute("select count(*) from t").fetchone()[0]
+        db.close()
+        listing = sorted(os.listdir(d))
+    return {"tmpdir": os.path.dirname(d), "size": size, "sqlite_rows": count, "files": listing,
+            "cleaned": not os.path.exists(d)}
+
+
+def handle(event):
+    op = event.get("op", "compute")
+    if op == "exit":
+        sys.exit(3)
+    if op == "interrupt":
+        raise KeyboardInterrupt
+    if op == "tmp":
+        return use_tmp(event.get("rows", 100))
+    if op == "print":
+        print("stdlib handler says hello to the log")
+        return {"printed": True}
+    values = event.get("values", [1, 2, 3, 4])
+    db = sqlite3.connect(":memory:")
+    db.execute("create table t (x real)")
+    db.executemany("insert into t values (?)", [(v,) for v in values])
+    total, count = db.execute("select sum(x), count(*) from t").fetchone()
+    db.close()
+    text = json.dumps({"v": values}).encode()
+    awaited = asyncio.run(gather(values))
+    return {
+        "decimal": str(sum(decimal.Decimal(str(v)) for v in values) / decimal.Decimal(3)),
+        "fraction": str(sum(fractions.Fraction(v).limit_denominator(1000) for v in values)),
+        "mean": statistics.fmean(values),
+        "median": statistics.median(values),
+        "stdev": round(statistics.stdev(values), 12) if len(values) > 1 else 0,
+        "sqlite": [total, count],
+        "ctypes_strlen": LIBC.strlen(text),
+        "asyncio": awaited,
+        "decimal_is_c": decimal.Decimal.__module__ == "decimal" and hasattr(decimal, "__libmpdec_version__"),
+    }

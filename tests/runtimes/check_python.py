@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Debian's python3.11 in the guest, through the real CLI (microVMs, /dev/kvm):
+runtime behaviour in one VM (SystemExit and KeyboardInterrupt are error responses
+and the instance keeps serving, an empty body is the event {}, print() reaches the
+log and never the response), a package that is not installed is one build error
+naming the apt-get line, /tmp is writable, and a function whose files total over 500 MB (PyTorch) has
+a snapshot that is a small part of what is installed.
+
+Prints one line per check and ends with "N passed, N failed"."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("BUILD", "build")
+THAW = os.path.join(ROOT, BUILD, "thaw")
+passed, failed = 0, 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print("ok    " + name)
+    else:
+        failed += 1
+        print("FAIL  %s %s" % (name, str(detail)[:600]))
+
+
+def thaw(*args):
+    return subprocess.run([THAW] + list(args), capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def allocated(path):
+    return os.stat(path).st_blocks * 512
+
+
+def runtime_behaviour():
+    p = thaw("run", "functions/stdlib", "--payload", '{"op": "exit"}', "--payload", '{"op": "interrupt"}',
+             "--payload", "", "--payload", '{"op": "print"}', "--payload", '{"values": [1, 2]}')
+    lines = p.stdout.strip().splitlines()
+    check("stdlib function serves five requests in one VM", p.returncode == 0 and len(lines) == 5, p.stderr[-400:])
+    if len(lines) != 5:
+        return
+    r = [json.loads(l) for l in lines]
+    check("SystemExit in a handler is an error response", r[0].get("error", "").startswith("SystemExit"), r[0])
+    check("KeyboardInterrupt in a handler is an error response", r[1].get("error", "").startswith("KeyboardInterrupt"),
+          r[1])
+    check("an empty body is the event {}", r[2].get("sqlite") == [10.0, 4] and r[2].get("asyncio") == [4, "poked"],
+          r[2])
+    check("print() goes to the log, not the response",
+          r[3] == {"printed": True} and "says hello to the log" in p.stderr and "says hello" not in p.stdout, p.stderr)
+    check("the instance keeps serving after them", r[4].get("sqlite") == [3.0, 2], r[4])
+
+
+def writable_tmp():
+    p = thaw("run", "functions/stdlib", "--payload", '{"op": "tmp", "rows": 500}')
+    try:
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        r = {}
+    check("/tmp is writable guest memory (tempfile, a file, an on-disk SQLite database)",
+          r == {"tmpdir": "/tmp", "size": 1004, "sqlite_rows": 500, "files": ["notes.txt", "t.db"], "cleaned": True},
+          p.stdout[-300:] + p.stderr[-300:])
+
+
+def missing_package(tmp):
+    fdir = os.path.join(tmp, "needs_missing")
+    os.makedirs(os.path.join(fdir, "payloads"))
+    with open(os.path.join(fdir, "function.json"), "w") as f:
+        json.dump({"name": "needs_missing", "runtime": "python", "packages": ["python3-thaw-not-a-package"]}, f)
+    with open(os.path.join(fdir, "handler.py"), "w") as f:
+        f.write("def handle(event):\n    return {}\n")
+    p = thaw("build", fdir, "--out", os.path.join(tmp, "out"))
+    err = p.stderr.strip().splitlines()
+    check("a missing package is one error naming the apt-get line",
+          p.returncode != 0 and len(err) == 1 and
+          "apt-get install -y --no-install-recommends python3-thaw-not-a-package" in err[0], p.stderr)
+
+
+def big_function(tmp):
+    name = "cnn_serving"
+    with open(os.path.join(ROOT, BUILD, "functions", name, "files.json")) as f:
+        installed = json.load(f)["installed_bytes"]
+    check("%s's files total over 500 MB (%d MB)" % (name, installed >> 20), installed > 500 << 20)
+    snap = os.path.join(tmp, name)
+    p = thaw("snapshot", "functions/" + name, "-o", snap)
+    check("%s snapshots" % name, p.returncode == 0, p.stderr[-400:])
+    if p.returncode != 0:
+        return
+    snap_bytes = sum(allocated(os.path.join(snap, n)) for n in os.listdir(snap))
+    with open(os.path.join(snap, "rootfs")) as f:
+        touched = json.load(f)["touched_bytes"]
+    print("      %s: installed %d MB, image pages touched by boot %d MB, snapshot allocated %d MB"
+          % (name, installed >> 20, touched >> 20, snap_bytes >> 20))
+    check("its snapshot is a small part of what is installed (%d of %d MB)" % (snap_bytes >> 20, installed >> 20),
+          snap_bytes < installed / 4, snap_bytes)
+    expected = open(os.path.join(ROOT, "functions", name, "expected", "4.json")).read()
+    for mode in ("lazy", "reap", "reap"):
+        p = thaw("restore", snap, "--mem", mode, "--drop-cache", "--payload-file",
+                 os.path.join("functions", name, "payloads", "4.json"))
+        check("%s restores in %s mode from a cold page cache and answers as host python3" % (name, mode),
+              p.returncode == 0 and p.stdout.rstrip("\n") == expected, p.stdout[:200] + p.stderr[-300:])
+
+
+def main():
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("*** SKIP: /dev/kvm not usable: Python runtime tests did not run ***")
+        print("0 passed, 0 failed")
+        return 0
+    tmp = tempfile.mkdtemp(prefix="thaw-py-test-")
+    try:
+        runtime_behaviour()
+        writable_tmp()
+        missing_package(tmp)
+    except Exception as e:  # a crash is a failure, never a silent pass
+        check("python suite ran to the end", False, repr(e))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# thaw serve with a Python function on Debian's python3.11 (a root-filesystem image):
+# the deploy builds it (the shared image from the build cache), boots and snapshots it;
+# invocations restore it in jailed workers (lazy, then REAP recording and prefetching
+# file pages too) and answer exactly as the host's python3.11 does.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+. tests/serve/lib.sh
+need_kvm check_serve_python
+
+fn=functions/stdlib
+start_daemon "$WORK/state" || { fail "daemon starts"; finish; exit 1; }
+st=$(deploy stdlib "$fn" "restore=lazy&keep_alive_ms=0")
+check "deploy of a Debian-python function (status $st)" [ "$st" = 201 ]
+starts=""
+for mode in lazy reap reap; do
+    st=$(http PATCH /functions/stdlib -d "{\"restore\": \"$mode\", \"keep_alive_ms\": 0}")
+    [ "$st" = 200 ] || fail "PATCH restore=$mode" "status $st"
+    sleep 1 # the idle instance (keep-alive 0) goes: the next invocation starts cold
+    for p in default five; do
+        st=$(http POST /invoke/stdlib --data-binary @"$fn/payloads/$p.json")
+        starts="$starts $(header X-Thaw-Start)"
+        if [ "$st" = 200 ] && [ "$(body)" = "$(cat "$fn/expected/$p.json")" ]; then
+            pass "invoke $p ($mode) answers as the host's python3.11"
+        else
+            fail "invoke $p ($mode)" "status $st: $(body | head -c 300)"
+        fi
+    done
+done
+echo "start kinds:$starts"
+check "cold starts restored lazily and with REAP" sh -c "echo '$starts' | grep -q cold-lazy && [ \$(echo '$starts' | grep -o cold-reap | wc -l) -ge 2 ]"
+check "REAP recorded the function's file pages in the daemon's snapshot" \
+    sh -c "find '$WORK/state' -name rootfs.ws -size +0 | grep -q ."
+st=$(http POST /invoke/stdlib -d '{"op": "exit"}')
+check "SystemExit is an error response, not a dead instance (status $st)" grep -q SystemExit "$WORK/body"
+st=$(http POST /invoke/stdlib --data-binary @"$fn/payloads/default.json")
+check "the instance keeps serving (status $st)" [ "$(body)" = "$(cat "$fn/expected/default.json")" ]
+stop_daemon
+finish
