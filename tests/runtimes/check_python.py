@@ -83,7 +83,8 @@ def missing_package(tmp):
 
 def big_function(tmp):
     name = "cnn_serving"
-    with open(os.path.join(ROOT, BUILD, "functions", name, "files.json")) as f:
+    p = thaw("build", "functions/" + name)  # the bundle names its image and what it holds
+    with open(os.path.join(ROOT, BUILD, "bundles", name, "python.json")) as f:
         installed = json.load(f)["installed_bytes"]
     check("%s's files total over 500 MB (%d MB)" % (name, installed >> 20), installed > 500 << 20)
     snap = os.path.join(tmp, name)
@@ -116,6 +117,7 @@ def main():
         runtime_behaviour()
         writable_tmp()
         missing_package(tmp)
+        big_function(tmp)
     except Exception as e:  # a crash is a failure, never a silent pass
         check("python suite ran to the end", False, repr(e))
     finally:

@@ -13,8 +13,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 THAW = os.path.join(ROOT, os.environ.get("BUILD", "build"), "thaw")
 SUITE = ["helloworld", "json_serdes", "pyaes", "chameleon", "float_operation", "matmul", "image_rotate",
          "lr_serving", "compression", "matmul_c", "image_rotate_c", "aes_c",
-         # Debian's python3.11 from a root-filesystem image
-         "stdlib"]
+         # Debian's python3.11 from a root-filesystem image, FunctionBench on Debian packages
+         "stdlib", "image_rotate_pil", "image_process_pil", "matmul_np", "linpack_np", "lr_serving_sk",
+         "lr_training_sk", "cnn_serving", "rnn_serving", "video_processing"]
 
 
 def main():
