@@ -2,7 +2,8 @@
 Imports decimal, fractions, statistics, asyncio, sqlite3, ctypes and json (with its C
 codec) at import time and uses each per request. {"op": "exit"} raises SystemExit,
 {"op": "interrupt"} KeyboardInterrupt, {"op": "print"} prints a line to the log:
-they exercise the runtime.
+they exercise the runtime. {"op": "tmp"} uses the writable /tmp, {"op": "threads"}
+threads with a pipe and a thread pool under asyncio.
 
 Payload: {"values": [numbers]} (default [1, 2, 3, 4]).
 """
@@ -60,6 +61,28 @@ def use_tmp(rows):
             "cleaned": not os.path.exists(d)}
 
 
+def use_threads():
+    """Guest threads with pipes: a blocking read that another thread's write ends, and
+    an event loop handing work to a thread pool (run_in_executor)."""
+    import concurrent.futures
+    import os
+    import threading
+    import time
+    r, w = os.pipe()
+    t = threading.Thread(target=lambda: (time.sleep(0.01), os.write(w, b"from a thread")))
+    t.start()
+    got = os.read(r, 100)  # blocks until the other thread writes
+    t.join()
+    os.close(r)
+    os.close(w)
+
+    async def offload():
+        loop = asyncio.get_running_loop()
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            return await asyncio.gather(*(loop.run_in_executor(ex, pow, 2, k) for k in range(8)))
+    return {"pipe": got.decode(), "executor": asyncio.run(offload())}
+
+
 def handle(event):
     op = event.get("op", "compute")
     if op == "exit":
@@ -68,6 +91,8 @@ def handle(event):
         raise KeyboardInterrupt
     if op == "tmp":
         return use_tmp(event.get("rows", 100))
+    if op == "threads":
+        return use_threads()
     if op == "print":
         print("stdlib handler says hello to the log")
         return {"printed": True}

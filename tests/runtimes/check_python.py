@@ -67,6 +67,16 @@ def writable_tmp():
           p.stdout[-300:] + p.stderr[-300:])
 
 
+def threads_and_pipes():
+    p = thaw("run", "functions/stdlib", "--payload", '{"op": "threads"}')
+    try:
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        r = None
+    check("a blocking pipe read ends by another thread's write; asyncio's run_in_executor on a thread pool",
+          r == {"pipe": "from a thread", "executor": [2 ** k for k in range(8)]}, p.stdout[-300:] + p.stderr[-300:])
+
+
 def missing_package(tmp):
     fdir = os.path.join(tmp, "needs_missing")
     os.makedirs(os.path.join(fdir, "payloads"))
@@ -116,6 +126,7 @@ def main():
     try:
         runtime_behaviour()
         writable_tmp()
+        threads_and_pipes()
         missing_package(tmp)
         big_function(tmp)
     except Exception as e:  # a crash is a failure, never a silent pass

@@ -1,11 +1,12 @@
 /* Pipes, Unix socket pairs and epoll: what asyncio and selectors need (a self-pipe
  * made by socketpair, non-blocking sends and receives on it, epoll over it).
  *
- * One thread runs in the guest, so nothing can arrive while a call waits: a read
- * from an empty channel whose writer is still open, or an epoll_wait without a
- * timeout that finds nothing ready, could never return. Non-blocking descriptors get
- * EAGAIN as on Linux; a blocking call that would wait forever stops the guest with
- * a panic that says so. epoll_wait with a timeout and nothing ready sleeps for it.
+ * Non-blocking descriptors get EAGAIN as on Linux. A blocking call that must wait (a
+ * read from an empty channel whose writer is open, a write to a full one, epoll_wait
+ * with nothing ready) parks the calling thread on one wait channel (thread.h) that
+ * every change of any channel wakes (data in, room made, an end closed); it then
+ * looks again. If no other thread can ever run, the scheduler stops the guest with
+ * one error naming the wait. epoll_wait with a timeout waits at most that long.
  *
  * A channel is a byte ring of CHAN_BYTES, allocated on first use. A pipe is one
  * channel; a socket pair is two, one each way. Descriptors point at endpoints (fs.c
@@ -15,6 +16,7 @@
 #include "fs.h"
 #include "pipe.h"
 #include "syscalls.h"
+#include "thread.h"
 
 #define MAX_CHANNELS 64
 #define MAX_ENDPOINTS 64
@@ -25,6 +27,11 @@
 enum { EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLONESHOT = 1u << 30, EPOLLET = 1u << 31 };
 enum { EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3 };
 enum { AF_UNIX = 1, SOCK_STREAM = 1, SOCK_TYPE_MASK = 0xf, SOCK_NONBLOCK = O_NONBLOCK, SOCK_CLOEXEC = O_CLOEXEC };
+
+/* The one wait channel of every pipe, socket and epoll wait. */
+static const char pipe_event;
+
+static void pipes_changed(void) { (void)thread_wake(&pipe_event, FUTEX_BITSET_MATCH_ANY, THREAD_MAX); }
 
 struct channel {
     bool used;
@@ -101,6 +108,7 @@ static void put_endpoint(uint32_t e)
     put_channel(ep->rd);
     put_channel(ep->wr);
     *ep = (struct endpoint){0};
+    pipes_changed(); /* readers see end of file, writers EPIPE */
 }
 
 /* Installs endpoints a and b as two new descriptors into fds[2]. */
@@ -196,19 +204,20 @@ int64_t pipe_read(struct file *f, void *buf, uint64_t len)
     if (ep->rd < 0)
         return -EBADF;
     struct channel *c = &chans[ep->rd];
-    if (!c->len) {
+    while (!c->len) {
         if (!c->writers || !len)
             return 0; /* end of file */
         if (f->flags & O_NONBLOCK)
             return -EAGAIN;
-        kpanic("read from an empty %s would block forever (the guest runs one thread)",
-               ep->socket ? "socket" : "pipe");
+        (void)thread_wait(&pipe_event, FUTEX_BITSET_MATCH_ANY, 0,
+                          ep->socket ? "read from an empty socket" : "read from an empty pipe");
     }
     uint64_t n = MIN(len, c->len);
     for (uint64_t i = 0; i < n; i++)
         ((uint8_t *)buf)[i] = c->buf[(c->head + i) % CHAN_BYTES];
     c->head = (uint32_t)((c->head + n) % CHAN_BYTES);
     c->len -= (uint32_t)n;
+    pipes_changed(); /* room for a blocked writer */
     return (int64_t)n;
 }
 
@@ -223,15 +232,20 @@ int64_t pipe_write(struct file *f, const void *buf, uint64_t len)
     if (!c->buf && !(c->buf = mm_alloc_pages(CHAN_BYTES)))
         return -ENOMEM;
     uint64_t room = CHAN_BYTES - c->len;
-    if (!room && len) {
+    while (!room && len) {
         if (f->flags & O_NONBLOCK)
             return -EAGAIN;
-        kpanic("write to a full %s would block forever (the guest runs one thread)", ep->socket ? "socket" : "pipe");
+        (void)thread_wait(&pipe_event, FUTEX_BITSET_MATCH_ANY, 0,
+                          ep->socket ? "write to a full socket" : "write to a full pipe");
+        if (!c->readers)
+            return -EPIPE;
+        room = CHAN_BYTES - c->len;
     }
     uint64_t n = MIN(len, room);
     for (uint64_t i = 0; i < n; i++)
         c->buf[(c->head + c->len + i) % CHAN_BYTES] = ((const uint8_t *)buf)[i];
     c->len += (uint32_t)n;
+    pipes_changed(); /* data for a blocked reader or epoll_wait */
     return (int64_t)n;
 }
 
@@ -367,16 +381,9 @@ uint32_t fs_ready_events(const struct file *f)
     return EPOLLIN | EPOLLOUT; /* files and devices never wait */
 }
 
-int64_t sys_epoll_wait(int epfd, struct linux_epoll_event *out, int64_t max, int64_t timeout_ms)
+/* The ready items of ep into out (at most max); one-shot items fire once. */
+static int64_t epoll_scan(struct epoll *ep, struct linux_epoll_event *out, int64_t max)
 {
-    struct file *e = fs_file(epfd);
-    if (!e)
-        return -EBADF;
-    if (e->type != FT_EPOLL || max <= 0 || max > 4096)
-        return -EINVAL;
-    if (!user_array_ok((uint64_t)(uintptr_t)out, (uint64_t)max, sizeof *out))
-        return -EFAULT;
-    struct epoll *ep = &epolls[e->node];
     int64_t n = 0;
     for (uint32_t i = 0; i < ep->count && n < max;) {
         struct epoll_item *it = &ep->items[i];
@@ -395,12 +402,24 @@ int64_t sys_epoll_wait(int epfd, struct linux_epoll_event *out, int64_t max, int
         }
         i++;
     }
-    if (n || timeout_ms == 0)
-        return n;
-    if (timeout_ms < 0)
-        kpanic("epoll_wait without a timeout and nothing ready would block forever (one thread)");
-    uint64_t until = time_monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
-    while (time_monotonic_ns() < until)
-        __asm__ volatile("pause");
-    return 0;
+    return n;
+}
+
+int64_t sys_epoll_wait(int epfd, struct linux_epoll_event *out, int64_t max, int64_t timeout_ms)
+{
+    struct file *e = fs_file(epfd);
+    if (!e)
+        return -EBADF;
+    if (e->type != FT_EPOLL || max <= 0 || max > 4096)
+        return -EINVAL;
+    if (!user_array_ok((uint64_t)(uintptr_t)out, (uint64_t)max, sizeof *out))
+        return -EFAULT;
+    uint64_t until = timeout_ms > 0 ? time_monotonic_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+    for (;;) {
+        int64_t n = epoll_scan(&epolls[e->node], out, max);
+        if (n || timeout_ms == 0)
+            return n;
+        if (thread_wait(&pipe_event, FUTEX_BITSET_MATCH_ANY, until, "epoll_wait") == -ETIMEDOUT)
+            return epoll_scan(&epolls[e->node], out, max);
+    }
 }
