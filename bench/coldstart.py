@@ -34,7 +34,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THAW = os.path.join(ROOT, "build", "thaw")
 DEFAULT = ["hello", "memtouch", "helloworld", "json_serdes", "pyaes", "chameleon", "float_operation",
-           "matmul", "image_rotate", "lr_serving", "compression", "matmul_c", "image_rotate_c", "aes_c"]
+           "matmul", "image_rotate", "lr_serving", "compression", "matmul_c", "image_rotate_c", "aes_c",
+           "stdlib", "image_rotate_pil", "image_process_pil", "matmul_np", "linpack_np", "lr_serving_sk",
+           "lr_training_sk", "cnn_serving", "rnn_serving", "video_processing"]
 CONCURRENCY_FUNCTIONS = ["helloworld", "chameleon", "lr_serving", "hello"]  # the "different" mix
 
 
@@ -92,7 +94,7 @@ def with_working_set(snap, saved):
     """Puts the working set recorded on the first payload back (a restore on another
     payload may mark it stale or re-record it): every different-input run starts alike."""
     for n in os.listdir(snap):
-        if n.startswith("ws."):
+        if n.startswith("ws.") or n == "rootfs.ws":
             os.unlink(os.path.join(snap, n))
     for n in os.listdir(saved):
         shutil.copy2(os.path.join(saved, n), os.path.join(snap, n))
@@ -143,11 +145,13 @@ def main():
                 print("skipping %s: %s" % (name, e), file=sys.stderr)
                 continue
             r = {"name": name}
-            boots = []
+            boots, readies = [], []
             for _ in range(a.runs):
                 j = last_json(thaw("run", fdir, "--payload", pl, "--json"), "boot_to_ready_us")
                 boots.append(j["boot_to_ready_us"] + j["invocations_us"][0])
+                readies.append(j["boot_to_ready_us"])
             r["boot"] = statistics.median(boots)
+            r["boot_ready"] = statistics.median(readies)
             warm = last_json(thaw("run", fdir, "--payload", pl, "--repeat", "11", "--json"), "invocations_us")
             r["warm"] = statistics.median(warm["invocations_us"][1:])
             for mode in ("copy", "lazy", "uffd"):
@@ -165,7 +169,11 @@ def main():
             r["ws_mib"] = js[0]["reap"]["ws_bytes"] / 1048576
             r["ws_regions"] = js[0]["reap"]["regions"]
             r["read_mbps"] = statistics.median(j["reap"]["read_mb_s"] for j in js)
-            r["alloc_mib"] = os.stat(os.path.join(snap, "memory")).st_blocks * 512 / 1048576
+            # The snapshot's memory file plus, for a function with a root-filesystem image,
+            # the image pages it wrote; file pages only read are not part of it.
+            r["alloc_mib"] = sum(os.stat(os.path.join(snap, n)).st_blocks * 512 for n in ("memory", "rootfs.cow")
+                                 if os.path.exists(os.path.join(snap, n))) / 1048576
+            r["file_ws_mib"] = js[0].get("rootfs", {}).get("ws_pages", 0) * 4096 / 1048576
             # The restore path to the vCPU's first instruction, under REAP.
             for k in ("state_load_us", "memory_setup_us", "vm_create_us", "restore_us"):
                 r["reap_" + k] = med(js, k)
@@ -176,7 +184,7 @@ def main():
                 saved = os.path.join(tmp, name + ".ws")
                 os.mkdir(saved)
                 for n in os.listdir(snap):
-                    if n.startswith("ws.") and n != "ws.stale":
+                    if (n.startswith("ws.") and n != "ws.stale") or n == "rootfs.ws":
                         shutil.copy2(os.path.join(snap, n), os.path.join(saved, n))
                 dl = [restore(snap, "lazy", pls[1]) for _ in range(a.runs)]
                 dr = []
@@ -220,17 +228,29 @@ def main():
     print("Medians of %d cold starts per mode (page cache dropped before each), in ms; "
           "disk sequential O_DIRECT read measured in this run: %.0f MB/s.\n" % (a.runs, disk))
     print("| function | boot | copy | lazy | uffd | reap | warm | reap speedup vs lazy | faults uffd -> reap "
-          "| fault reduction | of which read from disk | WS MiB (regions) | prefetch MB/s (% of disk) | snapshot MiB allocated |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| fault reduction | of which read from disk | WS MiB (regions) | file WS MiB | prefetch MB/s (% of disk) | snapshot MiB allocated |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         red = 100.0 * (1 - r["reap_misses"] / r["uffd_faults"]) if r["uffd_faults"] else 0.0
-        print("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2fx | %d -> %d | %.1f%% | %d | %.2f (%d) | %.0f (%.0f%%) | %.1f |" % (
+        print("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2fx | %d -> %d | %.1f%% | %d | %.2f (%d) | %.1f | %.0f (%.0f%%) | %.1f |" % (
             r["name"], r["boot"] / 1e3, r["copy"] / 1e3, r["lazy"] / 1e3, r["uffd"] / 1e3, r["reap"] / 1e3,
             r["warm"] / 1e3, r["lazy"] / r["reap"], r["uffd_faults"], r["reap_misses"], red, r["reap_disk"], r["ws_mib"],
-            r["ws_regions"], r["read_mbps"], 100 * r["read_mbps"] / disk, r["alloc_mib"]))
+            r["ws_regions"], r["file_ws_mib"], r["read_mbps"], 100 * r["read_mbps"] / disk, r["alloc_mib"]))
     if speedups:
         g = math.exp(sum(math.log(s) for s in speedups) / len(speedups))
         print("\nGeometric mean speedup of reap over lazy: **%.2fx** over %d functions." % (g, len(speedups)))
+
+    # The per-function summary docs/functions.md keeps.
+    print("\nPer function (docs/functions.md): boot to the ready point, a warm invocation, the snapshot's "
+          "allocated size (memory file + written image pages), REAP's working set (guest memory + image file "
+          "pages), cold starts (ms, medians).\n")
+    print("| function | boot to ready | warm | snapshot MiB | WS memory MiB | WS file MiB | lazy | reap | "
+          "reap speedup |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print("| %s | %.1f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2fx |" % (
+            r["name"], r["boot_ready"] / 1e3, r["warm"] / 1e3, r["alloc_mib"], r["ws_mib"], r["file_ws_mib"],
+            r["lazy"] / 1e3, r["reap"] / 1e3, r["lazy"] / r["reap"]))
 
     # Cold-start overhead over warm, and the restore path, per function.
     print("\nCold-start overhead over warm (cold minus warm, ms) and REAP's restore path to the vCPU's first "
