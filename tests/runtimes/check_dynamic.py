@@ -82,6 +82,16 @@ def run_image(tmp):
             ok = ok and st["start"] == "reap-prefetch" and fs.get("ws_pages", 0) > 0
         what = ["", "", " (records the file pages)", " (reads them ahead)"][i]
         check("rootfs snapshot restores in a worker in %s mode%s" % (mode, what), ok, p.stdout + p.stderr)
+    # A snapshot taken in a jailed worker: the caller reads the image pages the guest
+    # wrote from /proc/<worker>/mem; it restores like one taken in process.
+    jsnap = os.path.join(tmp, "img-jailed")
+    p = thaw("snapshot", "--worker", "functions/dynamic-image", "-o", jsnap)
+    with_cow = p.returncode == 0 and os.path.getsize(os.path.join(jsnap, "rootfs.cow")) > 16
+    check("a rootfs snapshot taken in a jailed worker keeps the written image pages", with_cow, p.stderr)
+    for mode in ("lazy", "reap", "reap"):
+        p = thaw("restore", jsnap, "--mem", mode, "--drop-cache", *payload_args('{"a": 9, "b": 9}'))
+        ok = p.returncode == 0 and '"product": 81' in p.stdout and '"checks": "ok"' in p.stdout
+        check("the worker's rootfs snapshot restores in %s mode" % mode, ok, p.stdout + p.stderr)
     desc = os.path.join(snap, "rootfs")
     d = json.load(open(desc))
     d["mtime_ns"] += 1

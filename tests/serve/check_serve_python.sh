@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # thaw serve with a Python function on Debian's python3.11 (a root-filesystem image):
-# the deploy builds it (the shared image from the build cache), boots and snapshots it;
+# the deploy builds it (the shared image from the build cache), boots and snapshots it
+# in a jailed worker;
 # invocations restore it in jailed workers (lazy, then REAP recording and prefetching
 # file pages too) and answer exactly as the host's python3.11 does.
 set -u
@@ -13,6 +14,8 @@ fn=functions/stdlib
 start_daemon "$WORK/state" || { fail "daemon starts"; finish; exit 1; }
 st=$(deploy stdlib "$fn" "restore=lazy&keep_alive_ms=0")
 check "deploy of a Debian-python function (status $st)" [ "$st" = 201 ]
+check "the deploy booted and snapshotted it in a jailed worker (its written image pages read by the daemon)" \
+    [ "$(json_field boot_in_worker)" = True ]
 starts=""
 for mode in lazy reap reap; do
     st=$(http PATCH /functions/stdlib -d "{\"restore\": \"$mode\", \"keep_alive_ms\": 0}")

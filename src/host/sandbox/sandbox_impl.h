@@ -8,6 +8,7 @@
 #define THAW_HOST_SANDBOX_IMPL_H
 
 #include "host/sandbox/sandbox.h"
+#include "host/vmm/rootfs_map.h"
 
 struct sandbox_ops {
     /* One request to its response. sb->invocation is already the new number. */
@@ -81,7 +82,7 @@ int sandbox_local_snapshot_fd(struct sandbox *sb, int fd, uint8_t **state, size_
 uint64_t sandbox_local_guest_addr(const struct sandbox *sb);
 /* Where its root-filesystem image is mapped (0, 0: none), so that the caller can record
  * the image pages a worker touched from /proc/<worker>/pagemap (REAP). */
-void sandbox_local_rootfs(const struct sandbox *sb, uint64_t *addr, uint64_t *size);
+const struct rootfs_map *sandbox_local_rootfs(const struct sandbox *sb); /* NULL: none */
 
 /* The worker-process implementation (worker_client.c). */
 int sandbox_worker_boot(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,

@@ -168,11 +168,8 @@ int sandbox_local_snapshot_fd(struct sandbox *sb, int fd, uint8_t **state, size_
 {
     struct local *l = sb->impl;
     uint64_t t0 = clock_now_ns();
-    /* The image's written pages and identity would need files of their own, which the
-     * jail cannot write: not supported yet, refused rather than a snapshot without them. */
-    if (l->inst->rootfs.host)
-        return thaw_fail(err, "snapshots of a function with a root-filesystem image are not supported from a "
-                              "jailed worker yet (snapshot it in process)");
+    /* A root-filesystem image's written pages are not in the memory file: the caller
+     * reads them from /proc/<worker>/mem (READY told it where the image is). */
     if (snapshot_capture_state(l->inst, l->function, state, len, err) < 0)
         return -1;
     if (snapshot_write_image(l->inst, fd, err) < 0) {
@@ -288,12 +285,10 @@ uint64_t sandbox_local_guest_addr(const struct sandbox *sb)
     return l && l->inst ? (uint64_t)(uintptr_t)l->inst->mem : 0;
 }
 
-void sandbox_local_rootfs(const struct sandbox *sb, uint64_t *addr, uint64_t *size)
+const struct rootfs_map *sandbox_local_rootfs(const struct sandbox *sb)
 {
     const struct local *l = sb->impl;
-    const struct rootfs_map *fs = l && l->inst ? &l->inst->rootfs : NULL;
-    *addr = fs && fs->host ? (uint64_t)(uintptr_t)fs->host : 0;
-    *size = fs && fs->host ? fs->size : 0;
+    return l && l->inst && l->inst->rootfs.host ? &l->inst->rootfs : NULL;
 }
 
 static const struct sandbox_ops local_ops = {

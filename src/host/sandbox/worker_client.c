@@ -71,6 +71,7 @@ struct worker_client {
     uint64_t memory_bytes;
     uint64_t guest_addr;      /* guest memory in the worker's address space */
     uint64_t rootfs_addr, rootfs_size; /* its root-filesystem image there (0: none) */
+    struct rootfs_map rootfs;  /* which image (path, guest address, identity), for snapshots */
     uint64_t create_ns;       /* our sandbox_boot/restore call, spawning and jailing included */
     uint64_t save_ns, snapshot_allocated; /* the last snapshot, as we made it */
     /* the caller-side pager (uffd/reap without --pager-socket) */
@@ -714,6 +715,13 @@ static int client_snapshot(struct sandbox *sb, const char *dir, struct thaw_erro
         snapshot_writer_abort(&wr);
         return unexpected(sb, w, &f, "done", err);
     }
+    /* The image's written pages and identity, from the worker's memory (they are not in
+     * the memory file it wrote). */
+    if (w->rootfs_size && rootfs_snapshot_save_remote(&w->rootfs, (int)w->pid, w->rootfs_addr, wr.tmp, err) < 0) {
+        wp_frame_free(&f);
+        snapshot_writer_abort(&wr);
+        return -1;
+    }
     int rc = snapshot_writer_commit(&wr, f.msg.u.body.data, f.msg.u.body.len, err);
     wp_frame_free(&f);
     if (rc < 0)
@@ -934,6 +942,13 @@ static int create(struct sandbox **out, const char *path, bool restore, enum mem
     w->guest_addr = f.msg.guest_addr;
     w->rootfs_addr = f.msg.rootfs_addr;
     w->rootfs_size = f.msg.rootfs_size;
+    rootfs_map_init(&w->rootfs);
+    snprintf(w->rootfs.path, sizeof w->rootfs.path, "%s", f.msg.rootfs.path);
+    w->rootfs.size = f.msg.rootfs_size;
+    w->rootfs.gpa = f.msg.rootfs.gpa;
+    w->rootfs.dev = f.msg.rootfs.dev;
+    w->rootfs.ino = f.msg.rootfs.ino;
+    w->rootfs.mtime_ns = f.msg.rootfs.mtime_ns;
     w->create_ns = clock_now_ns() - t0;
     w->last = f.msg.u.stats;
     wp_frame_free(&f);

@@ -26,7 +26,7 @@ bool wp_type_limit(uint32_t type, uint32_t *limit)
     case WP_STATS:
     case WP_SNAPSHOT:
     case WP_SHUTDOWN: l = 0; break;
-    case WP_READY:
+    case WP_READY: l = STATS_MAX + 4 + WP_PATH_MAX + 64; break;
     case WP_STATS_REPLY: l = STATS_MAX; break;
     case WP_LOG: l = 16 + WP_LOG_LINE_MAX; break;
     case WP_ERROR: l = 8 + WP_ERROR_MAX; break;
@@ -257,6 +257,11 @@ int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_
         put_u64(&o, m->guest_addr);
         put_u64(&o, m->rootfs_addr);
         put_u64(&o, m->rootfs_size);
+        put_str(&o, m->rootfs.path);
+        put_u64(&o, m->rootfs.gpa);
+        put_u64(&o, m->rootfs.dev);
+        put_u64(&o, m->rootfs.ino);
+        put_u64(&o, m->rootfs.mtime_ns);
         break;
     case WP_STATS_REPLY: put_stats(&o, &m->u.stats); break;
     case WP_LOG: {
@@ -335,6 +340,11 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
         m->guest_addr = get_u64(&i, "ready guest address");
         m->rootfs_addr = get_u64(&i, "ready rootfs address");
         m->rootfs_size = get_u64(&i, "ready rootfs size");
+        get_str(&i, m->rootfs.path, sizeof m->rootfs.path, "ready rootfs path");
+        m->rootfs.gpa = get_u64(&i, "ready rootfs address");
+        m->rootfs.dev = get_u64(&i, "ready rootfs identity");
+        m->rootfs.ino = get_u64(&i, "ready rootfs identity");
+        m->rootfs.mtime_ns = get_u64(&i, "ready rootfs identity");
         break;
     case WP_STATS_REPLY: get_stats(&i, &m->u.stats); break;
     case WP_LOG: {

@@ -10,7 +10,8 @@
  *   caller -> worker                         worker -> caller
  *   CREATE_BOOT {create}                     READY {stats, u64 invoke timeout, u64 guest
  *   CREATE_RESTORE {create}                  memory address, u64 rootfs image address,
- *                                            u64 its size (0: none)}: at the ready point, jailed
+ *                                            u64 its size (0: none), its path, u64 guest
+ *                                            address, dev, inode, mtime}: at the ready point, jailed
  *   INVOKE {request bytes}                   RESPONSE {response bytes}
  *   STATS {}                                 STATS_REPLY {stats}
  *   SNAPSHOT {} + the memory file's fd       DONE {the encoded state file}: the worker
@@ -90,6 +91,10 @@ struct wp_msg {
     uint64_t invoke_timeout_ns;      /* READY: the deadline the worker applies */
     uint64_t guest_addr;             /* READY: where guest memory is mapped in the worker */
     uint64_t rootfs_addr, rootfs_size; /* READY: where its root-filesystem image is (0: none) */
+    struct {                         /* READY: which image (for snapshots taken by the caller) */
+        char path[WP_PATH_MAX + 1];
+        uint64_t gpa, dev, ino, mtime_ns;
+    } rootfs;
     union {
         struct wp_create create;                      /* CREATE_* */
         struct { const uint8_t *data; size_t len; } body; /* INVOKE, RESPONSE, DONE */

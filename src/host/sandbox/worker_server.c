@@ -231,7 +231,16 @@ int sandbox_worker_main(int sock)
     }
     ready.invoke_timeout_ns = w.sb->invoke_timeout_ns;
     ready.guest_addr = sandbox_local_guest_addr(w.sb);
-    sandbox_local_rootfs(w.sb, &ready.rootfs_addr, &ready.rootfs_size);
+    const struct rootfs_map *fs = sandbox_local_rootfs(w.sb);
+    if (fs) {
+        ready.rootfs_addr = (uint64_t)(uintptr_t)fs->host;
+        ready.rootfs_size = fs->size;
+        snprintf(ready.rootfs.path, sizeof ready.rootfs.path, "%s", fs->path);
+        ready.rootfs.gpa = fs->gpa;
+        ready.rootfs.dev = fs->dev;
+        ready.rootfs.ino = fs->ino;
+        ready.rootfs.mtime_ns = fs->mtime_ns;
+    }
     if (wp_send(sock, &ready, -1, &err) < 0)
         return 1;
     rc = serve(&w);

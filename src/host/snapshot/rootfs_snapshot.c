@@ -77,11 +77,12 @@ static int write_pages(const char *dir, const char *name, const char *magic, con
     return rc;
 }
 
-int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, struct thaw_error *err)
+/* Writes rootfs.cow and the descriptor for image m mapped at addr in process pid (0:
+ * this one, m->host): the written pages' contents come from the mapping itself, or
+ * from /proc/<pid>/mem for a worker's. */
+static int save_from(const struct rootfs_map *m, int pid, uint64_t addr, const char *dir, struct thaw_error *err)
 {
-    if (!m->host)
-        return 0;
-    uint64_t *pm = read_pagemap(0, (uint64_t)(uintptr_t)m->host, m->size, err);
+    uint64_t *pm = read_pagemap(pid, addr, m->size, err);
     if (!pm)
         return -1;
     uint64_t n = 0, touched = 0;
@@ -90,7 +91,46 @@ int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, struct tha
         if ((pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE))
             pm[n++] = i; /* written by the guest: a private copy */
     }
-    int rc = write_pages(dir, SNAPDIR_ROOTFS_COW, COW_MAGIC, pm, n, m->host, err);
+    const uint8_t *contents = pid > 0 ? NULL : m->host;
+    uint8_t *copy = NULL;
+    if (pid > 0) { /* the worker's copies of those pages, read through its memory file */
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/mem", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || !(copy = malloc(n ? n * PAGE : 1))) {
+            if (fd >= 0)
+                close(fd);
+            free(pm);
+            return thaw_fail_errno(err, "reading the worker's image pages (%s)", path);
+        }
+        for (uint64_t k = 0; k < n; k++)
+            if (pread(fd, copy + k * PAGE, PAGE, (off_t)(addr + pm[k] * PAGE)) != (ssize_t)PAGE) {
+                close(fd);
+                free(copy);
+                free(pm);
+                return thaw_fail_errno(err, "reading the worker's image pages (%s)", path);
+            }
+        close(fd);
+    }
+    int rc;
+    if (copy) { /* the same layout as write_pages, the contents from the copy */
+        uint64_t head = 16 + n * 8, data_at = (head + PAGE - 1) / PAGE * PAGE;
+        size_t len = data_at + n * PAGE;
+        uint8_t *buf = calloc(1, len);
+        if (buf) {
+            memcpy(buf, COW_MAGIC, 8);
+            memcpy(buf + 8, &n, 8);
+            memcpy(buf + 16, pm, n * 8);
+            memcpy(buf + data_at, copy, n * PAGE);
+            rc = write_file_atomic(dir, SNAPDIR_ROOTFS_COW, buf, len, err);
+        } else {
+            rc = thaw_fail(err, "out of memory");
+        }
+        free(buf);
+        free(copy);
+    } else {
+        rc = write_pages(dir, SNAPDIR_ROOTFS_COW, COW_MAGIC, pm, n, contents, err);
+    }
     free(pm);
     if (rc < 0)
         return -1;
@@ -105,6 +145,23 @@ int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, struct tha
     rc = write_file_atomic(dir, SNAPDIR_ROOTFS, text, strlen(text), err);
     free(text);
     return rc;
+}
+
+int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, struct thaw_error *err)
+{
+    if (!m->host)
+        return 0;
+    return save_from(m, 0, (uint64_t)(uintptr_t)m->host, dir, err);
+}
+
+int rootfs_snapshot_save_remote(const struct rootfs_map *m, int pid, uint64_t addr, const char *dir,
+                                struct thaw_error *err)
+{
+    if (!m->size)
+        return 0;
+    if (pid <= 0 || m->size % PAGE || m->size > MAX_PAGES * PAGE || !m->path[0])
+        return thaw_fail(err, "rootfs image of the worker: bad description");
+    return save_from(m, pid, addr, dir, err);
 }
 
 bool rootfs_snapshot_present(const char *dir)

@@ -37,6 +37,10 @@ struct rootfs_pages {
 
 /* Writes rootfs and rootfs.cow for an instance whose image is m (no-op without one). */
 int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, struct thaw_error *err);
+/* The same for an image mapped at addr in a worker process (m describes it: path, gpa,
+ * size, identity; m->host unused): its written pages are read from /proc/<pid>/mem. */
+int rootfs_snapshot_save_remote(const struct rootfs_map *m, int pid, uint64_t addr, const char *dir,
+                                struct thaw_error *err);
 /* True if the snapshot in dir has an image. */
 bool rootfs_snapshot_present(const char *dir);
 /* Maps the snapshot's image into m (at the recorded address) and copies its written
