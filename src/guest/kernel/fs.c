@@ -1010,7 +1010,10 @@ int64_t sys_ioctl(int fd, uint64_t req, uint64_t arg)
     if (!f)
         return -EBADF;
     if (req == FIONREAD && f->type == FT_INVOKE) {
-        /* The size of the request a read() refused with EMSGSIZE. */
+        /* The size of the request a read() refused with EMSGSIZE; EPIPE once the host
+         * has no more requests (an empty read is then the end, not an empty request). */
+        if (invoke_ended())
+            return -EPIPE;
         if (!user_range_ok(arg, sizeof(int)))
             return -EFAULT;
         *(int *)(uintptr_t)arg = (int)MIN(invoke_pending(), (uint64_t)INT32_MAX);
@@ -1035,8 +1038,6 @@ int64_t sys_ioctl(int fd, uint64_t req, uint64_t arg)
         *(int *)(uintptr_t)arg = (int)pipe_pending(f);
         return 0;
     }
-    if (req == FIONREAD && f->type == FT_INVOKE)
-        return invoke_pending(arg);
     /* No terminals here: stdio then picks full buffering, which means fewer exits. */
     return -ENOTTY;
 }

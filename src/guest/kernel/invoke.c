@@ -74,15 +74,7 @@ int64_t invoke_read(void *buf, uint64_t len)
     return deliver(buf, len);
 }
 
-int64_t invoke_pending(uint64_t arg)
-{
-    if (shut_down)
-        return -EPIPE;
-    if (!user_range_ok(arg, sizeof(int)))
-        return -EFAULT;
-    *(int *)(uintptr_t)arg = (int)MIN(req_len - req_off, (uint64_t)INT32_MAX);
-    return 0;
-}
+bool invoke_ended(void) { return shut_down; }
 
 int64_t invoke_write(const void *buf, uint64_t len)
 {
