@@ -313,6 +313,71 @@ static void test_misses_are_served_in_batches(void **state)
     setenv("THAW_PAGER_BATCH", "1", 1);
 }
 
+/* Whether page p of the memory file is in the page cache. */
+static int file_page_cached(uint64_t p)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/memory", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    void *m = mmap(NULL, NPAGES * PG, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(m != MAP_FAILED);
+    unsigned char v[NPAGES];
+    assert_int_equal(mincore(m, NPAGES * PG, v), 0);
+    munmap(m, NPAGES * PG);
+    close(fd);
+    return v[p] & 1;
+}
+
+static void drop_memory_file_cache(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/memory", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(fdatasync(fd), 0);
+    assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    close(fd);
+}
+
+/* Recording serves one page per fault (the set stays exact), but reads the window of the
+ * memory file around it ahead into the page cache, so that the next faults there need no
+ * disk read: page 25 is cached after a fault on page 20 with a 64 KiB window (16-31), and
+ * not without read-ahead; the working set holds page 20 alone either way. */
+static void test_recording_reads_ahead_but_records_exactly(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    for (int ra = 0; ra < 2; ra++) {
+        setenv("THAW_RECORD_READAHEAD_KB", ra ? "64" : "0", 1);
+        rm_ws();
+        drop_memory_file_cache();
+        assert_int_equal(file_page_cached(25), 0);
+        struct mem_backend b;
+        open_backend(&b, MEM_REAP, PAGER_RECORD);
+        check_page(b.host, 20);
+        /* The read-ahead is asynchronous: give it up to 2 s. */
+        for (int i = 0; ra && i < 200 && !file_page_cached(25); i++)
+            usleep(10000);
+        assert_int_equal(file_page_cached(25), ra);
+        assert_int_equal(file_page_cached(40), 0); /* outside the window */
+        struct pager_stats st = query(&b, "finish-record");
+        assert_int_equal(st.faults, 1);
+        assert_int_equal(st.pages_served, 1);
+        assert_int_equal(st.recorded, 1);
+        mem_backend_close(&b);
+        uint64_t *gpa, n;
+        struct thaw_error err = {{0}};
+        assert_int_equal(reap_ws_read_index(dir, NPAGES * PG, &test_id, &gpa, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(gpa[0], 20 * PG);
+        free(gpa);
+    }
+    unsetenv("THAW_RECORD_READAHEAD_KB");
+    rm_ws();
+}
+
 /* ---- REAP: record, prefetch, fall back ----------------------------------------------------- */
 
 static const uint64_t TOUCH[] = {50, 3, 4, 5, 300, 101, 102, 7};
@@ -737,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_holes_never_reach_the_pager),
         cmocka_unit_test(test_misses_are_served_in_batches),
         cmocka_unit_test(test_record_writes_the_trace_in_fault_order),
+        cmocka_unit_test(test_recording_reads_ahead_but_records_exactly),
         cmocka_unit_test(test_prefetch_installs_the_working_set),
         cmocka_unit_test(test_bad_working_set_falls_back_and_records),
         cmocka_unit_test(test_ws_files_round_trip),

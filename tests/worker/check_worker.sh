@@ -38,6 +38,15 @@ for fn in hello helloworld; do
   check "$fn: --worker REAP prefetched on the second restore" grep -q '"start":"reap-prefetch"' "$tmp/reap.json"
 done
 
+# A merging restore in a worker on a new input: the caller's pager thread writes the merged
+# set while the response goes back, and its answer is still taken (the stats say so).
+uni=$(cat functions/helloworld/payloads/unicode.json)
+"$THAW" restore "$tmp/helloworld-local" --mem copy --payload "$uni" >"$tmp/want" 2>/dev/null
+"$THAW" restore "$tmp/helloworld-worker" --mem reap --payload "$uni" --worker --json >"$tmp/got.json" 2>"$tmp/err"
+grep -v '^{"id":' "$tmp/got.json" >"$tmp/got"
+check "helloworld: a merging restore in a worker answers as copy" same "merge worker" "$tmp/want" "$tmp/got"
+check "helloworld: a merging restore in a worker reports its merge" grep -q '"merged":true,"merge_added":[1-9]' "$tmp/got.json"
+
 # thaw snapshot --worker: booted and saved inside the jail; restores in every mode, in
 # process and in a worker, answer as the in-process snapshot does.
 for fn in hello helloworld; do

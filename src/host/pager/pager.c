@@ -67,6 +67,9 @@ struct pager {
     uint8_t *used;
     uint8_t *probe_bits; /* the withheld pages, bit per guest page */
     unsigned keep;
+    /* Recording read-ahead: windows of the memory file already advised (bit per window). */
+    uint64_t ra_window; /* bytes, 0: off */
+    uint8_t *ra_done;
 };
 
 static const struct fc_region *find_region(const struct pager *p, uint64_t addr, size_t *ri)
@@ -112,7 +115,8 @@ static void record(struct pager *p, uint64_t off)
  * page the guest dropped; UFFDIO_COPY itself stops before a page that is already there.
  * Only while not recording (see serve). THAW_PAGER_BATCH=N overrides the size (1 turns batching off). */
 #define PAGER_BATCH_PAGES 16u
-#define PAGER_BATCH_MAX 64u /* the per-thread read buffer: 256 KiB */
+#define PAGER_BATCH_MAX 64u
+#define RECORD_READAHEAD_KB 256u /* THAW_RECORD_READAHEAD_KB=N (0: off) */ /* the per-thread read buffer: 256 KiB */
 
 static bool page_zeroed(const struct pager *p, size_t ri, uint64_t pi)
 {
@@ -149,6 +153,21 @@ static uint64_t batch_len(struct pager *p, size_t ri, uint64_t pi, uint64_t off)
         if (page_zeroed(p, ri, pi + k) || probed(p, off + k * PAGE))
             return k;
     return n ? n : 1;
+}
+
+/* Recording serves one page per fault, so the memory file would be read 4 KiB at a time
+ * (a cold page cache: one disk read per fault, where uffd's batches read 64 KiB). After
+ * the page is installed (the vCPU runs on), the window around it is handed to the
+ * kernel's read-ahead (asynchronous), so the next faults near it find it cached. */
+static void record_read_ahead(struct pager *p, uint64_t off)
+{
+    if (!p->ra_window || !p->ra_done)
+        return;
+    uint64_t w = off / p->ra_window;
+    if (p->ra_done[w / 8] >> (w % 8) & 1)
+        return;
+    p->ra_done[w / 8] |= (uint8_t)(1u << (w % 8));
+    (void)posix_fadvise(p->file_fd, (off_t)(w * p->ra_window), (off_t)p->ra_window, POSIX_FADV_WILLNEED);
 }
 
 static int read_pages(struct pager *p, uint8_t *buf, uint64_t len, uint64_t off)
@@ -231,6 +250,8 @@ static int serve(struct pager *p, uint64_t addr, struct thaw_error *err)
         p->st->zero_pages++;
         return 1;
     }
+    if (p->recording)
+        record_read_ahead(p, off);
     for (uint64_t k = 0; k < installed; k++) {
         if (p->recording)
             record(p, off + k * PAGE);
@@ -483,6 +504,10 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
     p.record_exact = !(rb && !strcmp(rb, "1"));
     p.keep = reap_keep();
     st->guest_pages = mem_size / PAGE;
+    const char *ra = getenv("THAW_RECORD_READAHEAD_KB");
+    p.ra_window = (ra ? (uint64_t)strtoull(ra, NULL, 10) : RECORD_READAHEAD_KB) * 1024 / PAGE * PAGE;
+    if (p.ra_window && !(p.ra_done = calloc(mem_size / p.ra_window / 8 + 1, 1)))
+        p.ra_window = 0;
     p.file_fd = open_memory(snap_dir, mem_size, &p.identity, err);
     if (p.file_fd < 0)
         return -1;
@@ -621,6 +646,7 @@ out:
     huge_chunks_free(&p.huge);
     free(p.used);
     free(p.probe_bits);
+    free(p.ra_done);
     reap_ws_set_free(&p.set);
     close(p.file_fd);
     return rc;

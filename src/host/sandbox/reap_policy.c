@@ -97,24 +97,34 @@ void reap_policy_collect(struct reap_policy *p, struct mem_backend *mem, const c
 {
     if (!p->awaiting)
         return;
-    p->awaiting = false;
     struct pager_stats st;
     struct thaw_error err;
-    if (mem_backend_pager_reply(mem, &st, &err) < 0) {
-        snprintf(p->note, sizeof p->note, "pager: %.600s", err.msg);
+    if (mem_backend_pager_reply(mem, &st, &err) < 0)
+        reap_policy_collected(p, NULL, err.msg, dir);
+    else
+        reap_policy_collected(p, &st, NULL, dir);
+}
+
+void reap_policy_collected(struct reap_policy *p, const struct pager_stats *reply, const char *why, const char *dir)
+{
+    if (!p->awaiting)
+        return;
+    p->awaiting = false;
+    if (!reply) {
+        snprintf(p->note, sizeof p->note, "pager: %.600s", why);
         reap_policy_end(p);
         return;
     }
     if (p->recording) {
-        if (st.record_error[0])
-            snprintf(p->note, sizeof p->note, "writing the working set: %.560s", st.record_error);
+        if (reply->record_error[0])
+            snprintf(p->note, sizeof p->note, "writing the working set: %.560s", reply->record_error);
         else if (!p->files_failed)
             reap_clear_stale(dir);
     } else if (p->merging) {
         /* A drifting input no longer makes the set stale: its misses were merged. */
-        p->merge = st;
-        if (st.record_error[0])
-            snprintf(p->note, sizeof p->note, "%.600s", st.record_error);
+        p->merge = *reply;
+        if (reply->record_error[0])
+            snprintf(p->note, sizeof p->note, "%.600s", reply->record_error);
     }
     reap_policy_end(p);
 }

@@ -57,6 +57,11 @@ bool reap_policy_invoke_failed(struct reap_policy *p, const char *snap_dir, stru
 void reap_policy_finish_send(struct reap_policy *p, struct mem_backend *mem, const char *snap_dir,
                              const struct rootfs_pages *files);
 void reap_policy_collect(struct reap_policy *p, struct mem_backend *mem, const char *snap_dir);
+/* collect for a caller that read the pager's answer itself (a worker's caller, whose
+ * pager connection also carries the worker's queries): reply is the parsed answer, or
+ * NULL with why when none came. */
+void reap_policy_collected(struct reap_policy *p, const struct pager_stats *reply, const char *why,
+                           const char *snap_dir);
 /* Releases the lock (after the memory backend is closed: the pager may still write). */
 void reap_policy_end(struct reap_policy *p);
 

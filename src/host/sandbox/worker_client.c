@@ -442,6 +442,16 @@ static int on_pager_line(struct worker_client *w, const char *line, struct thaw_
         w->pager_ready = true;
         if (w->reap_active)
             reap_policy_ready(&w->reap, &w->ready);
+    } else if (w->reap_active && w->reap.awaiting) {
+        /* The answer to our finish-record (sent after the first response, with no relayed
+         * query outstanding, so it comes first): ours, not the worker's. */
+        struct pager_stats st;
+        struct thaw_error why;
+        if (pager_stats_parse(line, &st, &why))
+            reap_policy_collected(&w->reap, &st, NULL, w->snap_dir);
+        else
+            reap_policy_collected(&w->reap, NULL, why.msg, w->snap_dir);
+        return 0;
     } else if (w->relayed) {
         w->relayed--;
     } else {
@@ -578,7 +588,7 @@ static int own_pager_query(struct worker_client *w, const char *cmd, struct page
 {
     char line[LINE_MAX_BYTES];
     uint64_t deadline = clock_now_ns() + QUERY_TIMEOUT_NS;
-    while (w->relayed)
+    while (w->relayed || (w->reap_active && w->reap.awaiting))
         if (pager_wait_line(w, line, sizeof line, deadline, err) < 0 || on_pager_line(w, line, err) < 0)
             return -1;
     if (send_line(w->ctl, cmd) < 0)
@@ -653,8 +663,10 @@ static int client_invoke(struct sandbox *sb, const void *req, size_t len, uint8_
         while (w->relayed)
             if (pager_wait_line(w, line, sizeof line, deadline, err) < 0 || on_pager_line(w, line, err) < 0)
                 return worker_failed(sb, w, err, "pager: %s", err->msg);
+        /* The pager thread writes the working set while the response goes back; its
+         * answer is taken as the next line from the pager (on_pager_line). */
         struct rootfs_pages files = {.pid = (int)w->pid, .addr = w->rootfs_addr, .size = w->rootfs_size};
-        reap_policy_finish(&w->reap, &cm, w->snap_dir, &files);
+        reap_policy_finish_send(&w->reap, &cm, w->snap_dir, &files);
     }
     return 0;
 }
