@@ -1,5 +1,6 @@
 /* libFuzzer target for REAP's working-set files without KVM: each input is decoded as
- * the head of a ws.pages file (header, then index) and as a ws.trace file. Half the
+ * the head of a ws.pages file (header, then index), as a ws.trace file and as a ws.gens
+ * file (its CRC repaired half the time too). Half the
  * time the ws.pages header/index CRC is repaired first, so that mutations reach the
  * size and index checks. Whatever is accepted must keep the decoder's promises: sizes
  * consistent with the file, index entries page-aligned, ascending, inside guest memory. */
@@ -72,10 +73,48 @@ static void check_trace(const uint8_t *buf, size_t size)
     free(rec);
 }
 
+/* ws.gens: bound to a ws.pages whose CRC and count the input's own header names (so
+ * that a valid binding is reachable); what it accepts keeps every page at or below the
+ * generation, and the generation at or above ws.pages's (given as the input's byte 0). */
+static void check_gens(const uint8_t *buf, size_t size)
+{
+    if (size < 48)
+        return;
+    uint64_t count = get_le64(buf + 16);
+    if (count > (1u << 20))
+        return;
+    uint32_t *lu = malloc((count ? count : 1) * sizeof *lu);
+    if (!lu)
+        return;
+    uint64_t gen = 0, probe = 0, min_gen = buf[0] & 7;
+    struct thaw_error err;
+    err.msg[0] = 0;
+    if (reap_gens_decode(buf, size, get_le32(buf + 12), count, min_gen, lu, &gen, &probe, &err) < 0) {
+        check_error(&err);
+    } else {
+        if (gen < min_gen || gen > UINT32_MAX || size != 40 + count * 4 + 4)
+            abort();
+        for (uint64_t i = 0; i < count; i++)
+            if (lu[i] > gen)
+                abort();
+    }
+    free(lu);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_trace(data, size);
     check_ws(data, size);
+    check_gens(data, size);
+    if (size >= 48 && (data[size - 1] & 2)) { /* ws.gens with its CRC repaired */
+        uint8_t *g = malloc(size);
+        if (g) {
+            memcpy(g, data, size);
+            put_le32(g + size - 4, (uint32_t)crc32_z(0, g, size - 4));
+            check_gens(g, size);
+            free(g);
+        }
+    }
     if (size < REAP_WS_HEADER_BYTES || !(data[size - 1] & 1))
         return 0;
     /* Repair the CRC over the header and the index the header claims. */

@@ -100,7 +100,7 @@ static int setup(void **state)
 
 static void rm_ws(void)
 {
-    const char *names[] = {"ws.pages", "ws.trace", "ws.stale"};
+    const char *names[] = {"ws.pages", "ws.trace", "ws.stale", "ws.gens"};
     char path[128];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
@@ -500,6 +500,28 @@ static void test_bad_working_set_falls_back_and_records(void **state)
 
 /* ---- working sets that follow their inputs ------------------------------------------------ */
 
+/* The generation in ws.gens (format 1.0: magic, u16 major, u16 minor, u32 bound CRC, u64
+ * count, u64 generation, ...) if it is there and bound to a ws.pages with this CRC and count. */
+static int read_gens_file(uint32_t crc, uint64_t count, uint64_t *gen)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/ws.gens", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    uint8_t head[40];
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    uint32_t bound;
+    uint64_t n;
+    memcpy(&bound, head + 12, 4);
+    memcpy(&n, head + 16, 8);
+    if (got != sizeof head || memcmp(head, "THAWWGEN", 8) || bound != crc || n != count)
+        return 0;
+    memcpy(gen, head + 24, 8);
+    return 1;
+}
+
 /* The pages ws.pages holds (format 3.x index: u64 address, u64 checksum, u32 generation,
  * u32 reserved), as a bitmap over guest pages; *gen receives the header's generation. */
 static void read_ws_set(uint8_t in[NPAGES], uint64_t *gen, uint64_t *count)
@@ -527,8 +549,30 @@ static void read_ws_set(uint8_t in[NPAGES], uint64_t *gen, uint64_t *count)
         assert_true(lu <= g);
         in[gpa / PG] = 1;
     }
+    /* ws.gens, when bound to this ws.pages (its header CRC), holds the current generation. */
+    uint32_t crc;
+    memcpy(&crc, head + 100, 4);
+    uint64_t gg;
+    if (read_gens_file(crc, n, &gg))
+        g = gg;
     *gen = g;
     *count = n;
+}
+
+/* ws.stat of a file in the snapshot, or st_ino 0 if it is missing. */
+static struct stat ws_stat(const char *name)
+{
+    char path[128];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (stat(path, &sb) < 0)
+        memset(&sb, 0, sizeof sb);
+    return sb;
+}
+
+static int same_file(struct stat a, struct stat b)
+{
+    return a.st_ino == b.st_ino && a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
 }
 
 /* One merging restore whose input touches pages[0..n): every byte checked. */
@@ -626,6 +670,99 @@ static void test_merged_working_set_follows_inputs(void **state)
     read_ws_set(in, &gen, &count);
     assert_int_equal(in[50], 0);
     assert_int_equal(gen, before);
+    unsetenv("THAW_WS_KEEP");
+    rm_ws();
+}
+
+/* A probe window costs a rewrite of ws.pages only when pages join or leave the set: a
+ * merging restore that only ages pages (or sees probed pages used) writes ws.gens, bound to
+ * the unchanged ws.pages; one past the window with nothing new writes nothing; and a
+ * damaged ws.gens is ignored (the restore still answers exactly). */
+static void test_probe_window_rewrites_only_what_changed(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    setenv("THAW_WS_KEEP", "2", 1);
+    rm_ws();
+    struct mem_backend b;
+    open_backend(&b, MEM_REAP, PAGER_RECORD);
+    for (size_t i = 0; i < 4; i++)
+        check_page(b.host, INPUT_A[i]);
+    query(&b, "finish-record");
+    mem_backend_close(&b);
+    /* B's misses join: ws.pages is rewritten, generation 1, the window open until 1 + 2 * 2. */
+    struct stat p0 = ws_stat("ws.pages");
+    struct pager_stats st = merge_restore(INPUT_B, 3);
+    assert_int_equal(st.merge_added, 2);
+    struct stat p1 = ws_stat("ws.pages");
+    assert_false(same_file(p0, p1));
+    assert_int_equal(ws_stat("ws.gens").st_ino, 0);
+    uint8_t in[NPAGES];
+    uint64_t gen, count;
+    read_ws_set(in, &gen, &count);
+    assert_int_equal(gen, 1);
+    assert_int_equal(count, 6);
+
+    /* Restores that touch all six pages in the window: probed pages come back as misses and
+     * stay, nothing joins or leaves: ws.pages stays, ws.gens carries the generations. */
+    static const uint64_t ALL[] = {3, 4, 5, 50, 100, 101};
+    uint64_t probed = 0;
+    for (uint64_t want = 2; want <= 4; want++) {
+        struct stat g0 = ws_stat("ws.gens");
+        st = merge_restore(ALL, 6);
+        probed += st.probe_pages;
+        assert_int_equal(st.merged, 1);
+        assert_int_equal(st.merge_added, 0);
+        assert_int_equal(st.merge_dropped, 0);
+        assert_true(same_file(p1, ws_stat("ws.pages")));
+        assert_false(same_file(g0, ws_stat("ws.gens")));
+        read_ws_set(in, &gen, &count);
+        assert_int_equal(gen, want);
+        assert_int_equal(count, 6);
+    }
+    assert_true(probed > 0); /* A's pages were old enough to be probed, and seen used */
+
+    /* A damaged ws.gens: ignored (ws.pages's own generations), every page still exact. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/ws.gens", dir);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 30, SEEK_SET), 0);
+    fputc(0x5a, f);
+    fclose(f);
+    open_backend(&b, MEM_REAP, PAGER_PREFETCH);
+    assert_int_equal(b.ready.prefetch_ok, 1);
+    for (size_t i = 0; i < 6; i++)
+        check_page(b.host, ALL[i]);
+    mem_backend_close(&b);
+    struct stat gd = ws_stat("ws.gens");
+    st = merge_restore(ALL, 6); /* at ws.pages's generation 1: in the window, writes ws.gens */
+    assert_int_equal(st.ws_generation, 2);
+    assert_true(same_file(p1, ws_stat("ws.pages")));
+    assert_false(same_file(gd, ws_stat("ws.gens")));
+
+    /* Past the window with nothing new: neither file is written. */
+    for (int r = 0; r < 4; r++)
+        merge_restore(ALL, 6);
+    read_ws_set(in, &gen, &count);
+    assert_true(gen >= 5);
+    struct stat g1 = ws_stat("ws.gens");
+    st = merge_restore(ALL, 6);
+    assert_int_equal(st.merged, 0);
+    assert_int_equal(st.probe_pages, 0);
+    assert_true(same_file(p1, ws_stat("ws.pages")));
+    assert_true(same_file(g1, ws_stat("ws.gens")));
+
+    /* A page joins again: ws.pages is rewritten with the generations, ws.gens goes. */
+    static const uint64_t NEW[] = {300};
+    st = merge_restore(NEW, 1);
+    assert_int_equal(st.merge_added, 1);
+    assert_false(same_file(p1, ws_stat("ws.pages")));
+    assert_int_equal(ws_stat("ws.gens").st_ino, 0);
+    read_ws_set(in, &gen, &count);
+    assert_int_equal(count, 7);
+    assert_int_equal(gen, st.ws_generation);
     unsetenv("THAW_WS_KEEP");
     rm_ws();
 }
@@ -808,6 +945,7 @@ int main(void)
         cmocka_unit_test(test_ws_files_round_trip),
         cmocka_unit_test(test_dead_pager_thread_releases_faults),
         cmocka_unit_test(test_merged_working_set_follows_inputs),
+        cmocka_unit_test(test_probe_window_rewrites_only_what_changed),
         cmocka_unit_test(test_old_working_set_format_is_recorded_again),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -39,6 +39,10 @@ enum {
 _Static_assert(WS_H_END == REAP_WS_HEADER_BYTES, "ws.pages header size");
 /* ws.pages index entry fields. */
 enum { WS_I_GPA = 0, WS_I_SUM = 8, WS_I_GEN = 16, WS_I_RESERVED = 20 };
+/* ws.gens: the generations of the ws.pages it is bound to (docs/snapshot-format.md). */
+#define GENS_MAGIC "THAWWGEN"
+enum { GN_H_MAGIC = 0, GN_H_MAJOR = 8, GN_H_MINOR = 10, GN_H_BOUND = 12, GN_H_COUNT = 16, GN_H_GEN = 24,
+       GN_H_PROBE = 32, GN_H_END = 40 };
 /* ws.trace header fields. */
 enum {
     TR_H_MAGIC = 0, TR_H_MAJOR = 8, TR_H_MINOR = 10, TR_H_PAGE_SIZE = 12, TR_H_MEM_SIZE = 16, TR_H_COUNT = 24,
@@ -52,6 +56,20 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+static int read_full(int fd, void *buf, size_t len, off_t off)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, (uint8_t *)buf + got, len - got, off + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
 
 uint64_t reap_page_checksum(const void *page, uint64_t gpa)
 {
@@ -168,6 +186,98 @@ static int write_ws(const char *dir, const uint64_t *gpa, const uint32_t *last_u
     return rc;
 }
 
+/* ws.gens for the ws.pages whose header CRC is bound (count pages): a probe window that
+ * only ages pages changes no page, so only these few bytes are written. */
+static int write_gens(const char *dir, uint32_t bound, const uint32_t *last_used, uint64_t count, uint64_t gen,
+                      uint64_t probe_until, struct thaw_error *err)
+{
+    size_t len = GN_H_END + count * 4 + 4;
+    uint8_t *g = calloc(1, len);
+    if (!g)
+        return thaw_fail(err, "out of memory");
+    memcpy(g + GN_H_MAGIC, GENS_MAGIC, 8);
+    put_le16(g + GN_H_MAJOR, REAP_GENS_MAJOR);
+    put_le16(g + GN_H_MINOR, REAP_GENS_MINOR);
+    put_le32(g + GN_H_BOUND, bound);
+    put_le64(g + GN_H_COUNT, count);
+    put_le64(g + GN_H_GEN, gen);
+    put_le64(g + GN_H_PROBE, probe_until);
+    for (uint64_t i = 0; i < count; i++)
+        put_le32(g + GN_H_END + i * 4, last_used[i]);
+    put_le32(g + len - 4, (uint32_t)crc32_z(0, g, len - 4));
+    int rc = write_file_atomic(dir, SNAPDIR_WS_GENS, g, len, err);
+    free(g);
+    return rc;
+}
+
+/* A new ws.pages carries its own generations: a ws.gens left from the old one (bound to
+ * it, so ignored anyway) goes. */
+static void remove_gens(const char *dir)
+{
+    char path[4096];
+    if (snapdir_path(path, sizeof path, dir, SNAPDIR_WS_GENS) == 0)
+        (void)unlink(path);
+}
+
+int reap_gens_decode(const uint8_t *buf, size_t len, uint32_t bound, uint64_t count, uint64_t min_gen,
+                     uint32_t *last_used, uint64_t *gen, uint64_t *probe_until, struct thaw_error *err)
+{
+    if (len < GN_H_END + 4 || memcmp(buf + GN_H_MAGIC, GENS_MAGIC, 8))
+        return thaw_fail(err, "bad magic");
+    if (get_le16(buf + GN_H_MAJOR) != REAP_GENS_MAJOR)
+        return thaw_fail(err, "format %u.%u, this thaw reads %u.x", get_le16(buf + GN_H_MAJOR),
+                         get_le16(buf + GN_H_MINOR), REAP_GENS_MAJOR);
+    if (get_le64(buf + GN_H_COUNT) != count || len != GN_H_END + count * 4 + 4)
+        return thaw_fail(err, "size does not match the working set");
+    if (get_le32(buf + len - 4) != (uint32_t)crc32_z(0, buf, len - 4))
+        return thaw_fail(err, "checksum mismatch");
+    if (get_le32(buf + GN_H_BOUND) != bound)
+        return thaw_fail(err, "made for another ws.pages");
+    uint64_t g = get_le64(buf + GN_H_GEN);
+    if (g < min_gen || g > UINT32_MAX)
+        return thaw_fail(err, "generation %llu out of range", (unsigned long long)g);
+    for (uint64_t i = 0; i < count; i++)
+        if (get_le32(buf + GN_H_END + i * 4) > g)
+            return thaw_fail(err, "page %llu used at a later generation", (unsigned long long)i);
+    for (uint64_t i = 0; i < count; i++)
+        last_used[i] = get_le32(buf + GN_H_END + i * 4);
+    *gen = g;
+    *probe_until = get_le64(buf + GN_H_PROBE);
+    return 0;
+}
+
+/* The generations ws.gens gives the set just read from ws.pages (h), if there is one
+ * bound to it; otherwise (none, damaged, or from another ws.pages: it only ages pages,
+ * so ignoring it costs at most a probe) ws.pages's own stay. Returns 1 if it applied. */
+static int read_gens(const char *dir, const struct reap_ws_header *h, uint32_t *last_used, uint64_t *gen,
+                     uint64_t *probe_until)
+{
+    char path[4096];
+    struct thaw_error err;
+    if (snapdir_path(path, sizeof path, dir, SNAPDIR_WS_GENS) < 0)
+        return 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat sb;
+    size_t want = GN_H_END + h->count * 4 + 4;
+    uint8_t *buf = NULL;
+    int ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == want && (buf = malloc(want)) &&
+             read_full(fd, buf, want, 0) == 0;
+    close(fd);
+    uint32_t *lu = ok ? malloc(h->count * sizeof *lu) : NULL;
+    uint64_t g, pu;
+    ok = lu && reap_gens_decode(buf, want, h->crc, h->count, h->generation, lu, &g, &pu, &err) == 0;
+    if (ok) {
+        memcpy(last_used, lu, h->count * sizeof *lu);
+        *gen = g;
+        *probe_until = pu;
+    }
+    free(lu);
+    free(buf);
+    return ok;
+}
+
 int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_t mem_size,
                const struct snap_identity *id, struct thaw_error *err)
 {
@@ -192,6 +302,8 @@ int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_
     uint64_t probe_until = rb && !strcmp(rb, "1") ? 2ull * reap_keep() : 0;
     int rc = write_ws(dir, idx, NULL, u, mem_size, id, 0, probe_until, err);
     free(idx);
+    if (rc == 0)
+        remove_gens(dir);
     return rc;
 }
 
@@ -221,14 +333,31 @@ int reap_write_merged(const char *dir, const struct reap_ws_set *old, const uint
         if (old->withheld[i] && bit(used, old->gpa[i] / PAGE))
             touched_withheld++;
     ms->generation = old->generation;
-    /* Nothing learnt and no probe window to advance through: the file stays. In the
-     * window every merging restore writes, so that generations (ages) advance. */
+    /* Nothing learnt and no probe window to advance through: the files stay. */
     if (added == 0 && dropped == 0 && touched_withheld == 0 && old->generation >= old->probe_until) {
         free(in_old);
         ms->kept = old->n;
         return 0;
     }
     uint64_t gen = old->generation + 1, n = old->n - dropped + added;
+    if (added == 0 && dropped == 0) {
+        /* The same pages (in the window, so that generations advance, or with probed pages
+         * seen used): only ages change, and they go to ws.gens, not into a new ws.pages. */
+        free(in_old);
+        uint32_t *lu = malloc((old->n ? old->n : 1) * sizeof *lu);
+        if (!lu)
+            return thaw_fail(err, "out of memory");
+        for (uint64_t i = 0; i < old->n; i++)
+            lu[i] = bit(used, old->gpa[i] / PAGE) ? (uint32_t)gen : old->last_used[i];
+        int rc = write_gens(dir, old->crc, lu, old->n, gen, old->probe_until, err);
+        free(lu);
+        if (rc == 0) {
+            ms->kept = old->n;
+            ms->generation = gen;
+            ms->written = 1;
+        }
+        return rc;
+    }
     uint64_t *gpa = malloc((n ? n : 1) * sizeof *gpa);
     uint32_t *lu = malloc((n ? n : 1) * sizeof *lu);
     if (!gpa || !lu) {
@@ -260,7 +389,10 @@ int reap_write_merged(const char *dir, const struct reap_ws_set *old, const uint
     int rc = k ? write_ws(dir, gpa, lu, k, mem_size, id, gen, probe_until, err) : reap_mark_stale(dir, err);
     free(gpa);
     free(lu);
+    if (rc == 0 && k)
+        remove_gens(dir);
     if (rc == 0) {
+        ms->pages_written = k > 0;
         ms->added = added;
         ms->dropped = dropped;
         ms->kept = k;
@@ -270,19 +402,6 @@ int reap_write_merged(const char *dir, const struct reap_ws_set *old, const uint
     return rc;
 }
 
-static int read_full(int fd, void *buf, size_t len, off_t off)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = pread(fd, (uint8_t *)buf + got, len - got, off + (off_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
 
 int reap_ws_header_decode(const uint8_t *head, size_t len, uint64_t file_size, uint64_t mem_size,
                           const struct snap_identity *id, struct reap_ws_header *h, struct thaw_error *err)
@@ -356,7 +475,9 @@ struct installer {
     uint32_t *last_used;
     uint8_t *withheld; /* pages a merging restore probes: not installed */
     uint64_t count, generation, probe_until;
+    uint32_t crc;   /* ws.pages's header CRC (what ws.gens binds to) */
     unsigned keep;  /* 0: install everything */
+    const char *dir; /* the snapshot: for ws.gens when merging, else NULL */
     struct reap_stats *st;
 };
 
@@ -374,12 +495,19 @@ static int decode_index(struct installer *in, const uint8_t *index, const struct
     in->count = count;
     in->generation = h->generation;
     in->probe_until = h->probe_until;
+    in->crc = h->crc;
     for (uint64_t i = 0; i < count; i++) {
         const uint8_t *e = index + i * REAP_INDEX_ENTRY;
         in->idx[i] = get_le64(e + WS_I_GPA);
         in->sum[i] = get_le64(e + WS_I_SUM);
         in->last_used[i] = get_le32(e + WS_I_GEN);
-        in->withheld[i] = (uint8_t)reap_ws_probed(h->generation, h->probe_until, in->last_used[i], in->idx[i], in->keep);
+    }
+    /* A merging restore ages pages: the generations ws.gens holds for this ws.pages, if any. */
+    if (in->dir)
+        (void)read_gens(in->dir, h, in->last_used, &in->generation, &in->probe_until);
+    for (uint64_t i = 0; i < count; i++) {
+        in->withheld[i] =
+            (uint8_t)reap_ws_probed(in->generation, in->probe_until, in->last_used[i], in->idx[i], in->keep);
         in->st->withheld += in->withheld[i];
     }
     return 0;
@@ -596,7 +724,7 @@ int reap_prefetch_merge(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void 
     struct stat sb;
     int rc = -1;
     struct installer in = {.uffd = uffd, .gpa_to_host = gpa_to_host, .ctx = ctx, .path = path, .st = st,
-                           .keep = keep};
+                           .keep = keep, .dir = set ? dir : NULL};
     if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)PAGE || sb.st_size % PAGE) {
         thaw_fail(err, "%s: size %lld is not a whole number of pages", path, (long long)sb.st_size);
     } else {
@@ -608,7 +736,7 @@ int reap_prefetch_merge(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void 
     close(fd);
     if (rc == 0 && set) { /* hand the index over */
         *set = (struct reap_ws_set){.n = in.count, .generation = in.generation, .probe_until = in.probe_until,
-                                    .gpa = in.idx, .last_used = in.last_used, .withheld = in.withheld};
+                                    .crc = in.crc, .gpa = in.idx, .last_used = in.last_used, .withheld = in.withheld};
         in.idx = NULL;
         in.last_used = NULL;
         in.withheld = NULL;

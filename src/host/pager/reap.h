@@ -29,6 +29,9 @@
  * 3.0 added the generations (header and index); ws.trace is unchanged. */
 #define REAP_FORMAT_MAJOR 3u
 #define REAP_FORMAT_MINOR 0u
+/* ws.gens (generations only, bound to one ws.pages): 1.0. */
+#define REAP_GENS_MAJOR 1u
+#define REAP_GENS_MINOR 0u
 #define REAP_TRACE_MAJOR 2u
 #define REAP_TRACE_MINOR 0u
 /* ws.pages index entry: u64 guest address, u64 page checksum, u32 generation last used,
@@ -67,6 +70,7 @@ struct reap_ws_header {
  * page's generation, and which pages this restore withheld (probed). */
 struct reap_ws_set {
     uint64_t n, generation, probe_until;
+    uint32_t crc; /* of the ws.pages it was read from (ws.gens binds to it) */
     uint64_t *gpa;
     uint32_t *last_used;
     uint8_t *withheld; /* n bools */
@@ -76,7 +80,8 @@ void reap_ws_set_free(struct reap_ws_set *s);
 /* What a merge did. */
 struct reap_merge_stats {
     uint64_t added, dropped, kept, generation;
-    int written; /* 0 when nothing changed (no file written) */
+    int written;       /* 0 when nothing changed (no file written) */
+    int pages_written; /* ws.pages itself was rewritten (pages joined or left); else only ws.gens */
 };
 
 /* keep: THAW_WS_KEEP if set (1..64), else REAP_KEEP_DEFAULT. */
@@ -94,10 +99,18 @@ int reap_write(const char *snap_dir, const struct page_record *log, size_t n, ui
  * withheld pages it did not touch go, pages outside old that it touched join; used is a
  * bitmap over guest pages (bit gpa/4096) of pages installed by misses. The new set is
  * generation old->generation + 1; if it grew, it is probed for 2*keep generations. Page
- * contents come from the memory file; atomic write. Writes nothing if nothing changed. */
+ * contents come from the memory file; atomic write. Writes nothing if nothing changed;
+ * if the pages are the same and only generations move (a probe window, probed pages
+ * seen used), writes only ws.gens, the generations bound to the unchanged ws.pages. */
 int reap_write_merged(const char *snap_dir, const struct reap_ws_set *old, const uint8_t *used, uint64_t mem_size,
                       const struct snap_identity *id, unsigned keep, struct reap_merge_stats *ms,
                       struct thaw_error *err);
+
+/* Decodes ws.gens bytes for a ws.pages whose header CRC is bound, with count pages and
+ * generation min_gen: checks magic, major, size, CRC, binding and ranges, then fills
+ * last_used[count], *gen and *probe_until. (A restore ignores a ws.gens that fails.) */
+int reap_gens_decode(const uint8_t *buf, size_t len, uint32_t bound, uint64_t count, uint64_t min_gen,
+                     uint32_t *last_used, uint64_t *gen, uint64_t *probe_until, struct thaw_error *err);
 
 /* Decodes and checks a ws.pages header (head[0..len), len >= 120) against the file's
  * size, the snapshot's memory size and identity (id may be NULL: not checked). */

@@ -13,6 +13,7 @@
 #define SNAPDIR_MEMORY   "memory"    /* sparse guest-physical memory image + identity trailer */
 #define SNAPDIR_WS_TRACE "ws.trace"  /* REAP: recorded pages in fault order */
 #define SNAPDIR_WS_PAGES "ws.pages"  /* REAP: contents of the recorded pages */
+#define SNAPDIR_WS_GENS  "ws.gens"   /* REAP: generations of an unchanged ws.pages (merging) */
 #define SNAPDIR_WS_STALE "ws.stale"  /* REAP: marker, re-record on the next restore */
 #define SNAPDIR_WS_LOCK  "ws.lock"   /* REAP: flock held by the one restore that records */
 #define SNAPDIR_ROOTFS   "rootfs"    /* the root-filesystem image the guest maps (JSON) */
