@@ -63,6 +63,13 @@ out=$("$THAW" build "$work/evil" --out "$work/evil.b" 2>&1); rc=$?
 [ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'link\[0\]' && pass "link flags other than -lNAME refused" \
     || fail "link flags other than -lNAME refused" "$out"
 
+# A misspelt key is an error naming it, not a setting that silently does nothing.
+mkdir -p "$work/typo" && cp "$work/shout/main.c" "$work/typo/"
+echo '{"name": "typo", "runtime": "native", "memroy_mib": 64}' > "$work/typo/function.json"
+out=$("$THAW" build "$work/typo" --out "$work/typo.b" 2>&1); rc=$?
+[ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'unknown key "memroy_mib"' && [ ! -e "$work/typo.b" ] \
+    && pass "unknown function.json key is a clear error" || fail "unknown function.json key is a clear error" "$out"
+
 # A Python function whose handler prints and sleeps at import time.
 mkdir -p "$work/greet/payloads"
 echo '{"name": "greet", "runtime": "python", "memory_mib": 128}' > "$work/greet/function.json"

@@ -444,6 +444,30 @@ static int copy_listed_files(struct build_ctx *c)
     return 0;
 }
 
+/* Every key a source function.json may hold: a misspelt one ("pakages") is an error
+ * rather than a setting that silently does nothing. */
+static const char *const manifest_keys[] = {"name", "runtime", "memory_mib", "timeout_s", "max_request_kib",
+                                            "program", "args", "env", "cwd", "archive", "files", "rootfs",
+                                            "libc", "link", "packages", "interpreter", NULL};
+#define MANIFEST_KEYS_TEXT                                                                                 \
+    "name, runtime, memory_mib, timeout_s, max_request_kib, program, args, env, cwd, archive, files, rootfs, " \
+    "libc, link, packages, interpreter"
+
+static const char *unknown_manifest_key(json_t *m)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(m, key, val) {
+        (void)val;
+        bool known = false;
+        for (size_t i = 0; manifest_keys[i] && !known; i++)
+            known = !strcmp(key, manifest_keys[i]);
+        if (!known)
+            return key;
+    }
+    return NULL;
+}
+
 static json_t *load_manifest(const char *src_dir, struct thaw_error *err)
 {
     char path[PATH_MAX];
@@ -473,7 +497,10 @@ static json_t *load_manifest(const char *src_dir, struct thaw_error *err)
     }
     const char *name = json_string_value(json_object_get(m, "name"));
     const char *rt = json_string_value(json_object_get(m, "runtime"));
-    if (!name || !bundle_name_valid(name)) {
+    const char *unknown = unknown_manifest_key(m);
+    if (unknown) {
+        thaw_fail(err, "%s: unknown key \"%s\" (known: %s)", path, unknown, MANIFEST_KEYS_TEXT);
+    } else if (!name || !bundle_name_valid(name)) {
         thaw_fail(err, "%s: \"name\" must be 1-%d characters of [a-z0-9_-]", path, BUNDLE_NAME_MAX);
     } else if (!rt || (strcmp(rt, "native") && strcmp(rt, "python"))) {
         thaw_fail(err, "%s: \"runtime\" must be \"native\" or \"python\"", path);
