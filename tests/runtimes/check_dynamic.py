@@ -92,6 +92,25 @@ def run_image(tmp):
         p = thaw("restore", jsnap, "--mem", mode, "--drop-cache", *payload_args('{"a": 9, "b": 9}'))
         ok = p.returncode == 0 and '"product": 81' in p.stdout and '"checks": "ok"' in p.stdout
         check("the worker's rootfs snapshot restores in %s mode" % mode, ok, p.stdout + p.stderr)
+    # rootfs.cow is read straight into the mapping: a short or reordered one is refused.
+    bad = os.path.join(tmp, "img-badcow")
+    shutil.copytree(jsnap, bad)
+    cow = os.path.join(bad, "rootfs.cow")
+    with open(cow, "r+b") as f:
+        f.truncate(os.path.getsize(cow) - 4096)
+    p = thaw("restore", bad, "--mem", "lazy", *payload_args('{"a": 1, "b": 1}'))
+    check("a truncated rootfs.cow is refused", p.returncode != 0 and "rootfs.cow is malformed" in p.stderr, p.stderr)
+    shutil.copy(os.path.join(jsnap, "rootfs.cow"), cow)
+    with open(cow, "r+b") as f:
+        n = int.from_bytes(f.read(16)[8:], "little")
+        if n >= 2:
+            f.seek(16)
+            first, second = f.read(8), f.read(8)
+            f.seek(16)
+            f.write(second + first)
+    p = thaw("restore", bad, "--mem", "reap", *payload_args('{"a": 1, "b": 1}'))
+    check("a rootfs.cow with its pages out of order is refused",
+          n >= 2 and p.returncode != 0 and "rootfs.cow is malformed" in p.stderr, p.stderr)
     desc = os.path.join(snap, "rootfs")
     d = json.load(open(desc))
     d["mtime_ns"] += 1

@@ -3,10 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "host/util/atomic_file.h"
@@ -243,7 +247,7 @@ static void prefetch_ws(struct rootfs_map *m, const char *dir, struct rootfs_res
 {
     uint8_t *file;
     size_t len;
-    uint64_t *pages, n, data_at;
+    uint64_t *pages = NULL, n = 0, data_at = 0;
     struct thaw_error err;
     if (read_pages(dir, SNAPDIR_ROOTFS_WS, WS_MAGIC, m->size / PAGE, &file, &len, &pages, &n, &data_at, &err) < 0)
         return; /* no working set yet (or a bad one): file pages fault in lazily */
@@ -264,6 +268,118 @@ static void prefetch_ws(struct rootfs_map *m, const char *dir, struct rootfs_res
     free(file);
 }
 
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t k = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+/* Reads len bytes at off into the iovecs (page-aligned, so O_DIRECT works), however
+ * short the reads; iov is consumed. */
+static int preadv_full(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+    while (cnt > 0) {
+        ssize_t k = preadv(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        off += (uint64_t)k;
+        for (size_t left = (size_t)k; left && cnt > 0;) {
+            size_t take = left < iov->iov_len ? left : iov->iov_len;
+            iov->iov_base = (uint8_t *)iov->iov_base + take;
+            iov->iov_len -= take;
+            left -= take;
+            if (!iov->iov_len)
+                iov++, cnt--;
+        }
+    }
+    return 0;
+}
+
+/* Puts rootfs.cow's pages back over the fresh image mapping as anonymous memory, in one
+ * sequential O_DIRECT read scattered over the runs. Two costs avoided, together a
+ * second for PyTorch's 3,665 written pages: writing into the private file mapping
+ * would make the kernel read each original page from the image first (a write fault
+ * on a private file page copies the file's page: a random cold read each); and every
+ * fresh page the monitor touches from user space costs a fault (~25 us nested), so
+ * the pages are populated in the kernel (MAP_POPULATE) and filled by the read, with no
+ * buffer between. Each run is its own mapping: past MAX_ANON_RUNS (the process's map
+ * count) the rest is read into the file mapping, the slow way. */
+#define MAX_ANON_RUNS 8192
+static int restore_written(struct rootfs_map *m, const char *dir, uint64_t *restored, struct thaw_error *err)
+{
+    char path[4096];
+    if (snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_COW) < 0)
+        return thaw_fail(err, "snapshot path too long");
+    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_DIRECT, RESOLVE_NO_SYMLINKS, err);
+    if (fd < 0) /* a file system without O_DIRECT (tmpfs) */
+        fd = file_open_regular(AT_FDCWD, path, O_RDONLY, RESOLVE_NO_SYMLINKS, err);
+    if (fd < 0)
+        return -1;
+    uint64_t *pages = NULL, n = 0, image_pages = m->size / PAGE;
+    struct iovec *iov = NULL;
+    uint8_t *head = NULL;
+    struct stat sb;
+    int rc = -1;
+    /* The header and index, read whole pages at a time (O_DIRECT). */
+    if (fstat(fd, &sb) < 0 || sb.st_size < 16 || posix_memalign((void **)&head, PAGE, PAGE) != 0 ||
+        pread_full(fd, head, PAGE, 0) < 0 || memcmp(head, COW_MAGIC, 8) != 0)
+        goto bad;
+    memcpy(&n, head + 8, 8);
+    if (n > MAX_PAGES || n > image_pages)
+        goto bad;
+    uint64_t data_at = (16 + n * 8 + PAGE - 1) / PAGE * PAGE;
+    if ((uint64_t)sb.st_size < data_at + n * PAGE)
+        goto bad;
+    free(head);
+    head = NULL;
+    if (posix_memalign((void **)&head, PAGE, data_at) != 0 || pread_full(fd, head, data_at, 0) < 0)
+        goto bad;
+    pages = (uint64_t *)(void *)(head + 16);
+    for (uint64_t i = 0; i < n; i++)
+        if (pages[i] >= image_pages || (i && pages[i] <= pages[i - 1]))
+            goto bad;
+    if (!(iov = calloc(n ? n : 1, sizeof *iov))) {
+        thaw_fail(err, "out of memory");
+        goto out;
+    }
+    int cnt = 0;
+    for (uint64_t i = 0; i < n;) {
+        uint64_t j = i + 1;
+        while (j < n && pages[j] == pages[j - 1] + 1)
+            j++;
+        uint8_t *at = m->host + pages[i] * PAGE;
+        size_t len = (size_t)((j - i) * PAGE);
+        if (cnt < MAX_ANON_RUNS)
+            (void)mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_POPULATE, -1,
+                       0); /* if it fails, the read lands in the file mapping: slower, same contents */
+        iov[cnt++] = (struct iovec){at, len};
+        i = j;
+    }
+    if (preadv_full(fd, iov, cnt, data_at) < 0) {
+        thaw_fail_errno(err, "reading %s", path);
+        goto out;
+    }
+    *restored = n;
+    rc = 0;
+    goto out;
+bad:
+    thaw_fail(err, "%s is malformed", path);
+out:
+    free(iov);
+    free(head);
+    close(fd);
+    return rc;
+}
+
 int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, bool prefetch, struct rootfs_restore_stats *st,
                             struct thaw_error *err)
 {
@@ -271,20 +387,8 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, bool prefetch
     struct rootfs_map want;
     if (load_descriptor(dir, &want, err) < 0 || rootfs_map_reopen(m, &want, err) < 0)
         return -1;
-    uint8_t *file;
-    size_t len;
-    uint64_t *pages, n, data_at;
-    if (read_pages(dir, SNAPDIR_ROOTFS_COW, COW_MAGIC, m->size / PAGE, &file, &len, &pages, &n, &data_at, err) < 0)
+    if (restore_written(m, dir, &st->cow_pages, err) < 0)
         goto fail;
-    if (data_at + n * PAGE > len) {
-        free(file);
-        thaw_fail(err, "%s/%s is truncated", dir, SNAPDIR_ROOTFS_COW);
-        goto fail;
-    }
-    for (uint64_t i = 0; i < n; i++)
-        memcpy(m->host + pages[i] * PAGE, file + data_at + i * PAGE, PAGE);
-    st->cow_pages = n;
-    free(file);
     if (prefetch)
         prefetch_ws(m, dir, st);
     return 0;
