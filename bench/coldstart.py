@@ -15,7 +15,7 @@ payload, restored on the second), and (unless --sweep '') REAP cold starts under
 concurrency: N restores started together, N in the sweep, of one function ("same") and
 cycling through several ("different"), on the snapshots of this run (burst below).
 
-usage: bench/coldstart.py [--runs N] [--sweep 1,2,4,8,16] [--rounds R] [function-dir ...]
+usage: bench/coldstart.py [--runs N] [--boot-runs N] [--sweep 1,2,4,8,16] [--rounds R] [function-dir ...]
 Note: the disk's read-ahead (8 MiB here) is left as configured; it flatters the lazy
 baseline on small memory files.
 """
@@ -124,6 +124,8 @@ def disk_direct_mbps(tmpdir):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--boot-runs", type=int, default=None,
+                    help="boots per function (default: --runs; PyTorch's take 10-20 s each)")
     ap.add_argument("--sweep", default="1,2,4,8,16", help="concurrency sweep ('' for none)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per concurrency level")
     ap.add_argument("functions", nargs="*")
@@ -146,7 +148,7 @@ def main():
                 continue
             r = {"name": name}
             boots, readies = [], []
-            for _ in range(a.runs):
+            for _ in range(a.boot_runs or a.runs):
                 j = last_json(thaw("run", fdir, "--payload", pl, "--json"), "boot_to_ready_us")
                 boots.append(j["boot_to_ready_us"] + j["invocations_us"][0])
                 readies.append(j["boot_to_ready_us"])
@@ -223,8 +225,8 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print("Command: `python3 bench/coldstart.py --runs %d --sweep '%s' --rounds %d %s`  " % (
-        a.runs, a.sweep, a.rounds, " ".join(a.functions)))
+    print("Command: `python3 bench/coldstart.py --runs %d%s --sweep '%s' --rounds %d %s`  " % (
+        a.runs, " --boot-runs %d" % a.boot_runs if a.boot_runs else "", a.sweep, a.rounds, " ".join(a.functions)))
     print("Medians of %d cold starts per mode (page cache dropped before each), in ms; "
           "disk sequential O_DIRECT read measured in this run: %.0f MB/s.\n" % (a.runs, disk))
     print("| function | boot | copy | lazy | uffd | reap | warm | reap speedup vs lazy | faults uffd -> reap "
