@@ -5,7 +5,8 @@
  * read when first touched, exactly as at boot. What the snapshot keeps:
  *   rootfs      which image (path and identity: a changed image refuses to restore);
  *   rootfs.cow  the image pages the guest wrote (relocated library data, in place),
- *               copied back over the fresh mapping before the vCPU runs;
+ *               put back as anonymous memory over the fresh mapping before the vCPU
+ *               runs (never read from the image first);
  *   rootfs.ws   REAP: the image pages the first invocation touched (recorded from
  *               the page tables after it), read ahead and mapped before the vCPU runs
  *               on every later REAP restore, so file pages are prefetched like memory.
@@ -43,7 +44,7 @@ int rootfs_snapshot_save_remote(const struct rootfs_map *m, int pid, uint64_t ad
                                 struct thaw_error *err);
 /* True if the snapshot in dir has an image. */
 bool rootfs_snapshot_present(const char *dir);
-/* Maps the snapshot's image into m (at the recorded address) and copies its written
+/* Maps the snapshot's image into m (at the recorded address) and puts its written
  * pages back; with prefetch, also reads and maps the pages of rootfs.ws, if any. */
 int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, bool prefetch, struct rootfs_restore_stats *st,
                             struct thaw_error *err);
