@@ -153,7 +153,11 @@ static int connect_pager(struct mem_backend *b, const char *path, const char *sn
     return pager_hello(b->pager_fd, snap_dir, mode == MEM_REAP ? (int)pmode : -1, PAGER_REPLY_TIMEOUT_MS, err);
 }
 
-/* Reads one control line from the pager, waiting at most PAGER_REPLY_TIMEOUT_MS. */
+/* Reads one control line from the pager, waiting at most PAGER_REPLY_TIMEOUT_MS. The
+ * line is peeked first and only its bytes are consumed (nothing after its '\n': a worker's
+ * caller shares this connection's later lines): three syscalls for a reply of ~500 bytes,
+ * where reading it byte by byte cost two per byte, 1-2 ms of every restore's wait for
+ * "ready" on this machine. */
 static int read_pager_line(struct mem_backend *b, char *line, size_t cap, struct thaw_error *err)
 {
     size_t len = 0;
@@ -164,19 +168,27 @@ static int read_pager_line(struct mem_backend *b, char *line, size_t cap, struct
             continue;
         if (k <= 0)
             return thaw_fail(err, "the pager did not answer within %d s", PAGER_REPLY_TIMEOUT_MS / 1000);
-        ssize_t n = read(b->pager_fd, line + len, 1); /* byte by byte: replies are short */
-        if (n < 0 && errno == EINTR)
+        ssize_t n = recv(b->pager_fd, line + len, cap - 1 - len, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n <= 0) {
             if (b->thread && b->thread->err.msg[0])
                 return thaw_fail(err, "pager stopped: %s", b->thread->err.msg);
             return thaw_fail(err, "the pager closed the connection");
         }
-        if (line[len] == '\n') {
-            line[len] = 0;
+        char *nl = memchr(line + len, '\n', (size_t)n);
+        size_t take = nl ? (size_t)(nl - (line + len)) + 1 : (size_t)n;
+        ssize_t got;
+        do
+            got = recv(b->pager_fd, line + len, take, MSG_DONTWAIT);
+        while (got < 0 && errno == EINTR);
+        if (got != (ssize_t)take) /* we are the only reader: what was peeked is there */
+            return thaw_fail_errno(err, "reading the pager's reply");
+        len += take;
+        if (nl) {
+            line[len - 1] = 0;
             return 0;
         }
-        len++;
     }
     return thaw_fail(err, "the pager sent an over-long line");
 }
