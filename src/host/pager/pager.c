@@ -471,22 +471,25 @@ static int open_memory(const char *dir, uint64_t need, struct snap_identity *id,
 }
 
 static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
-                     int stop_fd, bool in_process, struct pager_stats *st, struct thaw_error *err);
+                     int stop_fd, bool in_process, struct reap_ws_read *early, struct pager_stats *st,
+                     struct thaw_error *err);
 
 int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
                 int stop_fd, struct pager_stats *st, struct thaw_error *err)
 {
-    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, st, err);
+    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, NULL, st, err);
 }
 
 int pager_serve_in_process(int uffd, const struct fc_region *r, size_t n, const char *snap_dir,
-                           enum pager_mode mode, int stop_fd, struct pager_stats *st, struct thaw_error *err)
+                           enum pager_mode mode, int stop_fd, struct reap_ws_read *early, struct pager_stats *st,
+                           struct thaw_error *err)
 {
-    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, true, st, err);
+    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, true, early, st, err);
 }
 
 static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
-                     int stop_fd, bool in_process, struct pager_stats *st, struct thaw_error *err)
+                     int stop_fd, bool in_process, struct reap_ws_read *early, struct pager_stats *st,
+                     struct thaw_error *err)
 {
     memset(st, 0, sizeof *st);
     struct pager p = {.uffd = uffd, .r = r, .n = n, .st = st, .t0 = clock_now_ns(), .recording = mode == PAGER_RECORD,
@@ -509,8 +512,10 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
     if (p.ra_window && !(p.ra_done = calloc(mem_size / p.ra_window / 8 + 1, 1)))
         p.ra_window = 0;
     p.file_fd = open_memory(snap_dir, mem_size, &p.identity, err);
-    if (p.file_fd < 0)
+    if (p.file_fd < 0) {
+        reap_ws_read_free(early);
         return -1;
+    }
     p.zeroed = calloc(n ? n : 1, sizeof *p.zeroed);
     if (!p.zeroed) {
         thaw_fail(err, "out of memory");
@@ -543,9 +548,13 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
             st->huge_data_pages = p.huge.data_pages;
             st->huge_ns = p.huge.ns;
         }
-        /* Pages inside huge chunks are in whatever the probe says: no probing with them. */
-        int prc = reap_prefetch_merge(snap_dir, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity,
-                                      merge && p.huge.n == 0 ? p.keep : 0, merge ? &p.set : NULL, &rs, &perr);
+        /* Pages inside huge chunks are in whatever the probe says: no probing with them.
+         * The read may have been issued already (early); it is freed after "ready": an
+         * unmap in a threaded process can wait milliseconds for the other CPU here. */
+        int prc = early || reap_ws_read_begin(snap_dir, &early, &perr) == 0
+                      ? reap_prefetch_read(early, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity,
+                                           merge && p.huge.n == 0 ? p.keep : 0, merge ? &p.set : NULL, &rs, &perr)
+                      : (memset(&rs, 0, sizeof rs), -1);
         rs.pages += p.huge.ws_pages; /* prefetched too, as part of their chunks */
         if (prc == 0) {
             p.merging = merge;
@@ -584,6 +593,8 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
     char ctl[256];
     size_t ctl_len = 0;
     reply(&p, stop_fd, "ready");
+    reap_ws_read_free(early);
+    early = NULL;
     struct pollfd fds[2] = {{.fd = uffd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
     while (!p.vm_gone) {
         int timeout = p.npending ? 1 : -1;
@@ -634,6 +645,7 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
     }
     rc = 0;
 out:
+    reap_ws_read_free(early);
     st->vm_gone = p.vm_gone;
     if (p.recording && finish_record(&p, snap_dir, mem_size) < 0 && rc == 0)
         rc = thaw_fail(err, "%s", st->record_error);

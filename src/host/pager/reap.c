@@ -25,10 +25,6 @@
 #define WS_MAGIC "THAWWSET"
 #define TRACE_MAGIC "THAWTRCE"
 #define WS_MAX_PAGES (1u << 20) /* 4 GiB of guest memory */
-/* How ws.pages is read: one read then install, or chunks installed as they land. The
- * pipeline costs two small reads up front and pays off from a few MiB on
- * (bench/reap_read.py, docs/benchmarks.md); THAW_REAP_READ=single|pipelined overrides. */
-#define REAP_PIPELINE_MIN_BYTES (4ull << 20)
 
 /* ws.pages header fields (docs/snapshot-format.md), little-endian in the first block. */
 enum {
@@ -585,155 +581,220 @@ static int install(const struct installer *in, uint64_t first, uint64_t last, co
     return 0;
 }
 
-/* The whole file in one read, then everything installed. */
-static int prefetch_single(const char *path, int fd, uint64_t file_size, uint64_t mem_size,
-                           const struct snap_identity *id, struct installer *in, struct thaw_error *err)
-{
-    uint64_t t0 = clock_now_ns();
-    uint8_t *buf = aligned_alloc(PAGE, file_size);
-    if (!buf || read_full(fd, buf, file_size, 0) < 0) {
-        free(buf);
-        return thaw_fail_errno(err, "reading %s", path);
-    }
-    in->st->read_ns = clock_now_ns() - t0;
-    in->st->bytes = file_size;
-    struct reap_ws_header h;
-    struct thaw_error why;
-    int rc = -1;
-    if (check_head(path, buf, file_size, mem_size, id, &h, err) == 0) {
-        if (reap_ws_index_check(buf, &h, buf + PAGE, &why) < 0)
-            thaw_fail(err, "%s: %s", path, why.msg);
-        else if (decode_index(in, buf + PAGE, &h, err) == 0) {
-            uint64_t t1 = clock_now_ns();
-            rc = install(in, 0, h.count, buf + h.data_offset, err);
-            in->st->install_ns = clock_now_ns() - t1;
-        }
-    }
-    free(buf);
-    return rc;
-}
-
-/* Header and index first, then the data as large chunks all queued at once on an
- * io_uring; each chunk is installed as soon as it lands, overlapping the rest of the
- * read. install_ns then counts only the install time not hidden behind the read. */
-#define CHUNK_PAGES 512u /* 2 MiB */
+/* ---- the prefetch read -------------------------------------------------------------
+ * The whole of ws.pages as 2 MiB O_DIRECT reads all queued at once on an io_uring
+ * (reap_ws_read_begin), so that the disk works while the caller does anything else (a
+ * restore begins it before it sets up memory and the VM); the prefetch then installs the
+ * pages as the reads land, in file order: the header and index once the first bytes are
+ * in, each page once its bytes are (install of chunk k overlaps the read of k+1). No
+ * header read comes first: the file's size is all that is needed to issue everything.
+ * THAW_REAP_READ=single issues the file as one read instead (to compare). */
+#define CHUNK_BYTES (2u << 20)
 #define RING_DEPTH 32u
 
-static int prefetch_pipelined(const char *path, int fd, uint64_t file_size, uint64_t mem_size,
-                              const struct snap_identity *id, struct installer *in, struct thaw_error *err)
+struct reap_ws_read {
+    char dir[4096], path[4096];
+    int fd;
+    uint64_t size, chunk, chunks, submitted, completed;
+    uint8_t *buf;
+    uint8_t *landed; /* per chunk */
+    struct io_uring ring;
+    bool ring_ok;
+    uint64_t t0; /* when the first read was issued */
+};
+
+/* Queues reads until the ring is full or everything is queued. */
+static int ws_read_submit(struct reap_ws_read *r)
 {
-    uint64_t t0 = clock_now_ns();
-    struct reap_ws_header h;
-    struct thaw_error why;
-    uint8_t *buf = aligned_alloc(PAGE, file_size);
-    if (!buf || read_full(fd, buf, PAGE, 0) < 0) {
-        free(buf);
-        return thaw_fail_errno(err, "reading %s", path);
+    bool queued = false;
+    while (r->submitted < r->chunks && r->submitted - r->completed < RING_DEPTH) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+        if (!sqe)
+            break;
+        uint64_t off = r->submitted * r->chunk;
+        uint64_t n = r->size - off < r->chunk ? r->size - off : r->chunk;
+        io_uring_prep_read(sqe, r->fd, r->buf + off, (unsigned)n, off);
+        io_uring_sqe_set_data64(sqe, r->submitted);
+        r->submitted++;
+        queued = true;
     }
-    if (check_head(path, buf, file_size, mem_size, id, &h, err) < 0) {
-        free(buf);
+    int k = queued ? io_uring_submit(&r->ring) : 0;
+    if (k < 0) {
+        errno = -k;
         return -1;
     }
-    if (read_full(fd, buf + PAGE, h.data_offset - PAGE, PAGE) < 0) {
-        free(buf);
-        return thaw_fail_errno(err, "reading %s", path);
-    }
-    if (reap_ws_index_check(buf, &h, buf + PAGE, &why) < 0 || decode_index(in, buf + PAGE, &h, &why) < 0) {
-        free(buf);
-        return thaw_fail(err, "%s: %s", path, why.msg);
-    }
-    struct io_uring ring;
-    int r = io_uring_queue_init(RING_DEPTH, &ring, 0);
-    if (r < 0) {
-        free(buf);
-        errno = -r;
-        return thaw_fail_errno(err, "io_uring_queue_init");
-    }
-    uint64_t chunks = (h.count + CHUNK_PAGES - 1) / CHUNK_PAGES, submitted = 0, done = 0, install_ns = 0;
-    int rc = 0;
-    while (done < chunks && rc == 0) {
-        while (submitted < chunks && submitted - done < RING_DEPTH) {
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-            if (!sqe)
-                break;
-            uint64_t first = submitted * CHUNK_PAGES;
-            uint64_t n = (h.count - first < CHUNK_PAGES ? h.count - first : CHUNK_PAGES) * PAGE;
-            io_uring_prep_read(sqe, fd, buf + h.data_offset + first * PAGE, (unsigned)n,
-                               h.data_offset + first * PAGE);
-            io_uring_sqe_set_data64(sqe, submitted);
-            submitted++;
-        }
-        io_uring_submit(&ring);
-        struct io_uring_cqe *cqe;
-        r = io_uring_wait_cqe(&ring, &cqe);
-        if (r < 0) {
-            errno = -r;
-            rc = thaw_fail_errno(err, "io_uring_wait_cqe on %s", path);
-            break;
-        }
-        uint64_t c = io_uring_cqe_get_data64(cqe);
-        uint64_t first = c * CHUNK_PAGES;
-        uint64_t last = first + CHUNK_PAGES < h.count ? first + CHUNK_PAGES : h.count;
-        if (cqe->res != (int)((last - first) * PAGE)) {
-            /* Short or failed read: a regular file on a working disk does not do this. */
-            errno = cqe->res < 0 ? -cqe->res : EIO;
-            rc = thaw_fail_errno(err, "reading chunk %llu of %s", (unsigned long long)c, path);
-        }
-        io_uring_cqe_seen(&ring, cqe);
-        if (rc == 0) {
-            uint64_t t = clock_now_ns();
-            rc = install(in, first, last, buf + h.data_offset + first * PAGE, err);
-            install_ns += clock_now_ns() - t;
-        }
-        done++;
-    }
-    /* Drain what is still in flight before the buffer goes away. */
-    while (submitted > done) {
-        struct io_uring_cqe *cqe;
-        if (io_uring_wait_cqe(&ring, &cqe) < 0)
-            break;
-        io_uring_cqe_seen(&ring, cqe);
-        done++;
-    }
-    io_uring_queue_exit(&ring);
-    in->st->bytes = file_size;
-    in->st->read_ns = clock_now_ns() - t0 - install_ns;
-    in->st->install_ns = install_ns;
-    free(buf);
-    return rc;
+    return 0;
 }
 
-int reap_prefetch_merge(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
-                        void *ctx, uint64_t mem_size, const struct snap_identity *id, unsigned keep,
-                        struct reap_ws_set *set, struct reap_stats *st, struct thaw_error *err)
+int reap_ws_read_begin(const char *dir, struct reap_ws_read **out, struct thaw_error *err)
+{
+    *out = NULL;
+    struct reap_ws_read *r = calloc(1, sizeof *r);
+    if (!r)
+        return thaw_fail(err, "out of memory");
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    snprintf(r->path, sizeof r->path, "%s/" SNAPDIR_WS_PAGES, dir);
+    /* O_DIRECT: large reads straight from the disk, no page-cache copy. */
+    r->fd = file_open_regular(AT_FDCWD, r->path, O_RDONLY | O_NOFOLLOW, 0, err);
+    if (r->fd < 0) {
+        free(r);
+        return -1;
+    }
+    int fl = fcntl(r->fd, F_GETFL); /* O_DIRECT only once it is known to be a regular file */
+    struct stat sb;
+    if (fl < 0 || fcntl(r->fd, F_SETFL, fl | O_DIRECT) < 0) {
+        thaw_fail_errno(err, "cannot use O_DIRECT on %s", r->path);
+        goto fail;
+    }
+    if (fstat(r->fd, &sb) < 0 || sb.st_size < (off_t)PAGE || sb.st_size % PAGE ||
+        (uint64_t)sb.st_size > (uint64_t)WS_MAX_PAGES * (PAGE + REAP_INDEX_ENTRY) + 2 * PAGE) {
+        thaw_fail(err, "%s: size %lld is not a whole number of pages", r->path, (long long)sb.st_size);
+        goto fail;
+    }
+    r->size = (uint64_t)sb.st_size;
+    const char *how = getenv("THAW_REAP_READ");
+    r->chunk = how && !strcmp(how, "single") ? r->size : CHUNK_BYTES;
+    r->chunks = (r->size + r->chunk - 1) / r->chunk;
+    r->buf = aligned_alloc(PAGE, r->size);
+    r->landed = calloc(r->chunks, 1);
+    if (!r->buf || !r->landed) {
+        thaw_fail(err, "out of memory");
+        goto fail;
+    }
+    int q = io_uring_queue_init(RING_DEPTH, &r->ring, 0);
+    if (q < 0) {
+        errno = -q;
+        thaw_fail_errno(err, "io_uring_queue_init");
+        goto fail;
+    }
+    r->ring_ok = true;
+    r->t0 = clock_now_ns();
+    if (ws_read_submit(r) < 0) {
+        thaw_fail_errno(err, "queueing the read of %s", r->path);
+        goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    reap_ws_read_free(r);
+    return -1;
+}
+
+void reap_ws_read_free(struct reap_ws_read *r)
+{
+    if (!r)
+        return;
+    if (r->ring_ok) {
+        /* Reads still in flight write into buf: wait for them first. */
+        while (r->completed < r->submitted) {
+            struct io_uring_cqe *cqe;
+            if (io_uring_wait_cqe(&r->ring, &cqe) < 0)
+                break;
+            io_uring_cqe_seen(&r->ring, cqe);
+            r->completed++;
+        }
+        io_uring_queue_exit(&r->ring);
+    }
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r->buf);
+    free(r->landed);
+    free(r);
+}
+
+/* Waits for the next read to land; returns its chunk, or -1 with err. */
+static int64_t ws_read_next(struct reap_ws_read *r, struct thaw_error *err)
+{
+    struct io_uring_cqe *cqe;
+    int k;
+    do
+        k = io_uring_wait_cqe(&r->ring, &cqe);
+    while (k == -EINTR);
+    if (k < 0) {
+        errno = -k;
+        return thaw_fail_errno(err, "waiting for the read of %s", r->path);
+    }
+    uint64_t c = io_uring_cqe_get_data64(cqe);
+    int res = cqe->res;
+    io_uring_cqe_seen(&r->ring, cqe);
+    r->completed++;
+    uint64_t want = c < r->chunks ? (r->size - c * r->chunk < r->chunk ? r->size - c * r->chunk : r->chunk) : 0;
+    if (c >= r->chunks || res != (int)want) {
+        /* Short or failed read: a regular file on a working disk does not do this. */
+        errno = res < 0 ? -res : EIO;
+        return thaw_fail_errno(err, "reading %s", r->path);
+    }
+    r->landed[c] = 1;
+    if (ws_read_submit(r) < 0)
+        return thaw_fail_errno(err, "queueing the read of %s", r->path);
+    return (int64_t)c;
+}
+
+/* Installs the working set as its bytes land. read_ns: from the read's issue until its
+ * last byte was seen to land (an upper bound: a read that lands during an install is seen
+ * after it); install_ns: all the install time (checksums and UFFDIO_COPY), part of which
+ * overlapped the read. */
+static int prefetch_landing(struct reap_ws_read *r, uint64_t mem_size, const struct snap_identity *id,
+                            struct installer *in, struct thaw_error *err)
+{
+    struct reap_ws_header h;
+    struct thaw_error why;
+    bool indexed = false;
+    uint64_t prefix = 0, prefix_chunks = 0, next = 0, install_ns = 0, read_end = 0;
+    while (r->completed < r->chunks) {
+        if (ws_read_next(r, err) < 0)
+            return -1;
+        struct io_uring_cqe *ready;
+        while (r->completed < r->chunks && io_uring_peek_cqe(&r->ring, &ready) == 0)
+            if (ws_read_next(r, err) < 0) /* landed already: no wait */
+                return -1;
+        while (prefix_chunks < r->chunks && r->landed[prefix_chunks])
+            prefix_chunks++;
+        prefix = prefix_chunks * r->chunk < r->size ? prefix_chunks * r->chunk : r->size;
+        if (r->completed == r->chunks)
+            read_end = clock_now_ns();
+        if (!indexed && prefix >= PAGE) {
+            if (check_head(r->path, r->buf, r->size, mem_size, id, &h, err) < 0)
+                return -1;
+            if (prefix < h.data_offset)
+                continue;
+            if (reap_ws_index_check(r->buf, &h, r->buf + PAGE, &why) < 0 || decode_index(in, r->buf + PAGE, &h, &why) < 0)
+                return thaw_fail(err, "%s: %s", r->path, why.msg);
+            indexed = true;
+        }
+        if (!indexed)
+            continue;
+        uint64_t avail = (prefix - h.data_offset) / PAGE;
+        if (avail > h.count)
+            avail = h.count;
+        if (avail > next) {
+            uint64_t t = clock_now_ns();
+            int rc = install(in, next, avail, r->buf + h.data_offset + next * PAGE, err);
+            uint64_t dt = clock_now_ns() - t;
+            install_ns += dt;
+            if (rc < 0)
+                return -1;
+            next = avail;
+        }
+    }
+    if (!indexed || next < h.count)
+        return thaw_fail(err, "%s: truncated", r->path);
+    in->st->bytes = r->size;
+    in->st->install_ns = install_ns;
+    in->st->read_ns = read_end - r->t0;
+    return 0;
+}
+
+int reap_prefetch_read(struct reap_ws_read *r, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
+                       void *ctx, uint64_t mem_size, const struct snap_identity *id, unsigned keep,
+                       struct reap_ws_set *set, struct reap_stats *st, struct thaw_error *err)
 {
     memset(st, 0, sizeof *st);
     if (set)
         memset(set, 0, sizeof *set);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/" SNAPDIR_WS_PAGES, dir);
-    /* O_DIRECT: large reads straight from the disk, no page-cache copy. */
-    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
-    if (fd < 0)
-        return -1;
-    int fl = fcntl(fd, F_GETFL); /* O_DIRECT only once it is known to be a regular file */
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) < 0) {
-        close(fd);
-        return thaw_fail_errno(err, "cannot use O_DIRECT on %s", path);
-    }
-    struct stat sb;
-    int rc = -1;
-    struct installer in = {.uffd = uffd, .gpa_to_host = gpa_to_host, .ctx = ctx, .path = path, .st = st,
-                           .keep = keep, .dir = set ? dir : NULL};
-    if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)PAGE || sb.st_size % PAGE) {
-        thaw_fail(err, "%s: size %lld is not a whole number of pages", path, (long long)sb.st_size);
-    } else {
-        const char *how = getenv("THAW_REAP_READ");
-        bool pipelined = how ? !strcmp(how, "pipelined") : (uint64_t)sb.st_size >= REAP_PIPELINE_MIN_BYTES;
-        rc = (pipelined ? prefetch_pipelined : prefetch_single)(path, fd, (uint64_t)sb.st_size, mem_size, id, &in,
-                                                                err);
-    }
-    close(fd);
+    struct installer in = {.uffd = uffd, .gpa_to_host = gpa_to_host, .ctx = ctx, .path = r->path, .st = st,
+                           .keep = keep, .dir = set ? r->dir : NULL};
+    int rc = prefetch_landing(r, mem_size, id, &in, err);
     if (rc == 0 && set) { /* hand the index over */
         *set = (struct reap_ws_set){.n = in.count, .generation = in.generation, .probe_until = in.probe_until,
                                     .crc = in.crc, .gpa = in.idx, .last_used = in.last_used, .withheld = in.withheld};
@@ -750,6 +811,21 @@ int reap_prefetch_merge(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void 
         memset(st, 0, sizeof *st);
         st->pages = installed;
     }
+    return rc;
+}
+
+int reap_prefetch_merge(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
+                        void *ctx, uint64_t mem_size, const struct snap_identity *id, unsigned keep,
+                        struct reap_ws_set *set, struct reap_stats *st, struct thaw_error *err)
+{
+    memset(st, 0, sizeof *st);
+    if (set)
+        memset(set, 0, sizeof *set);
+    struct reap_ws_read *r;
+    if (reap_ws_read_begin(dir, &r, err) < 0)
+        return -1;
+    int rc = reap_prefetch_read(r, uffd, gpa_to_host, ctx, mem_size, id, keep, set, st, err);
+    reap_ws_read_free(r);
     return rc;
 }
 

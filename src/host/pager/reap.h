@@ -126,7 +126,8 @@ int reap_ws_index_check(const uint8_t *head, const struct reap_ws_header *h, con
 uint64_t reap_page_checksum(const void *page, uint64_t gpa);
 
 /* Reads ws.pages with O_DIRECT (validating header, identity, index, and every page's
- * checksum before the page is installed) and
+ * checksum before the page is installed; the reads are queued at once and each page is
+ * installed as soon as its bytes are in) and
  * installs every page into uffd-registered memory with UFFDIO_COPY, one call per
  * contiguous guest run, without waking anyone. gpa_to_host maps the guest range [gpa, gpa+len)
  * (offsets in the memory file) to the host address it must be installed at, or NULL if it
@@ -143,6 +144,18 @@ int reap_prefetch_into(const char *snap_dir, int uffd, uint8_t *(*gpa_to_host)(v
 int reap_prefetch_merge(const char *snap_dir, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
                         void *ctx, uint64_t mem_size, const struct snap_identity *id, unsigned keep,
                         struct reap_ws_set *set, struct reap_stats *st, struct thaw_error *err);
+
+/* A ws.pages read issued ahead: reap_ws_read_begin opens the file and queues all of it as
+ * O_DIRECT reads on an io_uring, then returns (the disk works while the caller sets up
+ * the VM); reap_prefetch_read does what reap_prefetch_merge does with it, installing
+ * the pages as the reads land. reap_ws_read_free waits for reads still in flight and
+ * frees (after the prefetch, or instead of it); it takes NULL. */
+struct reap_ws_read;
+int reap_ws_read_begin(const char *snap_dir, struct reap_ws_read **out, struct thaw_error *err);
+int reap_prefetch_read(struct reap_ws_read *r, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
+                       void *ctx, uint64_t mem_size, const struct snap_identity *id, unsigned keep,
+                       struct reap_ws_set *set, struct reap_stats *st, struct thaw_error *err);
+void reap_ws_read_free(struct reap_ws_read *r);
 
 /* Reads and checks the header and index of ws.pages (not its pages) and returns the
  * working set's guest addresses, ascending (*gpa malloc'd). For restores that map the

@@ -81,6 +81,7 @@ struct pager_thread {
     char snap_dir[4096];
     enum pager_mode mode;
     uint64_t file_size;
+    struct reap_ws_read *early; /* the working-set read, if issued already (handed to the pager) */
     struct thaw_error err;  /* why the pager stopped early, if it did */
     int rc;
 };
@@ -94,31 +95,40 @@ static void *pager_thread_main(void *arg)
     t->rc = -1;
     if (fc_recv_handshake(t->fd, r, 8, &n, &uffd, t->file_size, &t->err) == 0) {
         struct pager_stats st;
-        t->rc = pager_serve_in_process(uffd, r, n, t->snap_dir, t->mode, t->fd, &st, &t->err);
+        t->rc = pager_serve_in_process(uffd, r, n, t->snap_dir, t->mode, t->fd, t->early, &st, &t->err);
+        t->early = NULL;
         close(uffd);
     }
+    reap_ws_read_free(t->early);
+    t->early = NULL;
     /* Closing our end tells a VMM still waiting for a reply that we are gone. */
     shutdown(t->fd, SHUT_RDWR);
     return NULL;
 }
 
+/* Takes over early (NULL or a working-set read under way) whether it succeeds or not. */
 static int start_pager_thread(struct mem_backend *b, const char *snap_dir, enum pager_mode mode,
-                              struct thaw_error *err)
+                              struct reap_ws_read *early, struct thaw_error *err)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        reap_ws_read_free(early);
         return thaw_fail_errno(err, "socketpair for the pager");
+    }
     struct pager_thread *t = calloc(1, sizeof *t);
     if (!t) {
+        reap_ws_read_free(early);
         close(sv[0]);
         close(sv[1]);
         return thaw_fail(err, "out of memory");
     }
     t->fd = sv[1];
     t->mode = mode;
+    t->early = early;
     t->file_size = b->size;
     snprintf(t->snap_dir, sizeof t->snap_dir, "%s", snap_dir);
     if (pthread_create(&t->tid, NULL, pager_thread_main, t) != 0) {
+        reap_ws_read_free(early);
         close(sv[0]);
         close(sv[1]);
         free(t);
@@ -286,7 +296,7 @@ static int register_data(struct mem_backend *b, struct thaw_error *err)
 }
 
 static int uffd_setup(struct mem_backend *b, const char *snap_dir, enum pager_mode pmode, const char *pager_socket,
-                      struct thaw_error *err)
+                      struct reap_ws_read **early, struct thaw_error *err)
 {
     b->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (b->uffd < 0)
@@ -296,8 +306,10 @@ static int uffd_setup(struct mem_backend *b, const char *snap_dir, enum pager_mo
         return thaw_fail_errno(err, "UFFDIO_API");
     if (register_data(b, err) < 0)
         return -1;
+    struct reap_ws_read *e = *early;
+    *early = NULL; /* the pager thread's from here */
     if (pager_socket ? connect_pager(b, pager_socket, snap_dir, b->mode, pmode, err) < 0
-                     : start_pager_thread(b, snap_dir, pmode, err) < 0)
+                     : start_pager_thread(b, snap_dir, pmode, e, err) < 0)
         return -1;
     /* Firecracker's handshake: one region, guest-physical 0 at the start of the file
      * (faults come only from its registered parts). */
@@ -448,11 +460,23 @@ int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *sna
     b->size = size;
     b->uffd = b->pager_fd = b->pager_pidfd = -1;
     pthread_mutex_init(&b->uffd_lock, NULL);
+    /* A REAP prefetch by a pager thread: its working-set read goes to the disk first, so
+     * that it overlaps everything below, the state file's read and the VM's set-up (the
+     * pager installs the pages as they land). If it cannot be issued, the pager tries
+     * again and says why. THAW_REAP_EARLY=0 leaves the read to the pager (to compare). */
+    struct reap_ws_read *early = NULL;
+    const char *ee = getenv("THAW_REAP_EARLY");
+    if (mode == MEM_REAP && !pager_socket && (pmode == PAGER_PREFETCH || pmode == PAGER_MERGE) && !(ee && !strcmp(ee, "0"))) {
+        struct thaw_error ignored;
+        (void)reap_ws_read_begin(snap_dir, &early, &ignored);
+    }
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, snap_dir);
     b->file_fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
-    if (b->file_fd < 0)
+    if (b->file_fd < 0) {
+        reap_ws_read_free(early);
         return -1;
+    }
     struct stat st;
     uint64_t image;
     struct snap_identity got;
@@ -481,10 +505,12 @@ int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *sna
         goto fail;
     if (mode == MEM_SHARE)
         share_map_working_set(b, snap_dir, &b->identity); /* the trailer's, checked against the state */
-    if ((mode == MEM_UFFD || mode == MEM_REAP) && uffd_setup(b, snap_dir, pmode, pager_socket, err) < 0)
+    if ((mode == MEM_UFFD || mode == MEM_REAP) && uffd_setup(b, snap_dir, pmode, pager_socket, &early, err) < 0)
         goto fail;
+    reap_ws_read_free(early); /* only if no pager took it */
     return 0;
 fail:
+    reap_ws_read_free(early);
     mem_backend_close(b);
     return -1;
 }
