@@ -41,9 +41,9 @@ int main(int argc, char **argv)
     if (n < 1 || n > 10000)
         return 2;
     const char *payload = argv[4];
-    uint64_t *v[2][6];
+    uint64_t *v[2][9];
     for (int k = 0; k < 2; k++)
-        for (int f = 0; f < 6; f++)
+        for (int f = 0; f < 9; f++)
             v[k][f] = calloc((size_t)n, sizeof(uint64_t));
     struct thaw_error err = {{0}};
     struct vm_pool pool;
@@ -86,15 +86,22 @@ int main(int argc, char **argv)
         v[pooled][3][j] = t1 - t0;
         v[pooled][4][j] = t2 - t1;
         v[pooled][5][j] = t2 - t0;
+        /* The prefetch as the pager reported it (reap): its read (from issue to the last
+         * byte seen), its install, and the install per page in ns. */
+        v[pooled][6][j] = r.mem.ready.prefetch_read_ns;
+        v[pooled][7][j] = r.mem.ready.prefetch_install_ns;
+        v[pooled][8][j] = r.mem.ready.prefetch_pages ? r.mem.ready.prefetch_install_ns * 1000 / r.mem.ready.prefetch_pages : 0;
     }
     printf("Command: `build/bench/restore_path %s %s %d '%s'`  \n", argv[1], argv[2], n, payload);
     printf("Medians of %d restores each, interleaved, in one process; microseconds.\n\n", n);
     printf("| VMs | state load | memory set-up (not overlapped) | VM + vCPU state | restore to first instruction "
-           "| first response | cold start |\n|---|---|---|---|---|---|---|\n");
+           "| first response | cold start | prefetch read | install | install per page (ns) |\n"
+           "|---|---|---|---|---|---|---|---|---|---|\n");
     for (int k = 0; k < 2; k++)
-        printf("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", k ? "from the pool" : "created per restore",
-               median_us(v[k][0], n), median_us(v[k][1], n), median_us(v[k][2], n), median_us(v[k][3], n),
-               median_us(v[k][4], n), median_us(v[k][5], n));
+        printf("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
+               k ? "from the pool" : "created per restore", median_us(v[k][0], n), median_us(v[k][1], n),
+               median_us(v[k][2], n), median_us(v[k][3], n), median_us(v[k][4], n), median_us(v[k][5], n),
+               median_us(v[k][6], n), median_us(v[k][7], n), median_us(v[k][8], n));
     vm_pool_destroy(&pool);
     return 0;
 }

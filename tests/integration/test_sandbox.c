@@ -162,6 +162,13 @@ static void test_snapshot_and_restore_every_mode(void **state)
                      sandbox_start_name(st.start), sandbox_start_name(runs[i].start));
         assert_int_equal(st.mode, runs[i].mode);
         assert_true(st.restore_ns > 0 && st.invocations == 1);
+        /* The restore path's breakdown: each part measured, and the parts (memory and VM
+         * counted where they are not overlapped) add up to the whole. */
+        if (!st.state_load_ns || !st.memory_setup_ns || !st.vm_create_ns ||
+            st.state_load_ns + st.memory_setup_ns + st.vm_create_ns != st.restore_ns || st.restore_ns > 10000000000ull)
+            fail_msg("restore %zu: state %llu + memory %llu + VM %llu ns against %llu ns in all", i,
+                     (unsigned long long)st.state_load_ns, (unsigned long long)st.memory_setup_ns,
+                     (unsigned long long)st.vm_create_ns, (unsigned long long)st.restore_ns);
         if (runs[i].mode == MEM_COPY)
             assert_true(st.bytes_copied > 0);
         if (runs[i].mode == MEM_UFFD)
@@ -169,8 +176,25 @@ static void test_snapshot_and_restore_every_mode(void **state)
         if (runs[i].start == SANDBOX_START_REAP_RECORD)
             assert_true(st.reap_recorded);
         if (runs[i].start == SANDBOX_START_REAP_PREFETCH)
-            assert_true(st.reap_prefetched && st.ws_pages >= 512 && st.reap_misses == 0);
+            assert_true(st.reap_prefetched && st.ws_pages >= 512 && st.reap_misses == 0 && st.ws_read_ns > 0 &&
+                        st.ws_install_ns > 0 && st.ws_read_ns < st.restore_ns && st.ws_bytes >= st.ws_pages * 4096);
         sandbox_destroy(sb);
+    }
+    /* The prefetch copied in instead of moved, read by the pager instead of ahead, and read
+     * as one request: the same answer, no misses. */
+    const char *variants[][2] = {{"THAW_REAP_MOVE", "0"}, {"THAW_REAP_EARLY", "0"}, {"THAW_REAP_READ", "single"}};
+    for (size_t v = 0; v < 3; v++) {
+        setenv(variants[v][0], variants[v][1], 1);
+        sb = restore_ok(snap, MEM_REAP, NULL);
+        char *rv = invoke_ok(sb, pl);
+        assert_string_equal(strstr(rv, "checksum"), strstr(booted, "checksum"));
+        free(rv);
+        assert_int_equal(sandbox_stats(sb, &st, &err), 0);
+        if (st.start != SANDBOX_START_REAP_PREFETCH || st.reap_misses != 0)
+            fail_msg("%s=%s: start %s, %llu misses", variants[v][0], variants[v][1], sandbox_start_name(st.start),
+                     (unsigned long long)st.reap_misses);
+        sandbox_destroy(sb);
+        unsetenv(variants[v][0]);
     }
     /* Working-set chunks installed as huge pages (THAW_REAP_HUGE): the same answer, no
      * misses; and a bigger input, which reads pages of those chunks the working set did

@@ -100,18 +100,33 @@ static uint8_t *to_host(void *ctx, uint64_t gpa, uint64_t len)
     return gpa <= NPAGES * PG && len <= NPAGES * PG - gpa ? g->mem + gpa : NULL;
 }
 
-static void guest_new(struct guest *g)
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1ull << 16) /* Linux 6.8 */
+#endif
+
+/* Private anonymous guest memory (as thaw's), or shared (shmem), which UFFDIO_MOVE refuses
+ * and UFFDIO_COPY serves; with_move asks for UFFD_FEATURE_MOVE (0: this kernel has none). */
+static int guest_new_with(struct guest *g, int with_move, int shared)
 {
-    g->mem = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    g->mem = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
     assert_true(g->mem != MAP_FAILED);
     g->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     assert_true(g->uffd >= 0);
-    struct uffdio_api api = {.api = UFFD_API};
-    assert_int_equal(ioctl(g->uffd, UFFDIO_API, &api), 0);
+    struct uffdio_api api = {.api = UFFD_API,
+                             .features = (with_move ? UFFD_FEATURE_MOVE : 0) | (shared ? UFFD_FEATURE_MISSING_SHMEM : 0)};
+    if (ioctl(g->uffd, UFFDIO_API, &api) < 0) {
+        assert_true(with_move);
+        close(g->uffd);
+        munmap(g->mem, NPAGES * PG);
+        return 0;
+    }
     struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)g->mem, .len = NPAGES * PG},
                                   .mode = UFFDIO_REGISTER_MODE_MISSING};
     assert_int_equal(ioctl(g->uffd, UFFDIO_REGISTER, &reg), 0);
+    return 1;
 }
+
+static void guest_new(struct guest *g) { assert_true(guest_new_with(g, 0, 0)); }
 
 static void guest_free(struct guest *g)
 {
@@ -156,7 +171,7 @@ static void test_early_read_installs_every_page(void **state)
         if (reap_ws_read_begin(dir, &rd, &err) < 0)
             fail_msg("reap_ws_read_begin: %s", err.msg);
         struct reap_stats rs;
-        if (reap_prefetch_read(rd, g.uffd, to_host, &g, NPAGES * PG, &test_id, 0, NULL, &rs, &err) < 0)
+        if (reap_prefetch_read(rd, g.uffd, to_host, &g, NPAGES * PG, &test_id, 0, 0, NULL, &rs, &err) < 0)
             fail_msg("reap_prefetch_read: %s", err.msg);
         reap_ws_read_free(rd);
         assert_int_equal(rs.pages, WS_PAGES);
@@ -169,6 +184,37 @@ static void test_early_read_installs_every_page(void **state)
         check_installed(&g, WS_PAGES);
         guest_free(&g);
         unsetenv("THAW_REAP_READ");
+    }
+}
+
+/* Moved in (UFFDIO_MOVE from the read's buffer) into private memory; copied where the
+ * move is refused (shared memory) or not asked for: the same pages and bytes each way. */
+static void test_moved_pages_are_the_snapshot(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    const struct {
+        int shared;
+        unsigned flags;
+    } cases[] = {{0, REAP_PREFETCH_MOVE}, {1, REAP_PREFETCH_MOVE}, {0, 0}};
+    for (size_t k = 0; k < 3; k++) {
+        struct guest g;
+        if (!guest_new_with(&g, 1, cases[k].shared)) {
+            fprintf(stderr, "*** SKIP: this kernel has no UFFDIO_MOVE (Linux 6.8)\n");
+            return;
+        }
+        struct thaw_error err = {{0}};
+        struct reap_ws_read *rd;
+        assert_int_equal(reap_ws_read_begin(dir, &rd, &err), 0);
+        struct reap_stats rs;
+        if (reap_prefetch_read(rd, g.uffd, to_host, &g, NPAGES * PG, &test_id, 0, cases[k].flags, NULL, &rs, &err) < 0)
+            fail_msg("case %zu: reap_prefetch_read: %s", k, err.msg);
+        reap_ws_read_free(rd);
+        assert_int_equal(rs.pages, WS_PAGES);
+        assert_int_equal(rs.moved, k == 0 ? WS_PAGES : 0);
+        check_installed(&g, WS_PAGES);
+        guest_free(&g);
     }
 }
 
@@ -232,6 +278,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_early_read_installs_every_page),
+        cmocka_unit_test(test_moved_pages_are_the_snapshot),
         cmocka_unit_test(test_begun_read_can_be_dropped),
         cmocka_unit_test(test_damaged_page_in_a_later_read),
     };

@@ -383,7 +383,7 @@ static int control(struct pager *p, int fd, char *buf, size_t cap, size_t *len, 
 
 void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
 {
-    json_t *o = json_pack("{sIsIsIsIsIsIsbsIsIsIsIsIsbsIsssssbsIsIsIsIsIsbsIsIsI}", "faults", (json_int_t)st->faults,
+    json_t *o = json_pack("{sIsIsIsIsIsIsbsIsIsIsIsIsbsIsssssbsIsIsIsIsIsbsIsIsIsI}", "faults", (json_int_t)st->faults,
                           "served_faults", (json_int_t)st->served_faults,
                           "pages_served", (json_int_t)st->pages_served, "zero_pages", (json_int_t)st->zero_pages,
                           "already_present", (json_int_t)st->already_present, "removes", (json_int_t)st->removes,
@@ -400,7 +400,8 @@ void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
                           "probe_pages", (json_int_t)st->probe_pages,
                           "merged", st->merged, "merge_added", (json_int_t)st->merge_added,
                           "merge_dropped", (json_int_t)st->merge_dropped,
-                          "ws_generation", (json_int_t)st->ws_generation);
+                          "ws_generation", (json_int_t)st->ws_generation,
+                          "prefetch_moved", (json_int_t)st->prefetch_moved);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     /* Strip the braces: the caller wraps the members with its event. */
     size_t sl = s ? strlen(s) : 0;
@@ -432,7 +433,7 @@ const char *pager_stats_parse(const char *line, struct pager_stats *st, struct t
     U64(faults); U64(served_faults); U64(pages_served); U64(zero_pages); U64(already_present); U64(removes);
     U64(prefetch_pages); U64(prefetch_regions); U64(prefetch_bytes); U64(prefetch_read_ns);
     U64(prefetch_install_ns); U64(recorded); U64(huge_chunks); U64(huge_ws_pages); U64(huge_data_pages); U64(huge_ns);
-    U64(probe_pages); U64(merge_added); U64(merge_dropped); U64(ws_generation);
+    U64(probe_pages); U64(merge_added); U64(merge_dropped); U64(ws_generation); U64(prefetch_moved);
 #undef U64
     st->prefetch_ns = st->prefetch_read_ns + st->prefetch_install_ns;
     st->prefetch_ok = json_is_true(json_object_get(o, "prefetch_ok"));
@@ -473,6 +474,14 @@ static int open_memory(const char *dir, uint64_t need, struct snap_identity *id,
 static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
                      int stop_fd, bool in_process, struct reap_ws_read *early, struct pager_stats *st,
                      struct thaw_error *err);
+
+/* A pager in the VM's process installs the prefetch by moving the read's pages in
+ * (THAW_REAP_MOVE=0 copies them, to compare). */
+static unsigned may_move(bool in_process)
+{
+    const char *m = getenv("THAW_REAP_MOVE");
+    return in_process && !(m && !strcmp(m, "0")) ? REAP_PREFETCH_MOVE : 0;
+}
 
 int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
                 int stop_fd, struct pager_stats *st, struct thaw_error *err)
@@ -553,7 +562,8 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
          * unmap in a threaded process can wait milliseconds for the other CPU here. */
         int prc = early || reap_ws_read_begin(snap_dir, &early, &perr) == 0
                       ? reap_prefetch_read(early, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity,
-                                           merge && p.huge.n == 0 ? p.keep : 0, merge ? &p.set : NULL, &rs, &perr)
+                                           merge && p.huge.n == 0 ? p.keep : 0, may_move(in_process),
+                                           merge ? &p.set : NULL, &rs, &perr)
                       : (memset(&rs, 0, sizeof rs), -1);
         rs.pages += p.huge.ws_pages; /* prefetched too, as part of their chunks */
         if (prc == 0) {
@@ -575,6 +585,7 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
             st->prefetch_bytes = rs.bytes;
             st->prefetch_read_ns = rs.read_ns;
             st->prefetch_install_ns = rs.install_ns;
+            st->prefetch_moved = rs.moved;
         } else if (rs.pages == 0) {
             /* A bad working set never costs the snapshot: serve lazily, record anew. */
             snprintf(st->prefetch_error, sizeof st->prefetch_error, "%s", perr.msg);

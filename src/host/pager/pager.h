@@ -44,6 +44,7 @@ struct pager_stats {
     uint64_t fault_ns;        /* time spent serving faults */
     uint64_t prefetch_pages, prefetch_regions, prefetch_ns;
     uint64_t prefetch_bytes, prefetch_read_ns, prefetch_install_ns;
+    uint64_t prefetch_moved;  /* of prefetch_pages, moved in (UFFDIO_MOVE) rather than copied */
     int recording;            /* still recording (PAGER_RECORD, or a failed prefetch) */
     int prefetch_ok;          /* PAGER_PREFETCH: ws.pages installed */
     char prefetch_error[512]; /* why not, if it was not */

@@ -53,6 +53,7 @@ struct reap_stats {
     uint64_t read_ns;        /* the large read */
     uint64_t install_ns;     /* UFFDIO_COPY of every page */
     uint64_t withheld;       /* pages a merging restore probes instead of installing */
+    uint64_t moved;          /* of pages, installed by UFFDIO_MOVE (REAP_PREFETCH_MOVE) */
 };
 
 /* The decoded ws.pages header (the first 120 bytes of its first 4 KiB block). */
@@ -152,8 +153,12 @@ int reap_prefetch_merge(const char *snap_dir, int uffd, uint8_t *(*gpa_to_host)(
  * frees (after the prefetch, or instead of it); it takes NULL. */
 struct reap_ws_read;
 int reap_ws_read_begin(const char *snap_dir, struct reap_ws_read **out, struct thaw_error *err);
+/* flags: REAP_PREFETCH_MOVE installs with UFFDIO_MOVE from the read's buffer (no page
+ * allocated or copied), which needs guest memory in this process and a userfaultfd with
+ * UFFD_FEATURE_MOVE; the install falls back to UFFDIO_COPY wherever a move is refused. */
+#define REAP_PREFETCH_MOVE 1u
 int reap_prefetch_read(struct reap_ws_read *r, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
-                       void *ctx, uint64_t mem_size, const struct snap_identity *id, unsigned keep,
+                       void *ctx, uint64_t mem_size, const struct snap_identity *id, unsigned keep, unsigned flags,
                        struct reap_ws_set *set, struct reap_stats *st, struct thaw_error *err);
 void reap_ws_read_free(struct reap_ws_read *r);
 

@@ -295,15 +295,29 @@ static int register_data(struct mem_backend *b, struct thaw_error *err)
     return 0;
 }
 
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16) /* Linux 6.8; Debian 12's headers predate it */
+#endif
+
 static int uffd_setup(struct mem_backend *b, const char *snap_dir, enum pager_mode pmode, const char *pager_socket,
                       struct reap_ws_read **early, struct thaw_error *err)
 {
-    b->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    if (b->uffd < 0)
-        return thaw_fail_errno(err, "userfaultfd (needs root or vm.unprivileged_userfaultfd)");
-    struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE};
-    if (ioctl(b->uffd, UFFDIO_API, &api) < 0)
-        return thaw_fail_errno(err, "UFFDIO_API");
+    /* A pager thread may move pages in (UFFDIO_MOVE: the prefetch hands over the pages
+     * its read filled instead of copying them); a kernel without it gets the plain set.
+     * A pager in another process cannot move from its own memory: not offered. */
+    uint64_t features[2] = {UFFD_FEATURE_EVENT_REMOVE | (pager_socket ? 0 : UFFD_FEATURE_MOVE), UFFD_FEATURE_EVENT_REMOVE};
+    for (int k = pager_socket ? 1 : 0; k < 2; k++) {
+        if (b->uffd >= 0)
+            close(b->uffd);
+        b->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+        if (b->uffd < 0)
+            return thaw_fail_errno(err, "userfaultfd (needs root or vm.unprivileged_userfaultfd)");
+        struct uffdio_api api = {.api = UFFD_API, .features = features[k]};
+        if (ioctl(b->uffd, UFFDIO_API, &api) == 0)
+            break;
+        if (k == 1 || errno != EINVAL)
+            return thaw_fail_errno(err, "UFFDIO_API");
+    }
     if (register_data(b, err) < 0)
         return -1;
     struct reap_ws_read *e = *early;
@@ -358,6 +372,7 @@ static uint8_t *map_anonymous(uint64_t size)
 #ifndef UFFD_FEATURE_WP_ASYNC
 #define UFFD_FEATURE_WP_ASYNC (1 << 15) /* Linux 6.7; Debian 12's headers predate it */
 #endif
+
 
 static void no_fault_around(struct mem_backend *b)
 {
