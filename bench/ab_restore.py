@@ -19,6 +19,7 @@ import coldstart
 
 ROOT = coldstart.ROOT
 KEYS = ("state_load_us", "memory_setup_us", "vm_create_us", "restore_us", "first_response_us", "cold_start_us")
+REAP_KEYS = ("read_us", "install_us", "install_ns_page", "read_mb_s")
 
 
 def parse(v):
@@ -63,8 +64,15 @@ def main():
             for _ in range(a.runs):
                 for k, v in (("a", va), ("b", vb)):
                     p = run(v, ["restore", snap, "--mem", a.mode, "--payload", pl, "--drop-cache", "--json"])
-                    res[k].append(coldstart.last_json(p, "cold_start_us"))
-            rows.append((name, {k: {f: statistics.median(j[f] for j in js) for f in KEYS} for k, js in res.items()}))
+                    j = coldstart.last_json(p, "cold_start_us")
+                    if a.mode == "reap":  # the prefetch: its read, its install, per page
+                        rp = j["reap"]
+                        j["read_us"], j["install_us"] = rp["read_us"], rp["install_us"]
+                        j["install_ns_page"] = 1e3 * rp["install_us"] / rp["ws_pages"] if rp["ws_pages"] else 0
+                        j["read_mb_s"] = rp["read_mb_s"]
+                    res[k].append(j)
+            keys = KEYS + (REAP_KEYS if a.mode == "reap" else ())
+            rows.append((name, {k: {f: statistics.median(j[f] for j in js) for f in keys} for k, js in res.items()}))
             print("done %s" % name, file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -72,16 +80,20 @@ def main():
         a.a, a.b, a.runs, a.mode, " ".join(a.functions)))
     print("Medians of %d `thaw restore --mem %s --drop-cache` per variant, interleaved; us (cold start in ms). "
           "a = `%s`, b = `%s`.\n" % (a.runs, a.mode, a.a, a.b))
+    reap = a.mode == "reap"
     print("| function | variant | state load | memory set-up (not overlapped) | VM + vCPU state (not overlapped) "
-          "| restore to first instruction | first response | cold start (ms) | b / a |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| restore to first instruction | first response | cold start (ms) | b / a |" +
+          (" prefetch read | install | install per page (ns) | prefetch MB/s |" if reap else ""))
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|" if reap else ""))
     for name, m in rows:
         for k in ("a", "b"):
             x = m[k]
             ratio = "%.2fx" % (m["b"]["cold_start_us"] / m["a"]["cold_start_us"]) if k == "b" else ""
-            print("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %s |" % (
+            extra = " %.0f | %.0f | %.0f | %.0f |" % (x["read_us"], x["install_us"], x["install_ns_page"],
+                                                     x["read_mb_s"]) if reap else ""
+            print("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %s |%s" % (
                 name, k, x["state_load_us"], x["memory_setup_us"], x["vm_create_us"], x["restore_us"],
-                x["first_response_us"], x["cold_start_us"] / 1e3, ratio))
+                x["first_response_us"], x["cold_start_us"] / 1e3, ratio, extra))
 
 
 if __name__ == "__main__":

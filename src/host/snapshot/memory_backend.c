@@ -81,7 +81,8 @@ struct pager_thread {
     char snap_dir[4096];
     enum pager_mode mode;
     uint64_t file_size;
-    struct reap_ws_read *early; /* the working-set read, if issued already (handed to the pager) */
+    bool read_first;        /* issue the working-set read before waiting for the handshake */
+    struct reap_ws_read *early; /* that read (handed to the pager) */
     struct thaw_error err;  /* why the pager stopped early, if it did */
     int rc;
 };
@@ -90,13 +91,29 @@ static void *pager_thread_main(void *arg)
 {
     struct pager_thread *t = arg;
     struct fc_region r[8];
-    size_t n;
+    size_t n = 0;
     int uffd;
     t->rc = -1;
-    if (fc_recv_handshake(t->fd, r, 8, &n, &uffd, t->file_size, &t->err) == 0) {
-        struct pager_stats st;
-        t->rc = pager_serve_in_process(uffd, r, n, t->snap_dir, t->mode, t->fd, t->early, &st, &t->err);
-        t->early = NULL;
+    /* A REAP prefetch: the working-set read goes to the disk before anything else, from
+     * this thread, which waits for it too (io_uring posts a completion through the task
+     * that issued the read: issued by the VMM's thread, a completion would wait for that
+     * thread to get a CPU). If it cannot be issued, the prefetch tries again and says why. */
+    if (t->read_first) {
+        struct thaw_error ignored;
+        (void)reap_ws_read_begin(t->snap_dir, &t->early, &ignored);
+    }
+    /* The memory's size is known once the handshake is sent (file_size is set before). */
+    if (fc_recv_handshake(t->fd, r, 8, &n, &uffd, FC_FILE_SIZE_UNCHECKED, &t->err) == 0) {
+        bool inside = true;
+        for (size_t i = 0; i < n; i++)
+            inside = inside && r[i].offset <= t->file_size && r[i].size <= t->file_size - r[i].offset;
+        if (!inside) {
+            thaw_fail(&t->err, "the handshake's regions exceed the memory file");
+        } else {
+            struct pager_stats st;
+            t->rc = pager_serve_in_process(uffd, r, n, t->snap_dir, t->mode, t->fd, t->early, &st, &t->err);
+            t->early = NULL;
+        }
         close(uffd);
     }
     reap_ws_read_free(t->early);
@@ -106,29 +123,25 @@ static void *pager_thread_main(void *arg)
     return NULL;
 }
 
-/* Takes over early (NULL or a working-set read under way) whether it succeeds or not. */
-static int start_pager_thread(struct mem_backend *b, const char *snap_dir, enum pager_mode mode,
-                              struct reap_ws_read *early, struct thaw_error *err)
+/* Started first thing in a restore (before the memory is set up), so that its start and
+ * any working-set read overlap the set-up; it waits for the handshake. */
+static int start_pager_thread(struct mem_backend *b, const char *snap_dir, enum pager_mode mode, bool read_first,
+                              struct thaw_error *err)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        reap_ws_read_free(early);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return thaw_fail_errno(err, "socketpair for the pager");
-    }
     struct pager_thread *t = calloc(1, sizeof *t);
     if (!t) {
-        reap_ws_read_free(early);
         close(sv[0]);
         close(sv[1]);
         return thaw_fail(err, "out of memory");
     }
     t->fd = sv[1];
     t->mode = mode;
-    t->early = early;
-    t->file_size = b->size;
+    t->read_first = read_first;
     snprintf(t->snap_dir, sizeof t->snap_dir, "%s", snap_dir);
     if (pthread_create(&t->tid, NULL, pager_thread_main, t) != 0) {
-        reap_ws_read_free(early);
         close(sv[0]);
         close(sv[1]);
         free(t);
@@ -300,7 +313,7 @@ static int register_data(struct mem_backend *b, struct thaw_error *err)
 #endif
 
 static int uffd_setup(struct mem_backend *b, const char *snap_dir, enum pager_mode pmode, const char *pager_socket,
-                      struct reap_ws_read **early, struct thaw_error *err)
+                      struct thaw_error *err)
 {
     /* A pager thread may move pages in (UFFDIO_MOVE: the prefetch hands over the pages
      * its read filled instead of copying them); a kernel without it gets the plain set.
@@ -320,11 +333,10 @@ static int uffd_setup(struct mem_backend *b, const char *snap_dir, enum pager_mo
     }
     if (register_data(b, err) < 0)
         return -1;
-    struct reap_ws_read *e = *early;
-    *early = NULL; /* the pager thread's from here */
-    if (pager_socket ? connect_pager(b, pager_socket, snap_dir, b->mode, pmode, err) < 0
-                     : start_pager_thread(b, snap_dir, pmode, e, err) < 0)
+    if (pager_socket && connect_pager(b, pager_socket, snap_dir, b->mode, pmode, err) < 0)
         return -1;
+    if (b->thread) /* started already; it reads this once the handshake is in */
+        b->thread->file_size = b->size;
     /* Firecracker's handshake: one region, guest-physical 0 at the start of the file
      * (faults come only from its registered parts). */
     struct fc_region region = {.base_host_virt_addr = (uint64_t)(uintptr_t)b->host, .size = b->size,
@@ -475,23 +487,20 @@ int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *sna
     b->size = size;
     b->uffd = b->pager_fd = b->pager_pidfd = -1;
     pthread_mutex_init(&b->uffd_lock, NULL);
-    /* A REAP prefetch by a pager thread: its working-set read goes to the disk first, so
-     * that it overlaps everything below, the state file's read and the VM's set-up (the
-     * pager installs the pages as they land). If it cannot be issued, the pager tries
-     * again and says why. THAW_REAP_EARLY=0 leaves the read to the pager (to compare). */
-    struct reap_ws_read *early = NULL;
+    /* A pager thread first: its start, and for a REAP prefetch its working-set read, then
+     * overlap everything below, the state file's read and the VM's set-up (the pager
+     * installs the pages as they land). THAW_REAP_EARLY=0 leaves the read until after
+     * the handshake (to compare). */
     const char *ee = getenv("THAW_REAP_EARLY");
-    if (mode == MEM_REAP && !pager_socket && (pmode == PAGER_PREFETCH || pmode == PAGER_MERGE) && !(ee && !strcmp(ee, "0"))) {
-        struct thaw_error ignored;
-        (void)reap_ws_read_begin(snap_dir, &early, &ignored);
-    }
+    bool read_first = mode == MEM_REAP && (pmode == PAGER_PREFETCH || pmode == PAGER_MERGE) && !(ee && !strcmp(ee, "0"));
+    if ((mode == MEM_UFFD || mode == MEM_REAP) && !pager_socket &&
+        start_pager_thread(b, snap_dir, pmode, read_first, err) < 0)
+        return -1;
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, snap_dir);
     b->file_fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
-    if (b->file_fd < 0) {
-        reap_ws_read_free(early);
-        return -1;
-    }
+    if (b->file_fd < 0)
+        goto fail;
     struct stat st;
     uint64_t image;
     struct snap_identity got;
@@ -520,13 +529,11 @@ int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *sna
         goto fail;
     if (mode == MEM_SHARE)
         share_map_working_set(b, snap_dir, &b->identity); /* the trailer's, checked against the state */
-    if ((mode == MEM_UFFD || mode == MEM_REAP) && uffd_setup(b, snap_dir, pmode, pager_socket, &early, err) < 0)
+    if ((mode == MEM_UFFD || mode == MEM_REAP) && uffd_setup(b, snap_dir, pmode, pager_socket, err) < 0)
         goto fail;
-    reap_ws_read_free(early); /* only if no pager took it */
     return 0;
 fail:
-    reap_ws_read_free(early);
-    mem_backend_close(b);
+    mem_backend_close(b); /* a pager thread waiting for its handshake stops */
     return -1;
 }
 
