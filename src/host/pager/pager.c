@@ -489,6 +489,12 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
     return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, NULL, st, err);
 }
 
+int pager_serve_early(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
+                      int stop_fd, struct reap_ws_read *early, struct pager_stats *st, struct thaw_error *err)
+{
+    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, early, st, err);
+}
+
 int pager_serve_in_process(int uffd, const struct fc_region *r, size_t n, const char *snap_dir,
                            enum pager_mode mode, int stop_fd, struct reap_ws_read *early, struct pager_stats *st,
                            struct thaw_error *err)

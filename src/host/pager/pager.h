@@ -67,10 +67,16 @@ struct pager_stats {
 int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
                 int stop_fd, struct pager_stats *st, struct thaw_error *err);
 
+/* The same with the working-set read issued already (early, or NULL; taken over and
+ * freed either way): a pager that knows its snapshot before the VM's handshake arrives
+ * issues the read first, so that it overlaps the handshake and the VM's set-up. */
+struct reap_ws_read;
+int pager_serve_early(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
+                      int stop_fd, struct reap_ws_read *early, struct pager_stats *st, struct thaw_error *err);
+
 /* The same for a pager that runs in the VM's own process: it may also write guest
  * memory directly (huge_chunks.h, THAW_REAP_HUGE), and its caller may have issued the
  * working-set read already (early, or NULL; taken over and freed either way). */
-struct reap_ws_read;
 int pager_serve_in_process(int uffd, const struct fc_region *r, size_t n, const char *snap_dir,
                            enum pager_mode mode, int stop_fd, struct reap_ws_read *early, struct pager_stats *st,
                            struct thaw_error *err);

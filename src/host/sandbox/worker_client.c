@@ -31,6 +31,7 @@
 #include "host/pager/fc_handshake.h"
 #include "host/pager/manager.h"
 #include "host/pager/pager.h"
+#include "host/pager/reap.h"
 #include "host/sandbox/reap_policy.h"
 #include "host/sandbox/sandbox_impl.h"
 #include "host/sandbox/worker_proto.h"
@@ -299,11 +300,21 @@ static void *caller_pager_main(void *arg)
     struct fc_region r[8];
     size_t n;
     int uffd;
+    /* A REAP prefetch: the working-set read goes to the disk now, while the worker says
+     * hello, registers its memory, reads its state and sets its VM up (this thread issues
+     * it and waits for it: io_uring completes a read through the task that issued it). */
+    struct reap_ws_read *early = NULL;
+    if (t->mode == PAGER_PREFETCH || t->mode == PAGER_MERGE) {
+        struct thaw_error ignored; /* the pager tries again and says why */
+        (void)reap_ws_read_begin(t->snap_dir, &early, &ignored);
+    }
     if (answer_hello(t->conn, &t->err) == 0 && fc_recv_handshake(t->conn, r, 8, &n, &uffd, t->size, &t->err) == 0) {
         struct pager_stats st;
-        pager_serve(uffd, r, n, t->snap_dir, t->mode, t->stop, &st, &t->err);
+        pager_serve_early(uffd, r, n, t->snap_dir, t->mode, t->stop, early, &st, &t->err);
+        early = NULL;
         close(uffd);
     }
+    reap_ws_read_free(early);
     shutdown(t->stop, SHUT_RDWR); /* the control side sees the pager is gone */
     return NULL;
 }
