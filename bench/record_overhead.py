@@ -4,7 +4,7 @@
 For each function, one snapshot; then RUNS rounds, each of two uffd restores and two
 recording restores (the working set removed before each) in the order A B B A (odd
 rounds) or B A A B (even rounds), every restore on a cold page cache (--drop-cache).
-A variant is MODE[:VAR=VALUE,...] with MODE uffd or record, e.g. record:THAW_RECORD_READAHEAD_KB=0.
+A variant is MODE[:VAR=VALUE,...] with MODE uffd or record, e.g. record:THAW_PAGER_READAHEAD_KB=0.
 Cold start = restore start to the first response (cold_start_us). The load average is
 printed before and after: on a shared 2-core machine read only the ratios.
 

@@ -350,7 +350,7 @@ static void test_recording_reads_ahead_but_records_exactly(void **state)
     if (!uffd_usable())
         skip();
     for (int ra = 0; ra < 2; ra++) {
-        setenv("THAW_RECORD_READAHEAD_KB", ra ? "64" : "0", 1);
+        setenv("THAW_PAGER_READAHEAD_KB", ra ? "64" : "0", 1);
         rm_ws();
         drop_memory_file_cache();
         assert_int_equal(file_page_cached(25), 0);
@@ -374,7 +374,7 @@ static void test_recording_reads_ahead_but_records_exactly(void **state)
         assert_int_equal(gpa[0], 20 * PG);
         free(gpa);
     }
-    unsetenv("THAW_RECORD_READAHEAD_KB");
+    unsetenv("THAW_PAGER_READAHEAD_KB");
     rm_ws();
 }
 

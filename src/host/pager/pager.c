@@ -67,9 +67,11 @@ struct pager {
     uint8_t *used;
     uint8_t *probe_bits; /* the withheld pages, bit per guest page */
     unsigned keep;
-    /* Recording read-ahead: windows of the memory file already advised (bit per window). */
+    /* Read-ahead (recording, and misses after a prefetch): windows of the memory file
+     * already advised, bit per window. */
     uint64_t ra_window; /* bytes, 0: off */
     uint8_t *ra_done;
+    bool read_ahead_misses; /* a working set was prefetched: its misses read ahead too */
 };
 
 static const struct fc_region *find_region(const struct pager *p, uint64_t addr, size_t *ri)
@@ -115,8 +117,8 @@ static void record(struct pager *p, uint64_t off)
  * page the guest dropped; UFFDIO_COPY itself stops before a page that is already there.
  * Only while not recording (see serve). THAW_PAGER_BATCH=N overrides the size (1 turns batching off). */
 #define PAGER_BATCH_PAGES 16u
-#define PAGER_BATCH_MAX 64u
-#define RECORD_READAHEAD_KB 256u /* THAW_RECORD_READAHEAD_KB=N (0: off) */ /* the per-thread read buffer: 256 KiB */
+#define PAGER_BATCH_MAX 64u /* the per-thread read buffer: 256 KiB */
+#define PAGER_READAHEAD_KB 1024u /* read-ahead window of a REAP restore's faults (read_ahead) */
 
 static bool page_zeroed(const struct pager *p, size_t ri, uint64_t pi)
 {
@@ -155,11 +157,16 @@ static uint64_t batch_len(struct pager *p, size_t ri, uint64_t pi, uint64_t off)
     return n ? n : 1;
 }
 
-/* Recording serves one page per fault, so the memory file would be read 4 KiB at a time
- * (a cold page cache: one disk read per fault, where uffd's batches read 64 KiB). After
- * the page is installed (the vCPU runs on), the window around it is handed to the
- * kernel's read-ahead (asynchronous), so the next faults near it find it cached. */
-static void record_read_ahead(struct pager *p, uint64_t off)
+/* Read-ahead for the faults of a REAP restore. Recording serves one page per fault, so
+ * the memory file would be read 4 KiB at a time (a cold page cache: one disk read per
+ * fault, where uffd's batches read 64 KiB); after a prefetch, the misses are a new
+ * input's pages, which come in clusters. After the faulting page is installed (the vCPU
+ * runs on), the aligned window around it is handed to the kernel's read-ahead
+ * (asynchronous, once per window), so the next faults near it find the page cache warm,
+ * as the lazy baseline's faults find the kernel's read-around. Only the page cache is
+ * filled: what is installed, and so recorded or merged, stays what the guest touched.
+ * THAW_PAGER_READAHEAD_KB=N sets the window (0: off). */
+static void read_ahead(struct pager *p, uint64_t off)
 {
     if (!p->ra_window || !p->ra_done)
         return;
@@ -250,8 +257,8 @@ static int serve(struct pager *p, uint64_t addr, struct thaw_error *err)
         p->st->zero_pages++;
         return 1;
     }
-    if (p->recording)
-        record_read_ahead(p, off);
+    if (p->recording || p->read_ahead_misses)
+        read_ahead(p, off);
     for (uint64_t k = 0; k < installed; k++) {
         if (p->recording)
             record(p, off + k * PAGE);
@@ -522,8 +529,8 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
     p.record_exact = !(rb && !strcmp(rb, "1"));
     p.keep = reap_keep();
     st->guest_pages = mem_size / PAGE;
-    const char *ra = getenv("THAW_RECORD_READAHEAD_KB");
-    p.ra_window = (ra ? (uint64_t)strtoull(ra, NULL, 10) : RECORD_READAHEAD_KB) * 1024 / PAGE * PAGE;
+    const char *ra = getenv("THAW_PAGER_READAHEAD_KB");
+    p.ra_window = (ra ? (uint64_t)strtoull(ra, NULL, 10) : PAGER_READAHEAD_KB) * 1024 / PAGE * PAGE;
     if (p.ra_window && !(p.ra_done = calloc(mem_size / p.ra_window / 8 + 1, 1)))
         p.ra_window = 0;
     p.file_fd = open_memory(snap_dir, mem_size, &p.identity, err);
@@ -574,6 +581,7 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
         rs.pages += p.huge.ws_pages; /* prefetched too, as part of their chunks */
         if (prc == 0) {
             p.merging = merge;
+            p.read_ahead_misses = true;
             st->probe_pages = rs.withheld;
             if (merge && rs.withheld) {
                 if (!(p.probe_bits = calloc(mem_size / PAGE / 8 + 1, 1))) {
