@@ -344,7 +344,7 @@ static void drop_memory_file_cache(void)
  * memory file around it ahead into the page cache, so that the next faults there need no
  * disk read: page 25 is cached after a fault on page 20 with a 64 KiB window (16-31), and
  * not without read-ahead; the working set holds page 20 alone either way. A prefetching
- * restore's misses read ahead the same way. */
+ * restore's misses do not read ahead. */
 static void test_recording_reads_ahead_but_records_exactly(void **state)
 {
     (void)state;
@@ -375,17 +375,16 @@ static void test_recording_reads_ahead_but_records_exactly(void **state)
         assert_int_equal(gpa[0], 20 * PG);
         free(gpa);
     }
-    /* A miss after a prefetch (page 40, outside the set {20}) reads its window (32-47) ahead too. */
+    /* A miss after a prefetch (page 40, outside the set {20}) does not: a new input's misses
+     * are sparse, and reading their windows slowed them down (measured). */
     setenv("THAW_PAGER_READAHEAD_KB", "64", 1);
     drop_memory_file_cache();
     struct mem_backend b;
     open_backend(&b, MEM_REAP, PAGER_PREFETCH);
     assert_int_equal(b.ready.prefetch_ok, 1);
     check_page(b.host, 40);
-    for (int i = 0; i < 200 && !file_page_cached(45); i++)
-        usleep(10000);
-    assert_int_equal(file_page_cached(45), 1);
-    assert_int_equal(file_page_cached(50), 0);
+    usleep(100000);
+    assert_int_equal(file_page_cached(45), 0);
     check_page(b.host, 20);
     assert_int_equal(query(&b, "stats").pages_served, 1);
     mem_backend_close(&b);

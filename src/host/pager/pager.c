@@ -67,11 +67,9 @@ struct pager {
     uint8_t *used;
     uint8_t *probe_bits; /* the withheld pages, bit per guest page */
     unsigned keep;
-    /* Read-ahead (recording, and misses after a prefetch): windows of the memory file
-     * already advised, bit per window. */
+    /* Recording read-ahead: windows of the memory file already advised, bit per window. */
     uint64_t ra_window; /* bytes, 0: off */
     uint8_t *ra_done;
-    bool read_ahead_misses; /* a working set was prefetched: its misses read ahead too */
 };
 
 static const struct fc_region *find_region(const struct pager *p, uint64_t addr, size_t *ri)
@@ -118,7 +116,7 @@ static void record(struct pager *p, uint64_t off)
  * Only while not recording (see serve). THAW_PAGER_BATCH=N overrides the size (1 turns batching off). */
 #define PAGER_BATCH_PAGES 16u
 #define PAGER_BATCH_MAX 64u /* the per-thread read buffer: 256 KiB */
-#define PAGER_READAHEAD_KB 1024u /* read-ahead window of a REAP restore's faults (read_ahead) */
+#define PAGER_READAHEAD_KB 1024u /* read-ahead window of a recording's faults (read_ahead) */
 
 static bool page_zeroed(const struct pager *p, size_t ri, uint64_t pi)
 {
@@ -157,15 +155,15 @@ static uint64_t batch_len(struct pager *p, size_t ri, uint64_t pi, uint64_t off)
     return n ? n : 1;
 }
 
-/* Read-ahead for the faults of a REAP restore. Recording serves one page per fault, so
- * the memory file would be read 4 KiB at a time (a cold page cache: one disk read per
- * fault, where uffd's batches read 64 KiB); after a prefetch, the misses are a new
- * input's pages, which come in clusters. After the faulting page is installed (the vCPU
- * runs on), the aligned window around it is handed to the kernel's read-ahead
- * (asynchronous, once per window), so the next faults near it find the page cache warm,
- * as the lazy baseline's faults find the kernel's read-around. Only the page cache is
- * filled: what is installed, and so recorded or merged, stays what the guest touched.
- * THAW_PAGER_READAHEAD_KB=N sets the window (0: off). */
+/* Read-ahead for a recording's faults. Recording serves one page per fault, so the memory
+ * file would be read 4 KiB at a time (a cold page cache: one disk read per fault, where
+ * uffd's batches read 64 KiB). After the faulting page is installed (the vCPU runs on),
+ * the aligned window around it is handed to the kernel's read-ahead (asynchronous, once
+ * per window), so the next faults near it find the page cache warm. Only the page cache
+ * is filled: what is installed, and so recorded, stays what the guest touched.
+ * THAW_PAGER_READAHEAD_KB=N sets the window (0: off). Misses after a prefetch are not
+ * read ahead: they are sparse, and reading their windows made a new input slower
+ * (docs/benchmarks.md, bench/different_input.py). */
 static void read_ahead(struct pager *p, uint64_t off)
 {
     if (!p->ra_window || !p->ra_done)
@@ -257,7 +255,7 @@ static int serve(struct pager *p, uint64_t addr, struct thaw_error *err)
         p->st->zero_pages++;
         return 1;
     }
-    if (p->recording || p->read_ahead_misses)
+    if (p->recording)
         read_ahead(p, off);
     for (uint64_t k = 0; k < installed; k++) {
         if (p->recording)
@@ -581,7 +579,6 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
         rs.pages += p.huge.ws_pages; /* prefetched too, as part of their chunks */
         if (prc == 0) {
             p.merging = merge;
-            p.read_ahead_misses = true;
             st->probe_pages = rs.withheld;
             if (merge && rs.withheld) {
                 if (!(p.probe_bits = calloc(mem_size / PAGE / 8 + 1, 1))) {
