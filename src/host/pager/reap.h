@@ -14,7 +14,8 @@
  * prefetched page used is impossible without access bits (none here), so for 2*keep
  * generations after the set grew, each merging restore withholds one
  * slice (1/keep) of the pages older than keep generations: a withheld page the input
- * touches comes in as a miss and is kept, one it does not touch is dropped. */
+ * touches comes in as a miss and is kept, one it does not touch is dropped. A merge that
+ * changes no page writes only ws.gens (the generations, bound to the unchanged ws.pages). */
 #ifndef THAW_HOST_REAP_H
 #define THAW_HOST_REAP_H
 
