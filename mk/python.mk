@@ -1,31 +1,22 @@
-# Python runtime and the benchmark function suite (included by the top Makefile).
+# The native (C) comparison functions of the benchmark suite (included by the top
+# Makefile). Python functions need no rule: `thaw build` builds them on Debian's
+# python3.11 (src/host/function/python_build.c).
 #
-#   build/functions/python/thaw-python    static CPython 3.11 (Debian's libpython3.11.a)
-#   build/functions/<fn>/files.cpio       root-filesystem archive of each function
 #   build/functions/<fn>/<fn>             the native (C) comparison functions
+#   build/functions/<fn>/files.cpio       the data files of those that have some
 #
-# `make python-functions` builds them all; `make python-check` runs every function's
-# payloads through the static binaries on the host and compares with expected/.
+# `make python-check` runs every function's payloads on the host (the Python ones on
+# the host's python3.11, the C ones chrooted in their archives) and compares with
+# expected/.
 
 PYTHON_HOST := /usr/bin/python3.11
-PY_INCLUDES := -I/usr/include/python3.11
-# Python.h is clean under -Wall -Wextra -Werror with gcc 12: no -Wno-... needed.
-PY_RT_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(PY_INCLUDES) -MMD -MP
-# libpython3.11.a has Debian's built-in modules (Setup.local): zlib needs libz,
-# pyexpat/_elementtree need libexpat; the core needs libm, libutil (openpty/forkpty
-# in posixmodule) and libdl. glibc's NSS functions (pwd, grp, spwd, _socket) make ld
-# warn "requires at runtime the shared libraries": harmless, nothing calls them.
-PY_LIBS := -L/usr/lib/x86_64-linux-gnu -lpython3.11 -lexpat -lz -lm -lutil -ldl -lpthread
 
-PY_FUNCS := helloworld json_serdes pyaes chameleon float_operation matmul \
-            image_rotate lr_serving compression
 PY_NATIVE_FUNCS := matmul_c image_rotate_c aes_c
 PY_NATIVE_ARCHIVE_FUNCS := image_rotate_c
 
-PY_BIN := $(BUILD)/functions/python/thaw-python
-PY_ARCHIVES := $(foreach f,$(PY_FUNCS) $(PY_NATIVE_ARCHIVE_FUNCS),$(BUILD)/functions/$(f)/files.cpio)
+PY_ARCHIVES := $(foreach f,$(PY_NATIVE_ARCHIVE_FUNCS),$(BUILD)/functions/$(f)/files.cpio)
 PY_NATIVE_BINS := $(foreach f,$(PY_NATIVE_FUNCS),$(BUILD)/functions/$(f)/$(f))
-PYTHON_TARGETS := $(PY_BIN) $(PY_ARCHIVES) $(PY_NATIVE_BINS)
+PYTHON_TARGETS := $(PY_ARCHIVES) $(PY_NATIVE_BINS)
 
 .PHONY: python-functions python-check
 python-functions: $(PYTHON_TARGETS)
@@ -34,25 +25,17 @@ functions: python-functions
 python-check: python-functions
 	@BUILD=$(BUILD) tests/python/check_host.sh
 
-$(BUILD)/runtime/python/main.o: src/runtime/python/main.c
-	@mkdir -p $(dir $@)
-	$(CC) $(PY_RT_CFLAGS) -c $< -o $@
-
-$(PY_BIN): $(BUILD)/runtime/python/main.o
-	@mkdir -p $(dir $@)
-	$(CC) -static -o $@ $< $(PY_LIBS)
-
-# Archives: build_function.py also writes files.cpio.d listing every stdlib and
-# dist-packages source it compiled (picked up by the top Makefile's *.d include).
+# Data archives: build_function.py also writes files.cpio.d listing what it read
+# (picked up by the top Makefile's *.d include).
 define PY_ARCHIVE_RULE
 $(BUILD)/functions/$(1)/files.cpio: $(filter-out functions/$(1)/expected%,\
       $(wildcard functions/$(1)/* functions/$(1)/*/*)) \
-    tools/python/build_function.py tools/python/datagen.py src/runtime/python/runtime.py
+    tools/python/build_function.py tools/python/datagen.py
 	@mkdir -p $$(dir $$@)
 	$(PYTHON_HOST) tools/python/build_function.py functions/$(1) --out $$@ \
 	  --depfile $$@.d
 endef
-$(foreach f,$(PY_FUNCS) $(PY_NATIVE_ARCHIVE_FUNCS),$(eval $(call PY_ARCHIVE_RULE,$(f))))
+$(foreach f,$(PY_NATIVE_ARCHIVE_FUNCS),$(eval $(call PY_ARCHIVE_RULE,$(f))))
 
 # Native comparison functions: static glibc binaries speaking /dev/invoke directly.
 PY_NATIVE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isdk -MMD -MP

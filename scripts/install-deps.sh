@@ -6,9 +6,9 @@ PKGS=(
   build-essential make pkg-config clang libclang-rt-14-dev llvm
   musl-tools cpio
   libcmocka-dev libjansson-dev liburing-dev libmicrohttpd-dev
-  libpython3.11-dev python3.11 python3-pyaes python3-chameleon python3-png
+  python3.11 python3-pyaes python3-chameleon python3-png
   python3-numpy python3-pil python3-scipy python3-sklearn python3-torch python3-opencv
-  libpng-dev zlib1g-dev libexpat1-dev libffi-dev libbz2-dev liblzma-dev
+  libpng-dev zlib1g-dev libffi-dev libbz2-dev liblzma-dev
   libseccomp-dev libarchive-dev libcurl4-openssl-dev libxxhash-dev libssl-dev
   prometheus hey wrk gnuplot-nox python3-matplotlib
 )

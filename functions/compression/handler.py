@@ -1,7 +1,7 @@
 """compression: zlib-compresses the first `bytes` bytes of the shipped corpus
 (app/corpus.txt, 512 KiB of text; repeated if more is asked) at `level`, decompresses
-to verify, and reports sizes, ratio and checksums. zlib is built into thaw-python
-(Debian's libpython3.11.a links it statically from zlib1g).
+to verify, and reports sizes, ratio and checksums. zlib is Debian's
+python3.11 zlib module (libz from zlib1g).
 
 Payload: {"bytes": N, "level": L} (defaults: the whole corpus, level 6).
 """

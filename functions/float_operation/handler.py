@@ -1,6 +1,6 @@
 """float_operation: N iterations of libm floating-point work (sin, cos, sqrt, exp,
 log, atan2, hypot). Answers the accumulated sums (exactly reproducible: same glibc
-libm on the host and in thaw-python).
+libm on the host and in the guest: the image maps the host's libc and libm).
 
 Payload: {"n": N}.
 """

@@ -89,6 +89,14 @@ if [ $kvm -eq 1 ]; then
     got=$("$THAW" run "$work/greet.b" --payload '{"who": "ada"}' 2>/dev/null)
     [ "$got" = '{"hi": "ada"}' ] && pass "built Python bundle answers" || fail "built Python bundle answers" "$got"
 fi
+# One Python runtime: a function.json asking for the removed static interpreter is
+# one clear error, not a silent switch.
+mkdir -p "$work/oldpy" && cp "$work/greet/handler.py" "$work/oldpy/"
+echo '{"name": "oldpy", "runtime": "python", "interpreter": "static"}' > "$work/oldpy/function.json"
+out=$("$THAW" build "$work/oldpy" --out "$work/oldpy.b" 2>&1); rc=$?
+[ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'static interpreter was removed' \
+    && pass "\"interpreter\": \"static\" refused with a clear error" \
+    || fail "\"interpreter\": \"static\" refused with a clear error" "$out"
 out=$("$THAW" build "$work/nope" 2>&1); rc=$?
 [ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'nope' && pass "missing directory: clear error" || fail "missing directory: clear error" "$out"
 

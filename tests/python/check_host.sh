@@ -3,11 +3,10 @@
 #   - every payload of every function that has payloads/ and expected/ is run on the
 #     host (tools/python/run_static.py: a native binary chrooted in its archive, a
 #     Python function on the host's python3.11 in its staged app/), and the response must
-#     equal expected/<payload> byte for byte. This also proves each archive holds
-#     every module the function needs;
+#     equal expected/<payload> byte for byte;
 #   - the runtime's error response (helloworld, {"raise": ...});
 #   - the runtime's /dev/invoke loop (tests/python/test_runtime_loop.py).
-# Needs `make python-functions` first and root (or unprivileged user namespaces) for
+# Needs `make python-functions` first (the C functions) and root (or unprivileged user namespaces) for
 # chroot. Prints "N passed, N failed"; exits 1 if anything failed.
 set -u
 cd "$(dirname "$0")/../.."

@@ -1,55 +1,30 @@
 #!/usr/bin/python3.11
-"""Builds the root-filesystem archive of one thaw function.
+"""Builds the archive of one thaw function.
 
-    build_function.py FUNCDIR --out build/functions/NAME/files.cpio
-                      [--runtime src/runtime/python/runtime.py] [--depfile FILE]
+    build_function.py FUNCDIR --out OUT/files.cpio --image-cache DIR   (Python)
+    build_function.py FUNCDIR --out OUT/files.cpio [--depfile FILE]    (native)
 
-Writes, next to --out:
-  root/       the staging tree the archive is made from
-  files.txt   the archive's member list, one path a line
-  files.json  a summary: archive size, file count, the Python modules shipped
+A Python function runs on Debian's own, unmodified /usr/bin/python3.11: --out is an
+archive of /app (the function's files, sources kept and compiled to unchecked-hash
+__pycache__, plus what FUNCDIR/gen_data.py writes: its generate(app_dir) is called at
+build time) and /thaw/runtime.py, copied into guest memory; the interpreter, the whole
+stdlib and every Debian package function.json names in "packages" (with the python3-*
+packages they depend on and the shared libraries their extension modules need) come
+from a root-filesystem image (tools/rootfs/) shared by every function with the same
+packages: DIR/python3.11-KEY.img, KEY a hash of the package versions and the image
+writer, built once. Nothing is traced and nothing is installed: a package that is not
+installed is one error naming the apt-get line. python.json next to --out names the
+image.
 
-Archive layout (paths are relative, the guest mounts it as /):
-  app/              the function's own files: handler.py and any other .py as
-                    .pyc only, data files as is, plus what FUNCDIR/gen_data.py
-                    generates (its generate(app_dir) is called at build time)
-  thaw/runtime.py   the runtime (Python functions only; run as a script)
-  usr/lib/python3.11/..., usr/lib/python3/dist-packages/...
-                    the stdlib and Debian modules the function needs, as
-                    unchecked-hash .pyc at their normal paths (sourceless)
+A native function ("runtime": "native") with data files gets only app/ (its files
+and what gen_data.py writes); files.txt (the member list) and files.json (a summary)
+are written next to --out.
 
-Which modules are "needed" (Python functions):
-  1. modulefinder over runtime.py (which imports the handler), following the imports
-     that run at import time (module and class bodies, not function bodies);
-  2. plus the encodings the interpreter loads at startup;
-  3. plus every module actually imported when the handler is imported and run on
-     each payloads/*.json by the host python3.11, with the static binary's sys.path
-     and no extension-module loading (this catches dynamic and lazy imports).
-Built-in modules (compiled into thaw-python) and frozen ones need no file.
-A module that exists only as a shared object cannot be loaded by the static binary:
-that is a build error.
-
-Native functions (function.json "runtime": "native") get only app/.
 Must run under Debian's /usr/bin/python3.11: the .pyc files are for its bytecode.
-
-With --image-cache DIR the function runs on Debian's own, unmodified
-/usr/bin/python3.11 instead (the default of `thaw build`): --out is then an archive
-of /app (sources kept, compiled to unchecked-hash __pycache__) and /thaw/runtime.py
-only, and the interpreter, the whole stdlib and every Debian package function.json
-names in "packages" (with the python3-* packages they depend on and the shared
-libraries their extension modules need) come from a root-filesystem image
-(tools/rootfs/) shared by every function with the same packages:
-DIR/python3.11-KEY.img, KEY a hash of the package versions and the image writer,
-built once. Nothing is traced and nothing is installed: a package that is not
-installed is one error naming the apt-get line. python.json next to --out names
-the image.
 """
-import _imp
 import argparse
 import importlib.util
-import inspect
 import json
-import modulefinder
 import os
 import py_compile
 import shutil
@@ -59,18 +34,12 @@ import tempfile
 
 STDLIB = "/usr/lib/python3.11"
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
-# Roots the archive may take modules from, and where they go in it.
-MODULE_ROOTS = (STDLIB, DIST_PACKAGES)
 APP = "/app"
-# The static binary's sys.path, in its order (see src/runtime/python/main.c).
-GUEST_PATH = (STDLIB, APP, DIST_PACKAGES)
-# Imported by the interpreter itself before any script runs (UTF-8 mode).
-STARTUP_MODULES = ("encodings", "encodings.aliases", "encodings.utf_8")
 # Files of a function directory that are not shipped in app/.
 NOT_SHIPPED = {"function.json", "payloads", "expected", "gen_data.py", "README.md",
                "__pycache__"}
 NOT_SHIPPED_SUFFIXES = (".c", ".h")
-# Fixed metadata for reproducible archives (the .pyc files carry no timestamps).
+# Fixed metadata for reproducible archives.
 ARCHIVE_MTIME = 946684800  # 2000-01-01T00:00:00Z
 
 TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -120,129 +89,6 @@ def stage_app(func_dir, app_dir):
     return deps
 
 
-class ImportTimeFinder(modulefinder.ModuleFinder):
-    """modulefinder that follows only imports executed at import time: those in
-    module and class bodies. Imports inside functions are left to the trace."""
-
-    def scan_code(self, co, m):
-        if co.co_flags & inspect.CO_NEWLOCALS:
-            return
-        super().scan_code(co, m)
-
-
-def static_modules(runtime, app_dir):
-    path = [app_dir if p == APP else p for p in GUEST_PATH]
-    finder = ImportTimeFinder(path=path)
-    for name in STARTUP_MODULES:
-        finder.import_hook(name)
-    finder.run_script(runtime)
-    return {name: mod.__file__ for name, mod in finder.modules.items()}
-
-
-# Runs under `python3.11 -I -S`: imports the runtime (and so the handler) the way
-# thaw-python would, runs every payload, then prints "name<TAB>origin" for every
-# module imported. Uses nothing but sys and the bootstrap importer, so that its own
-# imports don't show up.
-TRACER = r"""
-import sys
-import _frozen_importlib_external as ext
-runtime, app, payloads = sys.argv[1], sys.argv[2], sys.argv[3:]
-sys.path[:] = [app if p == "/app" else p for p in %r]
-sys.path_hooks[:] = [ext.FileFinder.path_hook(
-    (ext.SourceFileLoader, ext.SOURCE_SUFFIXES),
-    (ext.SourcelessFileLoader, ext.BYTECODE_SUFFIXES))]
-sys.path_importer_cache.clear()
-mod = type(sys)("thaw_runtime")
-mod.__file__ = runtime
-with open(runtime, "rb") as f:
-    exec(compile(f.read(), runtime, "exec"), mod.__dict__)
-for p in payloads:
-    with open(p, "rb") as f:
-        mod.handler.handle(mod.json.loads(f.read()))
-mod.invoke(b"{")  # the error path: traceback formatting
-sys.stdout.flush()
-print("\n" + %r)  # what the handler printed ends here
-for name, m in sorted(sys.modules.items()):
-    # __file__ first: an alias (e.g. pkg_resources.extern.X) may carry another
-    # module's spec.
-    origin = getattr(m, "__file__", None)
-    if origin is None:
-        origin = getattr(getattr(m, "__spec__", None), "origin", None)
-    print("%%s\t%%s" %% (name, origin))
-""" % (GUEST_PATH, "--- thaw module list ---")
-TRACE_MARK = "--- thaw module list ---"
-
-
-def traced_modules(runtime, app_dir, payloads):
-    out = subprocess.run(
-        [sys.executable, "-I", "-S", "-B", "-c", TRACER, runtime, app_dir, *payloads],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
-    if out.returncode != 0:
-        sys.exit("build_function.py: tracing the handler failed (it runs every payload "
-                 "with the guest's sys.path and no extension modules):\n" + out.stderr)
-    mods = {}
-    # The handler may print at import or when handling: only the lines after the
-    # last marker are the module list.
-    listing = out.stdout.rsplit(TRACE_MARK + "\n", 1)[-1]
-    for line in listing.splitlines():
-        name, origin = line.split("\t", 1)
-        mods[name] = None if origin in ("None", "built-in", "frozen") else origin
-    return mods
-
-
-def module_root(path):
-    for root in MODULE_ROOTS:
-        if path.startswith(root + "/"):
-            return root
-    return None
-
-
-def select_module_files(found):
-    """found: {module name: file or None}. Returns {module name: (source file,
-    archive path)} for the modules that need a file in the archive."""
-    files = {}
-    for name, path in sorted(found.items()):
-        if path is None or _imp.is_builtin(name) or _imp.is_frozen(name):
-            continue
-        root = module_root(path)
-        if root is None:
-            continue  # the runtime, the handler and other app files
-        if not path.endswith(".py"):
-            sys.exit("build_function.py: module %s is %s: thaw-python is static and "
-                     "cannot load it; avoid it or use a built-in module" % (name, path))
-        files[name] = (path, os.path.relpath(path, "/")[:-3] + ".pyc")
-    return files
-
-
-def module_name(rel):
-    """usr/lib/python3.11/json/__init__.pyc -> json"""
-    path = "/" + rel[:-len(".pyc")]
-    path = os.path.relpath(path, module_root(path))
-    if path.endswith("/__init__"):
-        path = path[:-len("/__init__")]
-    return path.replace("/", ".")
-
-
-def compile_pyc(src, dst, display_name):
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    py_compile.compile(src, cfile=dst, dfile=display_name, doraise=True,
-                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-
-
-def compile_app(app_dir):
-    """Replaces every .py under app_dir with its .pyc, named as in the guest."""
-    for dirpath, dirnames, names in os.walk(app_dir):
-        if "__pycache__" in dirnames:
-            shutil.rmtree(os.path.join(dirpath, "__pycache__"))
-            dirnames.remove("__pycache__")
-        for n in names:
-            if n.endswith(".py"):
-                src = os.path.join(dirpath, n)
-                guest = APP + "/" + os.path.relpath(src, app_dir)
-                compile_pyc(src, src[:-3] + ".pyc", guest)
-                os.unlink(src)
-
-
 def archive_members(root):
     members = []
     for dirpath, dirnames, names in os.walk(root):
@@ -282,14 +128,14 @@ def write_depfile(depfile, target, deps):
     write_atomic(depfile, text)
 
 
-def build(func_dir, out, runtime, depfile=None):
+def build(func_dir, out, depfile=None):
     fn = load_function(func_dir)
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
     # Stage privately, publish at the end: concurrent builds must not collide.
     root = tempfile.mkdtemp(prefix=".root-", dir=out_dir)
     try:
-        summary = stage_and_pack(func_dir, fn, root, out, runtime, depfile)
+        summary = stage_and_pack(func_dir, fn, root, out, depfile)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
@@ -302,36 +148,19 @@ def build(func_dir, out, runtime, depfile=None):
     return summary
 
 
-def stage_and_pack(func_dir, fn, root, out, runtime, depfile):
-    out_dir = os.path.dirname(os.path.abspath(out))
-    app_dir = os.path.join(root, "app")
-    deps = stage_app(func_dir, app_dir)
-    modules = {}
+def stage_and_pack(func_dir, fn, root, out, depfile):
+    """A native function's data files: app/ only."""
     if fn.get("runtime") == "python":
-        payloads = sorted(os.path.join(func_dir, "payloads", p)
-                          for p in os.listdir(os.path.join(func_dir, "payloads"))
-                          if p.endswith(".json"))
-        runtime = os.path.abspath(runtime)
-        found = static_modules(runtime, app_dir)
-        found.update((n, f) for n, f in traced_modules(runtime, app_dir, payloads).items()
-                     if f is not None or n not in found)
-        modules = select_module_files(found)
-        for src, rel in modules.values():
-            compile_pyc(src, os.path.join(root, rel), src)
-        compile_app(app_dir)
-        os.makedirs(os.path.join(root, "thaw"))
-        shutil.copyfile(runtime, os.path.join(root, "thaw", "runtime.py"))
-        deps += [runtime, *payloads, *(src for src, _ in modules.values())]
+        sys.exit("build_function.py: %s is a Python function: build it with --image-cache DIR "
+                 "(Debian's python3.11 from a shared image)" % func_dir)
+    out_dir = os.path.dirname(os.path.abspath(out))
+    deps = stage_app(func_dir, os.path.join(root, "app"))
     members = write_archive(root, out)
     write_atomic(os.path.join(out_dir, "files.txt"), "".join(m + "\n" for m in members))
     summary = {
         "name": fn.get("name"),
         "archive_bytes": os.path.getsize(out),
         "files": sum(1 for m in members if not os.path.isdir(os.path.join(root, m))),
-        # Distinct module files (pkg_resources.extern.X aliases share a file).
-        "python_modules": len({rel for _, rel in modules.values()}),
-        "python_module_names": sorted(module_name(rel) for rel in
-                                      {rel for _, rel in modules.values()}),
     }
     write_atomic(os.path.join(out_dir, "files.json"), json.dumps(summary, indent=1) + "\n")
     if depfile:
@@ -499,9 +328,8 @@ def main():
         print("%s: %d bytes, image %s (%d MiB), packages: %s" % (
             args.out, s["archive_bytes"], s["image"], s["image_bytes"] >> 20, " ".join(s["packages"]) or "none"))
         return
-    s = build(args.func_dir, args.out, args.runtime, args.depfile)
-    print("%s: %d bytes, %d files, %d Python modules"
-          % (args.out, s["archive_bytes"], s["files"], s["python_modules"]))
+    s = build(args.func_dir, args.out, args.depfile)
+    print("%s: %d bytes, %d files" % (args.out, s["archive_bytes"], s["files"]))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 #!/usr/bin/python3.11
 """Runs a function's program on the host, the way the guest would, for one request,
-and prints the response on stdout. A Python function on Debian's python3.11 (the
-default interpreter) runs on the host's own python3.11 in a staged app/ directory:
-the reference its guest responses are checked against.
+and prints the response on stdout. A Python function runs on the host's own
+python3.11 (Debian's, the one its image is made from) in a staged app/ directory:
+the reference its guest responses are checked against. A native function runs as
+described below.
 
     run_static.py [--build build] FUNCDIR PAYLOAD.json
 
-The function's archive (if any) is extracted into a fresh directory that becomes the
+A native function's archive (if any) is extracted into a fresh directory that becomes the
 program's root: chroot as root, else `unshare -r chroot`. So the program sees only
 the archive's files, exactly as in the microVM, plus itself at /<basename> and the
 request at /request.json. It runs with argv/env from function.json and
@@ -60,7 +61,7 @@ def run(func_dir, payload, build="build", extra_env=None):
     """Returns (exit status, stdout bytes)."""
     with open(os.path.join(func_dir, "function.json")) as f:
         fn = json.load(f)
-    if fn.get("runtime") == "python" and fn.get("interpreter", "debian") == "debian":
+    if fn.get("runtime") == "python":
         return run_host_python(func_dir, fn, payload, extra_env)
     program = build_path(build, fn["program"])
     with tempfile.TemporaryDirectory(prefix="thaw-root-") as root:

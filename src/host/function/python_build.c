@@ -11,8 +11,8 @@
 
 #define PYTHON_HOST "/usr/bin/python3.11"
 
-/* image_cache: NULL for the static interpreter's traced archive, else the directory of
- * shared Debian python3.11 images. */
+/* image_cache: the directory of shared Debian python3.11 images for a Python function;
+ * NULL for a native function's data files (app/ only). */
 static int run_tool(const char *src_dir, const char *stage_dir, const char *image_cache, const char *log_path,
                     uint64_t timeout_ns, struct thaw_error *err)
 {
@@ -46,15 +46,6 @@ int python_pack_app_archive(const char *src_dir, const char *stage_dir, const ch
                             uint64_t timeout_ns, struct thaw_error *err)
 {
     return run_tool(src_dir, stage_dir, NULL, log_path, timeout_ns, err);
-}
-
-static char *interpreter_path(void)
-{
-    char *build = thaw_build_dir(), *p = NULL;
-    if (build && asprintf(&p, "%s/functions/python/thaw-python", build) < 0)
-        p = NULL;
-    free(build);
-    return p;
 }
 
 /* Where the shared Debian python3.11 images live: <build>/functions/python3.11-images
@@ -127,45 +118,18 @@ done:
 int python_function_build(const char *src_dir, json_t *manifest, const char *stage_dir, const char *log_path,
                           uint64_t timeout_ns, struct thaw_error *err)
 {
-    const char *interp_kind = json_string_value(json_object_get(manifest, "interpreter"));
-    if (json_object_get(manifest, "interpreter") && (!interp_kind || (strcmp(interp_kind, "debian") &&
-                                                                      strcmp(interp_kind, "static"))))
-        return thaw_fail(err, "%s: \"interpreter\" must be \"debian\" (the default) or \"static\"", src_dir);
-    if (!interp_kind || !strcmp(interp_kind, "debian"))
-        return debian_build(src_dir, manifest, stage_dir, log_path, timeout_ns, err);
-
-    char *interp = interpreter_path(), *program = NULL;
-    int rc = -1;
-    if (!interp || asprintf(&program, "%s/program", stage_dir) < 0) {
-        thaw_fail(err, "out of memory");
-        goto done;
-    }
-    if (tree_copy_file(interp, program, 0, err) < 0) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->msg);
-        thaw_fail(err, "the Python interpreter is missing (run make first): %s", why);
-        goto done;
-    }
-    if (run_tool(src_dir, stage_dir, NULL, log_path, timeout_ns, err) < 0)
-        goto done;
-    json_object_set_new(manifest, "program", json_string("program"));
-    json_object_set_new(manifest, "archive", json_string("files.cpio"));
-    if (!json_is_array(json_object_get(manifest, "args")))
-        json_object_set_new(manifest, "args", json_pack("[s]", "/thaw/runtime.py"));
-    if (!json_is_object(json_object_get(manifest, "env")))
-        json_object_set_new(manifest, "env", json_pack("{s:s, s:s}", "PYTHONHOME", "/usr",
-                                                        "PYTHONDONTWRITEBYTECODE", "1"));
-    rc = 0;
-done:
-    free(interp);
-    free(program);
-    return rc;
+    /* One Python runtime: the static interpreter of earlier versions is gone. */
+    json_t *interp = json_object_get(manifest, "interpreter");
+    if (interp && (!json_is_string(interp) || strcmp(json_string_value(interp), "debian")))
+        return thaw_fail(err, "%s: \"interpreter\" must be \"debian\" (Debian's python3.11, the only Python "
+                              "runtime; the static interpreter was removed): drop the field",
+                         src_dir);
+    return debian_build(src_dir, manifest, stage_dir, log_path, timeout_ns, err);
 }
 
 void python_build_inputs(void (*add)(void *ctx, const char *path), void *ctx)
 {
     char *src_root = function_build_source_dir();
-    char *interp = interpreter_path();
     static const char *const rel[] = {"tools/python/build_function.py", "tools/python/datagen.py",
                                       "src/runtime/python/runtime.py", "tools/rootfs/build_rootfs.py"};
     for (size_t i = 0; src_root && i < sizeof rel / sizeof rel[0]; i++) {
@@ -175,12 +139,9 @@ void python_build_inputs(void (*add)(void *ctx, const char *path), void *ctx)
             free(p);
         }
     }
-    if (interp)
-        add(ctx, interp);
     /* Debian's interpreter and the installed packages (an apt-get changes this file):
      * the image a function names follows them. */
     add(ctx, PYTHON_HOST);
     add(ctx, "/var/lib/dpkg/status");
     free(src_root);
-    free(interp);
 }

@@ -1,13 +1,10 @@
 /* The Python side of `thaw build`, behind one function so the Python runtime can be
  * swapped. tools/python/build_function.py runs as a child process with Debian's
- * python3.11. Two interpreters (function.json "interpreter"):
- *   "debian" (default)  Debian's unmodified /usr/bin/python3.11 with its whole stdlib
- *                       and the Debian packages function.json names in "packages",
- *                       from a root-filesystem image shared by every function with the
- *                       same packages (build/functions/python3.11-images/, built once,
- *                       keyed by the package versions); the guest starts in /app;
- *   "static"            the static thaw-python with a traced, cut stdlib in the
- *                       archive (kept for comparison, docs/functions.md). */
+ * python3.11. Functions run on Debian's unmodified /usr/bin/python3.11 with its whole
+ * stdlib and the Debian packages function.json names in "packages", from a
+ * root-filesystem image shared by every function with the same packages
+ * (build/functions/python3.11-images/, built once, keyed by the package versions); the
+ * guest starts in /app. */
 #ifndef THAW_HOST_FUNCTION_PYTHON_BUILD_H
 #define THAW_HOST_FUNCTION_PYTHON_BUILD_H
 
@@ -20,7 +17,7 @@
 
 /* Builds the Python function in src_dir into stage_dir: writes the interpreter and
  * stage_dir/files.cpio, and sets the manifest's "program", "args", "env" (defaults
- * unless the function sets them), "archive" and (debian) "rootfs" and "cwd".
+ * unless the function sets them), "archive", "rootfs" and "cwd".
  * Output of the tools goes to log_path. */
 int python_function_build(const char *src_dir, json_t *manifest, const char *stage_dir, const char *log_path,
                           uint64_t timeout_ns, struct thaw_error *err);
@@ -31,7 +28,7 @@ int python_pack_app_archive(const char *src_dir, const char *stage_dir, const ch
                             uint64_t timeout_ns, struct thaw_error *err);
 
 /* Calls add(ctx, path) for every host file outside the function whose change must
- * rebuild a Python function (the tools, the runtime, the interpreter). */
+ * rebuild a Python function (the tools, the runtime, Debian's interpreter and package database). */
 void python_build_inputs(void (*add)(void *ctx, const char *path), void *ctx);
 
 #endif

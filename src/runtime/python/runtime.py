@@ -2,8 +2,7 @@
 
 Installed into every Python function as /thaw/runtime.py and run by Debian's
 /usr/bin/python3.11 (-I -B) from the function's root-filesystem image, with the
-function's directory (/app) as the working directory; the static thaw-python runs it
-the same way from an archive. Everything is imported before the first read of
+function's directory (/app) as the working directory. Everything is imported before the first read of
 /dev/invoke: that read is the ready point where the microVM is snapshotted.
 
 Protocol: each read() of /dev/invoke returns one whole request (a JSON document; an
