@@ -95,7 +95,10 @@ static void test_commit_replaces_whole_directory(void **state)
     assert_int_equal(snapdir_commit(tmp, dir, &err), 0);
     put(dir, "ws.pages", "old working set");
     put(dir, "ws.trace", "old trace");
-    /* Second one: exchanged in, the old directory and its ws.* removed. */
+    put(dir, "rootfs", "old image descriptor");
+    put(dir, "rootfs.cow", "old written image pages");
+    put(dir, "rootfs.ws", "old file working set");
+    /* Second one: exchanged in, the old directory, its ws.* and rootfs* removed. */
     assert_int_equal(snapdir_begin(dir, tmp, sizeof tmp, &err), 0);
     put(tmp, "state", "two");
     put(tmp, "memory", "m2");
@@ -105,6 +108,9 @@ static void test_commit_replaces_whole_directory(void **state)
     assert_string_equal(text, "two");
     assert_false(exists(dir, "ws.pages"));
     assert_false(exists(dir, "ws.trace"));
+    assert_false(exists(dir, "rootfs"));
+    assert_false(exists(dir, "rootfs.cow"));
+    assert_false(exists(dir, "rootfs.ws"));
     assert_int_equal(entries(root), 1); /* no temporary directory left */
     rm_root();
 }

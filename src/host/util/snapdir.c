@@ -82,12 +82,15 @@ int snapdir_begin(const char *dir, char *tmp, size_t tmp_len, struct thaw_error 
 }
 
 /* Names a snapshot directory may hold: state, memory, anything of the working set
- * ("ws.*", so that later ws files and locks need no change here), and the temporaries
+ * ("ws.*", so that later ws files and locks need no change here), the root-filesystem
+ * image's descriptor and its files ("rootfs", "rootfs.*": cow, ws), and the temporaries
  * of all of these. */
 static bool snapshot_file(const char *n, size_t len)
 {
+    size_t rl = strlen(SNAPDIR_ROOTFS);
     return (len == strlen(SNAPDIR_STATE) && !strncmp(n, SNAPDIR_STATE, len)) ||
-           (len == strlen(SNAPDIR_MEMORY) && !strncmp(n, SNAPDIR_MEMORY, len)) || (len > 3 && !strncmp(n, "ws.", 3));
+           (len == strlen(SNAPDIR_MEMORY) && !strncmp(n, SNAPDIR_MEMORY, len)) || (len > 3 && !strncmp(n, "ws.", 3)) ||
+           (len == rl && !strncmp(n, SNAPDIR_ROOTFS, rl)) || (len > rl + 1 && !strncmp(n, SNAPDIR_ROOTFS ".", rl + 1));
 }
 
 static bool snapshot_name(const char *n)
