@@ -3,7 +3,8 @@ Imports decimal, fractions, statistics, asyncio, sqlite3, ctypes and json (with 
 codec) at import time and uses each per request. {"op": "exit"} raises SystemExit,
 {"op": "interrupt"} KeyboardInterrupt, {"op": "print"} prints a line to the log:
 they exercise the runtime. {"op": "tmp"} uses the writable /tmp, {"op": "threads"}
-threads with a pipe and a thread pool under asyncio.
+threads with a pipe and a thread pool under asyncio, {"op": "poll"} poll's timeouts,
+{"op": "proc"} /proc/meminfo, /proc/self/maps and glibc's pthread_getattr_np.
 
 Payload: {"values": [numbers]} (default [1, 2, 3, 4]).
 """
@@ -50,6 +51,12 @@ def use_tmp(rows):
         with open(path, "a") as f:
             f.write("tail")
         size = os.path.getsize(path)
+        # An atomic replace: write a temporary name, rename it over the real file.
+        with tempfile.NamedTemporaryFile("w", dir=d, delete=False) as t:
+            t.write("replaced")
+        os.replace(t.name, path)
+        with open(path) as f:
+            replaced = f.read()
         db = sqlite3.connect(os.path.join(d, "t.db"))
         db.execute("create table t (k integer primary key, v text)")
         db.executemany("insert into t (v) values (?)", [("row %d" % i,) for i in range(rows)])
@@ -57,8 +64,34 @@ def use_tmp(rows):
         count = db.execute("select count(*) from t").fetchone()[0]
         db.close()
         listing = sorted(os.listdir(d))
-    return {"tmpdir": os.path.dirname(d), "size": size, "sqlite_rows": count, "files": listing,
-            "cleaned": not os.path.exists(d)}
+    return {"tmpdir": os.path.dirname(d), "size": size, "replaced": replaced, "sqlite_rows": count,
+            "files": listing, "cleaned": not os.path.exists(d)}
+
+
+def use_poll():
+    """select.poll's timeout is honoured (nothing ready: it waits that long, then
+    reports nothing), a ready pipe is reported at once, and a wait without a timeout
+    is ended by another thread's write."""
+    import os
+    import select
+    import threading
+    import time
+    r, w = os.pipe()
+    p = select.poll()
+    p.register(r, select.POLLIN)
+    t0 = time.monotonic()
+    first = p.poll(50)
+    waited = time.monotonic() - t0
+    os.write(w, b"x")
+    ready = [mask for _, mask in p.poll(1000)]
+    os.read(r, 1)
+    t = threading.Thread(target=lambda: (time.sleep(0.02), os.write(w, b"y")))
+    t.start()
+    woken = [mask for _, mask in p.poll()]  # no timeout: only the thread can end it
+    t.join()
+    os.close(r)
+    os.close(w)
+    return {"first": len(first), "waited_50ms": waited >= 0.049, "ready": ready, "woken_by_thread": woken}
 
 
 def use_threads():
@@ -83,6 +116,24 @@ def use_threads():
     return {"pipe": got.decode(), "executor": asyncio.run(offload())}
 
 
+def use_proc():
+    """/proc/meminfo and /proc/self/maps, and what glibc's pthread_getattr_np (TBB
+    calls it) finds in maps for the main thread: its stack."""
+    mem = {k: v.strip() for k, v in (l.split(":", 1) for l in open("/proc/meminfo").read().splitlines())}
+    maps = open("/proc/self/maps").read().splitlines()
+    attr = ctypes.create_string_buffer(128)
+    LIBC.pthread_self.restype = ctypes.c_ulong
+    rc = LIBC.pthread_getattr_np(ctypes.c_ulong(LIBC.pthread_self()), attr)
+    addr, size = ctypes.c_void_p(), ctypes.c_size_t()
+    if rc == 0:
+        LIBC.pthread_attr_getstack(attr, ctypes.byref(addr), ctypes.byref(size))
+        LIBC.pthread_attr_destroy(attr)
+    here = ctypes.addressof(ctypes.c_int())  # not on the stack: just a live heap address
+    return {"mem_total_kb": int(mem["MemTotal"].split()[0]), "mem_free_kb": int(mem["MemFree"].split()[0]),
+            "stack_lines": sum(l.endswith("[stack]") for l in maps), "getattr": rc, "stack_mib": size.value >> 20,
+            "heap_mapped": any(int(l.split("-")[0], 16) <= here < int(l.split()[0].split("-")[1], 16) for l in maps)}
+
+
 def handle(event):
     op = event.get("op", "compute")
     if op == "exit":
@@ -93,6 +144,10 @@ def handle(event):
         return use_tmp(event.get("rows", 100))
     if op == "threads":
         return use_threads()
+    if op == "poll":
+        return use_poll()
+    if op == "proc":
+        return use_proc()
     if op == "print":
         print("stdlib handler says hello to the log")
         return {"printed": True}

@@ -138,24 +138,60 @@ static uint64_t fake_ns;
 uint64_t time_monotonic_ns(void) { return fake_ns += 1000000; }
 uint64_t time_realtime_ns(void) { return 1700000000ull * 1000000000ull; }
 
-/* sched.c (tests/guest/test_guest_threads.c tests it): one thread here, so a wait
- * without a deadline could never end, and one with a deadline times out. */
-static int waits;
-int64_t thread_wait(const void *chan, uint32_t bitset, uint64_t deadline, const char *what)
+/* sched.c (tests/guest/test_guest_threads.c tests it): one thread here. A wait on the
+ * I/O channel runs io_other_thread if a test set one (what another thread would do
+ * meanwhile: the waiter is woken if it calls thread_io_changed), else a wait without
+ * a deadline could never end, and one with a deadline times out once the fake clock
+ * has passed it. The deadline and what of the last wait are kept for the tests. */
+static int waits, io_changes;
+static uint64_t last_deadline;
+static const char *last_wait_what;
+static void (*io_other_thread)(void);
+int64_t thread_io_wait(uint64_t deadline, const char *what)
 {
-    (void)chan;
-    (void)bitset;
     waits++;
+    last_deadline = deadline;
+    last_wait_what = what;
+    if (io_other_thread) {
+        void (*other)(void) = io_other_thread;
+        int before = io_changes;
+        io_other_thread = 0;
+        other();
+        if (io_changes != before)
+            return 0; /* woken */
+    }
     if (!deadline)
         fail_msg("the only thread blocked forever: %s", what);
+    while (time_monotonic_ns() < deadline)
+        ;
     return -110; /* -ETIMEDOUT */
 }
 
-int thread_wake(const void *chan, uint32_t bitset, int max)
+void thread_io_changed(void) { io_changes++; }
+
+/* klib.c's formatter: the host's does the same for the formats the kernel uses. */
+int ksnprintf(char *buf, size_t size, const char *fmt, ...)
 {
-    (void)chan;
-    (void)bitset;
-    (void)max;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+/* sched.c's, for ppoll's relative timeouts (the absolute kinds are sched.c's tests). */
+int64_t thread_deadline(const struct linux_timespec *ts, bool absolute, uint64_t clk, uint64_t *deadline)
+{
+    (void)clk;
+    assert_false(absolute);
+    *deadline = 0;
+    if (!ts)
+        return 0;
+    if (!user_range_ok((uint64_t)(uintptr_t)ts, sizeof *ts))
+        return -EFAULT;
+    if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)
+        return -EINVAL;
+    *deadline = time_monotonic_ns() + (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
     return 0;
 }
 
@@ -1533,6 +1569,222 @@ static void test_pipes_and_epoll(void **state)
     assert_int_equal(sys_close(ep), 0);
 }
 
+/* poll and ppoll (pipe.c): revents for each descriptor; a zero timeout never waits; a
+ * positive one waits on the I/O channel until its deadline (and then reports nothing
+ * ready); a wait is ended by another thread's write to the pipe; POLLNVAL for a bad
+ * descriptor, errors and hang-ups reported unasked. */
+struct pollfd_t { int32_t fd; int16_t events, revents; };
+static int poll_writer_fd = -1;
+static void write_to_poll_pipe(void) { assert_int_equal(sys_write(poll_writer_fd, U("!"), 1), 1); }
+
+static void test_poll_timeouts(void **state)
+{
+    (void)state;
+    int32_t *fds = ualloc(2 * sizeof *fds);
+    assert_int_equal(sys_pipe2(fds, O_NONBLOCK), 0);
+    int r = fds[0], w = fds[1];
+    struct pollfd_t *p = ualloc(3 * sizeof *p);
+    p[0] = (struct pollfd_t){.fd = r, .events = 1 /* POLLIN */};
+    p[1] = (struct pollfd_t){.fd = -1, .events = 1};  /* ignored */
+    p[2] = (struct pollfd_t){.fd = 200, .events = 1}; /* not open */
+    /* Nothing readable, timeout 0: no wait at all; the bad descriptor is POLLNVAL. */
+    int before = waits;
+    assert_int_equal(sys_poll_ms((void *)p, 3, 0), 1);
+    assert_int_equal(waits, before);
+    assert_int_equal(p[0].revents, 0);
+    assert_int_equal(p[1].revents, 0);
+    assert_int_equal(p[2].revents, 0x20);
+    /* A 50 ms timeout: it waits with a deadline 50 ms on, then reports nothing. */
+    p[2].fd = -1;
+    uint64_t t0 = time_monotonic_ns();
+    assert_int_equal(sys_poll_ms((void *)p, 2, 50), 0);
+    assert_true(waits > before);
+    assert_true(last_deadline >= t0 + 50000000ull && last_deadline <= t0 + 52000000ull);
+    assert_string_equal(last_wait_what, "poll");
+    assert_true(time_monotonic_ns() >= t0 + 50000000ull);
+    /* ppoll: a zero timespec never waits; 20 ms waits 20 ms; a bad one is EINVAL. */
+    struct linux_timespec *ts = ualloc(sizeof *ts);
+    *ts = (struct linux_timespec){0, 0};
+    before = waits;
+    assert_int_equal(sys_ppoll((void *)p, 1, ts), 0);
+    assert_int_equal(waits, before);
+    *ts = (struct linux_timespec){0, 20000000};
+    t0 = time_monotonic_ns();
+    assert_int_equal(sys_ppoll((void *)p, 1, ts), 0);
+    assert_true(last_deadline >= t0 + 20000000ull && last_deadline <= t0 + 22000000ull);
+    *ts = (struct linux_timespec){0, 1000000000};
+    assert_int_equal(sys_ppoll((void *)p, 1, ts), -EINVAL);
+    assert_int_equal(sys_ppoll((void *)p, 1, (void *)8), -EFAULT);
+    /* No timeout (poll -1, ppoll NULL): the wait is ended by another thread's write. */
+    poll_writer_fd = w;
+    io_other_thread = write_to_poll_pipe;
+    assert_int_equal(sys_poll_ms((void *)p, 1, -1), 1);
+    assert_int_equal(last_deadline, 0);
+    assert_int_equal(p[0].revents, 1);
+    char *buf = ualloc(8);
+    assert_int_equal(sys_read(r, buf, 8), 1);
+    io_other_thread = write_to_poll_pipe;
+    assert_int_equal(sys_ppoll((void *)p, 1, 0), 1);
+    assert_int_equal(sys_read(r, buf, 8), 1);
+    /* Ready at once: no wait. A closed writer is POLLIN|POLLHUP, unasked for HUP. */
+    assert_int_equal(sys_write(w, U("x"), 1), 1);
+    before = waits;
+    assert_int_equal(sys_poll_ms((void *)p, 1, -1), 1);
+    assert_int_equal(waits, before);
+    assert_int_equal(sys_read(r, buf, 8), 1);
+    assert_int_equal(sys_close(w), 0);
+    assert_int_equal(sys_poll_ms((void *)p, 1, -1), 1);
+    assert_int_equal(p[0].revents, 1 | 0x10);
+    /* The write end of a pipe with no reader: POLLERR whatever was asked. */
+    assert_int_equal(sys_pipe2(fds, 0), 0);
+    assert_int_equal(sys_close(fds[0]), 0);
+    p[0] = (struct pollfd_t){.fd = fds[1], .events = 1};
+    assert_int_equal(sys_poll_ms((void *)p, 1, 0), 1);
+    assert_int_equal(p[0].revents, 8);
+    assert_int_equal(sys_poll_ms((void *)p, 257, 0), -EINVAL);
+}
+
+/* A blocking pipe read waits on the scheduler's I/O channel (thread_io_wait, not a
+ * channel of pipe.c's own) and is woken by a write, which calls thread_io_changed. */
+static void test_pipe_waits_on_io_channel(void **state)
+{
+    (void)state;
+    int32_t *fds = ualloc(2 * sizeof *fds);
+    assert_int_equal(sys_pipe2(fds, 0), 0);
+    int changes = io_changes;
+    poll_writer_fd = fds[1];
+    io_other_thread = write_to_poll_pipe;
+    char *buf = ualloc(8);
+    assert_int_equal(sys_read(fds[0], buf, 8), 1);
+    assert_string_equal(last_wait_what, "read from an empty pipe");
+    assert_true(io_changes > changes); /* the write told the channel */
+    changes = io_changes;
+    assert_int_equal(sys_close(fds[1]), 0);
+    assert_true(io_changes > changes); /* so does a close: readers see end of file */
+    assert_int_equal(sys_read(fds[0], buf, 8), 0);
+}
+
+/* rename within /tmp: replace a file (open descriptors keep the old data), move
+ * between directories, RENAME_NOREPLACE, directories (empty target only, never into
+ * themselves), errors; nothing outside /tmp moves; names survive many renames. */
+static void test_tmp_rename(void **state)
+{
+    (void)state;
+    char *buf = ualloc(64);
+    int fd = (int)sys_openat(AT_FDCWD, U("/tmp/new.tmp"), O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_int_equal(sys_write(fd, U("fresh"), 5), 5);
+    assert_int_equal(sys_close(fd), 0);
+    int old = (int)sys_openat(AT_FDCWD, U("/tmp/data"), O_RDWR | O_CREAT, 0600);
+    assert_int_equal(sys_write(old, U("stale"), 5), 5);
+    /* The atomic-write pattern: write a temporary name, rename it over the real one. */
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/new.tmp"), AT_FDCWD, U("/tmp/data"), 0), 0);
+    assert_int_equal(open_err(AT_FDCWD, "/tmp/new.tmp", O_RDONLY), -ENOENT);
+    fd = open_ok(AT_FDCWD, "/tmp/data", O_RDONLY);
+    assert_int_equal(sys_read(fd, buf, 64), 5);
+    assert_memory_equal(buf, "fresh", 5);
+    assert_int_equal(sys_close(fd), 0);
+    assert_int_equal(sys_pread64(old, buf, 64, 0), 5); /* the replaced file lives on */
+    assert_memory_equal(buf, "stale", 5);
+    assert_int_equal(sys_close(old), 0);
+    /* Into a directory, relative to a directory descriptor, and back. */
+    assert_int_equal(sys_mkdirat(AT_FDCWD, U("/tmp/d"), 0755), 0);
+    int d = open_ok(AT_FDCWD, "/tmp/d", O_RDONLY | O_DIRECTORY);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/data"), d, U("moved"), 0), 0);
+    assert_int_equal(stat_path(AT_FDCWD, "/tmp/d/moved", 0)->st_size, 5);
+    assert_int_equal(open_err(AT_FDCWD, "/tmp/data", O_RDONLY), -ENOENT);
+    /* RENAME_NOREPLACE refuses an existing target; flags it does not know are EINVAL. */
+    fd = (int)sys_openat(AT_FDCWD, U("/tmp/other"), O_WRONLY | O_CREAT, 0600);
+    assert_int_equal(sys_close(fd), 0);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/other"), AT_FDCWD, U("/tmp/d/moved"), 1), -EEXIST);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/other"), AT_FDCWD, U("/tmp/x"), 2), -EINVAL);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/other"), AT_FDCWD, U("/tmp/other"), 0), 0); /* itself */
+    /* Directories: not over a file, not over a non-empty directory, not into itself. */
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/d"), AT_FDCWD, U("/tmp/other"), 0), -ENOTDIR);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/other"), AT_FDCWD, U("/tmp/d"), 0), -EISDIR);
+    assert_int_equal(sys_mkdirat(AT_FDCWD, U("/tmp/e"), 0755), 0);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/e"), AT_FDCWD, U("/tmp/d"), 0), -ENOTEMPTY);
+    assert_int_equal(sys_unlinkat(AT_FDCWD, U("/tmp/d/moved"), 0), 0);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/e"), AT_FDCWD, U("/tmp/d"), 0), 0); /* over an empty one */
+    assert_int_equal(open_err(AT_FDCWD, "/tmp/e", O_RDONLY), -ENOENT);
+    assert_int_equal(stat_path(AT_FDCWD, "/tmp/d", 0)->st_mode & S_IFMT, S_IFDIR);
+    assert_int_equal(sys_mkdirat(AT_FDCWD, U("/tmp/f"), 0755), 0);
+    assert_int_equal(sys_mkdirat(AT_FDCWD, U("/tmp/f/g"), 0755), 0);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/f"), AT_FDCWD, U("/tmp/f/g/h"), 0), -EINVAL);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/d"), AT_FDCWD, U("/tmp/f"), 0), -ENOTEMPTY);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/f"), AT_FDCWD, U("/tmp/f2"), 0), 0);
+    assert_int_equal(stat_path(AT_FDCWD, "/tmp/f2/g", 0)->st_mode & S_IFMT, S_IFDIR);
+    /* Errors: a missing source, outside /tmp either way. */
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/nope"), AT_FDCWD, U("/tmp/x"), 0), -ENOENT);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/data/big.bin"), AT_FDCWD, U("/tmp/x"), 0), -EROFS);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp/other"), AT_FDCWD, U("/data/x"), 0), -EROFS);
+    assert_int_equal(sys_renameat2(AT_FDCWD, U("/tmp"), AT_FDCWD, U("/tmp2"), 0), -EROFS);
+    assert_true(stat_path(AT_FDCWD, "/data/big.bin", 0)->st_size > 0);
+    /* Many renames back and forth leave the name table sound (removed entries are
+     * reused), and the listing shows each file once. */
+    const char *ping = U("/tmp/ping"), *other = U("/tmp/other");
+    for (int i = 0; i < 20000; i++)
+        assert_int_equal(sys_renameat2(AT_FDCWD, i % 2 ? ping : other, AT_FDCWD, i % 2 ? other : ping, 0), 0);
+    assert_int_equal(open_err(AT_FDCWD, "/tmp/ping", O_RDONLY), -ENOENT);
+    fd = open_ok(AT_FDCWD, "/tmp/other", O_RDONLY);
+    assert_int_equal(sys_close(fd), 0);
+}
+
+/* /proc/meminfo and /proc/self/maps: made at each open from the allocator, so they
+ * follow allocations; maps is sorted, names the stack exactly, leaves its guard out
+ * (as glibc's pthread_getattr_np needs: the stack line, and the end of the line
+ * before it below the guard), and lists a mapping while it exists. */
+static void test_proc_meminfo_and_maps(void **state)
+{
+    (void)state;
+    int64_t len;
+    uint64_t total, free0;
+    mm_stats(&total, &free0);
+    char *buf = slurp("/proc/meminfo", &len);
+    unsigned long mt, mf, ma;
+    assert_int_equal(sscanf(buf, "MemTotal: %lu kB MemFree: %lu kB MemAvailable: %lu kB", &mt, &mf, &ma), 3);
+    assert_int_equal(mt, total >> 10);
+    assert_int_equal(mf, (free0 >> 10) - 64); /* less the 64 KiB its own buffer took */
+    free0 = (uint64_t)mf << 10;
+    assert_non_null(strstr(buf, "Hugepagesize:       2048 kB\n"));
+    int64_t m = sys_mmap(0, 4ull << 20, RW, ANON, -1, 0);
+    assert_true(m > 0);
+    buf = slurp("/proc/meminfo", &len);
+    assert_int_equal(sscanf(buf, "MemTotal: %lu kB MemFree: %lu kB", &mt, &mf), 2);
+    assert_int_equal(mf, (free0 >> 10) - 4096); /* made afresh: the 4 MiB are gone */
+
+    buf = slurp("/proc/self/maps", &len);
+    unsigned long prev_hi = 0, lo, hi, stack_line = 0, mapped = 0, before_stack = 0;
+    int lines = 0;
+    for (char *line = buf; *line; line = strchr(line, '\n') + 1) {
+        char perms[8];
+        assert_int_equal(sscanf(line, "%lx-%lx %4s", &lo, &hi, perms), 3);
+        assert_string_equal(perms, "rwxp");
+        assert_true(lo < hi && lo >= prev_hi); /* sorted, no overlap */
+        if (strncmp(strchr(line, '\n') - 7, "[stack]", 7) == 0) {
+            stack_line++;
+            assert_int_equal(lo, mm_stack_bottom());
+            assert_int_equal(hi, mm_stack_top());
+            before_stack = prev_hi;
+        }
+        if (lo <= (uint64_t)m && (uint64_t)m + (4ull << 20) <= hi)
+            mapped++;
+        prev_hi = hi;
+        lines++;
+    }
+    assert_int_equal(stack_line, 1);
+    assert_int_equal(mapped, 1);
+    assert_true(lines >= 3);
+    assert_true(before_stack <= mm_stack_bottom() - THAW_STACK_GUARD_SIZE); /* the guard: no line */
+    assert_int_equal(sys_munmap((uint64_t)m, 4ull << 20), 0);
+    buf = slurp("/proc/self/maps", &len);
+    for (char *line = buf; *line; line = strchr(line, '\n') + 1) {
+        assert_int_equal(sscanf(line, "%lx-%lx", &lo, &hi), 2);
+        assert_false(lo <= (uint64_t)m && (uint64_t)m < hi); /* gone with the mapping */
+    }
+    /* Read-only, as on Linux. */
+    assert_int_equal(sys_openat(AT_FDCWD, U("/proc/meminfo"), O_WRONLY, 0), -EROFS);
+}
+
 /* The writable /tmp: create, write, read back, append, truncate, pwrite, mkdir, unlink
  * and rmdir; the rest of the tree stays read-only. */
 static void test_tmp_writable(void **state)
@@ -1731,6 +1983,10 @@ int main(int argc, char **argv)
         T(test_mprotect_honest),
         T(test_pipes_and_epoll),
         T(test_tmp_writable),
+        T(test_poll_timeouts),
+        T(test_pipe_waits_on_io_channel),
+        T(test_tmp_rename),
+        T(test_proc_meminfo_and_maps),
         T(test_alloc_pages_and_madvise),
     };
     if (build_archive() != 0)

@@ -62,8 +62,9 @@ def writable_tmp():
         r = json.loads(p.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         r = {}
-    check("/tmp is writable guest memory (tempfile, a file, an on-disk SQLite database)",
-          r == {"tmpdir": "/tmp", "size": 1004, "sqlite_rows": 500, "files": ["notes.txt", "t.db"], "cleaned": True},
+    check("/tmp is writable guest memory (tempfile, a file, os.replace over it, an on-disk SQLite database)",
+          r == {"tmpdir": "/tmp", "size": 1004, "replaced": "replaced", "sqlite_rows": 500,
+                "files": ["notes.txt", "t.db"], "cleaned": True},
           p.stdout[-300:] + p.stderr[-300:])
 
 
@@ -75,6 +76,29 @@ def threads_and_pipes():
         r = None
     check("a blocking pipe read ends by another thread's write; asyncio's run_in_executor on a thread pool",
           r == {"pipe": "from a thread", "executor": [2 ** k for k in range(8)]}, p.stdout[-300:] + p.stderr[-300:])
+
+
+def poll_timeouts():
+    p = thaw("run", "functions/stdlib", "--payload", '{"op": "poll"}')
+    try:
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        r = None
+    check("poll waits its timeout with nothing ready, reports a ready pipe, and another thread's write ends "
+          "a wait without one", r == {"first": 0, "waited_50ms": True, "ready": [1], "woken_by_thread": [1]},
+          p.stdout[-300:] + p.stderr[-300:])
+
+
+def proc_files():
+    p = thaw("run", "functions/stdlib", "--payload", '{"op": "proc"}')
+    try:
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        r = {}
+    check("/proc/meminfo tells the guest's memory; /proc/self/maps lets glibc's pthread_getattr_np find "
+          "the 8 MiB stack", r.get("mem_total_kb") == 256 << 10 and 0 < r.get("mem_free_kb", 0) < 256 << 10 and
+          r.get("stack_lines") == 1 and r.get("getattr") == 0 and r.get("stack_mib") == 8 and r.get("heap_mapped"),
+          p.stdout[-300:] + p.stderr[-300:])
 
 
 def missing_package(tmp):
@@ -127,6 +151,8 @@ def main():
         runtime_behaviour()
         writable_tmp()
         threads_and_pipes()
+        poll_timeouts()
+        proc_files()
         missing_package(tmp)
         big_function(tmp)
     except Exception as e:  # a crash is a failure, never a silent pass

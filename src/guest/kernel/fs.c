@@ -29,17 +29,22 @@ struct node {
     const uint8_t *data;
     uint64_t cap;          /* /tmp files: bytes allocated at data */
     bool tmp;              /* in the writable /tmp (guest memory) */
+    uint8_t gen;           /* enum gen_kind: contents made afresh at every open */
 };
+
+enum gen_kind { GEN_NONE, GEN_MEMINFO, GEN_MAPS };
+#define GEN_BYTES (64u << 10) /* the largest generated /proc file */
 
 static struct node *nodes;
 static uint32_t node_count, node_cap;
-static uint32_t *hash_slots; /* node index + 1, 0 = empty */
+static uint32_t *hash_slots; /* node index + 1, 0 = empty, HASH_GONE = a removed entry */
 static uint32_t hash_mask;
 static uint32_t cwd_node;
 
 static struct file files[MAX_FDS];
 
 #define TMP_NODES 4096 /* files and directories /tmp can hold */
+#define HASH_GONE UINT32_MAX
 
 /* ---- the node tree ------------------------------------------------------------- */
 
@@ -57,10 +62,32 @@ static uint32_t lookup_child(uint32_t parent, const char *name, size_t len)
         uint32_t s = hash_slots[i];
         if (!s)
             return 0;
+        if (s == HASH_GONE)
+            continue;
         struct node *n = &nodes[s - 1];
         if (n->parent == parent && n->name_len == len && memcmp(n->name, name, len) == 0 && s - 1 != 0)
             return s - 1;
     }
+}
+
+/* Enters node idx under its parent and name (first empty or removed slot). */
+static void hash_insert(uint32_t idx)
+{
+    uint32_t i = hash_name(nodes[idx].parent, nodes[idx].name, nodes[idx].name_len) & hash_mask;
+    while (hash_slots[i] && hash_slots[i] != HASH_GONE)
+        i = (i + 1) & hash_mask;
+    hash_slots[i] = idx + 1;
+}
+
+/* Takes node idx out of the table (its slot becomes HASH_GONE, so probes go on). */
+static void hash_remove(uint32_t idx)
+{
+    for (uint32_t i = hash_name(nodes[idx].parent, nodes[idx].name, nodes[idx].name_len) & hash_mask;
+         hash_slots[i]; i = (i + 1) & hash_mask)
+        if (hash_slots[i] == idx + 1) {
+            hash_slots[i] = HASH_GONE;
+            return;
+        }
 }
 
 static uint32_t add_node(uint32_t parent, const char *name, size_t len, uint32_t kind, uint32_t mode)
@@ -73,10 +100,7 @@ static uint32_t add_node(uint32_t parent, const char *name, size_t len, uint32_t
     if (idx != 0) {
         n->next_sibling = nodes[parent].first_child;
         nodes[parent].first_child = idx;
-        uint32_t i = hash_name(parent, name, len) & hash_mask;
-        while (hash_slots[i])
-            i = (i + 1) & hash_mask;
-        hash_slots[i] = idx + 1;
+        hash_insert(idx);
     }
     return idx;
 }
@@ -170,6 +194,41 @@ static void add_static_file(const char *path, const char *text, uint64_t size)
         add_path(path, strlen(path), NODE_FILE, S_IFREG | 0444, 0, (const uint8_t *)text, size);
 }
 
+/* /proc/meminfo and /proc/self/maps, which TBB (OpenCV's thread pool and allocator)
+ * and glibc's pthread_getattr_np read: made at every open from the allocator's state,
+ * so they tell what is true now. */
+static void add_generated_file(const char *path, enum gen_kind kind)
+{
+    if (lookup_path_exists(path))
+        return;
+    uint32_t before = node_count;
+    add_path(path, strlen(path), NODE_FILE, S_IFREG | 0444, 0, 0, 0);
+    if (node_count > before)
+        nodes[node_count - 1].gen = (uint8_t)kind;
+}
+
+/* Fills a generated file's buffer (allocated on first use) with what it says now. */
+static int64_t generate(struct node *nd)
+{
+    if (!nd->data && !(nd->data = mm_alloc_pages(GEN_BYTES)))
+        return -ENOMEM;
+    char *buf = (char *)(uintptr_t)nd->data;
+    if (nd->gen == GEN_MAPS) {
+        nd->size = mm_write_maps(buf, GEN_BYTES);
+        return 0;
+    }
+    uint64_t total, free_bytes;
+    mm_stats(&total, &free_bytes);
+    int n = ksnprintf(buf, GEN_BYTES,
+                      "MemTotal:       %lu kB\nMemFree:        %lu kB\nMemAvailable:   %lu kB\n"
+                      "Buffers:               0 kB\nCached:                0 kB\nSwapTotal:             0 kB\n"
+                      "SwapFree:              0 kB\nHugePages_Total:       0\nHugePages_Free:        0\n"
+                      "Hugepagesize:       2048 kB\n",
+                      total >> 10, free_bytes >> 10, free_bytes >> 10);
+    nd->size = n > 0 ? (uint64_t)n : 0;
+    return 0;
+}
+
 /* name: a file in /dev */
 static void add_device(const char *name, enum file_type type)
 {
@@ -235,6 +294,8 @@ void fs_init(const uint8_t *archive, uint64_t size)
     add_static_file("sys/devices/system/cpu/possible", cpu_list, sizeof cpu_list - 1);
     add_static_file("sys/devices/system/cpu/present", cpu_list, sizeof cpu_list - 1);
     add_static_file("proc/cpuinfo", cpuinfo, sizeof cpuinfo - 1);
+    add_generated_file("proc/meminfo", GEN_MEMINFO);
+    add_generated_file("proc/self/maps", GEN_MAPS);
 
     files[0] = (struct file){.type = FT_NULL, .flags = O_RDONLY};
     files[1] = (struct file){.type = FT_CONSOLE, .flags = O_WRONLY, .stream = 1};
@@ -449,10 +510,11 @@ static void tmp_truncate(struct node *nd, uint64_t size)
     nd->size = size;
 }
 
-/* Takes node n out of its directory: lookups skip it (parent UINT32_MAX); open
+/* Takes node n out of its directory and the lookup table (parent UINT32_MAX); open
  * descriptors keep its data. */
 static void tmp_unlink_node(uint32_t n)
 {
+    hash_remove(n);
     uint32_t p = nodes[n].parent;
     uint32_t *link = &nodes[p].first_child;
     while (*link && *link != n)
@@ -484,6 +546,61 @@ int64_t sys_unlinkat(int dirfd, const char *path, uint64_t flags)
         return -EISDIR;
     }
     tmp_unlink_node(n);
+    return 0;
+}
+
+/* rename, renameat, renameat2 (flags 0 or RENAME_NOREPLACE) within /tmp: what atomic
+ * writes (write a temporary name, rename over the real one) need. A replaced target
+ * goes as if unlinked (its open descriptors keep its data); a directory may replace
+ * only an empty directory and never move beneath itself. */
+int64_t sys_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, uint64_t flags)
+{
+    enum { RENAME_NOREPLACE = 1 };
+    uint32_t op, np, o, n;
+    const char *oname, *nname;
+    size_t olen, nlen;
+    if (flags & ~(uint64_t)RENAME_NOREPLACE)
+        return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT: not needed here */
+    int64_t r = resolve_parent(olddirfd, oldpath, &op, &oname, &olen);
+    if (r < 0 || (r = resolve_parent(newdirfd, newpath, &np, &nname, &nlen)) < 0)
+        return r == -EINVAL ? -EBUSY : r; /* "/", "." or ".." */
+    if (!(o = lookup_child(op, oname, olen)))
+        return -ENOENT;
+    if (!nodes[o].tmp || !nodes[op].tmp || !nodes[np].tmp)
+        return -EROFS;
+    n = lookup_child(np, nname, nlen);
+    if (n == o)
+        return 0; /* the same entry: nothing to do, as on Linux */
+    if (n && (flags & RENAME_NOREPLACE))
+        return -EEXIST;
+    if (nodes[o].kind == NODE_DIR) {
+        for (uint32_t d = np; d != UINT32_MAX && d != 0; d = nodes[d].parent)
+            if (d == o)
+                return -EINVAL; /* into its own subtree */
+        if (n && nodes[n].kind != NODE_DIR)
+            return -ENOTDIR;
+        if (n && nodes[n].first_child)
+            return -ENOTEMPTY;
+    } else if (n && nodes[n].kind == NODE_DIR) {
+        return -EISDIR;
+    }
+    const char *copy = nname;
+    if (np != op || nlen != olen || memcmp(nname, oname, nlen)) {
+        if (!(copy = tmp_name(nname, nlen))) /* the caller's string is not ours */
+            return -ENOSPC;
+    } else {
+        copy = nodes[o].name;
+    }
+    if (n)
+        tmp_unlink_node(n);
+    tmp_unlink_node(o);
+    nodes[o].name = copy;
+    nodes[o].name_len = (uint32_t)nlen;
+    nodes[o].parent = np;
+    nodes[o].next_sibling = nodes[np].first_child;
+    nodes[np].first_child = o;
+    hash_insert(o);
+    nodes[np].mtime = nodes[op].mtime = (uint32_t)(time_realtime_ns() / 1000000000u);
     return 0;
 }
 
@@ -566,6 +683,8 @@ int64_t sys_openat(int dirfd, const char *path, uint64_t flags, uint64_t mode)
         return -EROFS;
     if (nd->kind == NODE_FILE && nd->tmp && (flags & O_TRUNC))
         tmp_truncate(nd, 0);
+    if (nd->gen && (r = generate(nd)) < 0)
+        return r;
     int fd = alloc_fd(0);
     if (fd < 0)
         return fd;

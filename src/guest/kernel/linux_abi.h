@@ -27,6 +27,7 @@ enum {
     SYS_getsockopt = 55, SYS_epoll_create = 213, SYS_epoll_wait = 232, SYS_epoll_ctl = 233,
     SYS_epoll_pwait = 281, SYS_epoll_create1 = 291, SYS_mkdir = 83, SYS_rmdir = 84, SYS_unlink = 87,
     SYS_ftruncate = 77, SYS_fdatasync = 75, SYS_mkdirat = 258, SYS_unlinkat = 263,
+    SYS_rename = 82, SYS_renameat = 264, SYS_renameat2 = 316,
     SYS_MAX = 512
 };
 

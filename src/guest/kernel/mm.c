@@ -294,6 +294,43 @@ int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice)
     return 0;
 }
 
+/* One /proc/self/maps line into buf at *used (silently dropped when it does not fit). */
+static void maps_line(char *buf, uint64_t size, uint64_t *used, uint64_t lo, uint64_t hi, const char *name)
+{
+    if (*used >= size)
+        return;
+    int n = ksnprintf(buf + *used, size - *used, "%08lx-%08lx rwxp 00000000 00:00 0%s%s\n", lo, hi,
+                      name[0] ? "                          " : "", name);
+    if (n > 0 && (uint64_t)n < size - *used)
+        *used += (uint64_t)n;
+    else
+        *used = size; /* full: no partial line */
+}
+
+uint64_t mm_write_maps(char *buf, uint64_t size)
+{
+    uint64_t used = 0, guard_lo = (stack_lo - THAW_STACK_GUARD_SIZE) / PAGE;
+    /* The monitor's part below the allocator: boot tables, the kernel, the program. */
+    maps_line(buf, size, &used, PAGE, first_page * PAGE, "");
+    for (uint64_t p = first_page; p < guard_lo;) {
+        if (!test_bit(used_map, p)) {
+            p++;
+            continue;
+        }
+        uint64_t q = p;
+        while (q < guard_lo && test_bit(used_map, q))
+            q++;
+        bool heap = p * PAGE <= brk_base && brk_base < q * PAGE && brk_cur > brk_base;
+        maps_line(buf, size, &used, p * PAGE, q * PAGE, heap ? "[heap]" : "");
+        p = q;
+    }
+    /* The guard below the stack is not mapped, so it is no line. */
+    maps_line(buf, size, &used, stack_lo, stack_hi, "[stack]");
+    if (rootfs_end())
+        maps_line(buf, size, &used, rootfs_end() - rootfs_size(), rootfs_end(), "[thaw rootfs image]");
+    return used < size ? used : size;
+}
+
 void mm_stats(uint64_t *total, uint64_t *free_bytes)
 {
     *total = end_page * PAGE;

@@ -1,12 +1,13 @@
-/* Pipes, Unix socket pairs and epoll: what asyncio and selectors need (a self-pipe
- * made by socketpair, non-blocking sends and receives on it, epoll over it).
+/* Pipes, Unix socket pairs, epoll and poll: what asyncio and selectors need (a
+ * self-pipe made by socketpair, non-blocking sends and receives on it, epoll over it).
  *
  * Non-blocking descriptors get EAGAIN as on Linux. A blocking call that must wait (a
  * read from an empty channel whose writer is open, a write to a full one, epoll_wait
- * with nothing ready) parks the calling thread on one wait channel (thread.h) that
- * every change of any channel wakes (data in, room made, an end closed); it then
- * looks again. If no other thread can ever run, the scheduler stops the guest with
- * one error naming the wait. epoll_wait with a timeout waits at most that long.
+ * or poll with nothing ready) parks the calling thread on the scheduler's I/O wait
+ * channel (thread_io_wait in thread.h), which every change of any channel wakes (data
+ * in, room made, an end closed); it then looks again. If no other thread can ever run,
+ * the scheduler stops the guest with one error naming the wait. epoll_wait and poll
+ * with a timeout wait at most that long.
  *
  * A channel is a byte ring of CHAN_BYTES, allocated on first use. A pipe is one
  * channel; a socket pair is two, one each way. Descriptors point at endpoints (fs.c
@@ -27,11 +28,6 @@
 enum { EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLONESHOT = 1u << 30, EPOLLET = 1u << 31 };
 enum { EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3 };
 enum { AF_UNIX = 1, SOCK_STREAM = 1, SOCK_TYPE_MASK = 0xf, SOCK_NONBLOCK = O_NONBLOCK, SOCK_CLOEXEC = O_CLOEXEC };
-
-/* The one wait channel of every pipe, socket and epoll wait. */
-static const char pipe_event;
-
-static void pipes_changed(void) { (void)thread_wake(&pipe_event, FUTEX_BITSET_MATCH_ANY, THREAD_MAX); }
 
 struct channel {
     bool used;
@@ -108,7 +104,7 @@ static void put_endpoint(uint32_t e)
     put_channel(ep->rd);
     put_channel(ep->wr);
     *ep = (struct endpoint){0};
-    pipes_changed(); /* readers see end of file, writers EPIPE */
+    thread_io_changed(); /* readers see end of file, writers EPIPE */
 }
 
 /* Installs endpoints a and b as two new descriptors into fds[2]. */
@@ -209,15 +205,14 @@ int64_t pipe_read(struct file *f, void *buf, uint64_t len)
             return 0; /* end of file */
         if (f->flags & O_NONBLOCK)
             return -EAGAIN;
-        (void)thread_wait(&pipe_event, FUTEX_BITSET_MATCH_ANY, 0,
-                          ep->socket ? "read from an empty socket" : "read from an empty pipe");
+        (void)thread_io_wait(0, ep->socket ? "read from an empty socket" : "read from an empty pipe");
     }
     uint64_t n = MIN(len, c->len);
     for (uint64_t i = 0; i < n; i++)
         ((uint8_t *)buf)[i] = c->buf[(c->head + i) % CHAN_BYTES];
     c->head = (uint32_t)((c->head + n) % CHAN_BYTES);
     c->len -= (uint32_t)n;
-    pipes_changed(); /* room for a blocked writer */
+    thread_io_changed(); /* room for a blocked writer */
     return (int64_t)n;
 }
 
@@ -235,8 +230,7 @@ int64_t pipe_write(struct file *f, const void *buf, uint64_t len)
     while (!room && len) {
         if (f->flags & O_NONBLOCK)
             return -EAGAIN;
-        (void)thread_wait(&pipe_event, FUTEX_BITSET_MATCH_ANY, 0,
-                          ep->socket ? "write to a full socket" : "write to a full pipe");
+        (void)thread_io_wait(0, ep->socket ? "write to a full socket" : "write to a full pipe");
         if (!c->readers)
             return -EPIPE;
         room = CHAN_BYTES - c->len;
@@ -245,7 +239,7 @@ int64_t pipe_write(struct file *f, const void *buf, uint64_t len)
     for (uint64_t i = 0; i < n; i++)
         c->buf[(c->head + c->len + i) % CHAN_BYTES] = ((const uint8_t *)buf)[i];
     c->len += (uint32_t)n;
-    pipes_changed(); /* data for a blocked reader or epoll_wait */
+    thread_io_changed(); /* data for a blocked reader or epoll_wait */
     return (int64_t)n;
 }
 
@@ -419,7 +413,66 @@ int64_t sys_epoll_wait(int epfd, struct linux_epoll_event *out, int64_t max, int
         int64_t n = epoll_scan(&epolls[e->node], out, max);
         if (n || timeout_ms == 0)
             return n;
-        if (thread_wait(&pipe_event, FUTEX_BITSET_MATCH_ANY, until, "epoll_wait") == -ETIMEDOUT)
+        if (thread_io_wait(until, "epoll_wait") == -ETIMEDOUT)
             return epoll_scan(&epolls[e->node], out, max);
     }
+}
+
+/* ---- poll ------------------------------------------------------------------------ */
+
+struct linux_pollfd {
+    int32_t fd;
+    int16_t events, revents;
+};
+
+enum { POLLNVAL = 0x20 };
+
+/* Fills every revents; returns how many descriptors have one. */
+static int64_t poll_scan(struct linux_pollfd *p, uint64_t nfds)
+{
+    int64_t ready = 0;
+    for (uint64_t i = 0; i < nfds; i++) {
+        struct file *f = p[i].fd < 0 ? 0 : fs_file(p[i].fd);
+        /* POLLIN/POLLOUT/POLLERR/POLLHUP share epoll's bit values; errors and hang-ups
+         * are reported whether asked for or not, as on Linux. */
+        p[i].revents = p[i].fd < 0 ? 0
+                       : f         ? (int16_t)(fs_ready_events(f) & ((uint16_t)p[i].events | EPOLLERR | EPOLLHUP))
+                                   : POLLNVAL;
+        ready += p[i].revents != 0;
+    }
+    return ready;
+}
+
+int64_t sys_poll(struct linux_pollfd *fds, uint64_t nfds, bool forever, uint64_t deadline)
+{
+    if (nfds > 256) /* RLIMIT_NOFILE, as Linux refuses */
+        return -EINVAL;
+    if (!user_array_ok((uint64_t)(uintptr_t)fds, nfds, sizeof *fds))
+        return -EFAULT;
+    for (;;) {
+        int64_t n = poll_scan(fds, nfds);
+        if (n || (!forever && !deadline))
+            return n;
+        if (thread_io_wait(forever ? 0 : deadline, "poll") == -ETIMEDOUT)
+            return poll_scan(fds, nfds);
+    }
+}
+
+int64_t sys_poll_ms(struct linux_pollfd *fds, uint64_t nfds, int64_t timeout_ms)
+{
+    uint64_t deadline = 0;
+    if (timeout_ms > 0)
+        deadline = time_monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+    return sys_poll(fds, nfds, timeout_ms < 0, deadline);
+}
+
+int64_t sys_ppoll(struct linux_pollfd *fds, uint64_t nfds, const struct linux_timespec *ts)
+{
+    uint64_t deadline;
+    int64_t r = thread_deadline(ts, false, CLOCK_MONOTONIC, &deadline);
+    if (r < 0)
+        return r;
+    if (ts && !ts->tv_sec && !ts->tv_nsec)
+        deadline = 0; /* a zero timeout: look once, never wait */
+    return sys_poll(fds, nfds, !ts, deadline);
 }

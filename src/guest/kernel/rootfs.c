@@ -59,7 +59,8 @@ bool rootfs_init(uint64_t base, uint64_t size)
 
 uint32_t rootfs_node_count(void) { return node_count; }
 
-uint64_t rootfs_end(void) { return (uint64_t)(uintptr_t)image + image_size; }
+uint64_t rootfs_end(void) { return image ? (uint64_t)(uintptr_t)image + image_size : 0; }
+uint64_t rootfs_size(void) { return image ? image_size : 0; }
 
 bool rootfs_contains(uint64_t addr, uint64_t len)
 {

@@ -10,7 +10,8 @@ uint32_t rootfs_node_count(void);
 void rootfs_populate(void);
 /* [addr, addr+len) lies inside the image. */
 bool rootfs_contains(uint64_t addr, uint64_t len);
-uint64_t rootfs_end(void); /* one past the image's last byte */
+uint64_t rootfs_end(void); /* one past the image's last byte (0: no image) */
+uint64_t rootfs_size(void);
 
 /* A non-fixed mapping of image file image_node (1-based) served in place: the address,
  * or 0 when it must be copied instead. */

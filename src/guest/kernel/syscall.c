@@ -156,24 +156,6 @@ static int64_t sys_sched_getaffinity(uint64_t pid, uint64_t size, uint8_t *mask)
     return 8;
 }
 
-static int64_t sys_ppoll(uint64_t fds, uint64_t nfds)
-{
-    struct pollfd { int32_t fd; int16_t events, revents; };
-    if (nfds > 256) /* RLIMIT_NOFILE, as Linux refuses */
-        return -EINVAL;
-    if (!user_array_ok(fds, nfds, sizeof(struct pollfd)))
-        return -EFAULT;
-    struct pollfd *p = (struct pollfd *)(uintptr_t)fds;
-    int64_t ready = 0;
-    for (uint64_t i = 0; i < nfds; i++) {
-        struct file *f = p[i].fd < 0 ? 0 : fs_file(p[i].fd);
-        /* POLLIN/POLLOUT/POLLERR/POLLHUP share epoll's bit values. */
-        p[i].revents = p[i].fd < 0 ? 0 : f ? (int16_t)(fs_ready_events(f) & ((uint32_t)p[i].events | 0x18)) : 0x20;
-        ready += p[i].revents != 0;
-    }
-    return ready;
-}
-
 static void log_unknown(uint64_t nr)
 {
     if (nr < SYS_MAX && !(unknown_logged[nr / 64] >> (nr % 64) & 1)) {
@@ -215,13 +197,16 @@ static int64_t syscall_do(struct syscall_frame *f)
     case SYS_ioctl: return sys_ioctl((int)a, b, c);
     case SYS_fsync: return fs_file((int)a) ? 0 : -EBADF;
     case SYS_fdatasync: return fs_file((int)a) ? 0 : -EBADF; /* nothing is ever unwritten */
-    case SYS_poll: return sys_ppoll(a, b);
-    case SYS_ppoll: return sys_ppoll(a, b);
+    case SYS_poll: return sys_poll_ms(P(a), b, (int64_t)(int32_t)c);
+    case SYS_ppoll: return sys_ppoll(P(a), b, P(c));
     case SYS_mkdir: return sys_mkdirat(AT_FDCWD, P(a), b);
     case SYS_mkdirat: return sys_mkdirat((int)a, P(b), c);
     case SYS_unlink: return sys_unlinkat(AT_FDCWD, P(a), 0);
     case SYS_rmdir: return sys_unlinkat(AT_FDCWD, P(a), 0x200);
     case SYS_unlinkat: return sys_unlinkat((int)a, P(b), c);
+    case SYS_rename: return sys_renameat2(AT_FDCWD, P(a), AT_FDCWD, P(b), 0);
+    case SYS_renameat: return sys_renameat2((int)a, P(b), (int)c, P(d), 0);
+    case SYS_renameat2: return sys_renameat2((int)a, P(b), (int)c, P(d), e);
     case SYS_ftruncate: return sys_ftruncate((int)a, (int64_t)b);
     case SYS_pwrite64: return sys_pwrite64((int)a, P(b), c, (int64_t)d);
     case SYS_pipe: return sys_pipe2(P(a), 0);

@@ -11,6 +11,11 @@ bool mm_range_mapped(uint64_t addr, uint64_t len); /* every page allocated or in
 int64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags, uint64_t new_addr);
 int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice);
 void mm_stats(uint64_t *total, uint64_t *free_bytes);
+/* /proc/self/maps as Linux formats it, into buf (at most size bytes, whole lines):
+ * the monitor's part (kernel, program), every run of allocated pages ([heap] for the
+ * brk area), [stack] (its guard is no line: it is not mapped) and the root-filesystem
+ * image. Permissions read rwxp: mprotect is not enforced. Returns the length. */
+uint64_t mm_write_maps(char *buf, uint64_t size);
 
 int64_t sys_openat(int dirfd, const char *path, uint64_t flags, uint64_t mode);
 int64_t sys_close(int fd);
@@ -34,6 +39,7 @@ int64_t sys_ioctl(int fd, uint64_t req, uint64_t arg);
 /* The writable /tmp (fs.c): files and directories in guest memory. */
 int64_t sys_unlinkat(int dirfd, const char *path, uint64_t flags);
 int64_t sys_mkdirat(int dirfd, const char *path, uint64_t mode);
+int64_t sys_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, uint64_t flags);
 int64_t sys_ftruncate(int fd, int64_t size);
 int64_t sys_pwrite64(int fd, const void *buf, uint64_t len, int64_t off);
 /* File mappings (fs.c): may fd be mapped so (0 or -errno), then fill [dst, dst+len)
