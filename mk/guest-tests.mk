@@ -10,7 +10,8 @@
 # itself: the test includes no libc header that defines those.
 
 GUEST_TEST_SRCS := tests/guest/test_guest_kernel.c src/guest/kernel/fs.c src/guest/kernel/mm.c \
-  src/guest/kernel/uaccess.c src/guest/kernel/rootfs.c src/guest/kernel/pipe.c src/common/cpio.c
+  src/guest/kernel/uaccess.c src/guest/kernel/rootfs.c src/guest/kernel/pipe.c src/guest/kernel/guard.c \
+  src/common/cpio.c
 GUEST_TEST_DEPS := $(GUEST_TEST_SRCS) $(wildcard src/guest/kernel/*.h) src/common/cpio.h \
   include/thaw/abi.h src/host/function/cpio_writer.h
 

@@ -8,7 +8,9 @@
  * taken over its life, warm-up included), "rounds", "timedwait", "checks"}.
  *
  * {"deadlock": 1} makes every thread wait forever: the guest must stop with an error
- * naming the deadlock instead of hanging. */
+ * naming the deadlock instead of hanging. {"overflow": 1} runs a thread on a 64 KiB
+ * stack into unbounded recursion: the guest must stop with that thread's stack
+ * overflow (its guard page), not run over the memory below. */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -142,6 +144,32 @@ static const char *timed_wait_check(void)
     return ms >= 20 ? "ETIMEDOUT" : "too early";
 }
 
+static int depth(int n)
+{
+    volatile char frame[512]; /* a real frame each call: no tail call to optimise away */
+    frame[0] = (char)n;
+    return n < 0 ? frame[0] : depth(n + 1) + frame[0];
+}
+
+static void *recurse(void *arg)
+{
+    (void)arg;
+    printf("overflow thread %d starts recursing\n", gettid_());
+    fflush(stdout);
+    return (void *)(intptr_t)depth(0);
+}
+
+static void overflow(void)
+{
+    pthread_attr_t a;
+    pthread_t t;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 64 << 10);
+    if (pthread_create(&t, &a, recurse, NULL) == 0)
+        pthread_join(t, NULL);
+    printf("overflow thread returned: the guard did not stop it\n");
+}
+
 static void deadlock(void)
 {
     static pthread_mutex_t never = PTHREAD_MUTEX_INITIALIZER;
@@ -175,6 +203,8 @@ int main(void)
             break;
         if (thaw_json_int(req, "deadlock", 0) == 1)
             deadlock();
+        if (thaw_json_int(req, "overflow", 0) == 1)
+            overflow();
         long items = thaw_json_int(req, "items", 100);
         if (items < 0 || items > 10000000)
             items = 100;

@@ -55,6 +55,13 @@
 #define THAW_STACK_SIZE (8ull << 20)
 #define THAW_STACK_GUARD_SIZE (2ull << 20)
 
+/* A thread stack's guard page (the guest kernel's guard.c): its 4 KiB page table
+ * entry is not present and holds THAW_GUARD_PTE_TAG in its low 12 bits (bit 0, present,
+ * clear) and the thread id in bits 32-62, so the monitor can tell a fault there from
+ * any other and name the thread whose stack overflowed. */
+#define THAW_GUARD_PTE_TAG 0xad0ull
+#define THAW_GUARD_PTE_TAG_MASK 0xfffull
+
 #define THAW_MIN_MEM_MIB 16u
 #define THAW_MAX_MEM_MIB 4096u
 

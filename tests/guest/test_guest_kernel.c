@@ -34,6 +34,7 @@
 #include "syscalls.h" /* src/guest/kernel: kernel.h, linux_abi.h */
 #include "fs.h"
 #include "pipe.h"
+#include "guard.h"
 #include "common/cpio.h"
 #include "host/function/cpio_writer.h"
 
@@ -168,6 +169,10 @@ int64_t thread_io_wait(uint64_t deadline, const char *what)
 }
 
 void thread_io_changed(void) { io_changes++; }
+
+/* entry.S's ring-0 CR3 reload: counted. */
+static int tlb_flushes;
+void arch_flush_tlb(void) { tlb_flushes++; }
 
 /* klib.c's formatter: the host's does the same for the formats the kernel uses. */
 int ksnprintf(char *buf, size_t size, const char *fmt, ...)
@@ -1785,6 +1790,106 @@ static void test_proc_meminfo_and_maps(void **state)
     assert_int_equal(sys_openat(AT_FDCWD, U("/proc/meminfo"), O_WRONLY, 0), -EROFS);
 }
 
+/* A page directory as the monitor builds it (x86_boot.c), over the test's memory. */
+#define PD_ENTRIES 2048
+static uint64_t fake_pd[PD_ENTRIES];
+
+static void fake_page_tables(void)
+{
+    for (uint64_t a = MAP_BASE; a < MEM_END; a += 2ull << 20)
+        fake_pd[a >> 21] = a | 0x1 | 0x2 | 0x4 | 0x80; /* present, writable, user, 2 MiB */
+    guard_init(fake_pd, PD_ENTRIES, MEM_END);
+}
+
+static uint64_t pte_at(uint64_t addr)
+{
+    uint64_t pde = fake_pd[addr >> 21];
+    assert_int_equal(pde & 0x80, 0); /* split into a page table */
+    return ((uint64_t *)(uintptr_t)(pde & 0x000ffffffffff000ull))[(addr >> 12) % 512];
+}
+
+/* A thread stack as glibc's pthread makes it: the whole mapping PROT_NONE, then all
+ * but the lowest page made read-write. Returns its base; the stack top is base + len. */
+static uint64_t pthread_stack(uint64_t len)
+{
+    int64_t m = sys_mmap(0, len, PROT_NONE, ANON, -1, 0);
+    assert_true(m > 0);
+    assert_int_equal(sys_mprotect((uint64_t)m + PAGE, len - PAGE, RW), 0);
+    return (uint64_t)m;
+}
+
+/* The guard below a thread's stack (mm.c, guard.c): clone unmaps the PROT_NONE page
+ * under the stack in the page tables (a 2 MiB page split into 4 KiB ones, the entry
+ * tagged with the thread id for the monitor), one TLB flush; the stack stays mapped;
+ * a cached stack reused by another thread is re-tagged; madvise never touches the
+ * guard; it is mapped again when made accessible or freed; stacks without a PROT_NONE
+ * page below get none; a guard is at most 1 MiB. */
+static void test_thread_stack_guard(void **state)
+{
+    (void)state;
+    fake_page_tables();
+    uint64_t m = pthread_stack(1ull << 20), top = m + (1ull << 20);
+    tlb_flushes = 0;
+    assert_int_equal(mm_guard_thread_stack(top - 64, 7), 1);
+    assert_true(guard_is_set(m));
+    assert_false(guard_is_set(m + PAGE));
+    assert_int_equal(pte_at(m), (7ull << 32) | THAW_GUARD_PTE_TAG);
+    assert_int_equal(pte_at(m + PAGE), (m + PAGE) | 0x7); /* the stack: identity, present */
+    assert_int_equal(pte_at(m - PAGE) & 1, 1);
+    assert_int_equal(tlb_flushes, 1);
+    /* The guard is no line of /proc/self/maps. */
+    int64_t len;
+    char *maps = slurp("/proc/self/maps", &len);
+    for (char *line = maps; *line; line = strchr(line, '\n') + 1) {
+        unsigned long lo, hi;
+        assert_int_equal(sscanf(line, "%lx-%lx", &lo, &hi), 2);
+        assert_false(lo <= m && m < hi);
+    }
+    /* glibc's thread exit: MADV_DONTNEED over the stack, guard included: the guard is
+     * skipped (its page is unmapped in the guest: touching it would fault). */
+    memset((void *)(uintptr_t)m, 0x5a, PAGE);
+    memset((void *)(uintptr_t)(m + PAGE), 0x5a, PAGE);
+    assert_int_equal(sys_madvise(m, 1ull << 20, 4 /* MADV_DONTNEED */), 0);
+    assert_int_equal(((uint8_t *)(uintptr_t)m)[0], 0x5a);
+    assert_int_equal(((uint8_t *)(uintptr_t)(m + PAGE))[0], 0);
+    /* The cached stack, reused by thread 9: re-tagged, no new flush (nothing was mapped). */
+    assert_int_equal(mm_guard_thread_stack(top, 9), 1);
+    assert_int_equal(pte_at(m), (9ull << 32) | THAW_GUARD_PTE_TAG);
+    assert_int_equal(tlb_flushes, 1);
+    /* Made accessible: mapped again, by its own address. */
+    assert_int_equal(sys_mprotect(m, PAGE, RW), 0);
+    assert_false(guard_is_set(m));
+    assert_int_equal(pte_at(m), m | 0x7);
+    /* No PROT_NONE page below the stack any more: no guard. */
+    assert_int_equal(mm_guard_thread_stack(top, 10), 0);
+    /* PROT_NONE again, guarded again, then freed: mapped again with the memory. */
+    assert_int_equal(sys_mprotect(m, PAGE, PROT_NONE), 0);
+    assert_int_equal(mm_guard_thread_stack(top, 11), 1);
+    assert_int_equal(sys_munmap(m, 1ull << 20), 0);
+    assert_false(guard_is_set(m));
+    assert_int_equal(pte_at(m), m | 0x7);
+    /* Reused by a plain mapping: ordinary, writable memory. */
+    int64_t again = sys_mmap(0, 1ull << 20, RW, ANON, -1, 0);
+    assert_true(again > 0);
+    assert_false(guard_is_set((uint64_t)again));
+    /* A stack with nothing PROT_NONE below (malloc'd or mmap'd read-write): no guard. */
+    int64_t plain = sys_mmap(0, 256 << 10, RW, ANON, -1, 0);
+    assert_int_equal(mm_guard_thread_stack((uint64_t)plain + (256 << 10), 12), 0);
+    assert_int_equal(mm_guard_thread_stack(0, 12), 0);
+    /* A huge PROT_NONE area below: only the 1 MiB right under the stack is unmapped. */
+    int64_t big = sys_mmap(0, 4ull << 20, PROT_NONE, ANON, -1, 0);
+    assert_int_equal(sys_mprotect((uint64_t)big + (3ull << 20), 1ull << 20, RW), 0);
+    assert_int_equal(mm_guard_thread_stack((uint64_t)big + (4ull << 20), 13), 256);
+    assert_true(guard_is_set((uint64_t)big + (3ull << 20) - PAGE));
+    assert_true(guard_is_set((uint64_t)big + (2ull << 20)));
+    assert_false(guard_is_set((uint64_t)big + (2ull << 20) - PAGE));
+    /* MAP_FIXED over a guard: fresh, mapped memory. */
+    assert_int_equal(sys_mmap((uint64_t)big + (2ull << 20), PAGE, RW, ANON | MAP_FIXED, -1, 0),
+                     (int64_t)big + (2ull << 20));
+    assert_false(guard_is_set((uint64_t)big + (2ull << 20)));
+    assert_int_equal(*(uint8_t *)(uintptr_t)((uint64_t)big + (2ull << 20)), 0);
+}
+
 /* The writable /tmp: create, write, read back, append, truncate, pwrite, mkdir, unlink
  * and rmdir; the rest of the tree stays read-only. */
 static void test_tmp_writable(void **state)
@@ -1987,6 +2092,7 @@ int main(int argc, char **argv)
         T(test_pipe_waits_on_io_channel),
         T(test_tmp_rename),
         T(test_proc_meminfo_and_maps),
+        T(test_thread_stack_guard),
         T(test_alloc_pages_and_madvise),
     };
     if (build_archive() != 0)

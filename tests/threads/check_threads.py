@@ -64,6 +64,20 @@ def run_all(tmp):
           p.returncode != 0 and "deadlock: all 2 threads are blocked" in err
           and "thread 1 waits in futex wait" in err and "thread 2 waits in futex wait" in err, err)
 
+    # A thread's stack overflow runs into the guard page below its stack (glibc's and
+    # musl's PROT_NONE guard, unmapped by the guest kernel): one clear error naming the
+    # thread, with every libc.
+    for v in VARIANTS:
+        p = thaw("run", "functions/" + v, "--payload", '{"overflow": 1}')
+        err = p.stderr
+        tid = ""
+        for line in err.splitlines():
+            if "overflow thread " in line and " starts recursing" in line:
+                tid = line.split("overflow thread ")[1].split()[0]
+        check("%s: a thread's stack overflow is one clear error naming the thread (not silent corruption)" % v,
+              p.returncode != 0 and tid and ("stack overflow in thread %s:" % tid) in err
+              and "the guard did not stop it" not in err, err[-600:])
+
 
 if __name__ == "__main__":
     sys.exit(main("threads", run_all))

@@ -5,6 +5,7 @@
  * every other register as the parent had it, the new stack and the new TLS base.
  * A new process (fork, vfork, clone without CLONE_THREAD) cannot exist in this guest. */
 #include "thread.h"
+#include "syscalls.h"
 
 /* Everything a thread of this one process may ask for. CLONE_FS, CLONE_FILES and
  * CLONE_SYSVSEM describe what threads share here anyway. */
@@ -75,6 +76,10 @@ static int64_t clone_thread(struct syscall_frame *f, uint64_t flags, uint64_t sp
         t->fs_base = tls;
     if (flags & CLONE_CHILD_CLEARTID)
         t->clear_child_tid = child_tid;
+    /* Its stack's guard: a clear fault instead of silent corruption on an overflow.
+     * Without one (a stack not from mmap, no page for a page table) it still runs. */
+    if (sp)
+        (void)mm_guard_thread_stack(sp, t->tid);
     /* One address space: the child's tid words are the parent's memory. */
     if (flags & CLONE_CHILD_SETTID)
         *(volatile uint32_t *)(uintptr_t)child_tid = (uint32_t)t->tid;

@@ -66,20 +66,27 @@ exception_common:
 1:  hlt
     jmp 1b
 
-/* #UD doubles as the kernel's way into ring 0, from two known UD2s:
+/* #UD doubles as the kernel's way into ring 0, from three known UD2s:
  *  - segment_base_ud2: WRMSR (ecx = FS/GS base MSR, edx:eax = base), for the switch
  *    between threads; no VM exit (thread.h);
+ *  - flush_tlb_ud2: reload CR3, after guard.c unmapped a page (clobbers rax);
  *  - hypercall_ud2 (and any other #UD): eax = argument GPA, dx = port. The monitor
  *    checks the frame's rip; for a real #UD it stops the VM and never resumes here. */
 ud_stub:
     cmpq $segment_base_ud2, (%rsp)
     je 2f
+    cmpq $flush_tlb_ud2, (%rsp)
+    je 3f
     .globl hypercall_out
 hypercall_out:
     out %eax, %dx
     addq $2, (%rsp)           /* return past the UD2 */
     iretq
 2:  wrmsr
+    addq $2, (%rsp)
+    iretq
+3:  mov %cr3, %rax
+    mov %rax, %cr3
     addq $2, (%rsp)
     iretq
 
@@ -105,6 +112,14 @@ arch_set_segment_base:
     shr $32, %rdx
     .globl segment_base_ud2
 segment_base_ud2:
+    ud2
+    ret
+
+/* arch_flush_tlb(): reloads CR3 in ring 0 through the #UD stub. Clobbers rax. */
+    .globl arch_flush_tlb
+arch_flush_tlb:
+    .globl flush_tlb_ud2
+flush_tlb_ud2:
     ud2
     ret
 

@@ -5,6 +5,7 @@
 #include "thread.h"
 #include "rootfs.h"
 #include "syscalls.h"
+#include "guard.h"
 
 #define STACK_SIZE THAW_STACK_SIZE
 
@@ -27,6 +28,7 @@ void kernel_main(struct thaw_boot_info *bi)
     time_init();
     random_init();
     mm_init(bi->free_base, bi->mem_size, STACK_SIZE);
+    guard_init((uint64_t *)(uintptr_t)THAW_GPA_PD, THAW_MAX_PD_PAGES * 512ull, bi->mem_size);
     if (bi->rootfs_size && (bi->rootfs_base < bi->mem_size || bi->rootfs_base % THAW_PAGE_SIZE))
         kpanic("root filesystem image at %lx overlaps RAM", bi->rootfs_base);
     rootfs_init(bi->rootfs_base, bi->rootfs_size);

@@ -6,17 +6,23 @@
  * snapshot, so the allocator never pre-touches memory. A second bitmap remembers pages
  * that were ever handed out: only those are zeroed when they are handed out again.
  * Protections are checked but not enforced: mprotect fails as Linux does on unmapped
- * or misaligned ranges and bad flags, and otherwise changes nothing (one address space
- * with no page tables of its own; the VM is the isolation boundary). File mappings
- * are private copies of the file's pages (fs.c decides what may be mapped). */
+ * or misaligned ranges and bad flags, and otherwise changes nothing (one address space;
+ * the VM is the isolation boundary), with one exception: the PROT_NONE pages right
+ * below a new thread's stack (pthread's guard) are unmapped while they stay so
+ * (guard.c), so a thread's stack overflow is a clear fault, not silent corruption.
+ * File mappings are private copies of the file's pages (fs.c decides what may be
+ * mapped). */
 #include "kernel.h"
 #include "syscalls.h"
 #include "rootfs.h"
+#include "guard.h"
 
 #define PAGE THAW_PAGE_SIZE
 
 static uint64_t *used_map;   /* bit set: page in use */
 static uint64_t *dirty_map;  /* bit set: page handed out before, may hold old data */
+static uint64_t *none_map;   /* bit set: the program asked for PROT_NONE */
+static uint64_t *guard_map;  /* bit set: a guard page, unmapped (guard.c) */
 static uint64_t first_page;  /* lowest allocatable page number */
 static uint64_t end_page;    /* one past the highest page */
 static uint64_t stack_lo, stack_hi;
@@ -27,9 +33,22 @@ static inline bool test_bit(const uint64_t *m, uint64_t i) { return m[i / 64] >>
 static inline void set_bit(uint64_t *m, uint64_t i) { m[i / 64] |= 1ull << (i % 64); }
 static inline void clear_bit(uint64_t *m, uint64_t i) { m[i / 64] &= ~(1ull << (i % 64)); }
 
+/* Maps the guard pages of [first, first+count) again: they are being reused, freed or
+ * made accessible. */
+static void unguard(uint64_t first, uint64_t count)
+{
+    for (uint64_t p = first; p < first + count; p++)
+        if (test_bit(guard_map, p)) {
+            guard_clear(p * PAGE, (p + 1) * PAGE);
+            clear_bit(guard_map, p);
+        }
+}
+
 static void claim(uint64_t first, uint64_t count)
 {
+    unguard(first, count);
     for (uint64_t p = first; p < first + count; p++) {
+        clear_bit(none_map, p);
         if (test_bit(used_map, p))
             continue;
         if (test_bit(dirty_map, p))
@@ -56,7 +75,9 @@ static void discard(uint64_t first, uint64_t count)
 
 static void release(uint64_t first, uint64_t count)
 {
+    unguard(first, count);
     for (uint64_t p = first; p < first + count; p++) {
+        clear_bit(none_map, p);
         if (test_bit(used_map, p)) {
             clear_bit(used_map, p);
             pages_used--;
@@ -82,7 +103,9 @@ void mm_init(uint64_t free_base, uint64_t mem_size, uint64_t stack_size)
     uint64_t base = ALIGN_UP(free_base, PAGE);
     used_map = (uint64_t *)(uintptr_t)base;
     dirty_map = (uint64_t *)(uintptr_t)(base + map_bytes);
-    first_page = (base + 2 * map_bytes) / PAGE;
+    none_map = (uint64_t *)(uintptr_t)(base + 2 * map_bytes);
+    guard_map = (uint64_t *)(uintptr_t)(base + 3 * map_bytes);
+    first_page = (base + 4 * map_bytes) / PAGE;
     end_page = npages;
     if (first_page + (stack_size + THAW_STACK_GUARD_SIZE) / PAGE + 64 >= end_page)
         kpanic("guest memory too small: %lu bytes", mem_size);
@@ -192,6 +215,7 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
         if ((flags & MAP_FIXED_NOREPLACE) && !range_free(first, count))
             return -EEXIST;
         /* MAP_FIXED replaces whatever was there with fresh zeroed pages. */
+        unguard(first, count);
         for (uint64_t q = first; q < first + count; q++)
             if (test_bit(used_map, q)) {
                 memset((void *)(uintptr_t)(q * PAGE), 0, PAGE);
@@ -203,6 +227,9 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
         if (!p)
             return -ENOMEM;
     }
+    if (!prot && (flags & MAP_ANONYMOUS))
+        for (uint64_t q = (uint64_t)(uintptr_t)p / PAGE; q < (uint64_t)(uintptr_t)p / PAGE + count; q++)
+            set_bit(none_map, q);
     if (!(flags & MAP_ANONYMOUS)) {
         int64_t r = fs_map_file((int)fd, p, len, off);
         if (r < 0) {
@@ -234,7 +261,48 @@ int64_t sys_mprotect(uint64_t addr, uint64_t len, uint64_t prot)
         return -EINVAL;
     if (len == 0)
         return 0;
-    return mm_range_mapped(addr, len) ? 0 : -ENOMEM;
+    if (!mm_range_mapped(addr, len))
+        return -ENOMEM;
+    /* Only remembered (for the guard below a thread's stack), and a guard made
+     * accessible again is mapped again. */
+    uint64_t first = addr / PAGE, count = ALIGN_UP(len, PAGE) / PAGE;
+    for (uint64_t p = MAX(first, first_page); p < first + count && p < end_page; p++) {
+        if (prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) {
+            clear_bit(none_map, p);
+            unguard(p, 1);
+        } else {
+            set_bit(none_map, p);
+        }
+    }
+    return 0;
+}
+
+/* The most a guard below a thread stack may be (glibc's default is one page), and how
+ * far below the stack pointer the stack's own pages may reach. */
+#define GUARD_MAX_PAGES 256
+#define STACK_MAX_PAGES ((1ull << 30) / PAGE)
+
+int64_t mm_guard_thread_stack(uint64_t sp, int32_t tid)
+{
+    if (!sp)
+        return 0;
+    uint64_t p = (sp - 1) / PAGE, n = 0;
+    /* Down through the stack (allocated, accessible) to the PROT_NONE pages below it. */
+    while (p >= first_page && p < end_page && n < STACK_MAX_PAGES && test_bit(used_map, p) &&
+           !test_bit(none_map, p))
+        p--, n++;
+    uint64_t top = p + 1, lo = top;
+    while (lo > first_page && top - lo < GUARD_MAX_PAGES && test_bit(used_map, lo - 1) &&
+           test_bit(none_map, lo - 1))
+        lo--;
+    if (lo == top || n == 0 || p >= end_page)
+        return 0; /* no guard below this stack (not an mmap'd stack, or none asked for) */
+    int64_t r = guard_set(lo * PAGE, top * PAGE, tid);
+    if (r < 0)
+        return r;
+    for (uint64_t q = lo; q < top; q++)
+        set_bit(guard_map, q);
+    return (int64_t)(top - lo);
 }
 
 int64_t sys_munmap(uint64_t addr, uint64_t len)
@@ -265,6 +333,7 @@ int64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t fl
         release(first + nc, oc - nc);
         return (int64_t)old;
     }
+    unguard(first, oc); /* its contents move: every page must be readable */
     if (range_free(first + oc, nc - oc)) {
         claim(first + oc, nc - oc);
         return (int64_t)old;
@@ -288,7 +357,7 @@ int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice)
         /* Anonymous memory reads back as zero after DONTNEED. */
         uint64_t first = addr / PAGE, count = ALIGN_UP(len, PAGE) / PAGE;
         for (uint64_t q = first; q < first + count && q < end_page; q++)
-            if (q >= first_page && test_bit(used_map, q) && test_bit(dirty_map, q))
+            if (q >= first_page && test_bit(used_map, q) && test_bit(dirty_map, q) && !test_bit(guard_map, q))
                 memset((void *)(uintptr_t)(q * PAGE), 0, PAGE);
     }
     return 0;
@@ -313,12 +382,12 @@ uint64_t mm_write_maps(char *buf, uint64_t size)
     /* The monitor's part below the allocator: boot tables, the kernel, the program. */
     maps_line(buf, size, &used, PAGE, first_page * PAGE, "");
     for (uint64_t p = first_page; p < guard_lo;) {
-        if (!test_bit(used_map, p)) {
+        if (!test_bit(used_map, p) || test_bit(guard_map, p)) { /* a guard page is not mapped */
             p++;
             continue;
         }
         uint64_t q = p;
-        while (q < guard_lo && test_bit(used_map, q))
+        while (q < guard_lo && test_bit(used_map, q) && !test_bit(guard_map, q))
             q++;
         bool heap = p * PAGE <= brk_base && brk_base < q * PAGE && brk_cur > brk_base;
         maps_line(buf, size, &used, p * PAGE, q * PAGE, heap ? "[heap]" : "");

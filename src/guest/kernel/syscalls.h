@@ -8,6 +8,10 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
 int64_t sys_munmap(uint64_t addr, uint64_t len);
 int64_t sys_mprotect(uint64_t addr, uint64_t len, uint64_t prot);
 bool mm_range_mapped(uint64_t addr, uint64_t len); /* every page allocated or in the program image */
+/* clone: the PROT_NONE pages right below the stack at sp (pthread's guard, at most 1
+ * MiB) become tid's guard pages, unmapped until they are freed or made accessible.
+ * Returns how many pages, 0 if the stack has none, or -ENOMEM. */
+int64_t mm_guard_thread_stack(uint64_t sp, int32_t tid);
 int64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags, uint64_t new_addr);
 int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice);
 void mm_stats(uint64_t *total, uint64_t *free_bytes);

@@ -254,6 +254,13 @@ static int report_fault(struct instance *inst, const struct thaw_fault_frame *f,
                  (unsigned long long)(THAW_STACK_SIZE >> 20), desc);
         snprintf(desc, sizeof desc, "%.399s", d2);
     }
+    uint32_t tid;
+    if (f->vector == 14 && x86_guard_page_owner(&inst->vm.mem, cr2, &tid)) {
+        char d2[sizeof desc + 96];
+        snprintf(d2, sizeof d2, "stack overflow in thread %u: ran into the guard page below its stack (%s)", tid,
+                 desc);
+        snprintf(desc, sizeof desc, "%.399s", d2);
+    }
     bool in_kernel = f->rip >= THAW_GPA_KERNEL && f->rip < inst->kernel.image_end;
     return guest_failed(inst, err, "%s%s", desc, in_kernel ? " [in the guest kernel]" : " [in the program]");
 }

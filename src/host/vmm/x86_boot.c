@@ -130,6 +130,21 @@ int x86_write_tables(struct guest_mem *mem, uint64_t map_size, const struct thaw
     return 0;
 }
 
+bool x86_guard_page_owner(const struct guest_mem *mem, uint64_t gva, uint32_t *tid)
+{
+    uint64_t i = gva / THAW_HUGE_PAGE_SIZE;
+    if (i >= THAW_MAX_PD_PAGES * 512ull)
+        return false;
+    const uint64_t *pde = GUEST_PTR(mem, THAW_GPA_PD + i * 8, uint64_t);
+    if (!pde || !(*pde & PTE_P) || (*pde & PTE_PS))
+        return false;
+    const uint64_t *pte = GUEST_PTR(mem, (*pde & 0x000ffffffffff000ull) + (gva / THAW_PAGE_SIZE % 512) * 8, uint64_t);
+    if (!pte || (*pte & PTE_P) || (*pte & THAW_GUARD_PTE_TAG_MASK) != THAW_GUARD_PTE_TAG)
+        return false;
+    *tid = (uint32_t)(*pte >> 32) & 0x7fffffffu;
+    return true;
+}
+
 static struct kvm_segment segment(uint16_t sel, uint8_t type, uint8_t dpl, int code64)
 {
     return (struct kvm_segment){

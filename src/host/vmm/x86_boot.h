@@ -21,6 +21,11 @@ int x86_write_tables(struct guest_mem *mem, uint64_t map_size, const struct thaw
  * starts at kh->cpl3_entry with rdi = boot_info_gpa. */
 int x86_init_vcpu(struct vm *vm, struct vcpu *v, const struct thaw_kernel_header *kh,
                   uint64_t boot_info_gpa, struct thaw_error *err);
+/* If gva is a guard page the guest kernel unmapped below a thread's stack (its 4 KiB
+ * page table entry not present and tagged THAW_GUARD_PTE_TAG, abi.h), true with the
+ * thread's id. Walks the guest's page directory as the guest left it (guest memory:
+ * every entry is checked before it is followed). */
+bool x86_guard_page_owner(const struct guest_mem *mem, uint64_t gva, uint32_t *tid);
 /* Reads the guest's TSC (MSR_IA32_TSC). */
 int x86_read_tsc(struct vcpu *v, uint64_t *tsc, struct thaw_error *err);
 
