@@ -111,6 +111,25 @@ def run_image(tmp):
     p = thaw("restore", bad, "--mem", "reap", *payload_args('{"a": 1, "b": 1}'))
     check("a rootfs.cow with its pages out of order is refused",
           n >= 2 and p.returncode != 0 and "rootfs.cow is malformed" in p.stderr, p.stderr)
+    # rootfs.ws carries the snapshot's identity: another snapshot's is refused (file
+    # pages are then read lazily, the answer is right), the snapshot's own is used.
+    other = os.path.join(tmp, "img-other")
+    p = thaw("snapshot", "functions/dynamic-image", "-o", other)
+    p2 = thaw("restore", other, "--mem", "reap", *payload_args('{"a": 9, "b": 9}'))  # records its own
+    own = open(os.path.join(other, "rootfs.ws"), "rb").read()
+    shutil.copy(os.path.join(snap, "rootfs.ws"), os.path.join(other, "rootfs.ws"))
+    p = thaw("restore", other, "--mem", "reap", "--json", *payload_args('{"a": 9, "b": 9}'))
+    st = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
+    check("a rootfs.ws from another snapshot is refused (file pages read lazily, the answer stands)",
+          p2.returncode == 0 and st.get("start") == "reap-prefetch" and '"product": 81' in p.stdout and
+          st.get("rootfs", {}).get("ws_pages", -1) == 0 and "belongs to another snapshot" in
+          st.get("reap", {}).get("note", ""), p.stdout[-600:] + p.stderr[-300:])
+    with open(os.path.join(other, "rootfs.ws"), "wb") as f:
+        f.write(own)
+    p = thaw("restore", other, "--mem", "reap", "--json", *payload_args('{"a": 9, "b": 9}'))
+    st = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
+    check("the snapshot's own rootfs.ws is read ahead", st.get("rootfs", {}).get("ws_pages", 0) > 0,
+          p.stdout[-600:] + p.stderr[-300:])
     desc = os.path.join(snap, "rootfs")
     d = json.load(open(desc))
     d["mtime_ns"] += 1

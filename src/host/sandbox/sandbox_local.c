@@ -246,6 +246,9 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
         st->ws_huge_ns = l->restored.mem.ready.huge_ns;
         st->reap_misses = l->reap.prefetched ? st->pages_served + st->zero_pages : 0;
         snprintf(st->reap_note, sizeof st->reap_note, "%s", l->reap.note);
+        if (!st->reap_note[0] && l->restored.rootfs.ws_refused)
+            snprintf(st->reap_note, sizeof st->reap_note, "file working set refused (%.256s): file pages read lazily",
+                     l->restored.rootfs.ws_error);
         reap_policy_merge_stats(&l->reap, st);
     }
     return 0;

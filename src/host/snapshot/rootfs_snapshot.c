@@ -16,13 +16,14 @@
 #include "host/util/atomic_file.h"
 #include "host/util/clock.h"
 #include "host/util/file.h"
+#include "host/util/snap_identity.h"
 #include "host/util/snapdir.h"
 
 #define PAGE 4096ull
 #define PM_PRESENT (1ull << 63)
 #define PM_FILE (1ull << 61) /* page cache page (or shared anonymous), not a private copy */
 #define COW_MAGIC "THAWCOW1"
-#define WS_MAGIC "THAWRWS1"
+#define WS_MAGIC "THAWRWS2" /* 2: the snapshot's identity after the count */
 #define MAX_PAGES (1ull << 20) /* 4 GiB of image */
 
 /* The pagemap entries of [host, host+size): one uint64_t per page, malloc'd. */
@@ -62,18 +63,22 @@ static uint64_t *read_pagemap(int pid, uint64_t addr, uint64_t size, struct thaw
     return pm;
 }
 
-/* A page list file: magic, count, offsets, then (cow only) the pages, page-aligned. */
-static int write_pages(const char *dir, const char *name, const char *magic, const uint64_t *pages, uint64_t n,
-                       const uint8_t *contents, struct thaw_error *err)
+/* A page list file: magic, count, (ws only) the snapshot's identity, offsets, then
+ * (cow only) the pages, page-aligned. */
+static int write_pages(const char *dir, const char *name, const char *magic, const struct snap_identity *id,
+                       const uint64_t *pages, uint64_t n, const uint8_t *contents, struct thaw_error *err)
 {
-    uint64_t head = 16 + n * 8, data_at = (head + PAGE - 1) / PAGE * PAGE;
+    uint64_t at = 16 + (id ? SNAP_IDENTITY_SIZE : 0);
+    uint64_t head = at + n * 8, data_at = (head + PAGE - 1) / PAGE * PAGE;
     size_t len = contents ? data_at + n * PAGE : head;
     uint8_t *buf = calloc(1, len);
     if (!buf)
         return thaw_fail(err, "out of memory");
     memcpy(buf, magic, 8);
     memcpy(buf + 8, &n, 8);
-    memcpy(buf + 16, pages, n * 8);
+    if (id)
+        snap_identity_put(buf + 16, id);
+    memcpy(buf + at, pages, n * 8);
     for (uint64_t i = 0; contents && i < n; i++)
         memcpy(buf + data_at + i * PAGE, contents + pages[i] * PAGE, PAGE);
     int rc = write_file_atomic(dir, name, buf, len, err);
@@ -133,7 +138,7 @@ static int save_from(const struct rootfs_map *m, int pid, uint64_t addr, const c
         free(buf);
         free(copy);
     } else {
-        rc = write_pages(dir, SNAPDIR_ROOTFS_COW, COW_MAGIC, pm, n, contents, err);
+        rc = write_pages(dir, SNAPDIR_ROOTFS_COW, COW_MAGIC, NULL, pm, n, contents, err);
     }
     free(pm);
     if (rc < 0)
@@ -216,9 +221,11 @@ int rootfs_snapshot_image_path(const char *dir, char *buf, size_t len)
     return 0;
 }
 
-/* Reads a page list; *pages malloc'd. Offsets must be inside the image, ascending. */
-static int read_pages(const char *dir, const char *name, const char *magic, uint64_t image_pages, uint8_t **file,
-                      size_t *file_len, uint64_t **pages, uint64_t *n, uint64_t *data_at, struct thaw_error *err)
+/* Reads a page list; *file malloc'd, *pages inside it. Offsets must be inside the
+ * image, ascending. With id (ws), the file must carry that snapshot identity. */
+static int read_pages(const char *dir, const char *name, const char *magic, const struct snap_identity *id,
+                      uint64_t image_pages, uint8_t **file, size_t *file_len, uint64_t **pages, uint64_t *n,
+                      uint64_t *data_at, struct thaw_error *err)
 {
     char path[4096];
     if (snapdir_path(path, sizeof path, dir, name) < 0)
@@ -226,13 +233,23 @@ static int read_pages(const char *dir, const char *name, const char *magic, uint
     if (read_file(path, (size_t)(MAX_PAGES * (PAGE + 8) + PAGE), file, file_len, err) < 0)
         return -1;
     uint8_t *b = *file;
-    if (*file_len < 16 || memcmp(b, magic, 8) != 0)
+    uint64_t at = 16 + (id ? SNAP_IDENTITY_SIZE : 0);
+    if (*file_len < at || memcmp(b, magic, 8) != 0)
         goto bad;
+    if (id) {
+        struct snap_identity got;
+        snap_identity_get(b + 16, &got);
+        if (!snap_identity_equal(&got, id)) {
+            free(*file);
+            *file = NULL;
+            return thaw_fail(err, "%s belongs to another snapshot", path);
+        }
+    }
     memcpy(n, b + 8, 8);
-    if (*n > MAX_PAGES || *n > image_pages || 16 + *n * 8 > *file_len)
+    if (*n > MAX_PAGES || *n > image_pages || at + *n * 8 > *file_len)
         goto bad;
-    *data_at = (16 + *n * 8 + PAGE - 1) / PAGE * PAGE;
-    *pages = (uint64_t *)(void *)(b + 16); /* 8-aligned: read_file's buffer is malloc'd */
+    *data_at = (at + *n * 8 + PAGE - 1) / PAGE * PAGE;
+    *pages = (uint64_t *)(void *)(b + at); /* 8-aligned: read_file's buffer is malloc'd, at is 16 or 64 */
     for (uint64_t i = 0; i < *n; i++)
         if ((*pages)[i] >= image_pages || (i && (*pages)[i] <= (*pages)[i - 1]))
             goto bad;
@@ -243,14 +260,23 @@ bad:
     return thaw_fail(err, "%s is malformed", path);
 }
 
-static void prefetch_ws(struct rootfs_map *m, const char *dir, struct rootfs_restore_stats *st)
+static void prefetch_ws(struct rootfs_map *m, const char *dir, const struct snap_identity *id,
+                        struct rootfs_restore_stats *st)
 {
     uint8_t *file;
     size_t len;
     uint64_t *pages = NULL, n = 0, data_at = 0;
     struct thaw_error err;
-    if (read_pages(dir, SNAPDIR_ROOTFS_WS, WS_MAGIC, m->size / PAGE, &file, &len, &pages, &n, &data_at, &err) < 0)
-        return; /* no working set yet (or a bad one): file pages fault in lazily */
+    char path[4096];
+    if (snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_WS) < 0 || access(path, F_OK) != 0)
+        return; /* no file working set yet: file pages fault in lazily */
+    if (read_pages(dir, SNAPDIR_ROOTFS_WS, WS_MAGIC, id, m->size / PAGE, &file, &len, &pages, &n, &data_at,
+                   &err) < 0) {
+        /* A bad one, or another snapshot's: refused, file pages fault in lazily. */
+        st->ws_refused = true;
+        snprintf(st->ws_error, sizeof st->ws_error, "%.255s", err.msg);
+        return;
+    }
     uint64_t t0 = clock_now_ns();
     /* Runs of pages: start the reads for all of them, then map them. */
     for (int pass = 0; pass < 2; pass++)
@@ -380,8 +406,8 @@ out:
     return rc;
 }
 
-int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, bool prefetch, struct rootfs_restore_stats *st,
-                            struct thaw_error *err)
+int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct snap_identity *id, bool prefetch,
+                            struct rootfs_restore_stats *st, struct thaw_error *err)
 {
     memset(st, 0, sizeof *st);
     struct rootfs_map want;
@@ -390,7 +416,7 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, bool prefetch
     if (restore_written(m, dir, &st->cow_pages, err) < 0)
         goto fail;
     if (prefetch)
-        prefetch_ws(m, dir, st);
+        prefetch_ws(m, dir, id, st);
     return 0;
 fail:
     rootfs_map_close(m);
@@ -403,6 +429,22 @@ int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, st
         return 0;
     if (where->size % PAGE || where->size > MAX_PAGES * PAGE)
         return thaw_fail(err, "rootfs mapping of %llu bytes: not an image", (unsigned long long)where->size);
+    /* The snapshot's identity, from its memory file's trailer: a restore of another
+     * snapshot refuses this file (rootfs_snapshot_restore). */
+    char mpath[4096];
+    struct snap_identity id;
+    uint64_t mem_size;
+    if (snapdir_path(mpath, sizeof mpath, dir, SNAPDIR_MEMORY) < 0)
+        return thaw_fail(err, "snapshot path too long");
+    int mfd = open(mpath, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (mfd < 0)
+        return thaw_fail_errno(err, "cannot open %s", mpath);
+    int tr = fstat(mfd, &sb) < 0 ? thaw_fail_errno(err, "cannot stat %s", mpath)
+                                  : memory_trailer_read(mfd, (uint64_t)sb.st_size, mpath, &mem_size, &id, err);
+    close(mfd);
+    if (tr < 0)
+        return -1;
     uint64_t *pm = read_pagemap(where->pid, where->addr, where->size, err);
     if (!pm)
         return -1;
@@ -410,7 +452,7 @@ int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, st
     for (uint64_t i = 0; i < where->size / PAGE; i++)
         if ((pm[i] & PM_PRESENT) && (pm[i] & PM_FILE))
             pm[n++] = i; /* read from the image since the restore (copied-back pages are not) */
-    int rc = write_pages(dir, SNAPDIR_ROOTFS_WS, WS_MAGIC, pm, n, NULL, err);
+    int rc = write_pages(dir, SNAPDIR_ROOTFS_WS, WS_MAGIC, &id, pm, n, NULL, err);
     free(pm);
     return rc;
 }

@@ -10,6 +10,8 @@
  *   rootfs.ws   REAP: the image pages the first invocation touched (recorded from
  *               the page tables after it), read ahead and mapped before the vCPU runs
  *               on every later REAP restore, so file pages are prefetched like memory.
+ *               It carries the snapshot's identity (like ws.pages): one from another
+ *               snapshot is refused (the restore then reads file pages lazily).
  * The lazy baseline reads file pages on demand from the same file; `thaw restore
  * --drop-cache` drops the image from the page cache too, so neither mode finds file
  * pages warm that the other lacks. */
@@ -21,12 +23,15 @@
 #include <stdint.h>
 
 #include "host/util/error.h"
+#include "host/util/snap_identity.h"
 #include "host/vmm/rootfs_map.h"
 
 struct rootfs_restore_stats {
     uint64_t cow_pages;       /* written pages copied back */
     uint64_t ws_pages;        /* REAP: image pages prefetched */
     uint64_t ws_ns;           /* time the prefetch took */
+    bool ws_refused;          /* rootfs.ws was malformed or another snapshot's: not used */
+    char ws_error[256];       /* why */
 };
 
 /* Where an instance's image is mapped: in this process (pid 0) or in a worker's. */
@@ -45,12 +50,14 @@ int rootfs_snapshot_save_remote(const struct rootfs_map *m, int pid, uint64_t ad
 /* True if the snapshot in dir has an image. */
 bool rootfs_snapshot_present(const char *dir);
 /* Maps the snapshot's image into m (at the recorded address) and puts its written
- * pages back; with prefetch, also reads and maps the pages of rootfs.ws, if any. */
-int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, bool prefetch, struct rootfs_restore_stats *st,
-                            struct thaw_error *err);
+ * pages back; with prefetch, also reads and maps the pages of rootfs.ws, if any and if
+ * it carries the identity id of the snapshot being restored (else st->ws_refused). */
+int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct snap_identity *id, bool prefetch,
+                            struct rootfs_restore_stats *st, struct thaw_error *err);
 /* REAP recording: writes rootfs.ws from the image pages mapped now in the process that
  * runs the instance (read from its /proc/<pid>/pagemap; call after the first invocation
- * of a fresh restore). No-op without an image. */
+ * of a fresh restore), with the identity of the snapshot in dir (its memory file's
+ * trailer). No-op without an image. */
 int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, struct thaw_error *err);
 /* The image path of the snapshot in dir, for dropping it from the page cache. */
 int rootfs_snapshot_image_path(const char *dir, char *buf, size_t len);

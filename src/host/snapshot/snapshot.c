@@ -469,7 +469,8 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
      * REAP prefetch (pmode PAGER_PREFETCH or PAGER_MERGE: the policy chose to prefetch, here or in the
      * caller of a worker) the recorded file working set read ahead (rootfs_snapshot.h). */
     if (rootfs_snapshot_present(dir) &&
-        (rootfs_snapshot_restore(&inst->rootfs, dir, pmode == PAGER_PREFETCH || pmode == PAGER_MERGE, &r->rootfs, err) < 0 ||
+        (rootfs_snapshot_restore(&inst->rootfs, dir, &id, pmode == PAGER_PREFETCH || pmode == PAGER_MERGE, &r->rootfs,
+                                 err) < 0 ||
          vm_add_memory(&inst->vm, inst->rootfs.gpa, inst->rootfs.host, inst->rootfs.size, err) < 0))
         goto fail;
     /* The TSC MSR is part of the MSR list: the guest's clock resumes where it stopped
