@@ -97,6 +97,30 @@ out=$("$THAW" build "$work/oldpy" --out "$work/oldpy.b" 2>&1); rc=$?
 [ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'static interpreter was removed' \
     && pass "\"interpreter\": \"static\" refused with a clear error" \
     || fail "\"interpreter\": \"static\" refused with a clear error" "$out"
+# thaw build --gc: runtime images nothing names are evicted, in a build directory of
+# its own (THAW_BUILD_DIR), so the suite's real images are never touched.
+tb="$work/gcbuild"; imgs="$tb/functions/python3.11-images"
+mkdir -p "$imgs" "$tb/bundles/fn" "$work/state/fn/v1/snap"
+for k in aaaaaaaaaaaaaaaaaaaa bbbbbbbbbbbbbbbbbbbb cccccccccccccccccccc dddddddddddddddddddd; do
+    head -c 8192 /dev/urandom > "$imgs/python3.11-$k.img"; echo '{}' > "$imgs/python3.11-$k.json"
+    touch -d '2 hours ago' "$imgs/python3.11-$k.img"
+done
+touch "$imgs/python3.11-cccccccccccccccccccc.img" # just built: its bundle may not be written yet
+echo '{"name": "fn", "rootfs": "build:python3.11-images/python3.11-aaaaaaaaaaaaaaaaaaaa.img"}' > "$tb/bundles/fn/function.json"
+echo "{\"image\": \"$imgs/python3.11-dddddddddddddddddddd.img\", \"size\": 8192}" > "$work/state/fn/v1/snap/rootfs"
+out=$(THAW_BUILD_DIR="$tb" "$THAW" build --gc --keep "$work/state" 2>&1); rc=$?
+left=$(cd "$imgs" && ls | tr '\n' ' ')
+[ $rc -eq 0 ] && printf '%s' "$out" | grep -q 'removed 1 unused runtime image' &&
+    [ "$left" = "python3.11-aaaaaaaaaaaaaaaaaaaa.img python3.11-aaaaaaaaaaaaaaaaaaaa.json python3.11-cccccccccccccccccccc.img python3.11-cccccccccccccccccccc.json python3.11-dddddddddddddddddddd.img python3.11-dddddddddddddddddddd.json " ] &&
+    pass "build --gc evicts the unused image, keeps those a bundle, a --keep snapshot or a fresh build needs" ||
+    fail "build --gc evicts the unused image, keeps those a bundle, a --keep snapshot or a fresh build needs" "$out / $left"
+out=$(THAW_BUILD_DIR="$tb" "$THAW" build --gc 2>&1); rc=$?
+[ $rc -eq 0 ] && [ ! -e "$imgs/python3.11-dddddddddddddddddddd.img" ] && [ -e "$imgs/python3.11-aaaaaaaaaaaaaaaaaaaa.img" ] &&
+    pass "build --gc without --keep evicts what only that snapshot named" ||
+    fail "build --gc without --keep evicts what only that snapshot named" "$out"
+out=$("$THAW" build --gc functions/hello 2>&1); rc=$?
+[ $rc -eq 2 ] && pass "build --gc takes no function directory" || fail "build --gc takes no function directory" "$out"
+
 out=$("$THAW" build "$work/nope" 2>&1); rc=$?
 [ $rc -ne 0 ] && printf '%s' "$out" | grep -q 'nope' && pass "missing directory: clear error" || fail "missing directory: clear error" "$out"
 

@@ -27,6 +27,20 @@ int python_function_build(const char *src_dir, json_t *manifest, const char *sta
 int python_pack_app_archive(const char *src_dir, const char *stage_dir, const char *log_path,
                             uint64_t timeout_ns, struct thaw_error *err);
 
+/* Evicts the runtime images nothing uses from <build>/functions/python3.11-images/
+ * (`thaw build --gc`): an image is kept if a bundle in <build>/bundles names it, or a
+ * bundle (function.json) or snapshot (its rootfs descriptor) under one of keep_roots
+ * does (a daemon's state directory, say: its deploys and snapshots name images too),
+ * or if it is less than a minute old (a build may not have written its bundle yet).
+ * Runs under the builds' lock. A snapshot or bundle elsewhere whose image was evicted
+ * refuses to load, naming the image (rebuild it). */
+struct python_gc_result {
+    unsigned removed, kept;
+    uint64_t removed_bytes; /* allocated on disk */
+};
+int python_images_gc(const char *const *keep_roots, size_t nroots, struct python_gc_result *res,
+                     struct thaw_error *err);
+
 /* Calls add(ctx, path) for every host file outside the function whose change must
  * rebuild a Python function (the tools, the runtime, Debian's interpreter and package database). */
 void python_build_inputs(void (*add)(void *ctx, const char *path), void *ctx);
