@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Host check of the Python runtime and the function suite, before any microVM:
 #   - every payload of every function that has payloads/ and expected/ is run on the
-#     host (tools/python/run_static.py: a native binary chrooted in its archive, a
+#     host (tools/python/run_reference.py: a native binary chrooted in its archive, a
 #     Python function on the host's python3.11 in its staged app/), and the response must
 #     equal expected/<payload> byte for byte;
 #   - the runtime's error response (helloworld, {"raise": ...});
@@ -25,7 +25,7 @@ for dir in functions/*/; do
             fail "$name" "no $expected"
             continue
         fi
-        if ! BUILD=$BUILD $PY tools/python/run_static.py "$dir" "$payload" >"$tmp/out" 2>"$tmp/err"; then
+        if ! BUILD=$BUILD $PY tools/python/run_reference.py "$dir" "$payload" >"$tmp/out" 2>"$tmp/err"; then
             fail "$name" "$(tail -n 3 "$tmp/err" | tr '\n' ' ')"
         elif cmp -s "$tmp/out" "$expected"; then
             pass "$name"
@@ -65,7 +65,7 @@ done
 
 # The error path, through the host's python3.11: handler exception -> error response.
 printf '{"raise": "no luck"}' >"$tmp/raise.json"
-if BUILD=$BUILD $PY tools/python/run_static.py functions/helloworld "$tmp/raise.json" >"$tmp/out" 2>"$tmp/err" &&
+if BUILD=$BUILD $PY tools/python/run_reference.py functions/helloworld "$tmp/raise.json" >"$tmp/out" 2>"$tmp/err" &&
    $PY -c '
 import json, sys
 r = json.load(open(sys.argv[1]))

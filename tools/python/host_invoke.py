@@ -5,7 +5,7 @@ what the function answers in the guest (no trailing newline).
     host_invoke.py FUNCDIR PAYLOAD.json
     host_invoke.py --write-expected FUNCDIR...   # regenerate FUNCDIR/expected/
 
-Both kinds run through tools/python/run_static.py: a Python function on the host's
+Both kinds run through tools/python/run_reference.py: a Python function on the host's
 own /usr/bin/python3.11 (the reference interpreter: the guest runs the same binary
 from the image built from it) with src/runtime/python/runtime.py serving the request
 (THAW_INVOKE_PATH mode) in a staged app/ directory, so the JSON encoding is exactly
@@ -21,11 +21,11 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ in tools/python
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import build_function  # noqa: E402
-import run_static  # noqa: E402
+import run_reference  # noqa: E402
 
 
 def invoke(func_dir, payload, build):
-    status, out = run_static.run(func_dir, payload, build)
+    status, out = run_reference.run(func_dir, payload, build)
     if status != 0:
         sys.exit("host_invoke.py: %s exited %d on %s" % (func_dir, status, payload))
     return out

@@ -5,7 +5,7 @@ python3.11 (Debian's, the one its image is made from) in a staged app/ directory
 the reference its guest responses are checked against. A native function runs as
 described below.
 
-    run_static.py [--build build] FUNCDIR PAYLOAD.json
+    run_reference.py [--build build] FUNCDIR PAYLOAD.json
 
 A native function's archive (if any) is extracted into a fresh directory that becomes the
 program's root: chroot as root, else `unshare -r chroot`. So the program sees only
@@ -25,7 +25,7 @@ import tempfile
 
 def build_path(build, ref):
     if not ref.startswith("build:"):
-        sys.exit("run_static.py: %r is not a build: reference" % ref)
+        sys.exit("run_reference.py: %r is not a build: reference" % ref)
     return os.path.join(build, "functions", ref[len("build:"):])
 
 
@@ -89,7 +89,7 @@ def main():
     status, out = run(args.func_dir, args.payload, args.build)
     sys.stdout.buffer.write(out)
     if status != 0:
-        print("run_static.py: %s exited with status %d" % (args.func_dir, status),
+        print("run_reference.py: %s exited with status %d" % (args.func_dir, status),
               file=sys.stderr)
         sys.exit(2)
 
