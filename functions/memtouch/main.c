@@ -9,7 +9,10 @@
  * parts, overwrites part K with a pattern of its own (write 0: does not), and answers
  * how many words differ from what they must hold: part K its pattern (if this instance
  * wrote it), every other part the bytes the arena was filled with before the snapshot
- * (shared working sets: N instances each write their part, the others stay intact). */
+ * (shared working sets: N instances each write their part, the others stay intact).
+ * Once an instance has written a part, a request with "write": 0 checks that part as its
+ * own whatever "part" says (a daemon routes requests to instances it chooses), and the
+ * answer names it. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +74,7 @@ int main(int argc, char **argv)
     static char out[1 << 20];
     ssize_t n;
     int wrote = 0;
+    uint64_t my_part = 0;
     while ((n = thaw_next(fd, req, sizeof req)) > 0) {
         uint64_t want = 1, seed = 1, list = 0, alloc = 0, np = 0, part = 0, wr = 0;
         if (thaw_json_u64(req, "parts", &np) == 0 && np) {
@@ -80,12 +84,16 @@ int main(int argc, char **argv)
             uint64_t words = want * (1024 * 1024 / 8);
             if (words > npages * PAGE / 8)
                 words = npages * PAGE / 8;
+            if (!wr && wrote)
+                part = my_part;
             if (part >= np || np > words) {
                 static const char bad[] = "{\"error\": \"bad parts\"}";
                 thaw_respond(fd, bad, sizeof bad - 1);
                 continue;
             }
             uint64_t b = parts(arena, words, np, part, wr != 0, &wrote);
+            if (wr)
+                my_part = part;
             size_t len = (size_t)snprintf(out, sizeof out, "{\"part\": %llu, \"parts\": %llu, \"bad_words\": %llu}",
                                           (unsigned long long)part, (unsigned long long)np, (unsigned long long)b);
             thaw_respond(fd, out, len);

@@ -174,13 +174,14 @@ enum load_start_kind {
     LOAD_START_COLD_LAZY,
     LOAD_START_COLD_COPY,
     LOAD_START_COLD_BOOT,
+    LOAD_START_COLD_SHARE,
     LOAD_START_KINDS
 };
 const char *load_start_kind_name(enum load_start_kind k);
 enum load_start_kind load_start_kind_parse(const char *s); /* UNKNOWN if not one of them */
 static inline bool load_start_is_cold(enum load_start_kind k)
 {
-    return k >= LOAD_START_COLD_REAP && k <= LOAD_START_COLD_BOOT;
+    return k >= LOAD_START_COLD_REAP && k <= LOAD_START_COLD_SHARE;
 }
 
 struct load_record {

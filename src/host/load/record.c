@@ -22,6 +22,7 @@ static const char *const start_names[LOAD_START_KINDS] = {
     [LOAD_START_UNKNOWN] = "unknown",     [LOAD_START_WARM] = "warm",
     [LOAD_START_COLD_REAP] = "cold-reap", [LOAD_START_COLD_LAZY] = "cold-lazy",
     [LOAD_START_COLD_COPY] = "cold-copy", [LOAD_START_COLD_BOOT] = "cold-boot",
+    [LOAD_START_COLD_SHARE] = "cold-share",
 };
 
 const char *load_start_kind_name(enum load_start_kind k)

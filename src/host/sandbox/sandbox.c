@@ -6,9 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "host/sandbox/guest_log.h"
 #include "host/sandbox/sandbox_impl.h"
+#include "host/pager/reap.h"
+#include "host/util/snapdir.h"
 #include "host/util/clock.h"
 #include "host/vmm/vcpu_kick.h"
 
@@ -137,6 +140,14 @@ int sandbox_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mo
         return thaw_fail(err, "out of memory");
     }
     return 0;
+}
+
+bool sandbox_has_working_set(const char *snap_dir)
+{
+    char path[4096];
+    struct stat st;
+    return snapdir_path(path, sizeof path, snap_dir, SNAPDIR_WS_PAGES) == 0 && stat(path, &st) == 0 &&
+           S_ISREG(st.st_mode) && st.st_size > 0 && !reap_is_stale(snap_dir);
 }
 
 /* Where calls go: the replacement of a restore retried without its working set. */

@@ -141,6 +141,11 @@ int sandbox_boot(struct sandbox **out, const char *function_dir, const struct sa
 int sandbox_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
                     const struct sandbox_options *opt, struct thaw_error *err);
 
+/* True if snap_dir holds a recorded working set not marked stale: what a share restore
+ * maps in (without one it runs as lazy) and a reap restore prefetches (without one it
+ * records). A caller that wants share to record first (thaw serve) asks this. */
+bool sandbox_has_working_set(const char *snap_dir);
+
 /* Sends one request, returns the response (malloc'd, caller frees). On failure the
  * reason is in err and sandbox_last_failure(); a TIMEOUT, GUEST, WORKER or
  * INTERRUPTED failure leaves the instance dead (only sandbox_destroy remains). */

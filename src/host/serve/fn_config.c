@@ -8,11 +8,12 @@ const char *const fn_config_keys[] = {"restore", "keep_alive_ms", "keep_alive_po
                                       "min_instances", "max_instances", "queue_max", "queue_timeout_ms", "timeout_ms",
                                       "memory_mib", NULL};
 
-static const char *const restore_names[] = {"reap", "lazy", "copy", "boot"};
+static const char *const restore_names[] = {"reap", "lazy", "copy", "boot", "share"};
+#define RESTORE_NAMES (sizeof restore_names / sizeof restore_names[0])
 
 const char *fn_restore_name(enum fn_restore r)
 {
-    return (unsigned)r < 4 ? restore_names[r] : "?";
+    return (unsigned)r < RESTORE_NAMES ? restore_names[r] : "?";
 }
 
 void fn_config_default(struct fn_config *c)
@@ -75,12 +76,12 @@ static int set_number(struct fn_config *c, const char *key, uint64_t v, struct t
 static int set_string(struct fn_config *c, const char *key, const char *v, struct thaw_error *err)
 {
     if (!strcmp(key, "restore")) {
-        for (int i = 0; i < 4; i++)
+        for (size_t i = 0; i < RESTORE_NAMES; i++)
             if (!strcmp(v, restore_names[i])) {
                 c->restore = (enum fn_restore)i;
                 return 0;
             }
-        return thaw_fail(err, "\"restore\" must be reap, lazy, copy or boot");
+        return thaw_fail(err, "\"restore\" must be reap, lazy, copy, boot or share");
     }
     if (!strcmp(key, "keep_alive_policy")) {
         if (!keepalive_known(v))

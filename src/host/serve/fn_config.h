@@ -11,7 +11,10 @@
 #include "host/serve/keepalive.h"
 #include "host/util/error.h"
 
-enum fn_restore { FN_RESTORE_REAP, FN_RESTORE_LAZY, FN_RESTORE_COPY, FN_RESTORE_BOOT };
+/* share: --mem share (one page-cache copy of the working set for all instances of the
+ * function on the host); while the snapshot has no usable working set, a cold start is a
+ * reap restore that records it. */
+enum fn_restore { FN_RESTORE_REAP, FN_RESTORE_LAZY, FN_RESTORE_COPY, FN_RESTORE_BOOT, FN_RESTORE_SHARE };
 
 struct fn_config {
     enum fn_restore restore;

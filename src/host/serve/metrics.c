@@ -2,7 +2,8 @@
 
 #include <string.h>
 
-static const char *const kind_names[START_KINDS] = {"warm", "cold-reap", "cold-lazy", "cold-copy", "cold-boot"};
+static const char *const kind_names[START_KINDS] = {"warm", "cold-reap", "cold-lazy", "cold-copy", "cold-boot",
+                                                         "cold-share"};
 static const char *const phase_names[PHASES] = {"queue", "restore", "prefetch", "invoke", "total"};
 
 const double metrics_bucket_bounds[METRICS_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,

@@ -9,7 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum start_kind { START_WARM, START_COLD_REAP, START_COLD_LAZY, START_COLD_COPY, START_COLD_BOOT, START_KINDS };
+enum start_kind { START_WARM, START_COLD_REAP, START_COLD_LAZY, START_COLD_COPY, START_COLD_BOOT, START_COLD_SHARE,
+                  START_KINDS };
 enum phase { PHASE_QUEUE, PHASE_RESTORE, PHASE_PREFETCH, PHASE_INVOKE, PHASE_TOTAL, PHASES };
 
 const char *start_kind_name(enum start_kind k);

@@ -265,13 +265,27 @@ static void sandbox_log_sink(void *ctx, const char *instance_id, uint64_t invoca
 
 /* ---- creating instances ------------------------------------------------------------ */
 
-static enum start_kind kind_of(enum fn_restore r)
+static enum start_kind kind_of(enum mem_mode m)
+{
+    switch (m) {
+    case MEM_REAP: return START_COLD_REAP;
+    case MEM_LAZY: return START_COLD_LAZY;
+    case MEM_COPY: return START_COLD_COPY;
+    case MEM_SHARE: return START_COLD_SHARE;
+    default: return START_COLD_REAP;
+    }
+}
+
+/* The memory mode of a cold restore. share maps the recorded working set in from the
+ * page cache but records none: until the snapshot has one, restore with reap (which
+ * records it; concurrent first restores run as reap-norecord meanwhile). */
+static enum mem_mode restore_mode(enum fn_restore r, const char *snap_dir)
 {
     switch (r) {
-    case FN_RESTORE_REAP: return START_COLD_REAP;
-    case FN_RESTORE_LAZY: return START_COLD_LAZY;
-    case FN_RESTORE_COPY: return START_COLD_COPY;
-    default: return START_COLD_BOOT;
+    case FN_RESTORE_LAZY: return MEM_LAZY;
+    case FN_RESTORE_COPY: return MEM_COPY;
+    case FN_RESTORE_SHARE: return sandbox_has_working_set(snap_dir) ? MEM_SHARE : MEM_REAP;
+    default: return MEM_REAP;
     }
 }
 
@@ -297,20 +311,21 @@ static struct instance *create_instance(struct function *f, struct fn_version *v
     char path[1200];
     int r;
     uint64_t t0 = clock_now_ns();
+    enum start_kind kind = START_COLD_BOOT;
     if (cfg->restore == FN_RESTORE_BOOT) {
         store_bundle_dir(v, path, sizeof path);
         r = sandbox_boot(&in->sb, path, &opt, err);
     } else {
-        enum mem_mode mode = cfg->restore == FN_RESTORE_REAP ? MEM_REAP
-                             : cfg->restore == FN_RESTORE_LAZY ? MEM_LAZY : MEM_COPY;
         store_snapshot_dir(v, path, sizeof path);
+        enum mem_mode mode = restore_mode(cfg->restore, path);
+        kind = kind_of(mode);
         r = sandbox_restore(&in->sb, path, mode, &opt, err);
     }
     if (r < 0) {
         free(in);
         return NULL;
     }
-    in->kind = kind_of(cfg->restore);
+    in->kind = kind;
     in->timeout_ms = cfg->timeout_ms;
     in->restore_ns = clock_now_ns() - t0; /* all the daemon waited for, not only the VM part */
     struct sandbox_stats st;
