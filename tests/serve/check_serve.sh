@@ -120,8 +120,7 @@ curl -s -o "$WORK/wk" -w '%{http_code}' "$URL/invoke/spin" -d '{"spin_ms": 600}'
 p1=$!
 victim=
 for _ in $(seq 100); do
-    ws=$(for c in $(pgrep -P "$DAEMON_PID"); do
-        [ "$(tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline")" = "thaw worker --fd 3 " ] && echo "$c"; done)
+    ws=$(instance_workers "$DAEMON_PID")
     [ "$(echo "$ws" | wc -w)" = 1 ] && victim=$ws && break
     sleep 0.02
 done
@@ -136,8 +135,7 @@ http PATCH /functions/spin -d '{"keep_alive_ms": 60000}' >/dev/null
 # A worker that dies while its instance is idle costs no request: the next one gets a
 # fresh instance.
 http POST /invoke/spin -d '{"idle": 1}' >/dev/null
-ws=$(for c in $(pgrep -P "$DAEMON_PID"); do
-    [ "$(tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline")" = "thaw worker --fd 3 " ] && echo "$c"; done)
+ws=$(instance_workers "$DAEMON_PID")
 kill -9 $ws 2>/dev/null
 sleep 0.2
 st=$(http POST /invoke/spin -d '{"idle": 2}')
@@ -160,12 +158,14 @@ grep -q '^thaw_invocations_total{function="spin",start="[a-z-]*"} [1-9]' "$WORK/
 # No leak: many invocations and scale-to-zero cycles leave the fd count flat.
 http PATCH /functions/spin -d '{"keep_alive_ms": 0}' >/dev/null
 sleep 0.3
+spares_settled >/dev/null
 fd0=$(fd_count "$DAEMON_PID")
 for i in $(seq 15); do curl -s -o /dev/null "$URL/invoke/spin" -d '{"leak": 1}'; sleep 0.1; done
 sleep 0.5
+spares_settled >/dev/null
 fd1=$(fd_count "$DAEMON_PID")
 [ "$fd1" -le "$fd0" ] && pass "15 cold starts and teardowns leak no descriptor ($fd0 -> $fd1)" || fail "fd leak" "$fd0 -> $fd1"
-check "no child processes left" [ "$(children "$DAEMON_PID")" = 0 ]
+check "no child processes left" [ "$(children_but_spares "$DAEMON_PID")" = 0 ]
 
 # A failed build is a 422 and the previous version keeps serving.
 cp -r "$WORK/spin" "$WORK/broken" && echo 'int broken = ;' >>"$WORK/broken/main.c"
@@ -269,11 +269,11 @@ deploy py "$WORK/py" >/dev/null &
 dpid=$!
 workers=
 for _ in $(seq 300); do
-    workers=$(for c in $(pgrep -P "$DAEMON_PID"); do
-        [ "$(tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline")" = "thaw worker --fd 3 " ] && echo "$c"; done)
+    workers=$(instance_workers "$DAEMON_PID")
     [ -n "$workers" ] && break
     sleep 0.05
 done
+workers="$workers $(pgrep -P "$DAEMON_PID" | tr '\n' ' ')" # the spares too: all die with the daemon
 stop_daemon KILL
 wait $dpid 2>/dev/null
 alive_workers() { # those not dead yet (a zombie waits for its new parent to reap it)

@@ -111,4 +111,30 @@ C
 
 fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 children() { pgrep -P "$1" | wc -l; }
+# The daemon's children other than its spare workers (started ahead, --spare-workers):
+# waits up to 5 s for the spares to be back at their target first.
+# The daemon's workers that hold an instance: jailed (Seccomp 2). Spare workers, started
+# ahead and waiting for one, are not jailed yet.
+instance_workers() {
+    local c
+    for c in $(pgrep -P "$1"); do
+        [ "$(tr '\0' ' ' 2>/dev/null <"/proc/$c/cmdline")" = "thaw worker --fd 3 " ] || continue
+        [ "$(awk '/^Seccomp:/ {print $2}' "/proc/$c/status" 2>/dev/null)" = 2 ] && echo "$c"
+    done
+}
+spares_settled() { # prints the spares ready once they are at their target (or after 5 s)
+    local rt
+    for _ in $(seq 100); do
+        curl -s -o "$WORK/spares.json" "$URL/healthz"
+        rt=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["spares"]; print(s["ready"], s["target"])' "$WORK/spares.json")
+        [ "${rt% *}" = "${rt#* }" ] && break
+        sleep 0.05
+    done
+    echo "${rt% *}"
+}
+children_but_spares() {
+    local ready
+    ready=$(spares_settled)
+    echo $(( $(children "$1") - ready ))
+}
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }

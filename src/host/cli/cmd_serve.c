@@ -12,7 +12,7 @@ static void serve_usage(FILE *out)
     fprintf(out,
             "usage: thaw serve [--listen HOST:PORT] [--state-dir DIR] [--token-file FILE] [--token-for-invoke]\n"
             "                  [--max-body BYTES] [--max-upload BYTES] [--max-unpacked BYTES]\n"
-            "                  [--worker] [--ready-file FILE] [--drain-timeout MS]\n"
+            "                  [--worker] [--ready-file FILE] [--drain-timeout MS] [--spare-workers N]\n"
             "Serves the HTTP API (docs/serve.md): deploy functions, invoke them by name.\n"
             "  --listen        address to listen on (default 127.0.0.1:8080; port 0: any free port)\n"
             "  --state-dir     where functions, snapshots and working sets live (default /var/lib/thaw)\n"
@@ -20,7 +20,9 @@ static void serve_usage(FILE *out)
             "  --token-for-invoke  invoke and logs need the token too\n"
             "  --worker        run every instance in a jailed worker process (the default)\n"
             "  --in-process    run instances inside the daemon (no isolation; for debugging)\n"
-            "  --ready-file    write the server's URL there once it listens\n");
+            "  --ready-file    write the server's URL there once it listens\n"
+            "  --spare-workers N  worker processes (in-process: VMs) kept started ahead, each with its\n"
+            "                  VM made, so a cold start takes one (default 2, 0-32; 0: none)\n");
 }
 
 static int parse_size(const char *s, uint64_t *out)
@@ -49,12 +51,13 @@ int cmd_serve(int argc, char **argv)
         {"max-body", required_argument, 0, 'b'},     {"max-upload", required_argument, 0, 'u'},
         {"max-unpacked", required_argument, 0, 'U'}, {"worker", no_argument, 0, 'w'}, {"in-process", no_argument, 0, 'P'},
         {"ready-file", required_argument, 0, 'r'},   {"drain-timeout", required_argument, 0, 'd'},
+        {"spare-workers", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
     struct serve_options o;
     serve_options_default(&o);
     int c;
-    while ((c = getopt_long(argc, argv, "l:s:t:Ib:u:U:wPr:d:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:s:t:Ib:u:U:wPr:d:S:h", opts, NULL)) != -1) {
         uint64_t *size = NULL;
         switch (c) {
         case 'l': o.listen = optarg; break;
@@ -68,6 +71,16 @@ int cmd_serve(int argc, char **argv)
         case 'P': o.worker = false; break;
         case 'r': o.ready_file = optarg; break;
         case 'd': o.drain_timeout_ms = strtoull(optarg, NULL, 10); break;
+        case 'S': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (end == optarg || *end || v > 32) {
+                fprintf(stderr, "thaw serve: --spare-workers takes a number from 0 to 32\n");
+                return 2;
+            }
+            o.spare_workers = (unsigned)v;
+            break;
+        }
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;
         }

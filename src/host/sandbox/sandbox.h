@@ -178,8 +178,28 @@ int sandbox_handle_signals(struct thaw_error *err);
 /* The signal that stopped this process's instances, or 0. */
 int sandbox_interrupted(void);
 
+/* Spares, for a long-running caller (thaw serve). Restores in this process keep `count`
+ * (at most SANDBOX_SPARES_MAX) empty VMs made ahead (vmm/vm_pool.h), made good in the
+ * background after each take, so a cold start skips the VM creation. With workers, also
+ * `count` worker processes started ahead, each exec'd in its namespaces with its empty VM
+ * made and waiting for its instance: a worker boot or restore takes one (skipping the
+ * process start and the VM creation) and a background thread starts the next; a spare
+ * that died is reaped and replaced. 0 (the default) ends the spares (no child of ours is
+ * left when it returns) and goes back to one VM made per restore while its state is read. */
+#define SANDBOX_SPARES_MAX 32
+int sandbox_keep_spares(unsigned count, bool workers, struct thaw_error *err);
+struct sandbox_spare_stats {
+    unsigned target, ready;     /* spare workers wanted and waiting now */
+    unsigned vms_ready;         /* VMs made ahead in this process */
+    uint64_t taken;             /* worker creations that took a spare */
+    uint64_t missed;            /* ... that found none and started their own */
+    uint64_t started, died;     /* spares started; found dead before use */
+};
+void sandbox_spare_stats(struct sandbox_spare_stats *st);
+
 /* The worker process's side (`thaw worker --fd N`, started by this layer for
- * sandbox_options.worker): serves one instance over fd (worker_proto.h). Returns the
+ * sandbox_options.worker): serves one instance over fd (worker_proto.h); one that has
+ * no request waiting when it starts (a spare) makes its VM while it waits. Returns the
  * process's exit status. */
 int sandbox_worker_main(int fd);
 

@@ -84,6 +84,15 @@ uint64_t sandbox_local_guest_addr(const struct sandbox *sb);
  * the image pages a worker touched from /proc/<worker>/pagemap (REAP). */
 const struct rootfs_map *sandbox_local_rootfs(const struct sandbox *sb); /* NULL: none */
 
+/* The process's VM pool (vm_pool.h) as restores here use it: keep_vms makes count VMs
+ * ahead and keeps them made (0: back to one made per restore by its filler thread);
+ * prepare_vm makes the next restore's VM now, in this thread (a spare worker, before it
+ * is given its instance); drop_vms destroys what is made (a spare given a boot). */
+void sandbox_local_keep_vms(unsigned count);
+unsigned sandbox_local_vms_ready(void);
+int sandbox_local_prepare_vm(struct thaw_error *err);
+void sandbox_local_drop_vms(void);
+
 /* The worker-process implementation (worker_client.c). */
 int sandbox_worker_boot(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,
                         struct thaw_error *err);

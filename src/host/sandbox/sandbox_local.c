@@ -2,6 +2,7 @@
  * thread; uffd/reap restores serve memory from a pager thread (or an external pager). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,39 @@ static pthread_once_t restore_pool_once = PTHREAD_ONCE_INIT;
 static void restore_pool_init(void)
 {
     vm_pool_init_empty(&restore_pool, 1);
+}
+
+/* A long-running process's pool (sandbox_keep_spares): VMs stay made between restores
+ * and each restore's take is made good in the background right away. */
+static atomic_bool restore_pool_kept;
+
+void sandbox_local_keep_vms(unsigned count)
+{
+    pthread_once(&restore_pool_once, restore_pool_init);
+    atomic_store(&restore_pool_kept, count > 0);
+    vm_pool_set_target(&restore_pool, count ? count : 1);
+    if (count) {
+        struct thaw_error ignored;
+        (void)vm_pool_fill_async(&restore_pool, &ignored);
+    }
+}
+
+unsigned sandbox_local_vms_ready(void)
+{
+    pthread_once(&restore_pool_once, restore_pool_init);
+    return vm_pool_ready(&restore_pool);
+}
+
+int sandbox_local_prepare_vm(struct thaw_error *err)
+{
+    pthread_once(&restore_pool_once, restore_pool_init);
+    return vm_pool_refill(&restore_pool, err);
+}
+
+void sandbox_local_drop_vms(void)
+{
+    pthread_once(&restore_pool_once, restore_pool_init);
+    vm_pool_set_target(&restore_pool, 0);
 }
 static void release(struct local *l);
 
@@ -446,6 +480,10 @@ int sandbox_local_restore_files(struct sandbox **out, const char *snap_dir, enum
         free(l->snap_dir);
         free(l);
         return -1;
+    }
+    if (pool && atomic_load(&restore_pool_kept)) { /* the next restore finds its VM made */
+        struct thaw_error ignored;
+        (void)vm_pool_fill_async(pool, &ignored);
     }
     snprintf(l->function, sizeof l->function, "%s", l->restored.function_name);
     l->inst = &l->restored.inst;

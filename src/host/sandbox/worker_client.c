@@ -171,7 +171,7 @@ static pid_t fork_worker(const char *exe, int child_sock, struct thaw_error *err
  * forked from a short-lived thread (one of thaw serve's connection threads) would be
  * killed when that thread ends. So workers are forked from the main thread or, when the
  * caller is another thread, from one spawner thread that lives as long as the process.
- * This is the layer's only process-wide state, and it exists for that reason alone. */
+ * This and the spare workers below are the layer's only process-wide state. */
 static struct {
     pthread_once_t once;
     pthread_mutex_t lock;     /* one spawn at a time */
@@ -237,7 +237,9 @@ static pid_t fork_worker_from_stable_thread(const char *exe, int child_sock, str
     return pid;
 }
 
-static int spawn(struct worker_client *w, struct thaw_error *err)
+/* Starts a worker process: its pid and our end of its socket. A worker that finds no
+ * request waiting when it starts (a spare) makes its VM while it waits. */
+static int start_worker(pid_t *pid_out, int *sock_out, struct thaw_error *err)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -266,9 +268,153 @@ static int spawn(struct worker_client *w, struct thaw_error *err)
         return thaw_fail(err, "cannot start a worker process (needs root): %.400s", err->msg);
     }
     close(sv[1]);
-    w->pid = pid;
-    w->sock = sv[0];
+    *pid_out = pid;
+    *sock_out = sv[0];
     return 0;
+}
+
+/* ---- spare workers (sandbox_keep_spares) --------------------------------------------------- */
+
+struct spare {
+    pid_t pid;
+    int sock;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;      /* a spare was taken, the target changed, the refiller ended */
+    unsigned target, count;
+    struct spare ready[SANDBOX_SPARES_MAX];
+    bool refiller;            /* its thread runs */
+    uint64_t taken, missed, started, died;
+} spares = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void spare_discard(struct spare sp)
+{
+    close(sp.sock);
+    kill(sp.pid, SIGKILL);
+    while (waitpid(sp.pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* Keeps the spares topped up to the target, one at a time; ends when it is 0. */
+static void *refiller_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&spares.lock);
+    while (spares.target > 0) {
+        if (spares.count >= spares.target) {
+            pthread_cond_wait(&spares.cond, &spares.lock);
+            continue;
+        }
+        pthread_mutex_unlock(&spares.lock);
+        struct spare sp;
+        struct thaw_error e;
+        int rc = start_worker(&sp.pid, &sp.sock, &e);
+        pthread_mutex_lock(&spares.lock);
+        if (rc < 0) { /* try again in a second (or when asked); takers start their own */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&spares.cond, &spares.lock, &ts);
+            continue;
+        }
+        spares.started++;
+        if (spares.count < spares.target) {
+            spares.ready[spares.count++] = sp;
+        } else {
+            pthread_mutex_unlock(&spares.lock);
+            spare_discard(sp);
+            pthread_mutex_lock(&spares.lock);
+        }
+    }
+    spares.refiller = false;
+    pthread_cond_broadcast(&spares.cond);
+    pthread_mutex_unlock(&spares.lock);
+    return NULL;
+}
+
+/* A spare that is still alive (between creation and its instance it sends nothing: a
+ * readable or hung-up socket means it died), or false. */
+static bool take_spare(pid_t *pid, int *sock)
+{
+    pthread_mutex_lock(&spares.lock);
+    while (spares.count > 0) {
+        struct spare sp = spares.ready[--spares.count];
+        pthread_cond_signal(&spares.cond); /* the refiller starts the next one */
+        struct pollfd p = {.fd = sp.sock, .events = POLLIN};
+        if (poll(&p, 1, 0) == 0) {
+            spares.taken++;
+            pthread_mutex_unlock(&spares.lock);
+            *pid = sp.pid;
+            *sock = sp.sock;
+            return true;
+        }
+        spares.died++;
+        pthread_mutex_unlock(&spares.lock);
+        spare_discard(sp);
+        pthread_mutex_lock(&spares.lock);
+    }
+    if (spares.target > 0)
+        spares.missed++;
+    pthread_mutex_unlock(&spares.lock);
+    return false;
+}
+
+int sandbox_keep_spares(unsigned count, bool workers, struct thaw_error *err)
+{
+    if (count > SANDBOX_SPARES_MAX)
+        return thaw_fail(err, "at most %d spares", SANDBOX_SPARES_MAX);
+    sandbox_local_keep_vms(count);
+    if (!workers)
+        count = 0;
+    pthread_mutex_lock(&spares.lock);
+    spares.target = count;
+    while (spares.count > count) {
+        struct spare sp = spares.ready[--spares.count];
+        pthread_mutex_unlock(&spares.lock);
+        spare_discard(sp);
+        pthread_mutex_lock(&spares.lock);
+    }
+    int rc = 0;
+    if (count > 0 && !spares.refiller) {
+        pthread_t t;
+        sigset_t all, old;
+        sigfillset(&all); /* no signals for it: kicks and SIGINT go elsewhere */
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        spares.refiller = pthread_create(&t, NULL, refiller_main, NULL) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (spares.refiller)
+            pthread_detach(t);
+        else
+            rc = thaw_fail(err, "cannot start the spare workers' thread");
+    }
+    pthread_cond_broadcast(&spares.cond);
+    while (count == 0 && spares.refiller) /* no child of ours left behind */
+        pthread_cond_wait(&spares.cond, &spares.lock);
+    pthread_mutex_unlock(&spares.lock);
+    return rc;
+}
+
+void sandbox_spare_stats(struct sandbox_spare_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&spares.lock);
+    st->target = spares.target;
+    st->ready = spares.count;
+    st->taken = spares.taken;
+    st->missed = spares.missed;
+    st->started = spares.started;
+    st->died = spares.died;
+    pthread_mutex_unlock(&spares.lock);
+    st->vms_ready = sandbox_local_vms_ready();
+}
+
+static int spawn(struct worker_client *w, struct thaw_error *err)
+{
+    if (take_spare(&w->pid, &w->sock))
+        return 0;
+    return start_worker(&w->pid, &w->sock, err);
 }
 
 /* ---- the caller-side pager -------------------------------------------------------------- */

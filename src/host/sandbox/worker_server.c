@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,8 +99,10 @@ static int create(struct worker *w, const struct wp_msg *m, struct thaw_error *e
     };
     /* A boot runs the guest to its ready point: jail in between set-up and the first
      * KVM_RUN. A restore does not run the guest: jail right after it. */
-    if (m->type == WP_CREATE_BOOT)
+    if (m->type == WP_CREATE_BOOT) {
+        sandbox_local_drop_vms(); /* a spare's VM made ahead is for restores only */
         return sandbox_local_boot_before_run(&w->sb, c->path, &opt, enter_jail, w, err);
+    }
     if (sandbox_local_restore_files(&w->sb, c->path, (enum mem_mode)c->mode, &opt, c->prefetch_files, err) < 0)
         return -1;
     return enter_jail(w, err);
@@ -209,6 +212,13 @@ int sandbox_worker_main(int sock)
         close_range(3, (unsigned)sock - 1, 0);
     close_range((unsigned)sock + 1, ~0u, 0);
     struct worker w = {.sock = sock, .trap_denied = getenv("THAW_JAIL_TRAP") != NULL};
+    /* No request waiting yet: a spare (sandbox_keep_spares), started ahead of its
+     * instance. It makes its VM while it waits (if that fails, the restore makes one as
+     * usual). A worker started for a request finds it waiting and makes its VM in the
+     * restore's filler thread instead, while the state file is read. */
+    struct pollfd waiting = {.fd = sock, .events = POLLIN};
+    if (poll(&waiting, 1, 0) == 0)
+        (void)sandbox_local_prepare_vm(&err);
     struct wp_frame f;
     if (wp_recv(sock, 0, false, &f, &err) != WP_RECV_OK)
         return 1;

@@ -425,6 +425,14 @@ static enum MHD_Result handle_metrics(struct serve *s, struct MHD_Connection *c)
     fprintf(out, "thaw_in_flight %u\n", atomic_load(&s->in_flight));
     fprintf(out, "# HELP thaw_functions Functions deployed.\n# TYPE thaw_functions gauge\n");
     fprintf(out, "thaw_functions %zu\n", registry_count(s));
+    struct sandbox_spare_stats sp;
+    sandbox_spare_stats(&sp);
+    fprintf(out, "# HELP thaw_spare_workers Worker processes started ahead, waiting for an instance (--spare-workers).\n"
+                 "# TYPE thaw_spare_workers gauge\nthaw_spare_workers %u\n", sp.ready);
+    fprintf(out, "# HELP thaw_spare_worker_uses_total Worker creations that took a spare (taken) or found none "
+                 "(missed).\n# TYPE thaw_spare_worker_uses_total counter\n"
+                 "thaw_spare_worker_uses_total{result=\"taken\"} %llu\nthaw_spare_worker_uses_total{result=\"missed\"} %llu\n",
+            (unsigned long long)sp.taken, (unsigned long long)sp.missed);
     fclose(out);
     return answer(c, 200, buf, len, "text/plain; version=0.0.4; charset=utf-8");
 }
@@ -435,14 +443,20 @@ static enum MHD_Result handle_healthz(struct serve *s, struct MHD_Connection *c)
     registry_foreach(s, total_one, &t);
     bool draining = atomic_load(&s->draining);
     unsigned in_flight = atomic_load(&s->in_flight);
-    json_t *j = json_pack("{s:s, s:b, s:b, s:I, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:f}", "status",
+    struct sandbox_spare_stats sp;
+    sandbox_spare_stats(&sp);
+    json_t *j = json_pack("{s:s, s:b, s:b, s:I, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:f, "
+                          "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "status",
                           draining ? "draining" : "ready", "ready", !draining, "draining", draining, "functions",
                           (json_int_t)registry_count(s), "in_flight", (json_int_t)in_flight, "instances", "idle",
                           (json_int_t)t.g.idle, "busy", (json_int_t)t.g.busy, "starting", (json_int_t)t.g.starting,
                           "queued", (json_int_t)t.g.queued, "memory_bytes", (json_int_t)t.g.memory_bytes,
                           "idle_memory_bytes", (json_int_t)t.g.idle_memory_bytes,
                           "deploys_running", (json_int_t)atomic_load(&s->deploys_running), "uptime_s",
-                          (double)(clock_now_ns() - s->started_ns) / 1e9);
+                          (double)(clock_now_ns() - s->started_ns) / 1e9, "spares", "target", (json_int_t)sp.target,
+                          "ready", (json_int_t)sp.ready, "vms_ready", (json_int_t)sp.vms_ready, "taken",
+                          (json_int_t)sp.taken, "missed", (json_int_t)sp.missed, "started", (json_int_t)sp.started,
+                          "died", (json_int_t)sp.died);
     return answer_json(c, draining ? 503 : 200, j);
 }
 

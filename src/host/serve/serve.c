@@ -29,6 +29,7 @@ void serve_options_default(struct serve_options *o)
     o->max_unpacked_bytes = 1024u << 20;
     o->drain_timeout_ms = 30000;
     o->worker = true; /* every instance in its own jailed worker process */
+    o->spare_workers = 2;
 }
 
 static int load_token(struct serve *s, struct thaw_error *err)
@@ -113,6 +114,9 @@ int serve_run(const struct serve_options *o, struct thaw_error *err)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Cold starts take a worker already started, with its VM made (sandbox.h). */
+    if (sandbox_keep_spares(o->spare_workers, o->worker, err) < 0)
+        goto out;
     if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
         thaw_fail(err, "cannot start the reaper thread");
         goto out;
@@ -170,6 +174,8 @@ out:
         pthread_join(s->reaper, NULL);
     pool_drain_idle(s);
     free_all(s);
+    struct thaw_error ignored;
+    (void)sandbox_keep_spares(0, o->worker, &ignored);
     if (o->ready_file && rc == 0)
         unlink(o->ready_file);
     pthread_mutex_destroy(&s->reg_lock);

@@ -21,6 +21,7 @@ struct serve_options {
     uint64_t max_unpacked_bytes; /* what an upload may unpack to */
     bool worker;                 /* instances in jailed worker processes */
     uint64_t drain_timeout_ms;   /* SIGTERM: wait this long for in-flight requests */
+    unsigned spare_workers;      /* workers (in-process: VMs) started ahead of cold starts */
 };
 
 void serve_options_default(struct serve_options *o);

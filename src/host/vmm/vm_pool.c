@@ -138,6 +138,29 @@ int vm_pool_refill(struct vm_pool *p, struct thaw_error *err)
     }
 }
 
+void vm_pool_set_target(struct vm_pool *p, unsigned target)
+{
+    struct vm extra[VM_POOL_MAX];
+    unsigned n = 0;
+    pthread_mutex_lock(&p->lock);
+    p->target = target < VM_POOL_MAX ? target : VM_POOL_MAX;
+    while (p->count > p->target) {
+        extra[n++] = p->vms[--p->count];
+        memset(&p->vms[p->count], 0, sizeof p->vms[0]);
+    }
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < n; i++)
+        vm_destroy(&extra[i]);
+}
+
+unsigned vm_pool_ready(struct vm_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    unsigned n = p->count;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
 void vm_pool_destroy(struct vm_pool *p)
 {
     pthread_mutex_lock(&p->lock);

@@ -47,6 +47,11 @@ int vm_pool_fill_async(struct vm_pool *p, struct thaw_error *err);
 int vm_pool_take(struct vm_pool *p, struct vm *out, struct thaw_error *err);
 /* Tops the pool up to its target in this thread (off the critical path, e.g. after a restore). */
 int vm_pool_refill(struct vm_pool *p, struct thaw_error *err);
+/* Changes the target (<= VM_POOL_MAX): VMs above a lowered one are destroyed; a raised
+ * one is topped up by the next vm_pool_fill_async or vm_pool_refill. */
+void vm_pool_set_target(struct vm_pool *p, unsigned target);
+/* VMs ready now. */
+unsigned vm_pool_ready(struct vm_pool *p);
 /* Joins a filler and destroys the VMs still in the pool. */
 void vm_pool_destroy(struct vm_pool *p);
 
