@@ -13,6 +13,7 @@ static void serve_usage(FILE *out)
             "usage: thaw serve [--listen HOST:PORT] [--state-dir DIR] [--token-file FILE] [--token-for-invoke]\n"
             "                  [--max-body BYTES] [--max-upload BYTES] [--max-unpacked BYTES]\n"
             "                  [--worker] [--ready-file FILE] [--drain-timeout MS] [--spare-workers N]\n"
+            "                  [--pager-socket PATH]\n"
             "Serves the HTTP API (docs/serve.md): deploy functions, invoke them by name.\n"
             "  --listen        address to listen on (default 127.0.0.1:8080; port 0: any free port)\n"
             "  --state-dir     where functions, snapshots and working sets live (default /var/lib/thaw)\n"
@@ -22,7 +23,10 @@ static void serve_usage(FILE *out)
             "  --in-process    run instances inside the daemon (no isolation; for debugging)\n"
             "  --ready-file    write the server's URL there once it listens\n"
             "  --spare-workers N  worker processes (in-process: VMs) kept started ahead, each with its\n"
-            "                  VM made, so a cold start takes one (default 2, 0-32; 0: none)\n");
+            "                  VM made, so a cold start takes one (default 2, 0-32; 0: none)\n"
+            "  --pager-socket PATH  REAP memory served by the host's memory manager listening there\n"
+            "                  (`thaw pager --serve --snapshots STATE/functions`) instead of a pager thread\n"
+            "                  per instance in the daemon\n");
 }
 
 static int parse_size(const char *s, uint64_t *out)
@@ -51,13 +55,13 @@ int cmd_serve(int argc, char **argv)
         {"max-body", required_argument, 0, 'b'},     {"max-upload", required_argument, 0, 'u'},
         {"max-unpacked", required_argument, 0, 'U'}, {"worker", no_argument, 0, 'w'}, {"in-process", no_argument, 0, 'P'},
         {"ready-file", required_argument, 0, 'r'},   {"drain-timeout", required_argument, 0, 'd'},
-        {"spare-workers", required_argument, 0, 'S'},
+        {"spare-workers", required_argument, 0, 'S'}, {"pager-socket", required_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
     struct serve_options o;
     serve_options_default(&o);
     int c;
-    while ((c = getopt_long(argc, argv, "l:s:t:Ib:u:U:wPr:d:S:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:s:t:Ib:u:U:wPr:d:S:p:h", opts, NULL)) != -1) {
         uint64_t *size = NULL;
         switch (c) {
         case 'l': o.listen = optarg; break;
@@ -70,6 +74,7 @@ int cmd_serve(int argc, char **argv)
         case 'w': o.worker = true; break;
         case 'P': o.worker = false; break;
         case 'r': o.ready_file = optarg; break;
+        case 'p': o.pager_socket = optarg; break;
         case 'd': o.drain_timeout_ms = strtoull(optarg, NULL, 10); break;
         case 'S': {
             char *end;

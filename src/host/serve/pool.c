@@ -305,6 +305,7 @@ static struct instance *create_instance(struct function *f, struct fn_version *v
         .invoke_timeout_ns = cfg->timeout_ms * 1000000ull,
         .memory_mib = cfg->memory_mib,
         .worker = f->srv->opt.worker,
+        .pager_socket = f->srv->opt.pager_socket,
         .log = sandbox_log_sink,
         .log_ctx = f,
     };

@@ -22,6 +22,7 @@ struct serve_options {
     bool worker;                 /* instances in jailed worker processes */
     uint64_t drain_timeout_ms;   /* SIGTERM: wait this long for in-flight requests */
     unsigned spare_workers;      /* workers (in-process: VMs) started ahead of cold starts */
+    const char *pager_socket;    /* reap memory served by this `thaw pager --serve`, or NULL */
 };
 
 void serve_options_default(struct serve_options *o);
