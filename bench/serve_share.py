@@ -10,8 +10,8 @@ every answer must be a cold start of the mode (X-Thaw-Start), on N distinct inst
 with bad_words 0 (the instance wrote its own part, every other part holds the snapshot's
 bytes). Then "write": 0 checks are posted in rounds of N until every instance answered
 one after all of them wrote (each checks its own part and every other part again). While
-all N are alive, the PSS of every worker process (the daemon's children:
-/proc/PID/smaps_rollup) is summed; the guest memory's share of it (the largest mapping in
+all N are alive, the PSS of every instance's worker process (the daemon's jailed
+children: /proc/PID/smaps_rollup) is summed; the guest memory's share of it (the largest mapping in
 /proc/PID/smaps) beside it.
 
 usage: bench/serve_share.py [--sweep 1,2,4,8] [--json]
@@ -31,14 +31,23 @@ from daemon import ROOT, Daemon  # noqa: E402
 MIB = 16
 
 
-def children(pid):
+def instance_workers(pid):
+    """The daemon's children that hold an instance: jailed (Seccomp 2); spare workers,
+    started ahead and waiting for one, are not jailed yet."""
     out = []
     for task in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/children" % (pid, task)) as f:
-                out += [int(x) for x in f.read().split()]
+                kids = [int(x) for x in f.read().split()]
         except OSError:
-            pass
+            continue
+        for k in kids:
+            try:
+                with open("/proc/%d/status" % k) as f:
+                    if any(l.split() == ["Seccomp:", "2"] for l in f):
+                        out.append(k)
+            except OSError:
+                pass
     return out
 
 
@@ -118,7 +127,7 @@ def run(d, mode, n, problems):
             checked.add(inst)
     if len(checked) != n:
         problems.append("%s: only %d of %d instances answered a check" % (name, len(checked), n))
-    workers = children(d.proc.pid)
+    workers = instance_workers(d.proc.pid)
     fn = d.function(name)
     alive = fn["instances"]["idle"] + fn["instances"]["busy"]
     if alive != n or len(workers) != n:
