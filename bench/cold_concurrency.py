@@ -16,8 +16,12 @@ are recorded by one invocation of each function first.
 --direct: the same batches with `thaw restore --drop-cache` processes instead of the
 daemon (what bench/concurrency.py measured before it was folded in here).
 
+--modes: the restore modes compared (default lazy,reap; share too: the working set mapped
+from the page cache, one copy for every instance). --serve-args: options for the daemon
+(e.g. "--spare-workers 0").
+
 usage: bench/cold_concurrency.py [--function helloworld] [--batches 3] [--levels 1,2,4,8,16]
-                                 [--plot FILE.png] [--direct]
+                                 [--modes lazy,reap] [--serve-args ARGS] [--plot FILE.png] [--direct]
 Prints a Markdown section (used for docs/experiments.md); --plot draws p50 latency
 against concurrency with gnuplot (PNG or SVG by the file's extension).
 """
@@ -63,13 +67,20 @@ def serve_batch(d, names, mode, payload, stat):
             raise RuntimeError("not a cold-%s answer: %d %s" % (mode, st, h.get("X-Thaw-Start")))
         lat.append(ms)
         restore.append(int(h["X-Thaw-Restore-Us"]) / 1000.0)
+        ph = dict(kv.split("=") for kv in h.get("X-Thaw-Restore-Phases-Us", "").split(",") if "=" in kv)
+        PHASES.append((len(names), mode, names[0] == names[-1], int(h["X-Thaw-Restore-Us"]) / 1000.0,
+                       int(ph.get("state", 0)) / 1000.0, int(ph.get("memory", 0)) / 1000.0,
+                       int(ph.get("vm", 0)) / 1000.0, int(h["X-Thaw-Invoke-Us"]) / 1000.0, ms))
     return lat, restore, mb / wall
+
+
+PHASES = []  # (N, mode, same function, restore, state, memory, vm, invoke, client) per cold start
 
 
 def run_serve(a, levels, fdir, payload):
     results = {}
     n = max(levels)
-    with Daemon() as d:
+    with Daemon(*a.serve_args.split()) as d:
         stat = block_device_stat(d.work)
         d.deploy("one", fdir, keep_alive_ms=0, max_instances=max(n, 1), queue_max=64)
         for i in range(n):
@@ -78,7 +89,7 @@ def run_serve(a, levels, fdir, payload):
             st, h, _ = d.invoke(name, payload)  # records REAP's working set
             if st != 200:
                 raise RuntimeError("first invocation of %s: %d" % (name, st))
-        for mode in ("lazy", "reap"):
+        for mode in a.modes:
             for name in ["one"] + ["f%d" % i for i in range(n)]:
                 d.patch(name, restore=mode)
             for shape in SHAPES:
@@ -135,7 +146,7 @@ def run_direct(a, levels, fdir, payload):
                              .splitlines()[-1])
             assert rec["reap"]["recorded"], rec
             snaps.append(s)
-        for mode in ("lazy", "reap"):
+        for mode in a.modes:
             for shape in SHAPES:
                 for level in levels:
                     lats, rates = [], []
@@ -181,17 +192,21 @@ def main():
     ap.add_argument("--levels", default="1,2,4,8,16")
     ap.add_argument("--plot")
     ap.add_argument("--direct", action="store_true")
+    ap.add_argument("--modes", default="lazy,reap")
+    ap.add_argument("--serve-args", default="")
     a = ap.parse_args()
+    a.modes = a.modes.split(",")
     levels = [int(x) for x in a.levels.split(",")]
     fdir = os.path.join(ROOT, "functions", a.function)
     payload = suite_payload(fdir)
     t0 = time.time()
     load0 = os.getloadavg()[0]
     results = (run_direct if a.direct else run_serve)(a, levels, fdir, payload)
-    if a.plot:
+    if a.plot and "lazy" in a.modes and "reap" in a.modes:
         plot(a.plot, results, levels, a.function, a.direct)
-    print("Command: `python3 bench/cold_concurrency.py --function %s --batches %d --levels %s%s%s`  " %
-          (a.function, a.batches, a.levels, " --direct" if a.direct else "", " --plot " + a.plot if a.plot else ""))
+    print("Command: `python3 bench/cold_concurrency.py --function %s --batches %d --levels %s --modes %s%s%s%s`  " %
+          (a.function, a.batches, a.levels, ",".join(a.modes), " --direct" if a.direct else "",
+           " --serve-args '%s'" % a.serve_args if a.serve_args else "", " --plot " + a.plot if a.plot else ""))
     if a.direct:
         print("Cold start (restore start to first response, as `thaw restore --json` reports it) of %s, one "
               "process each, page cache dropped before each batch; " % a.function, end="")
@@ -207,17 +222,38 @@ def main():
         print("**%s** (%s)\n" % (shape, "N instances of one function, from the same snapshot files"
                                  if shape == SHAPES[0] else "N functions, each its own snapshot files, one cold "
                                  "start each"))
-        extra = "" if a.direct else " | lazy restore p50 | reap restore p50"
-        print("| concurrent | lazy p50 | lazy p99 | lazy disk MB/s | reap p50 | reap p99 | reap disk MB/s | "
-              "lazy/reap (p50)%s |" % extra)
-        print("|---|---|---|---|---|---|---|---|%s" % ("" if a.direct else "---|---|"))
-        for level in levels:
-            l, r = results[(shape, "lazy", level)], results[(shape, "reap", level)]
-            row = "| %d | %.1f | %.1f | %.0f | %.1f | %.1f | %.0f | %.2fx |" % (level, l[0], l[1], l[2], r[0], r[1],
-                                                                              r[2], l[0] / r[0])
+        head = "| concurrent |"
+        for m in a.modes:
+            head += " %s p50 | %s p99 | %s p50 / N=1 | %s disk MB/s |" % (m, m, m, m)
             if not a.direct:
-                row += " %.1f | %.1f |" % (l[3], r[3])
+                head += " %s daemon restore p50 |" % m
+        print(head)
+        print("|---|" + ("---|" * ((4 if a.direct else 5) * len(a.modes))))
+        for level in levels:
+            row = "| %d |" % level
+            for m in a.modes:
+                r, one = results[(shape, m, level)], results[(shape, m, levels[0])]
+                row += " %.1f | %.1f | %.2fx | %.0f |" % (r[0], r[1], r[0] / one[0], r[2])
+                if not a.direct:
+                    row += " %.1f |" % r[3]
             print(row)
+        print()
+    if PHASES:
+        print("Where a cold start's time goes through the daemon (medians over every cold start of the cell, ms): "
+              "the daemon's restore (worker start or spare taken, restore, jail) and inside it the worker's state "
+              "read, memory set-up (with the working set's read and install by the pager) and VM set-up; the first "
+              "invocation in the guest; the client's whole response.\n")
+        print("| functions | mode | N | restore | state | memory | VM | first invocation | client |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for same in (True, False):
+            for m in a.modes:
+                for level in levels:
+                    rows = [p for p in PHASES if p[0] == level and p[1] == m and (p[2] == same or level == 1)]
+                    if not rows:
+                        continue
+                    med = [statistics.median(r[i] for r in rows) for i in range(3, 9)]
+                    print("| %s | %s | %d | %s |" % ("one" if same else "different", m, level,
+                                                     " | ".join("%.1f" % v for v in med)))
         print()
 
 

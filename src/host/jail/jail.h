@@ -49,6 +49,17 @@ struct jail_config {
  * the parent, 0 in the child (pid 1 of its namespace), -1 with err. */
 pid_t jail_fork(struct thaw_error *err);
 
+/* Starts exe in fresh mount, pid, network and IPC namespaces the way posix_spawn starts
+ * a program: clone(CLONE_VM | CLONE_VFORK) on a stack of its own, so none of this
+ * process's memory is copied (a fork of a busy multi-threaded daemon copies its page
+ * tables under its mmap lock, stalling its other threads) and the calling thread waits
+ * only until the exec. In the child, before execve(exe, argv, envp): setup(ctx), which
+ * may make only async-signal-safe calls and must not touch the caller's memory beyond
+ * reading ctx; non-zero, or a failed exec, ends the child with status 127. Returns the
+ * child's pid, or -1 with err. */
+pid_t jail_spawn(const char *exe, char *const argv[], char *const envp[], int (*setup)(void *ctx), void *ctx,
+                 struct thaw_error *err);
+
 /* Enters the jail (see above). Call in a process made by jail_fork while it has one
  * thread: capabilities and the bounding set are per thread (the uid change and the
  * seccomp filter would reach other threads, the capability drop would not). */

@@ -259,6 +259,15 @@ int sandbox_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_erro
     return 0;
 }
 
+int sandbox_stats_light(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err)
+{
+    struct sandbox *t = target(sb);
+    t->stats_light = true;
+    int rc = sandbox_stats(sb, st, err);
+    t->stats_light = false;
+    return rc;
+}
+
 bool sandbox_gone(struct sandbox *sb)
 {
     sb = target(sb); /* after a retry without the working set, the replacement is the instance */

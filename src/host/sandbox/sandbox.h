@@ -160,6 +160,10 @@ int sandbox_shutdown(struct sandbox *sb, struct thaw_error *err);
 int sandbox_snapshot(struct sandbox *sb, const char *dir, struct thaw_error *err);
 
 int sandbox_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err);
+/* The same without sampling anything: no resident memory (rss_kb, pss_kb 0), no pager
+ * query (pages_served, zero_pages as last known), no question to a worker (its numbers
+ * as of its creation or its last stats). Cheap enough for a cold start's critical path. */
+int sandbox_stats_light(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err);
 /* True if the instance is known to be dead without asking it: after a failure that
  * killed it, or (in a worker) when its process has exited or hung up while idle. Then
  * the instance is dead (SANDBOX_FAIL_WORKER) and only sandbox_destroy remains. Cheap:

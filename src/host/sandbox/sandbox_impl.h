@@ -47,6 +47,7 @@ struct sandbox {
     enum mem_mode mode;
     struct sandbox_options opt;
     char *opt_pager_socket;
+    bool stats_light;                /* during sandbox_stats_light: ops->stats samples nothing */
 };
 
 /* Allocates the common part from the options (id, log sink, timeouts). */

@@ -231,7 +231,8 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     st->exit_status = l->inst->exit_status;
     st->memory_bytes = l->inst->mem_size;
     st->host_page_faults = faults_now() - l->faults_at_start;
-    if (l->inst->mem)
+    bool light = sb->stats_light;
+    if (l->inst->mem && !light)
         (void)smaps_range_kb(0, (uint64_t)(uintptr_t)l->inst->mem, (uint64_t)(uintptr_t)l->inst->mem + l->inst->mem_size,
                              &st->rss_kb, &st->pss_kb);
     st->save_ns = l->save_ns;
@@ -249,9 +250,9 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     st->vm_create_ns = r->t.vm_create_ns;
     st->restore_ns = r->t.total_ns;
     st->bytes_copied = r->mem.bytes_copied;
-    if (l->mode == MEM_REAP && !atomic_load(&l->restored.mem.pager_dead))
+    if (l->mode == MEM_REAP && !light && !atomic_load(&l->restored.mem.pager_dead))
         reap_policy_collect(&l->reap, &l->restored.mem, l->snap_dir);
-    if ((l->mode == MEM_UFFD || l->mode == MEM_REAP) && !atomic_load(&l->restored.mem.pager_dead)) {
+    if ((l->mode == MEM_UFFD || l->mode == MEM_REAP) && !light && !atomic_load(&l->restored.mem.pager_dead)) {
         struct pager_stats ps; /* a dead pager has none: the counts stay 0 */
         struct thaw_error why;
         if (mem_backend_pager_query(&l->restored.mem, "stats", &ps, &why) < 0)

@@ -147,53 +147,71 @@ static int worker_failed(struct sandbox *sb, struct worker_client *w, struct tha
     return sandbox_set_failure(sb, SANDBOX_FAIL_WORKER);
 }
 
-/* Forks the worker (jail_fork: fresh namespaces) and execs it with child_sock as fd 3. */
+/* In the new worker before its exec (jail_spawn: async-signal-safe calls only). */
+static int worker_child_setup(void *ctx)
+{
+    int child_sock = *(const int *)ctx;
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    setsid(); /* the terminal's ^C goes to the caller, which stops us */
+    if (dup2(child_sock, 3) < 0 || fcntl(3, F_SETFD, 0) < 0)
+        return -1;
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+        return -1;
+    return 0;
+}
+
+/* Starts the worker in fresh namespaces (jail_spawn) with child_sock as fd 3. */
 static pid_t fork_worker(const char *exe, int child_sock, struct thaw_error *err)
 {
     char *const argv[] = {"thaw", "worker", "--fd", "3", NULL};
-    pid_t pid = jail_fork(err);
-    if (pid == 0) {
-        /* Only async-signal-safe calls until execve. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        setsid(); /* the terminal's ^C goes to the caller, which stops us */
-        if (dup2(child_sock, 3) < 0 || fcntl(3, F_SETFD, 0) < 0)
-            _exit(127);
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
-            _exit(127);
-        execve(exe, argv, environ);
-        _exit(127);
-    }
-    return pid;
+    return jail_spawn(exe, argv, environ, worker_child_setup, &child_sock, err);
 }
 
 /* The parent-death signal follows the THREAD that forked, not the process: a worker
  * forked from a short-lived thread (one of thaw serve's connection threads) would be
- * killed when that thread ends. So workers are forked from the main thread or, when the
- * caller is another thread, from one spawner thread that lives as long as the process.
- * This and the spare workers below are the layer's only process-wide state. */
-static struct {
-    pthread_once_t once;
-    pthread_mutex_t lock;     /* one spawn at a time */
-    pthread_cond_t cond;
-    bool started, pending, done;
+ * killed when that thread ends. So workers are started from the main thread or, when the
+ * caller is another thread, by one spawner thread that lives as long as the process. It
+ * takes requests from a queue and starts them back to back (a start is a vfork-style
+ * clone, jail_spawn: it holds the spawner only until the exec), so concurrent cold starts
+ * do not wait for each other to pick up their results. This and the spare workers below
+ * are the layer's only process-wide state. */
+struct spawn_request {
     const char *exe;
     int child_sock;
     pid_t pid;
     struct thaw_error err;
-} spawner = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    bool done;
+    struct spawn_request *next;
+};
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t lock;
+    pthread_cond_t work;      /* a request was queued */
+    pthread_cond_t done;      /* a request was served */
+    bool started;
+    struct spawn_request *head, *tail;
+} spawner = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
+             .done = PTHREAD_COND_INITIALIZER};
 
 static void *spawner_main(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&spawner.lock);
     for (;;) {
-        while (!spawner.pending)
-            pthread_cond_wait(&spawner.cond, &spawner.lock);
-        spawner.pid = fork_worker(spawner.exe, spawner.child_sock, &spawner.err);
-        spawner.pending = false;
-        spawner.done = true;
-        pthread_cond_broadcast(&spawner.cond);
+        while (!spawner.head)
+            pthread_cond_wait(&spawner.work, &spawner.lock);
+        struct spawn_request *r = spawner.head;
+        spawner.head = r->next;
+        if (!spawner.head)
+            spawner.tail = NULL;
+        pthread_mutex_unlock(&spawner.lock);
+        pid_t pid = fork_worker(r->exe, r->child_sock, &r->err);
+        pthread_mutex_lock(&spawner.lock);
+        r->pid = pid;
+        r->done = true;
+        pthread_cond_broadcast(&spawner.done);
     }
     return NULL;
 }
@@ -219,22 +237,20 @@ static pid_t fork_worker_from_stable_thread(const char *exe, int child_sock, str
         thaw_fail(err, "cannot start the worker spawner thread");
         return -1;
     }
+    struct spawn_request r = {.exe = exe, .child_sock = child_sock, .pid = -1};
     pthread_mutex_lock(&spawner.lock);
-    while (spawner.pending || spawner.done)
-        pthread_cond_wait(&spawner.cond, &spawner.lock);
-    spawner.exe = exe;
-    spawner.child_sock = child_sock;
-    spawner.pending = true;
-    pthread_cond_broadcast(&spawner.cond);
-    while (!spawner.done)
-        pthread_cond_wait(&spawner.cond, &spawner.lock);
-    pid_t pid = spawner.pid;
-    if (pid < 0 && err)
-        *err = spawner.err;
-    spawner.done = false;
-    pthread_cond_broadcast(&spawner.cond);
+    if (spawner.tail)
+        spawner.tail->next = &r;
+    else
+        spawner.head = &r;
+    spawner.tail = &r;
+    pthread_cond_signal(&spawner.work);
+    while (!r.done)
+        pthread_cond_wait(&spawner.done, &spawner.lock);
     pthread_mutex_unlock(&spawner.lock);
-    return pid;
+    if (r.pid < 0 && err)
+        *err = r.err;
+    return r.pid;
 }
 
 /* Starts a worker process: its pid and our end of its socket. A worker that finds no
@@ -828,7 +844,7 @@ static int client_invoke(struct sandbox *sb, const void *req, size_t len, uint8_
     return 0;
 }
 
-static int our_view(struct worker_client *w, struct sandbox_stats *st, const struct sandbox_stats *theirs,
+static int our_view(struct worker_client *w, struct sandbox_stats *st, const struct sandbox_stats *theirs, bool light,
                     struct thaw_error *err);
 
 static int client_shutdown(struct sandbox *sb, struct thaw_error *err)
@@ -846,7 +862,7 @@ static int client_shutdown(struct sandbox *sb, struct thaw_error *err)
         return unexpected(sb, w, &f, "its last stats", err);
     struct sandbox_stats st;
     memset(&st, 0, sizeof st);
-    int rc = our_view(w, &st, &f.msg.u.stats, err);
+    int rc = our_view(w, &st, &f.msg.u.stats, false, err);
     wp_frame_free(&f);
     /* The worker exits now; stats answer from w->last from here on. */
     char why[200];
@@ -901,7 +917,7 @@ static int client_snapshot(struct sandbox *sb, const char *dir, struct thaw_erro
 }
 
 /* The worker's stats, corrected with what only we know or should not take its word for. */
-static int our_view(struct worker_client *w, struct sandbox_stats *st, const struct sandbox_stats *theirs,
+static int our_view(struct worker_client *w, struct sandbox_stats *st, const struct sandbox_stats *theirs, bool light,
                     struct thaw_error *err)
 {
     /* Keep the common fields sandbox_stats() fills in. */
@@ -910,7 +926,9 @@ static int our_view(struct worker_client *w, struct sandbox_stats *st, const str
     *st = *theirs;
     memcpy(st->id, id, sizeof id);
     st->in_worker = true;
-    if (w->guest_addr && w->memory_bytes && w->pid > 0 && !w->reaped)
+    if (light) {
+        st->rss_kb = st->pss_kb = 0;
+    } else if (w->guest_addr && w->memory_bytes && w->pid > 0 && !w->reaped)
         (void)smaps_range_kb(w->pid, w->guest_addr, w->guest_addr + w->memory_bytes, &st->rss_kb, &st->pss_kb);
     /* Creation as the caller saw it: starting and jailing the worker included (the
      * breakdown fields stay the worker's own). */
@@ -922,7 +940,7 @@ static int our_view(struct worker_client *w, struct sandbox_stats *st, const str
     } else {
         st->boot_ns = w->create_ns;
     }
-    if (w->own_pager && w->pt) {
+    if (w->own_pager && w->pt && !light) {
         /* Pager counters from our own pager, not as the worker tells them. */
         struct pager_stats ps;
         if (own_pager_query(w, "stats", &ps, err) < 0)
@@ -950,6 +968,10 @@ static int our_view(struct worker_client *w, struct sandbox_stats *st, const str
 static int client_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw_error *err)
 {
     struct worker_client *w = sb->impl;
+    if (sb->stats_light && !w->reaped) { /* what we know: its last word, our REAP policy */
+        struct sandbox_stats theirs = w->last;
+        return our_view(w, st, &theirs, true, err);
+    }
     if (w->reaped) { /* dead or exited: what we knew last */
         char id[sizeof st->id];
         memcpy(id, st->id, sizeof id);
@@ -967,7 +989,7 @@ static int client_stats(struct sandbox *sb, struct sandbox_stats *st, struct tha
         return error_frame(sb, w, &f, err);
     if (f.msg.type != WP_STATS_REPLY)
         return unexpected(sb, w, &f, "stats", err);
-    int rc = our_view(w, st, &f.msg.u.stats, err);
+    int rc = our_view(w, st, &f.msg.u.stats, false, err);
     wp_frame_free(&f);
     return rc;
 }

@@ -235,7 +235,7 @@ int sandbox_worker_main(int sock)
     struct wp_msg ready;
     memset(&ready, 0, sizeof ready);
     ready.type = WP_READY;
-    if (sandbox_stats(w.sb, &ready.u.stats, &err) < 0) {
+    if (sandbox_stats_light(w.sb, &ready.u.stats, &err) < 0) { /* nothing sampled: it is on the cold path */
         send_error(&w, SANDBOX_FAIL_HOST, err.msg);
         return 1;
     }

@@ -23,6 +23,12 @@ struct request {
     size_t len, cap;
     uint64_t limit;
     bool too_big;
+    /* An invocation whose instance is sampled (memory, pages) once its answer has gone
+     * out, then released: the sampling asks the worker and the pager, off the answer's path. */
+    struct serve *srv;
+    struct function *done_f;
+    struct instance *done_in;
+    bool done_first;
 };
 
 /* ---- answers ------------------------------------------------------------------------ */
@@ -187,6 +193,10 @@ static enum MHD_Result handle_invoke(struct serve *s, struct MHD_Connection *c, 
         phase[PHASE_RESTORE] = in->restore_ns;
         phase[PHASE_PREFETCH] = in->prefetch_ns;
     }
+    char phases[160] = "";
+    if (kind != START_WARM && kind != START_COLD_BOOT)
+        snprintf(phases, sizeof phases, "state=%llu,memory=%llu,vm=%llu", (unsigned long long)(in->state_load_ns / 1000),
+                 (unsigned long long)(in->memory_setup_ns / 1000), (unsigned long long)(in->vm_create_ns / 1000));
     uint8_t *resp = NULL;
     size_t resp_len = 0;
     uint64_t t = clock_now_ns();
@@ -204,21 +214,20 @@ static enum MHD_Result handle_invoke(struct serve *s, struct MHD_Connection *c, 
         goto out;
     }
     bool first = !in->used;
-    if (first || (++in->served & 63) == 0) {
-        struct sandbox_stats st;
-        if (sandbox_stats(in->sb, &st, NULL) == 0) {
-            in->rss_bytes = st.rss_kb * 1024;
-            if (first)
-                fn_metrics_pages(&f->metrics, st.reap_prefetched ? st.ws_pages : 0,
-                                 st.reap_prefetched ? st.reap_misses : st.pages_served, st.zero_pages);
-        }
-    }
+    bool sample = first || (++in->served & 63) == 0;
     char id[sizeof in->id];
     snprintf(id, sizeof id, "%s", in->id);
-    pool_release(f, in, true);
+    if (!sample)
+        pool_release(f, in, true);
     phase[PHASE_TOTAL] = clock_now_ns() - t0;
     fn_metrics_invocation(&f->metrics, kind, phase);
     struct MHD_Response *mr = MHD_create_response_from_buffer(resp_len, resp, MHD_RESPMEM_MUST_FREE);
+    if (sample) { /* on_completed samples and releases it, and ends the invocation */
+        rq->srv = s;
+        rq->done_f = f;
+        rq->done_in = in;
+        rq->done_first = first;
+    }
     if (!mr) {
         free(resp);
         ret = MHD_NO;
@@ -228,6 +237,8 @@ static enum MHD_Result handle_invoke(struct serve *s, struct MHD_Connection *c, 
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
     MHD_add_response_header(mr, "X-Thaw-Instance", id);
     MHD_add_response_header(mr, "X-Thaw-Start", start_kind_name(kind));
+    if (phases[0]) /* where the restore's time went: state read, memory set-up (with any prefetch), VM */
+        MHD_add_response_header(mr, "X-Thaw-Restore-Phases-Us", phases);
     static const char *const hdr[5] = {"X-Thaw-Queue-Us", "X-Thaw-Restore-Us", "X-Thaw-Prefetch-Us",
                                        "X-Thaw-Invoke-Us", "X-Thaw-Total-Us"};
     for (int p = 0; p < 5; p++) {
@@ -237,9 +248,31 @@ static enum MHD_Result handle_invoke(struct serve *s, struct MHD_Connection *c, 
     ret = MHD_queue_response(c, MHD_HTTP_OK, mr);
     MHD_destroy_response(mr);
 out:
+    if (rq->done_in)
+        return ret;
     atomic_fetch_sub(&s->in_flight, 1);
     function_put(f);
     return ret;
+}
+
+/* After the answer went out: the instance's memory and, after its first invocation, its
+ * pages go into the metrics; then it is released and the invocation ends. */
+static void finish_sampled(struct request *rq)
+{
+    struct function *f = rq->done_f;
+    struct instance *in = rq->done_in;
+    struct sandbox_stats st;
+    if (sandbox_stats(in->sb, &st, NULL) == 0) {
+        in->rss_bytes = st.rss_kb * 1024;
+        if (rq->done_first)
+            fn_metrics_pages(&f->metrics, st.reap_prefetched ? st.ws_pages : 0,
+                             st.reap_prefetched ? st.reap_misses : st.pages_served, st.zero_pages);
+    }
+    pool_release(f, in, true);
+    atomic_fetch_sub(&rq->srv->in_flight, 1);
+    function_put(f);
+    rq->done_in = NULL;
+    rq->done_f = NULL;
 }
 
 struct arg_ctx {
@@ -581,6 +614,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     (void)t;
     struct request *rq = *con_cls;
     if (rq) {
+        if (rq->done_in)
+            finish_sampled(rq);
         free(rq->body);
         free(rq);
     }
