@@ -74,6 +74,13 @@ static void test_config_text(void **state)
     assert_int_equal(fn_config_apply_text(&c, "timeout_ms", "99999999999999999999", &err), -1);
     assert_int_equal(fn_config_apply_text(&c, "restore", "boot", &err), 0);
     assert_int_equal(c.restore, FN_RESTORE_BOOT);
+    assert_int_equal(fn_config_apply_text(&c, "restore", "share", &err), 0);
+    assert_int_equal(c.restore, FN_RESTORE_SHARE);
+    json_t *out = fn_config_to_json(&c);
+    assert_string_equal(json_string_value(json_object_get(out, "restore")), "share");
+    json_decref(out);
+    assert_int_equal(fn_config_apply_text(&c, "restore", "shared", &err), -1);
+    assert_non_null(strstr(err.msg, "share"));
 }
 
 static void test_upload_paths(void **state)
