@@ -72,7 +72,7 @@ void sandbox_local_keep_vms(unsigned count)
 {
     pthread_once(&restore_pool_once, restore_pool_init);
     atomic_store(&restore_pool_kept, count > 0);
-    vm_pool_set_target(&restore_pool, count ? count : 1);
+    vm_pool_set_target(&restore_pool, count ? count : 1, count > 0);
     if (count) {
         struct thaw_error ignored;
         (void)vm_pool_fill_async(&restore_pool, &ignored);
@@ -94,7 +94,7 @@ int sandbox_local_prepare_vm(struct thaw_error *err)
 void sandbox_local_drop_vms(void)
 {
     pthread_once(&restore_pool_once, restore_pool_init);
-    vm_pool_set_target(&restore_pool, 0);
+    vm_pool_set_target(&restore_pool, 0, false);
 }
 static void release(struct local *l);
 

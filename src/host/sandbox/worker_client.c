@@ -356,7 +356,10 @@ static bool take_spare(pid_t *pid, int *sock)
 {
     pthread_mutex_lock(&spares.lock);
     while (spares.count > 0) {
-        struct spare sp = spares.ready[--spares.count];
+        /* The oldest first: it has had the longest to make its VM, and one that died
+         * waiting is found (and reaped) at the next take, not left under newer ones. */
+        struct spare sp = spares.ready[0];
+        memmove(&spares.ready[0], &spares.ready[1], --spares.count * sizeof spares.ready[0]);
         pthread_cond_signal(&spares.cond); /* the refiller starts the next one */
         struct pollfd p = {.fd = sp.sock, .events = POLLIN};
         if (poll(&p, 1, 0) == 0) {

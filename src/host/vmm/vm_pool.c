@@ -65,6 +65,8 @@ static void *filler_main(void *arg)
             p->created_by_filler++;
             rc = 1;
         }
+        if (i + 1 == missing && p->keep_full && rc == 1 && p->count < p->target)
+            missing += p->target - p->count; /* taken meanwhile: make those too */
         if (i + 1 == missing)
             p->filler = VM_POOL_FILLED;
         pthread_cond_broadcast(&p->changed);
@@ -138,12 +140,13 @@ int vm_pool_refill(struct vm_pool *p, struct thaw_error *err)
     }
 }
 
-void vm_pool_set_target(struct vm_pool *p, unsigned target)
+void vm_pool_set_target(struct vm_pool *p, unsigned target, bool keep_full)
 {
     struct vm extra[VM_POOL_MAX];
     unsigned n = 0;
     pthread_mutex_lock(&p->lock);
     p->target = target < VM_POOL_MAX ? target : VM_POOL_MAX;
+    p->keep_full = keep_full;
     while (p->count > p->target) {
         extra[n++] = p->vms[--p->count];
         memset(&p->vms[p->count], 0, sizeof p->vms[0]);

@@ -26,6 +26,7 @@ struct vm_pool {
     struct vm vms[VM_POOL_MAX];
     unsigned count;  /* ready VMs in vms[0..count) */
     unsigned target; /* what vm_pool_refill and the filler top up to */
+    bool keep_full;  /* the filler makes VMs until the pool is full, takes meanwhile included */
     unsigned long long taken, created_on_demand, created_by_filler;
     /* The filler thread (vm_pool_fill_async): it makes the VMs missing when it starts,
      * then stops; whoever sees VM_POOL_FILLED joins it. */
@@ -48,8 +49,11 @@ int vm_pool_take(struct vm_pool *p, struct vm *out, struct thaw_error *err);
 /* Tops the pool up to its target in this thread (off the critical path, e.g. after a restore). */
 int vm_pool_refill(struct vm_pool *p, struct thaw_error *err);
 /* Changes the target (<= VM_POOL_MAX): VMs above a lowered one are destroyed; a raised
- * one is topped up by the next vm_pool_fill_async or vm_pool_refill. */
-void vm_pool_set_target(struct vm_pool *p, unsigned target);
+ * one is topped up by the next vm_pool_fill_async or vm_pool_refill. keep_full: a filler
+ * also makes good the VMs taken while it runs (a long-running process keeping VMs made);
+ * otherwise it makes exactly those missing when it starts (a process that restores once
+ * is then left with no thread). */
+void vm_pool_set_target(struct vm_pool *p, unsigned target, bool keep_full);
 /* VMs ready now. */
 unsigned vm_pool_ready(struct vm_pool *p);
 /* Joins a filler and destroys the VMs still in the pool. */
