@@ -171,10 +171,10 @@ static pid_t fork_worker(const char *exe, int child_sock, struct thaw_error *err
 /* The parent-death signal follows the THREAD that forked, not the process: a worker
  * forked from a short-lived thread (one of thaw serve's connection threads) would be
  * killed when that thread ends. So workers are started from the main thread or, when the
- * caller is another thread, by one spawner thread that lives as long as the process. It
- * takes requests from a queue and starts them back to back (a start is a vfork-style
- * clone, jail_spawn: it holds the spawner only until the exec), so concurrent cold starts
- * do not wait for each other to pick up their results. This and the spare workers below
+ * caller is another thread, by spawner threads that live as long as the process. They
+ * take requests from one queue and start them back to back, several at once (a start is
+ * a vfork-style clone, jail_spawn: it holds its spawner only until the exec), so
+ * concurrent cold starts do not wait for each other to pick up their results. This and the spare workers below
  * are the layer's only process-wide state. */
 struct spawn_request {
     const char *exe;
@@ -216,16 +216,21 @@ static void *spawner_main(void *arg)
     return NULL;
 }
 
+#define SPAWNERS 4 /* workers started at once: under load a start takes 20-50 ms */
+
 static void spawner_start(void)
 {
-    pthread_t t;
     sigset_t all, old;
-    sigfillset(&all); /* the spawner takes no signals: kicks and SIGINT go elsewhere */
+    sigfillset(&all); /* the spawners take no signals: kicks and SIGINT go elsewhere */
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    spawner.started = pthread_create(&t, NULL, spawner_main, NULL) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (spawner.started)
+    for (int i = 0; i < SPAWNERS; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, spawner_main, NULL) != 0)
+            break;
         pthread_detach(t);
+        spawner.started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static pid_t fork_worker_from_stable_thread(const char *exe, int child_sock, struct thaw_error *err)
