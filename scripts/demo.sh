@@ -15,9 +15,6 @@ work=$(mktemp -d /tmp/thaw-demo-XXXXXX)
 daemon=
 trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-if ! build/thaw serve --help >/dev/null 2>&1; then
-    echo "*** this build has no thaw serve yet (the lifecycle layer's implementation is missing): CLI part only"
-else
 echo
 echo "== 1. Start the daemon: thaw serve on 127.0.0.1, state in $work/state =="
 build/thaw serve --listen 127.0.0.1:0 --state-dir "$work/state" --ready-file "$work/url" &
@@ -40,7 +37,6 @@ echo "== 4. What the daemon knows: thaw ls, and /metrics (Prometheus text format
 build/thaw ls
 curl -s "$THAW_SERVER/metrics" | grep -E "^thaw_invocations_total\{function=\"$name\"|^thaw_pages_(prefetched|lazy)_total|^thaw_instances\{function=\"$name\""
 kill "$daemon"; wait "$daemon" || true; daemon=
-fi
 
 snap="$work/snap"
 echo
