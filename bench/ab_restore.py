@@ -24,10 +24,7 @@ REAP_KEYS = ("read_us", "install_us", "install_ns_page", "read_mb_s")
 
 def parse(v):
     binary, _, envs = v.partition(":")
-    env = dict(os.environ)
-    for kv in filter(None, envs.split(",")):
-        k, _, x = kv.partition("=")
-        env[k] = x
+    env = coldstart.variant_env(envs)
     return os.path.abspath(os.path.join(ROOT, binary)), env
 
 

@@ -37,7 +37,18 @@ DEFAULT = ["hello", "memtouch", "helloworld", "json_serdes", "pyaes", "chameleon
            "matmul", "image_rotate", "lr_serving", "compression", "matmul_c", "image_rotate_c", "aes_c",
            "stdlib", "image_rotate_pil", "image_process_pil", "matmul_np", "linpack_np", "lr_serving_sk",
            "lr_training_sk", "cnn_serving", "rnn_serving", "video_processing"]
+# The fourteen older functions (C and pure Python): the A/B benchmarks' default suite.
+SMALL_SUITE = DEFAULT[:14]
 CONCURRENCY_FUNCTIONS = ["helloworld", "chameleon", "lr_serving", "hello"]  # the "different" mix
+
+
+def variant_env(envs):
+    """The environment of an A/B variant written as NAME=VALUE,NAME=VALUE (after the ':')."""
+    env = dict(os.environ)
+    for kv in filter(None, envs.split(",")):
+        k, _, x = kv.partition("=")
+        env[k] = x
+    return env
 
 
 def burst(jobs, mode):

@@ -23,16 +23,12 @@ import coldstart
 
 ROOT = coldstart.ROOT
 THAW = coldstart.THAW
-SUITE = ["hello", "memtouch", "helloworld", "json_serdes", "pyaes", "chameleon", "float_operation", "matmul",
-         "image_rotate", "lr_serving", "compression", "matmul_c", "image_rotate_c", "aes_c"]
+SUITE = coldstart.SMALL_SUITE
 
 
 def parse(v):
     mode, _, envs = v.partition(":")
-    env = dict(os.environ)
-    for kv in filter(None, envs.split(",")):
-        k, _, x = kv.partition("=")
-        env[k] = x
+    env = coldstart.variant_env(envs)
     if mode not in ("uffd", "record"):
         raise SystemExit("variant mode must be uffd or record: %s" % v)
     return mode, env

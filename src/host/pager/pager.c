@@ -177,16 +177,7 @@ static void read_ahead(struct pager *p, uint64_t off)
 
 static int read_pages(struct pager *p, uint8_t *buf, uint64_t len, uint64_t off)
 {
-    uint64_t got = 0;
-    while (got < len) {
-        ssize_t k = pread(p->file_fd, buf + got, len - got, (off_t)(off + got));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        got += (uint64_t)k;
-    }
-    return 0;
+    return pread_full(p->file_fd, buf, (size_t)len, off);
 }
 
 /* 1 served, 0 retry later (EAGAIN), -1 error (errno set). */

@@ -54,20 +54,6 @@ static int cmp_u64(const void *a, const void *b)
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
-static int read_full(int fd, void *buf, size_t len, off_t off)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = pread(fd, (uint8_t *)buf + got, len - got, off + (off_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
 uint64_t reap_page_checksum(const void *page, uint64_t gpa)
 {
     return (uint64_t)XXH3_64bits_withSeed(page, PAGE, gpa);
@@ -260,7 +246,7 @@ static int read_gens(const char *dir, const struct reap_ws_header *h, uint32_t *
     size_t want = GN_H_END + h->count * 4 + 4;
     uint8_t *buf = NULL;
     int ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == want && (buf = malloc(want)) &&
-             read_full(fd, buf, want, 0) == 0;
+             pread_full(fd, buf, want, 0) == 0;
     close(fd);
     uint32_t *lu = ok ? malloc(h->count * sizeof *lu) : NULL;
     uint64_t g, pu;
@@ -909,7 +895,7 @@ int reap_ws_read_index(const char *dir, uint64_t mem_size, const struct snap_ide
     int rc = -1;
     if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)PAGE || sb.st_size % PAGE) {
         thaw_fail(err, "%s: size is not a whole number of pages", path);
-    } else if (!(head = malloc(PAGE)) || read_full(fd, head, PAGE, 0) < 0) {
+    } else if (!(head = malloc(PAGE)) || pread_full(fd, head, PAGE, 0) < 0) {
         thaw_fail_errno(err, "reading %s", path);
     } else if (check_head(path, head, (uint64_t)sb.st_size, mem_size, id, &h, err) == 0) {
         uint8_t *all = realloc(head, h.data_offset);
@@ -917,7 +903,7 @@ int reap_ws_read_index(const char *dir, uint64_t mem_size, const struct snap_ide
             thaw_fail(err, "out of memory");
         } else {
             head = all;
-            if (read_full(fd, head + PAGE, h.data_offset - PAGE, PAGE) < 0)
+            if (pread_full(fd, head + PAGE, h.data_offset - PAGE, PAGE) < 0)
                 thaw_fail_errno(err, "reading %s", path);
             else if (reap_ws_index_check(head, &h, head + PAGE, &why) < 0)
                 thaw_fail(err, "%s: %s", path, why.msg);

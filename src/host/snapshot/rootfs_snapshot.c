@@ -294,19 +294,6 @@ static void prefetch_ws(struct rootfs_map *m, const char *dir, const struct snap
     free(file);
 }
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-    for (size_t done = 0; done < len;) {
-        ssize_t k = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        done += (size_t)k;
-    }
-    return 0;
-}
-
 /* Reads len bytes at off into the iovecs (page-aligned, so O_DIRECT works), however
  * short the reads; iov is consumed. */
 static int preadv_full(int fd, struct iovec *iov, int cnt, uint64_t off)

@@ -157,3 +157,19 @@ int copy_file_sparse(const char *src, const char *dst, struct thaw_error *err)
         unlink(dst);
     return rc;
 }
+
+int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t k = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = 0;
+            return -1;
+        }
+        done += (size_t)k;
+    }
+    return 0;
+}

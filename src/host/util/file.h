@@ -21,6 +21,10 @@ int read_file(const char *path, size_t max, uint8_t **data, size_t *size, struct
 int read_file_at(int dirfd, const char *path, uint64_t resolve, size_t max, uint8_t **data, size_t *size,
                  struct thaw_error *err);
 
+/* pread until len bytes at off are in buf, however short the reads (EINTR retried).
+ * Returns 0, or -1 on an error (errno set) or at the end of the file (errno 0). */
+int pread_full(int fd, void *buf, size_t len, uint64_t off);
+
 /* The directory holding the thaw binary (where "build:" paths and kernel.elf live),
  * unless THAW_BUILD_DIR says otherwise. Returns a malloc'd string. */
 char *thaw_build_dir(void);
