@@ -46,18 +46,11 @@ static uint64_t *read_pagemap(int pid, uint64_t addr, uint64_t size, struct thaw
         thaw_fail_errno(err, "cannot open %s", path);
         return NULL;
     }
-    uint64_t off = addr / PAGE * sizeof *pm, done = 0;
-    while (done < n * sizeof *pm) {
-        ssize_t k = pread(fd, (uint8_t *)pm + done, n * sizeof *pm - done, (off_t)(off + done));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            close(fd);
-            free(pm);
-            thaw_fail_errno(err, "reading %s", path);
-            return NULL;
-        }
-        done += (uint64_t)k;
+    if (pread_full(fd, pm, n * sizeof *pm, addr / PAGE * sizeof *pm) < 0) {
+        close(fd);
+        free(pm);
+        thaw_fail_errno(err, "reading %s", path);
+        return NULL;
     }
     close(fd);
     return pm;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "host/util/file.h"
 #include "host/util/le.h"
 
 int snap_random(void *buf, size_t len, struct thaw_error *err)
@@ -79,15 +80,8 @@ int memory_trailer_read(int fd, uint64_t file_size, const char *path, uint64_t *
         return thaw_fail(err, "%s: %llu bytes is not an image plus its 4 KiB trailer (a memory file from an "
                               "older thaw? take the snapshot again)",
                          path, (unsigned long long)file_size);
-    size_t got = 0;
-    while (got < sizeof t) {
-        ssize_t n = pread(fd, t + got, sizeof t - got, (off_t)(file_size - MEMORY_TRAILER_SIZE + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return thaw_fail_errno(err, "cannot read the trailer of %s", path);
-        got += (size_t)n;
-    }
+    if (pread_full(fd, t, sizeof t, file_size - MEMORY_TRAILER_SIZE) < 0)
+        return thaw_fail_errno(err, "cannot read the trailer of %s", path);
     if (memcmp(t, TRAILER_MAGIC, 8))
         return thaw_fail(err, "%s has no identity trailer (a memory file from an older thaw? take the snapshot "
                               "again)",
