@@ -20,6 +20,28 @@ expect() { # name, expected status, then http args
     else fail "$name" "got $got, want $want: $(head -c 200 "$WORK/body")"; fi
 }
 
+# function.json's "serve" object: the function's own defaults, the query wins.
+make_testfn "$WORK/own"
+python3 - "$WORK/own/function.json" <<'P'
+import json, sys
+m = json.load(open(sys.argv[1])); m["serve"] = {"restore": "lazy", "keep_alive_ms": 1234}
+json.dump(m, open(sys.argv[1], "w"))
+P
+st=$(deploy own "$WORK/own")
+check "function.json \"serve\" sets the deploy's defaults (status $st)" \
+    sh -c "[ $st = 201 ] && grep -q '\"restore\": *\"lazy\"' '$WORK/body' && grep -q '\"keep_alive_ms\": *1234' '$WORK/body'"
+st=$(deploy own "$WORK/own" "restore=copy")
+check "a redeploy's query overrides function.json \"serve\" (status $st)" \
+    sh -c "[ $st = 200 ] && grep -q '\"restore\": *\"copy\"' '$WORK/body' && grep -q '\"keep_alive_ms\": *1234' '$WORK/body'"
+python3 - "$WORK/own/function.json" <<'P'
+import json, sys
+m = json.load(open(sys.argv[1])); m["serve"] = {"restore": "sometimes"}
+json.dump(m, open(sys.argv[1], "w"))
+P
+st=$(deploy own "$WORK/own")
+check "a bad function.json \"serve\" is a 400 naming it (status $st)" \
+    sh -c "[ $st = 400 ] && grep -q 'serve' '$WORK/body' && grep -q 'restore' '$WORK/body'"
+
 expect "unknown function" 404 POST /invoke/nosuch -d '{}'
 expect "unknown function GET" 404 GET /functions/nosuch
 expect "unknown endpoint" 404 GET /nothing-here

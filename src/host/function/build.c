@@ -448,10 +448,10 @@ static int copy_listed_files(struct build_ctx *c)
  * rather than a setting that silently does nothing. */
 static const char *const manifest_keys[] = {"name", "runtime", "memory_mib", "timeout_s", "max_request_kib",
                                             "program", "args", "env", "cwd", "archive", "files", "rootfs",
-                                            "libc", "link", "packages", "interpreter", NULL};
+                                            "libc", "link", "packages", "interpreter", "serve", NULL};
 #define MANIFEST_KEYS_TEXT                                                                                 \
     "name, runtime, memory_mib, timeout_s, max_request_kib, program, args, env, cwd, archive, files, rootfs, " \
-    "libc, link, packages, interpreter"
+    "libc, link, packages, interpreter, serve"
 
 static const char *unknown_manifest_key(json_t *m)
 {
@@ -500,6 +500,8 @@ static json_t *load_manifest(const char *src_dir, struct thaw_error *err)
     const char *unknown = unknown_manifest_key(m);
     if (unknown) {
         thaw_fail(err, "%s: unknown key \"%s\" (known: %s)", path, unknown, MANIFEST_KEYS_TEXT);
+    } else if (json_object_get(m, "serve") && !json_is_object(json_object_get(m, "serve"))) {
+        thaw_fail(err, "%s: \"serve\" must be an object of thaw serve's settings (docs/serve.md)", path);
     } else if (!name || !bundle_name_valid(name)) {
         thaw_fail(err, "%s: \"name\" must be 1-%d characters of [a-z0-9_-]", path, BUNDLE_NAME_MAX);
     } else if (!rt || (strcmp(rt, "native") && strcmp(rt, "python"))) {

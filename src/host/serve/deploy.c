@@ -1,7 +1,9 @@
 /* The deploy pipeline: unpack the upload, build it, boot it to its ready point,
  * snapshot it there, commit the version, and switch the function over to it. Any
  * failure before the commit leaves the function as it was (422 or 400). */
+#include <fcntl.h>
 #include <jansson.h>
+#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include "host/serve/store.h"
 #include "host/serve/upload.h"
 #include "host/util/clock.h"
+#include "host/util/file.h"
 #include "host/util/tree.h"
 
 struct boot_log {
@@ -127,6 +130,34 @@ out:
     return status;
 }
 
+/* "serve" in the uploaded function.json: the function's own defaults for the daemon's
+ * configuration keys (restore mode, keep-alive, limits), as PATCH would set them. */
+static int apply_manifest_config(const char *source, struct fn_config *cfg, struct thaw_error *err)
+{
+    uint8_t *text;
+    size_t len;
+    struct thaw_error why;
+    int dfd = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return thaw_fail_errno(err, "cannot open the upload");
+    /* Read as the build reads it: beneath the upload, never through a symbolic link. */
+    int r = read_file_at(dfd, "function.json", RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, 1u << 20, &text, &len, &why);
+    close(dfd);
+    if (r < 0)
+        return thaw_fail(err, "function.json: %s", why.msg);
+    json_error_t je;
+    json_t *m = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
+    if (!m)
+        return thaw_fail(err, "function.json: %s (line %d)", je.text, je.line);
+    json_t *serve = json_object_get(m, "serve");
+    int rc = 0;
+    if (serve && fn_config_apply_json(cfg, serve, &why) < 0)
+        rc = thaw_fail(err, "function.json \"serve\": %s", why.msg);
+    json_decref(m);
+    return rc;
+}
+
 int deploy_function(struct serve *s, const char *name, const void *tar, size_t len, json_t *params, char **body)
 {
     struct thaw_error err = {{0}};
@@ -144,15 +175,6 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
         pthread_mutex_unlock(&old->lock);
     } else {
         fn_config_default(&cfg);
-    }
-    const char *key;
-    json_t *val;
-    json_object_foreach(params, key, val) {
-        if (fn_config_apply_text(&cfg, key, json_string_value(val), &err) < 0) {
-            status = 400;
-            *body = error_body("%s%s", err.msg, NULL);
-            goto out;
-        }
     }
     if (store_stage(s, name, stage, sizeof stage, &err) < 0) {
         *body = error_body("%s%s", err.msg, NULL);
@@ -173,6 +195,21 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
         status = 400;
         *body = error_body("the upload has no function.json at its top level%s%s", "", NULL);
         goto out;
+    }
+    /* The function's own defaults ("serve" in its function.json), then the query's. */
+    if (apply_manifest_config(path, &cfg, &err) < 0) {
+        status = 400;
+        *body = error_body("%s%s", err.msg, NULL);
+        goto out;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(params, key, val) {
+        if (fn_config_apply_text(&cfg, key, json_string_value(val), &err) < 0) {
+            status = 400;
+            *body = error_body("%s%s", err.msg, NULL);
+            goto out;
+        }
     }
     char bundle[1300];
     tree_path(bundle, sizeof bundle, "%s/bundle", stage);
