@@ -91,6 +91,16 @@ wait $p1 $p2
     || fail "queue" "$(cat "$WORK/q1") $(cat "$WORK/q2") $(cat "$WORK/q3")"
 grep -q '"error"' "$WORK/q3body" && pass "429 carries a JSON error" || fail "429 body" "$(cat "$WORK/q3body")"
 
+# A PATCHed timeout applies to the very next request: an idle instance started under
+# the old one is never handed out, even before the reaper culls it.
+http POST /invoke/spin -d '{"n": 2}' >/dev/null
+http PATCH /functions/spin -d '{"timeout_ms": 650}' >/dev/null
+t0=$(date +%s%N)
+st=$(http POST /invoke/spin -d '{"loop": 1}' -m 8)
+t1=$(date +%s%N)
+check "a PATCHed timeout applies to the next request at once (status $st after $(( (t1 - t0) / 1000000 )) ms)" \
+    [ "$st" = 504 ]
+
 # A looping guest costs only its own request (504) and instance; a crash is a 502.
 http PATCH /functions/spin -d '{"max_instances": 4, "queue_max": 64, "queue_timeout_ms": 10000, "timeout_ms": 700}' >/dev/null
 curl -s -o "$WORK/other" -w '%{http_code}' "$URL/invoke/spin" -d '{"spin_ms": 300, "x": 1}' >"$WORK/other_st" &

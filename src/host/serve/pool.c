@@ -375,9 +375,10 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
             uint64_t now = clock_now_ns();
             f->idle = in->next;
             f->n_idle--;
-            if (sandbox_gone(in->sb)) {
-                /* Its worker died while idle (killed, out of memory): never hand it a
-                 * request; drop it and look again. */
+            if (sandbox_gone(in->sb) || in->ver != f->ver || in->timeout_ms != f->cfg.timeout_ms) {
+                /* Its worker died while idle (killed, out of memory), or it belongs to an
+                 * older version or timeout than a deploy or PATCH just set (the reaper
+                 * has not culled it yet): never hand it a request; drop it, look again. */
                 charge_idle(f, in, now);
                 pthread_mutex_unlock(&f->lock);
                 destroy_instance(f, in);
