@@ -26,6 +26,7 @@
 #include "host/util/snap_identity.h"
 #include "host/snapshot/memory_backend.h"
 #include "host/snapshot/pager_watch.h"
+#include "uffd_usable.h"
 
 #define PG 4096ull
 #define NPAGES 512ull /* 2 MiB of guest memory */
@@ -59,17 +60,6 @@ static uint64_t data_pages(void)
     return n;
 }
 
-static int uffd_usable(void)
-{
-    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        fprintf(stderr, "*** SKIP: userfaultfd() failed (%s): run as root or set vm.unprivileged_userfaultfd=1\n",
-                strerror(errno));
-        return 0;
-    }
-    close(fd);
-    return 1;
-}
 
 static int setup(void **state)
 {

@@ -27,6 +27,7 @@
 #include "host/pager/manager.h"
 #include "host/snapshot/memory_backend.h"
 #include "host/util/snap_identity.h"
+#include "uffd_usable.h"
 
 /* Freed memory goes back to the allocator at once, so that the manager's resident size
  * measures what it keeps, not ASan's quarantine of what it freed. */
@@ -72,17 +73,6 @@ static const struct snap_identity *identity_of(const char *dir)
     return &ids[snap];
 }
 
-static int uffd_usable(void)
-{
-    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        fprintf(stderr, "*** SKIP: userfaultfd() failed (%s): run as root or set vm.unprivileged_userfaultfd=1\n",
-                strerror(errno));
-        return 0;
-    }
-    close(fd);
-    return 1;
-}
 
 static int setup(void **state)
 {

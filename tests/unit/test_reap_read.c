@@ -22,6 +22,7 @@
 
 #include "host/pager/reap.h"
 #include "host/util/snap_identity.h"
+#include "uffd_usable.h"
 
 #define PG 4096ull
 #define NPAGES 2048ull /* 8 MiB of guest memory */
@@ -36,17 +37,6 @@ static uint8_t page_byte(uint64_t page, uint64_t i) { return (uint8_t)(page * 7 
  * with one-page gaps), 1,200 in all. */
 static uint64_t ws_page(unsigned i) { return i < 600 ? i : 700 + 2ull * (i - 600); }
 
-static int uffd_usable(void)
-{
-    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        fprintf(stderr, "*** SKIP: userfaultfd() failed (%s): run as root or set vm.unprivileged_userfaultfd=1\n",
-                strerror(errno));
-        return 0;
-    }
-    close(fd);
-    return 1;
-}
 
 static int setup(void **state)
 {
