@@ -346,6 +346,13 @@ static struct instance *create_instance(struct function *f, struct fn_version *v
 
 /* ---- acquire / release --------------------------------------------------------------- */
 
+/* An instance of an older version, or started under another timeout than the
+ * function's now (f->lock held): it serves no new request. */
+static bool stale(const struct function *f, const struct instance *in)
+{
+    return in->ver != f->ver || in->timeout_ms != f->cfg.timeout_ms;
+}
+
 static void deadline_after(struct timespec *ts, uint64_t ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
@@ -375,7 +382,7 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
             uint64_t now = clock_now_ns();
             f->idle = in->next;
             f->n_idle--;
-            if (sandbox_gone(in->sb) || in->ver != f->ver || in->timeout_ms != f->cfg.timeout_ms) {
+            if (sandbox_gone(in->sb) || stale(f, in)) {
                 /* Its worker died while idle (killed, out of memory), or it belongs to an
                  * older version or timeout than a deploy or PATCH just set (the reaper
                  * has not culled it yet): never hand it a request; drop it, look again. */
@@ -463,8 +470,7 @@ void pool_release(struct function *f, struct instance *in, bool healthy)
     f->busy_memory_bytes -= in->busy_rss_bytes;
     f->busy_byte_s += (double)in->rss_bytes * (double)(now - in->busy_since_ns) / 1e9;
     f->ka.ops->on_invocation_end(f->ka.state, now);
-    bool keep = healthy && !f->deleted && in->ver == f->ver && !f->srv->stop &&
-                in->timeout_ms == f->cfg.timeout_ms;
+    bool keep = healthy && !f->deleted && !f->srv->stop && !stale(f, in);
     if (keep) {
         in->used = true;
         in->idle_since_ns = now;
@@ -558,14 +564,14 @@ static void reap_function(struct function *f, void *ctx)
     struct instance **pp = &f->idle;
     while (*pp) {
         struct instance *in = *pp;
-        bool stale = in->ver != f->ver || in->timeout_ms != f->cfg.timeout_ms;
+        bool old = stale(f, in);
         /* A pre-warmed instance no invocation has used yet stays while the policy
          * wants one warm; one that served stays for the policy's idle lifetime. */
         bool past = in->prewarmed && !in->used && f->ka.ops->want_warm ? !warm_wanted
                                                                         : now - in->idle_since_ns >= ttl;
         bool expired = past && alive > f->cfg.min_instances;
         bool excess = alive > f->cfg.max_instances; /* max_instances was lowered */
-        if (stale || expired || excess) {
+        if (old || expired || excess) {
             charge_idle(f, in, now);
             *pp = in->next;
             in->next = doomed;
