@@ -9,7 +9,7 @@ MUSLCC   ?= musl-gcc
 
 WARN     := -Wall -Wextra -Werror
 HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -Isrc -MMD -MP
-HOST_LIBS   := -ljansson -luring -lcurl -lmicrohttpd -larchive -lseccomp -lz -llz4 -lxxhash -lcrypto -lpthread -lm
+HOST_LIBS   := -ljansson -luring -lcurl -lmicrohttpd -larchive -lseccomp -lz -llz4 -lxxhash -lnettle -lpthread -lm
 
 # ---- host library: everything host-side except the CLI entry point -------------
 HOST_SRCS := $(sort $(wildcard src/common/*.c) $(wildcard src/host/*/*.c))
@@ -59,7 +59,7 @@ $(BUILD)/thaw: $(CLI_OBJS) $(BUILD)/libthaw.a
 
 # The worker process behind --worker: only the libraries a worker links (fast exec).
 WORKER_OBJS := $(BUILD)/host/src/host/cli/worker/main.o $(BUILD)/host/src/host/cli/cmd_worker.o
-WORKER_LIBS := -ljansson -luring -lseccomp -lz -llz4 -lxxhash -lcrypto -lpthread -lm
+WORKER_LIBS := -ljansson -luring -lseccomp -lz -llz4 -lxxhash -lnettle -lpthread -lm
 $(BUILD)/thaw-worker: $(WORKER_OBJS) $(BUILD)/libthaw.a
 	$(CC) -o $@ $(WORKER_OBJS) $(BUILD)/libthaw.a $(WORKER_LIBS)
 

@@ -9,7 +9,7 @@ PKGS=(
   python3.11 python3-pyaes python3-chameleon python3-png
   python3-numpy python3-pil python3-scipy python3-sklearn python3-torch python3-opencv
   libpng-dev zlib1g-dev
-  libseccomp-dev libarchive-dev libcurl4-openssl-dev libxxhash-dev libssl-dev liblz4-dev
+  libseccomp-dev libarchive-dev libcurl4-openssl-dev libxxhash-dev nettle-dev liblz4-dev
   prometheus hey wrk gnuplot-nox python3-matplotlib
 )
 missing=()

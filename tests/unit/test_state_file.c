@@ -1170,6 +1170,20 @@ static void test_atomic_write_errors(void **state)
  * process. Whatever that process wrote past the image is cut, the identity trailer
  * comes from the state the owner checks, and a state that does not decode leaves the
  * old snapshot untouched with nothing left behind. */
+/* The state digest is plain SHA-256 (FIPS 180-4's "abc" example), whichever library
+ * computes it: identities written by one thaw are read by another. */
+static void test_state_digest_is_sha256(void **state)
+{
+    (void)state;
+    static const uint8_t want[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+                                     0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+                                     0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    struct snap_identity id;
+    struct thaw_error err;
+    assert_int_equal(snap_identity_digest(&id, (const uint8_t *)"abc", 3, &err), 0);
+    assert_memory_equal(id.digest, want, sizeof want);
+}
+
 static void test_snapshot_writer(void **state)
 {
     (void)state;
@@ -1262,6 +1276,7 @@ int main(void)
         cmocka_unit_test(test_atomic_write_replaces),
         cmocka_unit_test(test_atomic_write_errors),
         cmocka_unit_test(test_snapshot_writer),
+        cmocka_unit_test(test_state_digest_is_sha256),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

