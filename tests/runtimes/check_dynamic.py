@@ -75,7 +75,8 @@ def run_image(tmp):
         ok = p.returncode == 0 and '"product": 81' in p.stdout
         st = json.loads(p.stdout.strip().splitlines()[-1]) if ok else {}
         fs = st.get("rootfs", {})
-        ok = ok and st.get("in_worker") and fs.get("image_bytes", 0) > 0
+        # The image's restore is timed in the worker and reported across the protocol.
+        ok = ok and st.get("in_worker") and fs.get("image_bytes", 0) > 0 and st.get("image_restore_us", 0) > 0
         if i == 2:
             ok = ok and st["start"] == "reap-record" and os.path.getsize(os.path.join(wsnap, "rootfs.ws")) > 16
         if i == 3:

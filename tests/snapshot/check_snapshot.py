@@ -41,7 +41,7 @@ def run_all(tmp):
         out, j, _ = restore(hello, mode, '{"name": "R1"}', '{"name": "R2"}')
         check("hello restores in %s mode" % mode, "Hello, R1!" in out[0] and "Hello, R2!" in out[1], out)
         check("%s timings are complete" % mode, all(k in j for k in (
-            "state_load_us", "vm_create_us", "memory_setup_us", "first_response_us", "rss_kb")), j)
+            "state_load_us", "vm_create_us", "image_restore_us", "memory_setup_us", "first_response_us", "rss_kb")), j)
     check("restores never modify the memory file", open(os.path.join(hello, "memory"), "rb").read() == before)
 
     # Eight concurrent restores of one snapshot, each with its own payload.

@@ -31,9 +31,10 @@ static void usage(FILE *out)
 
 static void print_timings(const struct sandbox_stats *st, const uint64_t *inv_ns, size_t n)
 {
-    fprintf(stderr, "restore (%s): state load %.3f ms, memory set-up %.3f ms, VM creation %.3f ms, total %.3f ms\n",
+    fprintf(stderr,
+            "restore (%s): state load %.3f ms, memory set-up %.3f ms, VM creation %.3f ms, image %.3f ms, total %.3f ms\n",
             mem_mode_name(st->mode), st->state_load_ns / 1e6, st->memory_setup_ns / 1e6, st->vm_create_ns / 1e6,
-            st->restore_ns / 1e6);
+            st->image_restore_ns / 1e6, st->restore_ns / 1e6);
     for (size_t i = 0; i < n; i++)
         fprintf(stderr, "invocation %zu: %.3f ms\n", i + 1, inv_ns[i] / 1e6);
     fprintf(stderr, "pages served by uffd: %llu (+%llu zero), host page faults: %llu, resident: %llu KiB\n",

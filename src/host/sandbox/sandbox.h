@@ -90,6 +90,7 @@ struct sandbox_stats {
     uint64_t state_load_ns;          /* restore: read + decode state */
     uint64_t memory_setup_ns;        /* restore: memory backend (includes any prefetch) */
     uint64_t vm_create_ns;           /* restore: KVM VM, vCPU, registers */
+    uint64_t image_restore_ns;       /* restore: the root-filesystem image (0: none) */
     uint64_t restore_ns;             /* restore: start to ready */
     /* invocations */
     uint64_t invocations;

@@ -22,6 +22,7 @@ json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
         bad |= set(o, "state_load_us", json_real(us(st->state_load_ns)));
         bad |= set(o, "memory_setup_us", json_real(us(st->memory_setup_ns)));
         bad |= set(o, "vm_create_us", json_real(us(st->vm_create_ns)));
+        bad |= set(o, "image_restore_us", json_real(us(st->image_restore_ns)));
         bad |= set(o, "restore_us", json_real(us(st->restore_ns)));
         bad |= set(o, "cold_start_us", json_real(us(st->restore_ns + st->first_invoke_ns)));
     }

@@ -248,6 +248,7 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     st->state_load_ns = r->t.state_load_ns;
     st->memory_setup_ns = r->t.memory_setup_ns;
     st->vm_create_ns = r->t.vm_create_ns;
+    st->image_restore_ns = r->t.image_ns;
     st->restore_ns = r->t.total_ns;
     st->bytes_copied = r->mem.bytes_copied;
     if (l->mode == MEM_REAP && !light && !atomic_load(&l->restored.mem.pager_dead))

@@ -195,8 +195,9 @@ static enum MHD_Result handle_invoke(struct serve *s, struct MHD_Connection *c, 
     }
     char phases[160] = "";
     if (kind != START_WARM && kind != START_COLD_BOOT)
-        snprintf(phases, sizeof phases, "state=%llu,memory=%llu,vm=%llu", (unsigned long long)(in->state_load_ns / 1000),
-                 (unsigned long long)(in->memory_setup_ns / 1000), (unsigned long long)(in->vm_create_ns / 1000));
+        snprintf(phases, sizeof phases, "state=%llu,memory=%llu,vm=%llu,image=%llu",
+                 (unsigned long long)(in->state_load_ns / 1000), (unsigned long long)(in->memory_setup_ns / 1000),
+                 (unsigned long long)(in->vm_create_ns / 1000), (unsigned long long)(in->image_ns / 1000));
     uint8_t *resp = NULL;
     size_t resp_len = 0;
     uint64_t t = clock_now_ns();

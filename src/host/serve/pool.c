@@ -337,6 +337,7 @@ static struct instance *create_instance(struct function *f, struct fn_version *v
         in->state_load_ns = st.state_load_ns;
         in->memory_setup_ns = st.memory_setup_ns;
         in->vm_create_ns = st.vm_create_ns;
+        in->image_ns = st.image_restore_ns;
         in->rss_bytes = st.rss_kb * 1024;
     }
     version_get(v);

@@ -50,7 +50,7 @@ struct instance {
     uint64_t busy_since_ns;
     uint64_t busy_rss_bytes;   /* what it added to the function's busy memory */
     uint64_t restore_ns, prefetch_ns;
-    uint64_t state_load_ns, memory_setup_ns, vm_create_ns; /* inside the restore (the worker's own view) */
+    uint64_t state_load_ns, memory_setup_ns, vm_create_ns, image_ns; /* inside the restore (the worker's own view) */
     uint64_t rss_bytes;        /* last sampled */
     uint64_t served;           /* invocations since the last sample */
     uint64_t timeout_ms;       /* the invocation timeout it was made with */

@@ -43,6 +43,7 @@ int snapshot_write_image(const struct instance *inst, int fd, struct thaw_error 
 struct restore_timings {
     uint64_t state_load_ns;   /* read + decode the state file */
     uint64_t vm_create_ns;    /* KVM VM + vCPU + register state */
+    uint64_t image_ns;        /* the root-filesystem image: mapped, written pages, file working set */
     uint64_t memory_setup_ns; /* memory backend set-up (copy reads everything here) */
     uint64_t total_ns;        /* restore call, start to ready */
 };
