@@ -465,16 +465,17 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     if (mem_backend_wait_ready(&r->mem, err) < 0)
         goto fail;
     uint64_t t3b = clock_now_ns();
-    uint64_t ti0 = t3b, ti1 = t3b;
+    uint64_t image_ns = 0;
     /* File pages: the image mapped again, its written pages copied back, and for a
      * REAP prefetch (pmode PAGER_PREFETCH or PAGER_MERGE: the policy chose to prefetch, here or in the
      * caller of a worker) the recorded file working set read ahead (rootfs_snapshot.h). */
-    if (rootfs_snapshot_present(dir) &&
-        (rootfs_snapshot_restore(&inst->rootfs, dir, &id, pmode == PAGER_PREFETCH || pmode == PAGER_MERGE, &r->rootfs,
-                                 err) < 0 ||
-         vm_add_memory(&inst->vm, inst->rootfs.gpa, inst->rootfs.host, inst->rootfs.size, err) < 0))
-        goto fail;
-    ti1 = clock_now_ns();
+    if (rootfs_snapshot_present(dir)) {
+        if (rootfs_snapshot_restore(&inst->rootfs, dir, &id, pmode == PAGER_PREFETCH || pmode == PAGER_MERGE,
+                                    &r->rootfs, err) < 0 ||
+            vm_add_memory(&inst->vm, inst->rootfs.gpa, inst->rootfs.host, inst->rootfs.size, err) < 0)
+            goto fail;
+        image_ns = clock_now_ns() - t3b;
+    }
     /* The TSC MSR is part of the MSR list: the guest's clock resumes where it stopped
      * (monotonic time never goes backwards). New entropy and a new generation make
      * the guest reseed its generator and refetch the wall clock. */
@@ -501,8 +502,8 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     uint64_t t3 = clock_now_ns();
     r->t.state_load_ns = t2 - t1m;
     r->t.memory_setup_ns = (t1m - t0) + (t3b - t3a); /* the part not overlapped with the state and VM set-up */
-    r->t.image_ns = ti1 - ti0;
-    r->t.vm_create_ns = (t3a - t2) + (t3 - t3b) - r->t.image_ns;
+    r->t.image_ns = image_ns;
+    r->t.vm_create_ns = (t3a - t2) + (t3 - t3b) - image_ns;
     r->t.total_ns = t3 - t0;
     free(s);
     return 0;
