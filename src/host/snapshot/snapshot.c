@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "host/function/bundle.h"
+#include "host/snapshot/rootfs_snapshot.h"
 #include "host/snapshot/state_file.h"
 #include "host/util/atomic_file.h"
 #include "host/util/clock.h"
@@ -388,6 +390,86 @@ static int restore_vcpu(struct instance *inst, const struct snapshot_state *s, s
     return 0;
 }
 
+/* The small files a restore reads before it can go on, asked for at its very start
+ * (advice only: each is opened and checked again where it is read): on a cold disk each
+ * is a round trip, which behind the working set's read waits for megabytes of it. */
+static void advise_small_files(const char *dir)
+{
+    static const char *const names[] = {SNAPDIR_STATE, SNAPDIR_MEMORY, SNAPDIR_ROOTFS, SNAPDIR_ROOTFS_WS};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[4096];
+        if (snapdir_path(path, sizeof path, dir, names[i]) < 0)
+            continue;
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat sb;
+        /* Of the memory file only its end is read here (the identity trailer). */
+        off_t off = 0;
+        if (!strcmp(names[i], SNAPDIR_MEMORY) && fstat(fd, &sb) == 0 && sb.st_size > 8192)
+            off = sb.st_size - 8192;
+        (void)posix_fadvise(fd, off, 0, POSIX_FADV_WILLNEED);
+        close(fd);
+    }
+}
+
+/* The image side of a restore (rootfs_snapshot.h): the image mapped again, its written
+ * pages read back and, for a REAP prefetch, its file working set read ahead. It needs
+ * nothing from the state or the VM, so it runs in a thread of its own from the start,
+ * its reads and decompression overlapping the memory working set's read and install
+ * (it began only once guest memory was in before). It checks rootfs.ws against the
+ * identity in the memory file's trailer; the restore then checks that identity against
+ * the state's, which catches a snapshot replaced in between. */
+struct image_job {
+    pthread_t tid;
+    bool running;
+    const char *dir;
+    bool prefetch;
+    struct rootfs_map *map;
+    struct rootfs_restore_stats *stats;
+    struct snap_identity id;
+    int rc;
+    struct thaw_error err;
+};
+
+static void *image_job_main(void *arg)
+{
+    struct image_job *j = arg;
+    char path[4096];
+    uint64_t mem_size;
+    if (snapdir_path(path, sizeof path, j->dir, SNAPDIR_MEMORY) < 0)
+        j->rc = thaw_fail(&j->err, "snapshot path too long");
+    else if (memory_trailer_read_path(path, &mem_size, &j->id, &j->err) < 0)
+        j->rc = -1;
+    else
+        j->rc = rootfs_snapshot_restore(j->map, j->dir, &j->id, j->prefetch, j->stats, &j->err);
+    return NULL;
+}
+
+/* Starts the job in a thread, or runs it here if no thread can be made. */
+static void image_job_start(struct image_job *j)
+{
+    j->running = pthread_create(&j->tid, NULL, image_job_main, j) == 0;
+    if (!j->running)
+        image_job_main(j);
+}
+
+/* Waits for the job: 0, or -1 with err if it failed or restored the image pages of
+ * another snapshot than the state's (id; NULL: not checked). */
+static int image_job_finish(struct image_job *j, const struct snap_identity *id, struct thaw_error *err)
+{
+    if (j->running)
+        pthread_join(j->tid, NULL);
+    j->running = false;
+    if (j->rc < 0) {
+        *err = j->err;
+        return -1;
+    }
+    if (id && !snap_identity_equal(&j->id, id))
+        return thaw_fail(err, "the snapshot's memory file changed during its restore");
+    return 0;
+}
+
 int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode mode, enum pager_mode pmode,
                             const char *pager_socket, int console_fd, struct vm_pool *pool, struct thaw_error *err)
 {
@@ -410,16 +492,18 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     if (!s)
         return thaw_fail(err, "out of memory");
     struct snap_identity id;
+    /* For a REAP prefetch (pmode PAGER_PREFETCH or PAGER_MERGE: the policy chose to
+     * prefetch, here or in the caller of a worker) the image job also reads ahead the
+     * recorded file working set. */
+    struct image_job job = {.dir = dir, .map = &inst->rootfs, .stats = &r->rootfs,
+                            .prefetch = pmode == PAGER_PREFETCH || pmode == PAGER_MERGE};
+    bool has_image = false;
     if (snapdir_check(dir, err) < 0)
         goto fail;
-    /* A cold state file costs a disk round trip when it is read below; asked for now, it
-     * comes in while the memory is set up (and the working set read). Advice only: the
-     * read below opens and checks the file as before. */
-    int sfd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (sfd >= 0) {
-        (void)posix_fadvise(sfd, 0, 0, POSIX_FADV_WILLNEED);
-        close(sfd);
-    }
+    advise_small_files(dir);
+    has_image = rootfs_snapshot_present(dir);
+    if (has_image)
+        image_job_start(&job);
     snapdir_clean_leftovers(dir);
     /* Guest memory and the pager first, sized by the memory file's own trailer: the
      * pager's working-set read then overlaps the state file's read and the VM set-up.
@@ -465,13 +549,10 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     if (mem_backend_wait_ready(&r->mem, err) < 0)
         goto fail;
     uint64_t t3b = clock_now_ns();
+    /* File pages: the image job's, in by now or waited for (the part not overlapped). */
     uint64_t image_ns = 0;
-    /* File pages: the image mapped again, its written pages copied back, and for a
-     * REAP prefetch (pmode PAGER_PREFETCH or PAGER_MERGE: the policy chose to prefetch, here or in the
-     * caller of a worker) the recorded file working set read ahead (rootfs_snapshot.h). */
-    if (rootfs_snapshot_present(dir)) {
-        if (rootfs_snapshot_restore(&inst->rootfs, dir, &id, pmode == PAGER_PREFETCH || pmode == PAGER_MERGE,
-                                    &r->rootfs, err) < 0 ||
+    if (has_image) {
+        if (image_job_finish(&job, &id, err) < 0 ||
             vm_add_memory(&inst->vm, inst->rootfs.gpa, inst->rootfs.host, inst->rootfs.size, err) < 0)
             goto fail;
         image_ns = clock_now_ns() - t3b;
@@ -508,6 +589,10 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     free(s);
     return 0;
 fail:
+    if (job.running) {
+        struct thaw_error ignored;
+        (void)image_job_finish(&job, NULL, &ignored);
+    }
     free(buf);
     free(s);
     restored_destroy(r);

@@ -1,10 +1,13 @@
 #include "host/util/snap_identity.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <nettle/sha2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -103,4 +106,16 @@ int memory_trailer_read(int fd, uint64_t file_size, const char *path, uint64_t *
                          (unsigned long long)*mem_size, (unsigned long long)(file_size - MEMORY_TRAILER_SIZE));
     snap_identity_get(t + 24, id);
     return 0;
+}
+
+int memory_trailer_read_path(const char *path, uint64_t *mem_size, struct snap_identity *id, struct thaw_error *err)
+{
+    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY, RESOLVE_NO_SYMLINKS, err);
+    if (fd < 0)
+        return -1;
+    struct stat sb;
+    int rc = fstat(fd, &sb) < 0 ? thaw_fail_errno(err, "cannot stat %s", path)
+                                : memory_trailer_read(fd, (uint64_t)sb.st_size, path, mem_size, id, err);
+    close(fd);
+    return rc;
 }

@@ -45,5 +45,7 @@ void memory_trailer_encode(uint8_t out[MEMORY_TRAILER_SIZE], uint64_t mem_size, 
  * the image size it declares (st_size - 4096). path is for messages. */
 int memory_trailer_read(int fd, uint64_t file_size, const char *path, uint64_t *mem_size, struct snap_identity *id,
                         struct thaw_error *err);
+/* The same for the memory file at path (no symlinks), opened and closed here. */
+int memory_trailer_read_path(const char *path, uint64_t *mem_size, struct snap_identity *id, struct thaw_error *err);
 
 #endif
