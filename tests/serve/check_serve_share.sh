@@ -4,7 +4,8 @@
 # every other part unchanged, before and after all of them wrote; every start is
 # cold-share on its own instance (the first start records the working set as cold-reap);
 # the workers' total PSS (smaps_rollup) is at most 40% of eight reap instances'. Also:
-# share is accepted by deploy and PATCH and shown in GET. Prints "N passed, N failed".
+# share is accepted by deploy and PATCH and shown in GET; /metrics' PSS of two share
+# instances is below their RSS. Prints "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -44,5 +45,28 @@ st=$(http PATCH /functions/echo -d '{"restore": "shared"}')
 http GET /metrics >/dev/null
 grep -q 'thaw_invocations_total{function="echo",start="cold-share"} 1' "$WORK/body" \
     && pass "metrics count the cold-share start" || fail "metrics cold-share" "$(grep cold-share "$WORK/body" | head -3)"
+# Two share instances idle at once (pre-warmed, each sampled when started): their RSS
+# counts the shared working set twice, their PSS once, so the PSS total is below the RSS.
+http PATCH /functions/echo -d '{"keep_alive_ms": 60000, "min_instances": 2}' >/dev/null
+for _ in $(seq 100); do
+    http GET /metrics >/dev/null
+    grep -q '^thaw_instances{function="echo",state="idle"} 2$' "$WORK/body" && break
+    sleep 0.1
+done
+mem_sample() { sed -n "s/^$1{function=\"echo\",state=\"$2\"} //p" "$WORK/body"; }
+rss=$(mem_sample thaw_instance_memory_bytes idle) pss=$(mem_sample thaw_instance_pss_bytes idle)
+echo "  2 idle share instances: RSS ${rss:-?} bytes, PSS ${pss:-?} bytes"
+grep -q '^thaw_instances{function="echo",state="idle"} 2$' "$WORK/body" && [ -n "$rss" ] && [ -n "$pss" ] \
+    && [ "$pss" -gt 0 ] && [ "$pss" -lt "$rss" ] \
+    && pass "metrics: PSS of two share instances below their RSS" || fail "PSS below RSS" "rss=$rss pss=$pss"
+grep -q '^# TYPE thaw_instance_pss_byte_seconds_total counter$' "$WORK/body" \
+    && [ -n "$(mem_sample thaw_instance_pss_byte_seconds_total idle)" ] \
+    && pass "metrics: PSS memory-seconds by state" || fail "PSS memory-seconds" "$(grep pss_byte "$WORK/body")"
+http GET /functions/echo >/dev/null
+[ "$(json_field memory.idle_pss_bytes)" -gt 0 ] && [ "$(json_field memory.idle_pss_bytes)" -lt "$(json_field memory.idle_bytes)" ] \
+    && pass "GET /functions: idle PSS below idle RSS" || fail "GET memory PSS" "$(body)"
+http GET /healthz >/dev/null
+[ "$(json_field pss_bytes)" -gt 0 ] && [ "$(json_field pss_bytes)" -lt "$(json_field memory_bytes)" ] \
+    && pass "healthz: PSS below resident memory" || fail "healthz PSS" "$(body)"
 stop_daemon
 finish

@@ -137,9 +137,12 @@ static json_t *function_json(struct function *f)
                           (json_int_t)g.starting, "queued", (json_int_t)g.queued, "invocations", (json_int_t)inv);
     struct keepalive_windows w;
     pool_keepalive_windows(f, &w);
-    json_object_set_new(j, "memory", json_pack("{s:I, s:I, s:f, s:f}", "idle_bytes", (json_int_t)g.idle_memory_bytes,
-                                               "busy_bytes", (json_int_t)g.busy_memory_bytes, "idle_byte_seconds",
-                                               g.idle_byte_s, "busy_byte_seconds", g.busy_byte_s));
+    json_object_set_new(j, "memory",
+                        json_pack("{s:I, s:I, s:f, s:f, s:I, s:I, s:f, s:f}", "idle_bytes", (json_int_t)g.idle_memory.rss,
+                                  "busy_bytes", (json_int_t)g.busy_memory.rss, "idle_byte_seconds", g.idle_byte_s.rss,
+                                  "busy_byte_seconds", g.busy_byte_s.rss, "idle_pss_bytes", (json_int_t)g.idle_memory.pss,
+                                  "busy_pss_bytes", (json_int_t)g.busy_memory.pss, "idle_pss_byte_seconds",
+                                  g.idle_byte_s.pss, "busy_pss_byte_seconds", g.busy_byte_s.pss));
     json_object_set_new(j, "keep_alive",
                         json_pack("{s:s, s:I, s:I, s:I}", "decision", w.decision, "prewarm_ms",
                                   (json_int_t)(w.prewarm_ns / 1000000), "keep_alive_ms",
@@ -264,7 +267,7 @@ static void finish_sampled(struct request *rq)
     struct instance *in = rq->done_in;
     struct sandbox_stats st;
     if (sandbox_stats(in->sb, &st, NULL) == 0) {
-        in->rss_bytes = st.rss_kb * 1024;
+        in->memory = (struct mem_bytes){st.rss_kb * 1024, st.pss_kb * 1024};
         if (rq->done_first)
             fn_metrics_pages(&f->metrics, st.reap_prefetched ? st.ws_pages : 0,
                              st.reap_prefetched ? st.reap_misses : st.pages_served, st.zero_pages);
@@ -438,7 +441,8 @@ static void total_one(struct function *f, void *ctx)
     t->g.starting += g.starting;
     t->g.queued += g.queued;
     t->g.memory_bytes += g.memory_bytes;
-    t->g.idle_memory_bytes += g.idle_memory_bytes;
+    mem_bytes_add(&t->g.idle_memory, g.idle_memory);
+    mem_bytes_add(&t->g.busy_memory, g.busy_memory);
 }
 
 static enum MHD_Result handle_metrics(struct serve *s, struct MHD_Connection *c)
@@ -479,13 +483,14 @@ static enum MHD_Result handle_healthz(struct serve *s, struct MHD_Connection *c)
     unsigned in_flight = atomic_load(&s->in_flight);
     struct sandbox_spare_stats sp;
     sandbox_spare_stats(&sp);
-    json_t *j = json_pack("{s:s, s:b, s:b, s:I, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:f, "
+    json_t *j = json_pack("{s:s, s:b, s:b, s:I, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:I, s:f, "
                           "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "status",
                           draining ? "draining" : "ready", "ready", !draining, "draining", draining, "functions",
                           (json_int_t)registry_count(s), "in_flight", (json_int_t)in_flight, "instances", "idle",
                           (json_int_t)t.g.idle, "busy", (json_int_t)t.g.busy, "starting", (json_int_t)t.g.starting,
                           "queued", (json_int_t)t.g.queued, "memory_bytes", (json_int_t)t.g.memory_bytes,
-                          "idle_memory_bytes", (json_int_t)t.g.idle_memory_bytes,
+                          "idle_memory_bytes", (json_int_t)t.g.idle_memory.rss, "pss_bytes",
+                          (json_int_t)(t.g.idle_memory.pss + t.g.busy_memory.pss),
                           "deploys_running", (json_int_t)atomic_load(&s->deploys_running), "uptime_s",
                           (double)(clock_now_ns() - s->started_ns) / 1e9, "spares", "target", (json_int_t)sp.target,
                           "ready", (json_int_t)sp.ready, "vms_ready", (json_int_t)sp.vms_ready, "taken",

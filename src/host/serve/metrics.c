@@ -96,6 +96,12 @@ static const struct family families[] = {
     {"thaw_instance_memory_byte_seconds_total", "counter",
      "Resident memory x time held by the function's instances, by state (idle, busy; busy time is added when "
      "an invocation ends)."},
+    {"thaw_instance_pss_bytes", "gauge",
+     "Proportional share of memory (PSS: a page mapped by N instances counts 1/N) held by the function's "
+     "instances, by state (idle, busy), as last sampled; below thaw_instance_memory_bytes when they share pages."},
+    {"thaw_instance_pss_byte_seconds_total", "counter",
+     "Proportional share of memory x time held by the function's instances, by state (idle, busy; busy time is "
+     "added when an invocation ends)."},
 };
 
 int metrics_families(void)
@@ -109,6 +115,36 @@ static void fmt_bound(char *buf, size_t n, int b)
         snprintf(buf, n, "+Inf");
     else
         snprintf(buf, n, "%g", metrics_bucket_bounds[b]);
+}
+
+void mem_bytes_add(struct mem_bytes *sum, struct mem_bytes m)
+{
+    sum->rss += m.rss;
+    sum->pss += m.pss;
+}
+
+void mem_bytes_sub(struct mem_bytes *sum, struct mem_bytes m)
+{
+    sum->rss -= m.rss;
+    sum->pss -= m.pss;
+}
+
+void mem_byte_s_add(struct mem_byte_s *acc, struct mem_bytes m, uint64_t ns)
+{
+    acc->rss += (double)m.rss * (double)ns / 1e9;
+    acc->pss += (double)m.pss * (double)ns / 1e9;
+}
+
+static void write_memory(FILE *out, const char *name, const char *fn, uint64_t idle, uint64_t busy)
+{
+    fprintf(out, "%s{function=\"%s\",state=\"idle\"} %llu\n", name, fn, (unsigned long long)idle);
+    fprintf(out, "%s{function=\"%s\",state=\"busy\"} %llu\n", name, fn, (unsigned long long)busy);
+}
+
+static void write_memory_time(FILE *out, const char *name, const char *fn, double idle, double busy)
+{
+    fprintf(out, "%s{function=\"%s\",state=\"idle\"} %.3f\n", name, fn, idle);
+    fprintf(out, "%s{function=\"%s\",state=\"busy\"} %.3f\n", name, fn, busy);
 }
 
 void metrics_write_family(FILE *out, int f, const char *fn, struct fn_metrics *m, const struct fn_gauges *g)
@@ -161,21 +197,15 @@ void metrics_write_family(FILE *out, int f, const char *fn, struct fn_metrics *m
                 (unsigned long long)g->starting);
         break;
     case 7: fprintf(out, "%s{function=\"%s\"} %llu\n", fam->name, fn, (unsigned long long)g->queued); break;
-    case 8:
-        fprintf(out, "%s{function=\"%s\",state=\"idle\"} %llu\n", fam->name, fn,
-                (unsigned long long)g->idle_memory_bytes);
-        fprintf(out, "%s{function=\"%s\",state=\"busy\"} %llu\n", fam->name, fn,
-                (unsigned long long)g->busy_memory_bytes);
-        break;
+    case 8: write_memory(out, fam->name, fn, g->idle_memory.rss, g->busy_memory.rss); break;
     case 9:
         fprintf(out, "%s{function=\"%s\",result=\"ok\"} %llu\n", fam->name, fn, (unsigned long long)m->deploys_ok);
         fprintf(out, "%s{function=\"%s\",result=\"failed\"} %llu\n", fam->name, fn,
                 (unsigned long long)m->deploys_failed);
         break;
-    case 10:
-        fprintf(out, "%s{function=\"%s\",state=\"idle\"} %.3f\n", fam->name, fn, g->idle_byte_s);
-        fprintf(out, "%s{function=\"%s\",state=\"busy\"} %.3f\n", fam->name, fn, g->busy_byte_s);
-        break;
+    case 10: write_memory_time(out, fam->name, fn, g->idle_byte_s.rss, g->busy_byte_s.rss); break;
+    case 11: write_memory(out, fam->name, fn, g->idle_memory.pss, g->busy_memory.pss); break;
+    case 12: write_memory_time(out, fam->name, fn, g->idle_byte_s.pss, g->busy_byte_s.pss); break;
     }
     pthread_mutex_unlock(&m->lock);
 }

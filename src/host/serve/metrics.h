@@ -41,11 +41,28 @@ void fn_metrics_error(struct fn_metrics *m, int http_status);
 void fn_metrics_pages(struct fn_metrics *m, uint64_t prefetched, uint64_t lazy, uint64_t zero);
 void fn_metrics_deploy(struct fn_metrics *m, int ok);
 
+/* Guest memory held on the host, as last sampled: resident (rss) and its proportional
+ * share (pss: a page mapped by N instances counts 1/N in each). With restore=share the
+ * instances' rss counts the shared pages once per instance; their pss adds up to what
+ * they hold together. */
+struct mem_bytes {
+    uint64_t rss, pss;
+};
+/* That memory x time, in byte-seconds. */
+struct mem_byte_s {
+    double rss, pss;
+};
+void mem_bytes_add(struct mem_bytes *sum, struct mem_bytes m);
+void mem_bytes_sub(struct mem_bytes *sum, struct mem_bytes m);
+/* Adds m held for ns nanoseconds to acc. */
+void mem_byte_s_add(struct mem_byte_s *acc, struct mem_bytes m, uint64_t ns);
+
 /* Gauges sampled when rendering. */
 struct fn_gauges {
     uint64_t idle, busy, starting, queued;
-    uint64_t idle_memory_bytes, busy_memory_bytes, memory_bytes; /* resident, as last sampled; total */
-    double idle_byte_s, busy_byte_s; /* resident memory x time, so far */
+    struct mem_bytes idle_memory, busy_memory; /* as last sampled */
+    uint64_t memory_bytes;                     /* resident, idle + busy */
+    struct mem_byte_s idle_byte_s, busy_byte_s; /* memory x time, so far */
 };
 
 /* Writes the samples of one function. family is which family to write (0..n) so all

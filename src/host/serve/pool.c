@@ -67,15 +67,15 @@ static struct keepalive_params keepalive_params_of(const struct fn_config *c)
 static void charge_idle(struct function *f, const struct instance *in, uint64_t now)
 {
     if (now > in->idle_since_ns)
-        f->idle_byte_s += (double)in->rss_bytes * (double)(now - in->idle_since_ns) / 1e9;
+        mem_byte_s_add(&f->idle_byte_s, in->memory, now - in->idle_since_ns);
 }
 
 /* An instance starts serving at now (f->lock held). */
 static void start_busy(struct function *f, struct instance *in, uint64_t now)
 {
     in->busy_since_ns = now;
-    in->busy_rss_bytes = in->rss_bytes;
-    f->busy_memory_bytes += in->rss_bytes;
+    in->busy_memory = in->memory;
+    mem_bytes_add(&f->busy_memory, in->memory);
 }
 
 /* ---- registry ------------------------------------------------------------------- */
@@ -338,7 +338,7 @@ static struct instance *create_instance(struct function *f, struct fn_version *v
         in->memory_setup_ns = st.memory_setup_ns;
         in->vm_create_ns = st.vm_create_ns;
         in->image_ns = st.image_restore_ns;
-        in->rss_bytes = st.rss_kb * 1024;
+        in->memory = (struct mem_bytes){st.rss_kb * 1024, st.pss_kb * 1024};
     }
     version_get(v);
     in->ver = v;
@@ -468,8 +468,8 @@ void pool_release(struct function *f, struct instance *in, bool healthy)
     pthread_mutex_lock(&f->lock);
     uint64_t now = clock_now_ns();
     f->n_busy--;
-    f->busy_memory_bytes -= in->busy_rss_bytes;
-    f->busy_byte_s += (double)in->rss_bytes * (double)(now - in->busy_since_ns) / 1e9;
+    mem_bytes_sub(&f->busy_memory, in->busy_memory);
+    mem_byte_s_add(&f->busy_byte_s, in->memory, now - in->busy_since_ns);
     f->ka.ops->on_invocation_end(f->ka.state, now);
     bool keep = healthy && !f->deleted && !f->srv->stop && !stale(f, in);
     if (keep) {
@@ -530,16 +530,16 @@ void pool_gauges(struct function *f, struct fn_gauges *g)
     g->busy = f->n_busy;
     g->starting = f->n_starting;
     g->queued = f->n_waiting;
-    g->idle_memory_bytes = 0;
+    g->idle_memory = (struct mem_bytes){0, 0};
     g->idle_byte_s = f->idle_byte_s;
     for (struct instance *in = f->idle; in; in = in->next) {
-        g->idle_memory_bytes += in->rss_bytes;
+        mem_bytes_add(&g->idle_memory, in->memory);
         if (now > in->idle_since_ns) /* the idle time so far */
-            g->idle_byte_s += (double)in->rss_bytes * (double)(now - in->idle_since_ns) / 1e9;
+            mem_byte_s_add(&g->idle_byte_s, in->memory, now - in->idle_since_ns);
     }
-    g->busy_memory_bytes = f->busy_memory_bytes;
+    g->busy_memory = f->busy_memory;
     g->busy_byte_s = f->busy_byte_s;
-    g->memory_bytes = g->idle_memory_bytes + g->busy_memory_bytes;
+    g->memory_bytes = g->idle_memory.rss + g->busy_memory.rss;
     pthread_mutex_unlock(&f->lock);
 }
 

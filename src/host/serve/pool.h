@@ -48,10 +48,10 @@ struct instance {
     bool prewarmed;            /* made by the reaper for min_instances */
     uint64_t idle_since_ns;
     uint64_t busy_since_ns;
-    uint64_t busy_rss_bytes;   /* what it added to the function's busy memory */
+    struct mem_bytes busy_memory; /* what it added to the function's busy memory */
     uint64_t restore_ns, prefetch_ns;
     uint64_t state_load_ns, memory_setup_ns, vm_create_ns, image_ns; /* inside the restore (the worker's own view) */
-    uint64_t rss_bytes;        /* last sampled */
+    struct mem_bytes memory;   /* last sampled */
     uint64_t served;           /* invocations since the last sample */
     uint64_t timeout_ms;       /* the invocation timeout it was made with */
     char id[SANDBOX_ID_MAX + 1];
@@ -79,8 +79,8 @@ struct function {
     struct instance *idle;
     unsigned n_idle, n_busy, n_starting, n_waiting;
     uint64_t last_invocation_ns;
-    uint64_t busy_memory_bytes;         /* resident memory of busy instances, as sampled */
-    double idle_byte_s, busy_byte_s;    /* memory x time of instances that left that state */
+    struct mem_bytes busy_memory;       /* memory of busy instances, as sampled */
+    struct mem_byte_s idle_byte_s, busy_byte_s; /* memory x time of instances that left that state */
     uint64_t next_instance;    /* for instance ids */
     struct fn_metrics metrics;
     pthread_mutex_t log_lock;
