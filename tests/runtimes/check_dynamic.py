@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from thaw_suite import check, main, payload_args, thaw  # noqa: E402
@@ -93,25 +94,50 @@ def run_image(tmp):
         p = thaw("restore", jsnap, "--mem", mode, "--drop-cache", *payload_args('{"a": 9, "b": 9}'))
         ok = p.returncode == 0 and '"product": 81' in p.stdout and '"checks": "ok"' in p.stdout
         check("the worker's rootfs snapshot restores in %s mode" % mode, ok, p.stdout + p.stderr)
-    # rootfs.cow is read straight into the mapping: a short or reordered one is refused.
+    # rootfs.cow (lz4 blocks, a checksum per page, the snapshot's identity) is decoded
+    # straight into the mapping: its pages are not optional, so any damage fails the
+    # restore with one line naming the file.
     bad = os.path.join(tmp, "img-badcow")
     shutil.copytree(jsnap, bad)
     cow = os.path.join(bad, "rootfs.cow")
-    with open(cow, "r+b") as f:
-        f.truncate(os.path.getsize(cow) - 4096)
-    p = thaw("restore", bad, "--mem", "lazy", *payload_args('{"a": 1, "b": 1}'))
-    check("a truncated rootfs.cow is refused", p.returncode != 0 and "rootfs.cow is malformed" in p.stderr, p.stderr)
-    shutil.copy(os.path.join(jsnap, "rootfs.cow"), cow)
-    with open(cow, "r+b") as f:
-        n = int.from_bytes(f.read(16)[8:], "little")
-        if n >= 2:
-            f.seek(16)
-            first, second = f.read(8), f.read(8)
-            f.seek(16)
-            f.write(second + first)
-    p = thaw("restore", bad, "--mem", "reap", *payload_args('{"a": 1, "b": 1}'))
-    check("a rootfs.cow with its pages out of order is refused",
-          n >= 2 and p.returncode != 0 and "rootfs.cow is malformed" in p.stderr, p.stderr)
+    good = open(os.path.join(jsnap, "rootfs.cow"), "rb").read()
+    n, blocks = int.from_bytes(good[24:32], "little"), int.from_bytes(good[32:40], "little")
+    data_off = int.from_bytes(good[40:48], "little")
+
+    def with_crc(b):  # the header/index CRC repaired, so the later checks are reached
+        b = bytearray(b)
+        b[108:112] = bytes(4)
+        crc = zlib.crc32(bytes(b[112:112 + n * 16 + blocks * 8]), zlib.crc32(bytes(b[:112])))
+        b[108:112] = crc.to_bytes(4, "little")
+        return bytes(b)
+
+    def refused(what, content, want):
+        with open(cow, "wb") as f:
+            f.write(content)
+        p = thaw("restore", bad, "--mem", "lazy", *payload_args('{"a": 1, "b": 1}'))
+        line = [l for l in p.stderr.splitlines() if "rootfs.cow" in l]
+        check("a rootfs.cow %s is refused (%s)" % (what, want),
+              p.returncode != 0 and len(line) == 1 and want in line[0], p.stderr[-400:])
+
+    check("rootfs.cow holds pages", n >= 2 and good[:8] == b"THAWCOW2", good[:8])
+    refused("truncated by 4 KiB", good[:-4096], "does not match")
+    refused("cut inside its header", good[:64], "truncated")
+    refused("of the old format", b"THAWCOW1" + good[8:], "from an older thaw")
+    swapped = good[:112] + good[128:144] + good[112:128] + good[144:]
+    refused("with its pages out of order", with_crc(swapped), "not ascending")
+    outside = bytearray(good)
+    outside[112 + (n - 1) * 16:112 + (n - 1) * 16 + 8] = (1 << 40).to_bytes(8, "little")
+    refused("with a page outside the image", with_crc(outside), "outside the image")
+    flipped = bytearray(good)
+    flipped[data_off + 40] ^= 0x5A
+    refused("with a damaged block", bytes(flipped), "image page")
+    sums = bytearray(good)
+    sums[112 + 8] ^= 1  # the first page's checksum, CRC repaired: the page fails it
+    refused("whose page fails its checksum", with_crc(sums), "checksum mismatch")
+    other_cow = os.path.join(tmp, "img-cow-other")
+    p = thaw("snapshot", "functions/dynamic-image", "-o", other_cow)
+    refused("of another snapshot", open(os.path.join(other_cow, "rootfs.cow"), "rb").read(),
+            "belongs to another snapshot")
     # rootfs.ws carries the snapshot's identity: another snapshot's is refused (file
     # pages are then read lazily, the answer is right), the snapshot's own is used.
     other = os.path.join(tmp, "img-other")
@@ -125,6 +151,27 @@ def run_image(tmp):
           p2.returncode == 0 and st.get("start") == "reap-prefetch" and '"product": 81' in p.stdout and
           st.get("rootfs", {}).get("ws_pages", -1) == 0 and "belongs to another snapshot" in
           st.get("reap", {}).get("note", ""), p.stdout[-600:] + p.stderr[-300:])
+    # A damaged rootfs.ws is not optional-breaking: the pages before the bad block are
+    # in (verified), the rest are read lazily from the image; the answer stands.
+    dmg = bytearray(own)
+    wn, wb = int.from_bytes(own[24:32], "little"), int.from_bytes(own[32:40], "little")
+    wdata, wlen = int.from_bytes(own[40:48], "little"), int.from_bytes(own[48:56], "little")
+    dmg[wdata + wlen - 20] ^= 0x5A  # inside the last block
+    with open(os.path.join(other, "rootfs.ws"), "wb") as f:
+        f.write(dmg)
+    p = thaw("restore", other, "--mem", "reap", "--json", *payload_args('{"a": 9, "b": 9}'))
+    st = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
+    check("a damaged rootfs.ws falls back to lazy file pages (the answer stands)",
+          own[:8] == b"THAWRWS3" and wn > 0 and wb > 0 and '"product": 81' in p.stdout and
+          st.get("rootfs", {}).get("ws_pages", -1) < wn and "rootfs.ws" in st.get("reap", {}).get("note", ""),
+          p.stdout[-600:] + p.stderr[-300:])
+    with open(os.path.join(other, "rootfs.ws"), "wb") as f:
+        f.write(b"THAWRWS2" + own[8:])
+    p = thaw("restore", other, "--mem", "reap", "--json", *payload_args('{"a": 9, "b": 9}'))
+    st = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
+    check("an old-format rootfs.ws is refused (file pages read lazily, the answer stands)",
+          '"product": 81' in p.stdout and st.get("rootfs", {}).get("ws_pages", -1) == 0 and
+          "from an older thaw" in st.get("reap", {}).get("note", ""), p.stdout[-600:] + p.stderr[-300:])
     with open(os.path.join(other, "rootfs.ws"), "wb") as f:
         f.write(own)
     p = thaw("restore", other, "--mem", "reap", "--json", *payload_args('{"a": 9, "b": 9}'))

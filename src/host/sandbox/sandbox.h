@@ -127,6 +127,8 @@ struct sandbox_stats {
     uint64_t rootfs_cow_pages;       /* restore: written pages copied back (rootfs.cow) */
     uint64_t rootfs_ws_pages;        /* reap prefetch: image pages read ahead (rootfs.ws) */
     uint64_t rootfs_ws_ns;           /* the time that read-ahead took */
+    uint64_t rootfs_cow_ns;          /* the time the copy-back took (read, decode) */
+    uint64_t rootfs_cow_bytes, rootfs_ws_bytes; /* rootfs.cow and rootfs.ws read (compressed) */
     /* the last sandbox_snapshot */
     uint64_t save_ns;
     uint64_t snapshot_allocated_bytes; /* disk blocks of its memory file */

@@ -75,6 +75,9 @@ json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
         bad |= set(f, "cow_pages", json_integer((json_int_t)st->rootfs_cow_pages));
         bad |= set(f, "ws_pages", json_integer((json_int_t)st->rootfs_ws_pages));
         bad |= set(f, "ws_read_us", json_real(us(st->rootfs_ws_ns)));
+        bad |= set(f, "ws_bytes", json_integer((json_int_t)st->rootfs_ws_bytes));
+        bad |= set(f, "cow_read_us", json_real(us(st->rootfs_cow_ns)));
+        bad |= set(f, "cow_bytes", json_integer((json_int_t)st->rootfs_cow_bytes));
         bad |= set(o, "rootfs", f);
     }
     if (st->exited)

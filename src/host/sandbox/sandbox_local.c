@@ -242,6 +242,9 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
         return 0;
     st->rootfs_cow_pages = l->restored.rootfs.cow_pages;
     st->rootfs_ws_pages = l->restored.rootfs.ws_pages;
+    st->rootfs_cow_ns = l->restored.rootfs.cow_ns;
+    st->rootfs_cow_bytes = l->restored.rootfs.cow_bytes;
+    st->rootfs_ws_bytes = l->restored.rootfs.ws_bytes;
     st->rootfs_ws_ns = l->restored.rootfs.ws_ns;
     const struct restored *r = &l->restored;
     st->mode = l->mode;

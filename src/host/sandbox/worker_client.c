@@ -910,7 +910,10 @@ static int client_snapshot(struct sandbox *sb, const char *dir, struct thaw_erro
     }
     /* The image's written pages and identity, from the worker's memory (they are not in
      * the memory file it wrote). */
-    if (w->rootfs_size && rootfs_snapshot_save_remote(&w->rootfs, (int)w->pid, w->rootfs_addr, wr.tmp, err) < 0) {
+    struct snap_identity id;
+    if (w->rootfs_size &&
+        (snapshot_state_identity(f.msg.u.body.data, f.msg.u.body.len, &id, err) < 0 ||
+         rootfs_snapshot_save_remote(&w->rootfs, (int)w->pid, w->rootfs_addr, wr.tmp, &id, err) < 0)) {
         wp_frame_free(&f);
         snapshot_writer_abort(&wr);
         return -1;

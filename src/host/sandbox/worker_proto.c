@@ -181,7 +181,7 @@ static void put_stats(struct out *o, const struct sandbox_stats *s)
                           s->memory_bytes, s->rss_kb, s->bytes_copied, s->ws_pages, s->ws_regions, s->ws_bytes,
                           s->ws_read_ns, s->ws_install_ns, s->reap_misses, s->save_ns, s->snapshot_allocated_bytes,
                           s->rootfs_bytes, s->rootfs_cow_pages, s->rootfs_ws_pages, s->rootfs_ws_ns,
-                          s->image_restore_ns};
+                          s->image_restore_ns, s->rootfs_cow_ns, s->rootfs_cow_bytes, s->rootfs_ws_bytes};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         put_u64(o, v[k]);
     put_u8(o, s->reap_recorded);
@@ -210,7 +210,7 @@ static void get_stats(struct in *i, struct sandbox_stats *s)
                      &s->memory_bytes, &s->rss_kb, &s->bytes_copied, &s->ws_pages, &s->ws_regions, &s->ws_bytes,
                      &s->ws_read_ns, &s->ws_install_ns, &s->reap_misses, &s->save_ns, &s->snapshot_allocated_bytes,
                      &s->rootfs_bytes, &s->rootfs_cow_pages, &s->rootfs_ws_pages, &s->rootfs_ws_ns,
-                     &s->image_restore_ns};
+                     &s->image_restore_ns, &s->rootfs_cow_ns, &s->rootfs_cow_bytes, &s->rootfs_ws_bytes};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         *v[k] = get_u64(i, "stats counters");
     s->exit_status = (int64_t)exit_status;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <liburing.h>
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
@@ -10,21 +11,20 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
+#include "host/snapshot/rootfs_pack.h"
 #include "host/util/atomic_file.h"
 #include "host/util/clock.h"
 #include "host/util/file.h"
+#include "host/util/le.h"
 #include "host/util/snap_identity.h"
 #include "host/util/snapdir.h"
 
 #define PAGE 4096ull
 #define PM_PRESENT (1ull << 63)
 #define PM_FILE (1ull << 61) /* page cache page (or shared anonymous), not a private copy */
-#define COW_MAGIC "THAWCOW1"
-#define WS_MAGIC "THAWRWS2" /* 2: the snapshot's identity after the count */
-#define MAX_PAGES (1ull << 20) /* 4 GiB of image */
+#define MAX_PAGES ROOTFS_PACK_MAX_PAGES
 
 /* The pagemap entries of [host, host+size): one uint64_t per page, malloc'd. */
 static uint64_t *read_pagemap(int pid, uint64_t addr, uint64_t size, struct thaw_error *err)
@@ -56,24 +56,30 @@ static uint64_t *read_pagemap(int pid, uint64_t addr, uint64_t size, struct thaw
     return pm;
 }
 
-/* A page list file: magic, count, (ws only) the snapshot's identity, offsets, then
- * (cow only) the pages, page-aligned. */
-static int write_pages(const char *dir, const char *name, const char *magic, const struct snap_identity *id,
-                       const uint64_t *pages, uint64_t n, const uint8_t *contents, struct thaw_error *err)
+/* Reads the contents of pages[0..n) (image page numbers, ascending) from fd at base +
+ * page * 4096 into out (packed: page i at out + i * 4096), one pread per run. */
+static int read_runs(int fd, uint64_t base, const uint64_t *pages, uint64_t n, uint8_t *out)
 {
-    uint64_t at = 16 + (id ? SNAP_IDENTITY_SIZE : 0);
-    uint64_t head = at + n * 8, data_at = (head + PAGE - 1) / PAGE * PAGE;
-    size_t len = contents ? data_at + n * PAGE : head;
-    uint8_t *buf = calloc(1, len);
-    if (!buf)
-        return thaw_fail(err, "out of memory");
-    memcpy(buf, magic, 8);
-    memcpy(buf + 8, &n, 8);
-    if (id)
-        snap_identity_put(buf + 16, id);
-    memcpy(buf + at, pages, n * 8);
-    for (uint64_t i = 0; contents && i < n; i++)
-        memcpy(buf + data_at + i * PAGE, contents + pages[i] * PAGE, PAGE);
+    for (uint64_t i = 0; i < n;) {
+        uint64_t j = i + 1;
+        while (j < n && pages[j] == pages[j - 1] + 1)
+            j++;
+        if (pread_full(fd, out + i * PAGE, (size_t)((j - i) * PAGE), base + pages[i] * PAGE) < 0)
+            return -1;
+        i = j;
+    }
+    return 0;
+}
+
+/* Encodes pages[0..n) with their packed contents into dir/name (atomic write). */
+static int write_pack(const char *dir, const char *name, const struct rootfs_pack_kind *k, uint64_t image_pages,
+                      const struct snap_identity *id, const uint64_t *pages, uint64_t n, const uint8_t *contents,
+                      struct thaw_error *err)
+{
+    uint8_t *buf;
+    size_t len;
+    if (rootfs_pack_encode(k, image_pages, id, pages, n, contents, &buf, &len, err) < 0)
+        return -1;
     int rc = write_file_atomic(dir, name, buf, len, err);
     free(buf);
     return rc;
@@ -82,7 +88,8 @@ static int write_pages(const char *dir, const char *name, const char *magic, con
 /* Writes rootfs.cow and the descriptor for image m mapped at addr in process pid (0:
  * this one, m->host): the written pages' contents come from the mapping itself, or
  * from /proc/<pid>/mem for a worker's. */
-static int save_from(const struct rootfs_map *m, int pid, uint64_t addr, const char *dir, struct thaw_error *err)
+static int save_from(const struct rootfs_map *m, int pid, uint64_t addr, const char *dir,
+                     const struct snap_identity *id, struct thaw_error *err)
 {
     uint64_t *pm = read_pagemap(pid, addr, m->size, err);
     if (!pm)
@@ -93,46 +100,30 @@ static int save_from(const struct rootfs_map *m, int pid, uint64_t addr, const c
         if ((pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE))
             pm[n++] = i; /* written by the guest: a private copy */
     }
-    const uint8_t *contents = pid > 0 ? NULL : m->host;
-    uint8_t *copy = NULL;
+    uint8_t *copy = malloc(n ? n * PAGE : 1); /* the pages, packed in index order */
+    if (!copy) {
+        free(pm);
+        return thaw_fail(err, "out of memory");
+    }
     if (pid > 0) { /* the worker's copies of those pages, read through its memory file */
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/mem", pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || !(copy = malloc(n ? n * PAGE : 1))) {
+        if (fd < 0 || read_runs(fd, addr, pm, n, copy) < 0) {
+            thaw_fail_errno(err, "reading the worker's image pages (%s)", path);
             if (fd >= 0)
                 close(fd);
+            free(copy);
             free(pm);
-            return thaw_fail_errno(err, "reading the worker's image pages (%s)", path);
+            return -1;
         }
-        for (uint64_t k = 0; k < n; k++)
-            if (pread(fd, copy + k * PAGE, PAGE, (off_t)(addr + pm[k] * PAGE)) != (ssize_t)PAGE) {
-                close(fd);
-                free(copy);
-                free(pm);
-                return thaw_fail_errno(err, "reading the worker's image pages (%s)", path);
-            }
         close(fd);
-    }
-    int rc;
-    if (copy) { /* the same layout as write_pages, the contents from the copy */
-        uint64_t head = 16 + n * 8, data_at = (head + PAGE - 1) / PAGE * PAGE;
-        size_t len = data_at + n * PAGE;
-        uint8_t *buf = calloc(1, len);
-        if (buf) {
-            memcpy(buf, COW_MAGIC, 8);
-            memcpy(buf + 8, &n, 8);
-            memcpy(buf + 16, pm, n * 8);
-            memcpy(buf + data_at, copy, n * PAGE);
-            rc = write_file_atomic(dir, SNAPDIR_ROOTFS_COW, buf, len, err);
-        } else {
-            rc = thaw_fail(err, "out of memory");
-        }
-        free(buf);
-        free(copy);
     } else {
-        rc = write_pages(dir, SNAPDIR_ROOTFS_COW, COW_MAGIC, NULL, pm, n, contents, err);
+        for (uint64_t k = 0; k < n; k++)
+            memcpy(copy + k * PAGE, m->host + pm[k] * PAGE, PAGE);
     }
+    int rc = write_pack(dir, SNAPDIR_ROOTFS_COW, &ROOTFS_PACK_COW, m->size / PAGE, id, pm, n, copy, err);
+    free(copy);
     free(pm);
     if (rc < 0)
         return -1;
@@ -149,21 +140,24 @@ static int save_from(const struct rootfs_map *m, int pid, uint64_t addr, const c
     return rc;
 }
 
-int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, struct thaw_error *err)
+int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, const struct snap_identity *id,
+                         struct thaw_error *err)
 {
     if (!m->host)
         return 0;
-    return save_from(m, 0, (uint64_t)(uintptr_t)m->host, dir, err);
+    if (m->size % PAGE || m->size > MAX_PAGES * PAGE)
+        return thaw_fail(err, "rootfs image of %llu bytes: too large", (unsigned long long)m->size);
+    return save_from(m, 0, (uint64_t)(uintptr_t)m->host, dir, id, err);
 }
 
 int rootfs_snapshot_save_remote(const struct rootfs_map *m, int pid, uint64_t addr, const char *dir,
-                                struct thaw_error *err)
+                                const struct snap_identity *id, struct thaw_error *err)
 {
     if (!m->size)
         return 0;
     if (pid <= 0 || m->size % PAGE || m->size > MAX_PAGES * PAGE || !m->path[0])
         return thaw_fail(err, "rootfs image of the worker: bad description");
-    return save_from(m, pid, addr, dir, err);
+    return save_from(m, pid, addr, dir, id, err);
 }
 
 bool rootfs_snapshot_present(const char *dir)
@@ -214,176 +208,274 @@ int rootfs_snapshot_image_path(const char *dir, char *buf, size_t len)
     return 0;
 }
 
-/* Reads a page list; *file malloc'd, *pages inside it. Offsets must be inside the
- * image, ascending. With id (ws), the file must carry that snapshot identity. */
-static int read_pages(const char *dir, const char *name, const char *magic, const struct snap_identity *id,
-                      uint64_t image_pages, uint8_t **file, size_t *file_len, uint64_t **pages, uint64_t *n,
-                      uint64_t *data_at, struct thaw_error *err)
+/* ---- restore: rootfs.cow and rootfs.ws read in one pipeline ---------------------------- */
+
+/* One packed file being restored: its header and index (read first), then its blocks
+ * as chunks stream in. */
+struct pack_src {
+    const char *name;          /* SNAPDIR_ROOTFS_COW or SNAPDIR_ROOTFS_WS */
+    int fd;
+    uint64_t len;              /* the file's size */
+    uint8_t *head;             /* mapped: the first head_len bytes */
+    size_t head_len;
+    struct rootfs_pack p;
+    uint64_t pages_in;         /* pages decoded into the mapping */
+    uint64_t done_ns;          /* when its last block was in */
+    uint64_t runs, next_page;  /* anonymous runs mapped so far; the page after the last */
+    bool failed;               /* a block failed (or its read): bad_entry and later not in */
+    uint64_t bad_entry;
+    struct thaw_error why;
+};
+
+static void pack_src_close(struct pack_src *s)
 {
+    if (s->head)
+        munmap(s->head, s->head_len);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->head = NULL;
+    s->fd = -1;
+}
+
+/* A buffer mapped and populated in the kernel: its pages are not faulted in one by one
+ * from user space (~10 us each here, nested). */
+static uint8_t *populated(size_t len)
+{
+    void *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    return b == MAP_FAILED ? NULL : b;
+}
+
+#define HEAD_READ (128u << 10) /* a first read covers the header and index of ~7,000 pages */
+
+/* Opens dir/name (O_DIRECT where the file system allows: the file is a multiple of
+ * 4 KiB), reads its header and index and decodes them. Errors name the file. */
+static int pack_src_open(struct pack_src *s, const char *dir, const char *name, const struct rootfs_pack_kind *k,
+                         uint64_t image_pages, const struct snap_identity *id, struct thaw_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->name = name;
     char path[4096];
     if (snapdir_path(path, sizeof path, dir, name) < 0)
         return thaw_fail(err, "snapshot path too long");
-    if (read_file(path, (size_t)(MAX_PAGES * (PAGE + 8) + PAGE), file, file_len, err) < 0)
+    s->fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_DIRECT, RESOLVE_NO_SYMLINKS, err);
+    if (s->fd < 0) /* a file system without O_DIRECT (tmpfs) */
+        s->fd = file_open_regular(AT_FDCWD, path, O_RDONLY, RESOLVE_NO_SYMLINKS, err);
+    if (s->fd < 0)
         return -1;
-    uint8_t *b = *file;
-    uint64_t at = 16 + (id ? SNAP_IDENTITY_SIZE : 0);
-    if (*file_len < at || memcmp(b, magic, 8) != 0)
-        goto bad;
-    if (id) {
-        struct snap_identity got;
-        snap_identity_get(b + 16, &got);
-        if (!snap_identity_equal(&got, id)) {
-            free(*file);
-            *file = NULL;
-            return thaw_fail(err, "%s belongs to another snapshot", path);
-        }
-    }
-    memcpy(n, b + 8, 8);
-    if (*n > MAX_PAGES || *n > image_pages || at + *n * 8 > *file_len)
-        goto bad;
-    *data_at = (at + *n * 8 + PAGE - 1) / PAGE * PAGE;
-    *pages = (uint64_t *)(void *)(b + at); /* 8-aligned: read_file's buffer is malloc'd, at is 16 or 64 */
-    for (uint64_t i = 0; i < *n; i++)
-        if ((*pages)[i] >= image_pages || (i && (*pages)[i] <= (*pages)[i - 1]))
-            goto bad;
-    return 0;
-bad:
-    free(*file);
-    *file = NULL;
-    return thaw_fail(err, "%s is malformed", path);
-}
-
-static void prefetch_ws(struct rootfs_map *m, const char *dir, const struct snap_identity *id,
-                        struct rootfs_restore_stats *st)
-{
-    uint8_t *file;
-    size_t len;
-    uint64_t *pages = NULL, n = 0, data_at = 0;
-    struct thaw_error err;
-    char path[4096];
-    if (snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_WS) < 0 || access(path, F_OK) != 0)
-        return; /* no file working set yet: file pages fault in lazily */
-    if (read_pages(dir, SNAPDIR_ROOTFS_WS, WS_MAGIC, id, m->size / PAGE, &file, &len, &pages, &n, &data_at,
-                   &err) < 0) {
-        /* A bad one, or another snapshot's: refused, file pages fault in lazily. */
-        st->ws_refused = true;
-        snprintf(st->ws_error, sizeof st->ws_error, "%.255s", err.msg);
-        return;
-    }
-    uint64_t t0 = clock_now_ns();
-    /* Runs of pages: start the reads for all of them, then map them. */
-    for (int pass = 0; pass < 2; pass++)
-        for (uint64_t i = 0; i < n;) {
-            uint64_t j = i + 1;
-            while (j < n && pages[j] == pages[j - 1] + 1)
-                j++;
-            uint8_t *at = m->host + pages[i] * PAGE;
-            size_t run = (size_t)((j - i) * PAGE);
-            (void)madvise(at, run, pass == 0 ? MADV_WILLNEED : MADV_POPULATE_READ);
-            i = j;
-        }
-    st->ws_pages = n;
-    st->ws_ns = clock_now_ns() - t0;
-    free(file);
-}
-
-/* Reads len bytes at off into the iovecs (page-aligned, so O_DIRECT works), however
- * short the reads; iov is consumed. */
-static int preadv_full(int fd, struct iovec *iov, int cnt, uint64_t off)
-{
-    while (cnt > 0) {
-        ssize_t k = preadv(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt, (off_t)off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        off += (uint64_t)k;
-        for (size_t left = (size_t)k; left && cnt > 0;) {
-            size_t take = left < iov->iov_len ? left : iov->iov_len;
-            iov->iov_base = (uint8_t *)iov->iov_base + take;
-            iov->iov_len -= take;
-            left -= take;
-            if (!iov->iov_len)
-                iov++, cnt--;
-        }
-    }
-    return 0;
-}
-
-/* Puts rootfs.cow's pages back over the fresh image mapping as anonymous memory, in one
- * sequential O_DIRECT read scattered over the runs. Two costs avoided, together a
- * second for PyTorch's 3,665 written pages: writing into the private file mapping
- * would make the kernel read each original page from the image first (a write fault
- * on a private file page copies the file's page: a random cold read each); and every
- * fresh page the monitor touches from user space costs a fault (~25 us nested), so
- * the pages are populated in the kernel (MAP_POPULATE) and filled by the read, with no
- * buffer between. Each run is its own mapping: past MAX_ANON_RUNS (the process's map
- * count) the rest is read into the file mapping, the slow way. */
-#define MAX_ANON_RUNS 8192
-static int restore_written(struct rootfs_map *m, const char *dir, uint64_t *restored, struct thaw_error *err)
-{
-    char path[4096];
-    if (snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_COW) < 0)
-        return thaw_fail(err, "snapshot path too long");
-    int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_DIRECT, RESOLVE_NO_SYMLINKS, err);
-    if (fd < 0) /* a file system without O_DIRECT (tmpfs) */
-        fd = file_open_regular(AT_FDCWD, path, O_RDONLY, RESOLVE_NO_SYMLINKS, err);
-    if (fd < 0)
-        return -1;
-    uint64_t *pages = NULL, n = 0, image_pages = m->size / PAGE;
-    struct iovec *iov = NULL;
-    uint8_t *head = NULL;
     struct stat sb;
-    int rc = -1;
-    /* The header and index, read whole pages at a time (O_DIRECT). */
-    if (fstat(fd, &sb) < 0 || sb.st_size < 16 || posix_memalign((void **)&head, PAGE, PAGE) != 0 ||
-        pread_full(fd, head, PAGE, 0) < 0 || memcmp(head, COW_MAGIC, 8) != 0)
-        goto bad;
-    memcpy(&n, head + 8, 8);
-    if (n > MAX_PAGES || n > image_pages)
-        goto bad;
-    uint64_t data_at = (16 + n * 8 + PAGE - 1) / PAGE * PAGE;
-    if ((uint64_t)sb.st_size < data_at + n * PAGE)
-        goto bad;
-    free(head);
-    head = NULL;
-    if (posix_memalign((void **)&head, PAGE, data_at) != 0 || pread_full(fd, head, data_at, 0) < 0)
-        goto bad;
-    pages = (uint64_t *)(void *)(head + 16);
-    for (uint64_t i = 0; i < n; i++)
-        if (pages[i] >= image_pages || (i && pages[i] <= pages[i - 1]))
-            goto bad;
-    if (!(iov = calloc(n ? n : 1, sizeof *iov))) {
-        thaw_fail(err, "out of memory");
-        goto out;
+    struct thaw_error why;
+    /* The largest a file for this image can be: the header, a full index, every page raw. */
+    uint64_t most = (ROOTFS_PACK_HEADER + image_pages * 24 + PAGE - 1) / PAGE * PAGE + image_pages * PAGE;
+    if (fstat(s->fd, &sb) < 0) {
+        thaw_fail_errno(err, "cannot stat %s", path);
+        goto fail;
     }
-    int cnt = 0;
-    for (uint64_t i = 0; i < n;) {
-        uint64_t j = i + 1;
-        while (j < n && pages[j] == pages[j - 1] + 1)
+    if (sb.st_size < (off_t)ROOTFS_PACK_HEADER || (uint64_t)sb.st_size % PAGE || (uint64_t)sb.st_size > most) {
+        thaw_fail(err, "%s: %lld bytes: truncated or not a multiple of 4 KiB", path, (long long)sb.st_size);
+        goto fail;
+    }
+    s->len = (uint64_t)sb.st_size;
+    for (size_t want = s->len < HEAD_READ ? (size_t)s->len : HEAD_READ;;) {
+        if (s->head)
+            munmap(s->head, s->head_len);
+        s->head_len = want;
+        if (!(s->head = populated(want))) {
+            thaw_fail_errno(err, "cannot map %zu bytes for %s", want, path);
+            goto fail;
+        }
+        if (pread_full(s->fd, s->head, want, 0) < 0) {
+            thaw_fail_errno(err, "reading %s", path);
+            goto fail;
+        }
+        uint64_t data_off = get_le64(s->head + 40); /* the header is there: the file has >= 112 bytes */
+        if (data_off <= want || data_off > s->len || data_off % PAGE || want == s->len)
+            break; /* all of it is in, or the decode says what is wrong */
+        want = (size_t)data_off;
+    }
+    if (rootfs_pack_decode(k, s->head, s->head_len, s->len, image_pages, id, &s->p, &why) < 0) {
+        thaw_fail(err, "%s: %s", path, why.msg);
+        goto fail;
+    }
+    return 0;
+fail:
+    pack_src_close(s);
+    return -1;
+}
+
+/* A chunk: whole blocks of one file, read as one page-aligned O_DIRECT read. */
+struct chunk {
+    struct pack_src *src;
+    struct rootfs_pack_iter at; /* its first block */
+    uint64_t blocks, off, len;
+};
+#define CHUNK_BYTES (256u << 10)
+#define CHUNK_BUFS 6u
+#define CHUNK_BUF_BYTES (CHUNK_BYTES + 2 * PAGE)
+
+/* Cuts each file's data into chunks of at most 256 KiB of whole blocks (or one). */
+static struct chunk *plan_chunks(struct pack_src **srcs, int nsrc, uint64_t *n)
+{
+    uint64_t cap = 0;
+    for (int i = 0; i < nsrc; i++)
+        cap += srcs[i]->p.blocks;
+    struct chunk *c = calloc(cap ? cap : 1, sizeof *c);
+    if (!c)
+        return NULL;
+    *n = 0;
+    for (int i = 0; i < nsrc; i++) {
+        struct rootfs_pack_iter it = {0}, start;
+        struct rootfs_pack_block b;
+        struct chunk *cur = NULL;
+        uint64_t end = 0;
+        for (start = it; rootfs_pack_next(&srcs[i]->p, &it, &b); start = it) {
+            if (!cur || b.off + b.stored - cur->off > CHUNK_BYTES - PAGE) {
+                if (cur)
+                    cur->len = (end + PAGE - 1) / PAGE * PAGE - cur->off;
+                cur = &c[(*n)++];
+                *cur = (struct chunk){.src = srcs[i], .at = start, .off = b.off / PAGE * PAGE};
+            }
+            cur->blocks++;
+            end = b.off + b.stored;
+        }
+        if (cur)
+            cur->len = (end + PAGE - 1) / PAGE * PAGE - cur->off;
+    }
+    return c;
+}
+
+/* Decodes the blocks of chunk c (its bytes in buf) into the mapping, each into private
+ * anonymous memory mapped over its pages first: written, such a page is never read
+ * from the image first, as a write to the private file mapping would (a random cold
+ * read each), and it is populated in the kernel (a fault from user space costs ~10 us
+ * here, nested). Adjacent blocks' mappings merge; past MAX_ANON_RUNS runs (the
+ * process's map count) the rest are decoded into the file mapping, the slow way, same
+ * contents. */
+#define MAX_ANON_RUNS 8192
+static void decode_chunk(struct rootfs_map *m, const struct chunk *c, const uint8_t *buf, uint64_t t0)
+{
+    struct pack_src *s = c->src;
+    struct rootfs_pack_iter it = c->at;
+    struct rootfs_pack_block b;
+    for (uint64_t k = 0; k < c->blocks && !s->failed && rootfs_pack_next(&s->p, &it, &b); k++) {
+        uint64_t first = rootfs_pack_page(&s->p, b.first);
+        uint8_t *at = m->host + first * PAGE;
+        s->runs += first != s->next_page;
+        s->next_page = first + b.pages;
+        if (s->runs <= MAX_ANON_RUNS) /* if it fails: decoded into the file mapping */
+            (void)mmap(at, (size_t)(b.pages * PAGE), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_POPULATE, -1, 0);
+        if (rootfs_pack_unpack(&s->p, buf + (b.off - c->off), &b, at, &s->why) < 0) {
+            s->failed = true;
+            s->bad_entry = b.first;
+            return;
+        }
+        s->pages_in += b.pages;
+    }
+    s->done_ns = clock_now_ns() - t0;
+}
+
+/* Reads the files' chunks in order, a few in flight on an io_uring (plain reads if
+ * there is none), and decodes each chunk as it lands: the disk reads ahead while the
+ * kernel allocates the pages and the chunk decompresses. Only
+ * a failure to read or decode a block is recorded (in its pack_src); -1 if set-up
+ * failed (nothing decoded). */
+static int read_and_decode(struct rootfs_map *m, struct pack_src **srcs, int nsrc, uint64_t t0, struct thaw_error *err)
+{
+    uint64_t n = 0;
+    struct chunk *c = plan_chunks(srcs, nsrc, &n);
+    uint8_t *bufs = c ? populated((size_t)CHUNK_BUFS * CHUNK_BUF_BYTES) : NULL;
+    if (!c || !bufs) {
+        free(c);
+        return thaw_fail(err, "out of memory");
+    }
+    struct io_uring ring;
+    bool uring = n > 0 && io_uring_queue_init(CHUNK_BUFS, &ring, 0) == 0;
+    bool done[CHUNK_BUFS] = {false};
+    int32_t res[CHUNK_BUFS] = {0};
+    uint64_t queued = 0; /* chunks [0, queued) went to the ring; later ones are read plainly */
+#define BUF(i) (bufs + (size_t)((i) % CHUNK_BUFS) * CHUNK_BUF_BYTES)
+    for (uint64_t k = 0; uring && k < n && k < CHUNK_BUFS; k++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        io_uring_prep_read(sqe, c[k].src->fd, BUF(k), (unsigned)c[k].len, c[k].off);
+        io_uring_sqe_set_data64(sqe, k);
+    }
+    if (uring) {
+        int k = io_uring_submit(&ring);
+        queued = k > 0 ? (uint64_t)k : 0;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t *buf = BUF(i);
+        int32_t got = -EIO;
+        if (i < queued) {
+            while (!done[i % CHUNK_BUFS]) {
+                struct io_uring_cqe *cqe;
+                if (io_uring_wait_cqe(&ring, &cqe) < 0)
+                    break;
+                uint64_t k = io_uring_cqe_get_data64(cqe);
+                done[k % CHUNK_BUFS] = true;
+                res[k % CHUNK_BUFS] = cqe->res;
+                io_uring_cqe_seen(&ring, cqe);
+            }
+            if (done[i % CHUNK_BUFS])
+                got = res[i % CHUNK_BUFS];
+            done[i % CHUNK_BUFS] = false;
+            if (got >= 0 && (uint64_t)got < c[i].len && /* a short read: the rest read plainly */
+                pread_full(c[i].src->fd, buf + got, (size_t)(c[i].len - (uint64_t)got), c[i].off + (uint64_t)got) == 0)
+                got = (int32_t)c[i].len;
+        } else {
+            got = pread_full(c[i].src->fd, buf, (size_t)c[i].len, c[i].off) == 0 ? (int32_t)c[i].len : -EIO;
+        }
+        if (got != (int32_t)c[i].len && !c[i].src->failed) {
+            struct rootfs_pack_block b;
+            struct rootfs_pack_iter it = c[i].at;
+            rootfs_pack_next(&c[i].src->p, &it, &b);
+            c[i].src->failed = true;
+            c[i].src->bad_entry = b.first;
+            thaw_fail(&c[i].src->why, "reading %llu bytes at %llu: %s", (unsigned long long)c[i].len,
+                      (unsigned long long)c[i].off, strerror(got < 0 ? -got : EIO));
+        } else if (!c[i].src->failed) {
+            decode_chunk(m, &c[i], buf, t0);
+        }
+        /* This buffer is free: the next chunk not yet read goes into it (if the ring
+         * took all before it). */
+        uint64_t next = i + CHUNK_BUFS;
+        if (uring && next < n && queued == next) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+            io_uring_prep_read(sqe, c[next].src->fd, BUF(next), (unsigned)c[next].len, c[next].off);
+            io_uring_sqe_set_data64(sqe, next);
+            if (io_uring_submit(&ring) == 1)
+                queued++;
+        }
+    }
+#undef BUF
+    if (uring)
+        io_uring_queue_exit(&ring);
+    munmap(bufs, (size_t)CHUNK_BUFS * CHUNK_BUF_BYTES);
+    free(c);
+    return 0;
+}
+
+/* rootfs.ws failed after some blocks went in (those are verified): its bad block and
+ * every later page go back to the image, read lazily; where the mapping cannot be
+ * made again the image's bytes are read into the page (a half-decoded page never
+ * stays). -1 only if that fails too. */
+static int put_back_file_pages(struct rootfs_map *m, const struct rootfs_pack *p, uint64_t from,
+                               struct thaw_error *err)
+{
+    for (uint64_t i = from; i < p->count;) {
+        uint64_t j = i + 1, first = rootfs_pack_page(p, i);
+        while (j < p->count && rootfs_pack_page(p, j) == first + (j - i))
             j++;
-        uint8_t *at = m->host + pages[i] * PAGE;
-        size_t len = (size_t)((j - i) * PAGE);
-        if (cnt < MAX_ANON_RUNS)
-            (void)mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_POPULATE, -1,
-                       0); /* if it fails, the read lands in the file mapping: slower, same contents */
-        iov[cnt++] = (struct iovec){at, len};
+        uint8_t *at = m->host + first * PAGE;
+        size_t run = (size_t)((j - i) * PAGE);
+        if (mmap(at, run, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, m->fd,
+                 (off_t)(first * PAGE)) == MAP_FAILED &&
+            pread_full(m->fd, at, run, first * PAGE) < 0)
+            return thaw_fail_errno(err, "rootfs image %s: putting back image pages", m->path);
         i = j;
     }
-    if (preadv_full(fd, iov, cnt, data_at) < 0) {
-        thaw_fail_errno(err, "reading %s", path);
-        goto out;
-    }
-    *restored = n;
-    rc = 0;
-    goto out;
-bad:
-    thaw_fail(err, "%s is malformed", path);
-out:
-    free(iov);
-    free(head);
-    close(fd);
-    return rc;
+    return 0;
 }
 
 int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct snap_identity *id, bool prefetch,
@@ -393,10 +485,47 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
     struct rootfs_map want;
     if (load_descriptor(dir, &want, err) < 0 || rootfs_map_reopen(m, &want, err) < 0)
         return -1;
-    if (restore_written(m, dir, &st->cow_pages, err) < 0)
+    uint64_t t0 = clock_now_ns(), image_pages = m->size / PAGE;
+    /* rootfs.cow's pages are not optional: a bad one fails the restore. rootfs.ws (REAP)
+     * is: without one, or with one that fails its checks, file pages fault in lazily
+     * from the image, as without REAP. */
+    struct pack_src cow, ws;
+    struct pack_src *srcs[2] = {&cow, &ws};
+    int nsrc = 1;
+    ws.fd = -1;
+    ws.head = NULL;
+    if (pack_src_open(&cow, dir, SNAPDIR_ROOTFS_COW, &ROOTFS_PACK_COW, image_pages, id, err) < 0)
         goto fail;
-    if (prefetch)
-        prefetch_ws(m, dir, id, st);
+    char path[4096];
+    if (prefetch && snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_WS) == 0 && access(path, F_OK) == 0) {
+        struct thaw_error why;
+        if (pack_src_open(&ws, dir, SNAPDIR_ROOTFS_WS, &ROOTFS_PACK_WS, image_pages, id, &why) == 0) {
+            nsrc = 2;
+        } else {
+            st->ws_refused = true;
+            snprintf(st->ws_error, sizeof st->ws_error, "%.255s", why.msg);
+        }
+    }
+    int rc = read_and_decode(m, srcs, nsrc, t0, err);
+    st->cow_pages = cow.pages_in;
+    st->cow_bytes = cow.len;
+    st->cow_ns = cow.done_ns ? cow.done_ns : clock_now_ns() - t0;
+    if (rc == 0 && cow.failed)
+        rc = thaw_fail(err, "%s: %s", SNAPDIR_ROOTFS_COW, cow.why.msg);
+    if (nsrc == 2) {
+        st->ws_pages = ws.pages_in;
+        st->ws_bytes = ws.len;
+        st->ws_ns = ws.done_ns ? ws.done_ns : clock_now_ns() - t0;
+        if (rc == 0 && ws.failed) {
+            st->ws_refused = true;
+            snprintf(st->ws_error, sizeof st->ws_error, "%s: %.200s", SNAPDIR_ROOTFS_WS, ws.why.msg);
+            rc = put_back_file_pages(m, &ws.p, ws.bad_entry, err);
+        }
+    }
+    pack_src_close(&cow);
+    pack_src_close(&ws);
+    if (rc < 0)
+        goto fail;
     return 0;
 fail:
     rootfs_map_close(m);
@@ -425,14 +554,42 @@ int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, st
     close(mfd);
     if (tr < 0)
         return -1;
-    uint64_t *pm = read_pagemap(where->pid, where->addr, where->size, err);
-    if (!pm)
+    /* The pages' contents come from the image file the descriptor names (the same one
+     * the restore checked: it must not have changed since). */
+    struct rootfs_map want;
+    if (load_descriptor(dir, &want, err) < 0)
         return -1;
+    if (want.size != where->size)
+        return thaw_fail(err, "rootfs mapping of %llu bytes, the snapshot's image has %llu",
+                         (unsigned long long)where->size, (unsigned long long)want.size);
+    int ifd = file_open_regular(AT_FDCWD, want.path, O_RDONLY, 0, err);
+    if (ifd < 0)
+        return -1;
+    if (fstat(ifd, &sb) < 0 || (uint64_t)sb.st_dev != want.dev || (uint64_t)sb.st_ino != want.ino ||
+        (uint64_t)sb.st_size != want.size ||
+        (uint64_t)sb.st_mtim.tv_sec * 1000000000ull + (uint64_t)sb.st_mtim.tv_nsec != want.mtime_ns) {
+        close(ifd);
+        return thaw_fail(err, "rootfs image %s changed since the snapshot was taken", want.path);
+    }
+    uint64_t *pm = read_pagemap(where->pid, where->addr, where->size, err);
+    if (!pm) {
+        close(ifd);
+        return -1;
+    }
     uint64_t n = 0;
     for (uint64_t i = 0; i < where->size / PAGE; i++)
         if ((pm[i] & PM_PRESENT) && (pm[i] & PM_FILE))
             pm[n++] = i; /* read from the image since the restore (copied-back pages are not) */
-    int rc = write_pages(dir, SNAPDIR_ROOTFS_WS, WS_MAGIC, &id, pm, n, NULL, err);
+    uint8_t *contents = malloc(n ? n * PAGE : 1);
+    int rc = -1;
+    if (!contents)
+        thaw_fail(err, "out of memory");
+    else if (read_runs(ifd, 0, pm, n, contents) < 0)
+        thaw_fail_errno(err, "reading rootfs image %s", want.path);
+    else
+        rc = write_pack(dir, SNAPDIR_ROOTFS_WS, &ROOTFS_PACK_WS, where->size / PAGE, &id, pm, n, contents, err);
+    free(contents);
     free(pm);
+    close(ifd);
     return rc;
 }

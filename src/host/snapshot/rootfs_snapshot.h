@@ -5,16 +5,33 @@
  * read when first touched, exactly as at boot. What the snapshot keeps:
  *   rootfs      which image (path and identity: a changed image refuses to restore);
  *   rootfs.cow  the image pages the guest wrote (relocated library data, in place),
- *               put back as anonymous memory over the fresh mapping before the vCPU
- *               runs (never read from the image first);
+ *               lz4-compressed with a checksum per page and the snapshot's identity
+ *               (rootfs_pack.h), decoded into anonymous memory over the fresh mapping
+ *               before the vCPU runs (never read from the image first). Its pages are
+ *               not optional: one that is damaged, of an older format or of another
+ *               snapshot fails the restore with one line naming it;
  *   rootfs.ws   REAP: the image pages the first invocation touched (recorded from
- *               the page tables after it), read ahead and mapped before the vCPU runs
- *               on every later REAP restore, so file pages are prefetched like memory.
- *               It carries the snapshot's identity (like ws.pages): one from another
- *               snapshot is refused (the restore then reads file pages lazily).
- * The lazy baseline reads file pages on demand from the same file; `thaw restore
- * --drop-cache` drops the image from the page cache too, so neither mode finds file
- * pages warm that the other lacks. */
+ *               the page tables after it) and their contents, read from the image and
+ *               packed the same way. A REAP prefetch restore decodes them into private
+ *               anonymous copies over the image mapping: one sequential read of half
+ *               the bytes (cnn_serving: 7.5 MiB for 15 MiB of pages) instead of
+ *               reading ahead scattered ranges of the image. One that fails its checks
+ *               (or another snapshot's) is not used: file pages then fault in lazily
+ *               (after a bad block, that block and the later pages go back to the
+ *               image mapping; verified ones stay).
+ * Both files are read in one pipeline: 256 KiB O_DIRECT chunks a few at a time on an
+ * io_uring, each decoded as it lands, so the disk reads ahead while the kernel
+ * allocates the pages and lz4 decompresses.
+ *
+ * The trade-off: under REAP each instance holds private copies of its file working set
+ * (as it does of its memory working set) instead of sharing the image's page cache
+ * pages with every other instance; N instances of cnn_serving hold N x 15 MiB of file
+ * pages instead of one 15 MiB in the page cache (docs/benchmarks-topics.md, "Compressed
+ * image pages"). Lazy, uffd and share restores still read file pages from the image's
+ * page cache, shared. The lazy baseline reads file pages on demand from the same file;
+ * `thaw restore --drop-cache` drops the image from the page cache too, so neither mode
+ * finds file pages warm that the other lacks. No globals: restores may run in
+ * parallel threads. */
 #ifndef THAW_HOST_ROOTFS_SNAPSHOT_H
 #define THAW_HOST_ROOTFS_SNAPSHOT_H
 
@@ -28,8 +45,11 @@
 
 struct rootfs_restore_stats {
     uint64_t cow_pages;       /* written pages copied back */
+    uint64_t cow_bytes;       /* rootfs.cow's size (read whole) */
+    uint64_t cow_ns;          /* time the copy-back took (read and decode) */
     uint64_t ws_pages;        /* REAP: image pages prefetched */
-    uint64_t ws_ns;           /* time the prefetch took */
+    uint64_t ws_bytes;        /* rootfs.ws's size (read whole) */
+    uint64_t ws_ns;           /* time the prefetch took (read and decode) */
     bool ws_refused;          /* rootfs.ws was malformed or another snapshot's: not used */
     char ws_error[256];       /* why */
 };
@@ -42,11 +62,12 @@ struct rootfs_pages {
 };
 
 /* Writes rootfs and rootfs.cow for an instance whose image is m (no-op without one). */
-int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, struct thaw_error *err);
+int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, const struct snap_identity *id,
+                         struct thaw_error *err);
 /* The same for an image mapped at addr in a worker process (m describes it: path, gpa,
  * size, identity; m->host unused): its written pages are read from /proc/<pid>/mem. */
 int rootfs_snapshot_save_remote(const struct rootfs_map *m, int pid, uint64_t addr, const char *dir,
-                                struct thaw_error *err);
+                                const struct snap_identity *id, struct thaw_error *err);
 /* True if the snapshot in dir has an image. */
 bool rootfs_snapshot_present(const char *dir);
 /* Maps the snapshot's image into m (at the recorded address) and puts its written

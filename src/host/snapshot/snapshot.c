@@ -195,6 +195,24 @@ int snapshot_writer_begin(struct snapshot_writer *w, const char *dir, struct tha
     return 0;
 }
 
+int snapshot_state_identity(const uint8_t *state, size_t len, struct snap_identity *id, struct thaw_error *err)
+{
+    struct snapshot_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return thaw_fail(err, "out of memory");
+    int rc = -1;
+    if (len > STATE_MAX || state_file_decode(state, len, s, err) < 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", len > STATE_MAX ? "too large" : err->msg);
+        thaw_fail(err, "the snapshot's state does not decode: %s", why);
+    } else {
+        memcpy(id->id, s->snapshot_id, sizeof id->id);
+        rc = snap_identity_digest(id, state, len, err);
+    }
+    free(s);
+    return rc;
+}
+
 int snapshot_writer_commit(struct snapshot_writer *w, const uint8_t *state, size_t len, struct thaw_error *err)
 {
     char path[sizeof w->tmp + 16];
@@ -267,8 +285,12 @@ int snapshot_save(struct instance *inst, const char *function_name, const char *
     int rc = -1;
     if (snapshot_writer_begin(&w, dir, err) == 0) {
         /* A function's root-filesystem image is not in the memory file: its written
-         * pages and its identity go next to it (rootfs_snapshot.h). */
-        if (snapshot_write_image(inst, w.memory_fd, err) < 0 || rootfs_snapshot_save(&inst->rootfs, w.tmp, err) < 0)
+         * pages and its identity go next to it (rootfs_snapshot.h), with the
+         * snapshot's identity. */
+        struct snap_identity id;
+        if (snapshot_write_image(inst, w.memory_fd, err) < 0 ||
+            (inst->rootfs.host && (snapshot_state_identity(state, len, &id, err) < 0 ||
+                                   rootfs_snapshot_save(&inst->rootfs, w.tmp, &id, err) < 0)))
             snapshot_writer_abort(&w);
         else
             rc = snapshot_writer_commit(&w, state, len, err);
@@ -395,7 +417,9 @@ static int restore_vcpu(struct instance *inst, const struct snapshot_state *s, s
  * is a round trip, which behind the working set's read waits for megabytes of it. */
 static void advise_small_files(const char *dir)
 {
-    static const char *const names[] = {SNAPDIR_STATE, SNAPDIR_MEMORY, SNAPDIR_ROOTFS, SNAPDIR_ROOTFS_WS};
+    /* Not rootfs.ws nor rootfs.cow: megabytes, read with O_DIRECT by the image job
+     * (read ahead into the page cache too, they would be read twice). */
+    static const char *const names[] = {SNAPDIR_STATE, SNAPDIR_MEMORY, SNAPDIR_ROOTFS};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[4096];
         if (snapdir_path(path, sizeof path, dir, names[i]) < 0)

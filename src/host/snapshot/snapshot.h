@@ -34,6 +34,10 @@ int snapshot_writer_begin(struct snapshot_writer *w, const char *dir, struct tha
  * directory in place of dir. Aborts the writer on failure. */
 int snapshot_writer_commit(struct snapshot_writer *w, const uint8_t *state, size_t len, struct thaw_error *err);
 void snapshot_writer_abort(struct snapshot_writer *w);
+/* The identity the snapshot with this encoded state will have (its id and the state's
+ * SHA-256, as the commit makes it), for files written before the commit (rootfs.cow).
+ * The state is decoded first: a malformed one is refused. */
+int snapshot_state_identity(const uint8_t *state, size_t len, struct snap_identity *id, struct thaw_error *err);
 /* The instance's side: the encoded state file of a READY instance (malloc'd), and the
  * memory image written sparsely (zero pages skipped) into fd with pwrite only. */
 int snapshot_capture_state(struct instance *inst, const char *function_name, uint8_t **state, size_t *len,
