@@ -41,6 +41,29 @@ P
 st=$(deploy own "$WORK/own")
 check "a bad function.json \"serve\" is a 400 naming it (status $st)" \
     sh -c "[ $st = 400 ] && grep -q 'serve' '$WORK/body' && grep -q 'restore' '$WORK/body'"
+python3 - "$WORK/own/function.json" <<'P'
+import json, sys
+m = json.load(open(sys.argv[1])); m["serve"] = "lazy"
+json.dump(m, open(sys.argv[1], "w"))
+P
+st=$(deploy own "$WORK/own")
+check "a function.json \"serve\" that is not an object is a 400 (status $st)" \
+    sh -c "[ $st = 400 ] && grep -q 'serve' '$WORK/body' && grep -q 'must be a JSON object' '$WORK/body'"
+printf '{"name": "own", "runtime": "native",\n "memory_mib": }' >"$WORK/own/function.json"
+st=$(deploy own "$WORK/own")
+check "a function.json that is not JSON is a 400 naming it and its line (status $st)" \
+    sh -c "[ $st = 400 ] && grep -q 'function.json: .*(line 2)' '$WORK/body'"
+echo '{"name": "own", "runtime": "native", "memory_mib": 32, "pakages": []}' >"$WORK/own/function.json"
+st=$(deploy own "$WORK/own")
+check "an unknown function.json key fails the build: 422 naming it (status $st)" \
+    sh -c "[ $st = 422 ] && grep -q 'unknown key .*pakages' '$WORK/body'"
+echo '{"name": "own", "runtime": "native", "memory_mib": 32, "serve": {"keep_alive_ms": 4321}}' >"$WORK/own/function.json"
+st=$(deploy own "$WORK/own")
+http GET /functions/own >/dev/null
+check "after the failed deploys, a good one serves with its \"serve\" settings (status $st)" \
+    sh -c "[ $st = 200 ] && [ \"\$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"config\"][\"keep_alive_ms\"])' '$WORK/body')\" = 4321 ]"
+st=$(http POST /invoke/own -d '{"x": 1}')
+check "and answers (status $st)" sh -c "[ $st = 200 ] && [ \"\$(cat '$WORK/body')\" = '{\"x\": 1}' ]"
 
 expect "unknown function" 404 POST /invoke/nosuch -d '{}'
 expect "unknown function GET" 404 GET /functions/nosuch

@@ -468,49 +468,66 @@ static const char *unknown_manifest_key(json_t *m)
     return NULL;
 }
 
-static json_t *load_manifest(const char *src_dir, struct thaw_error *err)
+json_t *function_manifest_read(const char *src_dir, struct thaw_error *err)
 {
-    char path[PATH_MAX];
-    pathf(path, sizeof path, "%s/function.json", src_dir);
-    uint8_t *text;
-    size_t len;
     int dfd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
-        thaw_fail_errno(err, "cannot open %s", path);
+        thaw_fail_errno(err, "cannot open %s", src_dir);
         return NULL;
     }
+    uint8_t *text;
+    size_t len;
     struct thaw_error why; /* the manifest, like every file it names, is not a symlink */
     int r = read_file_at(dfd, "function.json", RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, MANIFEST_MAX, &text, &len,
                          &why);
     close(dfd);
     if (r < 0) {
-        thaw_fail(err, "%s: %s", src_dir, why.msg);
+        thaw_fail(err, "function.json: %s", why.msg);
         return NULL;
     }
     json_error_t jerr;
     json_t *m = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
     free(text);
-    if (!m || !json_is_object(m)) {
-        thaw_fail(err, "%s: %s (line %d)", path, m ? "not a JSON object" : jerr.text, m ? 0 : jerr.line);
-        json_decref(m);
-        return NULL;
-    }
+    if (!m)
+        thaw_fail(err, "function.json: %s (line %d)", jerr.text, jerr.line);
+    return m;
+}
+
+/* What the build needs of a manifest: an object of known keys, a valid name and runtime. */
+static int check_manifest(json_t *m, const char *path, struct thaw_error *err)
+{
+    if (!json_is_object(m))
+        return thaw_fail(err, "%s: not a JSON object", path);
     const char *name = json_string_value(json_object_get(m, "name"));
     const char *rt = json_string_value(json_object_get(m, "runtime"));
     const char *unknown = unknown_manifest_key(m);
-    if (unknown) {
-        thaw_fail(err, "%s: unknown key \"%s\" (known: %s)", path, unknown, MANIFEST_KEYS_TEXT);
-    } else if (json_object_get(m, "serve") && !json_is_object(json_object_get(m, "serve"))) {
-        thaw_fail(err, "%s: \"serve\" must be an object of thaw serve's settings (docs/serve.md)", path);
-    } else if (!name || !bundle_name_valid(name)) {
-        thaw_fail(err, "%s: \"name\" must be 1-%d characters of [a-z0-9_-]", path, BUNDLE_NAME_MAX);
-    } else if (!rt || (strcmp(rt, "native") && strcmp(rt, "python"))) {
-        thaw_fail(err, "%s: \"runtime\" must be \"native\" or \"python\"", path);
-    } else {
-        return m;
+    if (unknown)
+        return thaw_fail(err, "%s: unknown key \"%s\" (known: %s)", path, unknown, MANIFEST_KEYS_TEXT);
+    if (json_object_get(m, "serve") && !json_is_object(json_object_get(m, "serve")))
+        return thaw_fail(err, "%s: \"serve\" must be an object of thaw serve's settings (docs/serve.md)", path);
+    if (!name || !bundle_name_valid(name))
+        return thaw_fail(err, "%s: \"name\" must be 1-%d characters of [a-z0-9_-]", path, BUNDLE_NAME_MAX);
+    if (!rt || (strcmp(rt, "native") && strcmp(rt, "python")))
+        return thaw_fail(err, "%s: \"runtime\" must be \"native\" or \"python\"", path);
+    return 0;
+}
+
+/* src_dir's manifest, read and checked; errors name src_dir. */
+static json_t *load_manifest(const char *src_dir, struct thaw_error *err)
+{
+    char path[PATH_MAX];
+    pathf(path, sizeof path, "%s/function.json", src_dir);
+    struct thaw_error why;
+    json_t *m = function_manifest_read(src_dir, &why);
+    if (!m) {
+        thaw_fail(err, "%s/%s", src_dir, why.msg);
+        return NULL;
     }
-    json_decref(m);
-    return NULL;
+    if (check_manifest(m, path, err) < 0) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
 }
 
 static int compute_stamp(const char *src_dir, json_t *manifest, char out[32], struct thaw_error *err)
@@ -573,12 +590,25 @@ static uint64_t file_size(const char *dir, const char *name)
     return stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
-static int build_locked(const char *src_dir, const char *out_dir, bool force, struct function_build_result *res,
-                        struct thaw_error *err)
+/* given: src_dir's manifest as the caller read it (NULL: read it here). The build works on
+ * its own copy: it rewrites the paths the manifest names. */
+static int build_locked(const char *src_dir, json_t *given, const char *out_dir, bool force,
+                        struct function_build_result *res, struct thaw_error *err)
 {
-    json_t *manifest = load_manifest(src_dir, err);
-    if (!manifest)
+    json_t *manifest;
+    if (given) {
+        char path[PATH_MAX];
+        pathf(path, sizeof path, "%s/function.json", src_dir);
+        manifest = json_deep_copy(given);
+        if (!manifest)
+            return thaw_fail(err, "out of memory");
+        if (check_manifest(manifest, path, err) < 0) {
+            json_decref(manifest);
+            return -1;
+        }
+    } else if (!(manifest = load_manifest(src_dir, err))) {
         return -1;
+    }
     char stamp[32];
     int rc = -1;
     char stage[PATH_MAX], old[PATH_MAX];
@@ -639,8 +669,8 @@ done:
     return rc;
 }
 
-int function_build(const char *src_dir, const char *out_dir, bool force, struct function_build_result *res,
-                   struct thaw_error *err)
+static int build(const char *src_dir, json_t *manifest, const char *out_dir, bool force,
+                 struct function_build_result *res, struct thaw_error *err)
 {
     struct function_build_result dummy;
     if (!res)
@@ -676,9 +706,21 @@ int function_build(const char *src_dir, const char *out_dir, bool force, struct 
         return thaw_fail_errno(err, "cannot open %s", lock);
     while (flock(lfd, LOCK_EX) < 0 && errno == EINTR) {
     }
-    int rc = build_locked(src_dir, out_dir, force, res, err);
+    int rc = build_locked(src_dir, manifest, out_dir, force, res, err);
     close(lfd);
     return rc;
+}
+
+int function_build(const char *src_dir, const char *out_dir, bool force, struct function_build_result *res,
+                   struct thaw_error *err)
+{
+    return build(src_dir, NULL, out_dir, force, res, err);
+}
+
+int function_build_manifest(const char *src_dir, json_t *manifest, const char *out_dir, bool force,
+                            struct function_build_result *res, struct thaw_error *err)
+{
+    return build(src_dir, manifest, out_dir, force, res, err);
 }
 
 char *function_build_default_out(const char *src_dir, struct thaw_error *err)

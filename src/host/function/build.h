@@ -21,6 +21,7 @@
 #ifndef THAW_HOST_FUNCTION_BUILD_H
 #define THAW_HOST_FUNCTION_BUILD_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,6 +40,17 @@ struct function_build_result {
  * bundle). Skips the work when out_dir/.stamp matches the inputs, unless force. */
 int function_build(const char *src_dir, const char *out_dir, bool force, struct function_build_result *res,
                    struct thaw_error *err);
+
+/* src_dir/function.json parsed: read beneath src_dir, never through a symbolic link (like
+ * every file it names). Only its JSON syntax is checked here (the build checks its keys);
+ * errors say "function.json", not src_dir. A new reference; NULL on failure. */
+json_t *function_manifest_read(const char *src_dir, struct thaw_error *err);
+
+/* function_build with src_dir's function.json as the caller already read it
+ * (function_manifest_read): a deploy reads it once, for its "serve" settings and the
+ * build. manifest is left as it is. */
+int function_build_manifest(const char *src_dir, json_t *manifest, const char *out_dir, bool force,
+                            struct function_build_result *res, struct thaw_error *err);
 
 /* Where `thaw run/snapshot/build` put a directory's bundle when no --out is given:
  * <thaw build dir>/bundles/<name from function.json>. malloc'd. */

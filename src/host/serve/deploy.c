@@ -1,9 +1,7 @@
 /* The deploy pipeline: unpack the upload, build it, boot it to its ready point,
  * snapshot it there, commit the version, and switch the function over to it. Any
  * failure before the commit leaves the function as it was (422 or 400). */
-#include <fcntl.h>
 #include <jansson.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +14,6 @@
 #include "host/serve/store.h"
 #include "host/serve/upload.h"
 #include "host/util/clock.h"
-#include "host/util/file.h"
 #include "host/util/tree.h"
 
 struct boot_log {
@@ -132,30 +129,13 @@ out:
 
 /* "serve" in the uploaded function.json: the function's own defaults for the daemon's
  * configuration keys (restore mode, keep-alive, limits), as PATCH would set them. */
-static int apply_manifest_config(const char *source, struct fn_config *cfg, struct thaw_error *err)
+static int apply_manifest_config(json_t *manifest, struct fn_config *cfg, struct thaw_error *err)
 {
-    uint8_t *text;
-    size_t len;
+    json_t *serve = json_object_get(manifest, "serve");
     struct thaw_error why;
-    int dfd = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return thaw_fail_errno(err, "cannot open the upload");
-    /* Read as the build reads it: beneath the upload, never through a symbolic link. */
-    int r = read_file_at(dfd, "function.json", RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, 1u << 20, &text, &len, &why);
-    close(dfd);
-    if (r < 0)
-        return thaw_fail(err, "function.json: %s", why.msg);
-    json_error_t je;
-    json_t *m = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &je);
-    free(text);
-    if (!m)
-        return thaw_fail(err, "function.json: %s (line %d)", je.text, je.line);
-    json_t *serve = json_object_get(m, "serve");
-    int rc = 0;
     if (serve && fn_config_apply_json(cfg, serve, &why) < 0)
-        rc = thaw_fail(err, "function.json \"serve\": %s", why.msg);
-    json_decref(m);
-    return rc;
+        return thaw_fail(err, "function.json \"serve\": %s", why.msg);
+    return 0;
 }
 
 int deploy_function(struct serve *s, const char *name, const void *tar, size_t len, json_t *params, char **body)
@@ -164,6 +144,7 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
     char stage[1200] = "", path[1300];
     int status = 500;
     uint64_t t0 = clock_now_ns(), t_build = 0;
+    json_t *manifest = NULL;
     pthread_mutex_lock(&s->deploy_lock);
     atomic_fetch_add(&s->deploys_running, 1);
 
@@ -189,15 +170,16 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
         *body = error_body("%s%s", err.msg, NULL);
         goto out;
     }
-    char manifest[1400];
-    tree_path(manifest, sizeof manifest, "%s/function.json", path);
-    if (access(manifest, R_OK) != 0) {
+    char manifest_path[1400];
+    tree_path(manifest_path, sizeof manifest_path, "%s/function.json", path);
+    if (access(manifest_path, R_OK) != 0) {
         status = 400;
         *body = error_body("the upload has no function.json at its top level%s%s", "", NULL);
         goto out;
     }
-    /* The function's own defaults ("serve" in its function.json), then the query's. */
-    if (apply_manifest_config(path, &cfg, &err) < 0) {
+    /* Read once: the function's own defaults ("serve" in it), then the query's, and the build. */
+    manifest = function_manifest_read(path, &err);
+    if (!manifest || apply_manifest_config(manifest, &cfg, &err) < 0) {
         status = 400;
         *body = error_body("%s%s", err.msg, NULL);
         goto out;
@@ -214,7 +196,7 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
     char bundle[1300];
     tree_path(bundle, sizeof bundle, "%s/bundle", stage);
     uint64_t t = clock_now_ns();
-    if (function_build(path, bundle, true, NULL, &err) < 0) {
+    if (function_build_manifest(path, manifest, bundle, true, NULL, &err) < 0) {
         status = 422;
         *body = error_body("build failed: %s%s", err.msg, NULL);
         goto out;
@@ -222,6 +204,7 @@ int deploy_function(struct serve *s, const char *name, const void *tar, size_t l
     t_build = clock_now_ns() - t;
     status = boot_snapshot_commit(s, name, old, stage, &cfg, t0, t_build, body);
 out:
+    json_decref(manifest);
     if (stage[0])
         tree_remove(stage, NULL);
     if (old)
