@@ -266,21 +266,63 @@ fail:
     return -1;
 }
 
-struct duration_row {
-    double v[4 + LOAD_TRACE_DURATION_PCTS];
-    size_t matched;
-};
+/* The numbers of one row of a durations or memory file, after its key columns. */
+#define ROW_NUMBERS_MAX (4 + LOAD_TRACE_DURATION_PCTS > 2 + LOAD_TRACE_MEMORY_PCTS ? 4 + LOAD_TRACE_DURATION_PCTS \
+                                                                               : 2 + LOAD_TRACE_MEMORY_PCTS)
 
 static void attach_duration(struct load_trace_function *f, void *arg)
 {
-    struct duration_row *d = arg;
+    const double *v = arg;
     f->has_duration = true;
-    f->duration_avg_ms = d->v[0];
-    f->duration_count = d->v[1];
-    f->duration_min_ms = d->v[2];
-    f->duration_max_ms = d->v[3];
-    memcpy(f->duration_pct_ms, d->v + 4, sizeof f->duration_pct_ms);
-    d->matched++;
+    f->duration_avg_ms = v[0];
+    f->duration_count = v[1];
+    f->duration_min_ms = v[2];
+    f->duration_max_ms = v[3];
+    memcpy(f->duration_pct_ms, v + 4, sizeof f->duration_pct_ms);
+}
+
+static void attach_memory(struct load_trace_function *f, void *arg)
+{
+    const double *v = arg;
+    f->has_memory = true;
+    f->memory_samples = v[0];
+    f->memory_avg_mb = v[1];
+    memcpy(f->memory_pct_mb, v + 2, sizeof f->memory_pct_mb);
+}
+
+/* A durations or memory file: the header names, then rows keyed by owner and app (and
+ * function when by_function), numbers after the key; each row's numbers go to attach
+ * for every function of the trace that its key names. */
+static int read_keyed_numbers(struct load_trace *t, const struct index *ix, const char *path,
+                              const char *const names[], size_t n, bool by_function,
+                              void (*attach)(struct load_trace_function *, void *), struct thaw_error *err)
+{
+    const size_t keys = by_function ? 3 : 2;
+    struct csv_reader r;
+    if (csv_open(&r, path, err) < 0)
+        return -1;
+    int rc = expect_header(&r, names, n, err);
+    if (rc < 0)
+        goto fail;
+    while ((rc = csv_next_row(&r, n, err)) == 1) {
+        struct load_trace_function key;
+        double v[ROW_NUMBERS_MAX] = {0};
+        if (copy_name(&r, 0, key.owner, sizeof key.owner, err) < 0 ||
+            copy_name(&r, 1, key.app, sizeof key.app, err) < 0 ||
+            (by_function && copy_name(&r, 2, key.function, sizeof key.function, err) < 0))
+            goto fail;
+        for (size_t i = keys; i < n; i++)
+            if (parse_number(&r, i, &v[i - keys], err) < 0)
+                goto fail;
+        index_each(ix, t, &key, by_function, attach, v);
+    }
+    if (rc < 0)
+        goto fail;
+    csv_close(&r);
+    return 0;
+fail:
+    csv_close(&r);
+    return -1;
 }
 
 static int read_durations(struct load_trace *t, const struct index *ix, const char *path, struct thaw_error *err)
@@ -290,45 +332,8 @@ static int read_durations(struct load_trace *t, const struct index *ix, const ch
                                         "percentile_Average_25", "percentile_Average_50",
                                         "percentile_Average_75", "percentile_Average_99",
                                         "percentile_Average_100"};
-    const size_t n = sizeof names / sizeof names[0];
-    struct csv_reader r;
-    if (csv_open(&r, path, err) < 0)
-        return -1;
-    int rc = expect_header(&r, names, n, err);
-    if (rc < 0)
-        goto fail;
-    while ((rc = csv_next_row(&r, n, err)) == 1) {
-        struct load_trace_function key;
-        struct duration_row d = {0};
-        if (copy_name(&r, 0, key.owner, sizeof key.owner, err) < 0 ||
-            copy_name(&r, 1, key.app, sizeof key.app, err) < 0 ||
-            copy_name(&r, 2, key.function, sizeof key.function, err) < 0)
-            goto fail;
-        for (size_t i = 3; i < n; i++)
-            if (parse_number(&r, i, &d.v[i - 3], err) < 0)
-                goto fail;
-        index_each(ix, t, &key, true, attach_duration, &d);
-    }
-    if (rc < 0)
-        goto fail;
-    csv_close(&r);
-    return 0;
-fail:
-    csv_close(&r);
-    return -1;
-}
-
-struct memory_row {
-    double v[2 + LOAD_TRACE_MEMORY_PCTS];
-};
-
-static void attach_memory(struct load_trace_function *f, void *arg)
-{
-    struct memory_row *m = arg;
-    f->has_memory = true;
-    f->memory_samples = m->v[0];
-    f->memory_avg_mb = m->v[1];
-    memcpy(f->memory_pct_mb, m->v + 2, sizeof f->memory_pct_mb);
+    _Static_assert(sizeof names / sizeof names[0] == 3 + 4 + LOAD_TRACE_DURATION_PCTS, "durations columns");
+    return read_keyed_numbers(t, ix, path, names, sizeof names / sizeof names[0], true, attach_duration, err);
 }
 
 static int read_memory(struct load_trace *t, const struct index *ix, const char *path, struct thaw_error *err)
@@ -338,31 +343,8 @@ static int read_memory(struct load_trace *t, const struct index *ix, const char 
                                         "AverageAllocatedMb_pct25", "AverageAllocatedMb_pct50",
                                         "AverageAllocatedMb_pct75", "AverageAllocatedMb_pct95",
                                         "AverageAllocatedMb_pct99", "AverageAllocatedMb_pct100"};
-    const size_t n = sizeof names / sizeof names[0];
-    struct csv_reader r;
-    if (csv_open(&r, path, err) < 0)
-        return -1;
-    int rc = expect_header(&r, names, n, err);
-    if (rc < 0)
-        goto fail;
-    while ((rc = csv_next_row(&r, n, err)) == 1) {
-        struct load_trace_function key;
-        struct memory_row m;
-        if (copy_name(&r, 0, key.owner, sizeof key.owner, err) < 0 ||
-            copy_name(&r, 1, key.app, sizeof key.app, err) < 0)
-            goto fail;
-        for (size_t i = 2; i < n; i++)
-            if (parse_number(&r, i, &m.v[i - 2], err) < 0)
-                goto fail;
-        index_each(ix, t, &key, false, attach_memory, &m);
-    }
-    if (rc < 0)
-        goto fail;
-    csv_close(&r);
-    return 0;
-fail:
-    csv_close(&r);
-    return -1;
+    _Static_assert(sizeof names / sizeof names[0] == 2 + 2 + LOAD_TRACE_MEMORY_PCTS, "memory columns");
+    return read_keyed_numbers(t, ix, path, names, sizeof names / sizeof names[0], false, attach_memory, err);
 }
 
 int load_trace_read(struct load_trace *t, const char *invocations_csv, const char *durations_csv,
