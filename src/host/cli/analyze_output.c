@@ -20,6 +20,19 @@ static double mean_cross_share(const struct reuse_stats *u)
     return s / (double)(u->k * (u->k - 1));
 }
 
+/* One row of run lengths (mean/median/max pages) per payload, in guest or fault order. */
+static void print_run_lengths(FILE *out, const char *label, const struct analyze_report *r, bool fault_order)
+{
+    fprintf(out, "  %-34s", label);
+    for (size_t i = 0; i < r->n; i++) {
+        const struct run_stats *s = fault_order ? &r->p[i].rec.fault_runs : &r->p[i].rec.guest_runs;
+        char cell[40];
+        snprintf(cell, sizeof cell, "%.1f/%zu/%zu", s->mean_len, s->median_len, s->max_len);
+        fprintf(out, " %12s", cell);
+    }
+    fputc('\n', out);
+}
+
 void analyze_print_table(FILE *out, const struct analyze_report *r)
 {
     fprintf(out, "thaw analyze: %s (%s), guest memory %llu MiB", r->function, r->source,
@@ -75,22 +88,8 @@ void analyze_print_table(FILE *out, const struct analyze_report *r)
     for (size_t i = 0; i < r->n; i++)
         fprintf(out, " %12zu", r->p[i].rec.guest_runs.runs);
     fputc('\n', out);
-    fprintf(out, "  %-34s", "  mean / median / max (pages)");
-    for (size_t i = 0; i < r->n; i++) {
-        char cell[40];
-        snprintf(cell, sizeof cell, "%.1f/%zu/%zu", r->p[i].rec.guest_runs.mean_len, r->p[i].rec.guest_runs.median_len,
-                 r->p[i].rec.guest_runs.max_len);
-        fprintf(out, " %12s", cell);
-    }
-    fputc('\n', out);
-    fprintf(out, "  %-34s", "runs, fault order: mean/median/max");
-    for (size_t i = 0; i < r->n; i++) {
-        char cell[40];
-        snprintf(cell, sizeof cell, "%.1f/%zu/%zu", r->p[i].rec.fault_runs.mean_len, r->p[i].rec.fault_runs.median_len,
-                 r->p[i].rec.fault_runs.max_len);
-        fprintf(out, " %12s", cell);
-    }
-    fputc('\n', out);
+    print_run_lengths(out, "  mean / median / max (pages)", r, false);
+    print_run_lengths(out, "runs, fault order: mean/median/max", r, true);
     const struct {
         const char *label;
         size_t off;
