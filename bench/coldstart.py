@@ -51,6 +51,19 @@ def variant_env(envs):
     return env
 
 
+def parse_variant(v, modes):
+    """An A/B variant written MODE[:VAR=VALUE,...], MODE one of modes: (mode, its environment)."""
+    mode, _, envs = v.partition(":")
+    if mode not in modes:
+        raise SystemExit("variant mode must be %s: %s" % (" or ".join(modes), v))
+    return mode, variant_env(envs)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def burst(jobs, mode):
     """Starts every (snapshot, payload) restore at once; returns each one's cold start in ms."""
     procs = [subprocess.Popen([THAW, "restore", snap, "--mem", mode, "--payload", pl, "--drop-cache", "--json"],
@@ -74,8 +87,8 @@ def payload_of(fdir):
         return f.read().strip()
 
 
-def thaw(*args):
-    p = subprocess.run([THAW] + list(args), capture_output=True, text=True, cwd=ROOT, timeout=600)
+def thaw(*args, env=None, timeout=600):
+    p = subprocess.run([THAW] + list(args), capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
     if p.returncode != 0:
         raise RuntimeError("thaw %s: %s" % (" ".join(args[:3]), p.stderr.strip()[-300:]))
     return p
@@ -91,9 +104,10 @@ def last_json(p, key):
     raise RuntimeError("no JSON in the output: %s" % p.stderr.strip()[-300:])
 
 
-def restore(snap, mode, payload):
-    return last_json(thaw("restore", snap, "--mem", mode, "--payload", payload, "--drop-cache", "--json"),
-                     "cold_start_us")
+def restore(snap, mode, payload, env=None, timeout=600):
+    """One restore on a cold page cache (--drop-cache): its --json line."""
+    return last_json(thaw("restore", snap, "--mem", mode, "--payload", payload, "--drop-cache", "--json", env=env,
+                          timeout=timeout), "cold_start_us")
 
 
 def payloads_of(fdir):

@@ -18,36 +18,13 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
 import coldstart
 
 ROOT = coldstart.ROOT
-THAW = coldstart.THAW
 SUITE = coldstart.SMALL_SUITE
-
-
-def parse(v):
-    mode, _, envs = v.partition(":")
-    env = coldstart.variant_env(envs)
-    if mode not in ("lazy", "reap"):
-        raise SystemExit("variant mode must be lazy or reap: %s" % v)
-    return v, mode, env
-
-
-def restore(snap, mode, env, payload):
-    p = subprocess.run([THAW, "restore", snap, "--mem", mode, "--payload", payload, "--drop-cache", "--json"],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
-    if p.returncode != 0:
-        raise RuntimeError("thaw restore %s: %s" % (snap, p.stderr.strip()[-300:]))
-    return coldstart.last_json(p, "cold_start_us")
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 def main():
@@ -56,11 +33,11 @@ def main():
     ap.add_argument("--variants", default="lazy,reap")
     ap.add_argument("functions", nargs="*")
     a = ap.parse_args()
-    variants = [parse(v) for v in a.variants.split(",")]
+    variants = [(v,) + coldstart.parse_variant(v, ("lazy", "reap")) for v in a.variants.split(",")]
     names = a.functions or SUITE
     tmp = tempfile.mkdtemp(prefix="thaw-diffin-")
     rows = []
-    load0 = loadavg()
+    load0 = coldstart.loadavg()
     try:
         for name in names:
             fdir = os.path.join(ROOT, "functions", name)
@@ -68,8 +45,8 @@ def main():
             if len(pl) < 2:
                 continue
             snap = os.path.join(tmp, name)
-            subprocess.run([THAW, "snapshot", fdir, "-o", snap], cwd=ROOT, check=True, capture_output=True)
-            j = restore(snap, "reap", dict(os.environ), pl[0])
+            coldstart.thaw("snapshot", fdir, "-o", snap)
+            j = coldstart.restore(snap, "reap", pl[0], timeout=900)
             if not j["reap"]["recorded"]:
                 raise RuntimeError("%s: did not record" % name)
             saved = os.path.join(tmp, name + ".ws")
@@ -85,7 +62,7 @@ def main():
                 for label, mode, env in order:
                     if mode == "reap":
                         coldstart.with_working_set(snap, saved)
-                    j = restore(snap, mode, env, pl[1])
+                    j = coldstart.restore(snap, mode, pl[1], env=env, timeout=900)
                     if mode == "reap" and not j["reap"]["prefetched"]:
                         raise RuntimeError("%s: reap did not prefetch (%s)" % (name, j["reap"]["note"]))
                     res[label].append(j)
@@ -96,7 +73,7 @@ def main():
             shutil.rmtree(snap, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    load1 = loadavg()
+    load1 = coldstart.loadavg()
     ref = variants[0][0]
     print("Command: `python3 bench/different_input.py --runs %d --variants %s %s`  " % (
         a.runs, a.variants, " ".join(a.functions)))

@@ -15,24 +15,17 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
 import coldstart
 
 ROOT = coldstart.ROOT
-THAW = coldstart.THAW
 DEFAULT = ["hello", "helloworld", "chameleon", "memtouch", "image_rotate_c"]
 
 
 def restore(snap, pl, share):
-    env = dict(os.environ, THAW_REAP_HUGE=share)
-    p = subprocess.run([THAW, "restore", snap, "--mem", "reap", "--payload", pl, "--drop-cache", "--json"],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
-    if p.returncode != 0:
-        raise RuntimeError("restore: %s" % p.stderr.strip()[-300:])
-    j = coldstart.last_json(p, "cold_start_us")
+    j = coldstart.restore(snap, "reap", pl, env=dict(os.environ, THAW_REAP_HUGE=share))
     if not j["reap"]["prefetched"]:
         raise RuntimeError("no prefetch: %s" % j["reap"])
     return j

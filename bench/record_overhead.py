@@ -15,23 +15,13 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
 import coldstart
 
 ROOT = coldstart.ROOT
-THAW = coldstart.THAW
 SUITE = coldstart.SMALL_SUITE
-
-
-def parse(v):
-    mode, _, envs = v.partition(":")
-    env = coldstart.variant_env(envs)
-    if mode not in ("uffd", "record"):
-        raise SystemExit("variant mode must be uffd or record: %s" % v)
-    return mode, env
 
 
 def clear_ws(snap):
@@ -44,19 +34,10 @@ def restore(snap, variant, payload):
     mode, env = variant
     if mode == "record":
         clear_ws(snap)
-    p = subprocess.run([THAW, "restore", snap, "--mem", "reap" if mode == "record" else "uffd", "--payload", payload,
-                        "--drop-cache", "--json"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
-    if p.returncode != 0:
-        raise RuntimeError("thaw restore %s: %s" % (snap, p.stderr.strip()[-300:]))
-    j = coldstart.last_json(p, "cold_start_us")
+    j = coldstart.restore(snap, "reap" if mode == "record" else "uffd", payload, env=env)
     if mode == "record" and not j["reap"]["recorded"]:
         raise RuntimeError("%s: the recording restore did not record (%s)" % (snap, j["reap"]["note"]))
     return j
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 def main():
@@ -66,17 +47,17 @@ def main():
     ap.add_argument("--b", default="record")
     ap.add_argument("functions", nargs="*")
     a = ap.parse_args()
-    va, vb = parse(a.a), parse(a.b)
+    va, vb = (coldstart.parse_variant(v, ("uffd", "record")) for v in (a.a, a.b))
     names = a.functions or SUITE
     tmp = tempfile.mkdtemp(prefix="thaw-recov-")
     rows = []
-    load0 = loadavg()
+    load0 = coldstart.loadavg()
     try:
         for name in names:
             fdir = os.path.join(ROOT, "functions", name)
             pl = coldstart.payload_of(fdir)
             snap = os.path.join(tmp, name)
-            subprocess.run([THAW, "snapshot", fdir, "-o", snap], cwd=ROOT, check=True, capture_output=True)
+            coldstart.thaw("snapshot", fdir, "-o", snap)
             res = {"a": [], "b": []}
             for r in range(a.runs):
                 order = ("a", "b", "b", "a") if r % 2 == 0 else ("b", "a", "a", "b")
@@ -89,7 +70,7 @@ def main():
             shutil.rmtree(snap, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    load1 = loadavg()
+    load1 = coldstart.loadavg()
     print("Command: `python3 bench/record_overhead.py --runs %d --a %s --b %s %s`  " % (
         a.runs, a.a, a.b, " ".join(a.functions)))
     print("Medians of %d cold starts per variant (ABBA order, page cache dropped before each), in ms; "
