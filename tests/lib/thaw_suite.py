@@ -5,10 +5,12 @@ failure (never a silent pass), a scratch directory removed at the end, and the c
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-THAW = os.path.join(ROOT, os.environ.get("BUILD", "build"), "thaw")
+BUILD = os.environ.get("BUILD", "build")
+THAW = os.path.join(ROOT, BUILD, "thaw")
 
 _counts = {"passed": 0, "failed": 0}
 
@@ -20,7 +22,8 @@ def check(name, ok, detail=""):
         print("ok    " + name)
     else:
         _counts["failed"] += 1
-        print("FAIL  %s %s" % (name, detail))
+        print("FAIL  %s %s" % (name, str(detail)[-1000:]))  # the end of a long stderr says what went wrong
+    sys.stdout.flush()  # each line as it happens: a suite that hangs shows where
     return ok
 
 
@@ -38,8 +41,9 @@ def payload_args(*payloads):
     return out
 
 
-def main(what, body):
-    """Runs body(tmpdir) as the suite called `what` and returns the process exit code."""
+def main(what, body, cleanup=None):
+    """Runs body(tmpdir) as the suite called `what` and returns the process exit code;
+    cleanup(tmpdir), if given, runs before the directory is removed, whatever happened."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         print("*** SKIP: /dev/kvm not usable: %s tests did not run ***" % what)
         print("0 passed, 0 failed")
@@ -50,6 +54,8 @@ def main(what, body):
     except Exception as e:  # a crash is a failure, never a silent pass
         check("%s suite ran to the end" % what, False, repr(e))
     finally:
+        if cleanup:
+            cleanup(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d passed, %d failed" % (_counts["passed"], _counts["failed"]))
     return 1 if _counts["failed"] else 0

@@ -9,29 +9,15 @@ a snapshot that is a small part of what is installed.
 Prints one line per check and ends with "N passed, N failed"."""
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("BUILD", "build")
-THAW = os.path.join(ROOT, BUILD, "thaw")
-passed, failed = 0, 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print("ok    " + name)
-    else:
-        failed += 1
-        print("FAIL  %s %s" % (name, str(detail)[:600]))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import thaw_suite  # noqa: E402
+from thaw_suite import BUILD, ROOT, check  # noqa: E402
 
 
 def thaw(*args):
-    return subprocess.run([THAW] + list(args), capture_output=True, text=True, cwd=ROOT, timeout=600)
+    return thaw_suite.thaw(*args, timeout=600)  # its builds (PyTorch) take minutes
 
 
 def allocated(path):
@@ -141,27 +127,15 @@ def big_function(tmp):
               p.returncode == 0 and p.stdout.rstrip("\n") == expected, p.stdout[:200] + p.stderr[-300:])
 
 
-def main():
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        print("*** SKIP: /dev/kvm not usable: Python runtime tests did not run ***")
-        print("0 passed, 0 failed")
-        return 0
-    tmp = tempfile.mkdtemp(prefix="thaw-py-test-")
-    try:
-        runtime_behaviour()
-        writable_tmp()
-        threads_and_pipes()
-        poll_timeouts()
-        proc_files()
-        missing_package(tmp)
-        big_function(tmp)
-    except Exception as e:  # a crash is a failure, never a silent pass
-        check("python suite ran to the end", False, repr(e))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+def run_all(tmp):
+    runtime_behaviour()
+    writable_tmp()
+    threads_and_pipes()
+    poll_timeouts()
+    proc_files()
+    missing_package(tmp)
+    big_function(tmp)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(thaw_suite.main("Python runtime", run_all))
