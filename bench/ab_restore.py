@@ -3,9 +3,12 @@
 cold page cache: the restore path's parts and the cold start, medians per variant.
 
 A variant is BINARY or BINARY:VAR=VALUE[,VAR=VALUE] (e.g. build/thaw:THAW_VM_POOL=0).
-The snapshots and working sets are made with build/thaw (the formats must be the same). For reap, one recording restore comes first.
+The snapshots and working sets are made with build/thaw (the formats must be the same),
+or with --own by each variant itself (its binary and environment: two trees whose file
+formats differ, or THAW_WS_COMPRESS=0 against the default). For reap, one recording
+restore comes first, and the table gives each variant's ws.pages size.
 
-usage: bench/ab_restore.py --a VARIANT --b VARIANT [--runs N] [--mode reap] [function ...]
+usage: bench/ab_restore.py --a VARIANT --b VARIANT [--runs N] [--mode reap] [--own] [function ...]
 """
 import argparse
 import os
@@ -19,7 +22,7 @@ import coldstart
 
 ROOT = coldstart.ROOT
 KEYS = ("state_load_us", "memory_setup_us", "vm_create_us", "restore_us", "first_response_us", "cold_start_us")
-REAP_KEYS = ("read_us", "install_us", "install_ns_page", "read_mb_s")
+REAP_KEYS = ("ws_kib", "read_us", "install_us", "install_ns_page", "read_mb_s")
 
 
 def parse(v):
@@ -42,6 +45,7 @@ def main():
     ap.add_argument("--b", required=True)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--mode", default="reap")
+    ap.add_argument("--own", action="store_true", help="each variant makes its own snapshot and working set")
     ap.add_argument("functions", nargs="*")
     a = ap.parse_args()
     va, vb = parse(a.a), parse(a.b)
@@ -52,42 +56,50 @@ def main():
         for name in names:
             fdir = os.path.join("functions", name)
             pl = coldstart.payload_of(os.path.join(ROOT, fdir))
-            snap = os.path.join(tmp, name)
-            mk = (coldstart.THAW, dict(os.environ))
-            run(mk, ["snapshot", fdir, "-o", snap])
-            if a.mode == "reap":
-                run(mk, ["restore", snap, "--mem", "reap", "--payload", pl])
+            snaps = {}
+            for k, v in (("a", va), ("b", vb)):
+                if not a.own and snaps:
+                    snaps[k] = snaps["a"]
+                    continue
+                snap = snaps[k] = os.path.join(tmp, "%s-%s" % (name, k))
+                mk = v if a.own else (coldstart.THAW, dict(os.environ))
+                run(mk, ["snapshot", fdir, "-o", snap])
+                if a.mode == "reap":
+                    run(mk, ["restore", snap, "--mem", "reap", "--payload", pl])
+            ws_kib = {k: os.path.getsize(os.path.join(snaps[k], "ws.pages")) / 1024 if a.mode == "reap" else 0
+                      for k in snaps}
             res = {"a": [], "b": []}
-            for _ in range(a.runs):
-                for k, v in (("a", va), ("b", vb)):
-                    p = run(v, ["restore", snap, "--mem", a.mode, "--payload", pl, "--drop-cache", "--json"])
+            for i in range(a.runs):  # ABBA: a first on even runs, b first on odd ones
+                for k, v in ((("a", va), ("b", vb)) if i % 2 == 0 else (("b", vb), ("a", va))):
+                    p = run(v, ["restore", snaps[k], "--mem", a.mode, "--payload", pl, "--drop-cache", "--json"])
                     j = coldstart.last_json(p, "cold_start_us")
                     if a.mode == "reap":  # the prefetch: its read, its install, per page
                         rp = j["reap"]
                         j["read_us"], j["install_us"] = rp["read_us"], rp["install_us"]
                         j["install_ns_page"] = 1e3 * rp["install_us"] / rp["ws_pages"] if rp["ws_pages"] else 0
                         j["read_mb_s"] = rp["read_mb_s"]
+                        j["ws_kib"] = ws_kib[k]
                     res[k].append(j)
             keys = KEYS + (REAP_KEYS if a.mode == "reap" else ())
             rows.append((name, {k: {f: statistics.median(j[f] for j in js) for f in keys} for k, js in res.items()}))
             print("done %s" % name, file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("Command: `python3 bench/ab_restore.py --a %s --b %s --runs %d --mode %s %s`  " % (
-        a.a, a.b, a.runs, a.mode, " ".join(a.functions)))
-    print("Medians of %d `thaw restore --mem %s --drop-cache` per variant, interleaved; us (cold start in ms). "
+    print("Command: `python3 bench/ab_restore.py --a %s --b %s --runs %d --mode %s%s %s`  " % (
+        a.a, a.b, a.runs, a.mode, " --own" if a.own else "", " ".join(a.functions)))
+    print("Medians of %d `thaw restore --mem %s --drop-cache` per variant, interleaved ABBA; us (cold start in ms). "
           "a = `%s`, b = `%s`.\n" % (a.runs, a.mode, a.a, a.b))
     reap = a.mode == "reap"
     print("| function | variant | state load | memory set-up (not overlapped) | VM + vCPU state (not overlapped) "
           "| restore to first instruction | first response | cold start (ms) | b / a |" +
-          (" prefetch read | install | install per page (ns) | prefetch MB/s |" if reap else ""))
-    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|" if reap else ""))
+          (" ws.pages KiB | prefetch read | install | install per page (ns) | prefetch MB/s |" if reap else ""))
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|---|" if reap else ""))
     for name, m in rows:
         for k in ("a", "b"):
             x = m[k]
             ratio = "%.2fx" % (m["b"]["cold_start_us"] / m["a"]["cold_start_us"]) if k == "b" else ""
-            extra = " %.0f | %.0f | %.0f | %.0f |" % (x["read_us"], x["install_us"], x["install_ns_page"],
-                                                     x["read_mb_s"]) if reap else ""
+            extra = " %.0f | %.0f | %.0f | %.0f | %.0f |" % (x["ws_kib"], x["read_us"], x["install_us"],
+                                                            x["install_ns_page"], x["read_mb_s"]) if reap else ""
             print("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %s |%s" % (
                 name, k, x["state_load_us"], x["memory_setup_us"], x["vm_create_us"], x["restore_us"],
                 x["first_response_us"], x["cold_start_us"] / 1e3, ratio, extra))

@@ -111,8 +111,8 @@ assert a["booted"]["rss_kb"] > 0 and a["memory_file_allocated"] > 0
 for i, p in enumerate(a["payloads"]):
     ws = open(os.path.join(sys.argv[2], "input-%02d" % (i + 1), "ws.pages"), "rb").read()
     magic, major, _, _, _, count, index_off = struct.unpack_from("<8sHHIQQQ", ws)
-    assert magic == b"THAWWSET" and major == 3, (magic, major)
-    # ws.pages 3.x index: count x {u64 guest address, u64 page checksum, u32 generation, u32 0}
+    assert magic == b"THAWWSET" and major == 4, (magic, major)
+    # ws.pages 4.x index: count x {u64 guest address, u64 page checksum, u32 generation, u32 0}
     recorded = {struct.unpack_from("<Q", ws, index_off + 24 * k)[0] for k in range(count)}
     touched = {gpa for _, gpa in p["timeline"]["points"]}
     assert touched == recorded and p["working_set"]["pages"] == count, (p["name"], len(touched), count)

@@ -1,9 +1,12 @@
-/* libFuzzer target for REAP's working-set files without KVM: each input is decoded as
- * the head of a ws.pages file (header, then index), as a ws.trace file and as a ws.gens
- * file (its CRC repaired half the time too). Half the
- * time the ws.pages header/index CRC is repaired first, so that mutations reach the
- * size and index checks. Whatever is accepted must keep the decoder's promises: sizes
- * consistent with the file, index entries page-aligned, ascending, inside guest memory. */
+/* libFuzzer target for REAP's working-set files without KVM: each input is decoded as a
+ * whole ws.pages file (header, index, block table, then every block: its first whole
+ * pages, so that lengths are a multiple of 4 KiB as on disk), as a ws.trace file and as
+ * a ws.gens file (its CRC repaired half the time too). Half the time the ws.pages CRC
+ * (header, index and block table) is repaired first, so that mutations reach the size,
+ * index and block checks and the lz4 decoder. Whatever is accepted must keep the
+ * decoder's promises: sizes consistent with the file, index entries page-aligned,
+ * ascending, inside guest memory, blocks inside the file covering the pages in order;
+ * every block, decoded or refused, stays inside its buffers (ASan). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,22 +29,20 @@ static void check_error(const struct thaw_error *err)
 
 static void check_ws(const uint8_t *buf, size_t size)
 {
-    if (size < REAP_WS_HEADER_BYTES)
+    size_t len = size - size % PAGE; /* as on disk: whole pages */
+    if (len < PAGE)
         return;
-    /* The file size the header claims, so the index checks are reachable. */
-    uint64_t file_size = get_le64(buf + 40) + get_le64(buf + 24) * PAGE;
     struct reap_ws_header h;
     struct thaw_error err;
     err.msg[0] = 0;
-    if (reap_ws_header_decode(buf, size, file_size, MEM_SIZE, NULL, &h, &err) < 0) {
+    if (reap_ws_header_decode(buf, len, len, MEM_SIZE, NULL, &h, &err) < 0) {
         check_error(&err);
         return;
     }
     if (h.count == 0 || h.count > MEM_SIZE / PAGE || h.index_offset != PAGE || h.data_offset % PAGE ||
-        h.data_offset < PAGE + h.count * REAP_INDEX_ENTRY || h.data_offset + h.count * PAGE != file_size)
+        h.data_offset < PAGE + h.count * REAP_INDEX_ENTRY + h.blocks * REAP_BLOCK_ENTRY ||
+        h.blocks != (h.count + REAP_BLOCK_PAGES - 1) / REAP_BLOCK_PAGES || h.data_offset >= len)
         abort();
-    if (size < h.data_offset)
-        return;
     if (reap_ws_index_check(buf, &h, buf + PAGE, &err) < 0) {
         check_error(&err);
         return;
@@ -52,6 +53,35 @@ static void check_ws(const uint8_t *buf, size_t size)
             get_le32(buf + PAGE + i * REAP_INDEX_ENTRY + 16) > h.generation)
             abort();
     }
+    /* Every block: inside the file, after the one before, and decoded into exactly its
+     * pages or refused with one line (the page checksums are not forged here: they stop
+     * a changed page, not a changed block). */
+    uint8_t *dst = malloc(REAP_BLOCK_PAGES * PAGE);
+    if (!dst)
+        return;
+    uint64_t end = h.data_offset;
+    for (uint64_t k = 0; k < h.blocks; k++) {
+        struct reap_ws_block b;
+        reap_ws_block_at(buf + PAGE, &h, k, &b);
+        if (b.offset < end || b.offset + b.bytes > len || b.first != k * REAP_BLOCK_PAGES || b.pages == 0 ||
+            b.pages > REAP_BLOCK_PAGES || b.first + b.pages > h.count)
+            abort();
+        end = b.offset + b.bytes;
+        if (reap_ws_block_decode(buf + b.offset, &b, dst, &err) < 0)
+            check_error(&err);
+    }
+    free(dst);
+    uint8_t *pages;
+    uint64_t *gpa;
+    if (reap_ws_decode(buf, len, MEM_SIZE, NULL, &h, &pages, &gpa, &err) < 0) {
+        check_error(&err);
+        return;
+    }
+    for (uint64_t i = 0; i < h.count; i++)
+        if (reap_page_checksum(pages + i * PAGE, gpa[i]) != get_le64(buf + PAGE + i * REAP_INDEX_ENTRY + 8))
+            abort();
+    free(pages);
+    free(gpa);
 }
 
 static void check_trace(const uint8_t *buf, size_t size)
@@ -117,16 +147,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < REAP_WS_HEADER_BYTES || !(data[size - 1] & 1))
         return 0;
-    /* Repair the CRC over the header and the index the header claims. */
+    /* Repair the CRC over the header and the index and block table the header claims. */
     uint8_t *b = malloc(size);
     if (!b)
         return 0;
     memcpy(b, data, size);
-    uint64_t count = get_le64(b + 24);
-    if (count <= (size - PAGE > size ? 0 : (size - PAGE) / REAP_INDEX_ENTRY) && size >= PAGE) {
+    uint64_t count = get_le64(b + 24), blocks = get_le64(b + 120);
+    if (size >= PAGE && count <= (size - PAGE) / REAP_INDEX_ENTRY &&
+        blocks <= (size - PAGE - count * REAP_INDEX_ENTRY) / REAP_BLOCK_ENTRY) {
         put_le32(b + 100, 0);
         uint32_t crc = (uint32_t)crc32_z(0, b, REAP_WS_HEADER_BYTES);
-        put_le32(b + 100, (uint32_t)crc32_z(crc, b + PAGE, count * REAP_INDEX_ENTRY));
+        put_le32(b + 100, (uint32_t)crc32_z(crc, b + PAGE, count * REAP_INDEX_ENTRY + blocks * REAP_BLOCK_ENTRY));
     }
     check_ws(b, size);
     free(b);

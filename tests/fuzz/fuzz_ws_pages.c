@@ -1,8 +1,9 @@
 /* libFuzzer target for REAP restores from damaged working sets (needs /dev/kvm; without
  * it, it says SKIP and every input passes). At start it snapshots functions/hello with
  * build/thaw, records a working set, and takes the answer of a copy restore as the
- * reference (everything through sandbox.h, as every caller does). Each input is a list of edits to that clean ws.pages: a flags byte (bit 0:
- * repair the header/index CRC afterwards, as a careless tool would), then 5-byte
+ * reference (everything through sandbox.h, as every caller does). Each input is a list of edits to that clean ws.pages (lz4 blocks, as
+ * recorded): a flags byte (bit 0: repair the CRC over header, index and block table
+ * afterwards, as a careless tool would, so that edits reach the blocks), then 5-byte
  * records {u32 offset, u8 xor}. The damaged file is written next to the snapshot and a
  * reap restore invoked in this process: it must refuse (an error) or answer exactly as
  * the copy restore did. ws.stale is removed before each input, so every one is tried. Page checksums are never repaired: forging them is out of the
@@ -119,12 +120,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t off = get_le32(data + i) % (uint32_t)clean_len;
         work[off] ^= data[i + 4] ? data[i + 4] : 1;
     }
-    if (data[0] & 1) { /* repair the header/index CRC over the index the header claims */
-        uint64_t count = get_le64(work + 24);
-        if (count <= (clean_len - 4096) / REAP_INDEX_ENTRY) {
+    if (data[0] & 1) { /* repair the CRC over the index and block table the header claims */
+        uint64_t count = get_le64(work + 24), blocks = get_le64(work + 120);
+        if (count <= (clean_len - 4096) / REAP_INDEX_ENTRY &&
+            blocks <= (clean_len - 4096 - count * REAP_INDEX_ENTRY) / REAP_BLOCK_ENTRY) {
             put_le32(work + 100, 0);
             uint32_t crc = (uint32_t)crc32_z(0, work, REAP_WS_HEADER_BYTES);
-            put_le32(work + 100, (uint32_t)crc32_z(crc, work + 4096, count * REAP_INDEX_ENTRY));
+            put_le32(work + 100,
+                     (uint32_t)crc32_z(crc, work + 4096, count * REAP_INDEX_ENTRY + blocks * REAP_BLOCK_ENTRY));
         }
     }
     put_ws(work, clean_len);

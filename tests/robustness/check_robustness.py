@@ -44,33 +44,73 @@ def one_clear_line(p, want):
 
 # ---- ws.pages surgery (the documented format, docs/snapshot-format.md) --------------------
 
-# ws.pages 3.x: 120 header bytes under the CRC; index entries of 24 bytes (address,
-# checksum, generation, reserved).
-HEAD, IDX = 120, 24
+# ws.pages 4.x: 136 header bytes, then (from 4096) index entries of 24 bytes (address,
+# checksum, generation, reserved) and block-table entries of 16 (file offset, stored
+# bytes, pages, kind: 0 raw, 1 lz4), all under the CRC; pages in lz4 blocks of 64.
+HEAD, IDX, BLK, BPAGES = 136, 24, 16, 64
 XXH = ctypes.CDLL("libxxhash.so.0")
 XXH.XXH3_64bits_withSeed.restype = ctypes.c_uint64
 XXH.XXH3_64bits_withSeed.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
+LZ4 = ctypes.CDLL("liblz4.so.1")
+for fn in ("LZ4_decompress_safe", "LZ4_compress_default"):
+    getattr(LZ4, fn).argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+    getattr(LZ4, fn).restype = ctypes.c_int
+LZ4.LZ4_compressBound.argtypes = [ctypes.c_int]
 
 
 def ws_read(path):
+    """The file, its page count and its pages (decoded from the blocks), in index order."""
     d = bytearray(open(path, "rb").read())
-    count, index_off, data_off = struct.unpack_from("<QQQ", d, 24)
-    return d, count, data_off
+    count, blocks, btab = struct.unpack_from("<Q", d, 24)[0], *struct.unpack_from("<QQ", d, 120)
+    pages = []
+    for k in range(blocks):
+        off, n, np_, kind = struct.unpack_from("<QIHH", d, btab + BLK * k)
+        raw = bytes(d[off:off + n])
+        if kind == 1:
+            out = ctypes.create_string_buffer(np_ * 4096)
+            assert LZ4.LZ4_decompress_safe(raw, out, n, np_ * 4096) == np_ * 4096
+            raw = out.raw
+        pages += [bytearray(raw[4096 * i:4096 * (i + 1)]) for i in range(np_)]
+    assert len(pages) == count
+    return d, count, pages
 
 
-def ws_reseal(d, count, pages_too):
-    """Recomputes the page checksums (if pages_too) and the header/index CRC: what a
-    forger would do. Identity stays."""
-    if pages_too:
-        _, _, data_off = struct.unpack_from("<QQQ", d, 24)
-        for i in range(count):
-            gpa = struct.unpack_from("<Q", d, 4096 + IDX * i)[0]
-            page = bytes(d[data_off + 4096 * i: data_off + 4096 * (i + 1)])
-            struct.pack_into("<Q", d, 4096 + IDX * i + 8, XXH.XXH3_64bits_withSeed(page, 4096, gpa))
+def ws_reseal(d):
+    """Recomputes the CRC over the header, index and block table: what a careless tool does."""
+    count = struct.unpack_from("<Q", d, 24)[0] if len(d) > 32 else 0
+    blocks = struct.unpack_from("<Q", d, 120)[0] if len(d) > 128 else 0
     h = bytearray(d[:HEAD])
     struct.pack_into("<I", h, 100, 0)
-    crc = zlib.crc32(bytes(d[4096:4096 + IDX * count]), zlib.crc32(bytes(h)))
+    crc = zlib.crc32(bytes(d[4096:4096 + IDX * count + BLK * blocks]), zlib.crc32(bytes(h)))
     struct.pack_into("<I", d, 100, crc)
+
+
+def ws_write(d, count, pages, sums_too):
+    """ws.pages rewritten around new page contents, as a forger would: the blocks encoded
+    again (lz4 where it saves an eighth, as thaw writes them), the page checksums (if
+    sums_too) and the CRC recomputed. Identity stays."""
+    blocks, btab = struct.unpack_from("<QQ", d, 120)
+    data_off = (btab + BLK * blocks + 4095) // 4096 * 4096
+    out = bytearray(d[:data_off])
+    if sums_too:
+        for i in range(count):
+            gpa = struct.unpack_from("<Q", out, 4096 + IDX * i)[0]
+            struct.pack_into("<Q", out, 4096 + IDX * i + 8, XXH.XXH3_64bits_withSeed(bytes(pages[i]), 4096, gpa))
+    for k in range(blocks):
+        raw = b"".join(bytes(p) for p in pages[BPAGES * k:BPAGES * (k + 1)])
+        cap = LZ4.LZ4_compressBound(len(raw))
+        z = ctypes.create_string_buffer(cap)
+        c = LZ4.LZ4_compress_default(raw, z, len(raw), cap)
+        if 0 < c <= len(raw) - len(raw) // 8:
+            data, kind = z.raw[:c], 1
+        else:
+            out += bytes(-len(out) % 4096)
+            data, kind = raw, 0
+        struct.pack_into("<QIHH", out, btab + BLK * k, len(out), len(data), len(raw) // 4096, kind)
+        out += data
+    out += bytes(-len(out) % 4096)
+    ws_reseal(out)
+    return out
 
 
 def run_all(tmp):
@@ -131,11 +171,13 @@ def run_all(tmp):
     thaw("snapshot", "functions/helloworld", "-o", h)
     restore(h, "reap", hw)
     wsp = os.path.join(h, "ws.pages")
-    d, count, data_off = ws_read(wsp)
-    i = d.find(b"Hello, ", data_off)
-    check("the greeting's string constant is in the working set", i > 0)
-    d[i:i + 7] = b"Pwned, "
-    open(wsp, "wb").write(d)
+    d, count, pages = ws_read(wsp)
+    hit = [k for k in range(count) if b"Hello, " in pages[k]]
+    check("the greeting's string constant is in the working set (lz4-compressed: %d of %d bytes)" %
+          (len(d), 4096 * count), hit and len(d) < 4096 * count)
+    i = pages[hit[0]].find(b"Hello, ")
+    pages[hit[0]][i:i + 7] = b"Pwned, "
+    open(wsp, "wb").write(ws_write(d, count, pages, sums_too=False))
     p = restore(h, "reap", hw)
     check("an edited page is caught by its checksum; the answer stays right",
           p.returncode == 0 and p.stdout.strip() == good_hw and "fails its checksum" in p.stderr, (p.stdout, p.stderr))
@@ -150,11 +192,11 @@ def run_all(tmp):
     mon = [struct.unpack_from("<Q", st, 32 + 24 * k + 8)[0] for k in range(nsec)
            if struct.unpack_from("<I", st, 32 + 24 * k)[0] == 11][0]
     keep = {struct.unpack_from("<Q", st, mon + 16)[0] & ~4095, struct.unpack_from("<Q", st, mon + 104)[0] & ~4095}
-    d, count, data_off = ws_read(wsp)
+    d, count, pages = ws_read(wsp)
     for k in range(count):
         if struct.unpack_from("<Q", d, 4096 + IDX * k)[0] not in keep:
-            d[data_off + 4096 * k: data_off + 4096 * (k + 1)] = bytes(4096)
-    ws_reseal(d, count, pages_too=True)
+            pages[k] = bytes(4096)
+    d = ws_write(d, count, pages, sums_too=True)
     open(wsp, "wb").write(d)
     saved = bytes(d)
     p = restore(h, "reap", hw)
@@ -178,7 +220,7 @@ def run_all(tmp):
         for _ in range(rng.randint(1, 4)):
             d[rng.randrange(len(d))] ^= 1 << rng.randrange(8)
         if k % 2:
-            ws_reseal(d, struct.unpack_from("<Q", d, 24)[0] if len(d) > 32 else 0, pages_too=False)
+            ws_reseal(d)
         open(wsp, "wb").write(d)
         p = restore(h, "reap", hw)
         if p.returncode != 0 or p.stdout.strip() != good_hw:

@@ -1,9 +1,12 @@
 /* REAP: record the working set on the first restore, prefetch it in one read on every
  * later one. Two files sit next to the snapshot (docs/snapshot-format.md):
  *   ws.trace  the recorded guest pages in first-touch order, with times;
- *   ws.pages  the contents of exactly those pages, stored contiguously in guest-address
- *             order after a 4 KiB header and an index, so one sequential O_DIRECT read
- *             brings them all in and contiguous guest runs install with one UFFDIO_COPY.
+ *   ws.pages  the contents of exactly those pages in guest-address order, after a 4 KiB
+ *             header, an index and a block table: the pages are stored in lz4 blocks of
+ *             up to 64 pages (raw where a block does not compress), so one sequential
+ *             O_DIRECT read brings them all in at about half the bytes, each block is
+ *             decompressed as its bytes land and contiguous guest runs install with one
+ *             UFFDIO_MOVE or UFFDIO_COPY.
  * Both carry the identity of the snapshot they were made from (snap_identity.h) and are
  * refused with any other; every page of ws.pages has a checksum in the index, checked
  * before the page is installed.
@@ -27,8 +30,9 @@
 
 /* Formats of ws.pages and ws.trace: a reader refuses any other major (the working set is
  * then recorded again); a minor bump only adds what older readers may ignore. ws.pages
- * 3.0 added the generations (header and index); ws.trace is unchanged. */
-#define REAP_FORMAT_MAJOR 3u
+ * 3.0 added the generations (header and index), 4.0 the lz4 blocks (header and block
+ * table); ws.trace is unchanged. */
+#define REAP_FORMAT_MAJOR 4u
 #define REAP_FORMAT_MINOR 0u
 /* ws.gens (generations only, bound to one ws.pages): 1.0. */
 #define REAP_GENS_MAJOR 1u
@@ -38,6 +42,12 @@
 /* ws.pages index entry: u64 guest address, u64 page checksum, u32 generation last used,
  * u32 reserved (0). */
 #define REAP_INDEX_ENTRY 24u
+/* ws.pages block table entry: u64 file offset, u32 stored bytes, u16 pages, u16 kind
+ * (REAP_BLOCK_RAW or REAP_BLOCK_LZ4). A block holds up to REAP_BLOCK_PAGES pages. */
+#define REAP_BLOCK_ENTRY 16u
+#define REAP_BLOCK_PAGES 64u
+#define REAP_BLOCK_RAW 0u
+#define REAP_BLOCK_LZ4 1u
 /* Generations a page may go unseen before a probe may drop it (THAW_WS_KEEP overrides). */
 #define REAP_KEEP_DEFAULT 8u
 
@@ -52,12 +62,12 @@ struct reap_stats {
     uint64_t regions;        /* contiguous guest runs */
     uint64_t bytes;          /* working-set file bytes read */
     uint64_t read_ns;        /* the large read */
-    uint64_t install_ns;     /* UFFDIO_COPY of every page */
+    uint64_t install_ns;     /* decompressing, checking and installing every page */
     uint64_t withheld;       /* pages a merging restore probes instead of installing */
     uint64_t moved;          /* of pages, installed by UFFDIO_MOVE (REAP_PREFETCH_MOVE) */
 };
 
-/* The decoded ws.pages header (the first 120 bytes of its first 4 KiB block). */
+/* The decoded ws.pages header (the first 136 bytes of its first 4 KiB block). */
 struct reap_ws_header {
     uint32_t page_size;
     uint64_t mem_size, count, index_offset, data_offset;
@@ -65,8 +75,20 @@ struct reap_ws_header {
     uint32_t flags, crc;
     uint64_t generation;  /* merges since the recording (0 = as recorded) */
     uint64_t probe_until; /* merging restores probe while generation < probe_until */
+    uint64_t blocks;      /* entries in the block table */
+    uint64_t block_table; /* its file offset: right after the index */
+    uint64_t file_size;   /* as given to reap_ws_header_decode */
 };
-#define REAP_WS_HEADER_BYTES 120u
+#define REAP_WS_HEADER_BYTES 136u
+
+/* One block of page data, from the block table. */
+struct reap_ws_block {
+    uint64_t offset; /* in the file */
+    uint32_t bytes;  /* stored there */
+    uint32_t pages;  /* it decodes to: index entries first .. first + pages */
+    uint64_t first;
+    unsigned kind;   /* REAP_BLOCK_RAW (page-aligned, pages * 4096 bytes) or REAP_BLOCK_LZ4 */
+};
 
 /* A working set as a prefetch found it, for merging: the index in guest order, each
  * page's generation, and which pages this restore withheld (probed). */
@@ -93,7 +115,8 @@ int reap_ws_probed(uint64_t gen, uint64_t probe_until, uint32_t last_used, uint6
 
 /* Writes ws.trace and ws.pages for the recorded pages, stamped with the snapshot's
  * identity; page contents come from the snapshot's memory file (never from the running
- * guest). Atomic writes. */
+ * guest), lz4-compressed in blocks (THAW_WS_COMPRESS=0: every block raw, for A/B runs).
+ * Atomic writes. */
 int reap_write(const char *snap_dir, const struct page_record *log, size_t n, uint64_t mem_size,
                const struct snap_identity *id, struct thaw_error *err);
 
@@ -118,11 +141,24 @@ int reap_gens_decode(const uint8_t *buf, size_t len, uint32_t bound, uint64_t co
  * size, the snapshot's memory size and identity (id may be NULL: not checked). */
 int reap_ws_header_decode(const uint8_t *head, size_t len, uint64_t file_size, uint64_t mem_size,
                           const struct snap_identity *id, struct reap_ws_header *h, struct thaw_error *err);
-/* Checks the header+index CRC and that the index (h->count entries at index) holds
- * ascending page addresses inside guest memory, generations not above the header's and
- * zero reserved fields. */
+/* Checks the CRC of the header, index and block table (index points at the index, the
+ * block table follows it), that the index (h->count entries) holds ascending page
+ * addresses inside guest memory, generations not above the header's and zero reserved
+ * fields, and that the blocks cover the pages in order, each inside the file after the
+ * previous one, with sizes its kind allows. */
 int reap_ws_index_check(const uint8_t *head, const struct reap_ws_header *h, const uint8_t *index,
                         struct thaw_error *err);
+/* Block k (< h->blocks) of an index reap_ws_index_check accepted. */
+void reap_ws_block_at(const uint8_t *index, const struct reap_ws_header *h, uint64_t k, struct reap_ws_block *b);
+/* Decodes block b, whose b->bytes stored bytes are at src, into b->pages pages at dst
+ * (an lz4 block must decode to exactly that; a raw one is copied). Page checksums are the
+ * caller's (reap_page_checksum against the index). */
+int reap_ws_block_decode(const uint8_t *src, const struct reap_ws_block *b, uint8_t *dst, struct thaw_error *err);
+/* A whole ws.pages in memory (file[0..len)): header, index, blocks and every page's
+ * checksum; *pages (count * 4096 bytes, in index order) and *gpa malloc'd. For tests,
+ * fuzzing and tools; a restore streams it instead (reap_prefetch_read). */
+int reap_ws_decode(const uint8_t *file, size_t len, uint64_t mem_size, const struct snap_identity *id,
+                   struct reap_ws_header *h, uint8_t **pages, uint64_t **gpa, struct thaw_error *err);
 /* The checksum of one 4 KiB page as ws.pages stores it: XXH3-64 seeded with the page's
  * guest address, so a page moved to another address in the index fails too. */
 uint64_t reap_page_checksum(const void *page, uint64_t gpa);
