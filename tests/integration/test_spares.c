@@ -48,7 +48,10 @@ static long rss_kb(void)
     return kb;
 }
 
-static int children(void)
+#define MAX_CHILDREN 256
+
+/* This process's children (those of every thread): up to MAX_CHILDREN pids into out. */
+static int child_pids(pid_t out[MAX_CHILDREN])
 {
     char path[300], buf[4096];
     int n = 0;
@@ -64,44 +67,39 @@ static int children(void)
         size_t k = fread(buf, 1, sizeof buf - 1, f);
         buf[k] = 0;
         fclose(f);
-        for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
-            n++;
+        for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n")) {
+            assert_true(n < MAX_CHILDREN);
+            out[n++] = (pid_t)atoi(t);
+        }
     }
     closedir(d);
     return n;
 }
 
+static int children(void)
+{
+    pid_t pids[MAX_CHILDREN];
+    return child_pids(pids);
+}
+
 /* A child that is a worker not jailed yet (Seccomp 0): a spare waiting for its instance. */
 static pid_t waiting_spare(void)
 {
-    char path[300], buf[4096], line[256];
-    DIR *d = opendir("/proc/self/task");
-    assert_non_null(d);
-    pid_t found = -1;
-    for (struct dirent *e; found < 0 && (e = readdir(d));) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t k = fread(buf, 1, sizeof buf - 1, f);
-        buf[k] = 0;
-        fclose(f);
-        for (char *t = strtok(buf, " \n"); found < 0 && t; t = strtok(NULL, " \n")) {
-            snprintf(path, sizeof path, "/proc/%s/status", t);
-            FILE *st = fopen(path, "r");
-            int seccomp = -1;
-            while (st && fgets(line, sizeof line, st))
-                sscanf(line, "Seccomp: %d", &seccomp);
-            if (st)
-                fclose(st);
-            if (seccomp == 0)
-                found = (pid_t)atoi(t);
-        }
+    pid_t pids[MAX_CHILDREN];
+    int n = child_pids(pids);
+    for (int i = 0; i < n; i++) {
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/status", (int)pids[i]);
+        FILE *st = fopen(path, "r");
+        int seccomp = -1;
+        while (st && fgets(line, sizeof line, st))
+            sscanf(line, "Seccomp: %d", &seccomp);
+        if (st)
+            fclose(st);
+        if (seccomp == 0)
+            return pids[i];
     }
-    closedir(d);
-    return found;
+    return -1;
 }
 
 /* Waits until the spares are back at their target (the background refills). */
