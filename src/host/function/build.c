@@ -472,7 +472,7 @@ json_t *function_manifest_read(const char *src_dir, struct thaw_error *err)
 {
     int dfd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
-        thaw_fail_errno(err, "cannot open %s", src_dir);
+        thaw_fail_errno(err, "function.json: cannot open its directory");
         return NULL;
     }
     uint8_t *text;
@@ -512,7 +512,7 @@ static int check_manifest(json_t *m, const char *path, struct thaw_error *err)
     return 0;
 }
 
-/* src_dir's manifest, read and checked; errors name src_dir. */
+/* src_dir's manifest, read and checked; errors name src_dir and function.json. */
 static json_t *load_manifest(const char *src_dir, struct thaw_error *err)
 {
     char path[PATH_MAX];
@@ -520,7 +520,7 @@ static json_t *load_manifest(const char *src_dir, struct thaw_error *err)
     struct thaw_error why;
     json_t *m = function_manifest_read(src_dir, &why);
     if (!m) {
-        thaw_fail(err, "%s/%s", src_dir, why.msg);
+        thaw_fail(err, "%s: %s", src_dir, why.msg);
         return NULL;
     }
     if (check_manifest(m, path, err) < 0) {
