@@ -856,7 +856,8 @@ int reap_ws_read_begin(const char *dir, struct reap_ws_read **out, struct thaw_e
      * pages the read brought in are reused for the decompressed pages instead of as many
      * fresh ones (a first touch costs ~2.5 us a page on this nested host). */
     uint64_t cap = (uint64_t)WS_MAX_PAGES * PAGE;
-    r->reserve = r->size < cap / 64 ? 64 * r->size : cap;
+    const char *inplace = getenv("THAW_REAP_INPLACE"); /* 0: a separate staging mapping (tests, A/B) */
+    r->reserve = inplace && !strcmp(inplace, "0") ? 0 : r->size < cap / 64 ? 64 * r->size : cap;
     r->area = mmap(NULL, r->reserve + r->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
     if (r->area == MAP_FAILED) { /* (an address-space limit): no room to decode in place */
