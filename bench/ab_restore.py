@@ -6,7 +6,11 @@ A variant is BINARY or BINARY:VAR=VALUE[,VAR=VALUE] (e.g. build/thaw:THAW_VM_POO
 The snapshots and working sets are made with build/thaw (the formats must be the same),
 or with --own by each variant itself (its binary and environment: two trees whose file
 formats differ, or THAW_WS_COMPRESS=0 against the default). For reap, one recording
-restore comes first, and the table gives each variant's ws.pages size.
+restore comes first (page cache dropped, so that it does not take in pages the kernel
+mapped around its faults from a warm cache), and the table gives each variant's ws.pages
+size. With a root-filesystem image the image's restore is reported too: its part not
+overlapped with the memory's (image_restore_us) and the file working set's prefetch
+(rootfs.ws_read_us).
 
 usage: bench/ab_restore.py --a VARIANT --b VARIANT [--runs N] [--mode reap] [--own] [function ...]
 """
@@ -23,6 +27,7 @@ import coldstart
 ROOT = coldstart.ROOT
 KEYS = ("state_load_us", "memory_setup_us", "vm_create_us", "restore_us", "first_response_us", "cold_start_us")
 REAP_KEYS = ("ws_kib", "read_us", "install_us", "install_ns_page", "read_mb_s")
+IMAGE_KEYS = ("image_restore_us", "file_ws_us")
 
 
 def parse(v):
@@ -45,7 +50,8 @@ def main():
     ap.add_argument("--b", required=True)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--mode", default="reap")
-    ap.add_argument("--own", action="store_true", help="each variant makes its own snapshot and working set")
+    ap.add_argument("--own", "--own-snapshots", action="store_true",
+                    help="each variant makes its own snapshot and working set")
     ap.add_argument("functions", nargs="*")
     a = ap.parse_args()
     va, vb = parse(a.a), parse(a.b)
@@ -65,7 +71,7 @@ def main():
                 mk = v if a.own else (coldstart.THAW, dict(os.environ))
                 run(mk, ["snapshot", fdir, "-o", snap])
                 if a.mode == "reap":
-                    run(mk, ["restore", snap, "--mem", "reap", "--payload", pl])
+                    run(mk, ["restore", snap, "--mem", "reap", "--payload", pl, "--drop-cache"])
             ws_kib = {k: os.path.getsize(os.path.join(snaps[k], "ws.pages")) / 1024 if a.mode == "reap" else 0
                       for k in snaps}
             res = {"a": [], "b": []}
@@ -75,12 +81,16 @@ def main():
                     j = coldstart.last_json(p, "cold_start_us")
                     if a.mode == "reap":  # the prefetch: its read, its install, per page
                         rp = j["reap"]
+                        if not rp.get("prefetched"):
+                            raise RuntimeError("%s: restore %s did not prefetch: %s" % (name, k, rp))
                         j["read_us"], j["install_us"] = rp["read_us"], rp["install_us"]
                         j["install_ns_page"] = 1e3 * rp["install_us"] / rp["ws_pages"] if rp["ws_pages"] else 0
                         j["read_mb_s"] = rp["read_mb_s"]
                         j["ws_kib"] = ws_kib[k]
+                    j.setdefault("image_restore_us", 0.0)
+                    j["file_ws_us"] = j.get("rootfs", {}).get("ws_read_us", 0.0)
                     res[k].append(j)
-            keys = KEYS + (REAP_KEYS if a.mode == "reap" else ())
+            keys = KEYS + IMAGE_KEYS + (REAP_KEYS if a.mode == "reap" else ())
             rows.append((name, {k: {f: statistics.median(j[f] for j in js) for f in keys} for k, js in res.items()}))
             print("done %s" % name, file=sys.stderr)
     finally:
@@ -91,18 +101,20 @@ def main():
           "a = `%s`, b = `%s`.\n" % (a.runs, a.mode, a.a, a.b))
     reap = a.mode == "reap"
     print("| function | variant | state load | memory set-up (not overlapped) | VM + vCPU state (not overlapped) "
-          "| restore to first instruction | first response | cold start (ms) | b / a |" +
+          "| restore to first instruction | image (not overlapped) | file working set read | first response "
+          "| cold start (ms) | b / a |" +
           (" ws.pages KiB | prefetch read | install | install per page (ns) | prefetch MB/s |" if reap else ""))
-    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|---|" if reap else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|---|" if reap else ""))
     for name, m in rows:
         for k in ("a", "b"):
             x = m[k]
             ratio = "%.2fx" % (m["b"]["cold_start_us"] / m["a"]["cold_start_us"]) if k == "b" else ""
             extra = " %.0f | %.0f | %.0f | %.0f | %.0f |" % (x["ws_kib"], x["read_us"], x["install_us"],
                                                             x["install_ns_page"], x["read_mb_s"]) if reap else ""
-            print("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %s |%s" % (
+            print("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %s |%s" % (
                 name, k, x["state_load_us"], x["memory_setup_us"], x["vm_create_us"], x["restore_us"],
-                x["first_response_us"], x["cold_start_us"] / 1e3, ratio, extra))
+                x["image_restore_us"], x["file_ws_us"], x["first_response_us"], x["cold_start_us"] / 1e3, ratio,
+                extra))
 
 
 if __name__ == "__main__":

@@ -246,6 +246,7 @@ static uint8_t *populated(size_t len)
 }
 
 #define HEAD_READ (128u << 10) /* a first read covers the header and index of ~7,000 pages */
+#define WHOLE_READ (1u << 20)  /* a file up to this size is read whole by the first read */
 
 /* Opens dir/name (O_DIRECT where the file system allows: the file is a multiple of
  * 4 KiB), reads its header and index and decodes them. Errors name the file. */
@@ -276,7 +277,7 @@ static int pack_src_open(struct pack_src *s, const char *dir, const char *name, 
         goto fail;
     }
     s->len = (uint64_t)sb.st_size;
-    for (size_t want = s->len < HEAD_READ ? (size_t)s->len : HEAD_READ;;) {
+    for (size_t want = s->len <= WHOLE_READ ? (size_t)s->len : HEAD_READ;;) {
         if (s->head)
             munmap(s->head, s->head_len);
         s->head_len = want;
@@ -382,10 +383,24 @@ static void decode_chunk(struct rootfs_map *m, const struct chunk *c, const uint
  * failed (nothing decoded). */
 static int read_and_decode(struct rootfs_map *m, struct pack_src **srcs, int nsrc, uint64_t t0, struct thaw_error *err)
 {
-    uint64_t n = 0;
-    struct chunk *c = plan_chunks(srcs, nsrc, &n);
-    uint8_t *bufs = c ? populated((size_t)CHUNK_BUFS * CHUNK_BUF_BYTES) : NULL;
-    if (!c || !bufs) {
+    uint64_t all = 0, n = 0, nhead = 0;
+    struct chunk *plan = plan_chunks(srcs, nsrc, &all);
+    /* Chunks whose bytes the first read brought in (a small file: all of it) are
+     * decoded from there; c[] keeps those still to read, each file's in order. */
+    struct chunk *c = plan ? calloc(all ? all : 1, sizeof *c) : NULL;
+    if (!c) {
+        free(plan);
+        return thaw_fail(err, "out of memory");
+    }
+    for (uint64_t i = 0; i < all; i++)
+        if (plan[i].off + plan[i].len <= plan[i].src->head_len)
+            plan[nhead++] = plan[i];
+        else
+            c[n++] = plan[i];
+    size_t nbufs = n < CHUNK_BUFS ? (size_t)n : CHUNK_BUFS;
+    uint8_t *bufs = nbufs ? populated(nbufs * CHUNK_BUF_BYTES) : NULL;
+    if (nbufs && !bufs) {
+        free(plan);
         free(c);
         return thaw_fail(err, "out of memory");
     }
@@ -404,6 +419,9 @@ static int read_and_decode(struct rootfs_map *m, struct pack_src **srcs, int nsr
         int k = io_uring_submit(&ring);
         queued = k > 0 ? (uint64_t)k : 0;
     }
+    for (uint64_t i = 0; i < nhead; i++) /* while the first chunks are read */
+        if (!plan[i].src->failed)
+            decode_chunk(m, &plan[i], plan[i].src->head + plan[i].off, t0);
     for (uint64_t i = 0; i < n; i++) {
         uint8_t *buf = BUF(i);
         int32_t got = -EIO;
@@ -451,7 +469,9 @@ static int read_and_decode(struct rootfs_map *m, struct pack_src **srcs, int nsr
 #undef BUF
     if (uring)
         io_uring_queue_exit(&ring);
-    munmap(bufs, (size_t)CHUNK_BUFS * CHUNK_BUF_BYTES);
+    if (bufs)
+        munmap(bufs, nbufs * CHUNK_BUF_BYTES);
+    free(plan);
     free(c);
     return 0;
 }
