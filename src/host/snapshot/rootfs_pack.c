@@ -41,7 +41,7 @@ int rootfs_pack_encode(const struct rootfs_pack_kind *k, uint64_t image_pages, c
                        struct thaw_error *err)
 {
     if (n > image_pages || image_pages > ROOTFS_PACK_MAX_PAGES)
-        return thaw_fail(err, "%s: %llu pages of an image of %llu", k->name, (unsigned long long)n,
+        return thaw_fail(err, "%llu pages of an image of %llu", (unsigned long long)n,
                          (unsigned long long)image_pages);
     /* Blocks: runs of contiguous pages, cut every 16. */
     uint64_t blocks = 0;
@@ -101,25 +101,25 @@ int rootfs_pack_decode(const struct rootfs_pack_kind *k, const uint8_t *buf, siz
 {
     memset(p, 0, sizeof *p);
     if (len < 8 || memcmp(buf + H_MAGIC, k->magic, 7) != 0)
-        return thaw_fail(err, "%s: not a thaw %s file", k->name, k->name);
+        return thaw_fail(err, "not a thaw %s file", k->name);
     if (buf[7] != (uint8_t)k->magic[7])
-        return thaw_fail(err, "%s: format %c, this thaw reads %c (from an older thaw: take the snapshot again)",
-                         k->name, buf[7], k->magic[7]);
+        return thaw_fail(err, "format %c, this thaw reads %c (from an older thaw: take the snapshot again)", buf[7],
+                         k->magic[7]);
     if (len < ROOTFS_PACK_HEADER || file_len < ROOTFS_PACK_HEADER)
-        return thaw_fail(err, "%s: truncated header", k->name);
+        return thaw_fail(err, "truncated header");
     if (get_le16(buf + H_MAJOR) != k->major)
-        return thaw_fail(err, "%s: format %u.%u, this thaw reads %u.x", k->name, get_le16(buf + H_MAJOR),
+        return thaw_fail(err, "format %u.%u, this thaw reads %u.x", get_le16(buf + H_MAJOR),
                          get_le16(buf + H_MINOR), k->major);
     if (get_le32(buf + H_PAGE_SIZE) != PAGE || get_le32(buf + H_FLAGS) != 0)
-        return thaw_fail(err, "%s: page size %u or flags %#x not supported", k->name, get_le32(buf + H_PAGE_SIZE),
+        return thaw_fail(err, "page size %u or flags %#x not supported", get_le32(buf + H_PAGE_SIZE),
                          get_le32(buf + H_FLAGS));
     p->image_pages = get_le64(buf + H_IMAGE_PAGES);
     if (p->image_pages != image_pages)
-        return thaw_fail(err, "%s: made for an image of %llu pages, this one has %llu", k->name,
+        return thaw_fail(err, "made for an image of %llu pages, this one has %llu",
                          (unsigned long long)p->image_pages, (unsigned long long)image_pages);
     snap_identity_get(buf + H_IDENTITY, &p->id);
     if (id && !snap_identity_equal(&p->id, id))
-        return thaw_fail(err, "%s belongs to another snapshot", k->name);
+        return thaw_fail(err, "belongs to another snapshot");
     p->count = get_le64(buf + H_COUNT);
     p->blocks = get_le64(buf + H_BLOCKS);
     p->data_off = get_le64(buf + H_DATA_OFF);
@@ -127,28 +127,28 @@ int rootfs_pack_decode(const struct rootfs_pack_kind *k, const uint8_t *buf, siz
     p->file_len = file_len;
     if (p->count > image_pages || p->count > ROOTFS_PACK_MAX_PAGES || p->blocks > p->count ||
         (p->count && !p->blocks))
-        return thaw_fail(err, "%s: %llu pages in %llu blocks for an image of %llu pages", k->name,
+        return thaw_fail(err, "%llu pages in %llu blocks for an image of %llu pages",
                          (unsigned long long)p->count, (unsigned long long)p->blocks,
                          (unsigned long long)image_pages);
     uint64_t index_len = p->count * 16 + p->blocks * 8;
     if (p->data_off != align_page(ROOTFS_PACK_HEADER + index_len) || p->data_len > p->count * PAGE ||
         align_page(p->data_off + p->data_len) != file_len)
-        return thaw_fail(err, "%s: data at %llu, %llu bytes: does not match the index or the file's %llu bytes",
-                         k->name, (unsigned long long)p->data_off, (unsigned long long)p->data_len,
+        return thaw_fail(err, "data at %llu, %llu bytes: does not match the index or the file's %llu bytes",
+                         (unsigned long long)p->data_off, (unsigned long long)p->data_len,
                          (unsigned long long)file_len);
     if (len < ROOTFS_PACK_HEADER + index_len)
-        return thaw_fail(err, "%s: truncated index", k->name);
+        return thaw_fail(err, "truncated index");
     p->index = buf + ROOTFS_PACK_HEADER;
     p->table = p->index + p->count * 16;
     if (pack_crc(buf, p->index, index_len) != get_le32(buf + H_CRC))
-        return thaw_fail(err, "%s: header or index checksum mismatch", k->name);
+        return thaw_fail(err, "header or index checksum mismatch");
     for (uint64_t i = 0; i < p->count; i++) {
         uint64_t pg = get_le64(p->index + i * 16);
         if (pg >= image_pages)
-            return thaw_fail(err, "%s: page %llu outside the image (%llu pages)", k->name, (unsigned long long)pg,
+            return thaw_fail(err, "page %llu outside the image (%llu pages)", (unsigned long long)pg,
                              (unsigned long long)image_pages);
         if (i && pg <= get_le64(p->index + (i - 1) * 16))
-            return thaw_fail(err, "%s: pages not ascending at entry %llu", k->name, (unsigned long long)i);
+            return thaw_fail(err, "pages not ascending at entry %llu", (unsigned long long)i);
     }
     uint64_t entry = 0, stored_sum = 0;
     for (uint64_t b = 0; b < p->blocks; b++) {
@@ -157,17 +157,17 @@ int rootfs_pack_decode(const struct rootfs_pack_kind *k, const uint8_t *buf, siz
         bool raw = (w & ROOTFS_PACK_RAW) != 0;
         if (pages < 1 || pages > ROOTFS_PACK_BLOCK_PAGES || entry + pages > p->count || stored == 0 ||
             (raw ? stored != pages * PAGE : stored >= pages * PAGE))
-            return thaw_fail(err, "%s: block %llu: %llu pages, %u bytes%s: bad size", k->name, (unsigned long long)b,
+            return thaw_fail(err, "block %llu: %llu pages, %u bytes%s: bad size", (unsigned long long)b,
                              (unsigned long long)pages, stored, raw ? " raw" : "");
         uint64_t first = get_le64(p->index + entry * 16);
         for (uint64_t e = 1; e < pages; e++)
             if (get_le64(p->index + (entry + e) * 16) != first + e)
-                return thaw_fail(err, "%s: block %llu: pages not contiguous", k->name, (unsigned long long)b);
+                return thaw_fail(err, "block %llu: pages not contiguous", (unsigned long long)b);
         entry += pages;
         stored_sum += stored;
     }
     if (entry != p->count || stored_sum != p->data_len)
-        return thaw_fail(err, "%s: the blocks hold %llu pages in %llu bytes, the header says %llu in %llu", k->name,
+        return thaw_fail(err, "the blocks hold %llu pages in %llu bytes, the header says %llu in %llu",
                          (unsigned long long)entry, (unsigned long long)stored_sum, (unsigned long long)p->count,
                          (unsigned long long)p->data_len);
     return 0;
