@@ -178,6 +178,12 @@ def run_image(tmp):
     st = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
     check("the snapshot's own rootfs.ws is read ahead", st.get("rootfs", {}).get("ws_pages", 0) > 0,
           p.stdout[-600:] + p.stderr[-300:])
+    p = thaw("restore", other, "--mem", "reap", "--json", *payload_args('{"a": 9, "b": 9}'),
+             env={"THAW_ROOTFS_WS": "cache"})
+    st = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
+    check("THAW_ROOTFS_WS=cache reads the same pages ahead from the image instead (the answer stands)",
+          '"product": 81' in p.stdout and st.get("rootfs", {}).get("ws_pages", 0) == wn,
+          p.stdout[-600:] + p.stderr[-300:])
     desc = os.path.join(snap, "rootfs")
     d = json.load(open(desc))
     d["mtime_ns"] += 1
