@@ -499,8 +499,8 @@ static int put_back_file_pages(struct rootfs_map *m, const struct rootfs_pack *p
     return 0;
 }
 
-/* THAW_ROOTFS_WS=cache: the working set's runs read ahead from the image (all reads
- * started, then the pages mapped), as before rootfs.ws carried the pages. */
+/* The working set's runs read ahead from the image (all reads started, then the pages
+ * mapped from its page cache). */
 static void read_ahead_from_image(struct rootfs_map *m, const struct rootfs_pack *p)
 {
     for (int pass = 0; pass < 2; pass++)
@@ -528,11 +528,12 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
     struct pack_src cow, ws;
     struct pack_src *srcs[2] = {&cow, &ws};
     int nsrc = 1;
-    /* THAW_ROOTFS_WS=cache (to compare): rootfs.ws's pages are read ahead from the
-     * image into its page cache and mapped from there, shared, not decoded from the
-     * file into private copies. */
+    /* rootfs.ws's pages are read ahead from the image into its page cache and mapped
+     * from there, shared by every instance; THAW_ROOTFS_WS=packed decodes them from
+     * rootfs.ws into private copies instead (half the bytes read, but more CPU and a
+     * private copy per instance: slower here under concurrency, see the header). */
     const char *how = getenv("THAW_ROOTFS_WS");
-    bool from_cache = how && !strcmp(how, "cache");
+    bool from_cache = !how || strcmp(how, "packed") != 0;
     ws.fd = -1;
     ws.head = NULL;
     if (pack_src_open(&cow, dir, SNAPDIR_ROOTFS_COW, &ROOTFS_PACK_COW, image_pages, id, false, err) < 0)

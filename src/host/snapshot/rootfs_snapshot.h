@@ -12,26 +12,28 @@
  *               snapshot fails the restore with one line naming it;
  *   rootfs.ws   REAP: the image pages the first invocation touched (recorded from
  *               the page tables after it) and their contents, read from the image and
- *               packed the same way. A REAP prefetch restore decodes them into private
- *               anonymous copies over the image mapping: one sequential read of half
- *               the bytes (cnn_serving: 7.5 MiB for 15 MiB of pages) instead of
- *               reading ahead scattered ranges of the image. One that fails its checks
- *               (or another snapshot's) is not used: file pages then fault in lazily
- *               (after a bad block, that block and the later pages go back to the
- *               image mapping; verified ones stay).
+ *               packed the same way (cnn_serving: 15 MiB of pages in 7.5 MiB). A REAP
+ *               prefetch restore reads those pages ahead from the image into its page
+ *               cache and maps them before the vCPU runs (only the file's index is
+ *               read). With THAW_ROOTFS_WS=packed it decodes them from rootfs.ws into
+ *               private anonymous copies over the image mapping instead: one sequential
+ *               read of half the bytes, but the decompression and the private pages
+ *               cost more CPU than the disk time saved on this machine (measured in
+ *               docs/benchmarks-topics.md, "Compressed image pages": neutral for one cold
+ *               start, 1.1-1.4x slower for four at once), and each instance then holds
+ *               its file working set privately (as its memory working set) instead of
+ *               sharing the page cache: 4 cnn_serving instances, 45 MiB more PSS. A
+ *               rootfs.ws that fails its checks (or another snapshot's) is not used:
+ *               file pages then fault in lazily (packed: after a bad block, it and the
+ *               later pages go back to the image mapping; verified ones stay).
  * Both files are read in one pipeline: 256 KiB O_DIRECT chunks a few at a time on an
  * io_uring, each decoded as it lands, so the disk reads ahead while the kernel
- * allocates the pages and lz4 decompresses.
+ * allocates the pages and lz4 decompresses (a file up to 1 MiB in one read).
  *
- * The trade-off: under REAP each instance holds private copies of its file working set
- * (as it does of its memory working set) instead of sharing the image's page cache
- * pages with every other instance; N instances of cnn_serving hold N x 15 MiB of file
- * pages instead of one 15 MiB in the page cache (docs/benchmarks-topics.md, "Compressed
- * image pages"). Lazy, uffd and share restores still read file pages from the image's
- * page cache, shared. The lazy baseline reads file pages on demand from the same file;
- * `thaw restore --drop-cache` drops the image from the page cache too, so neither mode
- * finds file pages warm that the other lacks. No globals: restores may run in
- * parallel threads. */
+ * Lazy, uffd and share restores read file pages from the image's page cache, shared.
+ * The lazy baseline reads file pages on demand from the same file; `thaw restore
+ * --drop-cache` drops the image from the page cache too, so neither mode finds file
+ * pages warm that the other lacks. No globals: restores may run in parallel threads. */
 #ifndef THAW_HOST_ROOTFS_SNAPSHOT_H
 #define THAW_HOST_ROOTFS_SNAPSHOT_H
 
