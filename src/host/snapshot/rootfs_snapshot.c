@@ -245,7 +245,7 @@ static uint8_t *populated(size_t len)
     return b == MAP_FAILED ? NULL : b;
 }
 
-#define HEAD_READ (128u << 10) /* a first read covers the header and index of ~7,000 pages */
+#define HEAD_READ (32u << 10) /* a first read covers the header and index of ~1,800 pages */
 #define WHOLE_READ (1u << 20)  /* a file up to this size is read whole by the first read */
 
 /* Opens dir/name (O_DIRECT where the file system allows: the file is a multiple of
