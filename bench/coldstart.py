@@ -193,7 +193,9 @@ def main():
             r["reap"] = statistics.median(j["cold_start_us"] for j in js)
             r["reap_misses"] = statistics.median(j["reap"]["misses"] for j in js)
             r["reap_disk"] = statistics.median(j["pages_served"] for j in js)
-            r["ws_mib"] = js[0]["reap"]["ws_bytes"] / 1048576
+            # The working set's pages, and what ws.pages holds of them on disk (lz4 blocks).
+            r["ws_mib"] = js[0]["reap"]["ws_pages"] * 4096 / 1048576
+            r["ws_file_mib"] = js[0]["reap"]["ws_bytes"] / 1048576
             r["ws_regions"] = js[0]["reap"]["regions"]
             r["read_mbps"] = statistics.median(j["reap"]["read_mb_s"] for j in js)
             # The snapshot's memory file plus, for a function with a root-filesystem image,
@@ -255,14 +257,14 @@ def main():
     print("Medians of %d cold starts per mode (page cache dropped before each), in ms; "
           "disk sequential O_DIRECT read measured in this run: %.0f MB/s.\n" % (a.runs, disk))
     print("| function | boot | copy | lazy | uffd | reap | warm | reap speedup vs lazy | faults uffd -> reap "
-          "| fault reduction | of which read from disk | WS MiB (regions) | file WS MiB | prefetch MB/s (% of disk) | snapshot MiB allocated |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| fault reduction | of which read from disk | WS MiB (regions) | ws.pages MiB | file WS MiB | prefetch MB/s (% of disk) | snapshot MiB allocated |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         red = 100.0 * (1 - r["reap_misses"] / r["uffd_faults"]) if r["uffd_faults"] else 0.0
-        print("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2fx | %d -> %d | %.1f%% | %d | %.2f (%d) | %.1f | %.0f (%.0f%%) | %.1f |" % (
+        print("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2fx | %d -> %d | %.1f%% | %d | %.2f (%d) | %.2f | %.1f | %.0f (%.0f%%) | %.1f |" % (
             r["name"], r["boot"] / 1e3, r["copy"] / 1e3, r["lazy"] / 1e3, r["uffd"] / 1e3, r["reap"] / 1e3,
             r["warm"] / 1e3, r["lazy"] / r["reap"], r["uffd_faults"], r["reap_misses"], red, r["reap_disk"], r["ws_mib"],
-            r["ws_regions"], r["file_ws_mib"], r["read_mbps"], 100 * r["read_mbps"] / disk, r["alloc_mib"]))
+            r["ws_regions"], r["ws_file_mib"], r["file_ws_mib"], r["read_mbps"], 100 * r["read_mbps"] / disk, r["alloc_mib"]))
     if speedups:
         g = math.exp(sum(math.log(s) for s in speedups) / len(speedups))
         print("\nGeometric mean speedup of reap over lazy: **%.2fx** over %d functions." % (g, len(speedups)))
