@@ -72,6 +72,31 @@ void reap_policy_ready(struct reap_policy *p, const struct pager_stats *ready)
                  ready->prefetch_error, p->lock_fd >= 0 ? "re-recording" : "re-recording (without the lock)");
 }
 
+static void *record_files_main(void *arg)
+{
+    struct reap_files_job *j = arg;
+    j->rc = rootfs_snapshot_record(&j->where, j->dir, &j->err);
+    return NULL;
+}
+
+static void record_files_done(struct reap_policy *p, int rc, const struct thaw_error *err)
+{
+    if (rc < 0) {
+        snprintf(p->note, sizeof p->note, "recording the file working set: %.560s", err->msg);
+        p->files_failed = true;
+    }
+}
+
+void reap_policy_wait_files(struct reap_policy *p)
+{
+    struct reap_files_job *j = &p->files;
+    if (!j->running)
+        return;
+    pthread_join(j->tid, NULL);
+    j->running = false;
+    record_files_done(p, j->rc, &j->err);
+}
+
 void reap_policy_finish_send(struct reap_policy *p, struct mem_backend *mem, const char *dir,
                              const struct rootfs_pages *files)
 {
@@ -80,10 +105,17 @@ void reap_policy_finish_send(struct reap_policy *p, struct mem_backend *mem, con
     p->finished = true;
     struct thaw_error err;
     /* The image pages the first invocation mapped are resident now: record them before
-     * anything else runs in the guest. */
-    if (p->recording && files && files->size && rootfs_snapshot_record(files, dir, &err) < 0) {
-        snprintf(p->note, sizeof p->note, "recording the file working set: %.560s", err.msg);
-        p->files_failed = true;
+     * anything else runs in the guest (the caller waits for it before the next
+     * invocation), in a thread so that the response goes back meanwhile. */
+    if (p->recording && files && files->size) {
+        struct reap_files_job *j = &p->files;
+        j->where = *files;
+        snprintf(j->dir, sizeof j->dir, "%s", dir);
+        j->rc = 0;
+        if (pthread_create(&j->tid, NULL, record_files_main, j) == 0)
+            j->running = true;
+        else
+            record_files_done(p, rootfs_snapshot_record(files, dir, &j->err), &j->err);
     }
     if (mem_backend_pager_send(mem, p->recording || p->merging ? "finish-record" : "stats", &err) < 0) {
         snprintf(p->note, sizeof p->note, "pager: %.600s", err.msg);
@@ -110,6 +142,7 @@ void reap_policy_collected(struct reap_policy *p, const struct pager_stats *repl
     if (!p->awaiting)
         return;
     p->awaiting = false;
+    reap_policy_wait_files(p); /* its outcome decides whether the set is still stale */
     if (!reply) {
         snprintf(p->note, sizeof p->note, "pager: %.600s", why);
         reap_policy_end(p);
@@ -154,6 +187,7 @@ void reap_policy_finish(struct reap_policy *p, struct mem_backend *mem, const ch
 
 void reap_policy_end(struct reap_policy *p)
 {
+    reap_policy_wait_files(p);
     if (p->lock_fd >= 0)
         close(p->lock_fd);
     p->lock_fd = -1;

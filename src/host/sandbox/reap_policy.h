@@ -13,6 +13,7 @@
 #ifndef THAW_HOST_REAP_POLICY_H
 #define THAW_HOST_REAP_POLICY_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -21,6 +22,18 @@
 #include "host/sandbox/sandbox.h"
 #include "host/snapshot/memory_backend.h"
 #include "host/snapshot/rootfs_snapshot.h"
+
+/* The file working set's recording (rootfs.ws), in a thread of its own so that the first
+ * response does not wait for it (reading the pages from the image, packing, fsync: 4-12 ms
+ * for the Python functions here). */
+struct reap_files_job {
+    pthread_t tid;
+    bool running;
+    struct rootfs_pages where;
+    char dir[4096];
+    int rc;
+    struct thaw_error err;
+};
 
 struct reap_policy {
     int lock_fd;             /* ws.lock while this restore may record, else -1 */
@@ -32,6 +45,7 @@ struct reap_policy {
     bool files_failed;       /* rootfs.ws could not be written (said in note) */
     bool awaiting;           /* finish sent, its answer not read yet */
     struct reap_stats ws;    /* the prefetch */
+    struct reap_files_job files;
     char note[640];
 };
 
@@ -57,6 +71,10 @@ bool reap_policy_invoke_failed(struct reap_policy *p, const char *snap_dir, stru
 void reap_policy_finish_send(struct reap_policy *p, struct mem_backend *mem, const char *snap_dir,
                              const struct rootfs_pages *files);
 void reap_policy_collect(struct reap_policy *p, struct mem_backend *mem, const char *snap_dir);
+/* Waits for the file working set's recording that finish_send started, if any: before
+ * the guest runs again (its mapping's pages are what is recorded) and before the
+ * instance is torn down. collect, collected and end wait for it too. */
+void reap_policy_wait_files(struct reap_policy *p);
 /* collect for a caller that read the pager's answer itself (a worker's caller, whose
  * pager connection also carries the worker's queries): reply is the parsed answer, or
  * NULL with why when none came. */

@@ -156,6 +156,8 @@ static int local_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t
      * release ws.lock) before the next invocation, not only at stats or teardown. */
     if (l->is_restore && l->mode == MEM_REAP && !atomic_load(&l->restored.mem.pager_dead))
         reap_policy_collect(&l->reap, &l->restored.mem, l->snap_dir);
+    if (l->is_restore && l->mode == MEM_REAP)
+        reap_policy_wait_files(&l->reap); /* the image pages the first invocation mapped */
     int rc = instance_invoke(l->inst, req, len, resp, resp_len, err);
     guest_log_flush(&l->log);
     if (rc < 0) {
@@ -298,8 +300,10 @@ static void release(struct local *l)
 {
     guest_log_flush(&l->log);
     if (l->is_restore) {
-        if (l->mode == MEM_REAP) /* the pager's answer to a finish not read yet */
+        if (l->mode == MEM_REAP) { /* the pager's answer to a finish not read yet */
             reap_policy_collect(&l->reap, &l->restored.mem, l->snap_dir);
+            reap_policy_wait_files(&l->reap); /* before the mapping it reads goes */
+        }
         restored_destroy(&l->restored);
         reap_policy_end(&l->reap); /* after the pager wrote any pending working set */
     } else {

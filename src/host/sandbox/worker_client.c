@@ -808,6 +808,8 @@ static int client_invoke(struct sandbox *sb, const void *req, size_t len, uint8_
         thaw_fail(err, "request of %zu bytes exceeds the worker protocol's %u", len, (unsigned)WP_MAX_BODY);
         return sandbox_set_failure(sb, SANDBOX_FAIL_BAD_INPUT);
     }
+    if (w->reap_active) /* the worker's image pages as the first invocation left them */
+        reap_policy_wait_files(&w->reap);
     struct wp_msg m = {.type = WP_INVOKE, .u.body = {req, len}};
     if (wp_send(w->sock, &m, -1, err) < 0)
         return worker_failed(sb, w, err, "worker process %d: %s", (int)w->pid, err->msg);
@@ -1046,6 +1048,8 @@ static uint64_t boot_timeout(const struct sandbox_options *opt)
 
 static void client_free(struct worker_client *w)
 {
+    if (w->reap_active) /* it reads the worker's pagemap */
+        reap_policy_wait_files(&w->reap);
     if (w->sock >= 0)
         close(w->sock);
     kill_worker(w);
