@@ -127,6 +127,8 @@ static void hostile_headers(void **state)
     refuse(&ROOTFS_PACK_WS, c, len, "not a thaw rootfs.ws file");
     memcpy(c, "THAWCOW1", 8); /* the old format */
     refuse(&ROOTFS_PACK_COW, c, len, "from an older thaw");
+    c[7] = '\n'; /* a format byte that is not printable is shown, not printed (fuzz_rootfs_pack) */
+    refuse(&ROOTFS_PACK_COW, c, len, "format 0x0a, this thaw reads");
     FRESH();
     refuse(&ROOTFS_PACK_COW, c, 100, "truncated header");
     refuse(&ROOTFS_PACK_COW, c, len - PAGE, "does not match"); /* a truncated file */

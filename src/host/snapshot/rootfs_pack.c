@@ -1,5 +1,6 @@
 #include "host/snapshot/rootfs_pack.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -102,9 +103,12 @@ int rootfs_pack_decode(const struct rootfs_pack_kind *k, const uint8_t *buf, siz
     memset(p, 0, sizeof *p);
     if (len < 8 || memcmp(buf + H_MAGIC, k->magic, 7) != 0)
         return thaw_fail(err, "not a thaw %s file", k->name);
-    if (buf[7] != (uint8_t)k->magic[7])
-        return thaw_fail(err, "format %c, this thaw reads %c (from an older thaw: take the snapshot again)", buf[7],
+    if (buf[7] != (uint8_t)k->magic[7]) {
+        char v[8]; /* a hostile byte is shown, never printed raw (the message is one line) */
+        snprintf(v, sizeof v, buf[7] > 0x20 && buf[7] < 0x7f ? "%c" : "0x%02x", buf[7]);
+        return thaw_fail(err, "format %s, this thaw reads %c (from an older thaw: take the snapshot again)", v,
                          k->magic[7]);
+    }
     if (len < ROOTFS_PACK_HEADER || file_len < ROOTFS_PACK_HEADER)
         return thaw_fail(err, "truncated header");
     if (get_le16(buf + H_MAJOR) != k->major)

@@ -593,15 +593,9 @@ int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, st
     uint64_t mem_size;
     if (snapdir_path(mpath, sizeof mpath, dir, SNAPDIR_MEMORY) < 0)
         return thaw_fail(err, "snapshot path too long");
-    int mfd = open(mpath, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    if (mfd < 0)
-        return thaw_fail_errno(err, "cannot open %s", mpath);
-    int tr = fstat(mfd, &sb) < 0 ? thaw_fail_errno(err, "cannot stat %s", mpath)
-                                  : memory_trailer_read(mfd, (uint64_t)sb.st_size, mpath, &mem_size, &id, err);
-    close(mfd);
-    if (tr < 0)
+    if (memory_trailer_read_path(mpath, &mem_size, &id, err) < 0)
         return -1;
+    struct stat sb;
     /* The pages' contents come from the image file the descriptor names (the same one
      * the restore checked: it must not have changed since). */
     struct rootfs_map want;
