@@ -136,6 +136,17 @@ PY
     TMPDIR=/tmp "$THAW" analyze functions/hello --payload '{"name": "x"}' >/dev/null 2>&1
     after=$(ls /tmp | grep -c '^thaw-analyze-' || true)
     check "real function: the work directory is removed" test "$before" -eq "$after"
+    # A Python function's source directory has no program until it is built: analyze
+    # builds it first, as run and snapshot do.
+    "$THAW" analyze functions/helloworld --payload '{"name": "x"}' --json >"$tmp/py.json" 2>"$tmp/py.err"
+    check "Python function: analyze builds the directory and records its working set" python3 - "$tmp/py.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))
+p = a["payloads"]
+assert len(p) == 1 and p[0]["working_set"]["pages"] > 100, p
+assert a["booted"]["rss_kb"] > 0
+PY
+    [ -s "$tmp/py.json" ] || cat "$tmp/py.err"
 fi
 
 finish

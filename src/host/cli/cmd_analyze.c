@@ -18,6 +18,7 @@
 #include "host/analysis/analysis.h"
 #include "host/cli/analyze_output.h"
 #include "host/cli/cli.h"
+#include "host/function/build.h"
 #include "host/sandbox/sandbox.h"
 #include "host/snapshot/state_file.h"
 #include "host/util/atomic_file.h"
@@ -525,7 +526,16 @@ int cmd_analyze(int argc, char **argv)
         snprintf(r.source, sizeof r.source, "%s", target);
         if (is_function) {
             snprintf(base, sizeof base, "%s/snapshot", work);
-            if (boot_function(&r, target, base, &in, &err) < 0) {
+            /* A source directory is built first, as `thaw run` and `snapshot` do (a Python
+             * function has no program until then): function/build.h. */
+            char *bundle = function_build_default(target, &err);
+            if (!bundle) {
+                fprintf(stderr, "thaw analyze: %s\n", err.msg);
+                goto out;
+            }
+            int booted = boot_function(&r, bundle, base, &in, &err);
+            free(bundle);
+            if (booted < 0) {
                 fprintf(stderr, "thaw analyze: boot: %s\n", err.msg);
                 goto out;
             }
