@@ -188,9 +188,11 @@ def write_doc(path, figdir, rows, failures, runtimes_note, cmd):
     above = [r for r in booted if r["booted_mib"] >= r["memfile_mib"]]
     files = [r for r in rows if r["regions"]["file archive"] >= 1]
     w("- **Footprints are an order of magnitude smaller than the paper's.** thaw's guest is a library OS: no "
-      "Linux kernel, no guest page cache, no init system or container runtime in the VM. A function's files "
-      "are a read-only archive in guest memory that the library OS serves in place, so reading a file makes no "
-      "second copy. The booted footprint is what the host holds for the VM after one invocation; guest memory "
+      "Linux kernel, no guest page cache, no init system or container runtime in the VM. A function's own "
+      "files are a read-only archive in guest memory that the library OS serves in place, and a Python "
+      "function's runtime (python3.11, its stdlib and packages) is a root-filesystem image mapped from the "
+      "host's page cache, outside guest memory and so outside these footprints (REAP prefetches its pages "
+      "separately: the file working set, docs/functions.md). The booted footprint is what the host holds for the VM after one invocation; guest memory "
       "is 2 MiB-aligned with `MADV_HUGEPAGE`, so much of it is resident in whole huge pages, and it is larger "
       "than the snapshot's memory file (the 4 KiB pages the guest wrote) for %d of %d functions. A restored "
       "instance is resident in the 4 KiB pages userfaultfd installs plus the anonymous memory it allocates "
@@ -217,7 +219,8 @@ def write_doc(path, figdir, rows, failures, runtimes_note, cmd):
       "avoids both.")
     w("- **The file archive is in the working set only of functions that read data files while serving** "
       "(%s). Python functions import their modules before the ready point, so the snapshot holds the parsed "
-      "code on the heap and the archive's source files are not read again."
+      "code on the heap and their source files are not read again (the packages' shared libraries are "
+      "image pages, not counted here)."
       % (", ".join("%s %.0f%%" % (r["name"], r["regions"]["file archive"]) for r in files) or "none"))
     w("- **What thaw does not measure that the paper did:** its functions run in Firecracker with a Linux guest "
       "and containerd; thaw restores on one host with a local disk and the host's page cache dropped per file "
