@@ -481,20 +481,32 @@ static int read_and_decode(struct rootfs_map *m, struct pack_src **srcs, int nsr
  * every later page go back to the image, read lazily; where the mapping cannot be
  * made again the image's bytes are read into the page (a half-decoded page never
  * stays). -1 only if that fails too. */
+/* The next run of contiguous image pages of p from index entry *i on: its first page
+ * and length in pages; *i moves past it. false when none is left. */
+static bool next_run(const struct rootfs_pack *p, uint64_t *i, uint64_t *first, uint64_t *pages)
+{
+    if (*i >= p->count)
+        return false;
+    uint64_t j = *i + 1;
+    *first = rootfs_pack_page(p, *i);
+    while (j < p->count && rootfs_pack_page(p, j) == *first + (j - *i))
+        j++;
+    *pages = j - *i;
+    *i = j;
+    return true;
+}
+
 static int put_back_file_pages(struct rootfs_map *m, const struct rootfs_pack *p, uint64_t from,
                                struct thaw_error *err)
 {
-    for (uint64_t i = from; i < p->count;) {
-        uint64_t j = i + 1, first = rootfs_pack_page(p, i);
-        while (j < p->count && rootfs_pack_page(p, j) == first + (j - i))
-            j++;
+    uint64_t first, pages;
+    for (uint64_t i = from; next_run(p, &i, &first, &pages);) {
         uint8_t *at = m->host + first * PAGE;
-        size_t run = (size_t)((j - i) * PAGE);
+        size_t run = (size_t)(pages * PAGE);
         if (mmap(at, run, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, m->fd,
                  (off_t)(first * PAGE)) == MAP_FAILED &&
             pread_full(m->fd, at, run, first * PAGE) < 0)
             return thaw_fail_errno(err, "rootfs image %s: putting back image pages", m->path);
-        i = j;
     }
     return 0;
 }
@@ -503,15 +515,11 @@ static int put_back_file_pages(struct rootfs_map *m, const struct rootfs_pack *p
  * mapped from its page cache). */
 static void read_ahead_from_image(struct rootfs_map *m, const struct rootfs_pack *p)
 {
+    uint64_t first, pages;
     for (int pass = 0; pass < 2; pass++)
-        for (uint64_t i = 0; i < p->count;) {
-            uint64_t j = i + 1, first = rootfs_pack_page(p, i);
-            while (j < p->count && rootfs_pack_page(p, j) == first + (j - i))
-                j++;
-            (void)madvise(m->host + first * PAGE, (size_t)((j - i) * PAGE),
+        for (uint64_t i = 0; next_run(p, &i, &first, &pages);)
+            (void)madvise(m->host + first * PAGE, (size_t)(pages * PAGE),
                           pass == 0 ? MADV_WILLNEED : MADV_POPULATE_READ);
-            i = j;
-        }
 }
 
 int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct snap_identity *id, bool prefetch,

@@ -195,20 +195,26 @@ int snapshot_writer_begin(struct snapshot_writer *w, const char *dir, struct tha
     return 0;
 }
 
+/* Decodes the encoded state into s exactly as a restore would (it may come from a
+ * process we do not trust: a jailed worker) and makes the snapshot's identity from it. */
+static int decode_identity(const uint8_t *state, size_t len, struct snapshot_state *s, struct snap_identity *id,
+                           struct thaw_error *err)
+{
+    if (len > STATE_MAX || state_file_decode(state, len, s, err) < 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", len > STATE_MAX ? "too large" : err->msg);
+        return thaw_fail(err, "the snapshot's state does not decode: %s", why);
+    }
+    memcpy(id->id, s->snapshot_id, sizeof id->id);
+    return snap_identity_digest(id, state, len, err);
+}
+
 int snapshot_state_identity(const uint8_t *state, size_t len, struct snap_identity *id, struct thaw_error *err)
 {
     struct snapshot_state *s = calloc(1, sizeof *s);
     if (!s)
         return thaw_fail(err, "out of memory");
-    int rc = -1;
-    if (len > STATE_MAX || state_file_decode(state, len, s, err) < 0) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", len > STATE_MAX ? "too large" : err->msg);
-        thaw_fail(err, "the snapshot's state does not decode: %s", why);
-    } else {
-        memcpy(id->id, s->snapshot_id, sizeof id->id);
-        rc = snap_identity_digest(id, state, len, err);
-    }
+    int rc = decode_identity(state, len, s, id, err);
     free(s);
     return rc;
 }
@@ -217,21 +223,12 @@ int snapshot_writer_commit(struct snapshot_writer *w, const uint8_t *state, size
 {
     char path[sizeof w->tmp + 16];
     snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, w->tmp);
-    /* The state may come from a process we do not trust (a jailed worker): it is
-     * decoded exactly as a restore would, and the identity is made here from it. */
     struct snapshot_state *s = calloc(1, sizeof *s);
     if (!s)
         return thaw_fail(err, "out of memory");
     int rc = -1;
     struct snap_identity id;
-    if (len > STATE_MAX || state_file_decode(state, len, s, err) < 0) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", len > STATE_MAX ? "too large" : err->msg);
-        thaw_fail(err, "the snapshot's state does not decode: %s", why);
-        goto out;
-    }
-    memcpy(id.id, s->snapshot_id, sizeof id.id);
-    if (snap_identity_digest(&id, state, len, err) < 0)
+    if (decode_identity(state, len, s, &id, err) < 0)
         goto out;
     /* The image is exactly mem_size bytes: anything written past it goes, then the
      * identity trailer follows, and the file reaches the disk before the rename. */
