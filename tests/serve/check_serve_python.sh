@@ -33,8 +33,12 @@ for mode in lazy reap reap; do
 done
 echo "start kinds:$starts"
 check "cold starts restored lazily and with REAP" sh -c "echo '$starts' | grep -q cold-lazy && [ \$(echo '$starts' | grep -o cold-reap | wc -l) -ge 2 ]"
-check "REAP recorded the function's file pages in the daemon's snapshot" \
-    sh -c "find '$WORK/state' -name rootfs.ws -size +0 | grep -q ."
+if find "$WORK/state" -name rootfs.ws -size +0 | grep -q .; then
+    pass "REAP recorded the function's file pages in the daemon's snapshot"
+else # the daemon logs why a restore did not record
+    fail "REAP recorded the function's file pages in the daemon's snapshot" "$(grep 'REAP:' "$WORK/daemon.log" | head -5)"
+fi
+check "the daemon logged no failed REAP step" sh -c "! grep -E 'REAP: .*(cannot|writing|recording the file)' '$WORK/daemon.log'"
 st=$(http POST /invoke/stdlib -d '{"op": "exit"}')
 check "SystemExit is an error response, not a dead instance (status $st)" grep -q SystemExit "$WORK/body"
 st=$(http POST /invoke/stdlib --data-binary @"$fn/payloads/default.json")

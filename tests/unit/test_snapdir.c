@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/openat2.h>
+#include <sched.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include "host/util/file.h"
 #include "host/util/snap_identity.h"
 #include "host/util/snapdir.h"
+#include "host/util/writer_tag.h"
 
 static char root[64];
 
@@ -38,7 +41,7 @@ static void rm_root(void)
 
 static void put(const char *dir, const char *name, const char *text)
 {
-    char path[256];
+    char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -48,7 +51,7 @@ static void put(const char *dir, const char *name, const char *text)
 
 static int exists(const char *dir, const char *name)
 {
-    char path[256];
+    char path[512];
     struct stat st;
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return lstat(path, &st) == 0;
@@ -163,30 +166,100 @@ static void test_check_ownership_and_mode(void **state)
     rm_root();
 }
 
-/* Temporary files of dead writers go; those of live ones (this process) stay. */
+/* A tag for pid in our pid namespace (writer_tag's form, with another pid). */
+static void tag_for(char *out, size_t cap, long pid)
+{
+    char who[WRITER_TAG_MAX];
+    writer_tag(who);
+    snprintf(out, cap, "%ld%s", pid, strchr(who, '-'));
+}
+
+/* Temporary files of dead writers in our pid namespace go; those of live ones (this
+ * process), of another namespace's writers and of untagged names stay. */
 static void test_clean_leftovers(void **state)
 {
     (void)state;
     make_root();
-    char dir[128], live[64], dead_dir[160];
+    char dir[128], name[200], live[232], dead[64], dead_dir[224], mem[160], ws[160];
     snprintf(dir, sizeof dir, "%s/s", root);
     assert_int_equal(mkdir(dir, 0755), 0);
     put(dir, "state", "s");
-    put(dir, ".memory.tmp.4194305.0011223344556677", "dead writer");
-    put(dir, ".ws.pages.tmp.4194305.0011223344556677", "dead writer");
-    snprintf(live, sizeof live, ".ws.pages.tmp.%ld.8899aabbccddeeff", (long)getpid());
+    tag_for(dead, sizeof dead, 4194305);
+    snprintf(mem, sizeof mem, ".memory.tmp.%s.0011223344556677", dead);
+    snprintf(ws, sizeof ws, ".ws.pages.tmp.%s.0011223344556677", dead);
+    put(dir, mem, "dead writer");
+    put(dir, ws, "dead writer");
+    tag_for(name, sizeof name, (long)getpid());
+    snprintf(live, sizeof live, ".ws.pages.tmp.%s.8899aabbccddeeff", name);
     put(dir, live, "live writer");
-    put(dir, ".notes.tmp.4194305.00", "not ours"); /* not a snapshot file name */
-    snprintf(dead_dir, sizeof dead_dir, "%s/.s.new.4194305.0123456789abcdef", root);
+    put(dir, ".state.tmp.4194305-1.0011", "another namespace's writer");
+    put(dir, ".state.tmp.4194305.0011", "no namespace in the tag");
+    snprintf(name, sizeof name, ".notes.tmp.%s.00", dead);
+    put(dir, name, "not ours"); /* not a snapshot file name */
+    snprintf(dead_dir, sizeof dead_dir, "%s/.s.new.%s.0123456789abcdef", root, dead);
     assert_int_equal(mkdir(dead_dir, 0755), 0);
     put(dead_dir, "memory", "half a snapshot");
     snapdir_clean_leftovers(dir);
-    assert_false(exists(dir, ".memory.tmp.4194305.0011223344556677"));
-    assert_false(exists(dir, ".ws.pages.tmp.4194305.0011223344556677"));
+    assert_false(exists(dir, mem));
+    assert_false(exists(dir, ws));
     assert_true(exists(dir, live));
-    assert_true(exists(dir, ".notes.tmp.4194305.00"));
+    assert_true(exists(dir, ".state.tmp.4194305-1.0011"));
+    assert_true(exists(dir, ".state.tmp.4194305.0011"));
+    assert_true(exists(dir, name));
     assert_true(exists(dir, "state"));
-    assert_false(exists(root, ".s.new.4194305.0123456789abcdef"));
+    assert_false(exists(root, strrchr(dead_dir, '/') + 1));
+    rm_root();
+}
+
+/* A process in its own pid namespace (a jailed worker starting a restore) does not
+ * take the daemon's live writer for a dead one: in its namespace that pid does not
+ * exist. Its own written file goes under its own tag. */
+static void test_clean_leftovers_other_namespace(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        fprintf(stderr, "*** SKIP: a new pid namespace needs root ***\n");
+        skip();
+    }
+    make_root();
+    char dir[128], who[WRITER_TAG_MAX], live[160];
+    snprintf(dir, sizeof dir, "%s/s", root);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    put(dir, "state", "s");
+    writer_tag(who);
+    snprintf(live, sizeof live, ".rootfs.ws.tmp.%s.8899aabbccddeeff", who);
+    put(dir, live, "the daemon's recording, in flight");
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) { /* a new namespace takes effect for our children */
+        close(pfd[0]);
+        if (unshare(CLONE_NEWPID) < 0)
+            _exit(2);
+        pid_t inner = fork();
+        if (inner == 0) {
+            char tag[WRITER_TAG_MAX];
+            writer_tag(tag);
+            ssize_t n = write(pfd[1], tag, strlen(tag) + 1);
+            snapdir_clean_leftovers(dir);
+            _exit(n > 0 ? 0 : 3);
+        }
+        int st = 0;
+        _exit(inner > 0 && waitpid(inner, &st, 0) == inner && WIFEXITED(st) ? WEXITSTATUS(st) : 4);
+    }
+    close(pfd[1]);
+    char inner_tag[WRITER_TAG_MAX] = "";
+    assert_true(read(pfd[0], inner_tag, sizeof inner_tag - 1) > 0);
+    close(pfd[0]);
+    int st = 0;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_true(exists(dir, live));
+    /* It ran as pid 1 of a namespace other than ours, so the check was a real one. */
+    assert_int_equal(strncmp(inner_tag, "1-", 2), 0);
+    assert_string_not_equal(strchr(inner_tag, '-'), strchr(who, '-'));
     rm_root();
 }
 
@@ -294,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_commit_refuses_foreign_directory),
         cmocka_unit_test(test_check_ownership_and_mode),
         cmocka_unit_test(test_clean_leftovers),
+        cmocka_unit_test(test_clean_leftovers_other_namespace),
         cmocka_unit_test(test_atomic_write_names),
         cmocka_unit_test(test_open_regular),
         cmocka_unit_test(test_memory_trailer),

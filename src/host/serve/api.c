@@ -268,6 +268,8 @@ static void finish_sampled(struct request *rq)
     struct sandbox_stats st;
     if (sandbox_stats(in->sb, &st, NULL) == 0) {
         in->memory = (struct mem_bytes){st.rss_kb * 1024, st.pss_kb * 1024};
+        if (rq->done_first && st.reap_note[0])
+            fprintf(stderr, "thaw serve: %s: REAP: %s\n", f->name, st.reap_note);
         if (rq->done_first)
             fn_metrics_pages(&f->metrics, st.reap_prefetched ? st.ws_pages : 0,
                              st.reap_prefetched ? st.reap_misses : st.pages_served, st.zero_pages);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "host/util/snap_identity.h"
+#include "host/util/writer_tag.h"
 
 static int write_all(int fd, const uint8_t *p, size_t len)
 {
@@ -34,13 +35,14 @@ int write_file_atomic(const char *dir, const char *name, const void *buf, size_t
 {
     if (!name[0] || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return thaw_fail(err, "cannot write \"%s\" in %s: not a plain file name", name, dir);
-    /* Unguessable, and carrying the pid so that snapdir_clean_leftovers can tell a
-     * killed writer's file from a live one's. */
+    /* Unguessable, and carrying the writer's tag so that snapdir_clean_leftovers can
+     * tell a killed writer's file from a live one's. */
     uint8_t r[8];
     if (snap_random(r, sizeof r, err) < 0)
         return -1;
-    char tmp[NAME_MAX + 1];
-    int n = snprintf(tmp, sizeof tmp, ".%s.tmp.%ld.%02x%02x%02x%02x%02x%02x%02x%02x", name, (long)getpid(), r[0],
+    char tmp[NAME_MAX + 1], who[WRITER_TAG_MAX];
+    writer_tag(who);
+    int n = snprintf(tmp, sizeof tmp, ".%s.tmp.%s.%02x%02x%02x%02x%02x%02x%02x%02x", name, who, r[0],
                      r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
     if (n < 0 || (size_t)n >= sizeof tmp)
         return thaw_fail(err, "cannot write %s/%s: file name too long", dir, name);

@@ -8,7 +8,7 @@
 
 #include "host/util/error.h"
 
-/* Writes buf[0..len) to dir/name atomically: creates dir/.name.tmp.<pid>.<random>
+/* Writes buf[0..len) to dir/name atomically: creates dir/.name.tmp.<writer tag>.<random>
  * (O_EXCL|O_NOFOLLOW, mode 0600 minus umask), writes everything, fsyncs it, renames it over dir/name and fsyncs dir. name must be
  * a single path component (no '/', not "." or ".."). On failure the temporary file is
  * removed, dir/name is untouched, -1 is returned and err says why. */

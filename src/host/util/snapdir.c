@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "host/util/snap_identity.h"
+#include "host/util/writer_tag.h"
 
 int snapdir_check(const char *dir, struct thaw_error *err)
 {
@@ -66,8 +66,10 @@ int snapdir_begin(const char *dir, char *tmp, size_t tmp_len, struct thaw_error 
     uint8_t r[8];
     if (snap_random(r, sizeof r, err) < 0)
         return -1;
-    int n = snprintf(tmp, tmp_len, "%s/.%.200s.new.%ld.%02x%02x%02x%02x%02x%02x%02x%02x", parent, base,
-                     (long)getpid(), r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+    char who[WRITER_TAG_MAX];
+    writer_tag(who);
+    int n = snprintf(tmp, tmp_len, "%s/.%.200s.new.%s.%02x%02x%02x%02x%02x%02x%02x%02x", parent, base, who, r[0],
+                     r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
     if (n < 0 || (size_t)n >= tmp_len)
         return thaw_fail(err, "snapshot directory name too long: %s", dir);
     /* mkdir never follows or reuses an existing name; the mode is set whatever the
@@ -194,29 +196,20 @@ int snapdir_commit(const char *tmp, const char *dir, struct thaw_error *err)
     return 0;
 }
 
-/* ".<anything>.<tag>.<pid>.<random>": the pid, if name has that shape. */
-static long writer_pid(const char *name, const char *tag)
+/* The writer's tag in ".<anything><kind><tag>.<random>", or NULL. */
+static const char *tag_after(const char *name, const char *kind)
 {
     if (name[0] != '.')
-        return -1;
-    const char *t = strstr(name + 1, tag);
-    if (!t)
-        return -1;
-    char *end;
-    long pid = strtol(t + strlen(tag), &end, 10);
-    return pid > 0 && *end == '.' ? pid : -1;
-}
-
-static bool pid_dead(long pid)
-{
-    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+        return NULL;
+    const char *t = strstr(name + 1, kind);
+    return t ? t + strlen(kind) : NULL;
 }
 
 static int clean_tmp_file(int dfd, const char *name, void *ctx)
 {
     (void)ctx;
-    long pid = writer_pid(name, ".tmp.");
-    if (pid > 0 && snapshot_name(name) && pid_dead(pid))
+    const char *tag = tag_after(name, ".tmp.");
+    if (tag && snapshot_name(name) && writer_tag_gone(tag))
         unlinkat(dfd, name, 0);
     return 0;
 }
@@ -232,9 +225,7 @@ static int clean_new_dir(int dfd, const char *name, void *ctx)
     size_t bl = strlen(c->base);
     if (name[0] != '.' || strncmp(name + 1, c->base, bl) || strncmp(name + 1 + bl, ".new.", 5))
         return 0;
-    char *end;
-    long pid = strtol(name + 1 + bl + 5, &end, 10);
-    if (pid > 0 && *end == '.' && pid_dead(pid)) {
+    if (writer_tag_gone(name + 1 + bl + 5)) {
         char path[PATH_MAX];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", c->parent, name) < sizeof path)
             remove_snapshot_dir(path);
