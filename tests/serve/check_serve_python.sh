@@ -29,6 +29,16 @@ for mode in lazy reap reap; do
         else
             fail "invoke $p ($mode)" "status $st: $(body | head -c 300)"
         fi
+        if [ "$mode" = reap ] && [ -z "${first_note:-}" ]; then # the first REAP cold start records
+            for _ in $(seq 50); do # its stats (and note) are taken after the answer went out
+                http GET /functions/stdlib >/dev/null
+                first_note=$(json_field reap_note)
+                [ -n "$first_note" ] && break
+                sleep 0.1
+            done
+            check "GET /functions says why the first REAP cold start recorded ($first_note)" \
+                sh -c "echo '$first_note' | grep -q 'no working set yet: recording one'"
+        fi
     done
 done
 echo "start kinds:$starts"

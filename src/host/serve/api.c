@@ -112,6 +112,7 @@ static json_t *function_json(struct function *f)
     pool_gauges(f, &g);
     pthread_mutex_lock(&f->lock);
     json_t *cfg = fn_config_to_json(&f->cfg);
+    json_t *note = json_string(f->reap_note);
     struct fn_version *v = f->ver;
     version_get(v);
     pthread_mutex_unlock(&f->lock);
@@ -135,6 +136,7 @@ static json_t *function_json(struct function *f)
                           "directory_bytes", (json_int_t)dir_alloc, "memory_bytes", (json_int_t)g.memory_bytes,
                           "instances", "idle", (json_int_t)g.idle, "busy", (json_int_t)g.busy, "starting",
                           (json_int_t)g.starting, "queued", (json_int_t)g.queued, "invocations", (json_int_t)inv);
+    json_object_set_new(j, "reap_note", note);
     struct keepalive_windows w;
     pool_keepalive_windows(f, &w);
     json_object_set_new(j, "memory",
@@ -268,8 +270,13 @@ static void finish_sampled(struct request *rq)
     struct sandbox_stats st;
     if (sandbox_stats(in->sb, &st, NULL) == 0) {
         in->memory = (struct mem_bytes){st.rss_kb * 1024, st.pss_kb * 1024};
-        if (rq->done_first && st.reap_note[0])
-            fprintf(stderr, "thaw serve: %s: REAP: %s\n", f->name, st.reap_note);
+        if (rq->done_first) { /* the latest cold start's word, "" when all went as planned */
+            if (st.reap_note[0])
+                fprintf(stderr, "thaw serve: %s: REAP: %s\n", f->name, st.reap_note);
+            pthread_mutex_lock(&f->lock);
+            snprintf(f->reap_note, sizeof f->reap_note, "%s", st.reap_note);
+            pthread_mutex_unlock(&f->lock);
+        }
         if (rq->done_first)
             fn_metrics_pages(&f->metrics, st.reap_prefetched ? st.ws_pages : 0,
                              st.reap_prefetched ? st.reap_misses : st.pages_served, st.zero_pages);

@@ -86,6 +86,7 @@ struct function {
     pthread_mutex_t log_lock;
     struct log_line *logs;     /* ring of LOG_RING_LINES */
     uint64_t log_seq;
+    char reap_note[640];       /* the REAP policy's note on the latest first invocation (f->lock) */
 };
 
 struct serve;
