@@ -63,6 +63,17 @@ def run_image(tmp):
     ws = os.path.join(snap, "rootfs.ws")
     check("REAP recorded the file pages the first invocation touched",
           os.path.exists(ws) and os.path.getsize(ws) > 16)
+    head = open(ws, "rb").read() if os.path.exists(ws) else b""
+    check("by default rootfs.ws names the pages only (index only: flag 1, no blocks, no data)",
+          head[:8] == b"THAWRWS3" and int.from_bytes(head[24:32], "little") > 0 and
+          int.from_bytes(head[32:40], "little") == 0 and int.from_bytes(head[48:56], "little") == 0 and
+          int.from_bytes(head[104:108], "little") == 1, head[:112].hex())
+    p = thaw("restore", snap, "--mem", "reap", "--json", *payload_args('{"a": 9, "b": 9}'), env=PACKED)
+    st = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {}
+    check("THAW_ROOTFS_WS=packed with an index-only rootfs.ws reads its pages ahead from the image instead",
+          '"product": 81' in p.stdout and st.get("rootfs", {}).get("ws_pages", 0) ==
+          int.from_bytes(head[24:32], "little") and not st.get("reap", {}).get("note", ""),
+          p.stdout[-600:] + p.stderr[-300:])
     # The same in jailed worker processes: the worker maps the image before its jail,
     # the caller records the file pages from /proc/<worker>/pagemap and the worker reads
     # them ahead on the next prefetching restore.
@@ -145,7 +156,8 @@ def run_image(tmp):
     # pages are then read lazily, the answer is right), the snapshot's own is used.
     other = os.path.join(tmp, "img-other")
     p = thaw("snapshot", "functions/dynamic-image", "-o", other)
-    p2 = thaw("restore", other, "--mem", "reap", *payload_args('{"a": 9, "b": 9}'))  # records its own
+    # records its own, with the pages' contents (THAW_ROOTFS_WS=packed at recording)
+    p2 = thaw("restore", other, "--mem", "reap", *payload_args('{"a": 9, "b": 9}'), env=PACKED)
     own = open(os.path.join(other, "rootfs.ws"), "rb").read()
     shutil.copy(os.path.join(snap, "rootfs.ws"), os.path.join(other, "rootfs.ws"))
     p = thaw("restore", other, "--mem", "reap", "--json", *payload_args('{"a": 9, "b": 9}'))

@@ -215,12 +215,60 @@ static void hostile_blocks(void **state)
     free(b), free(c), free(contents);
 }
 
+/* An index-only rootfs.ws names the pages and holds none: one page of header and
+ * index, no blocks; rootfs.cow cannot be one, and an index-only header with blocks or
+ * data, or an unknown flag, is refused. */
+static void index_only(void **state)
+{
+    (void)state;
+    uint8_t *b, *c;
+    size_t len;
+    struct thaw_error err;
+    make_pages();
+    assert_int_equal(rootfs_pack_encode(&ROOTFS_PACK_WS, IMAGE_PAGES, &ID, pages, npages, NULL, &b, &len, &err), 0);
+    assert_int_equal(len, PAGE); /* 112 + 45 x 16 bytes */
+    struct rootfs_pack p;
+    assert_int_equal(rootfs_pack_decode(&ROOTFS_PACK_WS, b, len, len, IMAGE_PAGES, &ID, &p, &err), 0);
+    assert_true(p.index_only);
+    assert_int_equal(p.count, npages);
+    assert_int_equal(p.blocks, 0);
+    for (uint64_t i = 0; i < npages; i++)
+        assert_int_equal(rootfs_pack_page(&p, i), pages[i]);
+    struct rootfs_pack_iter it = {0};
+    struct rootfs_pack_block blk;
+    assert_false(rootfs_pack_next(&p, &it, &blk)); /* nothing to unpack */
+    assert_int_equal(rootfs_pack_encode(&ROOTFS_PACK_COW, IMAGE_PAGES, &ID, pages, npages, NULL, &c, &len, &err), -1);
+    assert_non_null(strstr(err.msg, "needs the pages' contents"));
+    refuse(&ROOTFS_PACK_COW, b, PAGE, "not a thaw rootfs.cow file");
+    c = malloc(PAGE);
+    memcpy(c, b, PAGE);
+    memcpy(c, "THAWCOW2", 8); /* the flag on the other kind */
+    put_le16(c + 8, 2);
+    fix_crc(c);
+    refuse(&ROOTFS_PACK_COW, c, PAGE, "flags 0x1 not supported");
+    memcpy(c, b, PAGE);
+    put_le32(c + 104, 3); /* an unknown flag */
+    fix_crc(c);
+    refuse(&ROOTFS_PACK_WS, c, PAGE, "flags 0x3 not supported");
+    memcpy(c, b, PAGE);
+    put_le64(c + 32, 1); /* index only, yet a block */
+    fix_crc(c);
+    refuse(&ROOTFS_PACK_WS, c, PAGE, "pages in 1 blocks");
+    free(b), free(c), free(contents);
+    /* A packed rootfs.ws is still read as before. */
+    encode(&ROOTFS_PACK_WS, &b, &len);
+    assert_int_equal(rootfs_pack_decode(&ROOTFS_PACK_WS, b, len, len, IMAGE_PAGES, &ID, &p, &err), 0);
+    assert_false(p.index_only);
+    free(b), free(contents);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),
         cmocka_unit_test(hostile_headers),
         cmocka_unit_test(hostile_blocks),
+        cmocka_unit_test(index_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,8 +23,8 @@
 #define H_FLAGS 104
 #define H_CRC 108
 
-const struct rootfs_pack_kind ROOTFS_PACK_COW = {"THAWCOW2", 2, "rootfs.cow"};
-const struct rootfs_pack_kind ROOTFS_PACK_WS = {"THAWRWS3", 3, "rootfs.ws"};
+const struct rootfs_pack_kind ROOTFS_PACK_COW = {"THAWCOW2", 2, "rootfs.cow", false};
+const struct rootfs_pack_kind ROOTFS_PACK_WS = {"THAWRWS3", 3, "rootfs.ws", true};
 
 static uint64_t align_page(uint64_t x) { return (x + PAGE - 1) / PAGE * PAGE; }
 
@@ -44,9 +44,11 @@ int rootfs_pack_encode(const struct rootfs_pack_kind *k, uint64_t image_pages, c
     if (n > image_pages || image_pages > ROOTFS_PACK_MAX_PAGES)
         return thaw_fail(err, "%llu pages of an image of %llu", (unsigned long long)n,
                          (unsigned long long)image_pages);
-    /* Blocks: runs of contiguous pages, cut every 16. */
+    if (!contents && !k->index_only_ok)
+        return thaw_fail(err, "%s needs the pages' contents", k->name);
+    /* Blocks: runs of contiguous pages, cut every 16 (none for an index only). */
     uint64_t blocks = 0;
-    for (uint64_t i = 0; i < n; blocks++) {
+    for (uint64_t i = 0; contents && i < n; blocks++) {
         uint64_t j = i + 1;
         while (j < n && j - i < ROOTFS_PACK_BLOCK_PAGES && pages[j] == pages[j - 1] + 1)
             j++;
@@ -59,7 +61,9 @@ int rootfs_pack_encode(const struct rootfs_pack_kind *k, uint64_t image_pages, c
         return thaw_fail(err, "out of memory");
     uint8_t *index = b + ROOTFS_PACK_HEADER, *table = index + n * 16;
     uint64_t at = data_off, blk = 0;
-    for (uint64_t i = 0; i < n; blk++) {
+    for (uint64_t e = 0; !contents && e < n; e++)
+        put_le64(index + e * 16, pages[e]); /* (checksum 0: there is no page to check) */
+    for (uint64_t i = 0; contents && i < n; blk++) {
         uint64_t j = i + 1;
         while (j < n && j - i < ROOTFS_PACK_BLOCK_PAGES && pages[j] == pages[j - 1] + 1)
             j++;
@@ -89,7 +93,7 @@ int rootfs_pack_encode(const struct rootfs_pack_kind *k, uint64_t image_pages, c
     put_le64(b + H_DATA_OFF, data_off);
     put_le64(b + H_DATA_LEN, at - data_off);
     snap_identity_put(b + H_IDENTITY, id);
-    put_le32(b + H_FLAGS, 0);
+    put_le32(b + H_FLAGS, contents ? 0 : ROOTFS_PACK_INDEX_ONLY);
     put_le32(b + H_CRC, pack_crc(b, index, index_len));
     *out = b;
     *len = (size_t)align_page(at); /* the padding is calloc's zeros */
@@ -114,9 +118,11 @@ int rootfs_pack_decode(const struct rootfs_pack_kind *k, const uint8_t *buf, siz
     if (get_le16(buf + H_MAJOR) != k->major)
         return thaw_fail(err, "format %u.%u, this thaw reads %u.x", get_le16(buf + H_MAJOR),
                          get_le16(buf + H_MINOR), k->major);
-    if (get_le32(buf + H_PAGE_SIZE) != PAGE || get_le32(buf + H_FLAGS) != 0)
-        return thaw_fail(err, "page size %u or flags %#x not supported", get_le32(buf + H_PAGE_SIZE),
-                         get_le32(buf + H_FLAGS));
+    uint32_t flags = get_le32(buf + H_FLAGS);
+    if (get_le32(buf + H_PAGE_SIZE) != PAGE ||
+        (flags != 0 && !(flags == ROOTFS_PACK_INDEX_ONLY && k->index_only_ok)))
+        return thaw_fail(err, "page size %u or flags %#x not supported", get_le32(buf + H_PAGE_SIZE), flags);
+    p->index_only = flags == ROOTFS_PACK_INDEX_ONLY;
     p->image_pages = get_le64(buf + H_IMAGE_PAGES);
     if (p->image_pages != image_pages)
         return thaw_fail(err, "made for an image of %llu pages, this one has %llu",
@@ -130,7 +136,7 @@ int rootfs_pack_decode(const struct rootfs_pack_kind *k, const uint8_t *buf, siz
     p->data_len = get_le64(buf + H_DATA_LEN);
     p->file_len = file_len;
     if (p->count > image_pages || p->count > ROOTFS_PACK_MAX_PAGES || p->blocks > p->count ||
-        (p->count && !p->blocks))
+        (p->index_only ? p->blocks || p->data_len : p->count && !p->blocks))
         return thaw_fail(err, "%llu pages in %llu blocks for an image of %llu pages",
                          (unsigned long long)p->count, (unsigned long long)p->blocks,
                          (unsigned long long)image_pages);
@@ -170,7 +176,7 @@ int rootfs_pack_decode(const struct rootfs_pack_kind *k, const uint8_t *buf, siz
         entry += pages;
         stored_sum += stored;
     }
-    if (entry != p->count || stored_sum != p->data_len)
+    if ((!p->index_only && entry != p->count) || stored_sum != p->data_len)
         return thaw_fail(err, "the blocks hold %llu pages in %llu bytes, the header says %llu in %llu",
                          (unsigned long long)entry, (unsigned long long)stored_sum, (unsigned long long)p->count,
                          (unsigned long long)p->data_len);

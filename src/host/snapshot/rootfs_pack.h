@@ -12,15 +12,17 @@
  *   40   8   data offset (4096-aligned, right after the index)
  *   48   8   data length (the blocks' stored bytes)
  *   56   48  the snapshot's identity
- *   104  4   flags (0)
+ *   104  4   flags: 0, or ROOTFS_PACK_INDEX_ONLY (rootfs.ws only)
  *   108  4   CRC-32 of these 112 bytes (this field zero) and the index
  *   112      index: count x (u64 image page number, strictly ascending; u64 XXH3-64 of the
  *            page seeded with its byte offset in the image), then blocks x (u32 stored
  *            bytes, u32 pages | 1 << 31 if stored raw)
  *   data     the blocks back to back; the file is padded with zeros to 4 KiB
  * A block holds 1..16 pages that are contiguous in the image (so it decompresses
- * straight into the mapping) and the next ones of the index. Decoding treats the file
- * as hostile; no state: thread-safe. */
+ * straight into the mapping) and the next ones of the index. An index-only file (a
+ * rootfs.ws for read-ahead from the image, its default) has no blocks and no data, and
+ * zero checksums: it names pages, it holds none. Decoding treats the file as hostile;
+ * no state: thread-safe. */
 #ifndef THAW_HOST_ROOTFS_PACK_H
 #define THAW_HOST_ROOTFS_PACK_H
 
@@ -36,12 +38,14 @@
 #define ROOTFS_PACK_BLOCK_PAGES 16u
 #define ROOTFS_PACK_RAW (1u << 31)
 #define ROOTFS_PACK_MAX_PAGES (1ull << 20) /* 4 GiB of image */
+#define ROOTFS_PACK_INDEX_ONLY 1u          /* flags: the pages' numbers, not their contents */
 
 /* Which file: its magic and major; the name is for messages. */
 struct rootfs_pack_kind {
     const char *magic;  /* 8 bytes */
     uint16_t major;
     const char *name;
+    bool index_only_ok; /* may be index-only (rootfs.ws; never rootfs.cow, whose pages are the data) */
 };
 extern const struct rootfs_pack_kind ROOTFS_PACK_COW, ROOTFS_PACK_WS;
 
@@ -51,11 +55,13 @@ struct rootfs_pack {
     const uint8_t *index;  /* count x 16 */
     const uint8_t *table;  /* blocks x 8 */
     struct snap_identity id;
+    bool index_only;       /* no blocks: the pages are read from the image */
 };
 
 /* Encodes n pages (image page numbers pages[], strictly ascending, below image_pages;
- * the contents of page i at contents + i * 4096) into a malloc'd *out of *len bytes
- * (a multiple of 4096). */
+ * the contents of page i at contents + i * 4096, or contents NULL for an index-only
+ * file of a kind that allows one) into a malloc'd *out of *len bytes (a multiple of
+ * 4096). */
 int rootfs_pack_encode(const struct rootfs_pack_kind *k, uint64_t image_pages, const struct snap_identity *id,
                        const uint64_t *pages, uint64_t n, const uint8_t *contents, uint8_t **out, size_t *len,
                        struct thaw_error *err);

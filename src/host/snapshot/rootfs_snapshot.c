@@ -71,7 +71,7 @@ static int read_runs(int fd, uint64_t base, const uint64_t *pages, uint64_t n, u
     return 0;
 }
 
-/* Encodes pages[0..n) with their packed contents into dir/name (atomic write). */
+/* Encodes pages[0..n) with their packed contents (NULL: index only) into dir/name (atomic write). */
 static int write_pack(const char *dir, const char *name, const struct rootfs_pack_kind *k, uint64_t image_pages,
                       const struct snap_identity *id, const uint64_t *pages, uint64_t n, const uint8_t *contents,
                       struct thaw_error *err)
@@ -550,6 +550,7 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
     if (prefetch && snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_WS) == 0 && access(path, F_OK) == 0) {
         struct thaw_error why;
         if (pack_src_open(&ws, dir, SNAPDIR_ROOTFS_WS, &ROOTFS_PACK_WS, image_pages, id, from_cache, &why) == 0) {
+            from_cache |= ws.p.index_only; /* no contents to decode: read ahead from the image */
             nsrc = from_cache ? 1 : 2;
         } else {
             st->ws_refused = true;
@@ -630,11 +631,16 @@ int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, st
     for (uint64_t i = 0; i < where->size / PAGE; i++)
         if ((pm[i] & PM_PRESENT) && (pm[i] & PM_FILE))
             pm[n++] = i; /* read from the image since the restore (copied-back pages are not) */
-    uint8_t *contents = malloc(n ? n * PAGE : 1);
+    /* The default restore reads these pages ahead from the image, so the file names
+     * them only; THAW_ROOTFS_WS=packed records their contents too, for restores that
+     * decode private copies of them. */
+    const char *how = getenv("THAW_ROOTFS_WS");
+    bool packed = how && !strcmp(how, "packed");
+    uint8_t *contents = packed ? malloc(n ? n * PAGE : 1) : NULL;
     int rc = -1;
-    if (!contents)
+    if (packed && !contents)
         thaw_fail(err, "out of memory");
-    else if (read_runs(ifd, 0, pm, n, contents) < 0)
+    else if (packed && read_runs(ifd, 0, pm, n, contents) < 0)
         thaw_fail_errno(err, "reading rootfs image %s", want.path);
     else
         rc = write_pack(dir, SNAPDIR_ROOTFS_WS, &ROOTFS_PACK_WS, where->size / PAGE, &id, pm, n, contents, err);

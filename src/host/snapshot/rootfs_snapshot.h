@@ -80,7 +80,8 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
 /* REAP recording: writes rootfs.ws from the image pages mapped now in the process that
  * runs the instance (read from its /proc/<pid>/pagemap; call after the first invocation
  * of a fresh restore), with the identity of the snapshot in dir (its memory file's
- * trailer). No-op without an image. */
+ * trailer): their numbers only, or with THAW_ROOTFS_WS=packed their contents too (read
+ * from the image). No-op without an image. */
 int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, struct thaw_error *err);
 /* The image path of the snapshot in dir, for dropping it from the page cache. */
 int rootfs_snapshot_image_path(const char *dir, char *buf, size_t len);
