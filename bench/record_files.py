@@ -19,14 +19,10 @@ import tempfile
 import time
 
 import coldstart
+from ab_restore import parse  # BINARY[:VAR=VALUE,...] -> (binary, environment)
 
 ROOT = coldstart.ROOT
 WS_FILES = ("ws.pages", "ws.trace", "ws.gens", "ws.stale", "rootfs.ws")
-
-
-def parse(v):
-    binary, _, envs = v.partition(":")
-    return os.path.abspath(os.path.join(ROOT, binary)), coldstart.variant_env(envs)
 
 
 def record(variant, snap, payload):
