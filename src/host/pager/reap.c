@@ -10,7 +10,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <liburing.h>
 #include <stdbool.h>
 #include <zlib.h>
 
@@ -20,6 +19,7 @@
 #include "host/util/file.h"
 #include "host/util/le.h"
 #include "host/util/lz4_block.h"
+#include "host/util/chunk_read.h"
 #include "host/util/clock.h"
 #include "host/util/snapdir.h"
 
@@ -784,7 +784,7 @@ static int install(struct installer *in, uint64_t first, uint64_t last, const ui
 struct reap_ws_read {
     char dir[4096], path[4096];
     int fd;
-    uint64_t size, chunk, chunks, submitted, completed;
+    uint64_t size, chunk, chunks;
     uint8_t *buf;
     uint8_t *area;    /* the mapping buf lies at the top of (reserve bytes below it, then the file) */
     uint64_t reserve;
@@ -792,34 +792,11 @@ struct reap_ws_read {
     uint8_t *staging; /* its own mapping, when the pages do not fit in area */
     uint64_t staging_len;
     uint8_t *meta;    /* a copy of the index and block table (decoding in place overwrites buf's) */
-    uint8_t *landed; /* per chunk */
-    struct io_uring ring;
-    bool ring_ok;
+    struct chunk_extent *ext; /* the chunks, one read each */
+    struct chunk_reader cr;
+    bool reading;     /* cr started */
     uint64_t t0; /* when the first read was issued */
 };
-
-/* Queues reads until the ring is full or everything is queued. */
-static int ws_read_submit(struct reap_ws_read *r)
-{
-    bool queued = false;
-    while (r->submitted < r->chunks && r->submitted - r->completed < RING_DEPTH) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-        if (!sqe)
-            break;
-        uint64_t off = r->submitted * r->chunk;
-        uint64_t n = r->size - off < r->chunk ? r->size - off : r->chunk;
-        io_uring_prep_read(sqe, r->fd, r->buf + off, (unsigned)n, off);
-        io_uring_sqe_set_data64(sqe, r->submitted);
-        r->submitted++;
-        queued = true;
-    }
-    int k = queued ? io_uring_submit(&r->ring) : 0;
-    if (k < 0) {
-        errno = -k;
-        return -1;
-    }
-    return 0;
-}
 
 int reap_ws_read_begin(const char *dir, struct reap_ws_read **out, struct thaw_error *err)
 {
@@ -867,23 +844,20 @@ int reap_ws_read_begin(const char *dir, struct reap_ws_read **out, struct thaw_e
     if (r->area == MAP_FAILED)
         r->area = NULL;
     r->buf = r->area ? r->area + r->reserve : NULL;
-    r->landed = calloc(r->chunks, 1);
-    if (!r->buf || !r->landed) {
+    r->ext = calloc(r->chunks, sizeof *r->ext);
+    if (!r->buf || !r->ext) {
         thaw_fail(err, "out of memory");
         goto fail;
     }
-    int q = io_uring_queue_init(RING_DEPTH, &r->ring, 0);
-    if (q < 0) {
-        errno = -q;
-        thaw_fail_errno(err, "io_uring_queue_init");
-        goto fail;
+    for (uint64_t c = 0; c < r->chunks; c++) {
+        uint64_t off = c * r->chunk;
+        r->ext[c] = (struct chunk_extent){.fd = r->fd, .off = off, .dst = r->buf + off,
+                                          .len = r->size - off < r->chunk ? r->size - off : r->chunk};
     }
-    r->ring_ok = true;
     r->t0 = clock_now_ns();
-    if (ws_read_submit(r) < 0) {
-        thaw_fail_errno(err, "queueing the read of %s", r->path);
+    if (chunk_reader_start(&r->cr, r->ext, r->chunks, RING_DEPTH, err) < 0)
         goto fail;
-    }
+    r->reading = true;
     *out = r;
     return 0;
 fail:
@@ -895,17 +869,8 @@ void reap_ws_read_free(struct reap_ws_read *r)
 {
     if (!r)
         return;
-    if (r->ring_ok) {
-        /* Reads still in flight write into buf: wait for them first. */
-        while (r->completed < r->submitted) {
-            struct io_uring_cqe *cqe;
-            if (io_uring_wait_cqe(&r->ring, &cqe) < 0)
-                break;
-            io_uring_cqe_seen(&r->ring, cqe);
-            r->completed++;
-        }
-        io_uring_queue_exit(&r->ring);
-    }
+    if (r->reading) /* reads still in flight write into buf: they are waited for */
+        chunk_reader_stop(&r->cr);
     if (r->fd >= 0)
         close(r->fd);
     if (r->area)
@@ -913,36 +878,8 @@ void reap_ws_read_free(struct reap_ws_read *r)
     if (r->staging)
         munmap(r->staging, r->staging_len);
     free(r->meta);
-    free(r->landed);
+    free(r->ext);
     free(r);
-}
-
-/* Waits for the next read to land; returns its chunk, or -1 with err. */
-static int64_t ws_read_next(struct reap_ws_read *r, struct thaw_error *err)
-{
-    struct io_uring_cqe *cqe;
-    int k;
-    do
-        k = io_uring_wait_cqe(&r->ring, &cqe);
-    while (k == -EINTR);
-    if (k < 0) {
-        errno = -k;
-        return thaw_fail_errno(err, "waiting for the read of %s", r->path);
-    }
-    uint64_t c = io_uring_cqe_get_data64(cqe);
-    int res = cqe->res;
-    io_uring_cqe_seen(&r->ring, cqe);
-    r->completed++;
-    uint64_t want = c < r->chunks ? (r->size - c * r->chunk < r->chunk ? r->size - c * r->chunk : r->chunk) : 0;
-    if (c >= r->chunks || res != (int)want) {
-        /* Short or failed read: a regular file on a working disk does not do this. */
-        errno = res < 0 ? -res : EIO;
-        return thaw_fail_errno(err, "reading %s", r->path);
-    }
-    r->landed[c] = 1;
-    if (ws_read_submit(r) < 0)
-        return thaw_fail_errno(err, "queueing the read of %s", r->path);
-    return (int64_t)c;
 }
 
 /* Where the decompressed pages go, once the header and block table are in: in place, so
@@ -1051,19 +988,22 @@ static int prefetch_landing(struct reap_ws_read *r, uint64_t mem_size, const str
     struct reap_ws_header h;
     struct thaw_error why;
     bool indexed = false;
-    uint64_t prefix = 0, prefix_chunks = 0, install_ns = 0, read_end = 0;
+    uint64_t prefix = 0, install_ns = 0, read_end = 0;
     uint64_t next = 0, done = 0; /* the next block, and how many of its pages are in */
-    while (r->completed < r->chunks) {
-        if (ws_read_next(r, err) < 0)
-            return -1;
-        struct io_uring_cqe *ready;
-        while (r->completed < r->chunks && io_uring_peek_cqe(&r->ring, &ready) == 0)
-            if (ws_read_next(r, err) < 0) /* landed already: no wait */
-                return -1;
-        while (prefix_chunks < r->chunks && r->landed[prefix_chunks])
-            prefix_chunks++;
-        prefix = prefix_chunks * r->chunk < r->size ? prefix_chunks * r->chunk : r->size;
-        if (r->completed == r->chunks)
+    for (;;) {
+        uint64_t c;
+        int got;
+        /* The next chunk, and those that have landed after it already (no wait). */
+        bool any = false;
+        while ((!any || chunk_reader_ready(&r->cr)) && (got = chunk_reader_next(&r->cr, &c, &why)) != 0) {
+            if (got < 0)
+                return thaw_fail(err, "%s: %s", r->path, why.msg);
+            prefix = r->ext[c].off + r->ext[c].len;
+            any = true;
+        }
+        if (!any)
+            break;
+        if (prefix == r->size)
             read_end = clock_now_ns();
         if (!indexed && prefix >= PAGE) {
             if (check_head(r->path, r->buf, r->size, mem_size, id, &h, err) < 0)

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <liburing.h>
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 
 #include "host/snapshot/rootfs_pack.h"
 #include "host/util/atomic_file.h"
+#include "host/util/chunk_read.h"
 #include "host/util/clock.h"
 #include "host/util/file.h"
 #include "host/util/le.h"
@@ -377,9 +377,9 @@ static void decode_chunk(struct rootfs_map *m, const struct chunk *c, const uint
     s->done_ns = clock_now_ns() - t0;
 }
 
-/* Reads the files' chunks in order, a few in flight on an io_uring (plain reads if
- * there is none), and decodes each chunk as it lands: the disk reads ahead while the
- * kernel allocates the pages and the chunk decompresses. Only
+/* Reads the files' chunks in order, a few in flight (chunk_read.h), and decodes each
+ * chunk as it lands: the disk reads ahead while the kernel allocates the pages and the
+ * chunk decompresses. Only
  * a failure to read or decode a block is recorded (in its pack_src); -1 if set-up
  * failed (nothing decoded). */
 static int read_and_decode(struct rootfs_map *m, struct pack_src **srcs, int nsrc, uint64_t t0, struct thaw_error *err)
@@ -400,78 +400,44 @@ static int read_and_decode(struct rootfs_map *m, struct pack_src **srcs, int nsr
             c[n++] = plan[i];
     size_t nbufs = n < CHUNK_BUFS ? (size_t)n : CHUNK_BUFS;
     uint8_t *bufs = nbufs ? populated(nbufs * CHUNK_BUF_BYTES) : NULL;
-    if (nbufs && !bufs) {
+    struct chunk_extent *ext = calloc(n ? n : 1, sizeof *ext);
+    struct chunk_reader cr;
+    /* Chunk i reads into buffer i % CHUNK_BUFS: the reader queues it once chunk
+     * i - CHUNK_BUFS was handed back and decoded. */
+    for (uint64_t i = 0; ext && i < n; i++)
+        ext[i] = (struct chunk_extent){.fd = c[i].src->fd, .off = c[i].off, .len = c[i].len,
+                                       .dst = bufs + (size_t)(i % CHUNK_BUFS) * CHUNK_BUF_BYTES};
+    int rc = (nbufs && !bufs) || !ext ? thaw_fail(err, "out of memory") : chunk_reader_start(&cr, ext, n, CHUNK_BUFS, err);
+    if (rc < 0) {
+        if (bufs)
+            munmap(bufs, nbufs * CHUNK_BUF_BYTES);
+        free(ext);
         free(plan);
         free(c);
-        return thaw_fail(err, "out of memory");
-    }
-    struct io_uring ring;
-    bool uring = n > 0 && io_uring_queue_init(CHUNK_BUFS, &ring, 0) == 0;
-    bool done[CHUNK_BUFS] = {false};
-    int32_t res[CHUNK_BUFS] = {0};
-    uint64_t queued = 0; /* chunks [0, queued) went to the ring; later ones are read plainly */
-#define BUF(i) (bufs + (size_t)((i) % CHUNK_BUFS) * CHUNK_BUF_BYTES)
-    for (uint64_t k = 0; uring && k < n && k < CHUNK_BUFS; k++) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-        io_uring_prep_read(sqe, c[k].src->fd, BUF(k), (unsigned)c[k].len, c[k].off);
-        io_uring_sqe_set_data64(sqe, k);
-    }
-    if (uring) {
-        int k = io_uring_submit(&ring);
-        queued = k > 0 ? (uint64_t)k : 0;
+        return -1;
     }
     for (uint64_t i = 0; i < nhead; i++) /* while the first chunks are read */
         if (!plan[i].src->failed)
             decode_chunk(m, &plan[i], plan[i].src->head + plan[i].off, t0);
-    for (uint64_t i = 0; i < n; i++) {
-        uint8_t *buf = BUF(i);
-        int32_t got = -EIO;
-        if (i < queued) {
-            while (!done[i % CHUNK_BUFS]) {
-                struct io_uring_cqe *cqe;
-                if (io_uring_wait_cqe(&ring, &cqe) < 0)
-                    break;
-                uint64_t k = io_uring_cqe_get_data64(cqe);
-                done[k % CHUNK_BUFS] = true;
-                res[k % CHUNK_BUFS] = cqe->res;
-                io_uring_cqe_seen(&ring, cqe);
-            }
-            if (done[i % CHUNK_BUFS])
-                got = res[i % CHUNK_BUFS];
-            done[i % CHUNK_BUFS] = false;
-            if (got >= 0 && (uint64_t)got < c[i].len && /* a short read: the rest read plainly */
-                pread_full(c[i].src->fd, buf + got, (size_t)(c[i].len - (uint64_t)got), c[i].off + (uint64_t)got) == 0)
-                got = (int32_t)c[i].len;
-        } else {
-            got = pread_full(c[i].src->fd, buf, (size_t)c[i].len, c[i].off) == 0 ? (int32_t)c[i].len : -EIO;
-        }
-        if (got != (int32_t)c[i].len && !c[i].src->failed) {
+    uint64_t i;
+    struct thaw_error why;
+    for (int got; (got = chunk_reader_next(&cr, &i, &why)) != 0;) {
+        struct pack_src *src = c[i].src;
+        if (got < 0 && !src->failed) {
             struct rootfs_pack_block b;
             struct rootfs_pack_iter it = c[i].at;
-            rootfs_pack_next(&c[i].src->p, &it, &b);
-            c[i].src->failed = true;
-            c[i].src->bad_entry = b.first;
-            thaw_fail(&c[i].src->why, "reading %llu bytes at %llu: %s", (unsigned long long)c[i].len,
-                      (unsigned long long)c[i].off, strerror(got < 0 ? -got : EIO));
-        } else if (!c[i].src->failed) {
-            decode_chunk(m, &c[i], buf, t0);
-        }
-        /* This buffer is free: the next chunk not yet read goes into it (if the ring
-         * took all before it). */
-        uint64_t next = i + CHUNK_BUFS;
-        if (uring && next < n && queued == next) {
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-            io_uring_prep_read(sqe, c[next].src->fd, BUF(next), (unsigned)c[next].len, c[next].off);
-            io_uring_sqe_set_data64(sqe, next);
-            if (io_uring_submit(&ring) == 1)
-                queued++;
+            rootfs_pack_next(&src->p, &it, &b);
+            src->failed = true;
+            src->bad_entry = b.first;
+            src->why = why;
+        } else if (got > 0 && !src->failed) {
+            decode_chunk(m, &c[i], ext[i].dst, t0);
         }
     }
-#undef BUF
-    if (uring)
-        io_uring_queue_exit(&ring);
+    chunk_reader_stop(&cr);
     if (bufs)
         munmap(bufs, nbufs * CHUNK_BUF_BYTES);
+    free(ext);
     free(plan);
     free(c);
     return 0;
