@@ -3,7 +3,9 @@
  * the one it was handed. An extent is queued once the caller has come back for the one
  * `depth` places before it, so extents `depth` apart may share a buffer. Without an
  * io_uring (or once queueing fails) the remaining extents are read with pread when the
- * caller asks for them; a short read is completed with pread too. */
+ * caller asks for them; a short read is completed with pread too. One thread calls
+ * everything: the kernel posts an io_uring completion through the task that issued it,
+ * and chunk_reader_next issues reads too. */
 #ifndef THAW_HOST_CHUNK_READ_H
 #define THAW_HOST_CHUNK_READ_H
 
