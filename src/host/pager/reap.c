@@ -795,7 +795,8 @@ struct reap_ws_read {
     struct chunk_extent *ext; /* the chunks, one read each */
     struct chunk_reader cr;
     bool reading;     /* cr started */
-    uint64_t t0; /* when the first read was issued */
+    uint64_t t0;       /* when the first read was issued */
+    uint64_t read_end; /* when all of it was first seen in (0: not yet) */
 };
 
 int reap_ws_read_begin(const char *dir, struct reap_ws_read **out, struct thaw_error *err)
@@ -918,6 +919,14 @@ static int place_output(struct reap_ws_read *r, const struct reap_ws_header *h)
  * a raw block page by page as its bytes are. Consecutive blocks whose pages lie back to
  * back (raw blocks adjacent in the file, lz4 blocks in the staging memory) go in as one
  * span. */
+/* Times the read's end: looked at between blocks, so that a read landing during an
+ * install is seen within a block's install of landing, not after the whole chunk's. */
+static void note_landing(struct reap_ws_read *r)
+{
+    if (!r->read_end && chunk_reader_all_in(&r->cr))
+        r->read_end = clock_now_ns();
+}
+
 static int install_landed(struct reap_ws_read *r, const struct reap_ws_header *h, struct installer *in,
                           uint64_t prefix, uint64_t *next, uint64_t *done, struct thaw_error *err)
 {
@@ -926,6 +935,7 @@ static int install_landed(struct reap_ws_read *r, const struct reap_ws_header *h
     bool span_raw = false; /* the span holds pages installed from buf (a raw block's bytes) */
     struct thaw_error why;
     for (; *next < h->blocks; (*next)++, *done = 0) {
+        note_landing(r);
         struct reap_ws_block b;
         reap_ws_block_at(index, h, *next, &b);
         if (b.kind == REAP_BLOCK_RAW && b.offset + b.bytes > prefix) {
@@ -980,15 +990,15 @@ static int install_landed(struct reap_ws_read *r, const struct reap_ws_header *h
 
 /* Installs the working set as its bytes land. read_ns: from the read's issue until its
  * last byte was seen to land (an upper bound: a read that lands during an install is seen
- * after it); install_ns: all the install time (lz4, checksums, UFFDIO_MOVE/COPY), part of which
- * overlapped the read. */
+ * at the next block, note_landing); install_ns: all the install time (lz4, checksums,
+ * UFFDIO_MOVE/COPY), part of which overlapped the read. */
 static int prefetch_landing(struct reap_ws_read *r, uint64_t mem_size, const struct snap_identity *id,
                             struct installer *in, struct thaw_error *err)
 {
     struct reap_ws_header h;
     struct thaw_error why;
     bool indexed = false;
-    uint64_t prefix = 0, install_ns = 0, read_end = 0;
+    uint64_t prefix = 0, install_ns = 0;
     uint64_t next = 0, done = 0; /* the next block, and how many of its pages are in */
     for (;;) {
         uint64_t c;
@@ -1003,8 +1013,8 @@ static int prefetch_landing(struct reap_ws_read *r, uint64_t mem_size, const str
         }
         if (!any)
             break;
-        if (prefix == r->size)
-            read_end = clock_now_ns();
+        if (prefix == r->size && !r->read_end)
+            r->read_end = clock_now_ns();
         if (!indexed && prefix >= PAGE) {
             if (check_head(r->path, r->buf, r->size, mem_size, id, &h, err) < 0)
                 return -1;
@@ -1030,7 +1040,7 @@ static int prefetch_landing(struct reap_ws_read *r, uint64_t mem_size, const str
         return thaw_fail(err, "%s: truncated", r->path);
     in->st->bytes = r->size;
     in->st->install_ns = install_ns;
-    in->st->read_ns = read_end - r->t0;
+    in->st->read_ns = r->read_end - r->t0;
     return 0;
 }
 

@@ -78,6 +78,18 @@ bool chunk_reader_ready(struct chunk_reader *cr)
     return cr->res[cr->next] != CHUNK_PENDING;
 }
 
+bool chunk_reader_all_in(struct chunk_reader *cr)
+{
+    if (cr->queued < cr->n)
+        return false;
+    while (cr->ring_ok && reap_one(cr, false))
+        ;
+    for (uint64_t i = cr->next; i < cr->n; i++)
+        if (cr->res[i] == CHUNK_PENDING)
+            return false;
+    return true;
+}
+
 int chunk_reader_next(struct chunk_reader *cr, uint64_t *i, struct thaw_error *err)
 {
     if (cr->next >= cr->n)

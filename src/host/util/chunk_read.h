@@ -41,6 +41,10 @@ int chunk_reader_start(struct chunk_reader *cr, const struct chunk_extent *ext, 
 int chunk_reader_next(struct chunk_reader *cr, uint64_t *i, struct thaw_error *err);
 /* True if the next extent is in already (chunk_reader_next would not wait). */
 bool chunk_reader_ready(struct chunk_reader *cr);
+/* True once every extent's read has completed (those handed back or not; none left
+ * to be read on demand). Never waits: a caller busy between extents asks it to time
+ * the reads' end closely. */
+bool chunk_reader_all_in(struct chunk_reader *cr);
 /* Waits for the reads still in flight (they write into the caller's buffers) and frees. */
 void chunk_reader_stop(struct chunk_reader *cr);
 
