@@ -13,7 +13,7 @@
 static void queue_more(struct chunk_reader *cr)
 {
     uint64_t first = cr->queued;
-    while (cr->ring_ok && cr->queued < cr->n && cr->queued < cr->next + cr->depth) {
+    while (cr->queue_ok && cr->queued < cr->n && cr->queued < cr->next + cr->depth) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&cr->ring);
         if (!sqe)
             break;
@@ -29,7 +29,7 @@ static void queue_more(struct chunk_reader *cr)
         /* What did not go in flight is read on demand; nothing is queued any more (the
          * prepared entries are never submitted), what is in flight is waited for. */
         cr->queued = first + (k > 0 ? (uint64_t)k : 0);
-        cr->ring_ok = false;
+        cr->queue_ok = false;
     }
 }
 
@@ -47,7 +47,7 @@ int chunk_reader_start(struct chunk_reader *cr, const struct chunk_extent *ext, 
         return thaw_fail(err, "out of memory");
     for (uint64_t i = 0; i < n; i++)
         cr->res[i] = CHUNK_PENDING;
-    cr->ring_ok = depth > 0 && n > 0 && io_uring_queue_init(depth, &cr->ring, 0) == 0;
+    cr->ring_ok = cr->queue_ok = depth > 0 && n > 0 && io_uring_queue_init(depth, &cr->ring, 0) == 0;
     queue_more(cr);
     return 0;
 }
@@ -109,6 +109,7 @@ int chunk_reader_next(struct chunk_reader *cr, uint64_t *i, struct thaw_error *e
     }
     cr->next++;
     if (got >= 0 && (uint64_t)got < e->len) { /* a short read (or none yet): the rest here */
+        errno = 0;
         if (pread_full(e->fd, e->dst + got, (size_t)(e->len - (uint64_t)got), e->off + (uint64_t)got) == 0)
             got = (int32_t)e->len;
         else
@@ -127,7 +128,7 @@ void chunk_reader_stop(struct chunk_reader *cr)
             while (cr->res[i] == CHUNK_PENDING && reap_one(cr, true))
                 ;
         io_uring_queue_exit(&cr->ring);
-        cr->ring_ok = false;
+        cr->ring_ok = cr->queue_ok = false;
     }
     free(cr->res);
     cr->res = NULL;

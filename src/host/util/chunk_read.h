@@ -27,7 +27,8 @@ struct chunk_reader {
     unsigned depth;
     int32_t *res;                   /* per extent: bytes read, -errno, or CHUNK_PENDING */
     struct io_uring ring;
-    bool ring_ok;
+    bool ring_ok;                   /* the ring exists (reads in flight are waited for on it) */
+    bool queue_ok;                  /* more may be queued (not after a failed submit) */
 };
 
 /* Queues the first depth extents (0: nothing in flight, all read on demand). -1 only
