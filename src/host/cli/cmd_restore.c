@@ -47,11 +47,11 @@ static void print_timings(const struct sandbox_stats *st, const uint64_t *inv_ns
                 st->ws_read_ns / 1e6, st->ws_read_ns ? st->ws_bytes / (st->ws_read_ns / 1e9) / 1e6 : 0.0,
                 st->ws_install_ns / 1e6, (unsigned long long)st->reap_misses);
     if (st->rootfs_bytes)
-        fprintf(stderr, "rootfs image: %.1f MiB mapped, %llu written pages copied back (%.2f MiB read) in %.3f ms, "
-                        "%llu file pages read ahead (%.2f MiB read) in %.3f ms\n",
+        fprintf(stderr, "rootfs image: %.1f MiB mapped, %llu written pages copied back (rootfs.cow: %.2f MiB read) in "
+                        "%.3f ms, %llu file pages read ahead (rootfs.ws: %.0f KiB read) in %.3f ms\n",
                 st->rootfs_bytes / 1048576.0, (unsigned long long)st->rootfs_cow_pages,
                 st->rootfs_cow_bytes / 1048576.0, st->rootfs_cow_ns / 1e6, (unsigned long long)st->rootfs_ws_pages,
-                st->rootfs_ws_bytes / 1048576.0, st->rootfs_ws_ns / 1e6);
+                st->rootfs_ws_bytes / 1024.0, st->rootfs_ws_ns / 1e6);
     if (st->reap_recorded)
         fprintf(stderr, "REAP: recorded the working set of this restore\n");
 }
