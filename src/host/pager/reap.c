@@ -793,8 +793,7 @@ struct reap_ws_read {
     uint64_t staging_len;
     uint8_t *meta;    /* a copy of the index and block table (decoding in place overwrites buf's) */
     struct chunk_extent *ext; /* the chunks, one read each */
-    struct chunk_reader cr;
-    bool reading;     /* cr started */
+    struct chunk_reader cr;   /* zeroed until started (chunk_reader_stop takes either) */
     uint64_t t0;       /* when the first read was issued */
     uint64_t read_end; /* when all of it was first seen in (0: not yet) */
 };
@@ -858,7 +857,6 @@ int reap_ws_read_begin(const char *dir, struct reap_ws_read **out, struct thaw_e
     r->t0 = clock_now_ns();
     if (chunk_reader_start(&r->cr, r->ext, r->chunks, RING_DEPTH, err) < 0)
         goto fail;
-    r->reading = true;
     *out = r;
     return 0;
 fail:
@@ -870,8 +868,7 @@ void reap_ws_read_free(struct reap_ws_read *r)
 {
     if (!r)
         return;
-    if (r->reading) /* reads still in flight write into buf: they are waited for */
-        chunk_reader_stop(&r->cr);
+    chunk_reader_stop(&r->cr); /* reads still in flight write into buf: they are waited for */
     if (r->fd >= 0)
         close(r->fd);
     if (r->area)
@@ -914,11 +911,6 @@ static int place_output(struct reap_ws_read *r, const struct reap_ws_header *h)
     return 0;
 }
 
-/* Decodes and installs what has landed (the first prefix bytes of the file) from block
- * *next on, of which *done pages are in already: an lz4 block once all its bytes are in,
- * a raw block page by page as its bytes are. Consecutive blocks whose pages lie back to
- * back (raw blocks adjacent in the file, lz4 blocks in the staging memory) go in as one
- * span. */
 /* Times the read's end: looked at between blocks, so that a read landing during an
  * install is seen within a block's install of landing, not after the whole chunk's. */
 static void note_landing(struct reap_ws_read *r)
@@ -927,6 +919,11 @@ static void note_landing(struct reap_ws_read *r)
         r->read_end = clock_now_ns();
 }
 
+/* Decodes and installs what has landed (the first prefix bytes of the file) from block
+ * *next on, of which *done pages are in already: an lz4 block once all its bytes are in,
+ * a raw block page by page as its bytes are. Consecutive blocks whose pages lie back to
+ * back (raw blocks adjacent in the file, lz4 blocks in the staging memory) go in as one
+ * span. */
 static int install_landed(struct reap_ws_read *r, const struct reap_ws_header *h, struct installer *in,
                           uint64_t prefix, uint64_t *next, uint64_t *done, struct thaw_error *err)
 {
@@ -1013,8 +1010,7 @@ static int prefetch_landing(struct reap_ws_read *r, uint64_t mem_size, const str
         }
         if (!any)
             break;
-        if (prefix == r->size && !r->read_end)
-            r->read_end = clock_now_ns();
+        note_landing(r);
         if (!indexed && prefix >= PAGE) {
             if (check_head(r->path, r->buf, r->size, mem_size, id, &h, err) < 0)
                 return -1;

@@ -276,10 +276,9 @@ static void finish_sampled(struct request *rq)
             pthread_mutex_lock(&f->lock);
             snprintf(f->reap_note, sizeof f->reap_note, "%s", st.reap_note);
             pthread_mutex_unlock(&f->lock);
-        }
-        if (rq->done_first)
             fn_metrics_pages(&f->metrics, st.reap_prefetched ? st.ws_pages : 0,
                              st.reap_prefetched ? st.reap_misses : st.pages_served, st.zero_pages);
+        }
     }
     pool_release(f, in, true);
     atomic_fetch_sub(&rq->srv->in_flight, 1);

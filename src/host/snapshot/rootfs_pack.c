@@ -37,6 +37,16 @@ static uint32_t pack_crc(const uint8_t *head, const uint8_t *index, uint64_t ind
     return (uint32_t)crc32_z(crc, index, (size_t)index_len);
 }
 
+/* The end of the block that starts at entry i: the run of contiguous pages from it, at
+ * most ROOTFS_PACK_BLOCK_PAGES. */
+static uint64_t block_end(const uint64_t *pages, uint64_t n, uint64_t i)
+{
+    uint64_t j = i + 1;
+    while (j < n && j - i < ROOTFS_PACK_BLOCK_PAGES && pages[j] == pages[j - 1] + 1)
+        j++;
+    return j;
+}
+
 int rootfs_pack_encode(const struct rootfs_pack_kind *k, uint64_t image_pages, const struct snap_identity *id,
                        const uint64_t *pages, uint64_t n, const uint8_t *contents, uint8_t **out, size_t *len,
                        struct thaw_error *err)
@@ -48,12 +58,8 @@ int rootfs_pack_encode(const struct rootfs_pack_kind *k, uint64_t image_pages, c
         return thaw_fail(err, "%s needs the pages' contents", k->name);
     /* Blocks: runs of contiguous pages, cut every 16 (none for an index only). */
     uint64_t blocks = 0;
-    for (uint64_t i = 0; contents && i < n; blocks++) {
-        uint64_t j = i + 1;
-        while (j < n && j - i < ROOTFS_PACK_BLOCK_PAGES && pages[j] == pages[j - 1] + 1)
-            j++;
-        i = j;
-    }
+    for (uint64_t i = 0; contents && i < n; blocks++)
+        i = block_end(pages, n, i);
     uint64_t index_len = n * 16 + blocks * 8, data_off = align_page(ROOTFS_PACK_HEADER + index_len);
     size_t cap = (size_t)(data_off + blocks * lz4_block_bound(ROOTFS_PACK_BLOCK_PAGES * PAGE) + PAGE);
     uint8_t *b = calloc(1, cap);
@@ -61,16 +67,12 @@ int rootfs_pack_encode(const struct rootfs_pack_kind *k, uint64_t image_pages, c
         return thaw_fail(err, "out of memory");
     uint8_t *index = b + ROOTFS_PACK_HEADER, *table = index + n * 16;
     uint64_t at = data_off, blk = 0;
-    for (uint64_t e = 0; !contents && e < n; e++)
-        put_le64(index + e * 16, pages[e]); /* (checksum 0: there is no page to check) */
+    for (uint64_t e = 0; e < n; e++) { /* (an index only: checksum 0, there is no page to check) */
+        put_le64(index + e * 16, pages[e]);
+        put_le64(index + e * 16 + 8, contents ? reap_page_checksum(contents + e * PAGE, pages[e] * PAGE) : 0);
+    }
     for (uint64_t i = 0; contents && i < n; blk++) {
-        uint64_t j = i + 1;
-        while (j < n && j - i < ROOTFS_PACK_BLOCK_PAGES && pages[j] == pages[j - 1] + 1)
-            j++;
-        for (uint64_t e = i; e < j; e++) {
-            put_le64(index + e * 16, pages[e]);
-            put_le64(index + e * 16 + 8, reap_page_checksum(contents + e * PAGE, pages[e] * PAGE));
-        }
+        uint64_t j = block_end(pages, n, i);
         size_t plain = (size_t)((j - i) * PAGE);
         size_t stored = lz4_block_pack(contents + i * PAGE, plain, b + at, cap - at);
         bool raw = stored == 0; /* it does not compress enough: stored as is */

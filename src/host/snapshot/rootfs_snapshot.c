@@ -71,6 +71,14 @@ static int read_runs(int fd, uint64_t base, const uint64_t *pages, uint64_t n, u
     return 0;
 }
 
+/* THAW_ROOTFS_WS=packed: rootfs.ws carries its pages' contents (recording) and a restore
+ * decodes private copies from it, instead of reading them ahead from the image. */
+static bool ws_packed(void)
+{
+    const char *how = getenv("THAW_ROOTFS_WS");
+    return how && !strcmp(how, "packed");
+}
+
 /* Encodes pages[0..n) with their packed contents (NULL: index only) into dir/name (atomic write). */
 static int write_pack(const char *dir, const char *name, const struct rootfs_pack_kind *k, uint64_t image_pages,
                       const struct snap_identity *id, const uint64_t *pages, uint64_t n, const uint8_t *contents,
@@ -506,8 +514,7 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
      * from there, shared by every instance; THAW_ROOTFS_WS=packed decodes them from
      * rootfs.ws into private copies instead (half the bytes read, but more CPU and a
      * private copy per instance: slower here under concurrency, see the header). */
-    const char *how = getenv("THAW_ROOTFS_WS");
-    bool from_cache = !how || strcmp(how, "packed") != 0;
+    bool from_cache = !ws_packed();
     ws.fd = -1;
     ws.head = NULL;
     if (pack_src_open(&cow, dir, SNAPDIR_ROOTFS_COW, &ROOTFS_PACK_COW, image_pages, id, false, err) < 0)
@@ -600,8 +607,7 @@ int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, st
     /* The default restore reads these pages ahead from the image, so the file names
      * them only; THAW_ROOTFS_WS=packed records their contents too, for restores that
      * decode private copies of them. */
-    const char *how = getenv("THAW_ROOTFS_WS");
-    bool packed = how && !strcmp(how, "packed");
+    bool packed = ws_packed();
     uint8_t *contents = packed ? malloc(n ? n * PAGE : 1) : NULL;
     int rc = -1;
     if (packed && !contents)

@@ -80,7 +80,9 @@ bool chunk_reader_ready(struct chunk_reader *cr)
 
 bool chunk_reader_all_in(struct chunk_reader *cr)
 {
-    if (cr->queued < cr->n)
+    if (cr->next >= cr->n) /* all handed back */
+        return true;
+    if (cr->queued < cr->n) /* some still to be read on demand */
         return false;
     while (cr->ring_ok && reap_one(cr, false))
         ;

@@ -46,7 +46,8 @@ bool chunk_reader_ready(struct chunk_reader *cr);
  * to be read on demand). Never waits: a caller busy between extents asks it to time
  * the reads' end closely. */
 bool chunk_reader_all_in(struct chunk_reader *cr);
-/* Waits for the reads still in flight (they write into the caller's buffers) and frees. */
+/* Waits for the reads still in flight (they write into the caller's buffers) and frees.
+ * It takes a zeroed reader too (never started, or whose start failed). */
 void chunk_reader_stop(struct chunk_reader *cr);
 
 #endif
