@@ -10,6 +10,8 @@
  *   0x0000_2000  IDT, 256 gates            (monitor-written)
  *   0x0000_3000  PML4, 0x4000 PDPT, 0x5000.. PDs (one per GiB), 0x9000 PT (first 2 MiB)
  *   0x0000_a000  struct thaw_boot_info + strings (one page)
+ *   0x0000_b000  the monitor's scratch area, up to the kernel: the guest never uses it
+ *                (a restore's pre-fault vCPU keeps its code, tables and page list there)
  *   0x0010_0000  guest kernel image (ELF, linked here; header first)
  *   0x0040_0000  usual load address of static non-PIE programs
  *   mem_size     the root-filesystem image, if any (boot info rootfs_base), identity-
@@ -45,6 +47,7 @@
 #define THAW_GPA_PT0 0x9000ull
 #define THAW_GPA_BOOT_INFO 0xa000ull
 #define THAW_BOOT_INFO_SIZE 0x1000ull
+#define THAW_GPA_MONITOR_SCRATCH 0xb000ull /* to THAW_GPA_KERNEL: the monitor's, never the guest's */
 #define THAW_GPA_KERNEL 0x100000ull
 #define THAW_KERNEL_MAX_END 0x400000ull
 

@@ -46,6 +46,10 @@ static void print_timings(const struct sandbox_stats *st, const uint64_t *inv_ns
                 (unsigned long long)st->ws_pages, (unsigned long long)st->ws_regions, st->ws_bytes / 1048576.0,
                 st->ws_read_ns / 1e6, st->ws_read_ns ? st->ws_bytes / (st->ws_read_ns / 1e9) / 1e6 : 0.0,
                 st->ws_install_ns / 1e6, (unsigned long long)st->reap_misses);
+    if (st->prefault_pages || st->prefault_note[0])
+        fprintf(stderr, "pre-fault vCPU: %llu of %llu pages touched in %.3f ms (set-up %.3f ms)%s%s\n",
+                (unsigned long long)st->prefault_touched, (unsigned long long)st->prefault_pages, st->prefault_ns / 1e6,
+                st->prefault_setup_ns / 1e6, st->prefault_note[0] ? ": " : "", st->prefault_note);
     if (st->rootfs_bytes)
         fprintf(stderr, "rootfs image: %.1f MiB mapped, %llu written pages copied back (rootfs.cow: %.2f MiB read) in "
                         "%.3f ms, %llu file pages read ahead (rootfs.ws: %.0f KiB read) in %.3f ms\n",

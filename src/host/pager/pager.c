@@ -468,8 +468,8 @@ static int open_memory(const char *dir, uint64_t need, struct snap_identity *id,
 }
 
 static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
-                     int stop_fd, bool in_process, struct reap_ws_read *early, struct pager_stats *st,
-                     struct thaw_error *err);
+                     int stop_fd, bool in_process, struct reap_ws_read *early, struct gpa_runs *installed,
+                     struct pager_stats *st, struct thaw_error *err);
 
 /* A pager in the VM's process installs the prefetch by moving the read's pages in
  * (THAW_REAP_MOVE=0 copies them, to compare). */
@@ -482,25 +482,25 @@ static unsigned may_move(bool in_process)
 int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
                 int stop_fd, struct pager_stats *st, struct thaw_error *err)
 {
-    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, NULL, st, err);
+    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, NULL, NULL, st, err);
 }
 
 int pager_serve_early(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
                       int stop_fd, struct reap_ws_read *early, struct pager_stats *st, struct thaw_error *err)
 {
-    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, early, st, err);
+    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, early, NULL, st, err);
 }
 
 int pager_serve_in_process(int uffd, const struct fc_region *r, size_t n, const char *snap_dir,
-                           enum pager_mode mode, int stop_fd, struct reap_ws_read *early, struct pager_stats *st,
-                           struct thaw_error *err)
+                           enum pager_mode mode, int stop_fd, struct reap_ws_read *early, struct gpa_runs *installed,
+                           struct pager_stats *st, struct thaw_error *err)
 {
-    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, true, early, st, err);
+    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, true, early, installed, st, err);
 }
 
 static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
-                     int stop_fd, bool in_process, struct reap_ws_read *early, struct pager_stats *st,
-                     struct thaw_error *err)
+                     int stop_fd, bool in_process, struct reap_ws_read *early, struct gpa_runs *installed,
+                     struct pager_stats *st, struct thaw_error *err)
 {
     memset(st, 0, sizeof *st);
     struct pager p = {.uffd = uffd, .r = r, .n = n, .st = st, .t0 = clock_now_ns(), .recording = mode == PAGER_RECORD,
@@ -564,11 +564,19 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
          * unmap in a threaded process can wait milliseconds for the other CPU here. */
         int prc = early || reap_ws_read_begin(snap_dir, &early, &perr) == 0
                       ? reap_prefetch_read(early, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity,
-                                           merge && p.huge.n == 0 ? p.keep : 0, may_move(in_process),
-                                           merge ? &p.set : NULL, &rs, &perr)
+                                           merge && p.huge.n == 0 ? p.keep : 0,
+                                           may_move(in_process) | (merge ? 0 : REAP_PREFETCH_INDEX),
+                                           merge || installed ? &p.set : NULL, &rs, &perr)
                       : (memset(&rs, 0, sizeof rs), -1);
         rs.pages += p.huge.ws_pages; /* prefetched too, as part of their chunks */
         if (prc == 0) {
+            /* The pages now in, for the caller's pre-fault vCPU (withheld ones are not:
+             * a touch there would look like the guest's use). */
+            for (uint64_t i = 0; installed && i < p.set.n; i++)
+                if (!p.set.withheld[i] && gpa_runs_add(installed, p.set.gpa[i], 1) < 0)
+                    break;
+            if (!merge)
+                reap_ws_set_free(&p.set);
             p.merging = merge;
             st->probe_pages = rs.withheld;
             if (merge && rs.withheld) {

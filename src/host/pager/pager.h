@@ -28,6 +28,7 @@
 
 #include "host/pager/fc_handshake.h"
 #include "host/util/error.h"
+#include "host/util/gpa_run.h"
 
 enum pager_mode { PAGER_LAZY, PAGER_RECORD, PAGER_PREFETCH, PAGER_MERGE };
 
@@ -76,10 +77,12 @@ int pager_serve_early(int uffd, const struct fc_region *r, size_t n, const char 
 
 /* The same for a pager that runs in the VM's own process: it may also write guest
  * memory directly (huge_chunks.h, THAW_REAP_HUGE), and its caller may have issued the
- * working-set read already (early, or NULL; taken over and freed either way). */
+ * working-set read already (early, or NULL; taken over and freed either way). If
+ * installed is not NULL, a prefetch appends the guest addresses it installed to it
+ * before it replies "ready" (so the caller may read it once it has the reply). */
 int pager_serve_in_process(int uffd, const struct fc_region *r, size_t n, const char *snap_dir,
-                           enum pager_mode mode, int stop_fd, struct reap_ws_read *early, struct pager_stats *st,
-                           struct thaw_error *err);
+                           enum pager_mode mode, int stop_fd, struct reap_ws_read *early, struct gpa_runs *installed,
+                           struct pager_stats *st, struct thaw_error *err);
 
 /* The stats as the JSON object members the control protocol sends (no braces). */
 void pager_stats_json(const struct pager_stats *st, char *buf, size_t len);

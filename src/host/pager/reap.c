@@ -1048,7 +1048,8 @@ int reap_prefetch_read(struct reap_ws_read *r, int uffd, uint8_t *(*gpa_to_host)
     if (set)
         memset(set, 0, sizeof *set);
     struct installer in = {.uffd = uffd, .gpa_to_host = gpa_to_host, .ctx = ctx, .path = r->path, .st = st,
-                           .keep = keep, .dir = set ? r->dir : NULL, .move = flags & REAP_PREFETCH_MOVE};
+                           .keep = keep, .dir = set && !(flags & REAP_PREFETCH_INDEX) ? r->dir : NULL,
+                           .move = flags & REAP_PREFETCH_MOVE};
     int rc = prefetch_landing(r, mem_size, id, &in, err);
     if (rc == 0 && set) { /* hand the index over */
         *set = (struct reap_ws_set){.n = in.count, .generation = in.generation, .probe_until = in.probe_until,

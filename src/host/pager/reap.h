@@ -194,6 +194,9 @@ int reap_ws_read_begin(const char *snap_dir, struct reap_ws_read **out, struct t
  * allocated or copied), which needs guest memory in this process and a userfaultfd with
  * UFFD_FEATURE_MOVE; the install falls back to UFFDIO_COPY wherever a move is refused. */
 #define REAP_PREFETCH_MOVE 1u
+/* flags: REAP_PREFETCH_INDEX hands the index over in set without merging (ws.gens is not
+ * read, nothing is withheld): for a caller that wants the installed pages' addresses. */
+#define REAP_PREFETCH_INDEX 2u
 int reap_prefetch_read(struct reap_ws_read *r, int uffd, uint8_t *(*gpa_to_host)(void *ctx, uint64_t gpa, uint64_t len),
                        void *ctx, uint64_t mem_size, const struct snap_identity *id, unsigned keep, unsigned flags,
                        struct reap_ws_set *set, struct reap_stats *st, struct thaw_error *err);

@@ -122,6 +122,11 @@ struct sandbox_stats {
     bool ws_merged;                  /* this restore merged its misses into the working set */
     uint64_t ws_merge_added, ws_merge_dropped, ws_generation;
     char reap_note[640];             /* why no prefetch, why re-recording, ... */
+    uint64_t prefault_pages;         /* pages handed to the pre-fault vCPU (host/vmm/prefault_vcpu.h) */
+    uint64_t prefault_touched;       /* of them, touched so far */
+    uint64_t prefault_ns;            /* its time inside KVM_RUN so far */
+    uint64_t prefault_setup_ns;      /* its set-up, on the restore's path */
+    char prefault_note[256];         /* why it is off or stopped early ("" if neither) */
     /* the root-filesystem image, if the function has one (thaw/rootfs.h) */
     uint64_t rootfs_bytes;           /* its size (0: no image) */
     uint64_t rootfs_cow_pages;       /* restore: written pages copied back (rootfs.cow) */

@@ -63,6 +63,15 @@ json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
         bad |= set(r, "merge_dropped", json_integer((json_int_t)st->ws_merge_dropped));
         bad |= set(r, "generation", json_integer((json_int_t)st->ws_generation));
         bad |= set(r, "note", json_string(st->reap_note));
+        json_t *pf = json_object();
+        if (pf) {
+            bad |= set(pf, "pages", json_integer((json_int_t)st->prefault_pages));
+            bad |= set(pf, "touched", json_integer((json_int_t)st->prefault_touched));
+            bad |= set(pf, "busy_us", json_real(us(st->prefault_ns)));
+            bad |= set(pf, "setup_us", json_real(us(st->prefault_setup_ns)));
+            bad |= set(pf, "note", json_string(st->prefault_note));
+        }
+        bad |= set(r, "prefault", pf);
         bad |= set(o, "reap", r);
     }
     if (st->rootfs_bytes) {

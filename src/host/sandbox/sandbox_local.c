@@ -256,6 +256,14 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     st->image_restore_ns = r->t.image_ns;
     st->restore_ns = r->t.total_ns;
     st->bytes_copied = r->mem.bytes_copied;
+    struct prefault_stats pf = r->prefault_st; /* final, or why it never ran */
+    if (r->prefault)
+        prefault_stats(r->prefault, &pf);
+    st->prefault_pages = pf.pages;
+    st->prefault_touched = pf.touched;
+    st->prefault_ns = pf.busy_ns;
+    st->prefault_setup_ns = pf.setup_ns;
+    snprintf(st->prefault_note, sizeof st->prefault_note, "%.250s", pf.why);
     if (l->mode == MEM_REAP && !light && !atomic_load(&l->restored.mem.pager_dead))
         reap_policy_collect(&l->reap, &l->restored.mem, l->snap_dir);
     if ((l->mode == MEM_UFFD || l->mode == MEM_REAP) && !light && !atomic_load(&l->restored.mem.pager_dead)) {

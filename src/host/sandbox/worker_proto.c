@@ -181,12 +181,14 @@ static void put_stats(struct out *o, const struct sandbox_stats *s)
                           s->memory_bytes, s->rss_kb, s->bytes_copied, s->ws_pages, s->ws_regions, s->ws_bytes,
                           s->ws_read_ns, s->ws_install_ns, s->reap_misses, s->save_ns, s->snapshot_allocated_bytes,
                           s->rootfs_bytes, s->rootfs_cow_pages, s->rootfs_ws_pages, s->rootfs_ws_ns,
-                          s->image_restore_ns, s->rootfs_cow_ns, s->rootfs_cow_bytes, s->rootfs_ws_bytes};
+                          s->image_restore_ns, s->rootfs_cow_ns, s->rootfs_cow_bytes, s->rootfs_ws_bytes,
+                          s->prefault_pages, s->prefault_touched, s->prefault_ns, s->prefault_setup_ns};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         put_u64(o, v[k]);
     put_u8(o, s->reap_recorded);
     put_u8(o, s->reap_prefetched);
     put_str(o, s->reap_note);
+    put_str(o, s->prefault_note);
 }
 
 static void get_stats(struct in *i, struct sandbox_stats *s)
@@ -210,13 +212,15 @@ static void get_stats(struct in *i, struct sandbox_stats *s)
                      &s->memory_bytes, &s->rss_kb, &s->bytes_copied, &s->ws_pages, &s->ws_regions, &s->ws_bytes,
                      &s->ws_read_ns, &s->ws_install_ns, &s->reap_misses, &s->save_ns, &s->snapshot_allocated_bytes,
                      &s->rootfs_bytes, &s->rootfs_cow_pages, &s->rootfs_ws_pages, &s->rootfs_ws_ns,
-                     &s->image_restore_ns, &s->rootfs_cow_ns, &s->rootfs_cow_bytes, &s->rootfs_ws_bytes};
+                     &s->image_restore_ns, &s->rootfs_cow_ns, &s->rootfs_cow_bytes, &s->rootfs_ws_bytes,
+                     &s->prefault_pages, &s->prefault_touched, &s->prefault_ns, &s->prefault_setup_ns};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         *v[k] = get_u64(i, "stats counters");
     s->exit_status = (int64_t)exit_status;
     s->reap_recorded = get_bool(i, "stats reap_recorded");
     s->reap_prefetched = get_bool(i, "stats reap_prefetched");
     get_str(i, s->reap_note, sizeof s->reap_note, "stats reap_note");
+    get_str(i, s->prefault_note, sizeof s->prefault_note, "stats prefault_note");
 }
 
 int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_error *err)

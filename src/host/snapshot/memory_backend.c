@@ -83,6 +83,7 @@ struct pager_thread {
     uint64_t file_size;
     bool read_first;        /* issue the working-set read before waiting for the handshake */
     struct reap_ws_read *early; /* that read (handed to the pager) */
+    struct gpa_runs installed;  /* what a prefetch put in, written before "ready" */
     struct thaw_error err;  /* why the pager stopped early, if it did */
     int rc;
 };
@@ -111,7 +112,8 @@ static void *pager_thread_main(void *arg)
             thaw_fail(&t->err, "the handshake's regions exceed the memory file");
         } else {
             struct pager_stats st;
-            t->rc = pager_serve_in_process(uffd, r, n, t->snap_dir, t->mode, t->fd, t->early, &st, &t->err);
+            t->rc = pager_serve_in_process(uffd, r, n, t->snap_dir, t->mode, t->fd, t->early, &t->installed, &st,
+                                           &t->err);
             t->early = NULL;
         }
         close(uffd);
@@ -563,6 +565,20 @@ int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struc
     return 0;
 }
 
+const struct gpa_runs *mem_backend_installed(const struct mem_backend *b)
+{
+    /* The pager thread wrote it before its "ready", which is_ready says was read. */
+    return b->thread && b->is_ready && b->thread->installed.n ? &b->thread->installed : NULL;
+}
+
+bool mem_backend_is_hole(const struct mem_backend *b, uint64_t gpa, uint64_t len)
+{
+    if (b->file_fd < 0 || gpa > b->size || len > b->size - gpa)
+        return false;
+    off_t data = lseek(b->file_fd, (off_t)gpa, SEEK_DATA);
+    return (data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= gpa + len);
+}
+
 void mem_backend_pager_thread_error(struct mem_backend *b, char *buf, size_t len)
 {
     snprintf(buf, len, "%s", b->thread ? b->thread->err.msg : "");
@@ -579,6 +595,7 @@ void mem_backend_close(struct mem_backend *b)
     if (b->thread) {
         pthread_join(b->thread->tid, NULL);
         close(b->thread->fd);
+        gpa_runs_free(&b->thread->installed);
         free(b->thread);
     }
     if (b->uffd >= 0)

@@ -24,6 +24,7 @@
 
 #include "host/pager/pager.h"
 #include "host/util/error.h"
+#include "host/util/gpa_run.h"
 #include "host/util/snap_identity.h"
 
 enum mem_mode { MEM_COPY, MEM_LAZY, MEM_UFFD, MEM_REAP, MEM_SHARE };
@@ -87,6 +88,12 @@ int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struc
 /* uffd/reap: asks the pager (cmd "stats" or "finish-record") and returns its stats. */
 int mem_backend_pager_query(struct mem_backend *b, const char *cmd, struct pager_stats *st,
                             struct thaw_error *err);
+/* After mem_backend_wait_ready: the guest pages an in-process pager's prefetch
+ * installed (ascending), or NULL (no prefetch, an external pager, none). */
+const struct gpa_runs *mem_backend_installed(const struct mem_backend *b);
+/* True if the memory file holds no data in [gpa, gpa+len): never registered with the
+ * pager (uffd/reap), plain memory in every mode. */
+bool mem_backend_is_hole(const struct mem_backend *b, uint64_t gpa, uint64_t len);
 /* Why the in-process pager thread stopped, if it said ("" otherwise). */
 void mem_backend_pager_thread_error(struct mem_backend *b, char *buf, size_t len);
 /* The same in two steps: send the command, read its reply later (the pager works

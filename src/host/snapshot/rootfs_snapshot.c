@@ -496,8 +496,17 @@ static void read_ahead_from_image(struct rootfs_map *m, const struct rootfs_pack
                           pass == 0 ? MADV_WILLNEED : MADV_POPULATE_READ);
 }
 
+/* The file working set's runs as guest addresses, for a pre-fault vCPU. */
+static void ws_guest_runs(const struct rootfs_map *m, const struct rootfs_pack *p, struct gpa_runs *out)
+{
+    uint64_t first, pages;
+    for (uint64_t i = 0; next_run(p, &i, &first, &pages);)
+        if (gpa_runs_add(out, m->gpa + first * PAGE, pages) < 0)
+            return;
+}
+
 int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct snap_identity *id, bool prefetch,
-                            struct rootfs_restore_stats *st, struct thaw_error *err)
+                            struct rootfs_restore_stats *st, struct gpa_runs *ws_runs, struct thaw_error *err)
 {
     memset(st, 0, sizeof *st);
     struct rootfs_map want;
@@ -533,6 +542,8 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
     int rc = read_and_decode(m, srcs, nsrc, t0, err);
     if (rc == 0 && from_cache && ws.head) {
         read_ahead_from_image(m, &ws.p);
+        if (ws_runs)
+            ws_guest_runs(m, &ws.p, ws_runs);
         st->ws_pages = ws.p.count;
         st->ws_bytes = ws.head_len;
         st->ws_ns = clock_now_ns() - t0;
@@ -550,6 +561,8 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
             st->ws_refused = true;
             snprintf(st->ws_error, sizeof st->ws_error, "%s: %.200s", SNAPDIR_ROOTFS_WS, ws.why.msg);
             rc = put_back_file_pages(m, &ws.p, ws.bad_entry, err);
+        } else if (rc == 0 && ws_runs) {
+            ws_guest_runs(m, &ws.p, ws_runs);
         }
     }
     pack_src_close(&cow);

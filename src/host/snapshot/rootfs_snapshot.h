@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "host/util/error.h"
+#include "host/util/gpa_run.h"
 #include "host/util/snap_identity.h"
 #include "host/vmm/rootfs_map.h"
 
@@ -74,9 +75,10 @@ int rootfs_snapshot_save_remote(const struct rootfs_map *m, int pid, uint64_t ad
 bool rootfs_snapshot_present(const char *dir);
 /* Maps the snapshot's image into m (at the recorded address) and puts its written
  * pages back; with prefetch, also reads and maps the pages of rootfs.ws, if any and if
- * it carries the identity id of the snapshot being restored (else st->ws_refused). */
+ * it carries the identity id of the snapshot being restored (else st->ws_refused), and
+ * appends their guest addresses to ws_runs (if not NULL). */
 int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct snap_identity *id, bool prefetch,
-                            struct rootfs_restore_stats *st, struct thaw_error *err);
+                            struct rootfs_restore_stats *st, struct gpa_runs *ws_runs, struct thaw_error *err);
 /* REAP recording: writes rootfs.ws from the image pages mapped now in the process that
  * runs the instance (read from its /proc/<pid>/pagemap; call after the first invocation
  * of a fresh restore), with the identity of the snapshot in dir (its memory file's

@@ -18,6 +18,7 @@
 #include "host/snapshot/state_file.h"
 #include "host/util/atomic_file.h"
 #include "host/util/clock.h"
+#include "host/vmm/prefault_vcpu.h"
 #include "host/vmm/vm_pool.h"
 #include "host/vmm/x86_boot.h"
 #include "host/util/file.h"
@@ -448,6 +449,7 @@ struct image_job {
     bool prefetch;
     struct rootfs_map *map;
     struct rootfs_restore_stats *stats;
+    struct gpa_runs *ws_runs; /* the file working set's guest runs, for the pre-fault vCPU */
     struct snap_identity id;
     int rc;
     struct thaw_error err;
@@ -463,7 +465,7 @@ static void *image_job_main(void *arg)
     else if (memory_trailer_read_path(path, &mem_size, &j->id, &j->err) < 0)
         j->rc = -1;
     else
-        j->rc = rootfs_snapshot_restore(j->map, j->dir, &j->id, j->prefetch, j->stats, &j->err);
+        j->rc = rootfs_snapshot_restore(j->map, j->dir, &j->id, j->prefetch, j->stats, j->ws_runs, &j->err);
     return NULL;
 }
 
@@ -491,6 +493,47 @@ static int image_job_finish(struct image_job *j, const struct snap_identity *id,
     return 0;
 }
 
+/* Hands runs to the pre-fault vCPU from the highest address down: the function's vCPU
+ * first touches its way up from wherever it resumes, so the two tend to meet rather than
+ * fault on the same pages (measured against ascending order in docs/benchmarks-topics.md). */
+static void prefault_add_descending(struct prefault *p, const struct gpa_runs *runs)
+{
+    struct gpa_run batch[256];
+    uint64_t k = 0;
+    for (uint64_t i = runs->n; i-- > 0;) {
+        batch[k++] = runs->v[i];
+        if (k == sizeof batch / sizeof batch[0] || i == 0) {
+            prefault_add(p, batch, k);
+            k = 0;
+        }
+    }
+}
+
+/* THAW_PREFAULT=0 turns the pre-fault vCPU off (to compare). It needs the monitor's
+ * scratch area to be plain memory: a hole of the memory file, as every snapshot thaw
+ * takes has it (abi.h); anything else and it is not used. Failing to start costs
+ * nothing but the speed-up: the reason goes in the stats. */
+static void start_prefault(struct restored *r, uint64_t mem_size)
+{
+    const char *e = getenv("THAW_PREFAULT");
+    if (e && !strcmp(e, "0")) {
+        snprintf(r->prefault_st.why, sizeof r->prefault_st.why, "off (THAW_PREFAULT=0)");
+        return;
+    }
+    if (!mem_backend_is_hole(&r->mem, THAW_GPA_MONITOR_SCRATCH, THAW_GPA_KERNEL - THAW_GPA_MONITOR_SCRATCH)) {
+        snprintf(r->prefault_st.why, sizeof r->prefault_st.why, "the snapshot holds data in the monitor's scratch area");
+        return;
+    }
+    struct thaw_error err;
+    if (prefault_start(&r->inst.vm, mem_size - THAW_STACK_SIZE - THAW_STACK_GUARD_SIZE, &r->prefault, &err) < 0) {
+        snprintf(r->prefault_st.why, sizeof r->prefault_st.why, "%.500s", err.msg);
+        return;
+    }
+    const struct gpa_runs *ws = mem_backend_installed(&r->mem);
+    if (ws)
+        prefault_add_descending(r->prefault, ws);
+}
+
 int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode mode, enum pager_mode pmode,
                             const char *pager_socket, int console_fd, struct vm_pool *pool, struct thaw_error *err)
 {
@@ -516,7 +559,8 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     /* For a REAP prefetch (pmode PAGER_PREFETCH or PAGER_MERGE: the policy chose to
      * prefetch, here or in the caller of a worker) the image job also reads ahead the
      * recorded file working set. */
-    struct image_job job = {.dir = dir, .map = &inst->rootfs, .stats = &r->rootfs,
+    struct gpa_runs image_ws = {0};
+    struct image_job job = {.dir = dir, .map = &inst->rootfs, .stats = &r->rootfs, .ws_runs = &image_ws,
                             .prefetch = pmode == PAGER_PREFETCH || pmode == PAGER_MERGE};
     bool has_image = false;
     if (snapdir_check(dir, err) < 0)
@@ -570,14 +614,21 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     if (mem_backend_wait_ready(&r->mem, err) < 0)
         goto fail;
     uint64_t t3b = clock_now_ns();
+    /* REAP: the working set is in; a second vCPU builds its shadow page-table entries
+     * while the image is waited for and the function runs (prefault_vcpu.h). */
+    if (mode == MEM_REAP && job.prefetch)
+        start_prefault(r, s->monitor.mem_size);
     /* File pages: the image job's, in by now or waited for (the part not overlapped). */
     uint64_t image_ns = 0;
     if (has_image) {
         if (image_job_finish(&job, &id, err) < 0 ||
             vm_add_memory(&inst->vm, inst->rootfs.gpa, inst->rootfs.host, inst->rootfs.size, err) < 0)
             goto fail;
+        if (r->prefault)
+            prefault_add_descending(r->prefault, &image_ws);
         image_ns = clock_now_ns() - t3b;
     }
+    gpa_runs_free(&image_ws);
     /* The TSC MSR is part of the MSR list: the guest's clock resumes where it stopped
      * (monotonic time never goes backwards). New entropy and a new generation make
      * the guest reseed its generator and refetch the wall clock. */
@@ -617,6 +668,7 @@ fail:
         struct thaw_error ignored;
         (void)image_job_finish(&job, NULL, &ignored);
     }
+    gpa_runs_free(&image_ws);
     free(buf);
     free(s);
     restored_destroy(r);
@@ -631,6 +683,9 @@ int snapshot_restore(struct restored *r, const char *dir, enum mem_mode mode, en
 
 void restored_destroy(struct restored *r)
 {
+    /* Before the VM goes: its vCPU 1 may be inside KVM_RUN, touching guest memory. */
+    prefault_finish(r->prefault, &r->prefault_st);
+    r->prefault = NULL;
     vm_destroy(&r->inst.vm);
     mem_backend_close(&r->mem);
     rootfs_map_close(&r->inst.rootfs);

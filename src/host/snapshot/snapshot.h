@@ -12,6 +12,7 @@
 #include "host/snapshot/rootfs_snapshot.h"
 #include "host/util/error.h"
 #include "host/vmm/instance.h"
+#include "host/vmm/prefault_vcpu.h"
 
 /* Saves a READY instance (blocked in INVOKE_NEXT) into dir (created if missing).
  * Both files are written under temporary names, fsynced and renamed. */
@@ -59,6 +60,8 @@ struct restored {
     struct restore_timings t;
     char function_name[64];
     struct rootfs_restore_stats rootfs; /* the root-filesystem image, if the function has one */
+    struct prefault *prefault;          /* REAP: the pre-fault vCPU, or NULL (why in prefault_st) */
+    struct prefault_stats prefault_st;  /* its final stats, once destroyed */
 };
 
 /* pmode: the in-process pager's mode for uffd/reap, also sent to an external pager in

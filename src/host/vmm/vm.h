@@ -11,7 +11,7 @@
 #include "host/util/error.h"
 #include "host/vmm/guest_mem.h"
 
-#define THAW_MAX_VCPUS 1 /* one today; the structures allow more */
+#define THAW_MAX_VCPUS 2 /* the guest's one, and a restore's pre-fault vCPU (prefault_vcpu.h) */
 
 struct vcpu {
     int fd;

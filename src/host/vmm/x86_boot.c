@@ -66,6 +66,38 @@ static uint64_t seg_desc(uint64_t flags_access)
     return 0x000f00000000ffffull | flags_access;
 }
 
+void x86_write_gdt_tss(uint64_t *gdt, uint8_t *tss, uint64_t tss_gpa, uint64_t stack_top)
+{
+    /* GDT: the user segments sit where STAR/SYSCALL expect them (abi.h). */
+    memset(gdt, 0, 8 * 8);
+    gdt[THAW_SEL_KCODE / 8] = seg_desc(0x00a09b0000000000ull);        /* L, P, DPL0, code */
+    gdt[THAW_SEL_KDATA / 8] = seg_desc(0x00c0930000000000ull);        /* P, DPL0, data */
+    gdt[0x18 / 8] = seg_desc(0x00c0fb0000000000ull);                  /* 32-bit user code (unused) */
+    gdt[(THAW_SEL_UDATA & ~3) / 8] = seg_desc(0x00c0f30000000000ull); /* P, DPL3, data */
+    gdt[(THAW_SEL_UCODE & ~3) / 8] = seg_desc(0x00a0fb0000000000ull); /* L, P, DPL3, code */
+    gdt[THAW_SEL_TSS / 8] = 0x67 | ((tss_gpa & 0xffffff) << 16) | (0x89ull << 40) | ((tss_gpa >> 24 & 0xff) << 56);
+    gdt[THAW_SEL_TSS / 8 + 1] = tss_gpa >> 32;
+    /* TSS: RSP0 and IST1 both point at the ring-0 stack. Every IDT gate uses IST1, so
+     * even a fault inside a ring-0 trampoline lands on a known-good stack. */
+    memset(tss, 0, 0x68);
+    memcpy(tss + 4, &stack_top, 8);    /* RSP0 */
+    memcpy(tss + 0x24, &stack_top, 8); /* IST1 */
+    uint16_t iomap = 0x68;             /* no I/O bitmap: IOPL decides */
+    memcpy(tss + 0x66, &iomap, 2);
+}
+
+void x86_write_idt(uint64_t *idt, uint64_t stubs, uint64_t stride)
+{
+    /* Exceptions 0-31 go to the ring-0 stubs; everything else is absent. */
+    memset(idt, 0, 256 * 16);
+    for (uint64_t v = 0; v < 32; v++) {
+        uint64_t off = stubs + v * stride;
+        idt[2 * v] = (off & 0xffff) | ((uint64_t)THAW_SEL_KCODE << 16) | (1ull << 32) /* IST1 */ |
+                     (0x8eull << 40) /* P, DPL0, 64-bit interrupt gate */ | ((off >> 16 & 0xffff) << 48);
+        idt[2 * v + 1] = off >> 32;
+    }
+}
+
 int x86_write_tables(struct guest_mem *mem, uint64_t map_size, const struct thaw_kernel_header *kh,
                      struct thaw_error *err)
 {
@@ -81,33 +113,8 @@ int x86_write_tables(struct guest_mem *mem, uint64_t map_size, const struct thaw
     if (!gdt || !idt || !pml4 || !pdpt || !pd || !pt0)
         return thaw_fail(err, "guest memory too small for the boot tables");
 
-    /* GDT: the user segments sit where STAR/SYSCALL expect them (abi.h). */
-    memset(gdt, 0, 0x1000);
-    gdt[THAW_SEL_KCODE / 8] = seg_desc(0x00a09b0000000000ull);        /* L, P, DPL0, code */
-    gdt[THAW_SEL_KDATA / 8] = seg_desc(0x00c0930000000000ull);        /* P, DPL0, data */
-    gdt[0x18 / 8] = seg_desc(0x00c0fb0000000000ull);                  /* 32-bit user code (unused) */
-    gdt[(THAW_SEL_UDATA & ~3) / 8] = seg_desc(0x00c0f30000000000ull); /* P, DPL3, data */
-    gdt[(THAW_SEL_UCODE & ~3) / 8] = seg_desc(0x00a0fb0000000000ull); /* L, P, DPL3, code */
-    uint64_t tss = THAW_GPA_GDT + TSS_OFFSET;
-    gdt[THAW_SEL_TSS / 8] = 0x67 | ((tss & 0xffffff) << 16) | (0x89ull << 40) | ((tss >> 24 & 0xff) << 56);
-    gdt[THAW_SEL_TSS / 8 + 1] = tss >> 32;
-    /* TSS: RSP0 and IST1 both point at the kernel's ring-0 stack. Every IDT gate uses
-     * IST1, so even a fault inside a ring-0 trampoline lands on a known-good stack. */
-    uint8_t *t = (uint8_t *)gdt + TSS_OFFSET;
-    memcpy(t + 4, &kh->ring0_stack_top, 8);   /* RSP0 */
-    memcpy(t + 0x24, &kh->ring0_stack_top, 8); /* IST1 */
-    uint16_t iomap = 0x68;                     /* no I/O bitmap: IOPL decides */
-    memcpy(t + 0x66, &iomap, 2);
-
-    /* IDT: exceptions 0-31 go to the kernel's ring-0 stubs; everything else is absent. */
-    memset(idt, 0, 0x1000);
-    for (uint64_t v = 0; v < 32; v++) {
-        uint64_t off = kh->exception_stubs_r0 + v * kh->exception_stub_stride;
-        idt[2 * v] = (off & 0xffff) | ((uint64_t)THAW_SEL_KCODE << 16) | (1ull << 32) /* IST1 */ |
-                     (0x8eull << 40) /* P, DPL0, 64-bit interrupt gate */ | ((off >> 16 & 0xffff) << 48);
-        idt[2 * v + 1] = off >> 32;
-    }
-
+    x86_write_gdt_tss(gdt, (uint8_t *)gdt + TSS_OFFSET, THAW_GPA_GDT + TSS_OFFSET, kh->ring0_stack_top);
+    x86_write_idt(idt, kh->exception_stubs_r0, kh->exception_stub_stride);
 
     /* Page tables: identity map, 2 MiB pages, except the first 2 MiB in 4 KiB pages
      * with page 0 left unmapped so NULL dereferences fault. */
@@ -174,30 +181,39 @@ static int cpuid_has(const struct kvm_cpuid2 *cpuid, uint32_t fn, uint32_t idx, 
     return 0;
 }
 
-int x86_init_vcpu(struct vm *vm, struct vcpu *v, const struct thaw_kernel_header *kh,
-                  uint64_t boot_info_gpa, struct thaw_error *err)
+int x86_cpl3_sregs(struct vm *vm, struct vcpu *v, uint64_t gdt, uint64_t idt, uint64_t tss, struct kvm_sregs *out,
+                   struct thaw_error *err)
 {
     /* Nested PVM offers neither FSGSBASE nor XSAVE to its guests; the guest kernel
      * asks the monitor to set FS/GS bases (THAW_HC_SET_SEGMENT_BASE) instead. */
     int has_fsgsbase = cpuid_has(vm->cpuid, 7, 0, 1, 0);
     int has_xsave = cpuid_has(vm->cpuid, 1, 0, 2, 26);
-
     struct kvm_sregs sregs;
     if (VM_IOCTL(v->fd, KVM_GET_SREGS, &sregs, err) < 0)
         return -1;
     sregs.cs = segment(THAW_SEL_UCODE, 11, 3, 1);
     sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = segment(THAW_SEL_UDATA, 3, 3, 0);
-    sregs.tr = (struct kvm_segment){.base = THAW_GPA_GDT + TSS_OFFSET, .limit = 0x67,
-                                    .selector = THAW_SEL_TSS, .type = 11, .present = 1};
+    sregs.tr = (struct kvm_segment){.base = tss, .limit = 0x67, .selector = THAW_SEL_TSS, .type = 11, .present = 1};
     sregs.ldt = (struct kvm_segment){.type = 2, .present = 1, .unusable = 1};
-    sregs.gdt.base = THAW_GPA_GDT;
+    sregs.gdt.base = gdt;
     sregs.gdt.limit = 8 * 8 - 1;
-    sregs.idt.base = THAW_GPA_IDT;
+    sregs.idt.base = idt;
     sregs.idt.limit = 32 * 16 - 1;
     sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
     sregs.cr3 = THAW_GPA_PML4;
     sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | (has_fsgsbase ? CR4_FSGSBASE : 0) | (has_xsave ? CR4_OSXSAVE : 0);
     sregs.efer = EFER_SCE | EFER_LME | EFER_LMA;
+    *out = sregs;
+    return 0;
+}
+
+int x86_init_vcpu(struct vm *vm, struct vcpu *v, const struct thaw_kernel_header *kh,
+                  uint64_t boot_info_gpa, struct thaw_error *err)
+{
+    int has_xsave = cpuid_has(vm->cpuid, 1, 0, 2, 26);
+    struct kvm_sregs sregs;
+    if (x86_cpl3_sregs(vm, v, THAW_GPA_GDT, THAW_GPA_IDT, THAW_GPA_GDT + TSS_OFFSET, &sregs, err) < 0)
+        return -1;
     if (VM_IOCTL(v->fd, KVM_SET_SREGS, &sregs, err) < 0)
         return -1;
 

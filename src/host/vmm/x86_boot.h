@@ -17,6 +17,16 @@ int x86_read_kernel_header(const struct guest_mem *mem, struct thaw_kernel_heade
  * it), a multiple of 2 MiB, at most THAW_MAX_PD_PAGES GiB. */
 int x86_write_tables(struct guest_mem *mem, uint64_t map_size, const struct thaw_kernel_header *kh,
                      struct thaw_error *err);
+/* The GDT's eight descriptors (ring-0 and ring-3 code and data, the TSS at tss_gpa)
+ * at gdt, and that TSS at tss, its RSP0 and IST1 at stack_top. */
+void x86_write_gdt_tss(uint64_t *gdt, uint8_t *tss, uint64_t tss_gpa, uint64_t stack_top);
+/* An IDT whose 32 exception gates go to ring-0 stubs at stubs + vector * stride, each
+ * on IST1 (256 gates' worth of bytes written). */
+void x86_write_idt(uint64_t *idt, uint64_t stubs, uint64_t stride);
+/* Segment and control registers for CPL3 code in the guest's identity map (CR3 at
+ * THAW_GPA_PML4), with the GDT, IDT and TSS at the given guest addresses. */
+int x86_cpl3_sregs(struct vm *vm, struct vcpu *v, uint64_t gdt, uint64_t idt, uint64_t tss, struct kvm_sregs *out,
+                   struct thaw_error *err);
 /* Sets the vCPU's registers, segments, control registers, MSRs, FPU and XCR0 so it
  * starts at kh->cpl3_entry with rdi = boot_info_gpa. */
 int x86_init_vcpu(struct vm *vm, struct vcpu *v, const struct thaw_kernel_header *kh,

@@ -1,0 +1,232 @@
+/* The pre-fault vCPU (host/vmm/prefault_vcpu.h) of a REAP prefetch restore: it touches
+ * exactly the pages the pager installed and nothing the guest can see changes (the
+ * function answers as it does without it, no page is served as a miss); it is off with
+ * THAW_PREFAULT=0; it refuses page 0, the monitor's scratch area and the stack guard;
+ * a page outside the guest's map, or a guest that rewrote its code, stops it with a
+ * reason while the function goes on answering. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "guest_helpers.h"
+#include "host/snapshot/snapshot.h"
+#include "thaw/abi.h"
+
+static char dir[64];
+
+static void rm_dir(void)
+{
+    const char *names[] = {"memory", "state", "ws.pages", "ws.trace", "ws.stale", "ws.lock", "ws.gens"};
+    char path[128];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static void answer(struct restored *r, const char *name)
+{
+    struct thaw_error err = {{0}};
+    char req[64], want[64];
+    snprintf(req, sizeof req, "{\"name\": \"%s\"}", name);
+    snprintf(want, sizeof want, "Hello, %s!", name);
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    if (instance_invoke(&r->inst, req, strlen(req), &resp, &len, &err) < 0)
+        fail_msg("invoke: %s", err.msg);
+    if (!memmem(resp, len, want, strlen(want)))
+        fail_msg("answered %.*s", (int)len, resp);
+    free(resp);
+}
+
+/* A snapshot of hello with a recorded working set in dir. */
+static int setup(void **state)
+{
+    (void)state;
+    if (!kvm_available())
+        return 0;
+    struct thaw_error err = {{0}};
+    struct sandbox *bt = boot_function("functions/hello", NULL, &err);
+    if (!bt)
+        fail_msg("boot: %s", err.msg);
+    strcpy(dir, "/tmp/thaw-prefault-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    if (sandbox_snapshot(bt, dir, &err) < 0)
+        fail_msg("snapshot: %s", err.msg);
+    sandbox_destroy(bt);
+    struct restored r;
+    if (snapshot_restore(&r, dir, MEM_REAP, PAGER_RECORD, NULL, -1, &err) < 0)
+        fail_msg("recording restore: %s", err.msg);
+    assert_null(r.prefault); /* nothing to pre-fault before there is a working set */
+    answer(&r, "record");
+    struct pager_stats ps;
+    if (mem_backend_pager_query(&r.mem, "finish-record", &ps, &err) < 0)
+        fail_msg("finish-record: %s", err.msg);
+    assert_true(ps.recorded > 0);
+    restored_destroy(&r);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (dir[0])
+        rm_dir();
+    return 0;
+}
+
+static uint64_t pages_of(const struct gpa_runs *runs)
+{
+    uint64_t n = 0;
+    for (uint64_t i = 0; runs && i < runs->n; i++)
+        n += runs->v[i].pages;
+    return n;
+}
+
+static void test_touches_what_the_pager_installed(void **state)
+{
+    (void)state;
+    if (!kvm_available())
+        skip();
+    struct thaw_error err = {{0}};
+    struct restored r;
+    if (snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err) < 0)
+        fail_msg("restore: %s", err.msg);
+    assert_true(r.mem.ready.prefetch_ok);
+    assert_non_null(r.prefault);
+    uint64_t installed = pages_of(mem_backend_installed(&r.mem));
+    assert_int_equal(installed, r.mem.ready.prefetch_pages);
+    answer(&r, "prefault");
+    answer(&r, "again");
+    struct pager_stats ps;
+    if (mem_backend_pager_query(&r.mem, "stats", &ps, &err) < 0)
+        fail_msg("stats: %s", err.msg);
+    assert_int_equal(ps.served_faults, 0); /* it touched installed pages only: no miss */
+    restored_destroy(&r);
+    assert_null(r.prefault);
+    const struct prefault_stats *st = &r.prefault_st;
+    if (st->stopped)
+        fail_msg("stopped: %s", st->why);
+    assert_int_equal(st->pages, installed);
+    assert_int_equal(st->touched, installed);
+    assert_int_equal(st->refused, 0);
+    assert_true(st->busy_ns > 0);
+}
+
+static void test_off_with_thaw_prefault_0(void **state)
+{
+    (void)state;
+    if (!kvm_available())
+        skip();
+    struct thaw_error err = {{0}};
+    struct restored r;
+    setenv("THAW_PREFAULT", "0", 1);
+    int rc = snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err);
+    unsetenv("THAW_PREFAULT");
+    if (rc < 0)
+        fail_msg("restore: %s", err.msg);
+    assert_null(r.prefault);
+    assert_non_null(strstr(r.prefault_st.why, "THAW_PREFAULT=0"));
+    assert_int_equal(r.inst.vm.nvcpus, 1);
+    answer(&r, "off");
+    restored_destroy(&r);
+}
+
+static void test_refuses_monitor_areas_and_stops_outside_the_map(void **state)
+{
+    (void)state;
+    if (!kvm_available())
+        skip();
+    struct thaw_error err = {{0}};
+    struct restored r;
+    if (snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err) < 0)
+        fail_msg("restore: %s", err.msg);
+    assert_non_null(r.prefault);
+    answer(&r, "first"); /* the working set's batch is done by the end of the call, or soon */
+    struct prefault_stats st;
+    for (int i = 0; i < 2000; i++) {
+        prefault_stats(r.prefault, &st);
+        if (st.touched == st.pages || st.stopped)
+            break;
+        usleep(1000);
+    }
+    assert_false(st.stopped);
+    uint64_t guard = r.inst.mem_size - THAW_STACK_SIZE - THAW_STACK_GUARD_SIZE;
+    const struct gpa_run bad[] = {
+        {0, 1},                                   /* page 0 */
+        {THAW_GPA_MONITOR_SCRATCH + 0x1000, 2},   /* its own tables */
+        {guard + 0x1000, 1},                      /* the stack guard */
+        {(4ull << 30) - 0x1000, 2},               /* past 4 GiB */
+        {0x201001, 1},                            /* not page-aligned */
+    };
+    prefault_add(r.prefault, bad, sizeof bad / sizeof bad[0]);
+    prefault_stats(r.prefault, &st);
+    assert_int_equal(st.refused, 1 + 2 + 1 + 2 + 1);
+    /* Mapped by no page table (the identity map ends with RAM): it stops, says why. */
+    const struct gpa_run outside = {3ull << 30, 1};
+    prefault_add(r.prefault, &outside, 1);
+    for (int i = 0; i < 2000 && !st.stopped; i++) {
+        usleep(1000);
+        prefault_stats(r.prefault, &st);
+    }
+    assert_true(st.stopped);
+    if (!strstr(st.why, "0xc0000000"))
+        fail_msg("why: %s", st.why);
+    answer(&r, "after"); /* the guest never noticed */
+    restored_destroy(&r);
+}
+
+/* The scratch area is guest memory: a guest may rewrite the code there. A batch has a
+ * deadline, so the second CPU is not kept busy for long. */
+static void test_rewritten_code_hits_the_deadline(void **state)
+{
+    (void)state;
+    if (!kvm_available())
+        skip();
+    struct thaw_error err = {{0}};
+    struct restored r;
+    if (snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err) < 0)
+        fail_msg("restore: %s", err.msg);
+    answer(&r, "first");
+    struct prefault_stats st;
+    for (int i = 0; i < 2000; i++) {
+        prefault_stats(r.prefault, &st);
+        if (st.touched == st.pages || st.stopped)
+            break;
+        usleep(1000);
+    }
+    assert_false(st.stopped);
+    static const uint8_t spin[] = {0xeb, 0xfe}; /* jmp $ */
+    memcpy(r.inst.mem + THAW_GPA_MONITOR_SCRATCH, spin, sizeof spin);
+    const struct gpa_run one = {0x200000, 1};
+    prefault_add(r.prefault, &one, 1);
+    for (int i = 0; i < 5000 && !st.stopped; i++) {
+        usleep(1000);
+        prefault_stats(r.prefault, &st);
+    }
+    assert_true(st.stopped);
+    if (!strstr(st.why, "too long"))
+        fail_msg("why: %s", st.why);
+    answer(&r, "after");
+    restored_destroy(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_touches_what_the_pager_installed),
+        cmocka_unit_test(test_off_with_thaw_prefault_0),
+        cmocka_unit_test(test_refuses_monitor_areas_and_stops_outside_the_map),
+        cmocka_unit_test(test_rewritten_code_hits_the_deadline),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
