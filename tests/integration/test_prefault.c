@@ -1,7 +1,8 @@
 /* The pre-fault vCPU (host/vmm/prefault_vcpu.h) of a REAP prefetch restore: it touches
  * exactly the pages the pager installed and nothing the guest can see changes (the
  * function answers as it does without it, no page is served as a miss); it is off with
- * THAW_PREFAULT=0; it refuses page 0, the monitor's scratch area and the stack guard;
+ * THAW_PREFAULT=0 and, by default, for a working set as small as hello's (THAW_PREFAULT=1
+ * forces it, as these tests do); it refuses page 0, the monitor's scratch area and the stack guard;
  * a page outside the guest's map, or a guest that rewrote its code, stops it with a
  * reason while the function goes on answering. */
 #include <setjmp.h>
@@ -131,13 +132,34 @@ static void test_off_with_thaw_prefault_0(void **state)
     struct restored r;
     setenv("THAW_PREFAULT", "0", 1);
     int rc = snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err);
-    unsetenv("THAW_PREFAULT");
+    setenv("THAW_PREFAULT", "1", 1);
     if (rc < 0)
         fail_msg("restore: %s", err.msg);
     assert_null(r.prefault);
     assert_non_null(strstr(r.prefault_st.why, "THAW_PREFAULT=0"));
     assert_int_equal(r.inst.vm.nvcpus, 1);
     answer(&r, "off");
+    restored_destroy(&r);
+}
+
+/* hello's working set is a few dozen pages: by default not worth a second vCPU. */
+static void test_off_by_default_for_a_small_working_set(void **state)
+{
+    (void)state;
+    if (!kvm_available())
+        skip();
+    struct thaw_error err = {{0}};
+    struct restored r;
+    unsetenv("THAW_PREFAULT");
+    int rc = snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err);
+    setenv("THAW_PREFAULT", "1", 1);
+    if (rc < 0)
+        fail_msg("restore: %s", err.msg);
+    assert_true(r.mem.ready.prefetch_pages > 0 && r.mem.ready.prefetch_pages < 256);
+    assert_null(r.prefault);
+    if (!strstr(r.prefault_st.why, "fewer than 256"))
+        fail_msg("why: %s", r.prefault_st.why);
+    answer(&r, "small");
     restored_destroy(&r);
 }
 
@@ -222,9 +244,11 @@ static void test_rewritten_code_hits_the_deadline(void **state)
 
 int main(void)
 {
+    setenv("THAW_PREFAULT", "1", 1); /* hello's working set is below the default's threshold */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_touches_what_the_pager_installed),
         cmocka_unit_test(test_off_with_thaw_prefault_0),
+        cmocka_unit_test(test_off_by_default_for_a_small_working_set),
         cmocka_unit_test(test_refuses_monitor_areas_and_stops_outside_the_map),
         cmocka_unit_test(test_rewritten_code_hits_the_deadline),
     };

@@ -509,15 +509,33 @@ static void prefault_add_descending(struct prefault *p, const struct gpa_runs *r
     }
 }
 
-/* THAW_PREFAULT=0 turns the pre-fault vCPU off (to compare). It needs the monitor's
- * scratch area to be plain memory: a hole of the memory file, as every snapshot thaw
- * takes has it (abi.h); anything else and it is not used. Failing to start costs
- * nothing but the speed-up: the reason goes in the stats. */
-static void start_prefault(struct restored *r, uint64_t mem_size)
+/* A working set smaller than this is not worth a second vCPU: its faults cost less than
+ * the vCPU's start and the contention for the two CPUs (measured: the small C functions,
+ * 50-190 pages, 1.02-1.15x slower with it; docs/benchmarks-topics.md). */
+#define PREFAULT_MIN_PAGES 256
+
+/* THAW_PREFAULT=0 turns the pre-fault vCPU off, THAW_PREFAULT=1 on whatever the working
+ * set's size (to compare). A file working set to come (image_follows) is reason enough:
+ * an external pager (a jailed worker's is its caller's) does not say what it installed,
+ * so there the image's pages are all it gets. It needs the monitor's scratch area to be plain memory: a hole
+ * of the memory file, as every snapshot thaw takes has it (abi.h); anything else and it
+ * is not used. Failing to start costs nothing but the speed-up: the reason goes in the
+ * stats. */
+static void start_prefault(struct restored *r, uint64_t mem_size, bool image_follows)
 {
     const char *e = getenv("THAW_PREFAULT");
+    const struct gpa_runs *ws = mem_backend_installed(&r->mem);
+    uint64_t pages = 0;
+    for (uint64_t i = 0; ws && i < ws->n; i++)
+        pages += ws->v[i].pages;
     if (e && !strcmp(e, "0")) {
         snprintf(r->prefault_st.why, sizeof r->prefault_st.why, "off (THAW_PREFAULT=0)");
+        return;
+    }
+    if (pages < PREFAULT_MIN_PAGES && !image_follows && !(e && !strcmp(e, "1"))) {
+        snprintf(r->prefault_st.why, sizeof r->prefault_st.why,
+                 "off: %llu pages installed, fewer than %u (THAW_PREFAULT=1 forces it)", (unsigned long long)pages,
+                 PREFAULT_MIN_PAGES);
         return;
     }
     if (!mem_backend_is_hole(&r->mem, THAW_GPA_MONITOR_SCRATCH, THAW_GPA_KERNEL - THAW_GPA_MONITOR_SCRATCH)) {
@@ -529,7 +547,6 @@ static void start_prefault(struct restored *r, uint64_t mem_size)
         snprintf(r->prefault_st.why, sizeof r->prefault_st.why, "%.500s", err.msg);
         return;
     }
-    const struct gpa_runs *ws = mem_backend_installed(&r->mem);
     if (ws)
         prefault_add_descending(r->prefault, ws);
 }
@@ -616,8 +633,8 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     uint64_t t3b = clock_now_ns();
     /* REAP: the working set is in; a second vCPU builds its shadow page-table entries
      * while the image is waited for and the function runs (prefault_vcpu.h). */
-    if (mode == MEM_REAP && job.prefetch)
-        start_prefault(r, s->monitor.mem_size);
+    if ((mode == MEM_REAP || mode == MEM_UFFD) && job.prefetch) /* uffd: a worker's, its caller's pager */
+        start_prefault(r, s->monitor.mem_size, has_image);
     /* File pages: the image job's, in by now or waited for (the part not overlapped). */
     uint64_t image_ns = 0;
     if (has_image) {
