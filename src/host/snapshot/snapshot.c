@@ -514,8 +514,8 @@ static void prefault_add_descending(struct prefault *p, const struct gpa_runs *r
  * 50-190 pages, 1.02-1.15x slower with it; docs/benchmarks-topics.md). */
 #define PREFAULT_MIN_PAGES 256
 
-/* THAW_PREFAULT=0 turns the pre-fault vCPU off, THAW_PREFAULT=1 on whatever the working
- * set's size (to compare). A file working set to come (image_follows) is reason enough:
+/* THAW_PREFAULT=0 turns the pre-fault vCPU off, THAW_PREFAULT=1 (or early) on whatever
+ * the working set's size (to compare). A file working set to come (image_follows) is reason enough:
  * an external pager (a jailed worker's is its caller's) does not say what it installed,
  * so there the image's pages are all it gets. It needs the monitor's scratch area to be plain memory: a hole
  * of the memory file, as every snapshot thaw takes has it (abi.h); anything else and it
@@ -532,7 +532,7 @@ static void start_prefault(struct restored *r, uint64_t mem_size, bool image_fol
         snprintf(r->prefault_st.why, sizeof r->prefault_st.why, "off (THAW_PREFAULT=0)");
         return;
     }
-    if (pages < PREFAULT_MIN_PAGES && !image_follows && !(e && !strcmp(e, "1"))) {
+    if (pages < PREFAULT_MIN_PAGES && !image_follows && !(e && (!strcmp(e, "1") || !strcmp(e, "early")))) {
         snprintf(r->prefault_st.why, sizeof r->prefault_st.why,
                  "off: %llu pages installed, fewer than %u (THAW_PREFAULT=1 forces it)", (unsigned long long)pages,
                  PREFAULT_MIN_PAGES);
@@ -631,9 +631,14 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     if (mem_backend_wait_ready(&r->mem, err) < 0)
         goto fail;
     uint64_t t3b = clock_now_ns();
-    /* REAP: the working set is in; a second vCPU builds its shadow page-table entries
-     * while the image is waited for and the function runs (prefault_vcpu.h). */
-    if ((mode == MEM_REAP || mode == MEM_UFFD) && job.prefetch) /* uffd: a worker's, its caller's pager */
+    /* REAP (uffd: a worker's, served by its caller's pager): the pre-fault vCPU, when the
+     * restore is done; THAW_PREFAULT=early starts it here, while the image is waited for.
+     * Measured, early costs most functions more than it saves (its vCPU on the other CPU
+     * turns the rest of the restore's TLB flushes into shootdowns there, the likely cause), and
+     * wins only where the image's wait is long (cnn_serving): docs/benchmarks-topics.md. */
+    const char *pfe = getenv("THAW_PREFAULT");
+    bool pf = (mode == MEM_REAP || mode == MEM_UFFD) && job.prefetch, pf_early = pf && pfe && !strcmp(pfe, "early");
+    if (pf_early)
         start_prefault(r, s->monitor.mem_size, has_image);
     /* File pages: the image job's, in by now or waited for (the part not overlapped). */
     uint64_t image_ns = 0;
@@ -641,10 +646,12 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
         if (image_job_finish(&job, &id, err) < 0 ||
             vm_add_memory(&inst->vm, inst->rootfs.gpa, inst->rootfs.host, inst->rootfs.size, err) < 0)
             goto fail;
-        if (r->prefault)
-            prefault_add_descending(r->prefault, &image_ws);
         image_ns = clock_now_ns() - t3b;
     }
+    if (pf && !pf_early)
+        start_prefault(r, s->monitor.mem_size, has_image);
+    if (r->prefault) /* after the memory working set's pages */
+        prefault_add_descending(r->prefault, &image_ws);
     gpa_runs_free(&image_ws);
     /* The TSC MSR is part of the MSR list: the guest's clock resumes where it stopped
      * (monotonic time never goes backwards). New entropy and a new generation make
