@@ -493,9 +493,9 @@ static int image_job_finish(struct image_job *j, const struct snap_identity *id,
     return 0;
 }
 
-/* Hands runs to the pre-fault vCPU from the highest address down: the function's vCPU
- * first touches its way up from wherever it resumes, so the two tend to meet rather than
- * fault on the same pages (measured against ascending order in docs/benchmarks-topics.md). */
+/* Hands runs to the pre-fault vCPU from the highest address down, so that it and the
+ * function's vCPU, which runs at the same time, do not walk the pages in the same order
+ * (ascending order was not measured against it). */
 static void prefault_add_descending(struct prefault *p, const struct gpa_runs *runs)
 {
     struct gpa_run batch[256];
@@ -515,12 +515,12 @@ static void prefault_add_descending(struct prefault *p, const struct gpa_runs *r
 #define PREFAULT_MIN_PAGES 256
 
 /* THAW_PREFAULT=0 turns the pre-fault vCPU off, THAW_PREFAULT=1 (or early) on whatever
- * the working set's size (to compare). A file working set to come (image_follows) is reason enough:
- * an external pager (a jailed worker's is its caller's) does not say what it installed,
- * so there the image's pages are all it gets. It needs the monitor's scratch area to be plain memory: a hole
- * of the memory file, as every snapshot thaw takes has it (abi.h); anything else and it
- * is not used. Failing to start costs nothing but the speed-up: the reason goes in the
- * stats. */
+ * the working set's size (to compare). A file working set to come (image_follows) is
+ * reason enough: an external pager (a jailed worker's is its caller's) does not say what
+ * it installed, so there the image's pages are all it gets. It needs the monitor's
+ * scratch area to be plain memory: a hole of the memory file, as every snapshot thaw
+ * takes has it (abi.h); anything else and it is not used. Failing to start costs nothing
+ * but the speed-up: the reason goes in the stats. */
 static void start_prefault(struct restored *r, uint64_t mem_size, bool image_follows)
 {
     const char *e = getenv("THAW_PREFAULT");
@@ -633,9 +633,10 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     uint64_t t3b = clock_now_ns();
     /* REAP (uffd: a worker's, served by its caller's pager): the pre-fault vCPU, when the
      * restore is done; THAW_PREFAULT=early starts it here, while the image is waited for.
-     * Measured, early costs most functions more than it saves (its vCPU on the other CPU
-     * turns the rest of the restore's TLB flushes into shootdowns there, the likely cause), and
-     * wins only where the image's wait is long (cnn_serving): docs/benchmarks-topics.md. */
+     * Measured, early costs most functions more than it saves (its vCPU on the other
+     * CPU turns the rest of the restore's TLB flushes into shootdowns there, the likely
+     * cause), and wins only where the image's wait is long (cnn_serving):
+     * docs/benchmarks-topics.md. */
     const char *pfe = getenv("THAW_PREFAULT");
     bool pf = (mode == MEM_REAP || mode == MEM_UFFD) && job.prefetch, pf_early = pf && pfe && !strcmp(pfe, "early");
     if (pf_early)

@@ -54,6 +54,7 @@ struct prefault {
     struct gpa_runs queue;       /* everything added, in order */
     uint64_t next;               /* queue entries handed to the vCPU so far */
     bool closing;
+    bool ran;                    /* a batch ran (its exit is still to be completed) */
     struct vcpu_kicker kicker;
     struct prefault_stats st;
 };
@@ -159,7 +160,21 @@ static int run_batch(struct prefault *p, const struct gpa_run *list, uint64_t n,
         pages += list[i].pages;
     struct thaw_error err;
     struct kvm_regs regs = {.rip = CODE_GPA, .rsp = STACK_TOP, .rsi = LIST_GPA, .rcx = n, .rflags = 0x2};
-    /* Each batch from a clean CPL3 state: a stub's exit leaves the vCPU in ring 0. */
+    /* Ordering rule, as for a snapshot's save: the last batch ended on a KVM_EXIT_IO (its
+     * stub's OUT), which KVM completes only on the next KVM_RUN. This KVM leaves the
+     * completion out when the rip has moved meanwhile (measured: no difference), but not
+     * every path has to, so complete it first: run once with immediate_exit set (EINTR at
+     * once). Then each batch from a clean CPL3 state: the stub left the vCPU in ring 0. */
+    if (p->ran) {
+        p->v->run->immediate_exit = 1;
+        int r = ioctl(p->v->fd, KVM_RUN, NULL);
+        p->v->run->immediate_exit = 0;
+        if (r == 0 || errno != EINTR) {
+            snprintf(why, cap, "KVM_RUN to complete the last exit did not return EINTR");
+            return -1;
+        }
+    }
+    p->ran = true;
     if (VM_IOCTL(p->v->fd, KVM_SET_SREGS, &p->sregs, &err) < 0 || VM_IOCTL(p->v->fd, KVM_SET_REGS, &regs, &err) < 0) {
         snprintf(why, cap, "%.500s", err.msg);
         return -1;

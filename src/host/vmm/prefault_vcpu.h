@@ -8,7 +8,7 @@
  * serve the first: this one reads one byte of every page it is given, on the second
  * core, while the restore waits for the image and then while the function runs.
  *
- * What it runs: 40 bytes of code at CPL3 in the monitor's scratch area (abi.h,
+ * What it runs: 43 bytes of code at CPL3 in the monitor's scratch area (abi.h,
  * THAW_GPA_MONITOR_SCRATCH), with a GDT, TSS, IDT and ring-0 stack of its own there, so
  * nothing it does reaches the guest kernel's state: every exception (a page the guest
  * has unmapped, a page outside every memory slot) lands in a stub of its own that exits

@@ -113,6 +113,7 @@ int x86_write_tables(struct guest_mem *mem, uint64_t map_size, const struct thaw
     if (!gdt || !idt || !pml4 || !pdpt || !pd || !pt0)
         return thaw_fail(err, "guest memory too small for the boot tables");
 
+    memset(gdt, 0, 0x1000);
     x86_write_gdt_tss(gdt, (uint8_t *)gdt + TSS_OFFSET, THAW_GPA_GDT + TSS_OFFSET, kh->ring0_stack_top);
     x86_write_idt(idt, kh->exception_stubs_r0, kh->exception_stub_stride);
 
