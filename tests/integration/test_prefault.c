@@ -55,6 +55,14 @@ static int setup(void **state)
     (void)state;
     if (!kvm_available())
         return 0;
+    /* The worker executable for the worker test (this binary is not one), and the
+     * kernel and functions, by absolute paths (a worker starts elsewhere). */
+    static char abs_build[4096], worker_exe[4200];
+    if (!realpath(getenv("THAW_BUILD_DIR") ? getenv("THAW_BUILD_DIR") : "build", abs_build))
+        fail_msg("no build directory");
+    setenv("THAW_BUILD_DIR", abs_build, 1);
+    snprintf(worker_exe, sizeof worker_exe, "%s/thaw-worker", abs_build);
+    setenv("THAW_WORKER_EXE", worker_exe, 1);
     struct thaw_error err = {{0}};
     struct sandbox *bt = boot_function("functions/hello", NULL, &err);
     if (!bt)
@@ -261,6 +269,50 @@ static void test_rewritten_code_hits_the_deadline(void **state)
     restored_destroy(&r);
 }
 
+static void quiet_log(void *ctx, const char *id, uint64_t invocation, enum sandbox_stream stream, const char *line,
+                      size_t len)
+{
+    (void)ctx, (void)id, (void)invocation, (void)stream, (void)line, (void)len;
+}
+
+/* In a jailed worker the pager is its caller's: the caller relays the pages it installed
+ * after the "ready" line, and the worker's pre-fault vCPU touches them all. */
+static void test_in_a_worker_with_the_callers_pager(void **state)
+{
+    (void)state;
+    if (!kvm_available())
+        skip();
+    if (geteuid() != 0) {
+        fprintf(stderr, "\n*** SKIP: worker processes need root (namespaces) ***\n\n");
+        skip();
+    }
+    struct thaw_error err = {{0}};
+    struct sandbox_options o = {.worker = true, .log = quiet_log};
+    struct sandbox *sb;
+    if (sandbox_restore(&sb, dir, MEM_REAP, &o, &err) < 0)
+        fail_msg("restore: %s", err.msg);
+    char *resp = invoke_str(sb, "{\"name\": \"worker\"}", &err);
+    if (!resp || !strstr(resp, "Hello, worker!"))
+        fail_msg("answered %s (%s)", resp ? resp : "nothing", err.msg);
+    free(resp);
+    struct sandbox_stats st;
+    for (int i = 0; i < 2000; i++) {
+        if (sandbox_stats(sb, &st, &err) < 0)
+            fail_msg("stats: %s", err.msg);
+        if (st.prefault_touched == st.prefault_pages && st.prefault_pages)
+            break;
+        usleep(1000);
+    }
+    assert_true(st.in_worker);
+    assert_true(st.reap_prefetched);
+    if (st.prefault_note[0])
+        fail_msg("note: %s", st.prefault_note);
+    assert_int_equal(st.prefault_pages, st.ws_pages);
+    assert_int_equal(st.prefault_touched, st.ws_pages);
+    assert_int_equal(st.reap_misses, 0);
+    sandbox_destroy(sb);
+}
+
 int main(void)
 {
     setenv("THAW_PREFAULT", "1", 1); /* hello's working set is below the default's threshold */
@@ -270,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_off_by_default_for_a_small_working_set),
         cmocka_unit_test(test_refuses_monitor_areas_and_stops_outside_the_map),
         cmocka_unit_test(test_rewritten_code_hits_the_deadline),
+        cmocka_unit_test(test_in_a_worker_with_the_callers_pager),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -379,7 +379,7 @@ static int control(struct pager *p, int fd, char *buf, size_t cap, size_t *len, 
 
 void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
 {
-    json_t *o = json_pack("{sIsIsIsIsIsIsbsIsIsIsIsIsbsIsssssbsIsIsIsIsIsbsIsIsIsI}", "faults", (json_int_t)st->faults,
+    json_t *o = json_pack("{sIsIsIsIsIsIsbsIsIsIsIsIsbsIsssssbsIsIsIsIsIsbsIsIsIsIsI}", "faults", (json_int_t)st->faults,
                           "served_faults", (json_int_t)st->served_faults,
                           "pages_served", (json_int_t)st->pages_served, "zero_pages", (json_int_t)st->zero_pages,
                           "already_present", (json_int_t)st->already_present, "removes", (json_int_t)st->removes,
@@ -397,7 +397,8 @@ void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
                           "merged", st->merged, "merge_added", (json_int_t)st->merge_added,
                           "merge_dropped", (json_int_t)st->merge_dropped,
                           "ws_generation", (json_int_t)st->ws_generation,
-                          "prefetch_moved", (json_int_t)st->prefetch_moved);
+                          "prefetch_moved", (json_int_t)st->prefetch_moved,
+                          "installed_runs", (json_int_t)st->installed_runs);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     /* Strip the braces: the caller wraps the members with its event. */
     size_t sl = s ? strlen(s) : 0;
@@ -430,6 +431,7 @@ const char *pager_stats_parse(const char *line, struct pager_stats *st, struct t
     U64(prefetch_pages); U64(prefetch_regions); U64(prefetch_bytes); U64(prefetch_read_ns);
     U64(prefetch_install_ns); U64(recorded); U64(huge_chunks); U64(huge_ws_pages); U64(huge_data_pages); U64(huge_ns);
     U64(probe_pages); U64(merge_added); U64(merge_dropped); U64(ws_generation); U64(prefetch_moved);
+    U64(installed_runs);
 #undef U64
     st->prefetch_ns = st->prefetch_read_ns + st->prefetch_install_ns;
     st->prefetch_ok = json_is_true(json_object_get(o, "prefetch_ok"));
@@ -486,9 +488,10 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
 }
 
 int pager_serve_early(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
-                      int stop_fd, struct reap_ws_read *early, struct pager_stats *st, struct thaw_error *err)
+                      int stop_fd, struct reap_ws_read *early, struct gpa_runs *installed, struct pager_stats *st,
+                      struct thaw_error *err)
 {
-    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, early, NULL, st, err);
+    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, early, installed, st, err);
 }
 
 int pager_serve_in_process(int uffd, const struct fc_region *r, size_t n, const char *snap_dir,

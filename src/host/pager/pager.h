@@ -60,6 +60,8 @@ struct pager_stats {
     uint64_t probe_pages;     /* PAGER_MERGE: working-set pages withheld to probe them */
     int merged;               /* finish-record merged and wrote a new ws.pages */
     uint64_t merge_added, merge_dropped, ws_generation;
+    uint64_t installed_runs;  /* a "ready" a caller relays to its worker: this many (gpa, pages)
+                                 pairs of u64 follow the line, the pages the prefetch installed */
 };
 
 /* Serves faults on uffd for the regions r[0..n) until stop_fd becomes readable (or hangs
@@ -70,10 +72,13 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
 
 /* The same with the working-set read issued already (early, or NULL; taken over and
  * freed either way): a pager that knows its snapshot before the VM's handshake arrives
- * issues the read first, so that it overlaps the handshake and the VM's set-up. */
+ * issues the read first, so that it overlaps the handshake and the VM's set-up. If
+ * installed is not NULL, it gets the pages a prefetch installed, before "ready" (as
+ * pager_serve_in_process). */
 struct reap_ws_read;
 int pager_serve_early(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
-                      int stop_fd, struct reap_ws_read *early, struct pager_stats *st, struct thaw_error *err);
+                      int stop_fd, struct reap_ws_read *early, struct gpa_runs *installed, struct pager_stats *st,
+                      struct thaw_error *err);
 
 /* The same for a pager that runs in the VM's own process: it may also write guest
  * memory directly (huge_chunks.h, THAW_REAP_HUGE), and its caller may have issued the

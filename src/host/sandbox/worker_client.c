@@ -59,6 +59,7 @@ struct caller_pager {
     char snap_dir[4096];
     enum pager_mode mode;
     uint64_t size;
+    struct gpa_runs installed; /* what its prefetch installed, written before its "ready" */
     struct thaw_error err;
 };
 
@@ -480,7 +481,7 @@ static void *caller_pager_main(void *arg)
     }
     if (answer_hello(t->conn, &t->err) == 0 && fc_recv_handshake(t->conn, r, 8, &n, &uffd, t->size, &t->err) == 0) {
         struct pager_stats st;
-        pager_serve_early(uffd, r, n, t->snap_dir, t->mode, t->stop, early, &st, &t->err);
+        pager_serve_early(uffd, r, n, t->snap_dir, t->mode, t->stop, early, &t->installed, &st, &t->err);
         early = NULL;
         close(uffd);
     }
@@ -562,6 +563,7 @@ static void pager_stop(struct worker_client *w)
         shutdown(w->conn, SHUT_RDWR); /* wakes a handshake that never came */
         pthread_join(w->pt->tid, NULL);
         close(w->pt->stop);
+        gpa_runs_free(&w->pt->installed);
         free(w->pt);
         w->pt = NULL;
         w->ctl = -1;
@@ -602,6 +604,20 @@ static int read_line(int fd, struct line_buf *lb, char *out, size_t cap, bool do
     }
 }
 
+static int send_all(int fd, const void *buf, size_t len)
+{
+    for (const uint8_t *p = buf; len;) {
+        ssize_t k = send(fd, p, len, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
 static int send_line(int fd, const char *line)
 {
     size_t n = strlen(line);
@@ -623,6 +639,20 @@ static int on_pager_line(struct worker_client *w, const char *line, struct thaw_
         w->pager_ready = true;
         if (w->reap_active)
             reap_policy_ready(&w->reap, &w->ready);
+        /* The worker's pre-fault vCPU (host/vmm/prefault_vcpu.h) needs the pages the
+         * prefetch installed; the pager thread wrote them before this line. They follow
+         * the relayed line as raw (gpa, pages) pairs, its installed_runs saying how many. */
+        const struct gpa_runs *ins = w->pt ? &w->pt->installed : NULL;
+        if (ins && ins->n) {
+            struct pager_stats st = w->ready;
+            st.installed_runs = ins->n;
+            char body[2048], relay[LINE_MAX_BYTES];
+            pager_stats_json(&st, body, sizeof body);
+            snprintf(relay, sizeof relay, "{\"event\":\"ready\",%s}", body);
+            if (send_line(w->conn, relay) < 0 || send_all(w->conn, ins->v, ins->n * sizeof *ins->v) < 0)
+                return thaw_fail_errno(err, "relaying the pager to the worker");
+            return 0;
+        }
     } else if (w->reap_active && w->reap.awaiting) {
         /* The answer to our finish-record (sent after the first response, with no relayed
          * query outstanding, so it comes first): ours, not the worker's. */

@@ -218,6 +218,41 @@ static int read_pager_line(struct mem_backend *b, char *line, size_t cap, struct
     return thaw_fail(err, "the pager sent an over-long line");
 }
 
+/* A relayed "ready" (installed_runs > 0: worker_client.c) is followed by the pages the
+ * caller's prefetch installed, (gpa, pages) pairs; they must lie in guest memory. They
+ * only feed the pre-fault vCPU: bad ones are dropped, never an error. */
+#define MAX_INSTALLED_RUNS (1u << 20)
+static int read_installed(struct mem_backend *b, uint64_t runs, struct thaw_error *err)
+{
+    if (runs > MAX_INSTALLED_RUNS)
+        return thaw_fail(err, "the pager announced %llu installed runs", (unsigned long long)runs);
+    struct gpa_run *v = malloc(runs * sizeof *v);
+    if (!v)
+        return thaw_fail(err, "out of memory");
+    uint8_t *at = (uint8_t *)v;
+    for (size_t left = runs * sizeof *v; left;) {
+        struct pollfd p = {.fd = b->pager_fd, .events = POLLIN};
+        int k = poll(&p, 1, PAGER_REPLY_TIMEOUT_MS);
+        if (k < 0 && errno == EINTR)
+            continue;
+        ssize_t got = k > 0 ? recv(b->pager_fd, at, left, MSG_DONTWAIT) : -1;
+        if (got < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (got <= 0) {
+            free(v);
+            return thaw_fail(err, "the pager's installed pages did not arrive");
+        }
+        at += got;
+        left -= (size_t)got;
+    }
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < runs; i++)
+        if (v[i].gpa % PAGE == 0 && v[i].pages && v[i].gpa < b->size && v[i].pages <= (b->size - v[i].gpa) / PAGE)
+            v[n++] = v[i];
+    b->installed = (struct gpa_runs){.v = v, .n = n, .cap = runs};
+    return 0;
+}
+
 static int wait_ready(struct mem_backend *b, struct thaw_error *err)
 {
     char line[4096];
@@ -228,6 +263,8 @@ static int wait_ready(struct mem_backend *b, struct thaw_error *err)
         return -1;
     if (strcmp(ev, "ready"))
         return thaw_fail(err, "pager said \"%s\" before \"ready\"", ev);
+    if (b->ready.installed_runs && !b->thread && read_installed(b, b->ready.installed_runs, err) < 0)
+        return -1;
     return 0;
 }
 
@@ -567,8 +604,12 @@ int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struc
 
 const struct gpa_runs *mem_backend_installed(const struct mem_backend *b)
 {
-    /* The pager thread wrote it before its "ready", which is_ready says was read. */
-    return b->thread && b->is_ready && b->thread->installed.n ? &b->thread->installed : NULL;
+    /* The pager thread wrote its list before its "ready", which is_ready says was read;
+     * an external pager's came after its "ready" (read_installed). */
+    if (!b->is_ready)
+        return NULL;
+    const struct gpa_runs *r = b->thread ? &b->thread->installed : &b->installed;
+    return r->n ? r : NULL;
 }
 
 bool mem_backend_is_hole(const struct mem_backend *b, uint64_t gpa, uint64_t len)
@@ -604,6 +645,7 @@ void mem_backend_close(struct mem_backend *b)
         munmap(b->host, b->size);
     if (b->file_fd >= 0)
         close(b->file_fd);
+    gpa_runs_free(&b->installed);
     b->thread = NULL;
     b->host = NULL;
     b->uffd = b->file_fd = b->pager_fd = b->pager_pidfd = -1;

@@ -50,6 +50,7 @@ struct mem_backend {
     uint64_t registered_ranges;     /* in this many UFFDIO_REGISTER ranges */
     struct pager_thread *thread;    /* in-process pager, or NULL for an external one */
     struct pager_stats ready;       /* what the pager reported once set up */
+    struct gpa_runs installed;      /* an external pager's installed pages, if it relayed them */
     bool is_ready;                  /* "ready" received (mem_backend_wait_ready) */
     /* A dead pager (pager_watch.h): the watcher closes uffd, under uffd_lock. */
     pid_t pager_pid;                /* an external pager's process, when the kernel names it */
@@ -88,8 +89,9 @@ int mem_backend_discard(struct mem_backend *b, uint64_t gpa, uint64_t len, struc
 /* uffd/reap: asks the pager (cmd "stats" or "finish-record") and returns its stats. */
 int mem_backend_pager_query(struct mem_backend *b, const char *cmd, struct pager_stats *st,
                             struct thaw_error *err);
-/* After mem_backend_wait_ready: the guest pages an in-process pager's prefetch
- * installed (ascending), or NULL (no prefetch, an external pager, none). */
+/* After mem_backend_wait_ready: the guest pages the prefetch installed (ascending), from
+ * an in-process pager or relayed by a worker's caller, or NULL (no prefetch, a pager
+ * that does not say, none). */
 const struct gpa_runs *mem_backend_installed(const struct mem_backend *b);
 /* True if the memory file holds no data in [gpa, gpa+len): never registered with the
  * pager (uffd/reap), plain memory in every mode. */
