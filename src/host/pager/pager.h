@@ -14,6 +14,9 @@
  * Control protocol on stop_fd (a stream socket: the handshake connection), beyond
  * Firecracker's handshake, which a Firecracker VM simply never uses:
  *   pager -> VMM  once set up (after any prefetch): {"event":"ready", <stats>}\n
+ *                 (a worker's caller relays it with "installed_runs": N and N pairs of
+ *                 u64 right after the newline: the pages installed, for the worker's
+ *                 pre-fault vCPU; a pager never sends them itself)
  *   VMM -> pager  "stats\n"          -> {"event":"stats", <stats>}\n
  *   VMM -> pager  "finish-record\n"  -> writes ws.trace/ws.pages now if recording (merges
  *                                      into ws.pages if merging), stops recording, then

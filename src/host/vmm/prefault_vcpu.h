@@ -6,7 +6,7 @@
  * offers no way to build those entries from the host (KVM_PRE_FAULT_MEMORY is for
  * two-dimensional paging only). Shadow pages are per VM, so entries a second vCPU builds
  * serve the first: this one reads one byte of every page it is given, on the second
- * core, while the restore waits for the image and then while the function runs.
+ * core, while the function runs.
  *
  * What it runs: 43 bytes of code at CPL3 in the monitor's scratch area (abi.h,
  * THAW_GPA_MONITOR_SCRATCH), with a GDT, TSS, IDT and ring-0 stack of its own there, so
