@@ -12,7 +12,10 @@ size. With a root-filesystem image the image's restore is reported too: its part
 overlapped with the memory's (image_restore_us) and the file working set's prefetch
 (rootfs.ws_read_us).
 
-usage: bench/ab_restore.py --a VARIANT --b VARIANT [--runs N] [--mode reap] [--own] [function ...]
+With --worker every restore runs in a jailed worker process (`thaw restore --worker`,
+as `thaw serve` does), its pager in the caller.
+
+usage: bench/ab_restore.py --a VARIANT --b VARIANT [--runs N] [--mode reap] [--own] [--worker] [function ...]
 """
 import argparse
 import os
@@ -50,6 +53,7 @@ def main():
     ap.add_argument("--b", required=True)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--mode", default="reap")
+    ap.add_argument("--worker", action="store_true", help="restore in jailed worker processes")
     ap.add_argument("--own", "--own-snapshots", action="store_true",
                     help="each variant makes its own snapshot and working set")
     ap.add_argument("functions", nargs="*")
@@ -58,6 +62,7 @@ def main():
     names = a.functions or ["hello", "helloworld", "chameleon", "lr_serving", "aes_c"]
     tmp = tempfile.mkdtemp(prefix="thaw-ab-", dir=ROOT)
     rows = []
+    wk = ["--worker"] if a.worker else []
     try:
         for name in names:
             fdir = os.path.join("functions", name)
@@ -71,13 +76,13 @@ def main():
                 mk = v if a.own else (coldstart.THAW, dict(os.environ))
                 run(mk, ["snapshot", fdir, "-o", snap])
                 if a.mode == "reap":
-                    run(mk, ["restore", snap, "--mem", "reap", "--payload", pl, "--drop-cache"])
+                    run(mk, ["restore", snap, "--mem", "reap", "--payload", pl, "--drop-cache"] + wk)
             ws_kib = {k: os.path.getsize(os.path.join(snaps[k], "ws.pages")) / 1024 if a.mode == "reap" else 0
                       for k in snaps}
             res = {"a": [], "b": []}
             for i in range(a.runs):  # ABBA: a first on even runs, b first on odd ones
                 for k, v in ((("a", va), ("b", vb)) if i % 2 == 0 else (("b", vb), ("a", va))):
-                    p = run(v, ["restore", snaps[k], "--mem", a.mode, "--payload", pl, "--drop-cache", "--json"])
+                    p = run(v, ["restore", snaps[k], "--mem", a.mode, "--payload", pl, "--drop-cache", "--json"] + wk)
                     j = coldstart.last_json(p, "cold_start_us")
                     if a.mode == "reap":  # the prefetch: its read, its install, per page
                         rp = j["reap"]
@@ -95,8 +100,8 @@ def main():
             print("done %s" % name, file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("Command: `python3 bench/ab_restore.py --a %s --b %s --runs %d --mode %s%s %s`  " % (
-        a.a, a.b, a.runs, a.mode, " --own" if a.own else "", " ".join(a.functions)))
+    print("Command: `python3 bench/ab_restore.py --a %s --b %s --runs %d --mode %s%s%s %s`  " % (
+        a.a, a.b, a.runs, a.mode, " --own" if a.own else "", " --worker" if a.worker else "", " ".join(a.functions)))
     print("Medians of %d `thaw restore --mem %s --drop-cache` per variant, interleaved ABBA; us (cold start in ms). "
           "a = `%s`, b = `%s`.\n" % (a.runs, a.mode, a.a, a.b))
     reap = a.mode == "reap"
