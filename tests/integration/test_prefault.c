@@ -101,6 +101,26 @@ static uint64_t pages_of(const struct gpa_runs *runs)
     return n;
 }
 
+/* A prefetch restore of the snapshot in dir, with its pre-fault vCPU (THAW_PREFAULT=1). */
+static void prefetch_restore(struct restored *r)
+{
+    struct thaw_error err = {{0}};
+    if (snapshot_restore(r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err) < 0)
+        fail_msg("restore: %s", err.msg);
+    assert_non_null(r->prefault);
+}
+
+/* Waits (up to ~5 s) until the vCPU has touched target pages or stopped. */
+static void wait_for(struct prefault *p, uint64_t target, struct prefault_stats *st)
+{
+    for (int i = 0; i < 5000; i++) {
+        prefault_stats(p, st);
+        if (st->touched >= target || st->stopped)
+            return;
+        usleep(1000);
+    }
+}
+
 static void test_touches_what_the_pager_installed(void **state)
 {
     (void)state;
@@ -108,8 +128,7 @@ static void test_touches_what_the_pager_installed(void **state)
         skip();
     struct thaw_error err = {{0}};
     struct restored r;
-    if (snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err) < 0)
-        fail_msg("restore: %s", err.msg);
+    prefetch_restore(&r);
     assert_true(r.mem.ready.prefetch_ok);
     assert_non_null(r.prefault);
     uint64_t installed = pages_of(mem_backend_installed(&r.mem));
@@ -118,19 +137,9 @@ static void test_touches_what_the_pager_installed(void **state)
     /* A second batch runs from its start too (the vCPU left the first in its stub). */
     const struct gpa_runs *ws = mem_backend_installed(&r.mem);
     struct prefault_stats now;
-    for (int i = 0; i < 2000; i++) {
-        prefault_stats(r.prefault, &now);
-        if (now.touched == now.pages || now.stopped)
-            break;
-        usleep(1000);
-    }
+    wait_for(r.prefault, installed, &now);
     prefault_add(r.prefault, ws->v, ws->n);
-    for (int i = 0; i < 5000; i++) {
-        prefault_stats(r.prefault, &now);
-        if (now.touched == 2 * installed || now.stopped)
-            break;
-        usleep(1000);
-    }
+    wait_for(r.prefault, 2 * installed, &now);
     if (now.stopped)
         fail_msg("second batch: %s", now.why);
     assert_int_equal(now.touched, 2 * installed);
@@ -150,23 +159,34 @@ static void test_touches_what_the_pager_installed(void **state)
     assert_true(st->busy_ns > 0);
 }
 
-static void test_off_with_thaw_prefault_0(void **state)
+/* A prefetch restore with THAW_PREFAULT set to value (NULL: unset) that must not start
+ * the vCPU, and must say why (why_part). */
+static void restore_without_it(const char *value, const char *why_part, const char *name)
 {
-    (void)state;
-    if (!kvm_available())
-        skip();
     struct thaw_error err = {{0}};
     struct restored r;
-    setenv("THAW_PREFAULT", "0", 1);
+    if (value)
+        setenv("THAW_PREFAULT", value, 1);
+    else
+        unsetenv("THAW_PREFAULT");
     int rc = snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err);
     setenv("THAW_PREFAULT", "1", 1);
     if (rc < 0)
         fail_msg("restore: %s", err.msg);
     assert_null(r.prefault);
-    assert_non_null(strstr(r.prefault_st.why, "THAW_PREFAULT=0"));
+    if (!strstr(r.prefault_st.why, why_part))
+        fail_msg("why: %s", r.prefault_st.why);
     assert_int_equal(r.inst.vm.nvcpus, 1);
-    answer(&r, "off");
+    answer(&r, name);
     restored_destroy(&r);
+}
+
+static void test_off_with_thaw_prefault_0(void **state)
+{
+    (void)state;
+    if (!kvm_available())
+        skip();
+    restore_without_it("0", "THAW_PREFAULT=0", "off");
 }
 
 /* hello's working set is a few dozen pages: by default not worth a second vCPU. */
@@ -175,19 +195,7 @@ static void test_off_by_default_for_a_small_working_set(void **state)
     (void)state;
     if (!kvm_available())
         skip();
-    struct thaw_error err = {{0}};
-    struct restored r;
-    unsetenv("THAW_PREFAULT");
-    int rc = snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err);
-    setenv("THAW_PREFAULT", "1", 1);
-    if (rc < 0)
-        fail_msg("restore: %s", err.msg);
-    assert_true(r.mem.ready.prefetch_pages > 0 && r.mem.ready.prefetch_pages < 256);
-    assert_null(r.prefault);
-    if (!strstr(r.prefault_st.why, "fewer than 256"))
-        fail_msg("why: %s", r.prefault_st.why);
-    answer(&r, "small");
-    restored_destroy(&r);
+    restore_without_it(NULL, "fewer than 256", "small");
 }
 
 static void test_refuses_monitor_areas_and_stops_outside_the_map(void **state)
@@ -195,19 +203,13 @@ static void test_refuses_monitor_areas_and_stops_outside_the_map(void **state)
     (void)state;
     if (!kvm_available())
         skip();
-    struct thaw_error err = {{0}};
     struct restored r;
-    if (snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err) < 0)
-        fail_msg("restore: %s", err.msg);
+    prefetch_restore(&r);
     assert_non_null(r.prefault);
     answer(&r, "first"); /* the working set's batch is done by the end of the call, or soon */
     struct prefault_stats st;
-    for (int i = 0; i < 2000; i++) {
-        prefault_stats(r.prefault, &st);
-        if (st.touched == st.pages || st.stopped)
-            break;
-        usleep(1000);
-    }
+    prefault_stats(r.prefault, &st);
+    wait_for(r.prefault, st.pages, &st);
     assert_false(st.stopped);
     uint64_t guard = r.inst.mem_size - THAW_STACK_SIZE - THAW_STACK_GUARD_SIZE;
     const struct gpa_run bad[] = {
@@ -223,10 +225,7 @@ static void test_refuses_monitor_areas_and_stops_outside_the_map(void **state)
     /* Mapped by no page table (the identity map ends with RAM): it stops, says why. */
     const struct gpa_run outside = {3ull << 30, 1};
     prefault_add(r.prefault, &outside, 1);
-    for (int i = 0; i < 2000 && !st.stopped; i++) {
-        usleep(1000);
-        prefault_stats(r.prefault, &st);
-    }
+    wait_for(r.prefault, UINT64_MAX, &st);
     assert_true(st.stopped);
     if (!strstr(st.why, "0xc0000000"))
         fail_msg("why: %s", st.why);
@@ -241,27 +240,18 @@ static void test_rewritten_code_hits_the_deadline(void **state)
     (void)state;
     if (!kvm_available())
         skip();
-    struct thaw_error err = {{0}};
     struct restored r;
-    if (snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &err) < 0)
-        fail_msg("restore: %s", err.msg);
+    prefetch_restore(&r);
     answer(&r, "first");
     struct prefault_stats st;
-    for (int i = 0; i < 2000; i++) {
-        prefault_stats(r.prefault, &st);
-        if (st.touched == st.pages || st.stopped)
-            break;
-        usleep(1000);
-    }
+    prefault_stats(r.prefault, &st);
+    wait_for(r.prefault, st.pages, &st);
     assert_false(st.stopped);
     static const uint8_t spin[] = {0xeb, 0xfe}; /* jmp $ */
     memcpy(r.inst.mem + THAW_GPA_MONITOR_SCRATCH, spin, sizeof spin);
     const struct gpa_run one = {0x200000, 1};
     prefault_add(r.prefault, &one, 1);
-    for (int i = 0; i < 5000 && !st.stopped; i++) {
-        usleep(1000);
-        prefault_stats(r.prefault, &st);
-    }
+    wait_for(r.prefault, UINT64_MAX, &st);
     assert_true(st.stopped);
     if (!strstr(st.why, "too long"))
         fail_msg("why: %s", st.why);
