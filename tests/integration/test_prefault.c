@@ -12,12 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "guest_helpers.h"
+#include "host/pager/manager.h"
 #include "host/snapshot/snapshot.h"
 #include "thaw/abi.h"
 
@@ -303,6 +309,62 @@ static void test_in_a_worker_with_the_callers_pager(void **state)
     sandbox_destroy(sb);
 }
 
+/* Through the host's memory manager (`thaw pager --serve`, manager.h): the VMM's hello
+ * asks for the installed pages, the manager sends them after "ready". */
+static void test_through_the_memory_manager(void **state)
+{
+    (void)state;
+    if (!kvm_available())
+        skip();
+    char sock[96];
+    snprintf(sock, sizeof sock, "%.80s.sock", dir);
+    unlink(sock);
+    int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    int sp[2];
+    assert_int_equal(pipe2(sp, O_CLOEXEC), 0);
+    pid_t manager = fork();
+    assert_true(manager >= 0);
+    if (manager == 0) {
+        close(sp[1]);
+        alarm(60);
+        struct pager_manager_opts o = {.default_mode = PAGER_LAZY, .snapshot_root = "/tmp", .max_sessions = 4};
+        struct pager_manager_stats mst;
+        struct thaw_error merr = {{0}};
+        _exit(pager_manager_run(ls, sp[0], &o, &mst, &merr) == 0 ? 0 : 1);
+    }
+    close(ls);
+    close(sp[0]);
+    struct thaw_error err = {{0}};
+    struct restored r;
+    int rc = snapshot_restore(&r, dir, MEM_REAP, PAGER_PREFETCH, sock, -1, &err);
+    if (rc == 0) {
+        assert_true(r.mem.ready.prefetch_ok);
+        assert_null(r.mem.thread); /* the pager is the manager */
+        uint64_t installed = pages_of(mem_backend_installed(&r.mem));
+        assert_int_equal(installed, r.mem.ready.prefetch_pages);
+        assert_non_null(r.prefault);
+        answer(&r, "manager");
+        struct prefault_stats st;
+        wait_for(r.prefault, installed, &st);
+        if (st.stopped)
+            fail_msg("stopped: %s", st.why);
+        assert_int_equal(st.pages, installed);
+        assert_int_equal(st.touched, installed);
+        restored_destroy(&r);
+    }
+    close(sp[1]); /* the manager stops */
+    int status;
+    assert_int_equal(waitpid(manager, &status, 0), manager);
+    unlink(sock);
+    if (rc < 0)
+        fail_msg("restore: %s", err.msg);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
     setenv("THAW_PREFAULT", "1", 1); /* hello's working set is below the default's threshold */
@@ -313,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_refuses_monitor_areas_and_stops_outside_the_map),
         cmocka_unit_test(test_rewritten_code_hits_the_deadline),
         cmocka_unit_test(test_in_a_worker_with_the_callers_pager),
+        cmocka_unit_test(test_through_the_memory_manager),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -388,7 +388,7 @@ static void session(enum pager_mode mode, const int *touch, size_t ntouch, struc
             _exit(3);
         }
         struct pager_stats st;
-        int rc = pager_serve(uffd, r, n, snap_dir, mode, sv[1], &st, &err);
+        int rc = pager_serve(uffd, r, n, snap_dir, mode, sv[1], false, &st, &err);
         if (rc < 0)
             fprintf(stderr, "child: %s\n", err.msg);
         if (write(sp[1], &st, sizeof st) != (ssize_t)sizeof st)

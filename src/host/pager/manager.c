@@ -32,6 +32,7 @@ struct manager {
 struct session {
     struct manager *m;
     int fd;
+    bool send_installed; /* the hello asked for the installed pages after "ready" */
     int rc;
     struct thaw_error err;
 };
@@ -115,6 +116,7 @@ static int session_run(struct session *s, struct pager_stats *pst)
         json_t *o = json_loads(line, 0, &je);
         const char *snap = json_string_value(json_object_get(o, "snapshot"));
         const char *ms = json_string_value(json_object_get(o, "mode"));
+        s->send_installed = json_is_true(json_object_get(o, "installed"));
         int bad = !snap ? thaw_fail(&s->err, "hello without a snapshot")
                   : ms && pager_mode_parse(ms, &mode) < 0 ? thaw_fail(&s->err, "hello with unknown mode")
                                                           : allowed_snapshot(m, snap, dir, &s->err);
@@ -143,7 +145,7 @@ static int session_run(struct session *s, struct pager_stats *pst)
         return -1;
     tv.tv_sec = 0;
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    int rc = pager_serve(uffd, r, n, dir, mode, fd, pst, &s->err);
+    int rc = pager_serve(uffd, r, n, dir, mode, fd, s->send_installed, pst, &s->err);
     close(uffd);
     return rc;
 }
@@ -260,7 +262,8 @@ int pager_hello(int fd, const char *snap_dir, int mode, int timeout_ms, struct t
     char abs[PATH_MAX];
     if (!realpath(snap_dir, abs))
         return thaw_fail_errno(err, "snapshot %s", snap_dir);
-    json_t *o = json_pack("{ss}", "snapshot", abs);
+    /* "installed": the VMM reads the pages a prefetch installed after "ready" (pager.h). */
+    json_t *o = json_pack("{sssb}", "snapshot", abs, "installed", 1);
     if (o && mode >= 0)
         json_object_set_new(o, "mode", json_string(pager_mode_name((enum pager_mode)mode)));
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;

@@ -1,8 +1,9 @@
 /* The host's memory manager: one long-running process (`thaw pager --serve`) that serves
  * the guest memory of many VMs at once, each on its own connection and thread, as
  * vHive's per-host memory manager does. A connection is one VM:
- *   VMM -> manager  optional hello line: {"snapshot": "/abs/dir", "mode": "lazy|record|prefetch"}\n
- *                   ("mode" optional: the manager's default if absent)
+ *   VMM -> manager  optional hello line: {"snapshot": "/abs/dir", "mode": "lazy|record|prefetch",
+ *                   "installed": true}\n ("mode" optional: the manager's default if absent;
+ *                   "installed": send the pages a prefetch installed after "ready", pager.h)
  *   manager -> VMM  {"event":"hello"}\n, or {"event":"error","error":"..."}\n and close
  *   VMM -> manager  Firecracker's handshake (fc_handshake.h): regions + userfaultfd
  *   then the pager control protocol of pager.h until the VMM closes the connection.

@@ -343,6 +343,25 @@ static void reply(struct pager *p, int fd, const char *ev)
         (void)!send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/* The raw (gpa, pages) pairs after a "ready" that announced them; the VMM reads them at
+ * once (it waits for "ready"), so a blocking send with a bound on the wait is enough. */
+static void send_installed_runs(int fd, const struct gpa_runs *runs)
+{
+    const uint8_t *at = (const uint8_t *)runs->v;
+    for (size_t left = runs->n * sizeof *runs->v; left;) {
+        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+        if (poll(&pf, 1, 10000) <= 0)
+            return;
+        ssize_t k = send(fd, at, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (k <= 0)
+            return;
+        at += k;
+        left -= (size_t)k;
+    }
+}
+
 /* Handles readable stop_fd: commands, or end of file. Returns -1 to stop serving. */
 static int control(struct pager *p, int fd, char *buf, size_t cap, size_t *len, const char *snap_dir,
                    uint64_t mem_size)
@@ -482,9 +501,12 @@ static unsigned may_move(bool in_process)
 }
 
 int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
-                int stop_fd, struct pager_stats *st, struct thaw_error *err)
+                int stop_fd, bool send_installed, struct pager_stats *st, struct thaw_error *err)
 {
-    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, NULL, NULL, st, err);
+    struct gpa_runs installed = {0};
+    int rc = serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, NULL, send_installed ? &installed : NULL, st, err);
+    gpa_runs_free(&installed);
+    return rc;
 }
 
 int pager_serve_early(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
@@ -616,7 +638,15 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
     }
     char ctl[256];
     size_t ctl_len = 0;
+    /* A pager in another process sends what it installed after the line (asked for:
+     * pager_serve's send_installed); an in-process one leaves it in *installed. */
+    bool send = installed && !in_process && installed->n && stop_fd >= 0 &&
+                mode != PAGER_RECORD && st->prefetch_ok && !p.recording;
+    st->installed_runs = send ? installed->n : 0;
     reply(&p, stop_fd, "ready");
+    st->installed_runs = 0;
+    if (send)
+        send_installed_runs(stop_fd, installed);
     reap_ws_read_free(early);
     early = NULL;
     struct pollfd fds[2] = {{.fd = uffd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};

@@ -14,9 +14,10 @@
  * Control protocol on stop_fd (a stream socket: the handshake connection), beyond
  * Firecracker's handshake, which a Firecracker VM simply never uses:
  *   pager -> VMM  once set up (after any prefetch): {"event":"ready", <stats>}\n
- *                 (a worker's caller relays it with "installed_runs": N and N pairs of
- *                 u64 right after the newline: the pages installed, for the worker's
- *                 pre-fault vCPU; a pager never sends them itself)
+ *                 with "installed_runs": N, N pairs of u64 (gpa, pages) follow the
+ *                 newline: the pages installed, for the VMM's pre-fault vCPU. Sent
+ *                 only to a VMM that asked (pager_serve's send_installed: the manager's
+ *                 hello), and by a worker's caller relaying its own pager's list.
  *   VMM -> pager  "stats\n"          -> {"event":"stats", <stats>}\n
  *   VMM -> pager  "finish-record\n"  -> writes ws.trace/ws.pages now if recording (merges
  *                                      into ws.pages if merging), stops recording, then
@@ -26,6 +27,7 @@
 #ifndef THAW_HOST_PAGER_H
 #define THAW_HOST_PAGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,7 +73,7 @@ struct pager_stats {
  * up) or the VM process goes away. Returns 0 on a clean stop, -1 with err otherwise
  * (the stats are filled either way). Does not close uffd or stop_fd. */
 int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
-                int stop_fd, struct pager_stats *st, struct thaw_error *err);
+                int stop_fd, bool send_installed, struct pager_stats *st, struct thaw_error *err);
 
 /* The same with the working-set read issued already (early, or NULL; taken over and
  * freed either way): a pager that knows its snapshot before the VM's handshake arrives
