@@ -490,7 +490,7 @@ static int open_memory(const char *dir, uint64_t need, struct snap_identity *id,
 
 static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
                      int stop_fd, bool in_process, struct reap_ws_read *early, struct gpa_runs *installed,
-                     struct pager_stats *st, struct thaw_error *err);
+                     bool send_installed, struct pager_stats *st, struct thaw_error *err);
 
 /* A pager in the VM's process installs the prefetch by moving the read's pages in
  * (THAW_REAP_MOVE=0 copies them, to compare). */
@@ -504,7 +504,8 @@ int pager_serve(int uffd, const struct fc_region *r, size_t n, const char *snap_
                 int stop_fd, bool send_installed, struct pager_stats *st, struct thaw_error *err)
 {
     struct gpa_runs installed = {0};
-    int rc = serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, NULL, send_installed ? &installed : NULL, st, err);
+    int rc = serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, NULL, send_installed ? &installed : NULL,
+                       send_installed, st, err);
     gpa_runs_free(&installed);
     return rc;
 }
@@ -513,19 +514,19 @@ int pager_serve_early(int uffd, const struct fc_region *r, size_t n, const char 
                       int stop_fd, struct reap_ws_read *early, struct gpa_runs *installed, struct pager_stats *st,
                       struct thaw_error *err)
 {
-    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, early, installed, st, err);
+    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, false, early, installed, false, st, err);
 }
 
 int pager_serve_in_process(int uffd, const struct fc_region *r, size_t n, const char *snap_dir,
                            enum pager_mode mode, int stop_fd, struct reap_ws_read *early, struct gpa_runs *installed,
                            struct pager_stats *st, struct thaw_error *err)
 {
-    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, true, early, installed, st, err);
+    return serve_all(uffd, r, n, snap_dir, mode, stop_fd, true, early, installed, false, st, err);
 }
 
 static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *snap_dir, enum pager_mode mode,
                      int stop_fd, bool in_process, struct reap_ws_read *early, struct gpa_runs *installed,
-                     struct pager_stats *st, struct thaw_error *err)
+                     bool send_installed, struct pager_stats *st, struct thaw_error *err)
 {
     memset(st, 0, sizeof *st);
     struct pager p = {.uffd = uffd, .r = r, .n = n, .st = st, .t0 = clock_now_ns(), .recording = mode == PAGER_RECORD,
@@ -638,10 +639,10 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
     }
     char ctl[256];
     size_t ctl_len = 0;
-    /* A pager in another process sends what it installed after the line (asked for:
-     * pager_serve's send_installed); an in-process one leaves it in *installed. */
-    bool send = installed && !in_process && installed->n && stop_fd >= 0 &&
-                mode != PAGER_RECORD && st->prefetch_ok && !p.recording;
+    /* Asked for (pager_serve's send_installed: a VMM's hello), what it installed follows
+     * the line; otherwise it stays in *installed for the caller (an in-process pager, or
+     * a worker's caller, which relays it itself: its stop_fd is its own control socket). */
+    bool send = send_installed && installed && installed->n && stop_fd >= 0 && st->prefetch_ok && !p.recording;
     st->installed_runs = send ? installed->n : 0;
     reply(&p, stop_fd, "ready");
     st->installed_runs = 0;
