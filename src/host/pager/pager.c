@@ -343,23 +343,23 @@ static void reply(struct pager *p, int fd, const char *ev)
         (void)!send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-/* The raw (gpa, pages) pairs after a "ready" that announced them; the VMM reads them at
- * once (it waits for "ready"), so a blocking send with a bound on the wait is enough. */
-static void send_installed_runs(int fd, const struct gpa_runs *runs)
+int pager_send_installed(int fd, const struct gpa_runs *runs)
 {
+    /* The VMM reads them at once (it waits for "ready"): a bounded wait is enough. */
     const uint8_t *at = (const uint8_t *)runs->v;
     for (size_t left = runs->n * sizeof *runs->v; left;) {
         struct pollfd pf = {.fd = fd, .events = POLLOUT};
         if (poll(&pf, 1, 10000) <= 0)
-            return;
+            return -1;
         ssize_t k = send(fd, at, left, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (k <= 0)
-            return;
+            return -1;
         at += k;
         left -= (size_t)k;
     }
+    return 0;
 }
 
 /* Handles readable stop_fd: commands, or end of file. Returns -1 to stop serving. */
@@ -647,7 +647,7 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
     reply(&p, stop_fd, "ready");
     st->installed_runs = 0;
     if (send)
-        send_installed_runs(stop_fd, installed);
+        (void)pager_send_installed(stop_fd, installed); /* a VMM that misses them says so */
     reap_ws_read_free(early);
     early = NULL;
     struct pollfd fds[2] = {{.fd = uffd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};

@@ -94,6 +94,11 @@ int pager_serve_in_process(int uffd, const struct fc_region *r, size_t n, const 
                            enum pager_mode mode, int stop_fd, struct reap_ws_read *early, struct gpa_runs *installed,
                            struct pager_stats *st, struct thaw_error *err);
 
+/* Sends the (gpa, pages) pairs that follow a "ready" line announcing installed_runs
+ * (the pager's own, or a worker's caller relaying its pager's): 0, or -1 if the VMM
+ * did not take them within 10 s or went away. */
+int pager_send_installed(int fd, const struct gpa_runs *runs);
+
 /* The stats as the JSON object members the control protocol sends (no braces). */
 void pager_stats_json(const struct pager_stats *st, char *buf, size_t len);
 /* Parses one control-protocol line back into stats; returns its "event" or NULL. */

@@ -604,20 +604,6 @@ static int read_line(int fd, struct line_buf *lb, char *out, size_t cap, bool do
     }
 }
 
-static int send_all(int fd, const void *buf, size_t len)
-{
-    for (const uint8_t *p = buf; len;) {
-        ssize_t k = send(fd, p, len, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        p += k;
-        len -= (size_t)k;
-    }
-    return 0;
-}
-
 static int send_line(int fd, const char *line)
 {
     size_t n = strlen(line);
@@ -649,7 +635,7 @@ static int on_pager_line(struct worker_client *w, const char *line, struct thaw_
             char body[2048], relay[LINE_MAX_BYTES];
             pager_stats_json(&st, body, sizeof body);
             snprintf(relay, sizeof relay, "{\"event\":\"ready\",%s}", body);
-            if (send_line(w->conn, relay) < 0 || send_all(w->conn, ins->v, ins->n * sizeof *ins->v) < 0)
+            if (send_line(w->conn, relay) < 0 || pager_send_installed(w->conn, ins) < 0)
                 return thaw_fail_errno(err, "relaying the pager to the worker");
             return 0;
         }

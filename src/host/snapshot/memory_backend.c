@@ -218,9 +218,10 @@ static int read_pager_line(struct mem_backend *b, char *line, size_t cap, struct
     return thaw_fail(err, "the pager sent an over-long line");
 }
 
-/* A relayed "ready" (installed_runs > 0: worker_client.c) is followed by the pages the
- * caller's prefetch installed, (gpa, pages) pairs; they must lie in guest memory. They
- * only feed the pre-fault vCPU: bad ones are dropped, never an error. */
+/* A "ready" with installed_runs > 0 (from the memory manager, whose hello asked, or a
+ * worker's caller relaying its pager's) is followed by the pages the prefetch
+ * installed, (gpa, pages) pairs; they must lie in guest memory. They only feed the
+ * pre-fault vCPU: bad ones are dropped, never an error. */
 #define MAX_INSTALLED_RUNS (1u << 20)
 static int read_installed(struct mem_backend *b, uint64_t runs, struct thaw_error *err)
 {

@@ -514,25 +514,35 @@ static void prefault_add_descending(struct prefault *p, const struct gpa_runs *r
  * 50-190 pages, 1.02-1.15x slower with it; docs/benchmarks-topics.md). */
 #define PREFAULT_MIN_PAGES 256
 
-/* THAW_PREFAULT=0 turns the pre-fault vCPU off, THAW_PREFAULT=1 (or early) on whatever
- * the working set's size (to compare). A file working set to come (image_follows) is
- * reason enough: an external pager (a jailed worker's is its caller's) does not say what
- * it installed, so there the image's pages are all it gets. It needs the monitor's
- * scratch area to be plain memory: a hole of the memory file, as every snapshot thaw
- * takes has it (abi.h); anything else and it is not used. Failing to start costs nothing
- * but the speed-up: the reason goes in the stats. */
-static void start_prefault(struct restored *r, uint64_t mem_size, bool image_follows)
+/* THAW_PREFAULT: 0 off, 1 on whatever the working set's size, early on and started
+ * while the image is waited for (to compare); unset: on above the threshold. */
+enum prefault_setting { PREFAULT_AUTO, PREFAULT_OFF, PREFAULT_ON, PREFAULT_EARLY };
+static enum prefault_setting prefault_setting(void)
 {
     const char *e = getenv("THAW_PREFAULT");
+    return !e ? PREFAULT_AUTO
+           : !strcmp(e, "0") ? PREFAULT_OFF
+           : !strcmp(e, "early") ? PREFAULT_EARLY
+           : !strcmp(e, "1") ? PREFAULT_ON : PREFAULT_AUTO;
+}
+
+/* Starts the pre-fault vCPU unless the setting or the working set says not to. A file
+ * working set to come (image_follows) is reason enough: a pager that does not say what
+ * it installed leaves the image's pages as all it gets. It needs the monitor's scratch
+ * area to be plain memory: a hole of the memory file, as every snapshot thaw takes has
+ * it (abi.h); anything else and it is not used. Failing to start costs nothing but the
+ * speed-up: the reason goes in the stats. */
+static void start_prefault(struct restored *r, uint64_t mem_size, bool image_follows, enum prefault_setting set)
+{
     const struct gpa_runs *ws = mem_backend_installed(&r->mem);
     uint64_t pages = 0;
     for (uint64_t i = 0; ws && i < ws->n; i++)
         pages += ws->v[i].pages;
-    if (e && !strcmp(e, "0")) {
+    if (set == PREFAULT_OFF) {
         snprintf(r->prefault_st.why, sizeof r->prefault_st.why, "off (THAW_PREFAULT=0)");
         return;
     }
-    if (pages < PREFAULT_MIN_PAGES && !image_follows && !(e && (!strcmp(e, "1") || !strcmp(e, "early")))) {
+    if (pages < PREFAULT_MIN_PAGES && !image_follows && set == PREFAULT_AUTO) {
         snprintf(r->prefault_st.why, sizeof r->prefault_st.why,
                  "off: %llu pages installed, fewer than %u (THAW_PREFAULT=1 forces it)", (unsigned long long)pages,
                  PREFAULT_MIN_PAGES);
@@ -637,10 +647,10 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
      * CPU turns the rest of the restore's TLB flushes into shootdowns there, the likely
      * cause), and wins only where the image's wait is long (cnn_serving):
      * docs/benchmarks-topics.md. */
-    const char *pfe = getenv("THAW_PREFAULT");
-    bool pf = (mode == MEM_REAP || mode == MEM_UFFD) && job.prefetch, pf_early = pf && pfe && !strcmp(pfe, "early");
-    if (pf_early)
-        start_prefault(r, s->monitor.mem_size, has_image);
+    enum prefault_setting pf = prefault_setting();
+    bool pf_here = (mode == MEM_REAP || mode == MEM_UFFD) && job.prefetch;
+    if (pf_here && pf == PREFAULT_EARLY)
+        start_prefault(r, s->monitor.mem_size, has_image, pf);
     /* File pages: the image job's, in by now or waited for (the part not overlapped). */
     uint64_t image_ns = 0;
     if (has_image) {
@@ -649,8 +659,8 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
             goto fail;
         image_ns = clock_now_ns() - t3b;
     }
-    if (pf && !pf_early)
-        start_prefault(r, s->monitor.mem_size, has_image);
+    if (pf_here && pf != PREFAULT_EARLY)
+        start_prefault(r, s->monitor.mem_size, has_image, pf);
     if (r->prefault) /* after the memory working set's pages */
         prefault_add_descending(r->prefault, &image_ws);
     gpa_runs_free(&image_ws);
