@@ -15,9 +15,15 @@ overlapped with the memory's (image_restore_us) and the file working set's prefe
 With --worker every restore runs in a jailed worker process (`thaw restore --worker`,
 as `thaw serve` does), its pager in the caller.
 
+Besides the medians: per function, in how many of the back-to-back (a, b) pairs b was
+faster (a sign count: a host whose speed drifts during the run moves it less than the
+medians), and over all functions the geometric mean of b / a, which is how b would move
+a whole-suite geomean such as REAP's speedup over lazy.
+
 usage: bench/ab_restore.py --a VARIANT --b VARIANT [--runs N] [--mode reap] [--own] [--worker] [function ...]
 """
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -96,7 +102,11 @@ def main():
                     j["file_ws_us"] = j.get("rootfs", {}).get("ws_read_us", 0.0)
                     res[k].append(j)
             keys = KEYS + IMAGE_KEYS + (REAP_KEYS if a.mode == "reap" else ())
-            rows.append((name, {k: {f: statistics.median(j[f] for j in js) for f in keys} for k, js in res.items()}))
+            m = {k: {f: statistics.median(j[f] for j in js) for f in keys} for k, js in res.items()}
+            # Run i's a and b ran back to back: how many of those pairs b won (a sign count,
+            # which a drifting host moves less than it moves the medians).
+            m["b"]["pairs_won"] = sum(jb["cold_start_us"] < ja["cold_start_us"] for ja, jb in zip(res["a"], res["b"]))
+            rows.append((name, m))
             print("done %s" % name, file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -107,19 +117,27 @@ def main():
     reap = a.mode == "reap"
     print("| function | variant | state load | memory set-up (not overlapped) | VM + vCPU state (not overlapped) "
           "| restore to first instruction | image (not overlapped) | file working set read | first response "
-          "| cold start (ms) | b / a |" +
+          "| cold start (ms) | b / a | pairs b faster |" +
           (" ws.pages KiB | prefetch read | install | install per page (ns) | prefetch MB/s |" if reap else ""))
-    print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|---|" if reap else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|---|" if reap else ""))
     for name, m in rows:
         for k in ("a", "b"):
             x = m[k]
             ratio = "%.2fx" % (m["b"]["cold_start_us"] / m["a"]["cold_start_us"]) if k == "b" else ""
+            won = "%d of %d" % (m["b"]["pairs_won"], a.runs) if k == "b" else ""
             extra = " %.0f | %.0f | %.0f | %.0f | %.0f |" % (x["ws_kib"], x["read_us"], x["install_us"],
                                                             x["install_ns_page"], x["read_mb_s"]) if reap else ""
-            print("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %s |%s" % (
+            print("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %s | %s |%s" % (
                 name, k, x["state_load_us"], x["memory_setup_us"], x["vm_create_us"], x["restore_us"],
                 x["image_restore_us"], x["file_ws_us"], x["first_response_us"], x["cold_start_us"] / 1e3, ratio,
-                extra))
+                won, extra))
+    if rows:
+        # Over the functions: how b moves a suite geomean of cold starts (with lazy the same
+        # in both, REAP's geomean speedup over lazy divides by this).
+        g = math.exp(sum(math.log(m["b"]["cold_start_us"] / m["a"]["cold_start_us"]) for _, m in rows) / len(rows))
+        won = sum(m["b"]["pairs_won"] for _, m in rows)
+        print("\nGeometric mean of b / a over %d functions: **%.3fx**; b faster in %d of %d pairs." % (
+            len(rows), g, won, len(rows) * a.runs))
 
 
 if __name__ == "__main__":
