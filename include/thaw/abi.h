@@ -178,10 +178,14 @@ struct thaw_hc_wallclock {
 /* The invocation channel. The guest passes the finished response of the previous
  * request (resp_len 0 and flags 0 on the first call: the ready point) and a buffer
  * for the next request; the host fills req_len. If THAW_INVOKE_SHUTDOWN is set on
- * return there are no more requests and the guest should exit. */
+ * return there are no more requests and the guest should exit. If THAW_INVOKE_TRIM is
+ * set there is no request either: the guest gives the freed memory it keeps for reuse
+ * back to the host (DISCARD) and calls again with resp_len 0 and flags 0, where the host
+ * takes a snapshot (one after warm-up invocations then holds none of that memory). */
 #define THAW_INVOKE_HAS_RESPONSE 1u
 #define THAW_INVOKE_RESPONSE_LOST 2u /* in: a write of the response failed (guest out of memory) */
 #define THAW_INVOKE_SHUTDOWN 1u
+#define THAW_INVOKE_TRIM 2u /* out */
 /* The largest request the host sends unless function.json says "max_request_kib"; the
  * C SDK (sdk/thaw_function.h) and the Python runtime size their buffers from FIONREAD,
  * so any configured limit works for them. */
@@ -193,7 +197,7 @@ struct thaw_hc_invoke {
     uint64_t req_addr;  /* in */
     uint64_t req_cap;   /* in */
     uint64_t req_len;   /* out */
-    uint32_t flags;     /* in: THAW_INVOKE_HAS_RESPONSE, _RESPONSE_LOST; out: THAW_INVOKE_SHUTDOWN */
+    uint32_t flags;     /* in: THAW_INVOKE_HAS_RESPONSE, _RESPONSE_LOST; out: THAW_INVOKE_SHUTDOWN, _TRIM */
     uint32_t pad;
 };
 #endif

@@ -1245,13 +1245,25 @@ static void test_brk(void **state)
     assert_true(all_bytes((void *)(uintptr_t)base, 0xab, PAGE));
     assert_true(all_bytes((void *)(uintptr_t)(base + PAGE), 0, 3 * PAGE));
 
-    /* A large shrink goes back to the host (DISCARD) and also reads back zero. */
+    /* A large shrink is kept for reuse (no DISCARD: mm.c keeps freed memory within a
+     * budget) and reads back zero, zeroed by the guest when handed out again. */
     uint64_t big = base + 200 * PAGE;
     assert_int_equal(sys_brk(big), big);
     memset((void *)(uintptr_t)base, 0xcd, 200 * PAGE);
     unsigned before = discard_calls;
+    uint64_t kept0 = mm_kept_bytes();
     assert_int_equal(sys_brk(base), base);
+    assert_int_equal(discard_calls, before);
+    assert_int_equal(mm_kept_bytes(), kept0 + 200 * PAGE);
+    assert_int_equal(sys_brk(big), big);
+    assert_int_equal(mm_kept_bytes(), kept0);
+    assert_true(all_bytes((void *)(uintptr_t)base, 0, 200 * PAGE));
+    /* mm_trim (the ready point) gives it back to the host (DISCARD): zero again. */
+    memset((void *)(uintptr_t)base, 0xcd, 200 * PAGE);
+    assert_int_equal(sys_brk(base), base);
+    mm_trim();
     assert_true(discard_calls > before);
+    assert_true(mm_kept_bytes() <= kept0);
     assert_int_equal(sys_brk(big), big);
     assert_true(all_bytes((void *)(uintptr_t)base, 0, 200 * PAGE));
 
@@ -1272,7 +1284,7 @@ static void test_mmap_anonymous_zeroed(void **state)
 {
     (void)state;
     uint64_t free0 = free_bytes();
-    /* Small (zeroed by the guest on reuse) and large (discarded to the host). */
+    /* Small and large (kept within the budget): zeroed by the guest when reused. */
     const uint64_t sizes[] = {16 * PAGE, 3 * PAGE + 1, 128 * PAGE};
     for (size_t i = 0; i < 3; i++) {
         uint64_t len = sizes[i], span = (len + PAGE - 1) / PAGE * PAGE;
@@ -1297,7 +1309,7 @@ static void test_mmap_anonymous_zeroed(void **state)
         assert_true(all_bytes((void *)(uintptr_t)r, 0, PAGE));
         assert_int_equal(sys_munmap((uint64_t)r, PAGE), 0);
     }
-    assert_true(discard_calls > 0);
+    assert_int_equal(discard_calls, 0); /* all of it within the budget */
     /* Distinct live mappings never overlap. */
     int64_t a = sys_mmap(0, 5 * PAGE, RW, ANON, -1, 0), b = sys_mmap(0, 7 * PAGE, RW, ANON, -1, 0);
     assert_true(a + 5 * (int64_t)PAGE <= b || b + 7 * (int64_t)PAGE <= a);
@@ -1373,6 +1385,50 @@ static void test_munmap_partial(void **state)
     assert_int_equal(sys_munmap(p, 0), -EINVAL);
 }
 
+/* Freed memory is kept for reuse up to a budget (mm.c: 16 MiB here); past it a large
+ * freed range goes back to the host at once, and mm_trim gives back every large kept
+ * range. Whichever way, memory handed out again reads zero. */
+static void test_kept_memory_budget(void **state)
+{
+    (void)state;
+    enum { N = 24, RUN = 256 }; /* 24 ranges of 1 MiB */
+    const uint64_t budget = 16ull << 20;
+    uint64_t kept0 = mm_kept_bytes();
+    assert_true(kept0 < (1ull << 20));
+    int64_t p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = sys_mmap(0, RUN * PAGE, RW, ANON, -1, 0);
+        assert_true(p[i] > 0);
+        memset((void *)(uintptr_t)p[i], 0x5a, RUN * PAGE);
+    }
+    unsigned before = discard_calls;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(sys_munmap((uint64_t)p[i], RUN * PAGE), 0);
+    /* Up to the budget stayed (in whole ranges); each range past it went back. */
+    assert_true(mm_kept_bytes() <= budget && mm_kept_bytes() > budget - RUN * PAGE);
+    unsigned gone = discard_calls - before;
+    assert_true(gone >= N - 16 && gone <= N - 15);
+    assert_int_equal(discard_bytes % (RUN * PAGE), 0);
+    /* Handed out again, all of it reads zero: kept pages zeroed by the guest,
+     * discarded ones by the host. */
+    for (int i = 0; i < N; i++) {
+        p[i] = sys_mmap(0, RUN * PAGE, RW, ANON, -1, 0);
+        assert_true(p[i] > 0);
+        assert_true(all_bytes((void *)(uintptr_t)p[i], 0, RUN * PAGE));
+    }
+    assert_true(mm_kept_bytes() <= kept0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(sys_munmap((uint64_t)p[i], RUN * PAGE), 0);
+    /* The ready point: every large kept range goes back, small ones stay. */
+    before = discard_calls;
+    mm_trim();
+    assert_true(discard_calls > before);
+    assert_true(mm_kept_bytes() <= kept0);
+    int64_t q = sys_mmap(0, N * RUN * PAGE, RW, ANON, -1, 0);
+    assert_true(q > 0);
+    assert_true(all_bytes((void *)(uintptr_t)q, 0, N * RUN * PAGE));
+}
+
 static void test_mremap(void **state)
 {
     (void)state;
@@ -1410,15 +1466,20 @@ static void test_mremap(void **state)
     assert_true(all_bytes((void *)(uintptr_t)e, 0x55, 2 * PAGE));
     assert_int_equal(sys_mmap((uint64_t)e + 2 * PAGE, 6 * PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0),
                      e + 2 * (int64_t)PAGE);
-    /* A large move goes through the discard path for the old pages. */
+    /* A large move releases the old pages: kept for reuse, and mm_trim gives them back. */
     uint64_t big = (uint64_t)sys_mmap(0, 100 * PAGE, RW, ANON, -1, 0);
     memset((void *)(uintptr_t)big, 0x66, 100 * PAGE);
     unsigned before = discard_calls;
+    uint64_t kept0 = mm_kept_bytes();
     int64_t moved = sys_mremap(big, 100 * PAGE, 300 * PAGE, MREMAP_MAYMOVE, 0);
     assert_true(moved > 0 && (uint64_t)moved != big);
-    assert_true(discard_calls > before);
+    assert_int_equal(discard_calls, before);
+    assert_int_equal(mm_kept_bytes(), kept0 + 100 * PAGE);
     assert_true(all_bytes((void *)(uintptr_t)moved, 0x66, 100 * PAGE));
     assert_true(all_bytes((void *)(uintptr_t)(moved + 100 * PAGE), 0, 200 * PAGE));
+    mm_trim();
+    assert_true(discard_calls > before);
+    assert_true(all_bytes((void *)(uintptr_t)moved, 0x66, 100 * PAGE)); /* live memory untouched */
 
     /* Bad arguments. */
     assert_int_equal(sys_mremap(a, 8 * PAGE, 16 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, a + 64 * PAGE), -EINVAL);
@@ -2082,6 +2143,7 @@ int main(int argc, char **argv)
         T(test_mmap_anonymous_zeroed),
         T(test_map_fixed),
         T(test_munmap_partial),
+        T(test_kept_memory_budget),
         T(test_mremap),
         T(test_mmap_file),
         T(test_mmap_exhaustion),

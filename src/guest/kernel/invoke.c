@@ -50,6 +50,10 @@ int64_t invoke_read(void *buf, uint64_t len)
         resp_buf = mm_alloc_pages(RESP_INITIAL);
         resp_cap = resp_buf ? RESP_INITIAL : 0;
     }
+    /* The ready point (the first read, where snapshots are taken): the memory the
+     * start-up freed goes back to the host, so that the snapshot holds none of it. */
+    if (!served_one)
+        mm_trim();
     struct thaw_hc_invoke hc = {
         .resp_addr = (uint64_t)(uintptr_t)resp_buf,
         .resp_len = resp_len,
@@ -58,6 +62,14 @@ int64_t invoke_read(void *buf, uint64_t len)
         .flags = (served_one ? THAW_INVOKE_HAS_RESPONSE : 0) | (resp_lost ? THAW_INVOKE_RESPONSE_LOST : 0),
     };
     hypercall(THAW_HC_INVOKE_NEXT, &hc);
+    /* A snapshot follows (abi.h): kept memory back to the host, then wait again with
+     * nothing to hand over (the response was taken with the call before). */
+    while (hc.flags & THAW_INVOKE_TRIM) {
+        mm_trim();
+        hc = (struct thaw_hc_invoke){.resp_addr = (uint64_t)(uintptr_t)resp_buf, .req_addr = (uint64_t)(uintptr_t)req_buf,
+                                     .req_cap = req_cap};
+        hypercall(THAW_HC_INVOKE_NEXT, &hc);
+    }
     /* We may be running in a restored snapshot now: the host may have changed the
      * clock and entropy generation, which time.c and random.c pick up lazily. */
     resp_len = 0;

@@ -62,6 +62,8 @@ void random_bytes(void *buf, size_t len);
 void mm_init(uint64_t free_base, uint64_t mem_size, uint64_t stack_size);
 void *mm_alloc_pages(uint64_t bytes);            /* zeroed, NULL when out of memory */
 void mm_free_pages(void *p, uint64_t bytes);
+void mm_trim(void);            /* large kept free ranges back to the host (mm.c) */
+uint64_t mm_kept_bytes(void);  /* freed memory kept for reuse */
 uint64_t mm_stack_top(void);
 uint64_t mm_stack_bottom(void);
 

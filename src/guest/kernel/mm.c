@@ -5,6 +5,8 @@
  * Fresh guest memory reads as zero and pages the guest never touches stay holes in a
  * snapshot, so the allocator never pre-touches memory. A second bitmap remembers pages
  * that were ever handed out: only those are zeroed when they are handed out again.
+ * Freed pages stay with the guest for reuse up to a budget (RETAIN_*, below); past it,
+ * and at the ready point, large freed ranges go back to the host.
  * Protections are checked but not enforced: mprotect fails as Linux does on unmapped
  * or misaligned ranges and bad flags, and otherwise changes nothing (one address space;
  * the VM is the isolation boundary), with one exception: the PROT_NONE pages right
@@ -28,6 +30,8 @@ static uint64_t end_page;    /* one past the highest page */
 static uint64_t stack_lo, stack_hi;
 static uint64_t brk_base, brk_cur;
 static uint64_t pages_used;
+static uint64_t pages_kept;  /* free pages still in dirty_map: zeroed when handed out again */
+static uint64_t keep_max;    /* the budget for pages_kept (retain_budget) */
 
 static inline bool test_bit(const uint64_t *m, uint64_t i) { return m[i / 64] >> (i % 64) & 1; }
 static inline void set_bit(uint64_t *m, uint64_t i) { m[i / 64] |= 1ull << (i % 64); }
@@ -51,17 +55,28 @@ static void claim(uint64_t first, uint64_t count)
         clear_bit(none_map, p);
         if (test_bit(used_map, p))
             continue;
-        if (test_bit(dirty_map, p))
+        if (test_bit(dirty_map, p)) {
             memset((void *)(uintptr_t)(p * PAGE), 0, PAGE);
+            pages_kept--;
+        }
         set_bit(used_map, p);
         set_bit(dirty_map, p);
         pages_used++;
     }
 }
 
-/* Large freed ranges go back to the host in one hypercall instead of being zeroed
- * when reused: the pages read back as zero, leave the footprint and the snapshot. */
+/* Large freed ranges can go back to the host in one hypercall instead of being zeroed
+ * when reused: the pages read back as zero, leave the footprint and the snapshot. But
+ * a discard is a VM exit, and each of its pages costs a host page fault and a
+ * shadow-MMU fault (~10 us under nested PVM) when it is touched again, so a function
+ * that allocates and frees megabytes per invocation paid for them on every one
+ * (json_serdes ~430 faults an invocation, a third of its warm time). So freed pages are
+ * kept, zeroed by the guest when handed out again (~0.2 us a page), while fewer than
+ * RETAIN_MAX_BYTES (at most an eighth of guest memory) are kept; past that a large
+ * freed range goes back at once. mm_trim gives back every large kept range: at the
+ * ready point, so that a snapshot holds none of them. */
 #define DISCARD_MIN_PAGES 64
+#define RETAIN_MAX_BYTES (16ull << 20)
 
 static void discard(uint64_t first, uint64_t count)
 {
@@ -70,7 +85,10 @@ static void discard(uint64_t first, uint64_t count)
     struct thaw_hc_discard d = {.addr = first * PAGE, .len = count * PAGE};
     hypercall(THAW_HC_DISCARD, &d);
     for (uint64_t p = first; p < first + count; p++)
-        clear_bit(dirty_map, p);
+        if (test_bit(dirty_map, p)) {
+            clear_bit(dirty_map, p);
+            pages_kept--;
+        }
 }
 
 static void release(uint64_t first, uint64_t count)
@@ -78,13 +96,32 @@ static void release(uint64_t first, uint64_t count)
     unguard(first, count);
     for (uint64_t p = first; p < first + count; p++) {
         clear_bit(none_map, p);
-        if (test_bit(used_map, p)) {
+        if (test_bit(used_map, p)) { /* (a used page is dirty: claim marks it) */
             clear_bit(used_map, p);
             pages_used--;
+            pages_kept++;
         }
     }
-    discard(first, count);
+    if (pages_kept > keep_max)
+        discard(first, count);
 }
+
+void mm_trim(void)
+{
+    for (uint64_t p = first_page; p < end_page;) {
+        if (test_bit(used_map, p) || !test_bit(dirty_map, p)) {
+            p++;
+            continue;
+        }
+        uint64_t q = p;
+        while (q < end_page && !test_bit(used_map, q) && test_bit(dirty_map, q))
+            q++;
+        discard(p, q - p); /* (runs shorter than DISCARD_MIN_PAGES stay) */
+        p = q;
+    }
+}
+
+uint64_t mm_kept_bytes(void) { return pages_kept * PAGE; }
 
 static bool range_free(uint64_t first, uint64_t count)
 {
@@ -107,6 +144,8 @@ void mm_init(uint64_t free_base, uint64_t mem_size, uint64_t stack_size)
     guard_map = (uint64_t *)(uintptr_t)(base + 3 * map_bytes);
     first_page = (base + 4 * map_bytes) / PAGE;
     end_page = npages;
+    pages_kept = 0;
+    keep_max = (RETAIN_MAX_BYTES < mem_size / 8 ? RETAIN_MAX_BYTES : mem_size / 8) / PAGE;
     if (first_page + (stack_size + THAW_STACK_GUARD_SIZE) / PAGE + 64 >= end_page)
         kpanic("guest memory too small: %lu bytes", mem_size);
     stack_hi = mem_size;

@@ -186,9 +186,22 @@ static int local_shutdown(struct sandbox *sb, struct thaw_error *err)
     return 0;
 }
 
+/* A booted instance that has served requests (a snapshot after warm-up invocations)
+ * first has its guest give back the freed memory it keeps for reuse, which would
+ * otherwise be saved as data (instance_trim). A restored guest is left alone: its
+ * kernel may predate the request. */
+static int trim_before_snapshot(struct local *l, struct thaw_error *err)
+{
+    if (l->is_restore || l->inst->stats.invocations == 0)
+        return 0;
+    return instance_trim(l->inst, err);
+}
+
 static int local_snapshot(struct sandbox *sb, const char *dir, struct thaw_error *err)
 {
     struct local *l = sb->impl;
+    if (trim_before_snapshot(l, err) < 0)
+        return -1;
     uint64_t t0 = clock_now_ns();
     if (snapshot_save(l->inst, l->function, dir, err) < 0)
         return -1;
@@ -203,6 +216,8 @@ static int local_snapshot(struct sandbox *sb, const char *dir, struct thaw_error
 int sandbox_local_snapshot_fd(struct sandbox *sb, int fd, uint8_t **state, size_t *len, struct thaw_error *err)
 {
     struct local *l = sb->impl;
+    if (trim_before_snapshot(l, err) < 0)
+        return -1;
     uint64_t t0 = clock_now_ns();
     /* A root-filesystem image's written pages are not in the memory file: the caller
      * reads them from /proc/<worker>/mem (READY told it where the image is). */

@@ -502,6 +502,25 @@ int instance_invoke(struct instance *inst, const void *req, size_t req_len, uint
     return 0;
 }
 
+int instance_trim(struct instance *inst, struct thaw_error *err)
+{
+    if (inst->state != INSTANCE_READY)
+        return thaw_fail(err, "instance is not waiting for a request");
+    if (hypercall_invoke_reply(&inst->vm.mem, &inst->pending, NULL, 0, THAW_INVOKE_TRIM, err) < 0)
+        return -1;
+    inst->state = INSTANCE_NEW;
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    int r = instance_run(inst, &resp, &len, err);
+    bool answered = resp != NULL;
+    free(resp);
+    if (r < 0)
+        return -1;
+    if (inst->state != INSTANCE_READY || answered)
+        return guest_failed(inst, err, "guest did not wait for a request again after THAW_INVOKE_TRIM");
+    return 0;
+}
+
 int instance_shutdown(struct instance *inst, struct thaw_error *err)
 {
     if (inst->state != INSTANCE_READY)
