@@ -94,6 +94,11 @@ def run_all(tmp):
     check("a snapshot after warm-ups that freed 8 MiB is not 8 MiB larger", grown < 1 << 20, "%d bytes more" % grown)
     out, _, err = restore(mtw, "lazy", '{"alloc_mib": 8}', '{"mib": 2, "seed": 5}')
     check("the warm-up snapshot restores and answers", len(out) == 2 and '"checksum"' in out[1], (out, err))
+    mtj = os.path.join(tmp, "memtouch-warm-worker")
+    thaw("snapshot", "functions/memtouch", "-o", mtj, "--worker", "--warmup", "2", "--payload", '{"alloc_mib": 8}')
+    grown = os.stat(os.path.join(mtj, "memory")).st_blocks * 512 - os.stat(os.path.join(mt, "memory")).st_blocks * 512
+    check("the same snapshot made in a jailed worker is not 8 MiB larger either", grown < 1 << 20,
+          "%d bytes more" % grown)
     pls = ['{"mib": 2, "seed": 5}', '{"mib": 4, "seed": 11}']
     booted = thaw("run", "functions/memtouch", "--payload", pls[0], "--payload", pls[1]).stdout.strip().splitlines()
     for mode in ("copy", "lazy", "uffd"):

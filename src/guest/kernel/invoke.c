@@ -66,7 +66,8 @@ int64_t invoke_read(void *buf, uint64_t len)
      * nothing to hand over (the response was taken with the call before). */
     while (hc.flags & THAW_INVOKE_TRIM) {
         mm_trim();
-        hc = (struct thaw_hc_invoke){.resp_addr = (uint64_t)(uintptr_t)resp_buf, .req_addr = (uint64_t)(uintptr_t)req_buf,
+        hc = (struct thaw_hc_invoke){.resp_addr = (uint64_t)(uintptr_t)resp_buf,
+                                     .req_addr = (uint64_t)(uintptr_t)req_buf,
                                      .req_cap = req_cap};
         hypercall(THAW_HC_INVOKE_NEXT, &hc);
     }

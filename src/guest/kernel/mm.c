@@ -5,8 +5,8 @@
  * Fresh guest memory reads as zero and pages the guest never touches stay holes in a
  * snapshot, so the allocator never pre-touches memory. A second bitmap remembers pages
  * that were ever handed out: only those are zeroed when they are handed out again.
- * Freed pages stay with the guest for reuse up to a budget (RETAIN_*, below); past it,
- * and at the ready point, large freed ranges go back to the host.
+ * Freed pages stay with the guest for reuse up to a budget (RETAIN_MAX_BYTES, below);
+ * past it, and at the ready point, large freed ranges go back to the host.
  * Protections are checked but not enforced: mprotect fails as Linux does on unmapped
  * or misaligned ranges and bad flags, and otherwise changes nothing (one address space;
  * the VM is the isolation boundary), with one exception: the PROT_NONE pages right
@@ -31,7 +31,7 @@ static uint64_t stack_lo, stack_hi;
 static uint64_t brk_base, brk_cur;
 static uint64_t pages_used;
 static uint64_t pages_kept;  /* free pages still in dirty_map: zeroed when handed out again */
-static uint64_t keep_max;    /* the budget for pages_kept (retain_budget) */
+static uint64_t keep_max;    /* the budget for pages_kept (RETAIN_MAX_BYTES, at most mem/8) */
 
 static inline bool test_bit(const uint64_t *m, uint64_t i) { return m[i / 64] >> (i % 64) & 1; }
 static inline void set_bit(uint64_t *m, uint64_t i) { m[i / 64] |= 1ull << (i % 64); }
