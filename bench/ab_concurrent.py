@@ -23,8 +23,7 @@ import coldstart
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--a", required=True)
-    ap.add_argument("--b", required=True)
+    ab_restore.add_variants(ap)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--mode", default="reap")

@@ -39,6 +39,12 @@ REAP_KEYS = ("ws_kib", "read_us", "install_us", "install_ns_page", "read_mb_s")
 IMAGE_KEYS = ("image_restore_us", "file_ws_us")
 
 
+def add_variants(ap):
+    """The two variants every A/B script takes: --a and --b, each BINARY[:VAR=VALUE,...]."""
+    ap.add_argument("--a", required=True)
+    ap.add_argument("--b", required=True)
+
+
 def parse(v):
     binary, _, envs = v.partition(":")
     env = coldstart.variant_env(envs)
@@ -55,8 +61,7 @@ def run(variant, args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--a", required=True)
-    ap.add_argument("--b", required=True)
+    add_variants(ap)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--mode", default="reap")
     ap.add_argument("--worker", action="store_true", help="restore in jailed worker processes")

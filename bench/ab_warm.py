@@ -39,8 +39,7 @@ def warm(variant, fdir, payload, repeat):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--a", required=True)
-    ap.add_argument("--b", required=True)
+    ab_restore.add_variants(ap)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--repeat", type=int, default=11)
     ap.add_argument("functions", nargs="*")

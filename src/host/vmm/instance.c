@@ -502,19 +502,28 @@ int instance_invoke(struct instance *inst, const void *req, size_t req_len, uint
     return 0;
 }
 
-int instance_trim(struct instance *inst, struct thaw_error *err)
+/* Answers the pending read with no request and a control flag (THAW_INVOKE_SHUTDOWN,
+ * THAW_INVOKE_TRIM) and runs the guest until it stops again; *answered: it sent a
+ * response, which neither flag asks for. */
+static int run_control(struct instance *inst, uint32_t flag, bool *answered, struct thaw_error *err)
 {
-    if (inst->state != INSTANCE_READY)
-        return thaw_fail(err, "instance is not waiting for a request");
-    if (hypercall_invoke_reply(&inst->vm.mem, &inst->pending, NULL, 0, THAW_INVOKE_TRIM, err) < 0)
+    if (hypercall_invoke_reply(&inst->vm.mem, &inst->pending, NULL, 0, flag, err) < 0)
         return -1;
     inst->state = INSTANCE_NEW;
     uint8_t *resp = NULL;
     size_t len = 0;
     int r = instance_run(inst, &resp, &len, err);
-    bool answered = resp != NULL;
+    *answered = resp != NULL;
     free(resp);
-    if (r < 0)
+    return r;
+}
+
+int instance_trim(struct instance *inst, struct thaw_error *err)
+{
+    if (inst->state != INSTANCE_READY)
+        return thaw_fail(err, "instance is not waiting for a request");
+    bool answered;
+    if (run_control(inst, THAW_INVOKE_TRIM, &answered, err) < 0)
         return -1;
     if (inst->state != INSTANCE_READY || answered)
         return guest_failed(inst, err, "guest did not wait for a request again after THAW_INVOKE_TRIM");
@@ -525,14 +534,8 @@ int instance_shutdown(struct instance *inst, struct thaw_error *err)
 {
     if (inst->state != INSTANCE_READY)
         return 0;
-    if (hypercall_invoke_reply(&inst->vm.mem, &inst->pending, NULL, 0, THAW_INVOKE_SHUTDOWN, err) < 0)
-        return -1;
-    inst->state = INSTANCE_NEW;
-    uint8_t *resp = NULL;
-    size_t len = 0;
-    int r = instance_run(inst, &resp, &len, err);
-    free(resp);
-    if (r < 0)
+    bool answered;
+    if (run_control(inst, THAW_INVOKE_SHUTDOWN, &answered, err) < 0)
         return -1;
     if (inst->state != INSTANCE_EXITED)
         return thaw_fail(err, "program kept reading /dev/invoke after end of input");
