@@ -181,11 +181,14 @@ struct thaw_hc_wallclock {
  * return there are no more requests and the guest should exit. If THAW_INVOKE_TRIM is
  * set there is no request either: the guest gives the freed memory it keeps for reuse
  * back to the host (DISCARD) and calls again with resp_len 0 and flags 0, where the host
- * takes a snapshot (one after warm-up invocations then holds none of that memory). */
+ * takes a snapshot (one after warm-up invocations then holds none of that memory). The
+ * host asks only a guest that sets THAW_INVOKE_CAN_TRIM (an older one would take the
+ * flag for an empty request). */
 #define THAW_INVOKE_HAS_RESPONSE 1u
 #define THAW_INVOKE_RESPONSE_LOST 2u /* in: a write of the response failed (guest out of memory) */
 #define THAW_INVOKE_SHUTDOWN 1u
 #define THAW_INVOKE_TRIM 2u /* out */
+#define THAW_INVOKE_CAN_TRIM 4u /* in: this guest kernel knows THAW_INVOKE_TRIM */
 /* The largest request the host sends unless function.json says "max_request_kib"; the
  * C SDK (sdk/thaw_function.h) and the Python runtime size their buffers from FIONREAD,
  * so any configured limit works for them. */
@@ -197,7 +200,7 @@ struct thaw_hc_invoke {
     uint64_t req_addr;  /* in */
     uint64_t req_cap;   /* in */
     uint64_t req_len;   /* out */
-    uint32_t flags;     /* in: THAW_INVOKE_HAS_RESPONSE, _RESPONSE_LOST; out: THAW_INVOKE_SHUTDOWN, _TRIM */
+    uint32_t flags;     /* in: THAW_INVOKE_HAS_RESPONSE, _RESPONSE_LOST, _CAN_TRIM; out: _SHUTDOWN, _TRIM */
     uint32_t pad;
 };
 #endif

@@ -172,6 +172,11 @@ static void test_invoke_with_response(void **state)
     assert_int_equal(hc.u.invoke.response_len, 100);
     assert_int_equal(hc.u.invoke.request.v, 0x10000);
     assert_int_equal(hc.u.invoke.request_cap, 0x4000);
+    assert_false(hc.u.invoke.can_trim); /* an older guest kernel: never asked to trim */
+    put_invoke(ARG_GPA, BUF_GPA, 100, 0x10000, 0x4000, THAW_INVOKE_HAS_RESPONSE | THAW_INVOKE_CAN_TRIM);
+    hc = decode_ok(port(THAW_HC_INVOKE_NEXT), ARG_GPA, 0);
+    assert_true(hc.u.invoke.can_trim);
+    assert_true(hc.u.invoke.has_response);
 }
 
 static void test_invoke_first_call(void **state)

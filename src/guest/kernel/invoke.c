@@ -59,7 +59,8 @@ int64_t invoke_read(void *buf, uint64_t len)
         .resp_len = resp_len,
         .req_addr = (uint64_t)(uintptr_t)req_buf,
         .req_cap = req_cap,
-        .flags = (served_one ? THAW_INVOKE_HAS_RESPONSE : 0) | (resp_lost ? THAW_INVOKE_RESPONSE_LOST : 0),
+        .flags = (served_one ? THAW_INVOKE_HAS_RESPONSE : 0) | (resp_lost ? THAW_INVOKE_RESPONSE_LOST : 0) |
+                 THAW_INVOKE_CAN_TRIM,
     };
     hypercall(THAW_HC_INVOKE_NEXT, &hc);
     /* A snapshot follows (abi.h): kept memory back to the host, then wait again with
@@ -68,7 +69,8 @@ int64_t invoke_read(void *buf, uint64_t len)
         mm_trim();
         hc = (struct thaw_hc_invoke){.resp_addr = (uint64_t)(uintptr_t)resp_buf,
                                      .req_addr = (uint64_t)(uintptr_t)req_buf,
-                                     .req_cap = req_cap};
+                                     .req_cap = req_cap,
+                                     .flags = THAW_INVOKE_CAN_TRIM};
         hypercall(THAW_HC_INVOKE_NEXT, &hc);
     }
     /* We may be running in a restored snapshot now: the host may have changed the

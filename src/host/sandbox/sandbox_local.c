@@ -186,15 +186,15 @@ static int local_shutdown(struct sandbox *sb, struct thaw_error *err)
     return 0;
 }
 
-/* A booted instance that has served requests (a snapshot after warm-up invocations)
- * first has its guest give back the freed memory it keeps for reuse, which would
- * otherwise be saved as data (instance_trim). A restored guest is left alone: its
- * kernel may predate the request. */
+/* An instance that has served requests (a snapshot after warm-up invocations, or of a
+ * restored instance later on) first has its guest give back the freed memory it keeps
+ * for reuse, which would otherwise be saved as data (instance_trim; a guest kernel that
+ * does not say it knows the request is not asked). */
 static int trim_before_snapshot(struct local *l, struct thaw_error *err)
 {
-    if (l->is_restore || l->inst->stats.invocations == 0)
+    if (l->inst->stats.invocations == 0)
         return 0;
-    return instance_trim(l->inst, err);
+    return instance_trim(l->inst, err) < 0 ? -1 : 0;
 }
 
 static int local_snapshot(struct sandbox *sb, const char *dir, struct thaw_error *err)

@@ -50,6 +50,7 @@ int hypercall_decode(const struct guest_mem *mem, uint16_t port, uint32_t arg, u
         struct thaw_hc_invoke a;
         COPY_ARGS(&a, "invoke");
         out->u.invoke.args = gpa_at(arg);
+        out->u.invoke.can_trim = (a.flags & THAW_INVOKE_CAN_TRIM) != 0;
         if (a.flags & THAW_INVOKE_HAS_RESPONSE) {
             if (!guest_range_ok(mem, gpa_at(a.resp_addr), a.resp_len) && a.resp_len)
                 return thaw_fail(err, "invoke hypercall: response [%#llx, +%llu) outside guest memory",

@@ -35,6 +35,7 @@ struct hypercall {
             struct gpa request;   /* [request, +request_cap) is guest memory, cap > 0 */
             uint64_t request_cap;
             bool response_lost;          /* THAW_INVOKE_RESPONSE_LOST */
+            bool can_trim;               /* THAW_INVOKE_CAN_TRIM: the guest may be asked to trim */
         } invoke;
         int64_t exit_status;
         struct thaw_hc_segment_base segment;

@@ -522,12 +522,14 @@ int instance_trim(struct instance *inst, struct thaw_error *err)
 {
     if (inst->state != INSTANCE_READY)
         return thaw_fail(err, "instance is not waiting for a request");
+    if (!inst->pending.u.invoke.can_trim)
+        return 0;
     bool answered;
     if (run_control(inst, THAW_INVOKE_TRIM, &answered, err) < 0)
         return -1;
     if (inst->state != INSTANCE_READY || answered)
         return guest_failed(inst, err, "guest did not wait for a request again after THAW_INVOKE_TRIM");
-    return 0;
+    return 1;
 }
 
 int instance_shutdown(struct instance *inst, struct thaw_error *err)

@@ -101,9 +101,8 @@ int instance_invoke(struct instance *inst, const void *req, size_t req_len, uint
 /* Tells the program there are no more requests and runs it to its exit. */
 int instance_shutdown(struct instance *inst, struct thaw_error *err);
 /* Before a snapshot of an instance that has served requests: the guest gives the freed
- * memory it keeps for reuse back (THAW_INVOKE_TRIM, abi.h) and waits again. Only for a
- * guest kernel that knows the flag (one this build booted: an older one would take it
- * for an empty request). */
+ * memory it keeps for reuse back (THAW_INVOKE_TRIM, abi.h) and waits again. 1 when it
+ * did, 0 when its kernel does not say it knows the flag (nothing asked), -1 on error. */
 int instance_trim(struct instance *inst, struct thaw_error *err);
 
 void instance_destroy(struct instance *inst);
