@@ -176,14 +176,15 @@ struct thaw_hc_wallclock {
 #endif
 
 /* The invocation channel. The guest passes the finished response of the previous
- * request (resp_len 0 and flags 0 on the first call: the ready point) and a buffer
- * for the next request; the host fills req_len. If THAW_INVOKE_SHUTDOWN is set on
- * return there are no more requests and the guest should exit. If THAW_INVOKE_TRIM is
- * set there is no request either: the guest gives the freed memory it keeps for reuse
- * back to the host (DISCARD) and calls again with resp_len 0 and no response flag, where
- * the host takes a snapshot (one after warm-up invocations then holds none of that memory). The
- * host asks only a guest that sets THAW_INVOKE_CAN_TRIM (an older one would take the
- * flag for an empty request). */
+ * request (resp_len 0 and no THAW_INVOKE_HAS_RESPONSE on the first call: the ready
+ * point) and a buffer for the next request; the host fills req_len. If
+ * THAW_INVOKE_SHUTDOWN is set on return there are no more requests and the guest should
+ * exit. If THAW_INVOKE_TRIM is set there is no request either: the guest gives the freed
+ * memory it keeps for reuse back to the host (DISCARD) and calls again with resp_len 0
+ * and no response flag, where the host takes a snapshot (one after warm-up invocations
+ * then holds none of that memory). The host asks only a guest that sets
+ * THAW_INVOKE_CAN_TRIM on its calls (an older one would take the flag for an empty
+ * request). */
 #define THAW_INVOKE_HAS_RESPONSE 1u
 #define THAW_INVOKE_RESPONSE_LOST 2u /* in: a write of the response failed (guest out of memory) */
 #define THAW_INVOKE_SHUTDOWN 1u
