@@ -43,6 +43,17 @@ for mode in lazy reap reap; do
 done
 echo "start kinds:$starts"
 check "cold starts restored lazily and with REAP" sh -c "echo '$starts' | grep -q cold-lazy && [ \$(echo '$starts' | grep -o cold-reap | wc -l) -ge 2 ]"
+# A call right after a recording cold start's answer waits for that instance, whose stats
+# (and working set) are still being taken, instead of cold-starting another.
+st=$(deploy stdlib-b "$fn" "restore=reap")
+[ "$st" = 201 ] || fail "deploy of a second copy" "status $st"
+next=""
+for i in 1 2; do
+    http POST /invoke/stdlib-b --data-binary @"$fn/payloads/default.json" >/dev/null
+    next="$next $(header X-Thaw-Start)/$(header X-Thaw-Instance)"
+done
+check "the call right after the recording cold start is warm, on the same instance ($next)" \
+    sh -c "echo '$next' | grep -Eq '^ cold-reap/stdlib-b-v1-1 warm/stdlib-b-v1-1$'"
 if find "$WORK/state" -name rootfs.ws -size +0 | grep -q .; then
     pass "REAP recorded the function's file pages in the daemon's snapshot"
 else # the daemon logs why a restore did not record

@@ -229,6 +229,7 @@ static enum MHD_Result handle_invoke(struct serve *s, struct MHD_Connection *c, 
     fn_metrics_invocation(&f->metrics, kind, phase);
     struct MHD_Response *mr = MHD_create_response_from_buffer(resp_len, resp, MHD_RESPMEM_MUST_FREE);
     if (sample) { /* on_completed samples and releases it, and ends the invocation */
+        pool_finishing(f);
         rq->srv = s;
         rq->done_f = f;
         rq->done_in = in;
@@ -280,7 +281,7 @@ static void finish_sampled(struct request *rq)
                              st.reap_prefetched ? st.reap_misses : st.pages_served, st.zero_pages);
         }
     }
-    pool_release(f, in, true);
+    pool_release_finished(f, in);
     atomic_fetch_sub(&rq->srv->in_flight, 1);
     function_put(f);
     rq->done_in = NULL;

@@ -354,6 +354,8 @@ static bool stale(const struct function *f, const struct instance *in)
     return in->ver != f->ver || in->timeout_ms != f->cfg.timeout_ms;
 }
 
+#define FINISHING_WAIT_MS 100
+
 static void deadline_after(struct timespec *ts, uint64_t ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
@@ -372,6 +374,10 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
     struct timespec deadline;
     deadline_after(&deadline, f->cfg.queue_timeout_ms);
     bool queued = false;
+    /* How long a request waits for an instance on its way back before it cold-starts
+     * another: its stats take well under this, a cold start longer. */
+    struct timespec back_by;
+    deadline_after(&back_by, FINISHING_WAIT_MS);
     for (;;) {
         if (f->deleted) {
             *status = 404;
@@ -406,6 +412,8 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
             *out = in;
             return 0;
         }
+        if (f->n_finishing > 0 && pthread_cond_timedwait(&f->cond, &f->lock, &back_by) != ETIMEDOUT)
+            continue; /* one came back (or another changed the pool): look again */
         if (f->n_idle + f->n_busy + f->n_starting < f->cfg.max_instances) {
             struct fn_version *v = f->ver;
             struct fn_config cfg = f->cfg;
@@ -463,9 +471,18 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
     return -1;
 }
 
-void pool_release(struct function *f, struct instance *in, bool healthy)
+void pool_finishing(struct function *f)
 {
     pthread_mutex_lock(&f->lock);
+    f->n_finishing++;
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void release(struct function *f, struct instance *in, bool healthy, bool finishing)
+{
+    pthread_mutex_lock(&f->lock);
+    if (finishing)
+        f->n_finishing--;
     uint64_t now = clock_now_ns();
     f->n_busy--;
     mem_bytes_sub(&f->busy_memory, in->busy_memory);
@@ -483,6 +500,16 @@ void pool_release(struct function *f, struct instance *in, bool healthy)
     pthread_mutex_unlock(&f->lock);
     if (!keep)
         destroy_instance(f, in);
+}
+
+void pool_release(struct function *f, struct instance *in, bool healthy)
+{
+    release(f, in, healthy, false);
+}
+
+void pool_release_finished(struct function *f, struct instance *in)
+{
+    release(f, in, true, true);
 }
 
 void pool_set_version(struct function *f, struct fn_version *v, const struct fn_config *cfg)

@@ -78,6 +78,7 @@ struct function {
     struct fn_version *ver;    /* current */
     struct instance *idle;
     unsigned n_idle, n_busy, n_starting, n_waiting;
+    unsigned n_finishing;      /* busy ones whose answer went out, on their way back (pool_finishing) */
     uint64_t last_invocation_ns;
     struct mem_bytes busy_memory;       /* memory of busy instances, as sampled */
     struct mem_byte_s idle_byte_s, busy_byte_s; /* memory x time of instances that left that state */
@@ -121,6 +122,12 @@ struct acquire_failure {
 int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, int *status, struct thaw_error *err);
 /* Gives the instance back: idle again if it is healthy and current, else destroyed. */
 void pool_release(struct function *f, struct instance *in, bool healthy);
+/* An instance whose answer has gone out but which is still busy (its stats are being
+ * taken, after a first invocation a recording's working set written): a request that
+ * finds no idle instance meanwhile waits for it (briefly) instead of cold-starting
+ * another. pool_release_finished then releases it as healthy. */
+void pool_finishing(struct function *f);
+void pool_release_finished(struct function *f, struct instance *in);
 /* Installs a new current version (after a deploy) and retires the old one. */
 void pool_set_version(struct function *f, struct fn_version *v, const struct fn_config *cfg);
 /* Applies a changed configuration (PATCH). */
