@@ -412,8 +412,13 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
             *out = in;
             return 0;
         }
-        if (f->n_finishing > 0 && pthread_cond_timedwait(&f->cond, &f->lock, &back_by) != ETIMEDOUT)
-            continue; /* one came back (or another changed the pool): look again */
+        if (f->n_finishing > f->n_awaiting) { /* one each: the rest of a burst starts cold at once */
+            f->n_awaiting++;
+            int r = pthread_cond_timedwait(&f->cond, &f->lock, &back_by);
+            f->n_awaiting--;
+            if (r != ETIMEDOUT)
+                continue; /* one came back (or another changed the pool): look again */
+        }
         if (f->n_idle + f->n_busy + f->n_starting < f->cfg.max_instances) {
             struct fn_version *v = f->ver;
             struct fn_config cfg = f->cfg;

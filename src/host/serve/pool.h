@@ -79,6 +79,7 @@ struct function {
     struct instance *idle;
     unsigned n_idle, n_busy, n_starting, n_waiting;
     unsigned n_finishing;      /* busy ones whose answer went out, on their way back (pool_finishing) */
+    unsigned n_awaiting;       /* requests waiting for one of those (never more than there are) */
     uint64_t last_invocation_ns;
     struct mem_bytes busy_memory;       /* memory of busy instances, as sampled */
     struct mem_byte_s idle_byte_s, busy_byte_s; /* memory x time of instances that left that state */
@@ -124,8 +125,9 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
 void pool_release(struct function *f, struct instance *in, bool healthy);
 /* An instance whose answer has gone out but which is still busy (its stats are being
  * taken, after a first invocation a recording's working set written): a request that
- * finds no idle instance meanwhile waits for it (briefly) instead of cold-starting
- * another. pool_release_finished then releases it as healthy. */
+ * finds no idle instance meanwhile waits for it (briefly, one request per such
+ * instance) instead of cold-starting another. pool_release_finished then releases it as
+ * healthy. */
 void pool_finishing(struct function *f);
 void pool_release_finished(struct function *f, struct instance *in);
 /* Installs a new current version (after a deploy) and retires the old one. */
