@@ -329,17 +329,27 @@ static int finish_merge(struct pager *p, const char *snap_dir, uint64_t mem_size
     return 0;
 }
 
-/* Sends {"event": ev, <stats>}. Write errors are ignored: a peer that does not read
- * (a Firecracker VM) or a stop pipe must not stop the serving. */
-static void reply(struct pager *p, int fd, const char *ev)
+int pager_event_line(const char *ev, const struct pager_stats *st, uint64_t installed_runs, char *buf, size_t cap)
+{
+    struct pager_stats s = *st;
+    s.installed_runs = installed_runs;
+    char body[2048];
+    pager_stats_json(&s, body, sizeof body);
+    int n = snprintf(buf, cap, "{\"event\":\"%s\",%s}\n", ev, body);
+    return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+/* Sends {"event": ev, <stats>} (installed_runs: pager_event_line). Write errors are
+ * ignored: a peer that does not read (a Firecracker VM) or a stop pipe must not stop the
+ * serving. */
+static void reply(struct pager *p, int fd, const char *ev, uint64_t installed_runs)
 {
     if (fd < 0)
         return;
     p->st->recording = p->recording;
-    char body[2048], line[2200];
-    pager_stats_json(p->st, body, sizeof body);
-    int n = snprintf(line, sizeof line, "{\"event\":\"%s\",%s}\n", ev, body);
-    if (n > 0 && (size_t)n < sizeof line)
+    char line[2200];
+    int n = pager_event_line(ev, p->st, installed_runs, line, sizeof line);
+    if (n > 0)
         (void)!send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
@@ -377,15 +387,15 @@ static int control(struct pager *p, int fd, char *buf, size_t cap, size_t *len, 
     while ((nl = strchr(buf, '\n'))) {
         *nl = 0;
         if (!strcmp(buf, "stats")) {
-            reply(p, fd, "stats");
+            reply(p, fd, "stats", 0);
         } else if (!strcmp(buf, "finish-record")) {
             if (p->recording)
                 (void)finish_record(p, snap_dir, mem_size);
             else if (p->merging)
                 (void)finish_merge(p, snap_dir, mem_size);
-            reply(p, fd, "recorded");
+            reply(p, fd, "recorded", 0);
         } else {
-            reply(p, fd, "unknown-command");
+            reply(p, fd, "unknown-command", 0);
         }
         size_t used = (size_t)(nl + 1 - buf);
         memmove(buf, nl + 1, *len - used + 1);
@@ -643,9 +653,7 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
      * the line; otherwise it stays in *installed for the caller (an in-process pager, or
      * a worker's caller, which relays it itself: its stop_fd is its own control socket). */
     bool send = send_installed && installed && installed->n && stop_fd >= 0 && st->prefetch_ok && !p.recording;
-    st->installed_runs = send ? installed->n : 0;
-    reply(&p, stop_fd, "ready");
-    st->installed_runs = 0;
+    reply(&p, stop_fd, "ready", send ? installed->n : 0);
     if (send)
         (void)pager_send_installed(stop_fd, installed); /* a VMM that misses them says so */
     reap_ws_read_free(early);

@@ -65,8 +65,8 @@ struct pager_stats {
     uint64_t probe_pages;     /* PAGER_MERGE: working-set pages withheld to probe them */
     int merged;               /* finish-record merged and wrote a new ws.pages */
     uint64_t merge_added, merge_dropped, ws_generation;
-    uint64_t installed_runs;  /* a "ready" a caller relays to its worker: this many (gpa, pages)
-                                 pairs of u64 follow the line, the pages the prefetch installed */
+    uint64_t installed_runs;  /* as parsed from a "ready": this many (gpa, pages) pairs of u64
+                                 follow the line, the pages the prefetch installed */
 };
 
 /* Serves faults on uffd for the regions r[0..n) until stop_fd becomes readable (or hangs
@@ -99,6 +99,10 @@ int pager_serve_in_process(int uffd, const struct fc_region *r, size_t n, const 
  * did not take them within 10 s or went away. */
 int pager_send_installed(int fd, const struct gpa_runs *runs);
 
+/* One control-protocol line, {"event": ev, <stats>}\n, into buf: its length, or -1 if it
+ * does not fit. installed_runs: on a "ready", how many (gpa, pages) pairs follow it (0:
+ * none), whatever st says. For the pager, and a worker's caller relaying its "ready". */
+int pager_event_line(const char *ev, const struct pager_stats *st, uint64_t installed_runs, char *buf, size_t cap);
 /* The stats as the JSON object members the control protocol sends (no braces). */
 void pager_stats_json(const struct pager_stats *st, char *buf, size_t len);
 /* Parses one control-protocol line back into stats; returns its "event" or NULL. */

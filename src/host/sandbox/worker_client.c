@@ -630,12 +630,9 @@ static int on_pager_line(struct worker_client *w, const char *line, struct thaw_
          * the relayed line as raw (gpa, pages) pairs, its installed_runs saying how many. */
         const struct gpa_runs *ins = w->pt ? &w->pt->installed : NULL;
         if (ins && ins->n) {
-            struct pager_stats st = w->ready;
-            st.installed_runs = ins->n;
-            char body[2048], relay[LINE_MAX_BYTES];
-            pager_stats_json(&st, body, sizeof body);
-            snprintf(relay, sizeof relay, "{\"event\":\"ready\",%s}", body);
-            if (send_line(w->conn, relay) < 0 || pager_send_installed(w->conn, ins) < 0)
+            char relay[LINE_MAX_BYTES];
+            int n = pager_event_line("ready", &w->ready, ins->n, relay, sizeof relay);
+            if (n < 0 || send(w->conn, relay, (size_t)n, MSG_NOSIGNAL) != n || pager_send_installed(w->conn, ins) < 0)
                 return thaw_fail_errno(err, "relaying the pager to the worker");
             return 0;
         }

@@ -375,9 +375,10 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
     deadline_after(&deadline, f->cfg.queue_timeout_ms);
     bool queued = false;
     /* How long a request waits for an instance on its way back before it cold-starts
-     * another: its stats take well under this, a cold start longer. */
+     * another (its stats take well under this, a cold start longer): set when it first
+     * has to, not on every request. */
     struct timespec back_by;
-    deadline_after(&back_by, FINISHING_WAIT_MS);
+    bool back_by_set = false;
     for (;;) {
         if (f->deleted) {
             *status = 404;
@@ -413,6 +414,10 @@ int pool_acquire(struct function *f, struct instance **out, uint64_t *queue_ns, 
             return 0;
         }
         if (f->n_finishing > f->n_awaiting) { /* one each: the rest of a burst starts cold at once */
+            if (!back_by_set) {
+                deadline_after(&back_by, FINISHING_WAIT_MS);
+                back_by_set = true;
+            }
             f->n_awaiting++;
             int r = pthread_cond_timedwait(&f->cond, &f->lock, &back_by);
             f->n_awaiting--;
