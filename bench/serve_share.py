@@ -5,7 +5,9 @@ one daemon (jailed workers, as deployed), restore=share against restore=reap.
 For each mode, memtouch is deployed under its own name (its own snapshot), its working
 set recorded by one cold start that reads the 16 MiB the instances will use
 ({"parts": N, "part": 0, "mib": 16, "write": 0}), and that instance torn down. Then N
-client threads post at the same moment {"parts": N, "part": i, "mib": 16, "write": 1}:
+client threads post at the same moment {"parts": N, "part": i, "mib": 16, "write": 1,
+"hold_ms": 750} (each answers 750 ms after its work, so all N find every instance busy;
+the cold-start times reported leave the hold out):
 every answer must be a cold start of the mode (X-Thaw-Start), on N distinct instances,
 with bad_words 0 (the instance wrote its own part, every other part holds the snapshot's
 bytes). Then "write": 0 checks are posted in rounds of N until every instance answered
@@ -29,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon import ROOT, Daemon  # noqa: E402
 
 MIB = 16
+HOLD_MS = 750  # see run(): how long each concurrent write holds its instance
 
 
 def instance_workers(pid):
@@ -100,15 +103,18 @@ def run(d, mode, n, problems):
     d.wait_no_instances()
     d.patch(name, keep_alive_ms=600000)
     want = "cold-" + mode
-    res = concurrently(d, name, [('{"parts": %d, "part": %d, "mib": %d, "write": 1}' % (n, i, MIB)).encode()
-                                 for i in range(n)])
+    # Each write answers HOLD_MS after its work: all N requests arrive while every
+    # instance is still busy, so a daemon that reuses an instance on its way back to
+    # idle (as it should) cannot make two of them land on one instance.
+    res = concurrently(d, name, [('{"parts": %d, "part": %d, "mib": %d, "write": 1, "hold_ms": %d}'
+                                  % (n, i, MIB, HOLD_MS)).encode() for i in range(n)])
     part_of, cold = {}, []
     for i, (st, h, ms) in enumerate(res):
         inst = h.get("X-Thaw-Instance")
         if st != 200 or h.get("X-Thaw-Start") != want:
             problems.append("%s part %d: %s %s" % (name, i, st, h.get("X-Thaw-Start")))
         part_of[inst] = i
-        cold.append(ms)
+        cold.append(ms - HOLD_MS)
     if len(part_of) != n:
         problems.append("%s: %d requests went to %d instances" % (name, n, len(part_of)))
     for i, (st, h, ms) in enumerate(res):

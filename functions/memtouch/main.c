@@ -12,11 +12,14 @@
  * (shared working sets: N instances each write their part, the others stay intact).
  * Once an instance has written a part, a request with "write": 0 checks that part as its
  * own whatever "part" says (a daemon routes requests to instances it chooses), and the
- * answer names it. */
+ * answer names it. "hold_ms": H makes a parts request answer only H ms after its work,
+ * so that requests sent together find every instance busy (a test of N distinct
+ * instances must not depend on how fast one instance finishes). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "thaw_function.h"
 
@@ -76,11 +79,12 @@ int main(int argc, char **argv)
     int wrote = 0;
     uint64_t my_part = 0;
     while ((n = thaw_next(fd, req, sizeof req)) > 0) {
-        uint64_t want = 1, seed = 1, list = 0, alloc = 0, np = 0, part = 0, wr = 0;
+        uint64_t want = 1, seed = 1, list = 0, alloc = 0, np = 0, part = 0, wr = 0, hold = 0;
         if (thaw_json_u64(req, "parts", &np) == 0 && np) {
             thaw_json_u64(req, "part", &part);
             thaw_json_u64(req, "mib", &want);
             thaw_json_u64(req, "write", &wr);
+            thaw_json_u64(req, "hold_ms", &hold);
             uint64_t words = want * (1024 * 1024 / 8);
             if (words > npages * PAGE / 8)
                 words = npages * PAGE / 8;
@@ -94,6 +98,13 @@ int main(int argc, char **argv)
             uint64_t b = parts(arena, words, np, part, wr != 0, &wrote);
             if (wr)
                 my_part = part;
+            if (hold) {
+                if (hold > 60000)
+                    hold = 60000;
+                struct timespec ts = {(time_t)(hold / 1000), (long)(hold % 1000) * 1000000L};
+                while (nanosleep(&ts, &ts) != 0)
+                    ;
+            }
             size_t len = (size_t)snprintf(out, sizeof out, "{\"part\": %llu, \"parts\": %llu, \"bad_words\": %llu}",
                                           (unsigned long long)part, (unsigned long long)np, (unsigned long long)b);
             thaw_respond(fd, out, len);
