@@ -236,9 +236,10 @@ static int load_token(struct client *cl, const char *file)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: thaw deploy <name> <dir> [--restore reap|lazy|copy|boot] [--keep-alive MS] [--min N]\n"
+            "usage: thaw deploy <name> <dir> [--restore reap|lazy|copy|boot|share] [--keep-alive MS] [--min N]\n"
             "                   [--max N] [--queue N] [--queue-timeout MS] [--timeout MS] [--memory MIB]\n"
-            "                   [--keep-alive-policy fixed|hybrid] [--hybrid-bin MS]\n"
+            "                   [--keep-alive-policy fixed|hybrid] [--hybrid-bin MS] [--warmup N]\n"
+            "       (--warmup N: N invocations with the files of <dir>/payloads before the snapshot)\n"
             "       thaw invoke <name> [JSON | @FILE] [-i]   (-i: print the X-Thaw-* headers on stderr)\n"
             "       thaw ls | thaw rm <name> | thaw stats <name> | thaw logs <name> [-n N]\n"
             "common: --server URL (default $THAW_SERVER or http://127.0.0.1:8080), --token-file FILE\n");
@@ -253,6 +254,7 @@ int cmd_client(int argc, char **argv)
         {"queue", required_argument, 0, 'q'},    {"queue-timeout", required_argument, 0, 'Q'},
         {"timeout", required_argument, 0, 'o'},  {"memory", required_argument, 0, 'y'},
         {"keep-alive-policy", required_argument, 0, 'P'}, {"hybrid-bin", required_argument, 0, 'B'},
+        {"warmup", required_argument, 0, 'w'},
         {"headers", no_argument, 0, 'i'},        {"lines", required_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
@@ -262,7 +264,7 @@ int cmd_client(int argc, char **argv)
     char query[1024] = "";
     const char *lines = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "S:T:R:K:P:B:m:M:q:Q:o:y:in:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "S:T:R:K:P:B:m:M:q:Q:o:y:w:in:h", opts, NULL)) != -1) {
         const char *key = NULL;
         switch (c) {
         case 'S': cl.server = optarg; break;
@@ -277,6 +279,7 @@ int cmd_client(int argc, char **argv)
         case 'Q': key = "queue_timeout_ms"; break;
         case 'o': key = "timeout_ms"; break;
         case 'y': key = "memory_mib"; break;
+        case 'w': key = "warmup"; break;
         case 'i': cl.show_headers = true; break;
         case 'n': lines = optarg; break;
         case 'h': usage(stdout); return 0;

@@ -340,13 +340,14 @@ static enum MHD_Result handle_function(struct serve *s, struct MHD_Connection *c
         struct fn_version *v = f->ver;
         version_get(v);
         pthread_mutex_unlock(&f->lock);
-        uint32_t memory_was = cfg.memory_mib;
+        uint32_t memory_was = cfg.memory_mib, warmup_was = cfg.warmup;
         if (!patch) {
             ret = answer_error(c, 400, "PATCH body is not JSON: %s", jerr.text);
         } else if (fn_config_apply_json(&cfg, patch, &err) < 0) {
             ret = answer_error(c, 400, "%s", err.msg);
-        } else if (cfg.memory_mib != memory_was) {
-            /* The snapshot fixes guest memory: a new version is booted and snapshotted. */
+        } else if (cfg.memory_mib != memory_was || cfg.warmup != warmup_was) {
+            /* The snapshot fixes guest memory and what ran before it: a new version is
+             * booted, warmed up and snapshotted. */
             char *body = NULL;
             int st = atomic_load(&s->draining) ? 503 : redeploy_function(s, name, patch, &body);
             if (st == 503) {

@@ -1,7 +1,11 @@
 /* The deploy pipeline: unpack the upload, build it, boot it to its ready point,
  * snapshot it there, commit the version, and switch the function over to it. Any
  * failure before the commit leaves the function as it was (422 or 400). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +18,7 @@
 #include "host/serve/store.h"
 #include "host/serve/upload.h"
 #include "host/util/clock.h"
+#include "host/util/file.h"
 #include "host/util/tree.h"
 
 struct boot_log {
@@ -53,6 +58,96 @@ static char *error_body(const char *fmt, const char *a, const char *b)
     return text;
 }
 
+/* Warm-up payloads: the regular files of the source's payloads/ directory in name order
+ * (at most WARMUP_PAYLOADS_MAX, each at most max_bytes, like a request body), or "{}"
+ * when it has none. The upload is hostile: nothing outside the directory is followed. */
+#define WARMUP_PAYLOADS_MAX 16
+
+struct warmup_payloads {
+    size_t n;
+    uint8_t *data[WARMUP_PAYLOADS_MAX];
+    size_t len[WARMUP_PAYLOADS_MAX];
+};
+
+static void warmup_payloads_free(struct warmup_payloads *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free(w->data[i]);
+    w->n = 0;
+}
+
+static int payload_entry(const struct dirent *e)
+{
+    return e->d_name[0] != '.';
+}
+
+static int warmup_payloads_load(const char *source, size_t max_bytes, struct warmup_payloads *w,
+                                struct thaw_error *err)
+{
+    char dir[1400];
+    tree_path(dir, sizeof dir, "%s/payloads", source);
+    w->n = 0;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0 && errno != ENOENT)
+        return thaw_fail_errno(err, "payloads/ for the warm-up is not a directory");
+    struct dirent **names = NULL;
+    int n = dfd < 0 ? 0 : scandirat(dfd, ".", &names, payload_entry, alphasort);
+    if (n < 0) {
+        close(dfd);
+        return thaw_fail_errno(err, "cannot list payloads/ for the warm-up");
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (rc == 0 && w->n < WARMUP_PAYLOADS_MAX) {
+            struct thaw_error why;
+            if (read_file_at(dfd, names[i]->d_name, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, max_bytes,
+                             &w->data[w->n], &w->len[w->n], &why) < 0)
+                rc = thaw_fail(err, "warm-up payload payloads/%.100s: %s", names[i]->d_name, why.msg);
+            else
+                w->n++;
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (dfd >= 0)
+        close(dfd);
+    if (rc == 0 && w->n == 0) {
+        if (!(w->data[0] = (uint8_t *)strdup("{}")))
+            return thaw_fail(err, "out of memory");
+        w->len[0] = 2;
+        w->n = 1;
+    }
+    if (rc < 0)
+        warmup_payloads_free(w);
+    return rc;
+}
+
+/* cfg->warmup invocations of the booted instance before its snapshot, cycling through
+ * the payloads: what they leave in the guest (imports done, caches filled, the
+ * interpreter's specialised code) is in every instance restored from it. */
+static int warm_up(struct sandbox *sb, const char *stage, const struct fn_config *cfg, size_t max_bytes,
+                   struct thaw_error *err)
+{
+    if (cfg->warmup == 0)
+        return 0;
+    char source[1300];
+    tree_path(source, sizeof source, "%s/source", stage);
+    struct warmup_payloads w;
+    if (warmup_payloads_load(source, max_bytes, &w, err) < 0)
+        return -1;
+    int rc = 0;
+    for (uint32_t i = 0; i < cfg->warmup && rc == 0; i++) {
+        uint8_t *resp = NULL;
+        size_t len;
+        struct thaw_error why;
+        if (sandbox_invoke(sb, w.data[i % w.n], w.len[i % w.n], &resp, &len, &why) < 0)
+            rc = thaw_fail(err, "warm-up invocation %u of %u failed: %s", i + 1, cfg->warmup, why.msg);
+        free(resp);
+    }
+    warmup_payloads_free(&w);
+    return rc;
+}
+
 /* What a deploy and a re-snapshot share: the staged version has source/ and bundle/;
  * boot the bundle (with cfg's memory size), snapshot it, write its config, commit it
  * and switch the function over. Returns the HTTP status and the answer in *body. */
@@ -65,12 +160,13 @@ static int boot_snapshot_commit(struct serve *s, const char *name, struct functi
     tree_path(snap, sizeof snap, "%s/snapshot", stage);
     struct sandbox *sb = NULL;
     int status = 500;
-    uint64_t t_boot = 0, t_snap = 0;
+    uint64_t t_boot = 0, t_warmup = 0, t_snap = 0;
     struct boot_log blog = {.lock = PTHREAD_MUTEX_INITIALIZER};
     /* The first boot runs the uploaded code: in a jailed worker like every instance
      * (unless --in-process). The snapshot's files are ours; the worker only fills the
      * memory image through the descriptor it is given (sandbox_snapshot). */
     struct sandbox_options opt = {.memory_mib = cfg->memory_mib, .worker = s->opt.worker,
+                                  .invoke_timeout_ns = cfg->timeout_ms * 1000000ull,
                                   .log = boot_log_sink, .log_ctx = &blog};
     uint64_t t = clock_now_ns();
     if (sandbox_boot(&sb, bundle, &opt, &err) < 0) {
@@ -81,6 +177,15 @@ static int boot_snapshot_commit(struct serve *s, const char *name, struct functi
         goto out;
     }
     t_boot = clock_now_ns() - t;
+    t = clock_now_ns();
+    if (warm_up(sb, stage, cfg, s->opt.max_body_bytes, &err) < 0) {
+        status = 422;
+        pthread_mutex_lock(&blog.lock);
+        *body = error_body("%s%s", err.msg, blog.tail[0] ? blog.tail : NULL);
+        pthread_mutex_unlock(&blog.lock);
+        goto out;
+    }
+    t_warmup = clock_now_ns() - t;
     t = clock_now_ns();
     if (sandbox_snapshot(sb, snap, &err) < 0) {
         status = 422;
@@ -116,8 +221,9 @@ static int boot_snapshot_commit(struct serve *s, const char *name, struct functi
         function_put(f);
         status = 201;
     }
-    json_t *j = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:b, s:o}", "name", name, "version", (json_int_t)gen,
-                          "build_ms", (double)t_build / 1e6, "boot_ms", (double)t_boot / 1e6, "snapshot_ms",
+    json_t *j = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:b, s:o}", "name", name, "version", (json_int_t)gen,
+                          "build_ms", (double)t_build / 1e6, "boot_ms", (double)t_boot / 1e6, "warmup_ms",
+                          (double)t_warmup / 1e6, "snapshot_ms",
                           (double)t_snap / 1e6, "total_ms", (double)(clock_now_ns() - t0) / 1e6, "boot_in_worker",
                           boot_in_worker, "config", fn_config_to_json(cfg));
     *body = json_dumps(j, JSON_COMPACT);

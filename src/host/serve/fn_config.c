@@ -6,7 +6,7 @@
 
 const char *const fn_config_keys[] = {"restore", "keep_alive_ms", "keep_alive_policy", "hybrid_bin_ms",
                                       "min_instances", "max_instances", "queue_max", "queue_timeout_ms", "timeout_ms",
-                                      "memory_mib", NULL};
+                                      "memory_mib", "warmup", NULL};
 
 static const char *const restore_names[] = {"reap", "lazy", "copy", "boot", "share"};
 #define RESTORE_NAMES (sizeof restore_names / sizeof restore_names[0])
@@ -38,7 +38,7 @@ struct range {
 static const struct range ranges[] = {
     {"keep_alive_ms", 0, 7ull * 24 * 3600 * 1000}, {"min_instances", 0, 64}, {"max_instances", 1, 64},
     {"queue_max", 0, 100000},   {"queue_timeout_ms", 0, 3600 * 1000},  {"timeout_ms", 1, 3600 * 1000},
-    {"memory_mib", 0, 4096},    {"hybrid_bin_ms", 1, 3600 * 1000},
+    {"memory_mib", 0, 4096},    {"hybrid_bin_ms", 1, 3600 * 1000},     {"warmup", 0, 100},
 };
 
 static int set_number(struct fn_config *c, const char *key, uint64_t v, struct thaw_error *err)
@@ -63,6 +63,8 @@ static int set_number(struct fn_config *c, const char *key, uint64_t v, struct t
             c->queue_timeout_ms = v;
         else if (!strcmp(key, "timeout_ms"))
             c->timeout_ms = v;
+        else if (!strcmp(key, "warmup"))
+            c->warmup = (uint32_t)v;
         else if (!strcmp(key, "memory_mib")) {
             if (v != 0 && (v < 16 || v % 2))
                 return thaw_fail(err, "\"memory_mib\" must be 0 (the function's) or an even number from 16 to 4096");
@@ -166,10 +168,11 @@ int fn_config_apply_text(struct fn_config *c, const char *key, const char *value
 
 json_t *fn_config_to_json(const struct fn_config *c)
 {
-    return json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "restore", fn_restore_name(c->restore),
+    return json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "restore", fn_restore_name(c->restore),
                      "keep_alive_ms", (json_int_t)c->keep_alive_ms, "keep_alive_policy", c->keep_alive_policy,
                      "hybrid_bin_ms", (json_int_t)c->hybrid_bin_ms,
                      "min_instances", (json_int_t)c->min_instances, "max_instances", (json_int_t)c->max_instances,
                      "queue_max", (json_int_t)c->queue_max, "queue_timeout_ms", (json_int_t)c->queue_timeout_ms,
-                     "timeout_ms", (json_int_t)c->timeout_ms, "memory_mib", (json_int_t)c->memory_mib);
+                     "timeout_ms", (json_int_t)c->timeout_ms, "memory_mib", (json_int_t)c->memory_mib,
+                     "warmup", (json_int_t)c->warmup);
 }

@@ -27,6 +27,7 @@ struct fn_config {
     uint64_t queue_timeout_ms;   /* a waiting request gives up after this: 503 */
     uint64_t timeout_ms;         /* per invocation: 504 */
     uint32_t memory_mib;         /* guest memory; 0 = function.json's */
+    uint32_t warmup;             /* invocations before the snapshot (payloads/ of the source) */
 };
 
 void fn_config_default(struct fn_config *c);
