@@ -57,6 +57,7 @@ static void test_config_refusals(void **state)
     expect_refused("{\"memory_mib\": 17}", "memory_mib");
     expect_refused("{\"keep_alive_policy\": \"never\"}", "policy");
     expect_refused("{\"hybrid_bin_ms\": 0}", "hybrid_bin_ms");
+    expect_refused("{\"warmup\": 101}", "warmup");
     expect_refused("[1, 2]", "object");
 }
 
@@ -81,6 +82,16 @@ static void test_config_text(void **state)
     json_decref(out);
     assert_int_equal(fn_config_apply_text(&c, "restore", "shared", &err), -1);
     assert_non_null(strstr(err.msg, "share"));
+    /* warmup: 0 by default, up to 100, stored with the rest. */
+    assert_int_equal(c.warmup, 0);
+    assert_int_equal(fn_config_apply_text(&c, "warmup", "100", &err), 0);
+    out = fn_config_to_json(&c);
+    assert_int_equal(json_integer_value(json_object_get(out, "warmup")), 100);
+    struct fn_config back;
+    fn_config_default(&back);
+    assert_int_equal(fn_config_apply_json(&back, out, &err), 0);
+    assert_int_equal(back.warmup, 100);
+    json_decref(out);
 }
 
 static void test_upload_paths(void **state)
