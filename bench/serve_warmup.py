@@ -10,8 +10,8 @@ restore key PATCHed on both), runs in ABBA order: the page cache dropped
 (/proc/sys/vm/drop_caches: snapshot files and runtime images), no instance alive, one
 call with the function's first payload; every answer must be a 200 and a cold start of
 the mode. Reports the client's medians, the first invocation inside the guest
-(X-Thaw-Invoke-Us), b / a, in how many back-to-back pairs b was faster, and the working
-set each recorded.
+(X-Thaw-Invoke-Us), b / a, in how many back-to-back pairs b was faster, and the size of
+the working set each recorded (ws.pages, lz4-compressed).
 
 usage: bench/serve_warmup.py [--runs 8] [--warmup 1] [--modes reap,lazy] function ...
 """
@@ -41,8 +41,8 @@ def cold_call(d, name, payload, mode, problems):
     return ms, float(h.get("X-Thaw-Invoke-Us", "nan")) / 1e3
 
 
-def ws_pages(d, name):
-    return d.function(name).get("working_set_bytes", 0) // 4096
+def ws_kib(d, name):
+    return d.function(name).get("working_set_bytes", 0) // 1024
 
 
 def main():
@@ -70,7 +70,7 @@ def main():
                 for i in range(a.runs):
                     for k in ("a", "b") if i % 2 == 0 else ("b", "a"):
                         res[k].append(cold_call(d, names[k], payload, mode, problems))
-                ws = {k: ws_pages(d, n) for k, n in names.items()}
+                ws = {k: ws_kib(d, n) for k, n in names.items()}
                 rows.append((fn, mode, res, ws))
                 print("done %s %s" % (fn, mode), file=sys.stderr, flush=True)
     load = open("/proc/loadavg").read().split()[:3]
@@ -80,7 +80,7 @@ def main():
           "page cache dropped before each; ms. a = snapshot at the ready point, b = after %d warm-up "
           "invocation(s). Load average at the end: %s.\n" % (a.runs, a.warmup, " ".join(load)))
     print("| function | mode | a: client | a: first invocation | b: client | b: first invocation | b / a "
-          "| pairs b faster | working set pages a -> b |")
+          "| pairs b faster | ws.pages KiB a -> b |")
     print("|---|---|---|---|---|---|---|---|---|")
     logs = {}
     for fn, mode, res, ws in rows:
