@@ -220,8 +220,11 @@ int sandbox_local_snapshot_fd(struct sandbox *sb, int fd, uint8_t **state, size_
         return -1;
     uint64_t t0 = clock_now_ns();
     /* A root-filesystem image's written pages are not in the memory file: the caller
-     * reads them from /proc/<worker>/mem (READY told it where the image is). */
-    if (snapshot_capture_state(l->inst, l->function, state, len, err) < 0)
+     * reads them from /proc/<worker>/mem (READY told it where the image is), and tells
+     * them from the image's by their being private copies, which the pages a restore
+     * mapped from rootfs.cow become first. */
+    if ((l->inst->rootfs.host && rootfs_snapshot_materialize(&l->inst->rootfs, err) < 0) ||
+        snapshot_capture_state(l->inst, l->function, state, len, err) < 0)
         return -1;
     if (snapshot_write_image(l->inst, fd, err) < 0) {
         free(*state);

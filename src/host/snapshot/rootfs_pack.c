@@ -23,8 +23,9 @@
 #define H_FLAGS 104
 #define H_CRC 108
 
-const struct rootfs_pack_kind ROOTFS_PACK_COW = {"THAWCOW2", 2, "rootfs.cow", false};
-const struct rootfs_pack_kind ROOTFS_PACK_WS = {"THAWRWS3", 3, "rootfs.ws", true};
+const struct rootfs_pack_kind ROOTFS_PACK_COW = {"THAWCOW2", 2, "rootfs.cow", false, false};
+const struct rootfs_pack_kind ROOTFS_PACK_COW_RAW = {"THAWCOW2", 2, "rootfs.cow", false, true};
+const struct rootfs_pack_kind ROOTFS_PACK_WS = {"THAWRWS3", 3, "rootfs.ws", true, false};
 
 static uint64_t align_page(uint64_t x) { return (x + PAGE - 1) / PAGE * PAGE; }
 
@@ -74,7 +75,7 @@ int rootfs_pack_encode(const struct rootfs_pack_kind *k, uint64_t image_pages, c
     for (uint64_t i = 0; contents && i < n; blk++) {
         uint64_t j = block_end(pages, n, i);
         size_t plain = (size_t)((j - i) * PAGE);
-        size_t stored = lz4_block_pack(contents + i * PAGE, plain, b + at, cap - at);
+        size_t stored = k->raw_only ? 0 : lz4_block_pack(contents + i * PAGE, plain, b + at, cap - at);
         bool raw = stored == 0; /* it does not compress enough: stored as is */
         if (raw) {
             memcpy(b + at, contents + i * PAGE, plain);

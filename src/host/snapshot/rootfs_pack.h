@@ -46,8 +46,12 @@ struct rootfs_pack_kind {
     uint16_t major;
     const char *name;
     bool index_only_ok; /* may be index-only (rootfs.ws; never rootfs.cow, whose pages are the data) */
+    bool raw_only;      /* encode: every block stored raw, so at a 4 KiB-aligned offset of the
+                           file and mappable from it (decode takes either) */
 };
-extern const struct rootfs_pack_kind ROOTFS_PACK_COW, ROOTFS_PACK_WS;
+/* ROOTFS_PACK_COW_RAW writes a rootfs.cow whose pages a restore maps from the file, read
+ * when the guest first touches them; ROOTFS_PACK_COW compresses (decoded at restore). */
+extern const struct rootfs_pack_kind ROOTFS_PACK_COW, ROOTFS_PACK_COW_RAW, ROOTFS_PACK_WS;
 
 /* A decoded header and index, pointing into the file's bytes. */
 struct rootfs_pack {

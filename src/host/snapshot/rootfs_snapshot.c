@@ -93,6 +93,26 @@ static int write_pack(const char *dir, const char *name, const struct rootfs_pac
     return rc;
 }
 
+/* THAW_ROOTFS_COW=packed: rootfs.cow lz4-compressed, decoded whole at every restore
+ * (the layout before its pages were mapped lazily). */
+static bool cow_packed(void)
+{
+    const char *v = getenv("THAW_ROOTFS_COW");
+    return v && !strcmp(v, "packed");
+}
+
+int rootfs_snapshot_materialize(struct rootfs_map *m, struct thaw_error *err)
+{
+    for (uint64_t i = 0; i < m->n_lazy; i++)
+        if (madvise(m->host + m->lazy[i].first * PAGE, (size_t)(m->lazy[i].pages * PAGE), MADV_POPULATE_WRITE) < 0)
+            return thaw_fail_errno(err, "rootfs image: copying in the written pages at page %llu",
+                                   (unsigned long long)m->lazy[i].first);
+    free(m->lazy);
+    m->lazy = NULL;
+    m->n_lazy = 0;
+    return 0;
+}
+
 /* Writes rootfs.cow and the descriptor for image m mapped at addr in process pid (0:
  * this one, m->host): the written pages' contents come from the mapping itself, or
  * from /proc/<pid>/mem for a worker's. */
@@ -130,7 +150,8 @@ static int save_from(const struct rootfs_map *m, int pid, uint64_t addr, const c
         for (uint64_t k = 0; k < n; k++)
             memcpy(copy + k * PAGE, m->host + pm[k] * PAGE, PAGE);
     }
-    int rc = write_pack(dir, SNAPDIR_ROOTFS_COW, &ROOTFS_PACK_COW, m->size / PAGE, id, pm, n, copy, err);
+    int rc = write_pack(dir, SNAPDIR_ROOTFS_COW, cow_packed() ? &ROOTFS_PACK_COW : &ROOTFS_PACK_COW_RAW,
+                        m->size / PAGE, id, pm, n, copy, err);
     free(copy);
     free(pm);
     if (rc < 0)
@@ -155,6 +176,8 @@ int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, const stru
         return 0;
     if (m->size % PAGE || m->size > MAX_PAGES * PAGE)
         return thaw_fail(err, "rootfs image of %llu bytes: too large", (unsigned long long)m->size);
+    if (m->n_lazy) /* their pages would read as not written (rootfs_snapshot_materialize) */
+        return thaw_fail(err, "rootfs image: written pages still mapped from the last snapshot");
     return save_from(m, 0, (uint64_t)(uintptr_t)m->host, dir, id, err);
 }
 
@@ -485,15 +508,42 @@ static int put_back_file_pages(struct rootfs_map *m, const struct rootfs_pack *p
     return 0;
 }
 
-/* The working set's runs read ahead from the image (all reads started, then the pages
- * mapped from its page cache). */
+/* Maps image pages [first, first + pages) from the page cache: read-only where they come
+ * from the image, as private copies where they are written pages mapped from rootfs.cow
+ * (m->lazy, ascending), which the guest is likely to write again (library data) and
+ * would otherwise copy at its first write, a host fault each. */
+static void populate_run(struct rootfs_map *m, uint64_t first, uint64_t pages)
+{
+    uint64_t lo = 0, hi = m->n_lazy, end = first + pages;
+    while (lo < hi) { /* the first lazy run that ends after first */
+        uint64_t mid = (lo + hi) / 2;
+        if (m->lazy[mid].first + m->lazy[mid].pages <= first)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (uint64_t at = first; at < end;) {
+        const struct rootfs_run *r = lo < m->n_lazy ? &m->lazy[lo] : NULL;
+        bool in = r && r->first <= at;
+        uint64_t stop = !r ? end : in ? r->first + r->pages : r->first;
+        if (stop > end)
+            stop = end;
+        (void)madvise(m->host + at * PAGE, (size_t)((stop - at) * PAGE), in ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+        at = stop;
+        if (in && stop == r->first + r->pages)
+            lo++;
+    }
+}
+
+/* The working set's runs read ahead (all reads started, then the pages mapped from the
+ * page cache: of the image, or of rootfs.cow for written pages mapped from there). */
 static void read_ahead_from_image(struct rootfs_map *m, const struct rootfs_pack *p)
 {
     uint64_t first, pages;
-    for (int pass = 0; pass < 2; pass++)
-        for (uint64_t i = 0; next_run(p, &i, &first, &pages);)
-            (void)madvise(m->host + first * PAGE, (size_t)(pages * PAGE),
-                          pass == 0 ? MADV_WILLNEED : MADV_POPULATE_READ);
+    for (uint64_t i = 0; next_run(p, &i, &first, &pages);)
+        (void)madvise(m->host + first * PAGE, (size_t)(pages * PAGE), MADV_WILLNEED);
+    for (uint64_t i = 0; next_run(p, &i, &first, &pages);)
+        populate_run(m, first, pages);
 }
 
 /* The file working set's runs as guest addresses, for a pre-fault vCPU. */
@@ -503,6 +553,66 @@ static void ws_guest_runs(const struct rootfs_map *m, const struct rootfs_pack *
     for (uint64_t i = 0; next_run(p, &i, &first, &pages);)
         if (gpa_runs_add(out, m->gpa + first * PAGE, pages) < 0)
             return;
+}
+
+/* An all-raw rootfs.cow (ROOTFS_PACK_COW_RAW): each run of written pages is mapped
+ * MAP_PRIVATE from the file over the image mapping, so a page is read (from the disk,
+ * or the page cache that instances of the snapshot share) only when the guest first
+ * touches it, and copied only when the guest writes it: a first invocation touches a
+ * few percent of them (cnn_serving: 59 of 3,665), where decoding all of them took most
+ * of the image's restore. Their checksums are not checked, as a lazy restore's memory
+ * file pages are not; a file that is not all raw and 4 KiB-aligned is decoded as
+ * before. Returns 1 when mapped (runs in m->lazy), 0 when it must be decoded, -1 if a
+ * mapping failed (the caller decodes over whatever is mapped). */
+static int map_cow_lazily(struct rootfs_map *m, const struct pack_src *cow, struct thaw_error *err)
+{
+    struct rootfs_pack_iter it = {0};
+    struct rootfs_pack_block b;
+    uint64_t runs = 0, next_page = UINT64_MAX, next_off = 0;
+    while (rootfs_pack_next(&cow->p, &it, &b)) {
+        if (!b.raw || b.off % PAGE)
+            return 0;
+        uint64_t first = rootfs_pack_page(&cow->p, b.first);
+        runs += first != next_page || b.off != next_off;
+        next_page = first + b.pages;
+        next_off = b.off + b.pages * PAGE;
+    }
+    if (runs > MAX_ANON_RUNS)
+        return 0;
+    struct rootfs_run *r = calloc(runs ? runs : 1, sizeof *r);
+    uint64_t *off = calloc(runs ? runs : 1, sizeof *off);
+    if (!r || !off) {
+        free(r);
+        free(off);
+        return 0;
+    }
+    uint64_t n = 0;
+    it = (struct rootfs_pack_iter){0};
+    next_page = UINT64_MAX;
+    while (rootfs_pack_next(&cow->p, &it, &b)) {
+        uint64_t first = rootfs_pack_page(&cow->p, b.first);
+        if (n == 0 || first != next_page || b.off != next_off) {
+            r[n] = (struct rootfs_run){.first = first};
+            off[n++] = b.off;
+        }
+        r[n - 1].pages += b.pages;
+        next_page = first + b.pages;
+        next_off = b.off + b.pages * PAGE;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (mmap(m->host + r[i].first * PAGE, (size_t)(r[i].pages * PAGE), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, cow->fd, (off_t)off[i]) == MAP_FAILED) {
+            thaw_fail_errno(err, "mapping %s's pages at image page %llu", SNAPDIR_ROOTFS_COW,
+                            (unsigned long long)r[i].first);
+            free(r);
+            free(off);
+            return -1;
+        }
+    free(off);
+    free(m->lazy);
+    m->lazy = r;
+    m->n_lazy = n;
+    return 1;
 }
 
 int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct snap_identity *id, bool prefetch,
@@ -526,8 +636,13 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
     bool from_cache = !ws_packed();
     ws.fd = -1;
     ws.head = NULL;
-    if (pack_src_open(&cow, dir, SNAPDIR_ROOTFS_COW, &ROOTFS_PACK_COW, image_pages, id, false, err) < 0)
+    /* Its header and index first (the pages too, if the file is small): an all-raw one
+     * is mapped, not read (map_cow_lazily), unless the packed file working set's pages
+     * are decoded over the mapping (their recording reads the image, not rootfs.cow). */
+    if (pack_src_open(&cow, dir, SNAPDIR_ROOTFS_COW, &ROOTFS_PACK_COW, image_pages, id, !ws_packed(), err) < 0)
         goto fail;
+    struct thaw_error lazy_err;
+    int lazy = ws_packed() ? 0 : map_cow_lazily(m, &cow, &lazy_err);
     char path[4096];
     if (prefetch && snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_WS) == 0 && access(path, F_OK) == 0) {
         struct thaw_error why;
@@ -539,7 +654,16 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
             snprintf(st->ws_error, sizeof st->ws_error, "%.255s", why.msg);
         }
     }
-    int rc = read_and_decode(m, srcs, nsrc, t0, err);
+    /* Mapped lazily: nothing of rootfs.cow to read (the packed rootfs.ws never comes
+     * with it). A mapping that failed is decoded over. */
+    bool mapped = lazy == 1 && nsrc == 1;
+    int rc = mapped ? 0 : read_and_decode(m, srcs, nsrc, t0, err);
+    if (mapped) {
+        for (uint64_t i = 0; i < m->n_lazy; i++)
+            cow.pages_in += m->lazy[i].pages;
+        cow.done_ns = clock_now_ns() - t0;
+        cow.len = cow.head_len; /* what was read of it */
+    }
     if (rc == 0 && from_cache && ws.head) {
         read_ahead_from_image(m, &ws.p);
         if (ws_runs)
@@ -573,6 +697,23 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
 fail:
     rootfs_map_close(m);
     return -1;
+}
+
+/* The pages rootfs.cow in dir holds, as a bitmap over the image's pages (malloc'd), or
+ * NULL (none, or the file does not decode: the recording then names file pages only). */
+static uint8_t *cow_page_bitmap(const char *dir, const struct snap_identity *id, uint64_t image_pages)
+{
+    struct pack_src cow;
+    struct thaw_error why;
+    if (pack_src_open(&cow, dir, SNAPDIR_ROOTFS_COW, &ROOTFS_PACK_COW, image_pages, id, true, &why) < 0)
+        return NULL;
+    uint8_t *bits = cow.p.count ? calloc(image_pages / 8 + 1, 1) : NULL;
+    for (uint64_t i = 0; bits && i < cow.p.count; i++) {
+        uint64_t pg = rootfs_pack_page(&cow.p, i);
+        bits[pg / 8] |= (uint8_t)(1u << (pg % 8));
+    }
+    pack_src_close(&cow);
+    return bits;
 }
 
 int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, struct thaw_error *err)
@@ -613,14 +754,19 @@ int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, st
         close(ifd);
         return -1;
     }
-    uint64_t n = 0;
-    for (uint64_t i = 0; i < where->size / PAGE; i++)
-        if ((pm[i] & PM_PRESENT) && (pm[i] & PM_FILE))
-            pm[n++] = i; /* read from the image since the restore (copied-back pages are not) */
     /* The default restore reads these pages ahead from the image, so the file names
      * them only; THAW_ROOTFS_WS=packed records their contents too, for restores that
      * decode private copies of them. */
     bool packed = ws_packed();
+    /* Written pages of rootfs.cow that the restore mapped from it (not packed) are in
+     * the working set once touched: read (a page-cache page of rootfs.cow) or written
+     * again (a private copy now). Unmapped ones were not touched. */
+    uint8_t *cow = packed ? NULL : cow_page_bitmap(dir, &id, where->size / PAGE);
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < where->size / PAGE; i++)
+        if ((pm[i] & PM_PRESENT) && ((pm[i] & PM_FILE) || (cow && (cow[i / 8] >> (i % 8) & 1))))
+            pm[n++] = i; /* read from the image since the restore (decoded written pages are not) */
+    free(cow);
     uint8_t *contents = packed ? malloc(n ? n * PAGE : 1) : NULL;
     int rc = -1;
     if (packed && !contents)

@@ -5,11 +5,17 @@
  * read when first touched, exactly as at boot. What the snapshot keeps:
  *   rootfs      which image (path and identity: a changed image refuses to restore);
  *   rootfs.cow  the image pages the guest wrote (relocated library data, in place),
- *               lz4-compressed with a checksum per page and the snapshot's identity
- *               (rootfs_pack.h), decoded into anonymous memory over the fresh mapping
- *               before the vCPU runs (never read from the image first). Its pages are
- *               not optional: one that is damaged, of an older format or of another
- *               snapshot fails the restore with one line naming it;
+ *               with a checksum per page and the snapshot's identity (rootfs_pack.h),
+ *               stored raw and mapped MAP_PRIVATE from the file over the fresh mapping:
+ *               a page is read when the guest first touches it (a first invocation
+ *               touches a few percent; REAP's rootfs.ws names those and they are read
+ *               ahead with the file working set), copied when it writes it, shared in
+ *               the page cache by the instances of the snapshot until then. With
+ *               THAW_ROOTFS_COW=packed at snapshot time, lz4-compressed and decoded
+ *               whole into anonymous memory before the vCPU runs, checked page by page
+ *               (the layout before; older snapshots restore this way). A header, index
+ *               or block of another format or snapshot fails the restore with one line
+ *               naming it;
  *   rootfs.ws   REAP: the image pages the first invocation touched (recorded from
  *               the page tables after it) and their contents, read from the image and
  *               packed the same way (cnn_serving: 15 MiB of pages in 7.5 MiB). A REAP
@@ -48,7 +54,7 @@
 
 struct rootfs_restore_stats {
     uint64_t cow_pages;       /* written pages copied back */
-    uint64_t cow_bytes;       /* rootfs.cow's size (read whole) */
+    uint64_t cow_bytes;       /* bytes of rootfs.cow read (its index only when its pages are mapped) */
     uint64_t cow_ns;          /* time the copy-back took (read and decode) */
     uint64_t ws_pages;        /* REAP: image pages prefetched */
     uint64_t ws_bytes;        /* rootfs.ws's size (read whole) */
@@ -71,6 +77,10 @@ int rootfs_snapshot_save(const struct rootfs_map *m, const char *dir, const stru
  * size, identity; m->host unused): its written pages are read from /proc/<pid>/mem. */
 int rootfs_snapshot_save_remote(const struct rootfs_map *m, int pid, uint64_t addr, const char *dir,
                                 const struct snap_identity *id, struct thaw_error *err);
+/* Copies in the written pages a restore mapped from rootfs.cow (m->lazy), as private
+ * pages of the instance: call before a snapshot of it (in the process that maps the
+ * image), whose rootfs.cow is taken from its private pages. */
+int rootfs_snapshot_materialize(struct rootfs_map *m, struct thaw_error *err);
 /* True if the snapshot in dir has an image. */
 bool rootfs_snapshot_present(const char *dir);
 /* Maps the snapshot's image into m (at the recorded address) and puts its written

@@ -287,7 +287,8 @@ int snapshot_save(struct instance *inst, const char *function_name, const char *
          * snapshot's identity. */
         struct snap_identity id;
         if (snapshot_write_image(inst, w.memory_fd, err) < 0 ||
-            (inst->rootfs.host && (snapshot_state_identity(state, len, &id, err) < 0 ||
+            (inst->rootfs.host && (rootfs_snapshot_materialize(&inst->rootfs, err) < 0 ||
+                                   snapshot_state_identity(state, len, &id, err) < 0 ||
                                    rootfs_snapshot_save(&inst->rootfs, w.tmp, &id, err) < 0)))
             snapshot_writer_abort(&w);
         else

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -83,6 +84,9 @@ void rootfs_map_close(struct rootfs_map *m)
         munmap(m->host, m->size);
     if (m->fd >= 0)
         close(m->fd);
+    free(m->lazy);
     m->host = NULL;
     m->fd = -1;
+    m->lazy = NULL;
+    m->n_lazy = 0;
 }

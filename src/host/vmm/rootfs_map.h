@@ -17,6 +17,12 @@ struct rootfs_map {
     uint64_t size;
     uint64_t gpa;        /* where the guest sees it */
     uint64_t dev, ino, mtime_ns; /* the file's identity */
+    /* Runs of image pages a restore mapped from the snapshot's rootfs.cow instead of the
+     * image (rootfs_snapshot.h): written pages not yet copied in. */
+    struct rootfs_run {
+        uint64_t first, pages;
+    } *lazy;
+    uint64_t n_lazy;
 };
 
 /* An empty map (no image). */
