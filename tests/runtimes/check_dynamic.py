@@ -108,15 +108,33 @@ def run_image(tmp):
         p = thaw("restore", jsnap, "--mem", mode, "--drop-cache", *payload_args('{"a": 9, "b": 9}'))
         ok = p.returncode == 0 and '"product": 81' in p.stdout and '"checks": "ok"' in p.stdout
         check("the worker's rootfs snapshot restores in %s mode" % mode, ok, p.stdout + p.stderr)
-    # rootfs.cow (lz4 blocks, a checksum per page, the snapshot's identity) is decoded
-    # straight into the mapping: its pages are not optional, so any damage fails the
-    # restore with one line naming the file.
-    bad = os.path.join(tmp, "img-badcow")
-    shutil.copytree(jsnap, bad)
-    cow = os.path.join(bad, "rootfs.cow")
+    # By default rootfs.cow stores its blocks raw, so a restore maps them from the file
+    # (read when first touched) and reads only its header and index.
     good = open(os.path.join(jsnap, "rootfs.cow"), "rb").read()
     n, blocks = int.from_bytes(good[24:32], "little"), int.from_bytes(good[32:40], "little")
+    table = good[112 + n * 16:112 + n * 16 + blocks * 8]
+    all_raw = blocks > 0 and all(int.from_bytes(table[i * 8 + 4:i * 8 + 8], "little") >> 31 for i in range(blocks))
+    p = thaw("restore", jsnap, "--mem", "lazy", "--json", *payload_args('{"a": 9, "b": 9}'))
+    st = json.loads([l for l in p.stdout.splitlines() if '"cold_start_us"' in l][-1]) if p.returncode == 0 else {}
+    fs = st.get("rootfs", {})
+    check("rootfs.cow is stored raw and mapped: the restore reads its index only (%s of %d bytes)"
+          % (fs.get("cow_bytes"), len(good)),
+          all_raw and '"product": 81' in p.stdout and 0 < fs.get("cow_bytes", 0) < len(good)
+          and fs.get("cow_pages") == n, p.stdout[-300:] + p.stderr[-300:])
+    # Its header and index are checked all the same; a packed one (THAW_ROOTFS_COW=packed
+    # at snapshot time: lz4 blocks, decoded straight into the mapping) has its pages
+    # checked too: any damage fails the restore with one line naming the file.
+    psnap = os.path.join(tmp, "img-packedcow")
+    p = thaw("snapshot", "--worker", "functions/dynamic-image", "-o", psnap, env={"THAW_ROOTFS_COW": "packed"})
+    bad = os.path.join(tmp, "img-badcow")
+    shutil.copytree(psnap, bad)
+    cow = os.path.join(bad, "rootfs.cow")
+    good = open(os.path.join(psnap, "rootfs.cow"), "rb").read()
+    n, blocks = int.from_bytes(good[24:32], "little"), int.from_bytes(good[32:40], "little")
     data_off = int.from_bytes(good[40:48], "little")
+    p = thaw("restore", psnap, "--mem", "reap", *payload_args('{"a": 9, "b": 9}'))
+    check("a packed rootfs.cow restores (decoded)", p.returncode == 0 and '"product": 81' in p.stdout,
+          p.stdout + p.stderr)
 
     def with_crc(b):  # the header/index CRC repaired, so the later checks are reached
         b = bytearray(b)
