@@ -247,6 +247,61 @@ static void *kill_later(void *arg)
     return NULL;
 }
 
+static uint64_t cow_pages(const char *snap)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/rootfs.cow", snap);
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    uint8_t h[32];
+    assert_int_equal(fread(h, 1, sizeof h, f), sizeof h);
+    fclose(f);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | h[24 + i];
+    return n;
+}
+
+/* A worker's restore maps the written image pages from rootfs.cow (read when touched);
+ * a snapshot of that instance, whose caller tells written pages by their being private
+ * copies in the worker, still holds every one, and restores to right answers. */
+static void test_snapshot_of_restored_image_in_worker(void **state)
+{
+    (void)state;
+    if (!usable())
+        return;
+    struct thaw_error err = {{0}};
+    char a[192], b[192];
+    snprintf(a, sizeof a, "%s/img-a", tmpdir);
+    snprintf(b, sizeof b, "%s/img-b", tmpdir);
+    struct sandbox *sb;
+    struct sandbox_options lo = {.log = quiet_log}, wo = worker_opt();
+    if (sandbox_boot(&sb, "functions/dynamic-image", &lo, &err) < 0 || sandbox_snapshot(sb, a, &err) < 0)
+        fail_msg("boot and snapshot: %s", err.msg);
+    sandbox_destroy(sb);
+    uint64_t written = cow_pages(a);
+    assert_true(written >= 2);
+    if (sandbox_restore(&sb, a, MEM_LAZY, &wo, &err) < 0)
+        fail_msg("worker restore: %s", err.msg);
+    char *r = call_str(sb, "{\"a\": 3, \"b\": 4}");
+    assert_non_null(r);
+    assert_non_null(strstr(r, "\"product\": 12"));
+    free(r);
+    if (sandbox_snapshot(sb, b, &err) < 0)
+        fail_msg("snapshot of a restored image instance in a worker: %s", err.msg);
+    sandbox_destroy(sb);
+    if (cow_pages(b) < written)
+        fail_msg("%llu written pages, the snapshot it came from had %llu", (unsigned long long)cow_pages(b),
+                 (unsigned long long)written);
+    if (sandbox_restore(&sb, b, MEM_REAP, &lo, &err) < 0)
+        fail_msg("restore of the worker's snapshot: %s", err.msg);
+    r = call_str(sb, "{\"a\": 9, \"b\": 9}");
+    if (!r || !strstr(r, "\"product\": 81") || !strstr(r, "\"checks\": \"ok\""))
+        fail_msg("restore of the worker's snapshot answered %s", r ? r : "nothing");
+    free(r);
+    sandbox_destroy(sb);
+}
+
 static void test_sigkill_mid_invocation(void **state)
 {
     (void)state;
@@ -370,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_boot_same_answer_and_jailed),
         cmocka_unit_test(test_restore_every_mode),
         cmocka_unit_test(test_snapshot_from_jailed_worker),
+        cmocka_unit_test(test_snapshot_of_restored_image_in_worker),
         cmocka_unit_test(test_sigkill_mid_invocation),
         cmocka_unit_test(test_misbehaving_workers),
     };
