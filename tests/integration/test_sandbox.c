@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "guest_helpers.h"
+#include "rootfs_cow_pages.h"
 #include "host/pager/reap.h"
 #include "host/sandbox/sandbox.h"
 #include "host/util/clock.h"
@@ -587,21 +588,6 @@ static void test_snapshot_after_invocations_holds_no_kept_memory(void **state)
     sandbox_destroy(sb);
 }
 
-static uint64_t cow_pages(const char *snap)
-{
-    char p[512];
-    snprintf(p, sizeof p, "%s/" SNAPDIR_ROOTFS_COW, snap);
-    FILE *f = fopen(p, "rb");
-    assert_non_null(f);
-    uint8_t h[32];
-    assert_int_equal(fread(h, 1, sizeof h, f), sizeof h);
-    fclose(f);
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--)
-        n = n << 8 | h[24 + i];
-    return n;
-}
-
 /* A restored instance maps its written image pages from rootfs.cow, read only when
  * touched; a snapshot of it must still hold every one of them, not only those the guest
  * touched again, and restore to right answers (in a jailed worker: test_worker.c). */
@@ -615,8 +601,8 @@ static void test_snapshot_of_restored_image_keeps_written_pages(void **state)
     struct sandbox *sb = boot_ok("functions/dynamic-image", NULL);
     assert_int_equal(sandbox_snapshot(sb, a, &err), 0);
     sandbox_destroy(sb);
-    uint64_t written = cow_pages(a);
-    assert_true(written >= 2);
+    uint64_t written = rootfs_cow_pages(a);
+    assert_true(written >= 2 && written != UINT64_MAX);
     sb = restore_ok(a, MEM_LAZY, NULL);
     char *r = invoke_ok(sb, "{\"a\": 3, \"b\": 4}");
     assert_non_null(strstr(r, "\"product\": 12"));
@@ -624,8 +610,8 @@ static void test_snapshot_of_restored_image_keeps_written_pages(void **state)
     if (sandbox_snapshot(sb, b, &err) < 0)
         fail_msg("snapshot of a restored image instance: %s", err.msg);
     sandbox_destroy(sb);
-    if (cow_pages(b) < written)
-        fail_msg("%llu written pages, the snapshot it came from had %llu", (unsigned long long)cow_pages(b),
+    if (rootfs_cow_pages(b) < written)
+        fail_msg("%llu written pages, the snapshot it came from had %llu", (unsigned long long)rootfs_cow_pages(b),
                  (unsigned long long)written);
     sb = restore_ok(b, MEM_REAP, NULL);
     r = invoke_ok(sb, "{\"a\": 9, \"b\": 9}");

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "proc_status.h"
+#include "rootfs_cow_pages.h"
 
 #include "host/sandbox/sandbox_impl.h"
 #include "host/util/clock.h"
@@ -247,21 +248,6 @@ static void *kill_later(void *arg)
     return NULL;
 }
 
-static uint64_t cow_pages(const char *snap)
-{
-    char p[512];
-    snprintf(p, sizeof p, "%s/rootfs.cow", snap);
-    FILE *f = fopen(p, "rb");
-    assert_non_null(f);
-    uint8_t h[32];
-    assert_int_equal(fread(h, 1, sizeof h, f), sizeof h);
-    fclose(f);
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; i--)
-        n = n << 8 | h[24 + i];
-    return n;
-}
-
 /* A worker's restore maps the written image pages from rootfs.cow (read when touched);
  * a snapshot of that instance, whose caller tells written pages by their being private
  * copies in the worker, still holds every one, and restores to right answers. */
@@ -279,8 +265,8 @@ static void test_snapshot_of_restored_image_in_worker(void **state)
     if (sandbox_boot(&sb, "functions/dynamic-image", &lo, &err) < 0 || sandbox_snapshot(sb, a, &err) < 0)
         fail_msg("boot and snapshot: %s", err.msg);
     sandbox_destroy(sb);
-    uint64_t written = cow_pages(a);
-    assert_true(written >= 2);
+    uint64_t written = rootfs_cow_pages(a);
+    assert_true(written >= 2 && written != UINT64_MAX);
     if (sandbox_restore(&sb, a, MEM_LAZY, &wo, &err) < 0)
         fail_msg("worker restore: %s", err.msg);
     char *r = call_str(sb, "{\"a\": 3, \"b\": 4}");
@@ -290,8 +276,8 @@ static void test_snapshot_of_restored_image_in_worker(void **state)
     if (sandbox_snapshot(sb, b, &err) < 0)
         fail_msg("snapshot of a restored image instance in a worker: %s", err.msg);
     sandbox_destroy(sb);
-    if (cow_pages(b) < written)
-        fail_msg("%llu written pages, the snapshot it came from had %llu", (unsigned long long)cow_pages(b),
+    if (rootfs_cow_pages(b) < written)
+        fail_msg("%llu written pages, the snapshot it came from had %llu", (unsigned long long)rootfs_cow_pages(b),
                  (unsigned long long)written);
     if (sandbox_restore(&sb, b, MEM_REAP, &lo, &err) < 0)
         fail_msg("restore of the worker's snapshot: %s", err.msg);
