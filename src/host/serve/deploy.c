@@ -58,6 +58,16 @@ static char *error_body(const char *fmt, const char *a, const char *b)
     return text;
 }
 
+/* An error answer of msg followed by the guest's last output lines (the function's own
+ * words on why its boot or warm-up failed). */
+static char *error_body_with_log(struct boot_log *l, const char *fmt, const char *msg)
+{
+    pthread_mutex_lock(&l->lock);
+    char *body = error_body(fmt, msg, l->tail[0] ? l->tail : NULL);
+    pthread_mutex_unlock(&l->lock);
+    return body;
+}
+
 /* Warm-up payloads: the regular files of the source's payloads/ directory in name order
  * (at most WARMUP_PAYLOADS_MAX, each at most max_bytes, like a request body), or "{}"
  * when it has none. The upload is hostile: nothing outside the directory is followed. */
@@ -171,18 +181,14 @@ static int boot_snapshot_commit(struct serve *s, const char *name, struct functi
     uint64_t t = clock_now_ns();
     if (sandbox_boot(&sb, bundle, &opt, &err) < 0) {
         status = 422;
-        pthread_mutex_lock(&blog.lock);
-        *body = error_body("boot failed: %s%s", err.msg, blog.tail[0] ? blog.tail : NULL);
-        pthread_mutex_unlock(&blog.lock);
+        *body = error_body_with_log(&blog, "boot failed: %s%s", err.msg);
         goto out;
     }
     t_boot = clock_now_ns() - t;
     t = clock_now_ns();
     if (warm_up(sb, stage, cfg, s->opt.max_body_bytes, &err) < 0) {
         status = 422;
-        pthread_mutex_lock(&blog.lock);
-        *body = error_body("%s%s", err.msg, blog.tail[0] ? blog.tail : NULL);
-        pthread_mutex_unlock(&blog.lock);
+        *body = error_body_with_log(&blog, "%s%s", err.msg);
         goto out;
     }
     t_warmup = clock_now_ns() - t;

@@ -555,41 +555,43 @@ static void ws_guest_runs(const struct rootfs_map *m, const struct rootfs_pack *
             return;
 }
 
-/* An all-raw rootfs.cow (ROOTFS_PACK_COW_RAW): each run of written pages is mapped
- * MAP_PRIVATE from the file over the image mapping, so a page is read (from the disk,
- * or the page cache that instances of the snapshot share) only when the guest first
- * touches it, and copied only when the guest writes it: a first invocation touches a
- * few percent of them (cnn_serving: 59 of 3,665), where decoding all of them took most
- * of the image's restore. Their checksums are not checked, as a lazy restore's memory
- * file pages are not; a file that is not all raw and 4 KiB-aligned is decoded as
- * before. Returns 1 when mapped (runs in m->lazy), 0 when it must be decoded, -1 if a
- * mapping failed (the caller decodes over whatever is mapped). */
-static int map_cow_lazily(struct rootfs_map *m, const struct pack_src *cow, struct thaw_error *err)
+/* True if every block of p is stored raw at a 4 KiB-aligned offset (ROOTFS_PACK_COW_RAW),
+ * in at most MAX_ANON_RUNS runs: a restore maps such a rootfs.cow (map_cow_lazily). */
+static bool cow_mappable(const struct rootfs_pack *p)
 {
     struct rootfs_pack_iter it = {0};
     struct rootfs_pack_block b;
     uint64_t runs = 0, next_page = UINT64_MAX, next_off = 0;
-    while (rootfs_pack_next(&cow->p, &it, &b)) {
+    while (rootfs_pack_next(p, &it, &b)) {
         if (!b.raw || b.off % PAGE)
-            return 0;
-        uint64_t first = rootfs_pack_page(&cow->p, b.first);
+            return false;
+        uint64_t first = rootfs_pack_page(p, b.first);
         runs += first != next_page || b.off != next_off;
         next_page = first + b.pages;
         next_off = b.off + b.pages * PAGE;
     }
-    if (runs > MAX_ANON_RUNS)
-        return 0;
-    struct rootfs_run *r = calloc(runs ? runs : 1, sizeof *r);
-    uint64_t *off = calloc(runs ? runs : 1, sizeof *off);
-    if (!r || !off) {
-        free(r);
-        free(off);
-        return 0;
-    }
-    uint64_t n = 0;
-    it = (struct rootfs_pack_iter){0};
-    next_page = UINT64_MAX;
-    while (rootfs_pack_next(&cow->p, &it, &b)) {
+    return runs <= MAX_ANON_RUNS;
+}
+
+/* A mappable rootfs.cow (cow_mappable): each run of written pages is mapped MAP_PRIVATE
+ * from the file over the image mapping, so a page is read (from the disk, or the page
+ * cache that instances of the snapshot share) only when the guest first touches it,
+ * and copied only when the guest writes it: a first invocation touches a few percent of
+ * them (cnn_serving: 59 of 3,665), where decoding all of them took most of the image's
+ * restore. Their checksums are not checked, as a lazy restore's memory file pages are
+ * not. Returns true when mapped (the runs in m->lazy); false when the file must be
+ * decoded (not mappable, or a mapping failed: the decode maps over every run). */
+static bool map_cow_lazily(struct rootfs_map *m, const struct pack_src *cow)
+{
+    if (!cow_mappable(&cow->p))
+        return false;
+    uint64_t cap = cow->p.blocks ? cow->p.blocks : 1, n = 0, next_page = UINT64_MAX, next_off = 0;
+    struct rootfs_run *r = calloc(cap, sizeof *r);
+    uint64_t *off = calloc(cap, sizeof *off); /* each run's offset in the file */
+    bool ok = r && off;
+    struct rootfs_pack_iter it = {0};
+    struct rootfs_pack_block b;
+    while (ok && rootfs_pack_next(&cow->p, &it, &b)) {
         uint64_t first = rootfs_pack_page(&cow->p, b.first);
         if (n == 0 || first != next_page || b.off != next_off) {
             r[n] = (struct rootfs_run){.first = first};
@@ -599,20 +601,18 @@ static int map_cow_lazily(struct rootfs_map *m, const struct pack_src *cow, stru
         next_page = first + b.pages;
         next_off = b.off + b.pages * PAGE;
     }
-    for (uint64_t i = 0; i < n; i++)
-        if (mmap(m->host + r[i].first * PAGE, (size_t)(r[i].pages * PAGE), PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, cow->fd, (off_t)off[i]) == MAP_FAILED) {
-            thaw_fail_errno(err, "mapping %s's pages at image page %llu", SNAPDIR_ROOTFS_COW,
-                            (unsigned long long)r[i].first);
-            free(r);
-            free(off);
-            return -1;
-        }
+    for (uint64_t i = 0; ok && i < n; i++)
+        ok = mmap(m->host + r[i].first * PAGE, (size_t)(r[i].pages * PAGE), PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, cow->fd, (off_t)off[i]) != MAP_FAILED;
     free(off);
+    if (!ok) {
+        free(r);
+        return false;
+    }
     free(m->lazy);
     m->lazy = r;
     m->n_lazy = n;
-    return 1;
+    return true;
 }
 
 int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct snap_identity *id, bool prefetch,
@@ -641,8 +641,7 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
      * are decoded over the mapping (their recording reads the image, not rootfs.cow). */
     if (pack_src_open(&cow, dir, SNAPDIR_ROOTFS_COW, &ROOTFS_PACK_COW, image_pages, id, !ws_packed(), err) < 0)
         goto fail;
-    struct thaw_error lazy_err;
-    int lazy = ws_packed() ? 0 : map_cow_lazily(m, &cow, &lazy_err);
+    bool lazy = !ws_packed() && map_cow_lazily(m, &cow);
     char path[4096];
     if (prefetch && snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_WS) == 0 && access(path, F_OK) == 0) {
         struct thaw_error why;
@@ -656,7 +655,7 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
     }
     /* Mapped lazily: nothing of rootfs.cow to read (the packed rootfs.ws never comes
      * with it). A mapping that failed is decoded over. */
-    bool mapped = lazy == 1 && nsrc == 1;
+    bool mapped = lazy && nsrc == 1;
     int rc = mapped ? 0 : read_and_decode(m, srcs, nsrc, t0, err);
     if (mapped) {
         for (uint64_t i = 0; i < m->n_lazy; i++)
@@ -699,15 +698,17 @@ fail:
     return -1;
 }
 
-/* The pages rootfs.cow in dir holds, as a bitmap over the image's pages (malloc'd), or
- * NULL (none, or the file does not decode: the recording then names file pages only). */
+/* The pages a mappable rootfs.cow in dir holds (the ones a restore mapped from it), as a
+ * bitmap over the image's pages (malloc'd), or NULL (none; a packed file, decoded into
+ * private pages that are all present; or one that does not decode): the recording then
+ * names file pages only. */
 static uint8_t *cow_page_bitmap(const char *dir, const struct snap_identity *id, uint64_t image_pages)
 {
     struct pack_src cow;
     struct thaw_error why;
     if (pack_src_open(&cow, dir, SNAPDIR_ROOTFS_COW, &ROOTFS_PACK_COW, image_pages, id, true, &why) < 0)
         return NULL;
-    uint8_t *bits = cow.p.count ? calloc(image_pages / 8 + 1, 1) : NULL;
+    uint8_t *bits = cow.p.count && cow_mappable(&cow.p) ? calloc(image_pages / 8 + 1, 1) : NULL;
     for (uint64_t i = 0; bits && i < cow.p.count; i++) {
         uint64_t pg = rootfs_pack_page(&cow.p, i);
         bits[pg / 8] |= (uint8_t)(1u << (pg % 8));
