@@ -219,10 +219,11 @@ static int write_ws(const char *dir, const uint64_t *gpa, const uint32_t *last_u
     return rc;
 }
 
-/* ws.gens for the ws.pages whose header CRC is bound (count pages): a probe window that
- * only ages pages changes no page, so only these few bytes are written. */
-static int write_gens(const char *dir, uint32_t bound, const uint32_t *last_used, uint64_t count, uint64_t gen,
-                      uint64_t probe_until, struct thaw_error *err)
+/* A generations file (ws.gens, or rootfs.gens for rootfs.ws) for the set whose header
+ * CRC is bound (count pages): a probe window that only ages pages changes no page, so
+ * only these few bytes are written. */
+int reap_gens_write(const char *dir, const char *name, uint32_t bound, const uint32_t *last_used, uint64_t count,
+                    uint64_t gen, uint64_t probe_until, struct thaw_error *err)
 {
     size_t len = GN_H_END + count * 4 + 4;
     uint8_t *g = calloc(1, len);
@@ -238,7 +239,7 @@ static int write_gens(const char *dir, uint32_t bound, const uint32_t *last_used
     for (uint64_t i = 0; i < count; i++)
         put_le32(g + GN_H_END + i * 4, last_used[i]);
     put_le32(g + len - 4, (uint32_t)crc32_z(0, g, len - 4));
-    int rc = write_file_atomic(dir, SNAPDIR_WS_GENS, g, len, err);
+    int rc = write_file_atomic(dir, name, g, len, err);
     free(g);
     return rc;
 }
@@ -279,36 +280,42 @@ int reap_gens_decode(const uint8_t *buf, size_t len, uint32_t bound, uint64_t co
     return 0;
 }
 
-/* The generations ws.gens gives the set just read from ws.pages (h), if there is one
- * bound to it; otherwise (none, damaged, or from another ws.pages: it only ages pages,
- * so ignoring it costs at most a probe) ws.pages's own stay. Returns 1 if it applied. */
-static int read_gens(const char *dir, const struct reap_ws_header *h, uint32_t *last_used, uint64_t *gen,
-                     uint64_t *probe_until)
+int reap_gens_read(const char *dir, const char *name, uint32_t bound, uint64_t count, uint64_t min_gen,
+                   uint32_t *last_used, uint64_t *gen, uint64_t *probe_until)
 {
     char path[4096];
     struct thaw_error err;
-    if (snapdir_path(path, sizeof path, dir, SNAPDIR_WS_GENS) < 0)
+    if (snapdir_path(path, sizeof path, dir, name) < 0)
         return 0;
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return 0;
     struct stat sb;
-    size_t want = GN_H_END + h->count * 4 + 4;
+    size_t want = GN_H_END + count * 4 + 4;
     uint8_t *buf = NULL;
     int ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == want && (buf = malloc(want)) &&
              pread_full(fd, buf, want, 0) == 0;
     close(fd);
-    uint32_t *lu = ok ? malloc(h->count * sizeof *lu) : NULL;
+    uint32_t *lu = ok ? malloc((count ? count : 1) * sizeof *lu) : NULL;
     uint64_t g, pu;
-    ok = lu && reap_gens_decode(buf, want, h->crc, h->count, h->generation, lu, &g, &pu, &err) == 0;
+    ok = lu && reap_gens_decode(buf, want, bound, count, min_gen, lu, &g, &pu, &err) == 0;
     if (ok) {
-        memcpy(last_used, lu, h->count * sizeof *lu);
+        memcpy(last_used, lu, count * sizeof *lu);
         *gen = g;
         *probe_until = pu;
     }
     free(lu);
     free(buf);
     return ok;
+}
+
+/* The generations ws.gens gives the set just read from ws.pages (h), if there is one
+ * bound to it; otherwise (none, damaged, or from another ws.pages: it only ages pages,
+ * so ignoring it costs at most a probe) ws.pages's own stay. Returns 1 if it applied. */
+static int read_gens(const char *dir, const struct reap_ws_header *h, uint32_t *last_used, uint64_t *gen,
+                     uint64_t *probe_until)
+{
+    return reap_gens_read(dir, SNAPDIR_WS_GENS, h->crc, h->count, h->generation, last_used, gen, probe_until);
 }
 
 int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_t mem_size,
@@ -342,64 +349,70 @@ int reap_write(const char *dir, const struct page_record *log, size_t n, uint64_
 
 static int bit(const uint8_t *b, uint64_t i) { return b[i / 8] >> (i % 8) & 1; }
 
-int reap_write_merged(const char *dir, const struct reap_ws_set *old, const uint8_t *used, uint64_t mem_size,
-                      const struct snap_identity *id, unsigned keep, struct reap_merge_stats *ms,
-                      struct thaw_error *err)
+void reap_merge_plan_free(struct reap_merge_plan *m)
 {
-    memset(ms, 0, sizeof *ms);
-    uint64_t pages = mem_size / PAGE, added = 0;
-    /* Pages the misses installed outside the old set, and withheld pages that stayed unused. */
+    free(m->gpa);
+    free(m->last_used);
+    memset(m, 0, sizeof *m);
+}
+
+int reap_merge_plan(const struct reap_ws_set *old, const uint8_t *used, uint64_t pages, unsigned keep,
+                    struct reap_merge_plan *m, struct thaw_error *err)
+{
+    memset(m, 0, sizeof *m);
+    m->generation = old->generation;
+    m->probe_until = old->probe_until;
+    m->n = old->n;
+    /* Pages used outside the old set join; withheld pages left unused go. */
     uint8_t *in_old = calloc(pages / 8 + 1, 1);
     if (!in_old)
         return thaw_fail(err, "out of memory");
-    uint64_t dropped = 0;
+    uint64_t touched_withheld = 0;
     for (uint64_t i = 0; i < old->n; i++) {
-        in_old[old->gpa[i] / PAGE / 8] |= (uint8_t)(1u << (old->gpa[i] / PAGE % 8));
-        if (old->withheld[i] && !bit(used, old->gpa[i] / PAGE))
-            dropped++;
+        uint64_t pg = old->gpa[i] / PAGE;
+        if (pg >= pages) {
+            free(in_old);
+            return thaw_fail(err, "working-set page %llu outside the %llu pages merged", (unsigned long long)pg,
+                             (unsigned long long)pages);
+        }
+        in_old[pg / 8] |= (uint8_t)(1u << (pg % 8));
+        if (old->withheld && old->withheld[i]) {
+            if (bit(used, pg))
+                touched_withheld++;
+            else
+                m->dropped++;
+        }
     }
     for (uint64_t pg = 0; pg < pages; pg++)
         if (bit(used, pg) && !bit(in_old, pg))
-            added++;
-    uint64_t touched_withheld = 0;
-    for (uint64_t i = 0; i < old->n; i++)
-        if (old->withheld[i] && bit(used, old->gpa[i] / PAGE))
-            touched_withheld++;
-    ms->generation = old->generation;
+            m->added++;
     /* Nothing learnt and no probe window to advance through: the files stay. */
-    if (added == 0 && dropped == 0 && touched_withheld == 0 && old->generation >= old->probe_until) {
+    if (m->added == 0 && m->dropped == 0 && touched_withheld == 0 && old->generation >= old->probe_until) {
         free(in_old);
-        ms->kept = old->n;
         return 0;
     }
-    uint64_t gen = old->generation + 1, n = old->n - dropped + added;
-    if (added == 0 && dropped == 0) {
+    uint64_t gen = old->generation + 1, n = old->n - m->dropped + m->added;
+    m->generation = gen;
+    if (m->added == 0 && m->dropped == 0) {
         /* The same pages (in the window, so that generations advance, or with probed pages
-         * seen used): only ages change, and they go to ws.gens, not into a new ws.pages. */
+         * seen used): only ages change, written apart from the pages (ws.gens). */
         free(in_old);
-        uint32_t *lu = malloc((old->n ? old->n : 1) * sizeof *lu);
-        if (!lu)
+        m->last_used = malloc((old->n ? old->n : 1) * sizeof *m->last_used);
+        if (!m->last_used)
             return thaw_fail(err, "out of memory");
         for (uint64_t i = 0; i < old->n; i++)
-            lu[i] = bit(used, old->gpa[i] / PAGE) ? (uint32_t)gen : old->last_used[i];
-        int rc = write_gens(dir, old->crc, lu, old->n, gen, old->probe_until, err);
-        free(lu);
-        if (rc == 0) {
-            ms->kept = old->n;
-            ms->generation = gen;
-            ms->written = 1;
-        }
-        return rc;
+            m->last_used[i] = bit(used, old->gpa[i] / PAGE) ? (uint32_t)gen : old->last_used[i];
+        m->outcome = REAP_MERGE_GENS;
+        return 0;
     }
-    uint64_t *gpa = malloc((n ? n : 1) * sizeof *gpa);
-    uint32_t *lu = malloc((n ? n : 1) * sizeof *lu);
-    if (!gpa || !lu) {
-        free(gpa);
-        free(lu);
+    m->gpa = malloc((n ? n : 1) * sizeof *m->gpa);
+    m->last_used = malloc((n ? n : 1) * sizeof *m->last_used);
+    if (!m->gpa || !m->last_used) {
         free(in_old);
+        reap_merge_plan_free(m);
         return thaw_fail(err, "out of memory");
     }
-    /* Both lists are in guest order: one pass over guest pages keeps the result sorted. */
+    /* Both lists are in page order: one pass over the pages keeps the result sorted. */
     uint64_t k = 0, oi = 0;
     for (uint64_t pg = 0; pg < pages; pg++) {
         int o = bit(in_old, pg), u = bit(used, pg);
@@ -407,31 +420,55 @@ int reap_write_merged(const char *dir, const struct reap_ws_set *old, const uint
             continue;
         if (o) {
             uint64_t i = oi++;
-            if (old->withheld[i] && !u)
+            if (old->withheld && old->withheld[i] && !u)
                 continue; /* probed and unused: dropped */
-            gpa[k] = pg * PAGE;
-            lu[k++] = u ? (uint32_t)gen : old->last_used[i];
+            m->gpa[k] = pg * PAGE;
+            m->last_used[k++] = u ? (uint32_t)gen : old->last_used[i];
         } else {
-            gpa[k] = pg * PAGE;
-            lu[k++] = (uint32_t)gen;
+            m->gpa[k] = pg * PAGE;
+            m->last_used[k++] = (uint32_t)gen;
         }
     }
     free(in_old);
-    uint64_t probe_until = added ? gen + 2ull * keep : old->probe_until;
-    /* Nothing left (every page probed and unused): record afresh next time. */
-    int rc = k ? write_ws(dir, gpa, lu, k, mem_size, id, gen, probe_until, err) : reap_mark_stale(dir, err);
-    free(gpa);
-    free(lu);
-    if (rc == 0 && k)
-        remove_gens(dir);
-    if (rc == 0) {
-        ms->pages_written = k > 0;
-        ms->added = added;
-        ms->dropped = dropped;
-        ms->kept = k;
-        ms->generation = gen;
-        ms->written = k > 0;
+    m->n = k;
+    m->probe_until = m->added ? gen + 2ull * keep : old->probe_until;
+    m->outcome = REAP_MERGE_PAGES;
+    return 0;
+}
+
+int reap_write_merged(const char *dir, const struct reap_ws_set *old, const uint8_t *used, uint64_t mem_size,
+                      const struct snap_identity *id, unsigned keep, struct reap_merge_stats *ms,
+                      struct thaw_error *err)
+{
+    memset(ms, 0, sizeof *ms);
+    struct reap_merge_plan m;
+    if (reap_merge_plan(old, used, mem_size / PAGE, keep, &m, err) < 0)
+        return -1;
+    ms->generation = old->generation;
+    ms->kept = old->n;
+    int rc = 0;
+    if (m.outcome == REAP_MERGE_GENS) {
+        rc = reap_gens_write(dir, SNAPDIR_WS_GENS, old->crc, m.last_used, old->n, m.generation, m.probe_until, err);
+        if (rc == 0) {
+            ms->generation = m.generation;
+            ms->written = 1;
+        }
+    } else if (m.outcome == REAP_MERGE_PAGES) {
+        /* Nothing left (every page probed and unused): record afresh next time. */
+        rc = m.n ? write_ws(dir, m.gpa, m.last_used, m.n, mem_size, id, m.generation, m.probe_until, err)
+                 : reap_mark_stale(dir, err);
+        if (rc == 0 && m.n)
+            remove_gens(dir);
+        if (rc == 0) {
+            ms->pages_written = m.n > 0;
+            ms->added = m.added;
+            ms->dropped = m.dropped;
+            ms->kept = m.n;
+            ms->generation = m.generation;
+            ms->written = m.n > 0;
+        }
     }
+    reap_merge_plan_free(&m);
     return rc;
 }
 

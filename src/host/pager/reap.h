@@ -131,6 +131,32 @@ int reap_write_merged(const char *snap_dir, const struct reap_ws_set *old, const
                       const struct snap_identity *id, unsigned keep, struct reap_merge_stats *ms,
                       struct thaw_error *err);
 
+/* What merging a set with one restore's use of it gives (the rules above, shared by
+ * ws.pages and the image's rootfs.ws): nothing to write; the same pages with new
+ * generations (last_used per old page); or a new set (gpa[n] ascending, last_used[n]). */
+enum reap_merge_outcome { REAP_MERGE_NOTHING, REAP_MERGE_GENS, REAP_MERGE_PAGES };
+struct reap_merge_plan {
+    enum reap_merge_outcome outcome;
+    uint64_t added, dropped, n, generation, probe_until;
+    uint64_t *gpa;       /* PAGES only (malloc'd) */
+    uint32_t *last_used; /* GENS and PAGES (malloc'd) */
+};
+/* old's positions are byte offsets (gpa[i] / 4096 below pages); used is a bitmap over
+ * pages of the pages this restore brought in outside the set or that it withheld and
+ * saw used. */
+int reap_merge_plan(const struct reap_ws_set *old, const uint8_t *used, uint64_t pages, unsigned keep,
+                    struct reap_merge_plan *m, struct thaw_error *err);
+void reap_merge_plan_free(struct reap_merge_plan *m);
+
+/* A generations file (ws.gens layout, below) named name in dir, bound to the set whose
+ * header CRC is bound: written atomically; read back into last_used[count], *gen and
+ * *probe_until (returns 1), or left alone if missing, damaged or bound to another set
+ * (returns 0: generations only age pages, so ignoring them costs at most a probe). */
+int reap_gens_write(const char *dir, const char *name, uint32_t bound, const uint32_t *last_used, uint64_t count,
+                    uint64_t gen, uint64_t probe_until, struct thaw_error *err);
+int reap_gens_read(const char *dir, const char *name, uint32_t bound, uint64_t count, uint64_t min_gen,
+                   uint32_t *last_used, uint64_t *gen, uint64_t *probe_until);
+
 /* Decodes ws.gens bytes for a ws.pages whose header CRC is bound, with count pages and
  * generation min_gen: checks magic, major, size, CRC, binding and ranges, then fills
  * last_used[count], *gen and *probe_until. (A restore ignores a ws.gens that fails.) */
