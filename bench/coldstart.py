@@ -119,7 +119,7 @@ def with_working_set(snap, saved):
     """Puts the working set recorded on the first payload back (a restore on another
     payload may mark it stale or re-record it): every different-input run starts alike."""
     for n in os.listdir(snap):
-        if n.startswith("ws.") or n == "rootfs.ws":
+        if n.startswith("ws.") or n in ("rootfs.ws", "rootfs.gens"):
             os.unlink(os.path.join(snap, n))
     for n in os.listdir(saved):
         shutil.copy2(os.path.join(saved, n), os.path.join(snap, n))
@@ -213,7 +213,7 @@ def main():
                 saved = os.path.join(tmp, name + ".ws")
                 os.mkdir(saved)
                 for n in os.listdir(snap):
-                    if (n.startswith("ws.") and n != "ws.stale") or n == "rootfs.ws":
+                    if (n.startswith("ws.") and n != "ws.stale") or n in ("rootfs.ws", "rootfs.gens"):
                         shutil.copy2(os.path.join(snap, n), os.path.join(saved, n))
                 dl = [restore(snap, "lazy", pls[1]) for _ in range(a.runs)]
                 dr = []

@@ -52,7 +52,7 @@ def main():
             saved = os.path.join(tmp, name + ".ws")
             os.makedirs(saved)
             for n in os.listdir(snap):
-                if n.startswith("ws.") and n != "ws.lock":
+                if (n.startswith("ws.") and n != "ws.lock") or n in ("rootfs.ws", "rootfs.gens"):
                     shutil.copy2(os.path.join(snap, n), os.path.join(saved, n))
             res = {v[0]: [] for v in variants}
             for r in range(a.runs):

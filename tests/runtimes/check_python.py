@@ -127,7 +127,84 @@ def big_function(tmp):
               p.returncode == 0 and p.stdout.rstrip("\n") == expected, p.stdout[:200] + p.stderr[-300:])
 
 
+IMPORTER = """import importlib
+
+
+def handle(event):
+    m = importlib.import_module(event["module"])
+    return {"module": m.__name__, "public": len([n for n in dir(m) if not n.startswith("_")])}
+"""
+
+
+def ws_count(snap):
+    """Pages rootfs.ws names (its header's count, offset 24), or -1 without one."""
+    path = os.path.join(snap, "rootfs.ws")
+    if not os.path.exists(path):
+        return -1
+    with open(path, "rb") as f:
+        return int.from_bytes(f.read(32)[24:32], "little")
+
+
+def file_working_set_follows_inputs(tmp):
+    """REAP's file working set (rootfs.ws) merges what a new input read from the image and
+    drops, when probed, pages no input uses (keep 1 here: one generation unused)."""
+    fdir = os.path.join(tmp, "importer")
+    os.makedirs(fdir)
+    with open(os.path.join(fdir, "function.json"), "w") as f:
+        json.dump({"name": "importer", "runtime": "python", "memory_mib": 128}, f)
+    with open(os.path.join(fdir, "handler.py"), "w") as f:
+        f.write(IMPORTER)
+    snap = os.path.join(tmp, "importer.snap")
+    p = thaw("snapshot", fdir, "-o", snap)
+    check("a function importing what its input names snapshots", p.returncode == 0, p.stderr[-400:])
+    if p.returncode != 0:
+        return
+    env = {"THAW_WS_KEEP": "1"}
+    a, b = '{"module": "json"}', '{"module": "email.mime.multipart"}'
+
+    def restore(payload, module):
+        p = thaw_suite.thaw("restore", snap, "--mem", "reap", "--drop-cache", "--json", "--payload", payload,
+                            timeout=600, env=env)
+        lines = p.stdout.strip().splitlines()
+        ok = p.returncode == 0 and len(lines) == 2 and json.loads(lines[0])["module"] == module
+        return (json.loads(lines[1]) if ok else None), p.stdout[-300:] + p.stderr[-300:]
+
+    j, out = restore(a, "json")
+    check("the first REAP restore records rootfs.ws", j is not None and j["reap"]["recorded"] and ws_count(snap) > 0,
+          out)
+    recorded = ws_count(snap)
+    j, out = restore(b, "email.mime.multipart")
+    grown = ws_count(snap)
+    check("a new input's image pages join rootfs.ws (%d -> %d pages)" % (recorded, grown),
+          j is not None and j["rootfs"]["ws_merged"] and j["rootfs"]["ws_merge_added"] > 0
+          and grown == recorded + j["rootfs"]["ws_merge_added"] - j["rootfs"]["ws_merge_dropped"]
+          and os.path.exists(os.path.join(snap, "rootfs.gens")), out)
+    j, out = restore(b, "email.mime.multipart")
+    check("the next restore on it reads the merged pages ahead, probing the old ones",
+          j is not None and j["rootfs"]["ws_withheld"] > 0
+          and j["rootfs"]["ws_pages"] + j["rootfs"]["ws_withheld"] == grown, out)
+    before = ws_count(snap)
+    dropped = 0
+    for _ in range(2):
+        j, out = restore(a, "json")
+        if j is None:
+            break
+        dropped += j["rootfs"]["ws_merge_dropped"]
+    after = ws_count(snap)
+    check("pages only the other input read leave it once probed unused (%d -> %d pages, %d dropped)"
+          % (before, after, dropped), j is not None and dropped > 0 and 0 < after < before, out)
+    gens = os.path.join(snap, "rootfs.gens")
+    if os.path.exists(gens):
+        with open(gens, "r+b") as f:
+            f.seek(40)
+            f.write(b"\xff\xff\xff\xff")  # a generation past the file's own: fails its checks
+    j, out = restore(b, "email.mime.multipart")
+    check("a damaged rootfs.gens is ignored (generations only): the restore answers and merges",
+          j is not None and j["reap"]["prefetched"] and j["rootfs"]["ws_merge_added"] > 0, out)
+
+
 def run_all(tmp):
+    file_working_set_follows_inputs(tmp)
     runtime_behaviour()
     writable_tmp()
     threads_and_pipes()

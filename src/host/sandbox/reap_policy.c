@@ -75,15 +75,19 @@ void reap_policy_ready(struct reap_policy *p, const struct pager_stats *ready)
 static void *record_files_main(void *arg)
 {
     struct reap_files_job *j = arg;
-    j->rc = rootfs_snapshot_record(&j->where, j->dir, &j->err);
+    j->rc = j->merge ? rootfs_snapshot_merge(&j->where, j->dir, &j->ms, &j->err)
+                     : rootfs_snapshot_record(&j->where, j->dir, &j->err);
     return NULL;
 }
 
 static void record_files_done(struct reap_policy *p, int rc, const struct thaw_error *err)
 {
     if (rc < 0) {
-        snprintf(p->note, sizeof p->note, "recording the file working set: %.560s", err->msg);
+        snprintf(p->note, sizeof p->note, "%s the file working set: %.560s", p->files.merge ? "merging" : "recording",
+                 err->msg);
         p->files_failed = true;
+    } else if (p->files.merge) {
+        p->file_merge = p->files.ms;
     }
 }
 
@@ -107,15 +111,18 @@ void reap_policy_finish_send(struct reap_policy *p, struct mem_backend *mem, con
     /* The image pages the first invocation mapped are resident now: record them before
      * anything else runs in the guest (the caller waits for it before the next
      * invocation), in a thread so that the response goes back meanwhile. */
-    if (p->recording && files && files->size) {
+    if ((p->recording || p->merging) && files && files->size) {
         struct reap_files_job *j = &p->files;
         j->where = *files;
+        j->merge = !p->recording;
         snprintf(j->dir, sizeof j->dir, "%s", dir);
         j->rc = 0;
-        if (pthread_create(&j->tid, NULL, record_files_main, j) == 0)
+        if (pthread_create(&j->tid, NULL, record_files_main, j) == 0) {
             j->running = true;
-        else
-            record_files_done(p, rootfs_snapshot_record(files, dir, &j->err), &j->err);
+        } else {
+            record_files_main(j);
+            record_files_done(p, j->rc, &j->err);
+        }
     }
     if (mem_backend_pager_send(mem, p->recording || p->merging ? "finish-record" : "stats", &err) < 0) {
         snprintf(p->note, sizeof p->note, "pager: %.600s", err.msg);
@@ -209,4 +216,8 @@ void reap_policy_merge_stats(const struct reap_policy *p, struct sandbox_stats *
     st->ws_merge_added = p->merge.merge_added;
     st->ws_merge_dropped = p->merge.merge_dropped;
     st->ws_generation = p->merge.ws_generation;
+    st->rootfs_ws_merged = p->file_merge.written;
+    st->rootfs_ws_merge_added = p->file_merge.added;
+    st->rootfs_ws_merge_dropped = p->file_merge.dropped;
+    st->rootfs_ws_generation = p->file_merge.generation;
 }

@@ -23,12 +23,14 @@
 #include "host/snapshot/memory_backend.h"
 #include "host/snapshot/rootfs_snapshot.h"
 
-/* The file working set's recording (rootfs.ws), in a thread of its own so that the first
- * response does not wait for it (reading the pages from the image, packing, fsync: 4-12 ms
- * for the Python functions here). */
+/* The file working set's recording (rootfs.ws), or its merge on a merging restore, in a
+ * thread of its own so that the first response does not wait for it (reading the pages
+ * from the image, packing, fsync: 4-12 ms for the Python functions here). */
 struct reap_files_job {
     pthread_t tid;
     bool running;
+    bool merge;
+    struct rootfs_merge_stats ms;
     struct rootfs_pages where;
     char dir[4096];
     int rc;
@@ -46,6 +48,7 @@ struct reap_policy {
     bool awaiting;           /* finish sent, its answer not read yet */
     struct reap_stats ws;    /* the prefetch */
     struct reap_files_job files;
+    struct rootfs_merge_stats file_merge; /* the file working set's merge, once done */
     char note[640];
 };
 

@@ -134,6 +134,9 @@ struct sandbox_stats {
     uint64_t rootfs_ws_ns;           /* the time that read-ahead took */
     uint64_t rootfs_cow_ns;          /* the time the copy-back took (read, decode) */
     uint64_t rootfs_cow_bytes, rootfs_ws_bytes; /* rootfs.cow and rootfs.ws read (compressed) */
+    uint64_t rootfs_ws_withheld;     /* reap merging: rootfs.ws pages probed, not read ahead */
+    bool rootfs_ws_merged;           /* after the first response: rootfs.ws or rootfs.gens rewritten */
+    uint64_t rootfs_ws_merge_added, rootfs_ws_merge_dropped, rootfs_ws_generation;
     /* the last sandbox_snapshot */
     uint64_t save_ns;
     uint64_t snapshot_allocated_bytes; /* disk blocks of its memory file */

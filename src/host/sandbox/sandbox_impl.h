@@ -67,7 +67,8 @@ int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_m
  * caller's pager): prefetch_files says the policy chose to prefetch, so the recorded
  * root-filesystem pages are read ahead here, where the image is mapped. */
 int sandbox_local_restore_files(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
-                                const struct sandbox_options *opt, bool prefetch_files, struct thaw_error *err);
+                                const struct sandbox_options *opt, bool prefetch_files, bool merge_files,
+                                struct thaw_error *err);
 /* A boot that calls before_run once the VM is built, before the guest's first
  * instruction (the worker jails itself there). */
 int sandbox_local_boot_before_run(struct sandbox **out, const char *function_dir, const struct sandbox_options *opt,

@@ -87,6 +87,11 @@ json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
         bad |= set(f, "ws_bytes", json_integer((json_int_t)st->rootfs_ws_bytes));
         bad |= set(f, "cow_read_us", json_real(us(st->rootfs_cow_ns)));
         bad |= set(f, "cow_bytes", json_integer((json_int_t)st->rootfs_cow_bytes));
+        bad |= set(f, "ws_withheld", json_integer((json_int_t)st->rootfs_ws_withheld));
+        bad |= set(f, "ws_merged", json_boolean(st->rootfs_ws_merged));
+        bad |= set(f, "ws_merge_added", json_integer((json_int_t)st->rootfs_ws_merge_added));
+        bad |= set(f, "ws_merge_dropped", json_integer((json_int_t)st->rootfs_ws_merge_dropped));
+        bad |= set(f, "ws_generation", json_integer((json_int_t)st->rootfs_ws_generation));
         bad |= set(o, "rootfs", f);
     }
     if (st->exited)

@@ -266,6 +266,7 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     st->rootfs_cow_bytes = l->restored.rootfs.cow_bytes;
     st->rootfs_ws_bytes = l->restored.rootfs.ws_bytes;
     st->rootfs_ws_ns = l->restored.rootfs.ws_ns;
+    st->rootfs_ws_withheld = l->restored.rootfs.ws_withheld;
     const struct restored *r = &l->restored;
     st->mode = l->mode;
     st->state_load_ns = r->t.state_load_ns;
@@ -470,11 +471,12 @@ fail:
 int sandbox_local_restore(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
                           const struct sandbox_options *opt, struct thaw_error *err)
 {
-    return sandbox_local_restore_files(out, snap_dir, mode, opt, false, err);
+    return sandbox_local_restore_files(out, snap_dir, mode, opt, false, false, err);
 }
 
 int sandbox_local_restore_files(struct sandbox **out, const char *snap_dir, enum mem_mode mode,
-                                const struct sandbox_options *opt, bool prefetch_files, struct thaw_error *err)
+                                const struct sandbox_options *opt, bool prefetch_files, bool merge_files,
+                                struct thaw_error *err)
 {
     struct local *l = local_new();
     if (!l || !(l->snap_dir = strdup(snap_dir))) {
@@ -505,7 +507,8 @@ int sandbox_local_restore_files(struct sandbox **out, const char *snap_dir, enum
         reap_policy_begin(&l->reap, snap_dir);
         pmode = l->reap.pmode;
     } else if (prefetch_files) {
-        pmode = PAGER_PREFETCH; /* uffd with the caller's pager: only the file prefetch reads it */
+        /* uffd with the caller's pager: only the file prefetch reads it */
+        pmode = merge_files ? PAGER_MERGE : PAGER_PREFETCH;
     }
     pthread_once(&restore_pool_once, restore_pool_init);
     const char *pool_env = getenv("THAW_VM_POOL"); /* 0: make the VM in line (to compare) */

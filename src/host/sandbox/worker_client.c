@@ -1128,6 +1128,7 @@ static int create(struct sandbox **out, const char *path, bool restore, enum mem
                 w->reap_active = true;
                 pmode = w->reap.pmode;
                 c->prefetch_files = pmode == PAGER_PREFETCH || pmode == PAGER_MERGE;
+                c->merge_files = pmode == PAGER_MERGE;
             }
             if (pager_listen(w, err) < 0)
                 goto fail;

@@ -182,7 +182,8 @@ static void put_stats(struct out *o, const struct sandbox_stats *s)
                           s->ws_read_ns, s->ws_install_ns, s->reap_misses, s->save_ns, s->snapshot_allocated_bytes,
                           s->rootfs_bytes, s->rootfs_cow_pages, s->rootfs_ws_pages, s->rootfs_ws_ns,
                           s->image_restore_ns, s->rootfs_cow_ns, s->rootfs_cow_bytes, s->rootfs_ws_bytes,
-                          s->prefault_pages, s->prefault_touched, s->prefault_ns, s->prefault_setup_ns};
+                          s->prefault_pages, s->prefault_touched, s->prefault_ns, s->prefault_setup_ns,
+                          s->rootfs_ws_withheld};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         put_u64(o, v[k]);
     put_u8(o, s->reap_recorded);
@@ -213,7 +214,8 @@ static void get_stats(struct in *i, struct sandbox_stats *s)
                      &s->ws_read_ns, &s->ws_install_ns, &s->reap_misses, &s->save_ns, &s->snapshot_allocated_bytes,
                      &s->rootfs_bytes, &s->rootfs_cow_pages, &s->rootfs_ws_pages, &s->rootfs_ws_ns,
                      &s->image_restore_ns, &s->rootfs_cow_ns, &s->rootfs_cow_bytes, &s->rootfs_ws_bytes,
-                     &s->prefault_pages, &s->prefault_touched, &s->prefault_ns, &s->prefault_setup_ns};
+                     &s->prefault_pages, &s->prefault_touched, &s->prefault_ns, &s->prefault_setup_ns,
+                     &s->rootfs_ws_withheld};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         *v[k] = get_u64(i, "stats counters");
     s->exit_status = (int64_t)exit_status;
@@ -245,6 +247,7 @@ int wp_encode(const struct wp_msg *m, uint8_t **frame, size_t *len, struct thaw_
         put_u8(&o, c->trace_syscalls);
         put_u8(&o, c->drop_cache);
         put_u8(&o, c->prefetch_files);
+        put_u8(&o, c->merge_files);
         break;
     }
     case WP_INVOKE:
@@ -327,6 +330,7 @@ int wp_decode(uint32_t type, const uint8_t *payload, size_t len, struct wp_msg *
         c->trace_syscalls = get_bool(&i, "create trace_syscalls");
         c->drop_cache = get_bool(&i, "create drop_cache");
         c->prefetch_files = get_bool(&i, "create prefetch_files");
+        c->merge_files = get_bool(&i, "create merge_files");
         if (!i.bad && (c->mode > MEM_SHARE || !c->path[0] || c->memory_mib > (1u << 20))) {
             i.bad = true;
             i.why = "create mode, path or memory";

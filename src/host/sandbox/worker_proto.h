@@ -72,6 +72,7 @@ struct wp_create {
     bool drop_cache;
     bool prefetch_files;             /* restore: the caller's REAP policy prefetches, so
                                         read the recorded image pages ahead (rootfs.ws) */
+    bool merge_files;                /* restore: ... and merges, so leave the probed ones out */
 };
 
 struct wp_log {

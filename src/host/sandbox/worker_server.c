@@ -103,7 +103,7 @@ static int create(struct worker *w, const struct wp_msg *m, struct thaw_error *e
         sandbox_local_drop_vms(); /* a spare's VM made ahead is for restores only */
         return sandbox_local_boot_before_run(&w->sb, c->path, &opt, enter_jail, w, err);
     }
-    if (sandbox_local_restore_files(&w->sb, c->path, (enum mem_mode)c->mode, &opt, c->prefetch_files, err) < 0)
+    if (sandbox_local_restore_files(&w->sb, c->path, (enum mem_mode)c->mode, &opt, c->prefetch_files, c->merge_files, err) < 0)
         return -1;
     return enter_jail(w, err);
 }

@@ -21,7 +21,7 @@
 #define H_DATA_LEN 48
 #define H_IDENTITY 56
 #define H_FLAGS 104
-#define H_CRC 108
+#define H_CRC ROOTFS_PACK_CRC_AT
 
 const struct rootfs_pack_kind ROOTFS_PACK_COW = {"THAWCOW2", 2, "rootfs.cow", false, false};
 const struct rootfs_pack_kind ROOTFS_PACK_COW_RAW = {"THAWCOW2", 2, "rootfs.cow", false, true};
@@ -155,6 +155,7 @@ int rootfs_pack_decode(const struct rootfs_pack_kind *k, const uint8_t *buf, siz
     p->table = p->index + p->count * 16;
     if (pack_crc(buf, p->index, index_len) != get_le32(buf + H_CRC))
         return thaw_fail(err, "header or index checksum mismatch");
+    p->crc = get_le32(buf + H_CRC);
     for (uint64_t i = 0; i < p->count; i++) {
         uint64_t pg = get_le64(p->index + i * 16);
         if (pg >= image_pages)

@@ -35,6 +35,7 @@
 
 #define ROOTFS_PACK_PAGE 4096u
 #define ROOTFS_PACK_HEADER 112u
+#define ROOTFS_PACK_CRC_AT 108u /* the header and index CRC field */
 #define ROOTFS_PACK_BLOCK_PAGES 16u
 #define ROOTFS_PACK_RAW (1u << 31)
 #define ROOTFS_PACK_MAX_PAGES (1ull << 20) /* 4 GiB of image */
@@ -60,6 +61,7 @@ struct rootfs_pack {
     const uint8_t *table;  /* blocks x 8 */
     struct snap_identity id;
     bool index_only;       /* no blocks: the pages are read from the image */
+    uint32_t crc;          /* the header's CRC field: rootfs.gens binds to it */
 };
 
 /* Encodes n pages (image page numbers pages[], strictly ascending, below image_pages;

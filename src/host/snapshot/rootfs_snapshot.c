@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "host/pager/reap.h"
 #include "host/snapshot/rootfs_pack.h"
 #include "host/util/atomic_file.h"
 #include "host/util/chunk_read.h"
@@ -82,12 +83,14 @@ static bool ws_packed(void)
 /* Encodes pages[0..n) with their packed contents (NULL: index only) into dir/name (atomic write). */
 static int write_pack(const char *dir, const char *name, const struct rootfs_pack_kind *k, uint64_t image_pages,
                       const struct snap_identity *id, const uint64_t *pages, uint64_t n, const uint8_t *contents,
-                      struct thaw_error *err)
+                      uint32_t *crc, struct thaw_error *err)
 {
     uint8_t *buf;
     size_t len;
     if (rootfs_pack_encode(k, image_pages, id, pages, n, contents, &buf, &len, err) < 0)
         return -1;
+    if (crc)
+        *crc = get_le32(buf + ROOTFS_PACK_CRC_AT);
     int rc = write_file_atomic(dir, name, buf, len, err);
     free(buf);
     return rc;
@@ -151,7 +154,7 @@ static int save_from(const struct rootfs_map *m, int pid, uint64_t addr, const c
             memcpy(copy + k * PAGE, m->host + pm[k] * PAGE, PAGE);
     }
     int rc = write_pack(dir, SNAPDIR_ROOTFS_COW, cow_packed() ? &ROOTFS_PACK_COW : &ROOTFS_PACK_COW_RAW,
-                        m->size / PAGE, id, pm, n, copy, err);
+                        m->size / PAGE, id, pm, n, copy, NULL, err);
     free(copy);
     free(pm);
     if (rc < 0)
@@ -480,13 +483,17 @@ static int read_and_decode(struct rootfs_map *m, struct pack_src **srcs, int nsr
  * stays). -1 only if that fails too. */
 /* The next run of contiguous image pages of p from index entry *i on: its first page
  * and length in pages; *i moves past it. false when none is left. */
-static bool next_run(const struct rootfs_pack *p, uint64_t *i, uint64_t *first, uint64_t *pages)
+/* The next run of contiguous pages of p from entry *i, leaving out entries skip marks
+ * (NULL: none). */
+static bool next_run(const struct rootfs_pack *p, const uint8_t *skip, uint64_t *i, uint64_t *first, uint64_t *pages)
 {
+    while (skip && *i < p->count && skip[*i])
+        ++*i;
     if (*i >= p->count)
         return false;
     uint64_t j = *i + 1;
     *first = rootfs_pack_page(p, *i);
-    while (j < p->count && rootfs_pack_page(p, j) == *first + (j - *i))
+    while (j < p->count && rootfs_pack_page(p, j) == *first + (j - *i) && !(skip && skip[j]))
         j++;
     *pages = j - *i;
     *i = j;
@@ -497,7 +504,7 @@ static int put_back_file_pages(struct rootfs_map *m, const struct rootfs_pack *p
                                struct thaw_error *err)
 {
     uint64_t first, pages;
-    for (uint64_t i = from; next_run(p, &i, &first, &pages);) {
+    for (uint64_t i = from; next_run(p, NULL, &i, &first, &pages);) {
         uint8_t *at = m->host + first * PAGE;
         size_t run = (size_t)(pages * PAGE);
         if (mmap(at, run, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, m->fd,
@@ -537,20 +544,21 @@ static void populate_run(struct rootfs_map *m, uint64_t first, uint64_t pages)
 
 /* The working set's runs read ahead (all reads started, then the pages mapped from the
  * page cache: of the image, or of rootfs.cow for written pages mapped from there). */
-static void read_ahead_from_image(struct rootfs_map *m, const struct rootfs_pack *p)
+static void read_ahead_from_image(struct rootfs_map *m, const struct rootfs_pack *p, const uint8_t *skip)
 {
     uint64_t first, pages;
-    for (uint64_t i = 0; next_run(p, &i, &first, &pages);)
+    for (uint64_t i = 0; next_run(p, skip, &i, &first, &pages);)
         (void)madvise(m->host + first * PAGE, (size_t)(pages * PAGE), MADV_WILLNEED);
-    for (uint64_t i = 0; next_run(p, &i, &first, &pages);)
+    for (uint64_t i = 0; next_run(p, skip, &i, &first, &pages);)
         populate_run(m, first, pages);
 }
 
 /* The file working set's runs as guest addresses, for a pre-fault vCPU. */
-static void ws_guest_runs(const struct rootfs_map *m, const struct rootfs_pack *p, struct gpa_runs *out)
+static void ws_guest_runs(const struct rootfs_map *m, const struct rootfs_pack *p, const uint8_t *skip,
+                          struct gpa_runs *out)
 {
     uint64_t first, pages;
-    for (uint64_t i = 0; next_run(p, &i, &first, &pages);)
+    for (uint64_t i = 0; next_run(p, skip, &i, &first, &pages);)
         if (gpa_runs_add(out, m->gpa + first * PAGE, pages) < 0)
             return;
 }
@@ -615,9 +623,42 @@ static bool map_cow_lazily(struct rootfs_map *m, const struct pack_src *cow)
     return true;
 }
 
-int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct snap_identity *id, bool prefetch,
-                            struct rootfs_restore_stats *st, struct gpa_runs *ws_runs, struct thaw_error *err)
+/* rootfs.ws's pages (p) as a working set to merge by the memory set's rules (reap.h):
+ * positions are image offsets, generations come from rootfs.gens when it is bound to
+ * this rootfs.ws (else 0, as after a recording), and with probe the set marks the pages
+ * a merging restore withholds (reap_ws_probed: 64 KiB groups of the image, a slice of
+ * the old ones per generation). Files unchanged (ws.lock held) give the same set at the
+ * restore and at the merge after its first response. */
+static int file_set_load(const struct rootfs_pack *p, const char *dir, bool probe, struct reap_ws_set *set,
+                         struct thaw_error *err)
 {
+    memset(set, 0, sizeof *set);
+    uint64_t n = p->count;
+    set->gpa = malloc((n ? n : 1) * sizeof *set->gpa);
+    set->last_used = calloc(n ? n : 1, sizeof *set->last_used);
+    set->withheld = calloc(n ? n : 1, 1);
+    if (!set->gpa || !set->last_used || !set->withheld) {
+        reap_ws_set_free(set);
+        return thaw_fail(err, "out of memory");
+    }
+    set->n = n;
+    set->crc = p->crc;
+    for (uint64_t i = 0; i < n; i++)
+        set->gpa[i] = rootfs_pack_page(p, i) * PAGE;
+    (void)reap_gens_read(dir, SNAPDIR_ROOTFS_GENS, p->crc, n, 0, set->last_used, &set->generation,
+                         &set->probe_until);
+    unsigned keep = reap_keep();
+    for (uint64_t i = 0; probe && i < n; i++)
+        set->withheld[i] =
+            (uint8_t)reap_ws_probed(set->generation, set->probe_until, set->last_used[i], set->gpa[i], keep);
+    return 0;
+}
+
+int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct snap_identity *id, bool prefetch,
+                            bool probe, struct rootfs_restore_stats *st, struct gpa_runs *ws_runs,
+                            struct thaw_error *err)
+{
+    struct reap_ws_set probe_set = {0};
     memset(st, 0, sizeof *st);
     struct rootfs_map want;
     if (load_descriptor(dir, &want, err) < 0 || rootfs_map_reopen(m, &want, err) < 0)
@@ -648,6 +689,11 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
         if (pack_src_open(&ws, dir, SNAPDIR_ROOTFS_WS, &ROOTFS_PACK_WS, image_pages, id, from_cache, &why) == 0) {
             from_cache |= ws.p.index_only; /* no contents to decode: read ahead from the image */
             nsrc = from_cache ? 1 : 2;
+            /* A merging restore leaves the probed pages out: the ones its input touches
+             * come in as it touches them, and stay (rootfs_snapshot_merge). */
+            if (probe && ws.p.index_only && file_set_load(&ws.p, dir, true, &probe_set, &why) == 0)
+                for (uint64_t i = 0; i < probe_set.n; i++)
+                    st->ws_withheld += probe_set.withheld[i];
         } else {
             st->ws_refused = true;
             snprintf(st->ws_error, sizeof st->ws_error, "%.255s", why.msg);
@@ -664,10 +710,10 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
         cow.len = cow.head_len; /* what was read of it */
     }
     if (rc == 0 && from_cache && ws.head) {
-        read_ahead_from_image(m, &ws.p);
+        read_ahead_from_image(m, &ws.p, probe_set.withheld);
         if (ws_runs)
-            ws_guest_runs(m, &ws.p, ws_runs);
-        st->ws_pages = ws.p.count;
+            ws_guest_runs(m, &ws.p, probe_set.withheld, ws_runs);
+        st->ws_pages = ws.p.count - st->ws_withheld;
         st->ws_bytes = ws.head_len;
         st->ws_ns = clock_now_ns() - t0;
     }
@@ -685,15 +731,17 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
             snprintf(st->ws_error, sizeof st->ws_error, "%s: %.200s", SNAPDIR_ROOTFS_WS, ws.why.msg);
             rc = put_back_file_pages(m, &ws.p, ws.bad_entry, err);
         } else if (rc == 0 && ws_runs) {
-            ws_guest_runs(m, &ws.p, ws_runs);
+            ws_guest_runs(m, &ws.p, NULL, ws_runs);
         }
     }
     pack_src_close(&cow);
     pack_src_close(&ws);
+    reap_ws_set_free(&probe_set);
     if (rc < 0)
         goto fail;
     return 0;
 fail:
+    reap_ws_set_free(&probe_set);
     rootfs_map_close(m);
     return -1;
 }
@@ -717,20 +765,23 @@ static uint8_t *cow_page_bitmap(const char *dir, const struct snap_identity *id,
     return bits;
 }
 
-int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, struct thaw_error *err)
+/* The image pages of the instance at where that were read from the image since its
+ * restore (present in its page tables: file pages, and written pages of a mappable
+ * rootfs.cow once touched), ascending, into *pages (malloc'd, *n of them); with the
+ * snapshot's identity (its memory file's trailer) and the image file open in *ifd,
+ * checked against the descriptor (it must not have changed since the restore). */
+static int touched_image_pages(const struct rootfs_pages *where, const char *dir, struct snap_identity *id,
+                               int *ifd, uint64_t **pages, uint64_t *n, struct thaw_error *err)
 {
-    if (!where->size)
-        return 0;
     if (where->size % PAGE || where->size > MAX_PAGES * PAGE)
         return thaw_fail(err, "rootfs mapping of %llu bytes: not an image", (unsigned long long)where->size);
     /* The snapshot's identity, from its memory file's trailer: a restore of another
      * snapshot refuses this file (rootfs_snapshot_restore). */
     char mpath[4096];
-    struct snap_identity id;
     uint64_t mem_size;
     if (snapdir_path(mpath, sizeof mpath, dir, SNAPDIR_MEMORY) < 0)
         return thaw_fail(err, "snapshot path too long");
-    if (memory_trailer_read_path(mpath, &mem_size, &id, err) < 0)
+    if (memory_trailer_read_path(mpath, &mem_size, id, err) < 0)
         return -1;
     struct stat sb;
     /* The pages' contents come from the image file the descriptor names (the same one
@@ -741,42 +792,156 @@ int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, st
     if (want.size != where->size)
         return thaw_fail(err, "rootfs mapping of %llu bytes, the snapshot's image has %llu",
                          (unsigned long long)where->size, (unsigned long long)want.size);
-    int ifd = file_open_regular(AT_FDCWD, want.path, O_RDONLY, 0, err);
-    if (ifd < 0)
+    *ifd = file_open_regular(AT_FDCWD, want.path, O_RDONLY, 0, err);
+    if (*ifd < 0)
         return -1;
-    if (fstat(ifd, &sb) < 0 || (uint64_t)sb.st_dev != want.dev || (uint64_t)sb.st_ino != want.ino ||
+    if (fstat(*ifd, &sb) < 0 || (uint64_t)sb.st_dev != want.dev || (uint64_t)sb.st_ino != want.ino ||
         (uint64_t)sb.st_size != want.size ||
         (uint64_t)sb.st_mtim.tv_sec * 1000000000ull + (uint64_t)sb.st_mtim.tv_nsec != want.mtime_ns) {
-        close(ifd);
+        close(*ifd);
+        *ifd = -1;
         return thaw_fail(err, "rootfs image %s changed since the snapshot was taken", want.path);
     }
     uint64_t *pm = read_pagemap(where->pid, where->addr, where->size, err);
     if (!pm) {
-        close(ifd);
+        close(*ifd);
+        *ifd = -1;
         return -1;
     }
-    /* The default restore reads these pages ahead from the image, so the file names
-     * them only; THAW_ROOTFS_WS=packed records their contents too, for restores that
-     * decode private copies of them. */
-    bool packed = ws_packed();
     /* Written pages of rootfs.cow that the restore mapped from it (not packed) are in
      * the working set once touched: read (a page-cache page of rootfs.cow) or written
      * again (a private copy now). Unmapped ones were not touched. */
-    uint8_t *cow = packed ? NULL : cow_page_bitmap(dir, &id, where->size / PAGE);
-    uint64_t n = 0;
+    uint8_t *cow = ws_packed() ? NULL : cow_page_bitmap(dir, id, where->size / PAGE);
+    uint64_t k = 0;
     for (uint64_t i = 0; i < where->size / PAGE; i++)
         if ((pm[i] & PM_PRESENT) && ((pm[i] & PM_FILE) || (cow && (cow[i / 8] >> (i % 8) & 1))))
-            pm[n++] = i; /* read from the image since the restore (decoded written pages are not) */
+            pm[k++] = i; /* read from the image since the restore (decoded written pages are not) */
     free(cow);
+    *pages = pm;
+    *n = k;
+    return 0;
+}
+
+/* Writes rootfs.ws naming pages[n] (index only, or THAW_ROOTFS_WS=packed with their
+ * contents read from the image ifd); a recording's pages carry no generations. */
+static int write_file_ws(const char *dir, uint64_t image_pages, const struct snap_identity *id, int ifd,
+                         const uint64_t *pages, uint64_t n, uint32_t *crc, struct thaw_error *err)
+{
+    bool packed = ws_packed();
     uint8_t *contents = packed ? malloc(n ? n * PAGE : 1) : NULL;
     int rc = -1;
     if (packed && !contents)
         thaw_fail(err, "out of memory");
-    else if (packed && read_runs(ifd, 0, pm, n, contents) < 0)
-        thaw_fail_errno(err, "reading rootfs image %s", want.path);
+    else if (packed && read_runs(ifd, 0, pages, n, contents) < 0)
+        thaw_fail_errno(err, "reading the rootfs image");
     else
-        rc = write_pack(dir, SNAPDIR_ROOTFS_WS, &ROOTFS_PACK_WS, where->size / PAGE, &id, pm, n, contents, err);
+        rc = write_pack(dir, SNAPDIR_ROOTFS_WS, &ROOTFS_PACK_WS, image_pages, id, pages, n, contents, crc, err);
     free(contents);
+    return rc;
+}
+
+static void remove_file_gens(const char *dir)
+{
+    char path[4096];
+    if (snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_GENS) == 0)
+        (void)unlink(path);
+}
+
+int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, struct thaw_error *err)
+{
+    if (!where->size)
+        return 0;
+    struct snap_identity id;
+    int ifd = -1;
+    uint64_t *pm = NULL, n = 0;
+    if (touched_image_pages(where, dir, &id, &ifd, &pm, &n, err) < 0)
+        return -1;
+    /* The default restore reads these pages ahead from the image, so the file names
+     * them only; THAW_ROOTFS_WS=packed records their contents too, for restores that
+     * decode private copies of them. */
+    int rc = write_file_ws(dir, where->size / PAGE, &id, ifd, pm, n, NULL, err);
+    if (rc == 0)
+        remove_file_gens(dir); /* bound to the file replaced, so ignored anyway */
+    free(pm);
+    close(ifd);
+    return rc;
+}
+
+int rootfs_snapshot_merge(const struct rootfs_pages *where, const char *dir, struct rootfs_merge_stats *ms,
+                          struct thaw_error *err)
+{
+    memset(ms, 0, sizeof *ms);
+    if (!where->size)
+        return 0;
+    struct snap_identity id;
+    int ifd = -1;
+    uint64_t *pm = NULL, n = 0, image_pages = where->size / PAGE;
+    if (touched_image_pages(where, dir, &id, &ifd, &pm, &n, err) < 0)
+        return -1;
+    struct pack_src ws;
+    struct thaw_error why;
+    struct reap_ws_set set = {0};
+    struct reap_merge_plan plan = {0};
+    uint8_t *used = NULL;
+    int rc = 0;
+    if (pack_src_open(&ws, dir, SNAPDIR_ROOTFS_WS, &ROOTFS_PACK_WS, image_pages, &id, true, &why) < 0) {
+        /* None (its recording failed) or one the restore refused: record this one. */
+        rc = write_file_ws(dir, image_pages, &id, ifd, pm, n, NULL, err);
+        if (rc == 0)
+            remove_file_gens(dir);
+        ms->recorded = rc == 0;
+        ms->kept = n;
+        goto out;
+    }
+    if (!ws.p.index_only) /* packed contents (THAW_ROOTFS_WS=packed): recorded, not merged */
+        goto out_ws;
+    if (file_set_load(&ws.p, dir, true, &set, err) < 0 || !(used = calloc(image_pages / 8 + 1, 1))) {
+        rc = used || set.gpa ? thaw_fail(err, "out of memory") : -1;
+        goto out_ws;
+    }
+    /* What this input used: pages touched outside the set, and withheld pages it touched.
+     * A prefetched page is present whether or not the input used it: no sign either way. */
+    for (uint64_t i = 0; i < n; i++)
+        used[pm[i] / 8] |= (uint8_t)(1u << (pm[i] % 8));
+    for (uint64_t i = 0; i < set.n; i++)
+        if (!set.withheld[i])
+            used[set.gpa[i] / PAGE / 8] &= (uint8_t)~(1u << (set.gpa[i] / PAGE % 8));
+    if (reap_merge_plan(&set, used, image_pages, reap_keep(), &plan, err) < 0) {
+        rc = -1;
+        goto out_ws;
+    }
+    ms->generation = plan.generation;
+    ms->kept = plan.n;
+    if (plan.outcome == REAP_MERGE_GENS) {
+        rc = reap_gens_write(dir, SNAPDIR_ROOTFS_GENS, set.crc, plan.last_used, set.n, plan.generation,
+                             plan.probe_until, err);
+    } else if (plan.outcome == REAP_MERGE_PAGES && plan.n == 0) {
+        /* Every page probed and unused: no file working set until one is recorded. */
+        char path[4096];
+        if (snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_WS) == 0 && unlink(path) < 0 && errno != ENOENT)
+            rc = thaw_fail_errno(err, "removing %s", path);
+        remove_file_gens(dir);
+    } else if (plan.outcome == REAP_MERGE_PAGES) {
+        for (uint64_t i = 0; i < plan.n; i++)
+            plan.gpa[i] /= PAGE;
+        uint32_t crc;
+        rc = write_file_ws(dir, image_pages, &id, ifd, plan.gpa, plan.n, &crc, err);
+        /* rootfs.ws first: a rootfs.gens left bound to the old one is ignored. */
+        if (rc == 0)
+            rc = reap_gens_write(dir, SNAPDIR_ROOTFS_GENS, crc, plan.last_used, plan.n, plan.generation,
+                                 plan.probe_until, err);
+    }
+    if (rc == 0) {
+        ms->written = plan.outcome != REAP_MERGE_NOTHING;
+        ms->added = plan.added;
+        ms->dropped = plan.dropped;
+    }
+out_ws:
+    pack_src_close(&ws);
+out:
+    reap_merge_plan_free(&plan);
+    reap_ws_set_free(&set);
+    free(used);
     free(pm);
     close(ifd);
     return rc;

@@ -59,6 +59,7 @@ struct rootfs_restore_stats {
     uint64_t ws_pages;        /* REAP: image pages prefetched */
     uint64_t ws_bytes;        /* rootfs.ws's size (read whole) */
     uint64_t ws_ns;           /* time the prefetch took (read and decode) */
+    uint64_t ws_withheld;     /* REAP merging: pages of rootfs.ws probed, not read ahead */
     bool ws_refused;          /* rootfs.ws was malformed or another snapshot's: not used */
     char ws_error[256];       /* why */
 };
@@ -88,13 +89,29 @@ bool rootfs_snapshot_present(const char *dir);
  * it carries the identity id of the snapshot being restored (else st->ws_refused), and
  * appends their guest addresses to ws_runs (if not NULL). */
 int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct snap_identity *id, bool prefetch,
-                            struct rootfs_restore_stats *st, struct gpa_runs *ws_runs, struct thaw_error *err);
+                            bool probe, struct rootfs_restore_stats *st, struct gpa_runs *ws_runs,
+                            struct thaw_error *err);
 /* REAP recording: writes rootfs.ws from the image pages mapped now in the process that
  * runs the instance (read from its /proc/<pid>/pagemap; call after the first invocation
  * of a fresh restore), with the identity of the snapshot in dir (its memory file's
  * trailer): their numbers only, or with THAW_ROOTFS_WS=packed their contents too (read
  * from the image). No-op without an image. */
 int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, struct thaw_error *err);
+/* What a merge of the file working set did (rootfs_snapshot_merge). */
+struct rootfs_merge_stats {
+    uint64_t added, dropped, kept, generation;
+    bool written;             /* rootfs.ws or rootfs.gens rewritten */
+    bool recorded;            /* there was no usable rootfs.ws: this restore's pages recorded */
+};
+/* REAP merging (a prefetch that holds ws.lock), after the first invocation: merges the
+ * image pages this input touched into rootfs.ws by the memory working set's rules
+ * (pages outside it join; probed pages, which a restore with probe did not read ahead,
+ * stay if touched and go if not; generations in rootfs.gens, bound to that rootfs.ws);
+ * rewrites the files atomically only if something changed. An index-only rootfs.ws
+ * only (a packed one stays as recorded); none, or one that fails its checks, is
+ * recorded from this restore. */
+int rootfs_snapshot_merge(const struct rootfs_pages *where, const char *dir, struct rootfs_merge_stats *ms,
+                          struct thaw_error *err);
 /* The image path of the snapshot in dir, for dropping it from the page cache. */
 int rootfs_snapshot_image_path(const char *dir, char *buf, size_t len);
 

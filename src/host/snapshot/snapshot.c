@@ -448,6 +448,7 @@ struct image_job {
     bool running;
     const char *dir;
     bool prefetch;
+    bool probe; /* a merging restore: probed pages of rootfs.ws are not read ahead */
     struct rootfs_map *map;
     struct rootfs_restore_stats *stats;
     struct gpa_runs *ws_runs; /* the file working set's guest runs, for the pre-fault vCPU */
@@ -466,7 +467,8 @@ static void *image_job_main(void *arg)
     else if (memory_trailer_read_path(path, &mem_size, &j->id, &j->err) < 0)
         j->rc = -1;
     else
-        j->rc = rootfs_snapshot_restore(j->map, j->dir, &j->id, j->prefetch, j->stats, j->ws_runs, &j->err);
+        j->rc = rootfs_snapshot_restore(j->map, j->dir, &j->id, j->prefetch, j->probe, j->stats, j->ws_runs,
+                                        &j->err);
     return NULL;
 }
 
@@ -589,7 +591,8 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
      * recorded file working set. */
     struct gpa_runs image_ws = {0};
     struct image_job job = {.dir = dir, .map = &inst->rootfs, .stats = &r->rootfs, .ws_runs = &image_ws,
-                            .prefetch = pmode == PAGER_PREFETCH || pmode == PAGER_MERGE};
+                            .prefetch = pmode == PAGER_PREFETCH || pmode == PAGER_MERGE,
+                            .probe = pmode == PAGER_MERGE};
     bool has_image = false;
     if (snapdir_check(dir, err) < 0)
         goto fail;

@@ -19,6 +19,7 @@
 #define SNAPDIR_ROOTFS   "rootfs"    /* the root-filesystem image the guest maps (JSON) */
 #define SNAPDIR_ROOTFS_COW "rootfs.cow" /* image pages the guest wrote (relocations) */
 #define SNAPDIR_ROOTFS_WS "rootfs.ws" /* REAP: image pages the first invocation touched */
+#define SNAPDIR_ROOTFS_GENS "rootfs.gens" /* REAP: generations of rootfs.ws's pages (merging) */
 
 /* Writes "<dir>/<name>" into buf; returns 0, or -1 if it does not fit. */
 static inline int snapdir_path(char *buf, size_t len, const char *dir, const char *name)
