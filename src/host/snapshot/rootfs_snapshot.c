@@ -871,7 +871,7 @@ int rootfs_snapshot_merge(const struct rootfs_pages *where, const char *dir, str
                           struct thaw_error *err)
 {
     memset(ms, 0, sizeof *ms);
-    if (!where->size)
+    if (!where->size || ws_packed()) /* packed file working sets are recorded, not merged */
         return 0;
     struct snap_identity id;
     int ifd = -1;
@@ -893,7 +893,7 @@ int rootfs_snapshot_merge(const struct rootfs_pages *where, const char *dir, str
         ms->kept = n;
         goto out;
     }
-    if (!ws.p.index_only) /* packed contents (THAW_ROOTFS_WS=packed): recorded, not merged */
+    if (!ws.p.index_only) /* with contents (recorded with THAW_ROOTFS_WS=packed): not merged */
         goto out_ws;
     if (file_set_load(&ws.p, dir, true, &set, err) < 0 || !(used = calloc(image_pages / 8 + 1, 1))) {
         rc = used || set.gpa ? thaw_fail(err, "out of memory") : -1;

@@ -32,6 +32,11 @@
  *               rootfs.ws that fails its checks (or another snapshot's) is not used:
  *               file pages then fault in lazily (packed: after a bad block, it and the
  *               later pages go back to the image mapping; verified ones stay).
+ *               A merging REAP restore merges what its input read into it
+ *               (rootfs_snapshot_merge);
+ *   rootfs.gens REAP: the generations of rootfs.ws's pages, bound to it (reap.h's
+ *               ws.gens layout): a page no input read for keep generations is dropped
+ *               when probed.
  * Both files are read in one pipeline: 256 KiB O_DIRECT chunks a few at a time on an
  * io_uring, each decoded as it lands, so the disk reads ahead while the kernel
  * allocates the pages and lz4 decompresses (a file up to 1 MiB in one read).
