@@ -244,14 +244,16 @@ int reap_gens_write(const char *dir, const char *name, uint32_t bound, const uin
     return rc;
 }
 
-/* A new ws.pages carries its own generations: a ws.gens left from the old one (bound to
- * it, so ignored anyway) goes. */
-static void remove_gens(const char *dir)
+void reap_gens_remove(const char *dir, const char *name)
 {
     char path[4096];
-    if (snapdir_path(path, sizeof path, dir, SNAPDIR_WS_GENS) == 0)
+    if (snapdir_path(path, sizeof path, dir, name) == 0)
         (void)unlink(path);
 }
+
+/* A new ws.pages carries its own generations: a ws.gens left from the old one (bound to
+ * it, so ignored anyway) goes. */
+static void remove_gens(const char *dir) { reap_gens_remove(dir, SNAPDIR_WS_GENS); }
 
 int reap_gens_decode(const uint8_t *buf, size_t len, uint32_t bound, uint64_t count, uint64_t min_gen,
                      uint32_t *last_used, uint64_t *gen, uint64_t *probe_until, struct thaw_error *err)

@@ -156,6 +156,8 @@ int reap_gens_write(const char *dir, const char *name, uint32_t bound, const uin
                     uint64_t gen, uint64_t probe_until, struct thaw_error *err);
 int reap_gens_read(const char *dir, const char *name, uint32_t bound, uint64_t count, uint64_t min_gen,
                    uint32_t *last_used, uint64_t *gen, uint64_t *probe_until);
+/* Removes it (a new set carries no generations yet, or its own). */
+void reap_gens_remove(const char *dir, const char *name);
 
 /* Decodes ws.gens bytes for a ws.pages whose header CRC is bound, with count pages and
  * generation min_gen: checks magic, major, size, CRC, binding and ranges, then fills

@@ -481,10 +481,9 @@ static int read_and_decode(struct rootfs_map *m, struct pack_src **srcs, int nsr
  * every later page go back to the image, read lazily; where the mapping cannot be
  * made again the image's bytes are read into the page (a half-decoded page never
  * stays). -1 only if that fails too. */
-/* The next run of contiguous image pages of p from index entry *i on: its first page
- * and length in pages; *i moves past it. false when none is left. */
-/* The next run of contiguous pages of p from entry *i, leaving out entries skip marks
- * (NULL: none). */
+/* The next run of contiguous image pages of p from index entry *i on, leaving out the
+ * entries skip marks (NULL: none): its first page and length in pages; *i moves past
+ * it. false when none is left. */
 static bool next_run(const struct rootfs_pack *p, const uint8_t *skip, uint64_t *i, uint64_t *first, uint64_t *pages)
 {
     while (skip && *i < p->count && skip[*i])
@@ -625,11 +624,12 @@ static bool map_cow_lazily(struct rootfs_map *m, const struct pack_src *cow)
 
 /* rootfs.ws's pages (p) as a working set to merge by the memory set's rules (reap.h):
  * positions are image offsets, generations come from rootfs.gens when it is bound to
- * this rootfs.ws (else 0, as after a recording), and with probe the set marks the pages
- * a merging restore withholds (reap_ws_probed: 64 KiB groups of the image, a slice of
- * the old ones per generation). Files unchanged (ws.lock held) give the same set at the
- * restore and at the merge after its first response. */
-static int file_set_load(const struct rootfs_pack *p, const char *dir, bool probe, struct reap_ws_set *set,
+ * this rootfs.ws (else 0, as after a recording), and the set marks the pages a merging
+ * restore withholds (reap_ws_probed: 64 KiB groups of the image, a slice of the old ones
+ * per generation). Files unchanged (ws.lock held) give the same set at the restore and
+ * at the merge after its first response, which may run in another process (a worker's
+ * caller), so the set is derived twice rather than handed over. */
+static int file_set_load(const struct rootfs_pack *p, const char *dir, struct reap_ws_set *set,
                          struct thaw_error *err)
 {
     memset(set, 0, sizeof *set);
@@ -648,7 +648,7 @@ static int file_set_load(const struct rootfs_pack *p, const char *dir, bool prob
     (void)reap_gens_read(dir, SNAPDIR_ROOTFS_GENS, p->crc, n, 0, set->last_used, &set->generation,
                          &set->probe_until);
     unsigned keep = reap_keep();
-    for (uint64_t i = 0; probe && i < n; i++)
+    for (uint64_t i = 0; i < n; i++)
         set->withheld[i] =
             (uint8_t)reap_ws_probed(set->generation, set->probe_until, set->last_used[i], set->gpa[i], keep);
     return 0;
@@ -691,7 +691,7 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
             nsrc = from_cache ? 1 : 2;
             /* A merging restore leaves the probed pages out: the ones its input touches
              * come in as it touches them, and stay (rootfs_snapshot_merge). */
-            if (probe && ws.p.index_only && file_set_load(&ws.p, dir, true, &probe_set, &why) == 0)
+            if (probe && ws.p.index_only && file_set_load(&ws.p, dir, &probe_set, &why) == 0)
                 for (uint64_t i = 0; i < probe_set.n; i++)
                     st->ws_withheld += probe_set.withheld[i];
         } else {
@@ -741,7 +741,6 @@ int rootfs_snapshot_restore(struct rootfs_map *m, const char *dir, const struct 
         goto fail;
     return 0;
 fail:
-    reap_ws_set_free(&probe_set);
     rootfs_map_close(m);
     return -1;
 }
@@ -840,13 +839,6 @@ static int write_file_ws(const char *dir, uint64_t image_pages, const struct sna
     return rc;
 }
 
-static void remove_file_gens(const char *dir)
-{
-    char path[4096];
-    if (snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_GENS) == 0)
-        (void)unlink(path);
-}
-
 int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, struct thaw_error *err)
 {
     if (!where->size)
@@ -861,7 +853,7 @@ int rootfs_snapshot_record(const struct rootfs_pages *where, const char *dir, st
      * decode private copies of them. */
     int rc = write_file_ws(dir, where->size / PAGE, &id, ifd, pm, n, NULL, err);
     if (rc == 0)
-        remove_file_gens(dir); /* bound to the file replaced, so ignored anyway */
+        reap_gens_remove(dir, SNAPDIR_ROOTFS_GENS); /* bound to the file replaced, so ignored anyway */
     free(pm);
     close(ifd);
     return rc;
@@ -888,15 +880,19 @@ int rootfs_snapshot_merge(const struct rootfs_pages *where, const char *dir, str
         /* None (its recording failed) or one the restore refused: record this one. */
         rc = write_file_ws(dir, image_pages, &id, ifd, pm, n, NULL, err);
         if (rc == 0)
-            remove_file_gens(dir);
+            reap_gens_remove(dir, SNAPDIR_ROOTFS_GENS);
         ms->recorded = rc == 0;
         ms->kept = n;
         goto out;
     }
     if (!ws.p.index_only) /* with contents (recorded with THAW_ROOTFS_WS=packed): not merged */
         goto out_ws;
-    if (file_set_load(&ws.p, dir, true, &set, err) < 0 || !(used = calloc(image_pages / 8 + 1, 1))) {
-        rc = used || set.gpa ? thaw_fail(err, "out of memory") : -1;
+    if (file_set_load(&ws.p, dir, &set, err) < 0) {
+        rc = -1;
+        goto out_ws;
+    }
+    if (!(used = calloc(image_pages / 8 + 1, 1))) {
+        rc = thaw_fail(err, "out of memory");
         goto out_ws;
     }
     /* What this input used: pages touched outside the set, and withheld pages it touched.
@@ -920,7 +916,7 @@ int rootfs_snapshot_merge(const struct rootfs_pages *where, const char *dir, str
         char path[4096];
         if (snapdir_path(path, sizeof path, dir, SNAPDIR_ROOTFS_WS) == 0 && unlink(path) < 0 && errno != ENOENT)
             rc = thaw_fail_errno(err, "removing %s", path);
-        remove_file_gens(dir);
+        reap_gens_remove(dir, SNAPDIR_ROOTFS_GENS);
     } else if (plan.outcome == REAP_MERGE_PAGES) {
         for (uint64_t i = 0; i < plan.n; i++)
             plan.gpa[i] /= PAGE;
