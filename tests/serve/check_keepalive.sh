@@ -23,7 +23,13 @@ start_daemon "$WORK/state" || { fail "daemon starts"; finish; exit 1; }
 st=$(deploy fixedfn "$WORK/spin" "keep_alive_ms=1500")
 check "deploy fixedfn" [ "$st" = 201 ]
 http POST /invoke/fixedfn -d '{"n": 1}' >/dev/null
-idle_b=$(metric thaw_instance_memory_bytes 'function="fixedfn",state="idle"')
+# The instance is sampled (worker and pager asked) after its answer has gone out, then
+# goes idle: wait for that (up to 10 s on a loaded host) rather than race it.
+for _ in $(seq 200); do
+    idle_b=$(metric thaw_instance_memory_bytes 'function="fixedfn",state="idle"')
+    [ "${idle_b:-0}" -gt 0 ] && break
+    sleep 0.05
+done
 busy_b=$(metric thaw_instance_memory_bytes 'function="fixedfn",state="busy"')
 [ "${idle_b:-0}" -gt 0 ] && [ "$busy_b" = 0 ] && pass "an idle instance's resident memory is in /metrics" \
     || fail "idle memory gauge" "idle $idle_b busy $busy_b"
