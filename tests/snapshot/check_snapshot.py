@@ -114,6 +114,20 @@ def run_all(tmp):
     check("second reap restore prefetches", pf["reap"]["prefetched"], (pf, err))
     check("prefetched restore answers correctly", out[0] == booted[0], out)
     check("prefetched restore takes zero lazy faults on the recorded path", pf["reap"]["misses"] == 0, pf["reap"])
+    # With every CPU taken the pre-fault vCPU stays off (it would take CPU time from the
+    # restore), says why, and nothing else changes.
+    spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() + 1)]
+    try:
+        env = dict(os.environ)
+        env.pop("THAW_PREFAULT", None)
+        out, bz, err = restore(mt, "reap", pls[0], extra=("--drop-cache",), env=env)
+    finally:
+        for p in spin:
+            p.kill()
+            p.wait()
+    check("no CPU free: the pre-fault vCPU stays off and says why, the answer is the same",
+          "none free" in bz["reap"]["prefault"]["note"] and bz["reap"]["prefault"]["pages"] == 0 and
+          bz["reap"]["misses"] == 0 and out[0] == booted[0], (bz["reap"], err))
     for how in ("single", "pipelined"):
         out, pj, err = restore(mt, "reap", pls[0], extra=("--drop-cache",), env={"THAW_REAP_READ": how})
         check("prefetch read %s: installs everything, answers correctly" % how, pj["reap"]["prefetched"] and
