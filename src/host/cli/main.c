@@ -1,12 +1,19 @@
-/* thaw: one binary, git-style subcommands. */
+/* thaw: one command, git-style subcommands. The commands that speak HTTP (the daemon and
+ * its clients) live in build/thaw-http, next to this binary, and are reached by an exec:
+ * their libraries (libcurl, libmicrohttpd, libarchive and the 40 they pull in) cost a
+ * process 6-7 ms of CPU to load, which every `thaw restore` paid, eight at once on two
+ * CPUs included (docs/benchmarks-topics.md). */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "host/cli/cli.h"
 
 static const struct {
     const char *name;
-    int (*fn)(int, char **);
+    int (*fn)(int, char **); /* NULL: in thaw-http */
     const char *help;
 } commands[] = {
     {"build", cmd_build, "build a function directory into a bundle (C or Python)"},
@@ -15,16 +22,16 @@ static const struct {
     {"restore", cmd_restore, "restore a function instance from a snapshot and invoke it"},
     {"analyze", cmd_analyze, "characterise the working sets of snapshot restores (the paper's analyses)"},
 #ifdef THAW_HAVE_SERVE /* see the Makefile: needs the lifecycle layer's implementation */
-    {"serve", cmd_serve, "run the daemon: deploy and invoke functions over HTTP"},
+    {"serve", NULL, "run the daemon: deploy and invoke functions over HTTP"},
 #endif
-    {"deploy", cmd_client, "deploy a function directory to the daemon"},
-    {"invoke", cmd_client, "invoke a deployed function through the daemon"},
-    {"ls", cmd_client, "list the daemon's functions"},
-    {"rm", cmd_client, "remove a function from the daemon"},
-    {"stats", cmd_client, "a deployed function's configuration, sizes and instances"},
-    {"logs", cmd_client, "a deployed function's recent guest output"},
+    {"deploy", NULL, "deploy a function directory to the daemon"},
+    {"invoke", NULL, "invoke a deployed function through the daemon"},
+    {"ls", NULL, "list the daemon's functions"},
+    {"rm", NULL, "remove a function from the daemon"},
+    {"stats", NULL, "a deployed function's configuration, sizes and instances"},
+    {"logs", NULL, "a deployed function's recent guest output"},
     {"pager", cmd_pager, "serve a VM's page faults from a snapshot (Firecracker's uffd handshake)"},
-    {"load", cmd_load, "drive a running thaw serve: open loop, closed loop or trace replay; CSV and summary"},
+    {"load", NULL, "drive a running thaw serve: open loop, closed loop or trace replay; CSV and summary"},
     {"plot", cmd_plot, "draw figures from thaw load CSVs (gnuplot)"},
     {"trace-gen", cmd_trace_gen, "write a synthetic trace in the Azure Functions 2019 format"},
     {"keepalive-sim", cmd_keepalive_sim, "compare keep-alive policies over a trace by simulation"},
@@ -38,6 +45,24 @@ static void usage(FILE *out)
     fprintf(out, "\n'thaw <command> --help' describes a command.\n");
 }
 
+/* Runs the command in thaw-http next to this executable, same arguments and pid. */
+static int exec_http(char **argv)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
+    if (n <= 0) {
+        fprintf(stderr, "thaw: cannot find this executable (/proc/self/exe): %s\n", strerror(errno));
+        return 1;
+    }
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    snprintf(slash ? slash + 1 : exe, sizeof exe - (size_t)(slash ? slash + 1 - exe : 0), "thaw-http");
+    execv(exe, argv);
+    fprintf(stderr, "thaw: '%s' runs %s, which cannot be started: %s (built by `make`, kept next to thaw)\n",
+            argv[1], exe, strerror(errno));
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -46,7 +71,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+            return commands[i].fn ? commands[i].fn(argc - 1, argv + 1) : exec_http(argv);
     if (!strcmp(argv[1], "worker")) /* hidden: the process behind --worker */
         return cmd_worker(argc - 1, argv + 1);
     fprintf(stderr, "thaw: unknown command '%s'\n", argv[1]);

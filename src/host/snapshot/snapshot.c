@@ -554,7 +554,8 @@ static void start_prefault(struct restored *r, uint64_t mem_size, bool image_fol
     }
     /* Its vCPU only pays on a CPU that would otherwise sit idle: with every CPU taken
      * (concurrent cold starts, a busy host) it competes with the restores for CPU time.
-     * Measured: eight concurrent restores 0.87x with it off, one alone 1.31x slower. */
+     * Measured against always on: eight concurrent restores 0.93x (helloworld) and
+     * 0.80x (cnn_serving), one alone unchanged (docs/benchmarks-topics.md). */
     struct cpu_load load;
     if (set == PREFAULT_AUTO && cpu_load_now(&load) == 0 && load.runnable > load.cpus) {
         snprintf(r->prefault_st.why, sizeof r->prefault_st.why,
