@@ -22,6 +22,20 @@
 #include <termios.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define THAW_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define THAW_ASAN 1
+#endif
+#endif
+#ifdef THAW_ASAN
+#include <sanitizer/asan_interface.h>
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define JAIL_ROOT "/tmp"   /* the tmpfs root is mounted here, in our own mount namespace */
 #define OLD_ROOT ".old-root"
 #define MAX_MOUNTS 16
@@ -84,6 +98,9 @@ pid_t jail_spawn(const char *exe, char *const argv[], char *const envp[], int (*
                     CLONE_VM | CLONE_VFORK | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | SIGCHLD, &a);
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Under ASan the child's frames left their redzones in the stack's shadow, which
+     * outlives the munmap: a later mapping at this address would read as poisoned. */
+    UNPOISON(stack, SPAWN_STACK);
     munmap(stack, SPAWN_STACK);
     if (pid < 0) {
         errno = saved;
