@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "host/vmm/kvm_cpuid.h"
+
 int vm_ioctl(int fd, unsigned long req, const char *name, void *arg, struct thaw_error *err)
 {
     int r;
@@ -38,14 +40,13 @@ int vm_create(struct vm *vm, struct thaw_error *err)
         goto fail;
     (void)fcntl(vm->vm_fd, F_SETFD, FD_CLOEXEC);
 
-    int nent = 256;
-    vm->cpuid = calloc(1, sizeof *vm->cpuid + (size_t)nent * sizeof(struct kvm_cpuid_entry2));
+    vm->cpuid = calloc(1, sizeof *vm->cpuid + (size_t)KVM_CPUID_MAX * sizeof(struct kvm_cpuid_entry2));
     if (!vm->cpuid) {
         thaw_fail(err, "out of memory");
         goto fail;
     }
-    vm->cpuid->nent = (uint32_t)nent;
-    if (VM_IOCTL(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->cpuid, err) < 0)
+    bool cached;
+    if (kvm_cpuid_supported(vm->kvm_fd, vm->cpuid, &cached, err) < 0)
         goto fail;
     return 0;
 fail:

@@ -1,7 +1,8 @@
 /* A pool of empty VMs made ahead of time: each has its VM, two vCPUs (the guest's, and
  * the pre-fault vCPU's: prefault_vcpu.h) with KVM's CPUID and their kvm_run areas, and
  * no memory. Creating them costs milliseconds here (KVM_CREATE_VM, KVM_CREATE_VCPU and
- * the CPUID query, all emulated-expensive under nested KVM); taking one from the pool
+ * KVM_SET_CPUID2, all emulated-expensive under nested KVM; the CPUID query itself is
+ * kept per boot, kvm_cpuid.h); taking one from the pool
  * takes microseconds, which moves VM creation off a restore's critical path. A
  * long-running process keeps a pool and refills it between restores; a process that
  * restores once (a jailed worker, `thaw restore`) starts the pool's filler thread at the

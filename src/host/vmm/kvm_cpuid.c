@@ -1,0 +1,168 @@
+#include "host/vmm/kvm_cpuid.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "host/util/atomic_file.h"
+#include "host/util/le.h"
+
+#define MAGIC "THAWCPUI"
+#define VERSION 1
+#define HEAD 80 /* magic 8, version 4, n 4, boot_id 40, ino 8, ctime 8, reserved 8 */
+#define ENTRY 40
+
+static uint32_t crc_of(const uint8_t *p, size_t n)
+{
+    return (uint32_t)crc32_z(crc32_z(0L, Z_NULL, 0), p, n);
+}
+
+int kvm_cpuid_key_now(struct kvm_cpuid_key *k)
+{
+    memset(k, 0, sizeof *k);
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, k->boot_id, sizeof k->boot_id - 1);
+    close(fd);
+    if (n < 32)
+        return -1;
+    k->boot_id[strcspn(k->boot_id, "\n")] = 0;
+    memset(k->boot_id + strlen(k->boot_id), 0, sizeof k->boot_id - strlen(k->boot_id));
+    struct stat st;
+    if (stat("/dev/kvm", &st) < 0)
+        return -1;
+    k->ino = (uint64_t)st.st_ino;
+    k->ctime_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
+    return 0;
+}
+
+size_t kvm_cpuid_encode(const struct kvm_cpuid_key *k, const struct kvm_cpuid2 *c, uint8_t *buf)
+{
+    uint32_t n = c->nent <= KVM_CPUID_MAX ? c->nent : KVM_CPUID_MAX;
+    memset(buf, 0, HEAD);
+    memcpy(buf, MAGIC, 8);
+    put_le32(buf + 8, VERSION);
+    put_le32(buf + 12, n);
+    memcpy(buf + 16, k->boot_id, sizeof k->boot_id);
+    put_le64(buf + 56, k->ino);
+    put_le64(buf + 64, k->ctime_ns);
+    uint8_t *e = buf + HEAD;
+    for (uint32_t i = 0; i < n; i++, e += ENTRY) {
+        const struct kvm_cpuid_entry2 *x = &c->entries[i];
+        const uint32_t v[10] = {x->function, x->index, x->flags, x->eax, x->ebx, x->ecx, x->edx, 0, 0, 0};
+        for (int j = 0; j < 10; j++)
+            put_le32(e + 4 * j, v[j]);
+    }
+    put_le32(e, crc_of(buf, (size_t)(e - buf)));
+    return (size_t)(e - buf) + 4;
+}
+
+int kvm_cpuid_decode(const uint8_t *buf, size_t len, const struct kvm_cpuid_key *k, struct kvm_cpuid2 *out,
+                     struct thaw_error *err)
+{
+    if (len < HEAD + 4 || memcmp(buf, MAGIC, 8) != 0)
+        return thaw_fail(err, "not a thaw CPUID file");
+    if (get_le32(buf + 8) != VERSION)
+        return thaw_fail(err, "CPUID file version %u, expected %u", get_le32(buf + 8), VERSION);
+    uint32_t n = get_le32(buf + 12);
+    if (n == 0 || n > KVM_CPUID_MAX || len != HEAD + (size_t)n * ENTRY + 4)
+        return thaw_fail(err, "CPUID file of %zu bytes for %u entries", len, n);
+    if (get_le32(buf + len - 4) != crc_of(buf, len - 4))
+        return thaw_fail(err, "CPUID file checksum mismatch");
+    if (memcmp(buf + 16, k->boot_id, sizeof k->boot_id) != 0 || get_le64(buf + 56) != k->ino ||
+        get_le64(buf + 64) != k->ctime_ns)
+        return thaw_fail(err, "CPUID file from another boot or KVM module");
+    const uint8_t *e = buf + HEAD;
+    for (uint32_t i = 0; i < n; i++, e += ENTRY) {
+        struct kvm_cpuid_entry2 *x = &out->entries[i];
+        memset(x, 0, sizeof *x);
+        x->function = get_le32(e);
+        x->index = get_le32(e + 4);
+        x->flags = get_le32(e + 8);
+        x->eax = get_le32(e + 12);
+        x->ebx = get_le32(e + 16);
+        x->ecx = get_le32(e + 20);
+        x->edx = get_le32(e + 24);
+    }
+    out->nent = n;
+    return 0;
+}
+
+/* The file's directory and name, or false when the cache is off. */
+static bool cache_path(char *dir, size_t cap, const char **name)
+{
+    const char *v = getenv("THAW_CPUID_CACHE");
+    if (v && !strcmp(v, "off"))
+        return false;
+    const char *path = v && *v ? v : "/run/thaw/kvm-cpuid";
+    const char *slash = strrchr(path, '/');
+    if (!slash || !slash[1] || (size_t)(slash - path) + 1 > cap)
+        return false;
+    snprintf(dir, cap, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    *name = slash + 1;
+    return true;
+}
+
+static bool load_cached(const char *dir, const char *name, const struct kvm_cpuid_key *k, struct kvm_cpuid2 *out)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return false;
+    uint8_t *buf = malloc(KVM_CPUID_FILE_MAX + 1);
+    struct stat st;
+    ssize_t n = -1;
+    /* Ours only: a file someone else could have written is not trusted. */
+    if (buf && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 022))
+        n = read(fd, buf, KVM_CPUID_FILE_MAX + 1);
+    close(fd);
+    struct thaw_error ignored;
+    bool ok = n > 0 && kvm_cpuid_decode(buf, (size_t)n, k, out, &ignored) == 0;
+    free(buf);
+    return ok;
+}
+
+static void store(const char *dir, const char *name, const struct kvm_cpuid_key *k, const struct kvm_cpuid2 *c)
+{
+    uint8_t *buf = malloc(KVM_CPUID_FILE_MAX);
+    if (!buf)
+        return;
+    size_t len = kvm_cpuid_encode(k, c, buf);
+    struct thaw_error ignored;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        free(buf);
+        return;
+    }
+    (void)write_file_atomic(dir, name, buf, len, &ignored);
+    free(buf);
+}
+
+int kvm_cpuid_supported(int kvm_fd, struct kvm_cpuid2 *out, bool *from_cache, struct thaw_error *err)
+{
+    char dir[4096];
+    const char *name = NULL;
+    struct kvm_cpuid_key k;
+    bool cached = cache_path(dir, sizeof dir, &name) && kvm_cpuid_key_now(&k) == 0;
+    *from_cache = cached && load_cached(dir, name, &k, out);
+    if (*from_cache)
+        return 0;
+    out->nent = KVM_CPUID_MAX;
+    int r;
+    do {
+        r = ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, out);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return thaw_fail_errno(err, "KVM_GET_SUPPORTED_CPUID failed");
+    if (cached)
+        store(dir, name, &k, out);
+    return 0;
+}
