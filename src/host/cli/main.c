@@ -4,12 +4,12 @@
  * process 6-7 ms of CPU to load, which every `thaw restore` paid, eight at once on two
  * CPUs included (docs/benchmarks-topics.md). */
 #include <errno.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "host/cli/cli.h"
+#include "host/util/file.h"
 
 static const struct {
     const char *name;
@@ -49,14 +49,10 @@ static void usage(FILE *out)
 static int exec_http(char **argv)
 {
     char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
-    if (n <= 0) {
+    if (exe_sibling(exe, sizeof exe, "thaw-http") < 0) {
         fprintf(stderr, "thaw: cannot find this executable (/proc/self/exe): %s\n", strerror(errno));
         return 1;
     }
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    snprintf(slash ? slash + 1 : exe, sizeof exe - (size_t)(slash ? slash + 1 - exe : 0), "thaw-http");
     execv(exe, argv);
     fprintf(stderr, "thaw: '%s' runs %s, which cannot be started: %s (built by `make`, kept next to thaw)\n",
             argv[1], exe, strerror(errno));

@@ -37,6 +37,7 @@
 #include "host/sandbox/worker_proto.h"
 #include "host/snapshot/snapshot.h"
 #include "host/util/clock.h"
+#include "host/util/file.h"
 #include "host/util/smaps.h"
 #include "host/util/snapdir.h"
 
@@ -271,18 +272,10 @@ static int start_worker(pid_t *pid_out, int *sock_out, struct thaw_error *err)
      * `worker` subcommand. Either way a fresh exec: nothing of our address space. */
     char exe[4096];
     const char *env = getenv("THAW_WORKER_EXE");
-    ssize_t n = env ? -1 : readlink("/proc/self/exe", exe, sizeof exe - 16);
-    if (env) {
+    if (env)
         snprintf(exe, sizeof exe, "%s", env);
-    } else if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        snprintf(slash ? slash + 1 : exe, sizeof exe - (size_t)(slash ? slash + 1 - exe : 0), "thaw-worker");
-        if (access(exe, X_OK) != 0)
-            snprintf(exe, sizeof exe, "/proc/self/exe");
-    } else {
+    else if (exe_sibling(exe, sizeof exe, "thaw-worker") < 0 || access(exe, X_OK) != 0)
         snprintf(exe, sizeof exe, "/proc/self/exe");
-    }
     pid_t pid = fork_worker_from_stable_thread(exe, sv[1], err);
     if (pid < 0) {
         close(sv[0]);

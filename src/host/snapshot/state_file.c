@@ -11,6 +11,7 @@
 
 #include "host/function/bundle.h"
 #include "host/util/le.h"
+#include "host/vmm/kvm_cpuid.h"
 
 _Static_assert(sizeof(struct kvm_regs) == 144, "struct kvm_regs changed size");
 _Static_assert(sizeof(struct kvm_sregs) == 312, "struct kvm_sregs changed size");
@@ -30,7 +31,7 @@ _Static_assert(sizeof(((struct snapshot_monitor_state *)0)->function_name) == SN
 #define MSR_ENTRY_SIZE 16u
 #define TSC_SIZE 16u
 #define CPUID_HEADER_SIZE 4u
-#define CPUID_ENTRY_SIZE 40u
+#define CPUID_ENTRY_SIZE KVM_CPUID_ENTRY_SIZE
 #define IDENTITY_SIZE 16u
 #define MEM_ALIGN (2ull << 20)
 
@@ -275,14 +276,8 @@ static void encode_payload(uint8_t *p, const struct snapshot_state *s, uint32_t 
         break;
     case STATE_SECTION_CPUID:
         put_le32(p, s->cpuid_count);
-        for (uint32_t i = 0; i < s->cpuid_count; i++) {
-            uint8_t *e = p + CPUID_HEADER_SIZE + (size_t)i * CPUID_ENTRY_SIZE;
-            const struct kvm_cpuid_entry2 *c = &s->cpuid[i];
-            const uint32_t w[10] = {c->function, c->index, c->flags, c->eax, c->ebx, c->ecx, c->edx,
-                                    c->padding[0], c->padding[1], c->padding[2]};
-            for (int k = 0; k < 10; k++)
-                put_le32(e + 4 * k, w[k]);
-        }
+        for (uint32_t i = 0; i < s->cpuid_count; i++)
+            kvm_cpuid_entry_put(p + CPUID_HEADER_SIZE + (size_t)i * CPUID_ENTRY_SIZE, &s->cpuid[i]);
         break;
     }
 }
@@ -406,19 +401,8 @@ static void decode_payload(const uint8_t *p, struct snapshot_state *s, uint32_t 
         break;
     case STATE_SECTION_CPUID:
         s->cpuid_count = get_le32(p);
-        for (uint32_t i = 0; i < s->cpuid_count; i++) {
-            const uint8_t *e = p + CPUID_HEADER_SIZE + (size_t)i * CPUID_ENTRY_SIZE;
-            struct kvm_cpuid_entry2 *c = &s->cpuid[i];
-            c->function = get_le32(e);
-            c->index = get_le32(e + 4);
-            c->flags = get_le32(e + 8);
-            c->eax = get_le32(e + 12);
-            c->ebx = get_le32(e + 16);
-            c->ecx = get_le32(e + 20);
-            c->edx = get_le32(e + 24);
-            for (int k = 0; k < 3; k++)
-                c->padding[k] = get_le32(e + 28 + 4 * k);
-        }
+        for (uint32_t i = 0; i < s->cpuid_count; i++)
+            kvm_cpuid_entry_get(p + CPUID_HEADER_SIZE + (size_t)i * CPUID_ENTRY_SIZE, &s->cpuid[i]);
         break;
     }
 }

@@ -96,6 +96,22 @@ char *thaw_build_dir(void)
     return strdup(dirname(exe));
 }
 
+int exe_sibling(char *out, size_t cap, const char *name)
+{
+    ssize_t n = cap > 1 ? readlink("/proc/self/exe", out, cap - 1) : -1;
+    if (n <= 0)
+        return -1;
+    out[n] = 0;
+    char *slash = strrchr(out, '/');
+    size_t at = slash ? (size_t)(slash + 1 - out) : 0;
+    if (at + strlen(name) + 1 > cap) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(out + at, name, strlen(name) + 1);
+    return 0;
+}
+
 int copy_file_sparse(const char *src, const char *dst, struct thaw_error *err)
 {
     int in = file_open_regular(AT_FDCWD, src, O_RDONLY | O_NOFOLLOW, 0, err); /* a FIFO never blocks */

@@ -28,6 +28,9 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off);
 /* The directory holding the thaw binary (where "build:" paths and kernel.elf live),
  * unless THAW_BUILD_DIR says otherwise. Returns a malloc'd string. */
 char *thaw_build_dir(void);
+/* The path of `name` in the directory of this executable (/proc/self/exe) into out:
+ * 0, or -1 (errno set) if the executable cannot be read or the path does not fit. */
+int exe_sibling(char *out, size_t cap, const char *name);
 
 /* Copies a regular file, keeping its holes (SEEK_DATA/SEEK_HOLE) and fsyncing the copy
  * so that it can be dropped from the page cache afterwards. Mode 0600; fails if dst exists. */

@@ -5,22 +5,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "host/util/atomic_file.h"
 #include "host/util/le.h"
+#include "host/vmm/vm.h"
 
 #define MAGIC "THAWCPUI"
 #define VERSION 1
 #define HEAD 80 /* magic 8, version 4, n 4, boot_id 40, ino 8, ctime 8, reserved 8 */
-#define ENTRY 40
+#define ENTRY KVM_CPUID_ENTRY_SIZE
 
 static uint32_t crc_of(const uint8_t *p, size_t n)
 {
     return (uint32_t)crc32_z(crc32_z(0L, Z_NULL, 0), p, n);
+}
+
+void kvm_cpuid_entry_put(uint8_t *p, const struct kvm_cpuid_entry2 *e)
+{
+    const uint32_t w[10] = {e->function, e->index, e->flags,      e->eax,       e->ebx,
+                            e->ecx,      e->edx,   e->padding[0], e->padding[1], e->padding[2]};
+    for (int k = 0; k < 10; k++)
+        put_le32(p + 4 * k, w[k]);
+}
+
+void kvm_cpuid_entry_get(const uint8_t *p, struct kvm_cpuid_entry2 *e)
+{
+    uint32_t *w[10] = {&e->function, &e->index, &e->flags,      &e->eax,       &e->ebx,
+                       &e->ecx,      &e->edx,   &e->padding[0], &e->padding[1], &e->padding[2]};
+    for (int k = 0; k < 10; k++)
+        *w[k] = get_le32(p + 4 * k);
 }
 
 int kvm_cpuid_key_now(struct kvm_cpuid_key *k)
@@ -33,8 +49,7 @@ int kvm_cpuid_key_now(struct kvm_cpuid_key *k)
     close(fd);
     if (n < 32)
         return -1;
-    k->boot_id[strcspn(k->boot_id, "\n")] = 0;
-    memset(k->boot_id + strlen(k->boot_id), 0, sizeof k->boot_id - strlen(k->boot_id));
+    k->boot_id[strcspn(k->boot_id, "\n")] = 0; /* the rest is still zero */
     struct stat st;
     if (stat("/dev/kvm", &st) < 0)
         return -1;
@@ -54,12 +69,8 @@ size_t kvm_cpuid_encode(const struct kvm_cpuid_key *k, const struct kvm_cpuid2 *
     put_le64(buf + 56, k->ino);
     put_le64(buf + 64, k->ctime_ns);
     uint8_t *e = buf + HEAD;
-    for (uint32_t i = 0; i < n; i++, e += ENTRY) {
-        const struct kvm_cpuid_entry2 *x = &c->entries[i];
-        const uint32_t v[10] = {x->function, x->index, x->flags, x->eax, x->ebx, x->ecx, x->edx, 0, 0, 0};
-        for (int j = 0; j < 10; j++)
-            put_le32(e + 4 * j, v[j]);
-    }
+    for (uint32_t i = 0; i < n; i++, e += ENTRY)
+        kvm_cpuid_entry_put(e, &c->entries[i]);
     put_le32(e, crc_of(buf, (size_t)(e - buf)));
     return (size_t)(e - buf) + 4;
 }
@@ -80,17 +91,8 @@ int kvm_cpuid_decode(const uint8_t *buf, size_t len, const struct kvm_cpuid_key 
         get_le64(buf + 64) != k->ctime_ns)
         return thaw_fail(err, "CPUID file from another boot or KVM module");
     const uint8_t *e = buf + HEAD;
-    for (uint32_t i = 0; i < n; i++, e += ENTRY) {
-        struct kvm_cpuid_entry2 *x = &out->entries[i];
-        memset(x, 0, sizeof *x);
-        x->function = get_le32(e);
-        x->index = get_le32(e + 4);
-        x->flags = get_le32(e + 8);
-        x->eax = get_le32(e + 12);
-        x->ebx = get_le32(e + 16);
-        x->ecx = get_le32(e + 20);
-        x->edx = get_le32(e + 24);
-    }
+    for (uint32_t i = 0; i < n; i++, e += ENTRY)
+        kvm_cpuid_entry_get(e, &out->entries[i]);
     out->nent = n;
     return 0;
 }
@@ -156,12 +158,8 @@ int kvm_cpuid_supported(int kvm_fd, struct kvm_cpuid2 *out, bool *from_cache, st
     if (*from_cache)
         return 0;
     out->nent = KVM_CPUID_MAX;
-    int r;
-    do {
-        r = ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, out);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return thaw_fail_errno(err, "KVM_GET_SUPPORTED_CPUID failed");
+    if (VM_IOCTL(kvm_fd, KVM_GET_SUPPORTED_CPUID, out, err) < 0)
+        return -1;
     if (cached)
         store(dir, name, &k, out);
     return 0;

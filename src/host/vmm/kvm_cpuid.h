@@ -10,8 +10,8 @@
  * cannot be written costs only the ioctl next time.
  *
  * File: "THAWCPUI" | u32 version 1 | u32 entries n (<= KVM_CPUID_MAX) | boot_id (40
- * bytes, NUL-padded) | u64 /dev/kvm inode | u64 its ctime (ns) | n x 40-byte
- * kvm_cpuid_entry2 (function, index, flags, eax, ebx, ecx, edx, 3 x padding; u32 LE)
+ * bytes, NUL-padded) | u64 /dev/kvm inode | u64 its ctime (ns) | 8 reserved | n x
+ * 40-byte kvm_cpuid_entry2 (kvm_cpuid_entry_put)
  * | u32 CRC-32 of everything before it. */
 #ifndef THAW_HOST_KVM_CPUID_H
 #define THAW_HOST_KVM_CPUID_H
@@ -23,8 +23,14 @@
 
 #include "host/util/error.h"
 
+/* One kvm_cpuid_entry2 as 40 bytes (its ten u32 fields, padding included, LE): the
+ * layout of this file's entries and of the snapshot state file's CPUID section. */
+#define KVM_CPUID_ENTRY_SIZE 40u
+void kvm_cpuid_entry_put(uint8_t *p, const struct kvm_cpuid_entry2 *e);
+void kvm_cpuid_entry_get(const uint8_t *p, struct kvm_cpuid_entry2 *e);
+
 #define KVM_CPUID_MAX 256
-#define KVM_CPUID_FILE_MAX (80 + KVM_CPUID_MAX * 40 + 4)
+#define KVM_CPUID_FILE_MAX (80 + KVM_CPUID_MAX * KVM_CPUID_ENTRY_SIZE + 4)
 
 /* What the cached answer is bound to. */
 struct kvm_cpuid_key {
