@@ -65,6 +65,7 @@ static int setup(void **state)
 {
     (void)state;
     setenv("THAW_PAGER_BATCH", "1", 1); /* exact counts; the batching test sets its own */
+    setenv("THAW_REAP_HUGE", "0", 1);   /* 4 KiB installs; the huge-chunk test sets its own */
     strcpy(dir, "/tmp/thaw-pager-XXXXXX");
     assert_non_null(mkdtemp(dir));
     char path[128];
@@ -473,6 +474,44 @@ static void test_prefetch_installs_the_working_set(void **state)
     mem_backend_close(&b);
 }
 
+/* By default (THAW_REAP_HUGE unset) a chunk where the working set holds a tenth of the
+ * data pages is read whole from the memory file: here the one 2 MiB chunk, 8 of its 76
+ * data pages in the set. Every page of it is right without a pager trip, the data pages
+ * the set did not name and the holes too. */
+static void test_prefetch_fills_a_dense_chunk_whole(void **state)
+{
+    (void)state;
+    if (!uffd_usable())
+        skip();
+    record_working_set();
+    unsetenv("THAW_REAP_HUGE");
+    struct mem_backend b;
+    open_backend(&b, MEM_REAP, PAGER_PREFETCH);
+    setenv("THAW_REAP_HUGE", "0", 1);
+    assert_int_equal(b.ready.prefetch_ok, 1);
+    assert_string_equal(b.ready.prefetch_error, "");
+    assert_int_equal(b.ready.huge_chunks, 1);
+    assert_int_equal(b.ready.huge_ws_pages, NTOUCH);
+    assert_int_equal(b.ready.huge_data_pages, data_pages());
+    assert_int_equal(b.ready.prefetch_pages, NTOUCH);
+    for (uint64_t pg = 1; pg < NPAGES; pg++) /* page 0 too would do; the guest never reads it */
+        check_page(b.host, pg);
+    struct pager_stats st = query(&b, "stats");
+    assert_int_equal(st.faults, 0);
+    assert_int_equal(st.pages_served, 0);
+    mem_backend_close(&b);
+    /* A share no chunk reaches: every page by the 4 KiB install, the rest lazily. */
+    setenv("THAW_REAP_HUGE", "0.5", 1);
+    open_backend(&b, MEM_REAP, PAGER_PREFETCH);
+    setenv("THAW_REAP_HUGE", "0", 1);
+    assert_int_equal(b.ready.huge_chunks, 0);
+    assert_int_equal(b.ready.prefetch_pages, NTOUCH);
+    check_page(b.host, 20);
+    st = query(&b, "stats");
+    assert_int_equal(st.pages_served, 1);
+    mem_backend_close(&b);
+}
+
 static void corrupt(const char *name, off_t off)
 {
     char path[128];
@@ -607,6 +646,7 @@ static struct pager_stats merge_restore(const uint64_t *pages, size_t n)
     struct pager_stats st = query(&b, "finish-record");
     assert_string_equal(st.record_error, "");
     st.probe_pages = b.ready.probe_pages;
+    st.huge_chunks = b.ready.huge_chunks;
     mem_backend_close(&b);
     return st;
 }
@@ -658,13 +698,19 @@ static void test_merged_working_set_follows_inputs(void **state)
      * are batched, but a probed page is served alone: were 4's batch to bring 5 in, 5
      * would count as used and stay. */
     setenv("THAW_PAGER_BATCH", "16", 1);
+    /* With huge chunks as by default: a restore that probes takes none (a page inside
+     * one could never be seen unused); one that withholds nothing may. */
+    unsetenv("THAW_REAP_HUGE");
     uint64_t probed = 0, dropped = 0;
     for (int r = 0; r < 6; r++) {
         st = merge_restore(INPUT_B, 3);
         probed += st.probe_pages;
         dropped += st.merge_dropped;
         assert_true(st.served_faults <= st.probe_pages); /* only probed pages miss */
+        if (st.probe_pages)
+            assert_int_equal(st.huge_chunks, 0);
     }
+    setenv("THAW_REAP_HUGE", "0", 1);
     setenv("THAW_PAGER_BATCH", "1", 1);
     assert_true(probed >= 3);
     assert_int_equal(dropped, 3);
@@ -966,6 +1012,7 @@ int main(void)
         cmocka_unit_test(test_record_writes_the_trace_in_fault_order),
         cmocka_unit_test(test_recording_reads_ahead_but_records_exactly),
         cmocka_unit_test(test_prefetch_installs_the_working_set),
+        cmocka_unit_test(test_prefetch_fills_a_dense_chunk_whole),
         cmocka_unit_test(test_bad_working_set_falls_back_and_records),
         cmocka_unit_test(test_ws_files_round_trip),
         cmocka_unit_test(test_dead_pager_thread_releases_faults),

@@ -16,9 +16,12 @@
 
 #define PAGE 4096ull
 #define CHUNK_PAGES (HUGE_CHUNK_BYTES / PAGE)
-/* Off unless asked for: on a cold page cache the chunks' extra data pages cost more disk
- * time than the first touches they save at the working sets measured (docs/benchmarks.md). */
-#define HUGE_DEFAULT_SHARE 0.0
+/* A chunk is taken where at least a tenth of its data pages are in the working set. On
+ * session 13's machine (a shadow-MMU exit ~30 us, 1.2 GB/s O_DIRECT) that was the best
+ * of 0.25, 0.1 and 0.02: cold starts 0.66-0.90x of 4 KiB installs, memtouch 0.58x with
+ * all of its 128 MiB read; on earlier machines, with exits of 3-8 us, no share paid
+ * (docs/benchmarks-topics.md). THAW_REAP_HUGE=0 turns it off. */
+#define HUGE_DEFAULT_SHARE 0.1
 
 double huge_chunks_min_share(void)
 {
@@ -57,61 +60,55 @@ static uint8_t *chunk_host(const struct fc_region *r, size_t n, uint64_t gpa)
     return NULL;
 }
 
-/* Takes one chunk out of userfaultfd and reads it whole (holes come back as zeros). */
-static int fill_chunk(int uffd, int dfd, int bfd, uint8_t *host, uint64_t gpa)
+/* Puts a chunk back as it was before huge_chunks_begin took it: empty and served by
+ * the pager. */
+static void put_back(int uffd, uint8_t *host)
 {
-    struct uffdio_range rg = {.start = (uint64_t)(uintptr_t)host, .len = HUGE_CHUNK_BYTES};
-    if (ioctl(uffd, UFFDIO_UNREGISTER, &rg) < 0)
-        return -1;
-    (void)madvise(host, HUGE_CHUNK_BYTES, MADV_POPULATE_WRITE); /* one huge page, if the kernel has one */
-    uint64_t got = 0;
-    int fd = dfd >= 0 ? dfd : bfd;
-    while (got < HUGE_CHUNK_BYTES) {
-        ssize_t k = pread(fd, host + got, HUGE_CHUNK_BYTES - got, (off_t)(gpa + got));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 && fd == dfd && got == 0) { /* O_DIRECT refused: buffered */
-            fd = bfd;
-            continue;
-        }
-        if (k <= 0)
-            break;
-        got += (uint64_t)k;
-    }
-    if (got == HUGE_CHUNK_BYTES)
-        return 0;
-    /* Put it back as it was: empty and served by the pager. */
     (void)madvise(host, HUGE_CHUNK_BYTES, MADV_DONTNEED);
-    struct uffdio_register reg = {.range = rg, .mode = UFFDIO_REGISTER_MODE_MISSING};
+    struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)host, .len = HUGE_CHUNK_BYTES},
+                                  .mode = UFFDIO_REGISTER_MODE_MISSING};
     (void)ioctl(uffd, UFFDIO_REGISTER, &reg);
-    return -1;
 }
 
-int huge_chunks_install(const char *dir, int uffd, const struct fc_region *r, size_t n, uint64_t mem_size,
-                        const struct snap_identity *id, double min_share, struct huge_chunks *out,
-                        struct thaw_error *err)
+#define READ_DEPTH 64u
+
+int huge_chunks_begin(const char *dir, int uffd, const struct fc_region *r, size_t n, uint64_t mem_size,
+                      const struct snap_identity *id, double min_share, unsigned keep, struct huge_chunks *out,
+                      struct thaw_error *err)
 {
     memset(out, 0, sizeof *out);
-    uint64_t t0 = clock_now_ns();
+    out->fd_direct = out->fd_buffered = -1;
+    out->begun = true;
+    out->t0 = clock_now_ns();
     uint64_t *idx = NULL, count = 0;
-    if (reap_ws_read_index(dir, mem_size, id, &idx, &count, err) < 0)
+    bool probing = false;
+    if (reap_ws_read_index_probing(dir, mem_size, id, keep, &idx, &count, &probing, err) < 0)
         return -1;
+    if (probing) {
+        out->probing = true;
+        free(idx);
+        return 0;
+    }
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_MEMORY, dir);
-    int bfd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
-    if (bfd < 0) {
+    out->fd_buffered = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
+    if (out->fd_buffered < 0) {
         free(idx);
         return -1;
     }
-    int dfd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW | O_DIRECT, 0, err);
-    out->gpa = malloc((count ? count : 1) * sizeof *out->gpa);
-    if (!out->gpa) {
+    struct thaw_error derr;
+    out->fd_direct = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW | O_DIRECT, 0, &derr);
+    size_t cap = count ? count : 1;
+    out->gpa = malloc(cap * sizeof *out->gpa);
+    out->ext = malloc(cap * sizeof *out->ext);
+    out->ext_ws = malloc(cap * sizeof *out->ext_ws);
+    out->ext_data = malloc(cap * sizeof *out->ext_data);
+    if (!out->gpa || !out->ext || !out->ext_ws || !out->ext_data) {
         free(idx);
-        close(bfd);
-        if (dfd >= 0)
-            close(dfd);
+        huge_chunks_free(out);
         return thaw_fail(err, "out of memory");
     }
+    int fd = out->fd_direct >= 0 ? out->fd_direct : out->fd_buffered;
     for (uint64_t i = 0; i < count;) {
         uint64_t c = idx[i] & ~(HUGE_CHUNK_BYTES - 1), j = i;
         while (j < count && (idx[j] & ~(HUGE_CHUNK_BYTES - 1)) == c)
@@ -120,22 +117,82 @@ int huge_chunks_install(const char *dir, int uffd, const struct fc_region *r, si
         i = j;
         if (ws < 2 || c + HUGE_CHUNK_BYTES > mem_size)
             continue;
-        uint64_t data = data_pages_in(bfd, c, HUGE_CHUNK_BYTES);
+        uint64_t data = data_pages_in(out->fd_buffered, c, HUGE_CHUNK_BYTES);
         uint8_t *host = chunk_host(r, n, c);
         if (!host || (double)ws < min_share * (double)data)
             continue;
-        if (fill_chunk(uffd, dfd, bfd, host, c) < 0)
+        /* Out of userfaultfd first: the read's own page faults must not wait for this
+         * thread. The read then faults the chunk in as one huge page where the kernel has
+         * one (the VMA is advised MADV_HUGEPAGE, the chunk 2 MiB-aligned). */
+        struct uffdio_range rg = {.start = (uint64_t)(uintptr_t)host, .len = HUGE_CHUNK_BYTES};
+        if (ioctl(uffd, UFFDIO_UNREGISTER, &rg) < 0)
             continue;
-        out->gpa[out->n++] = c;
+        size_t k = out->n++;
+        out->gpa[k] = c;
+        out->ext[k] = (struct chunk_extent){.fd = fd, .off = c, .len = HUGE_CHUNK_BYTES, .dst = host};
+        out->ext_ws[k] = ws;
+        out->ext_data[k] = data;
         out->ws_pages += ws;
         out->data_pages += data;
     }
     free(idx);
-    close(bfd);
-    if (dfd >= 0)
-        close(dfd);
-    out->ns = clock_now_ns() - t0;
+    if (out->n == 0)
+        return 0;
+    struct thaw_error rerr;
+    if (chunk_reader_start(&out->cr, out->ext, out->n, out->n < READ_DEPTH ? (unsigned)out->n : READ_DEPTH,
+                           &rerr) < 0) {
+        for (size_t k = 0; k < out->n; k++) /* (no memory): everything back as it was */
+            put_back(uffd, out->ext[k].dst);
+        out->n = 0;
+        out->ws_pages = out->data_pages = 0;
+        return 0;
+    }
+    out->reading = true;
     return 0;
+}
+
+void huge_chunks_end(struct huge_chunks *h, int uffd)
+{
+    if (!h->reading)
+        return;
+    bool *bad = calloc(h->n ? h->n : 1, sizeof *bad);
+    uint64_t i;
+    struct thaw_error e;
+    for (int rc; (rc = chunk_reader_next(&h->cr, &i, &e)) != 0;)
+        if (rc < 0 && i < h->n) {
+            if (bad)
+                bad[i] = true;
+            else /* (no memory for the list): this one now */
+                put_back(uffd, h->ext[i].dst);
+        }
+    chunk_reader_stop(&h->cr);
+    h->reading = false;
+    size_t k = 0;
+    for (size_t j = 0; j < h->n; j++) {
+        if (bad && bad[j]) {
+            put_back(uffd, h->ext[j].dst);
+            h->failed++;
+            h->ws_pages -= h->ext_ws[j];
+            h->data_pages -= h->ext_data[j];
+            continue;
+        }
+        h->gpa[k] = h->gpa[j];
+        h->ext[k] = h->ext[j];
+        h->ext_ws[k] = h->ext_ws[j];
+        h->ext_data[k] = h->ext_data[j];
+        k++;
+    }
+    h->n = k;
+    free(bad);
+    h->ns = clock_now_ns() - h->t0;
+}
+
+void huge_chunks_undo(struct huge_chunks *h, int uffd)
+{
+    for (size_t k = 0; k < h->n; k++)
+        put_back(uffd, h->ext[k].dst);
+    h->n = 0;
+    h->ws_pages = h->data_pages = 0;
 }
 
 bool huge_chunks_cover(const struct huge_chunks *h, uint64_t gpa, uint64_t len)
@@ -154,6 +211,15 @@ bool huge_chunks_cover(const struct huge_chunks *h, uint64_t gpa, uint64_t len)
 
 void huge_chunks_free(struct huge_chunks *h)
 {
+    if (h->reading) /* reads still in flight write into guest memory: wait for them */
+        chunk_reader_stop(&h->cr);
+    if (h->begun && h->fd_direct >= 0)
+        close(h->fd_direct);
+    if (h->begun && h->fd_buffered >= 0)
+        close(h->fd_buffered);
     free(h->gpa);
+    free(h->ext);
+    free(h->ext_ws);
+    free(h->ext_data);
     memset(h, 0, sizeof *h);
 }

@@ -2,13 +2,17 @@
  * the VM's own process (it writes guest memory directly).
  *
  * Why: under the nested PVM host a guest's first touch of a page costs a shadow-MMU exit
- * (~3 us) per host page, and a 2 MiB host page is mapped by one; UFFDIO_COPY installs
- * 4 KiB pages only. A chunk where the working set holds at least min_share of the memory
- * file's data pages is taken out of userfaultfd and filled whole from the memory file
- * with one O_DIRECT read straight into (transparent-huge-page) guest memory, so every
- * data page of the chunk is right whether or not the working set named it. The price is
- * the read amplification: the chunk's data pages that are not in the working set.
- * docs/benchmarks.md has the trade-off as measured. */
+ * (~30 us on session 13's machine, ~3-8 us on earlier ones) per host page, KVM maps at
+ * most 8 neighbouring 4 KiB pages on one, and a 2 MiB host page is mapped whole by one
+ * (the guest maps its memory with 2 MiB pages); UFFDIO_COPY and UFFDIO_MOVE install 4 KiB
+ * pages only. A chunk where the working set holds at least min_share of the memory file's
+ * data pages is taken out of userfaultfd and read whole from the memory file, O_DIRECT,
+ * straight into (transparent-huge-page) guest memory, so every data page of the chunk is
+ * right whether or not the working set named it. The price is the read amplification:
+ * the chunk's data pages that are not in the working set. The chunks' reads are queued
+ * together on an io_uring (huge_chunks_begin) and waited for once the rest of the working
+ * set is in (huge_chunks_end): the disk reads them while the pager installs ws.pages.
+ * docs/benchmarks-topics.md has the trade-off as measured. */
 #ifndef THAW_HOST_HUGE_CHUNKS_H
 #define THAW_HOST_HUGE_CHUNKS_H
 
@@ -17,6 +21,7 @@
 #include <stdint.h>
 
 #include "host/pager/fc_handshake.h"
+#include "host/util/chunk_read.h"
 #include "host/util/error.h"
 #include "host/util/snap_identity.h"
 
@@ -27,20 +32,38 @@ struct huge_chunks {
     size_t n;
     uint64_t ws_pages;    /* working-set pages inside them */
     uint64_t data_pages;  /* memory-file data pages inside them (read) */
-    uint64_t ns;          /* time taken */
+    uint64_t failed;      /* chunks whose read failed: back under userfaultfd, empty */
+    uint64_t ns;          /* from choosing them to the last read in */
+    bool probing;         /* none taken: a merging restore probes pages this time */
+    /* Between huge_chunks_begin and huge_chunks_end: the reads in flight. */
+    struct chunk_extent *ext;
+    uint64_t *ext_ws, *ext_data;
+    struct chunk_reader cr;
+    int fd_direct, fd_buffered; /* -1: none (meaningful once begun) */
+    bool begun;
+    uint64_t t0;
+    bool reading;
 };
 
 /* The share from THAW_REAP_HUGE (0 turns it off), else the default. */
 double huge_chunks_min_share(void);
-/* Picks and fills the chunks (see above). uffd's registered memory is described by r[0..n)
- * (host addresses in this process). A chunk that cannot be filled is put back under
- * userfaultfd, empty, so the pager serves it as before. Returns 0 (possibly with no
- * chunk), or -1 if ws.pages cannot be read (then nothing changed). */
-int huge_chunks_install(const char *snap_dir, int uffd, const struct fc_region *r, size_t n, uint64_t mem_size,
-                        const struct snap_identity *id, double min_share, struct huge_chunks *out,
-                        struct thaw_error *err);
+/* Picks the chunks, takes each out of userfaultfd and queues its read (see above).
+ * uffd's registered memory is described by r[0..n) (host addresses in this process).
+ * A merging restore passes its keep: when it would withhold pages to probe them, no
+ * chunk is taken (a page inside one could not be seen unused). Returns 0 (possibly
+ * with no chunk), or -1 if ws.pages cannot be read (then nothing changed). */
+int huge_chunks_begin(const char *snap_dir, int uffd, const struct fc_region *r, size_t n, uint64_t mem_size,
+                      const struct snap_identity *id, double min_share, unsigned keep, struct huge_chunks *out,
+                      struct thaw_error *err);
+/* Waits for the reads; a chunk whose read failed is put back under userfaultfd, empty,
+ * so the pager serves its pages as misses, and leaves the list. Same thread as begin
+ * (an io_uring completion is posted through the thread that issued the read). */
+void huge_chunks_end(struct huge_chunks *h, int uffd);
+/* After end: puts every chunk back under userfaultfd, empty (the list empties). */
+void huge_chunks_undo(struct huge_chunks *h, int uffd);
 /* Whether [gpa, gpa + len) touches one of the chunks. */
 bool huge_chunks_cover(const struct huge_chunks *h, uint64_t gpa, uint64_t len);
+/* Frees (waiting for reads still in flight, if end was not called). Takes a zeroed one. */
 void huge_chunks_free(struct huge_chunks *h);
 
 #endif

@@ -588,22 +588,32 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
             thaw_fail(err, "out of memory");
             goto out;
         }
+        /* The working set's read first (if not issued already, early), then the huge
+         * chunks' reads behind it: the disk serves ws.pages first, whose pages go in
+         * while the chunks are read. The read is freed after "ready": an unmap in a
+         * threaded process can wait milliseconds for the other CPU here. */
+        int began = early || reap_ws_read_begin(snap_dir, &early, &perr) == 0 ? 0 : -1;
         double share = in_process ? huge_chunks_min_share() : 0;
-        if (share > 0 && huge_chunks_install(snap_dir, uffd, r, n, mem_size, &p.identity, share, &p.huge, &herr) == 0) {
-            st->huge_chunks = p.huge.n;
-            st->huge_ws_pages = p.huge.ws_pages;
-            st->huge_data_pages = p.huge.data_pages;
-            st->huge_ns = p.huge.ns;
-        }
-        /* Pages inside huge chunks are in whatever the probe says: no probing with them.
-         * The read may have been issued already (early); it is freed after "ready": an
-         * unmap in a threaded process can wait milliseconds for the other CPU here. */
-        int prc = early || reap_ws_read_begin(snap_dir, &early, &perr) == 0
-                      ? reap_prefetch_read(early, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity,
-                                           merge && p.huge.n == 0 ? p.keep : 0,
-                                           may_move(in_process) | (merge ? 0 : REAP_PREFETCH_INDEX),
-                                           merge || installed ? &p.set : NULL, &rs, &perr)
-                      : (memset(&rs, 0, sizeof rs), -1);
+        if (share > 0 && huge_chunks_begin(snap_dir, uffd, r, n, mem_size, &p.identity, share, merge ? p.keep : 0,
+                                           &p.huge, &herr) < 0)
+            huge_chunks_free(&p.huge);
+        /* No chunk is taken while a merging restore probes (huge_chunks_begin), so keep
+         * only matters without them. */
+        int prc = began == 0 ? reap_prefetch_read(early, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity,
+                                                  merge && p.huge.n == 0 ? p.keep : 0,
+                                                  may_move(in_process) | (merge ? 0 : REAP_PREFETCH_INDEX),
+                                                  merge || installed ? &p.set : NULL, &rs, &perr)
+                             : (memset(&rs, 0, sizeof rs), -1);
+        huge_chunks_end(&p.huge, uffd);
+        /* A working set refused before any of its own pages went in is not used at all
+         * (below: the restore records anew), so its chunks go back under the pager too:
+         * a recording must see every page the guest touches. */
+        if (prc < 0 && rs.pages == 0)
+            huge_chunks_undo(&p.huge, uffd);
+        st->huge_chunks = p.huge.n;
+        st->huge_ws_pages = p.huge.ws_pages;
+        st->huge_data_pages = p.huge.data_pages;
+        st->huge_ns = p.huge.ns;
         rs.pages += p.huge.ws_pages; /* prefetched too, as part of their chunks */
         if (prc == 0) {
             /* The pages now in, for the caller's pre-fault vCPU (withheld ones are not:

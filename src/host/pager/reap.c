@@ -1134,8 +1134,34 @@ int reap_prefetch_into(const char *dir, int uffd, uint8_t *(*gpa_to_host)(void *
 int reap_ws_read_index(const char *dir, uint64_t mem_size, const struct snap_identity *id, uint64_t **gpa,
                        uint64_t *n, struct thaw_error *err)
 {
+    return reap_ws_read_index_probing(dir, mem_size, id, 0, gpa, n, NULL, err);
+}
+
+/* Whether a merging restore with this keep withholds a page of the set (decode_index's
+ * choice: the generations of ws.gens if bound to it, else ws.pages's own). */
+static bool any_probed(const char *dir, const struct reap_ws_header *h, const uint8_t *index, unsigned keep)
+{
+    uint32_t *lu = malloc((h->count ? h->count : 1) * sizeof *lu);
+    if (!lu)
+        return true; /* unknown: say yes, which only costs the huge chunks */
+    for (uint64_t i = 0; i < h->count; i++)
+        lu[i] = get_le32(index + i * REAP_INDEX_ENTRY + WS_I_GEN);
+    uint64_t gen = h->generation, pu = h->probe_until;
+    (void)read_gens(dir, h, lu, &gen, &pu);
+    bool any = false;
+    for (uint64_t i = 0; i < h->count && !any; i++)
+        any = reap_ws_probed(gen, pu, lu[i], get_le64(index + i * REAP_INDEX_ENTRY + WS_I_GPA), keep);
+    free(lu);
+    return any;
+}
+
+int reap_ws_read_index_probing(const char *dir, uint64_t mem_size, const struct snap_identity *id, unsigned keep,
+                               uint64_t **gpa, uint64_t *n, bool *probing, struct thaw_error *err)
+{
     *gpa = NULL;
     *n = 0;
+    if (probing)
+        *probing = false;
     char path[4096];
     snprintf(path, sizeof path, "%s/" SNAPDIR_WS_PAGES, dir);
     int fd = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW, 0, err);
@@ -1166,6 +1192,8 @@ int reap_ws_read_index(const char *dir, uint64_t mem_size, const struct snap_ide
                 for (uint64_t i = 0; i < h.count; i++)
                     (*gpa)[i] = get_le64(head + PAGE + i * REAP_INDEX_ENTRY + WS_I_GPA);
                 *n = h.count;
+                if (probing && keep)
+                    *probing = any_probed(dir, &h, head + PAGE, keep);
                 rc = 0;
             }
         }

@@ -22,6 +22,7 @@
 #ifndef THAW_HOST_REAP_H
 #define THAW_HOST_REAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -235,6 +236,10 @@ void reap_ws_read_free(struct reap_ws_read *r);
  * pages from the memory file instead of installing ws.pages' copies (--mem share). */
 int reap_ws_read_index(const char *snap_dir, uint64_t mem_size, const struct snap_identity *id, uint64_t **gpa,
                        uint64_t *n, struct thaw_error *err);
+/* The same, and *probing: whether a merging restore with this keep (reap_prefetch_merge)
+ * would withhold pages to probe them (a probe window is open). */
+int reap_ws_read_index_probing(const char *snap_dir, uint64_t mem_size, const struct snap_identity *id, unsigned keep,
+                               uint64_t **gpa, uint64_t *n, bool *probing, struct thaw_error *err);
 
 /* Parses ws.trace bytes / a ws.trace file (for tests and `thaw analyze`); *out
  * malloc'd; id (may be NULL) receives the identity it carries. */
