@@ -474,42 +474,131 @@ static void test_prefetch_installs_the_working_set(void **state)
     mem_backend_close(&b);
 }
 
-/* By default (THAW_REAP_HUGE unset) a chunk where the working set holds a tenth of the
- * data pages is read whole from the memory file: here the one 2 MiB chunk, 8 of its 76
- * data pages in the set. Every page of it is right without a pager trip, the data pages
- * the set did not name and the holes too. */
+/* Huge chunks need a snapshot of two: 4 MiB of guest memory whose second chunk holds data
+ * in [600, 640). By default (THAW_REAP_HUGE unset) a chunk where the working set holds at
+ * least a tenth of the data pages, and 16 pages or more, is read whole from the memory
+ * file: here the second chunk, 20 of its 40 data pages in the set. Every page of it is
+ * right without a pager trip, the data pages the set did not name and the holes too. The
+ * first chunk never is (the guest maps it with 4 KiB pages). */
+#define HUGE_NPAGES 1024ull
+static int huge_is_data(uint64_t pg) { return pg < 8 || (pg >= 600 && pg < 640); }
+
+static void huge_check(const uint8_t *mem, uint64_t pg)
+{
+    for (uint64_t i = 0; i < PG; i++) {
+        uint8_t want = huge_is_data(pg) ? page_byte(pg, i) : 0;
+        if (mem[pg * PG + i] != want)
+            fail_msg("page %llu byte %llu is %u, want %u", (unsigned long long)pg, (unsigned long long)i,
+                     mem[pg * PG + i], want);
+    }
+}
+
+static void huge_open(const char *hdir, struct mem_backend *b, enum pager_mode pm)
+{
+    struct thaw_error err = {{0}};
+    if (mem_backend_open(b, MEM_REAP, hdir, HUGE_NPAGES * PG, &test_id, pm, NULL, &err) < 0)
+        fail_msg("mem_backend_open: %s", err.msg);
+}
+
 static void test_prefetch_fills_a_dense_chunk_whole(void **state)
 {
     (void)state;
     if (!uffd_usable())
         skip();
-    record_working_set();
-    unsetenv("THAW_REAP_HUGE");
+    char hdir[64], path[128];
+    strcpy(hdir, "/tmp/thaw-pager-huge-XXXXXX");
+    assert_non_null(mkdtemp(hdir));
+    snprintf(path, sizeof path, "%s/memory", hdir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)(HUGE_NPAGES * PG)), 0);
+    static uint8_t buf[PG];
+    for (uint64_t pg = 0; pg < HUGE_NPAGES; pg++) {
+        if (!huge_is_data(pg))
+            continue;
+        for (uint64_t i = 0; i < PG; i++)
+            buf[i] = page_byte(pg, i);
+        assert_int_equal(pwrite(fd, buf, PG, (off_t)(pg * PG)), (ssize_t)PG);
+    }
+    static uint8_t trailer[MEMORY_TRAILER_SIZE];
+    memory_trailer_encode(trailer, HUGE_NPAGES * PG, &test_id);
+    assert_int_equal(pwrite(fd, trailer, sizeof trailer, (off_t)(HUGE_NPAGES * PG)), (ssize_t)sizeof trailer);
+    close(fd);
+
     struct mem_backend b;
-    open_backend(&b, MEM_REAP, PAGER_PREFETCH);
+    huge_open(hdir, &b, PAGER_RECORD);
+    for (uint64_t pg = 2; pg < 6; pg++)
+        huge_check(b.host, pg);
+    for (uint64_t pg = 600; pg < 620; pg++)
+        huge_check(b.host, pg);
+    struct pager_stats st = query(&b, "finish-record");
+    assert_int_equal(st.recorded, 24);
+    mem_backend_close(&b);
+
+    unsetenv("THAW_REAP_HUGE");
+    huge_open(hdir, &b, PAGER_PREFETCH);
     setenv("THAW_REAP_HUGE", "0", 1);
     assert_int_equal(b.ready.prefetch_ok, 1);
     assert_string_equal(b.ready.prefetch_error, "");
     assert_int_equal(b.ready.huge_chunks, 1);
-    assert_int_equal(b.ready.huge_ws_pages, NTOUCH);
-    assert_int_equal(b.ready.huge_data_pages, data_pages());
-    assert_int_equal(b.ready.prefetch_pages, NTOUCH);
-    for (uint64_t pg = 1; pg < NPAGES; pg++) /* page 0 too would do; the guest never reads it */
-        check_page(b.host, pg);
-    struct pager_stats st = query(&b, "stats");
+    assert_int_equal(b.ready.huge_ws_pages, 20);
+    assert_int_equal(b.ready.huge_data_pages, 40);
+    assert_int_equal(b.ready.prefetch_pages, 24);
+    for (uint64_t pg = 512; pg < HUGE_NPAGES; pg++)
+        huge_check(b.host, pg);
+    for (uint64_t pg = 2; pg < 6; pg++)
+        huge_check(b.host, pg);
+    st = query(&b, "stats");
     assert_int_equal(st.faults, 0);
     assert_int_equal(st.pages_served, 0);
-    mem_backend_close(&b);
-    /* A share no chunk reaches: every page by the 4 KiB install, the rest lazily. */
-    setenv("THAW_REAP_HUGE", "0.5", 1);
-    open_backend(&b, MEM_REAP, PAGER_PREFETCH);
-    setenv("THAW_REAP_HUGE", "0", 1);
-    assert_int_equal(b.ready.huge_chunks, 0);
-    assert_int_equal(b.ready.prefetch_pages, NTOUCH);
-    check_page(b.host, 20);
+    huge_check(b.host, 7); /* the first chunk's pages outside the set: served lazily */
     st = query(&b, "stats");
     assert_int_equal(st.pages_served, 1);
     mem_backend_close(&b);
+
+    /* A share no chunk reaches: every page by the 4 KiB install, the rest lazily. */
+    setenv("THAW_REAP_HUGE", "0.6", 1);
+    huge_open(hdir, &b, PAGER_PREFETCH);
+    setenv("THAW_REAP_HUGE", "0", 1);
+    assert_int_equal(b.ready.huge_chunks, 0);
+    assert_int_equal(b.ready.prefetch_pages, 24);
+    huge_check(b.host, 630);
+    st = query(&b, "stats");
+    assert_int_equal(st.pages_served, 1);
+    mem_backend_close(&b);
+
+    /* Merging restores with huge chunks as by default: one whose input touches page 6
+     * (outside the set) grows it, which opens a probe window; a restore that withholds
+     * pages to probe them then takes no chunk (a page inside one could never be seen
+     * unused), one that withholds nothing may. */
+    setenv("THAW_WS_KEEP", "2", 1);
+    unsetenv("THAW_REAP_HUGE");
+    uint64_t probing = 0, with_chunks = 0;
+    for (int r = 0; r < 6; r++) {
+        huge_open(hdir, &b, PAGER_MERGE);
+        assert_int_equal(b.ready.prefetch_ok, 1);
+        if (b.ready.probe_pages)
+            assert_int_equal(b.ready.huge_chunks, 0);
+        probing += b.ready.probe_pages > 0;
+        with_chunks += b.ready.huge_chunks > 0;
+        huge_check(b.host, 6);
+        for (uint64_t pg = 600; pg < 620; pg++)
+            huge_check(b.host, pg);
+        st = query(&b, "finish-record");
+        assert_string_equal(st.record_error, "");
+        mem_backend_close(&b);
+    }
+    setenv("THAW_REAP_HUGE", "0", 1);
+    unsetenv("THAW_WS_KEEP");
+    assert_true(probing > 0);
+    assert_true(with_chunks > 0);
+
+    const char *names[] = {"ws.pages", "ws.trace", "ws.gens", "ws.stale", "ws.lock", "memory"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(path, sizeof path, "%s/%s", hdir, names[i]);
+        unlink(path);
+    }
+    assert_int_equal(rmdir(hdir), 0);
 }
 
 static void corrupt(const char *name, off_t off)
@@ -698,19 +787,13 @@ static void test_merged_working_set_follows_inputs(void **state)
      * are batched, but a probed page is served alone: were 4's batch to bring 5 in, 5
      * would count as used and stay. */
     setenv("THAW_PAGER_BATCH", "16", 1);
-    /* With huge chunks as by default: a restore that probes takes none (a page inside
-     * one could never be seen unused); one that withholds nothing may. */
-    unsetenv("THAW_REAP_HUGE");
     uint64_t probed = 0, dropped = 0;
     for (int r = 0; r < 6; r++) {
         st = merge_restore(INPUT_B, 3);
         probed += st.probe_pages;
         dropped += st.merge_dropped;
         assert_true(st.served_faults <= st.probe_pages); /* only probed pages miss */
-        if (st.probe_pages)
-            assert_int_equal(st.huge_chunks, 0);
     }
-    setenv("THAW_REAP_HUGE", "0", 1);
     setenv("THAW_PAGER_BATCH", "1", 1);
     assert_true(probed >= 3);
     assert_int_equal(dropped, 3);
