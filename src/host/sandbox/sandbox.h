@@ -98,6 +98,11 @@ struct sandbox_stats {
     uint64_t last_invoke_ns;
     uint64_t vm_exits;               /* KVM_RUN returns since creation */
     uint64_t hypercalls;
+    bool kvm_first_ok;               /* the kvm_first_* counters were read (host/vmm/kvm_stats.h) */
+    uint64_t kvm_first_exits;        /* the first invocation inside KVM: every exit, */
+    uint64_t kvm_first_faults;       /* the guest page faults KVM took (shadow MMU), */
+    uint64_t kvm_first_faults_fixed; /* of which it installed a mapping, */
+    uint64_t kvm_first_emulated;     /* and the instructions it emulated */
     bool exited;                     /* the program exited (sandbox_shutdown) */
     int64_t exit_status;
     /* memory */

@@ -31,6 +31,18 @@ json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
     bad |= set(o, "last_response_us", json_real(us(st->last_invoke_ns)));
     bad |= set(o, "vm_exits", json_integer((json_int_t)st->vm_exits));
     bad |= set(o, "hypercalls", json_integer((json_int_t)st->hypercalls));
+    if (st->kvm_first_ok && st->invocations) {
+        json_t *k = json_object();
+        if (!k) {
+            json_decref(o);
+            return NULL;
+        }
+        bad |= set(k, "exits", json_integer((json_int_t)st->kvm_first_exits));
+        bad |= set(k, "page_faults", json_integer((json_int_t)st->kvm_first_faults));
+        bad |= set(k, "page_faults_fixed", json_integer((json_int_t)st->kvm_first_faults_fixed));
+        bad |= set(k, "emulated", json_integer((json_int_t)st->kvm_first_emulated));
+        bad |= set(o, "kvm_first_invocation", k);
+    }
     bad |= set(o, "memory_bytes", json_integer((json_int_t)st->memory_bytes));
     bad |= set(o, "rss_kb", json_integer((json_int_t)st->rss_kb));
     bad |= set(o, "pss_kb", json_integer((json_int_t)st->pss_kb));

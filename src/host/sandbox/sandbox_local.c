@@ -247,6 +247,11 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     st->boot_ns = l->boot_ns;
     st->vm_exits = l->inst->stats.vm_exits;
     st->hypercalls = l->inst->stats.hypercalls;
+    st->kvm_first_ok = l->inst->stats.kvm_first_ok;
+    st->kvm_first_exits = l->inst->stats.kvm_first.v[KVM_COUNTER_EXITS];
+    st->kvm_first_faults = l->inst->stats.kvm_first.v[KVM_COUNTER_PF_TAKEN];
+    st->kvm_first_faults_fixed = l->inst->stats.kvm_first.v[KVM_COUNTER_PF_FIXED];
+    st->kvm_first_emulated = l->inst->stats.kvm_first.v[KVM_COUNTER_EMULATED];
     st->exited = l->inst->state == INSTANCE_EXITED;
     st->exit_status = l->inst->exit_status;
     st->memory_bytes = l->inst->mem_size;

@@ -183,9 +183,11 @@ static void put_stats(struct out *o, const struct sandbox_stats *s)
                           s->rootfs_bytes, s->rootfs_cow_pages, s->rootfs_ws_pages, s->rootfs_ws_ns,
                           s->image_restore_ns, s->rootfs_cow_ns, s->rootfs_cow_bytes, s->rootfs_ws_bytes,
                           s->prefault_pages, s->prefault_touched, s->prefault_ns, s->prefault_setup_ns,
-                          s->rootfs_ws_withheld};
+                          s->rootfs_ws_withheld, s->kvm_first_exits, s->kvm_first_faults,
+                          s->kvm_first_faults_fixed, s->kvm_first_emulated};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         put_u64(o, v[k]);
+    put_u8(o, s->kvm_first_ok);
     put_u8(o, s->reap_recorded);
     put_u8(o, s->reap_prefetched);
     put_str(o, s->reap_note);
@@ -215,9 +217,11 @@ static void get_stats(struct in *i, struct sandbox_stats *s)
                      &s->rootfs_bytes, &s->rootfs_cow_pages, &s->rootfs_ws_pages, &s->rootfs_ws_ns,
                      &s->image_restore_ns, &s->rootfs_cow_ns, &s->rootfs_cow_bytes, &s->rootfs_ws_bytes,
                      &s->prefault_pages, &s->prefault_touched, &s->prefault_ns, &s->prefault_setup_ns,
-                     &s->rootfs_ws_withheld};
+                     &s->rootfs_ws_withheld, &s->kvm_first_exits, &s->kvm_first_faults,
+                     &s->kvm_first_faults_fixed, &s->kvm_first_emulated};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++)
         *v[k] = get_u64(i, "stats counters");
+    s->kvm_first_ok = get_bool(i, "stats kvm_first_ok");
     s->exit_status = (int64_t)exit_status;
     s->reap_recorded = get_bool(i, "stats reap_recorded");
     s->reap_prefetched = get_bool(i, "stats reap_prefetched");

@@ -479,8 +479,14 @@ int instance_invoke(struct instance *inst, const void *req, size_t req_len, uint
     if (hypercall_invoke_reply(&inst->vm.mem, &inst->pending, req, req_len, 0, err) < 0)
         return -1;
     inst->state = INSTANCE_NEW;
+    struct kvm_counters before, after;
+    bool counted = inst->stats.invocations == 0 && kvm_stats_read(&inst->vm.vcpus[0].stats, &before);
     if (instance_run(inst, resp, resp_len, err) < 0)
         return -1;
+    if (counted && kvm_stats_read(&inst->vm.vcpus[0].stats, &after)) {
+        kvm_counters_sub(&after, &before, &inst->stats.kvm_first);
+        inst->stats.kvm_first_ok = true;
+    }
     inst->stats.invocations++;
     if (inst->state == INSTANCE_EXITED) {
         free(*resp);

@@ -56,6 +56,8 @@ struct instance_stats {
     uint64_t hypercalls;
     uint64_t discarded_bytes;
     uint64_t invocations;
+    bool kvm_first_ok;               /* kvm_first was counted (the kernel has stats fds) */
+    struct kvm_counters kvm_first;   /* what the first invocation cost inside KVM */
 };
 
 /* How guest memory is backed decides how freed pages are dropped (boot: anonymous

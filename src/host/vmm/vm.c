@@ -106,6 +106,10 @@ int vm_add_vcpu(struct vm *vm, struct thaw_error *err)
     if (khz <= 0)
         goto fail;
     vm->tsc_khz = (uint64_t)khz;
+    /* The guest's vCPU counts what its invocations cost inside KVM; without the stats
+     * fd (an older kernel) they are reported as unavailable, nothing fails. */
+    if (v->index != 0 || kvm_stats_open(v->fd, &v->stats) < 0)
+        v->stats.fd = -1;
     vm->nvcpus++;
     return 0;
 fail:
@@ -121,6 +125,7 @@ void vm_destroy(struct vm *vm)
     for (unsigned i = 0; i < vm->nvcpus; i++) {
         if (vm->vcpus[i].run)
             munmap(vm->vcpus[i].run, vm->vcpus[i].run_size);
+        kvm_stats_close(&vm->vcpus[i].stats);
         close(vm->vcpus[i].fd);
     }
     vm->nvcpus = 0;

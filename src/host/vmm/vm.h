@@ -10,6 +10,7 @@
 
 #include "host/util/error.h"
 #include "host/vmm/guest_mem.h"
+#include "host/vmm/kvm_stats.h"
 
 #define THAW_MAX_VCPUS 2 /* the guest's one, and a restore's pre-fault vCPU (prefault_vcpu.h) */
 
@@ -18,6 +19,7 @@ struct vcpu {
     int index;
     struct kvm_run *run;
     size_t run_size;
+    struct kvm_stats stats; /* vCPU 0's KVM counters (kvm_stats.h); fd -1 for the others */
 };
 
 struct vm {
