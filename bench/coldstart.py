@@ -207,6 +207,11 @@ def main():
             for k in ("state_load_us", "memory_setup_us", "vm_create_us", "image_restore_us", "restore_us"):
                 r["reap_" + k] = med(js, k)
             r["reap_install_us"] = statistics.median(j["reap"]["install_us"] for j in js)
+            # KVM's own count of the first invocation's shadow-MMU faults (absent on a kernel
+            # without stats fds), and the 2 MiB chunks read whole as huge pages.
+            r["reap_kvm_faults"] = statistics.median(j.get("kvm_first_invocation", {}).get("page_faults", -1)
+                                                     for j in js)
+            r["reap_huge"] = statistics.median(j["reap"].get("huge_chunks", 0) for j in js)
             # A different input: recorded on the first payload, restored on the second.
             pls = payloads_of(os.path.join(ROOT, fdir))
             if len(pls) > 1:
@@ -286,8 +291,8 @@ def main():
           "instruction (medians, us). *Fault-dominated*: lazy's overhead is at least half its cold start.\n")
     print("| function | lazy - warm | reap - warm | reduction | fault-dominated | state load | memory set-up "
           "(incl. prefetch) | of which install | VM + vCPU state | image pages | restore total | state + VM "
-          "(goal < 1 ms) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "(goal < 1 ms) | huge chunks | first invocation's shadow-MMU faults |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     reductions = []
     for r in rows:
         lo, ro = r["lazy"] - r["warm"], r["reap"] - r["warm"]
@@ -295,10 +300,11 @@ def main():
         red = "%.1fx" % (lo / ro) if ro > 0 and lo > 0 else "n/a (within noise of warm)"
         if fd and ro > 0 and lo > 0:
             reductions.append(lo / ro)
-        print("| %s | %.1f | %.1f | %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |" % (
+        print("| %s | %.1f | %.1f | %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s |" % (
             r["name"], lo / 1e3, ro / 1e3, red, "yes" if fd else "no", r["reap_state_load_us"],
             r["reap_memory_setup_us"], r["reap_install_us"], r["reap_vm_create_us"], r["reap_image_restore_us"],
-            r["reap_restore_us"], r["reap_state_load_us"] + r["reap_vm_create_us"]))
+            r["reap_restore_us"], r["reap_state_load_us"] + r["reap_vm_create_us"], r["reap_huge"],
+            "%.0f" % r["reap_kvm_faults"] if r["reap_kvm_faults"] >= 0 else "n/a"))
     if reductions:
         g = math.exp(sum(math.log(x) for x in reductions) / len(reductions))
         print("\nGeometric mean reduction of the cold-start overhead on the %d fault-dominated functions: "
