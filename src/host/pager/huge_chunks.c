@@ -18,8 +18,8 @@
 #define CHUNK_PAGES (HUGE_CHUNK_BYTES / PAGE)
 /* A chunk is taken where at least a tenth of its data pages are in the working set. On
  * session 13's machine (a shadow-MMU exit ~30 us, 1.2 GB/s O_DIRECT) that was the best
- * of 0.25, 0.1 and 0.02: cold starts 0.66-0.90x of 4 KiB installs, memtouch 0.58x with
- * all of its 128 MiB read; on earlier machines, with exits of 3-8 us, no share paid
+ * of 0.25, 0.1 and 0.02, and the whole suite's cold starts 0.871x of 4 KiB installs
+ * (ABBA); on earlier machines, with exits of 3-8 us, no share paid
  * (docs/benchmarks-topics.md). THAW_REAP_HUGE=0 turns it off. */
 #define HUGE_DEFAULT_SHARE 0.1
 
