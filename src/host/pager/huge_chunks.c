@@ -16,12 +16,14 @@
 
 #define PAGE 4096ull
 #define CHUNK_PAGES (HUGE_CHUNK_BYTES / PAGE)
-/* A chunk is taken where at least a tenth of its data pages are in the working set. On
- * session 13's machine (a shadow-MMU exit ~30 us, 1.2 GB/s O_DIRECT) that was the best
- * of 0.25, 0.1 and 0.02, and the whole suite's cold starts 0.871x of 4 KiB installs
- * (ABBA); on earlier machines, with exits of 3-8 us, no share paid
- * (docs/benchmarks-topics.md). THAW_REAP_HUGE=0 turns it off. */
-#define HUGE_DEFAULT_SHARE 0.1
+/* A chunk is taken where at least 15% of its data pages are in the working set. On
+ * session 13's machine (a shadow-MMU exit ~30 us, 1.2 GB/s O_DIRECT) a share of 0.1 made
+ * the whole suite's cold starts 0.871x of 4 KiB installs (ABBA) but memtouch's 1.19x (its
+ * chunks, 12-13% touched at random, read 4x its set for little); 0.15 leaves those out
+ * (memtouch 0.90x of 0.1) and is neutral for the rest (1.004x); 0.25 and 0.02 were worse.
+ * On earlier machines, with exits of 3-8 us, no share paid (docs/benchmarks-topics.md).
+ * THAW_REAP_HUGE=S sets it, 0 turns it off. */
+#define HUGE_DEFAULT_SHARE 0.15
 
 double huge_chunks_min_share(void)
 {
