@@ -476,7 +476,7 @@ static void test_prefetch_installs_the_working_set(void **state)
 
 /* Huge chunks need a snapshot of two: 4 MiB of guest memory whose second chunk holds data
  * in [600, 640). By default (THAW_REAP_HUGE unset) a chunk where the working set holds at
- * least a tenth of the data pages, and 16 pages or more, is read whole from the memory
+ * least 15% of the data pages, and 16 pages or more, is read whole from the memory
  * file: here the second chunk, 20 of its 40 data pages in the set. Every page of it is
  * right without a pager trip, the data pages the set did not name and the holes too. The
  * first chunk never is (the guest maps it with 4 KiB pages). */
