@@ -61,6 +61,29 @@ static uint64_t data_pages(void)
 }
 
 
+/* A memory file of npages in d: the pages data(page) says hold data, holes elsewhere,
+ * then the identity trailer after the image (snap_identity.h). */
+static void write_memory_file(const char *d, uint64_t npages, int (*data)(uint64_t page))
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/memory", d);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)(npages * PG)), 0);
+    static uint8_t buf[PG];
+    for (uint64_t p = 0; p < npages; p++) {
+        if (!data(p))
+            continue;
+        for (uint64_t i = 0; i < PG; i++)
+            buf[i] = page_byte(p, i);
+        assert_int_equal(pwrite(fd, buf, PG, (off_t)(p * PG)), (ssize_t)PG);
+    }
+    static uint8_t trailer[MEMORY_TRAILER_SIZE];
+    memory_trailer_encode(trailer, npages * PG, &test_id);
+    assert_int_equal(pwrite(fd, trailer, sizeof trailer, (off_t)(npages * PG)), (ssize_t)sizeof trailer);
+    close(fd);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -68,24 +91,7 @@ static int setup(void **state)
     setenv("THAW_REAP_HUGE", "0", 1);   /* 4 KiB installs; the huge-chunk test sets its own */
     strcpy(dir, "/tmp/thaw-pager-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    char path[128];
-    snprintf(path, sizeof path, "%s/memory", dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, (off_t)(NPAGES * PG)), 0);
-    static uint8_t buf[PG];
-    for (uint64_t p = 0; p < NPAGES; p++) {
-        if (!is_data(p))
-            continue;
-        for (uint64_t i = 0; i < PG; i++)
-            buf[i] = page_byte(p, i);
-        assert_int_equal(pwrite(fd, buf, PG, (off_t)(p * PG)), (ssize_t)PG);
-    }
-    /* The identity trailer after the image (snap_identity.h). */
-    static uint8_t trailer[MEMORY_TRAILER_SIZE];
-    memory_trailer_encode(trailer, NPAGES * PG, &test_id);
-    assert_int_equal(pwrite(fd, trailer, sizeof trailer, (off_t)(NPAGES * PG)), (ssize_t)sizeof trailer);
-    close(fd);
+    write_memory_file(dir, NPAGES, is_data);
     return 0;
 }
 
@@ -508,22 +514,7 @@ static void test_prefetch_fills_a_dense_chunk_whole(void **state)
     char hdir[64], path[128];
     strcpy(hdir, "/tmp/thaw-pager-huge-XXXXXX");
     assert_non_null(mkdtemp(hdir));
-    snprintf(path, sizeof path, "%s/memory", hdir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, (off_t)(HUGE_NPAGES * PG)), 0);
-    static uint8_t buf[PG];
-    for (uint64_t pg = 0; pg < HUGE_NPAGES; pg++) {
-        if (!huge_is_data(pg))
-            continue;
-        for (uint64_t i = 0; i < PG; i++)
-            buf[i] = page_byte(pg, i);
-        assert_int_equal(pwrite(fd, buf, PG, (off_t)(pg * PG)), (ssize_t)PG);
-    }
-    static uint8_t trailer[MEMORY_TRAILER_SIZE];
-    memory_trailer_encode(trailer, HUGE_NPAGES * PG, &test_id);
-    assert_int_equal(pwrite(fd, trailer, sizeof trailer, (off_t)(HUGE_NPAGES * PG)), (ssize_t)sizeof trailer);
-    close(fd);
+    write_memory_file(hdir, HUGE_NPAGES, huge_is_data);
 
     struct mem_backend b;
     huge_open(hdir, &b, PAGER_RECORD);
