@@ -229,6 +229,9 @@ def run_all(tmp):
           "(%s against %s)" % (khp and khp["page_faults"], k4k and k4k["page_faults"]),
           jhp["reap"]["huge_chunks"] > 0 and j4k["reap"]["huge_chunks"] == 0 and out4k == outhp == [want] and
           k4k and khp and khp["page_faults"] < 0.6 * k4k["page_faults"], (jhp["reap"], j4k["reap"], out4k, outhp))
+    p = thaw("restore", hw, "--mem", "reap", "--payload", pl, "--timings")
+    check("--timings says what the huge chunks read and what the first invocation cost inside KVM",
+          "REAP huge chunks: " in p.stderr and "first invocation inside KVM: " in p.stderr, p.stderr)
 
     broken("truncated state", truncate("state", 100), "")
     broken("wrong magic", patch(0, b"NOTASNAP"), "magic")

@@ -46,6 +46,15 @@ static void print_timings(const struct sandbox_stats *st, const uint64_t *inv_ns
                 (unsigned long long)st->ws_pages, (unsigned long long)st->ws_regions, st->ws_bytes / 1048576.0,
                 st->ws_read_ns / 1e6, st->ws_read_ns ? st->ws_bytes / (st->ws_read_ns / 1e9) / 1e6 : 0.0,
                 st->ws_install_ns / 1e6, (unsigned long long)st->reap_misses);
+    if (st->ws_huge_chunks)
+        fprintf(stderr, "REAP huge chunks: %llu of 2 MiB read whole (%llu working-set pages, %llu data pages read) "
+                        "in %.3f ms\n",
+                (unsigned long long)st->ws_huge_chunks, (unsigned long long)st->ws_huge_ws_pages,
+                (unsigned long long)st->ws_huge_data_pages, st->ws_huge_ns / 1e6);
+    if (st->kvm_first_ok && st->invocations)
+        fprintf(stderr, "first invocation inside KVM: %llu exits, %llu shadow-MMU faults, %llu emulated instructions\n",
+                (unsigned long long)st->kvm_first_exits, (unsigned long long)st->kvm_first_faults,
+                (unsigned long long)st->kvm_first_emulated);
     if (st->prefault_pages || st->prefault_note[0])
         fprintf(stderr, "pre-fault vCPU: %llu of %llu pages touched in %.3f ms (set-up %.3f ms)%s%s\n",
                 (unsigned long long)st->prefault_touched, (unsigned long long)st->prefault_pages, st->prefault_ns / 1e6,
