@@ -116,16 +116,19 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Checks one guest page against the snapshot: file bytes, or zero for a hole. */
-static void check_page(const uint8_t *mem, uint64_t page)
+/* Checks one guest page against a snapshot whose data pages data() names: file bytes,
+ * or zero for a hole. */
+static void check_page_of(const uint8_t *mem, uint64_t page, int (*data)(uint64_t page))
 {
     for (uint64_t i = 0; i < PG; i++) {
-        uint8_t want = is_data(page) ? page_byte(page, i) : 0;
+        uint8_t want = data(page) ? page_byte(page, i) : 0;
         if (mem[page * PG + i] != want)
             fail_msg("page %llu byte %llu is %u, want %u", (unsigned long long)page, (unsigned long long)i,
                      mem[page * PG + i], want);
     }
 }
+
+static void check_page(const uint8_t *mem, uint64_t page) { check_page_of(mem, page, is_data); }
 
 static void check_zero(const uint8_t *mem, uint64_t page)
 {
@@ -489,15 +492,7 @@ static void test_prefetch_installs_the_working_set(void **state)
 #define HUGE_NPAGES 1024ull
 static int huge_is_data(uint64_t pg) { return pg < 8 || (pg >= 600 && pg < 640); }
 
-static void huge_check(const uint8_t *mem, uint64_t pg)
-{
-    for (uint64_t i = 0; i < PG; i++) {
-        uint8_t want = huge_is_data(pg) ? page_byte(pg, i) : 0;
-        if (mem[pg * PG + i] != want)
-            fail_msg("page %llu byte %llu is %u, want %u", (unsigned long long)pg, (unsigned long long)i,
-                     mem[pg * PG + i], want);
-    }
-}
+static void huge_check(const uint8_t *mem, uint64_t pg) { check_page_of(mem, pg, huge_is_data); }
 
 static void huge_open(const char *hdir, struct mem_backend *b, enum pager_mode pm)
 {

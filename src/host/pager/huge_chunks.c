@@ -15,7 +15,6 @@
 #include "host/util/snapdir.h"
 
 #define PAGE 4096ull
-#define CHUNK_PAGES (HUGE_CHUNK_BYTES / PAGE)
 /* A chunk is taken where at least 15% of its data pages are in the working set. On
  * session 13's machine (a shadow-MMU exit ~30 us, 1.2 GB/s O_DIRECT) a share of 0.1 made
  * the whole suite's cold starts 0.871x of 4 KiB installs (ABBA) but memtouch's 1.19x (its
@@ -114,7 +113,6 @@ int huge_chunks_begin(const char *dir, int uffd, const struct fc_region *r, size
     if (reap_ws_read_index_probing(dir, mem_size, id, keep, &idx, &count, &probing, err) < 0)
         return -1;
     if (probing) {
-        out->probing = true;
         free(idx);
         return 0;
     }
@@ -128,11 +126,9 @@ int huge_chunks_begin(const char *dir, int uffd, const struct fc_region *r, size
     struct thaw_error derr;
     out->fd_direct = file_open_regular(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW | O_DIRECT, 0, &derr);
     size_t cap = count ? count : 1;
-    out->gpa = malloc(cap * sizeof *out->gpa);
     out->ext = malloc(cap * sizeof *out->ext);
-    out->ext_ws = malloc(cap * sizeof *out->ext_ws);
-    out->ext_data = malloc(cap * sizeof *out->ext_data);
-    if (!out->gpa || !out->ext || !out->ext_ws || !out->ext_data) {
+    out->pages = malloc(cap * sizeof *out->pages);
+    if (!out->ext || !out->pages) {
         free(idx);
         huge_chunks_free(out);
         return thaw_fail(err, "out of memory");
@@ -180,10 +176,8 @@ int huge_chunks_begin(const char *dir, int uffd, const struct fc_region *r, size
         if (ioctl(uffd, UFFDIO_UNREGISTER, &rg) < 0)
             continue;
         size_t m = out->n++;
-        out->gpa[m] = c[k].gpa;
         out->ext[m] = (struct chunk_extent){.fd = fd, .off = c[k].gpa, .len = HUGE_CHUNK_BYTES, .dst = c[k].host};
-        out->ext_ws[m] = c[k].ws;
-        out->ext_data[m] = c[k].data;
+        out->pages[m] = (struct huge_chunk_pages){.ws = c[k].ws, .data = c[k].data};
         out->ws_pages += c[k].ws;
         out->data_pages += c[k].data;
     }
@@ -208,35 +202,25 @@ void huge_chunks_end(struct huge_chunks *h, int uffd)
 {
     if (!h->reading)
         return;
-    bool *bad = calloc(h->n ? h->n : 1, sizeof *bad);
     uint64_t i;
     struct thaw_error e;
     for (int rc; (rc = chunk_reader_next(&h->cr, &i, &e)) != 0;)
-        if (rc < 0 && i < h->n) {
-            if (bad)
-                bad[i] = true;
-            else /* (no memory for the list): this one now */
-                put_back(uffd, h->ext[i].dst);
-        }
+        if (rc < 0 && i < h->n)
+            h->pages[i].failed = true;
     chunk_reader_stop(&h->cr);
     h->reading = false;
     size_t k = 0;
     for (size_t j = 0; j < h->n; j++) {
-        if (bad && bad[j]) {
+        if (h->pages[j].failed) {
             put_back(uffd, h->ext[j].dst);
-            h->failed++;
-            h->ws_pages -= h->ext_ws[j];
-            h->data_pages -= h->ext_data[j];
+            h->ws_pages -= h->pages[j].ws;
+            h->data_pages -= h->pages[j].data;
             continue;
         }
-        h->gpa[k] = h->gpa[j];
         h->ext[k] = h->ext[j];
-        h->ext_ws[k] = h->ext_ws[j];
-        h->ext_data[k] = h->ext_data[j];
-        k++;
+        h->pages[k++] = h->pages[j];
     }
     h->n = k;
-    free(bad);
     h->ns = clock_now_ns() - h->t0;
 }
 
@@ -254,12 +238,12 @@ bool huge_chunks_cover(const struct huge_chunks *h, uint64_t gpa, uint64_t len)
     size_t lo = 0, hi = h->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (h->gpa[mid] + HUGE_CHUNK_BYTES <= gpa)
+        if (h->ext[mid].off + HUGE_CHUNK_BYTES <= gpa)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < h->n && h->gpa[lo] < gpa + len;
+    return lo < h->n && h->ext[lo].off < gpa + len;
 }
 
 void huge_chunks_free(struct huge_chunks *h)
@@ -270,9 +254,7 @@ void huge_chunks_free(struct huge_chunks *h)
         close(h->fd_direct);
     if (h->begun && h->fd_buffered >= 0)
         close(h->fd_buffered);
-    free(h->gpa);
     free(h->ext);
-    free(h->ext_ws);
-    free(h->ext_data);
+    free(h->pages);
     memset(h, 0, sizeof *h);
 }

@@ -27,17 +27,20 @@
 
 #define HUGE_CHUNK_BYTES (2ull << 20)
 
+/* What a chunk holds, and whether its read failed (between begin and end). */
+struct huge_chunk_pages {
+    uint64_t ws, data;
+    bool failed;
+};
+
 struct huge_chunks {
-    uint64_t *gpa;        /* chunk start addresses, ascending */
+    struct chunk_extent *ext;       /* each chunk's read; ext[k].off is its guest address, ascending */
+    struct huge_chunk_pages *pages; /* per chunk */
     size_t n;
     uint64_t ws_pages;    /* working-set pages inside them */
     uint64_t data_pages;  /* memory-file data pages inside them (read) */
-    uint64_t failed;      /* chunks whose read failed: back under userfaultfd, empty */
     uint64_t ns;          /* from choosing them to the last read in */
-    bool probing;         /* none taken: a merging restore probes pages this time */
     /* Between huge_chunks_begin and huge_chunks_end: the reads in flight. */
-    struct chunk_extent *ext;
-    uint64_t *ext_ws, *ext_data;
     struct chunk_reader cr;
     int fd_direct, fd_buffered; /* -1: none (meaningful once begun) */
     bool begun;

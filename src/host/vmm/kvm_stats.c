@@ -1,6 +1,5 @@
 #include "host/vmm/kvm_stats.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
@@ -16,6 +15,14 @@ static const char *const NAMES[KVM_COUNTERS] = {"exits", "pf_taken", "pf_fixed",
 #define MAX_DESC 4096u
 #define MAX_SPAN (1u << 20)
 
+/* The bytes of a header's descriptors, 0 if the header is out of bounds. */
+static size_t descs_bytes(const struct kvm_stats_header *h)
+{
+    if (h->name_size == 0 || h->name_size > MAX_NAME || h->num_desc > MAX_DESC)
+        return 0;
+    return (size_t)h->num_desc * (sizeof(struct kvm_stats_desc) + h->name_size);
+}
+
 int kvm_stats_layout(const void *header, size_t header_len, const void *descs, size_t descs_len,
                      struct kvm_stats *s)
 {
@@ -26,11 +33,10 @@ int kvm_stats_layout(const void *header, size_t header_len, const void *descs, s
     if (header_len < sizeof h)
         return -1;
     memcpy(&h, header, sizeof h);
-    if (h.name_size == 0 || h.name_size > MAX_NAME || h.num_desc > MAX_DESC)
+    size_t need = descs_bytes(&h);
+    if (!need || descs_len < need)
         return -1;
     size_t each = sizeof(struct kvm_stats_desc) + h.name_size;
-    if (descs_len < (size_t)h.num_desc * each)
-        return -1;
     const uint8_t *p = descs;
     for (uint32_t i = 0; i < h.num_desc; i++) {
         struct kvm_stats_desc d;
@@ -65,13 +71,9 @@ int kvm_stats_open(int vcpu_fd, struct kvm_stats *s)
     struct kvm_stats_header h;
     uint8_t *descs = NULL;
     int rc = -1;
-    if (pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && h.name_size && h.name_size <= MAX_NAME &&
-        h.num_desc <= MAX_DESC) {
-        size_t len = (size_t)h.num_desc * (sizeof(struct kvm_stats_desc) + h.name_size);
-        descs = malloc(len ? len : 1);
-        if (descs && pread(fd, descs, len, h.desc_offset) == (ssize_t)len)
-            rc = kvm_stats_layout(&h, sizeof h, descs, len, s);
-    }
+    size_t len = pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h ? descs_bytes(&h) : 0;
+    if (len && (descs = malloc(len)) && pread(fd, descs, len, h.desc_offset) == (ssize_t)len)
+        rc = kvm_stats_layout(&h, sizeof h, descs, len, s);
     free(descs);
     if (rc < 0) {
         close(fd);
