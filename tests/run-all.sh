@@ -62,7 +62,11 @@ for s in tests/*/check_*.sh; do
   p=${p:-0}; f=${f:-0}
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
   passed=$((passed + p)); failed=$((failed + f))
-  if [ "$f" -ne 0 ]; then failures+=("$s"); echo "FAIL  $s"; printf '%s\n' "$out" | tail -30; else echo "ok    $s ($p passed)"; fi
+  if [ "$f" -ne 0 ]; then
+    # The failed checks first (a tail alone may start after them), then the end.
+    failures+=("$s"); echo "FAIL  $s"; printf '%s\n' "$out" | grep -E '^(FAIL|SKIP)' | cut -c1-2000
+    echo "  ... the last lines:"; printf '%s\n' "$out" | tail -30
+  else echo "ok    $s ($p passed)"; fi
 done
 
 for fz in "$BUILD"/fuzz/fuzz_*; do

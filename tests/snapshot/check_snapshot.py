@@ -54,7 +54,8 @@ def run_all(tmp):
 
     # State, clocks and entropy across restores.
     probe = os.path.join(tmp, "probe")
-    thaw("snapshot", "functions/faulty", "-o", probe, "--warmup", "2", "--payload", '{"probe": "s"}')
+    # Each warm-up spins 100 ms of the guest's monotonic clock between its two lines.
+    thaw("snapshot", "functions/faulty", "-o", probe, "--warmup", "2", "--payload", '{"print": 2}')
     import time
     a = json.loads(restore(probe, "uffd", '{"probe": "s"}')[0][0])
     b = json.loads(restore(probe, "lazy", '{"probe": "s"}')[0][0])
@@ -62,13 +63,14 @@ def run_all(tmp):
     check("two restores draw different random bytes", a["random"] != b["random"], (a, b))
     now = time.time_ns()
     check("wall clock is right after restore (within 5 s)", abs(b["wall_ns"] - now) < 5e9, (b["wall_ns"], now))
-    boot = json.loads(thaw("run", "functions/faulty", "--payload", '{"probe": "s"}').stdout)
-    # The snapshot was taken after a boot and two warm-up calls, so a restored guest's
-    # monotonic clock must be at least a fresh boot's at its first call, and keep rising.
+    # The guest's clock had run at least the warm-ups' 2 x 100 ms of spinning when it was
+    # saved, so a restored guest's must read at least that, and keep rising. (Not a fresh
+    # boot's clock at its first call: a slow boot on a busy host took 17 ms against the
+    # restored 24, and that comparison failed in CI.)
     two = [json.loads(x) for x in restore(probe, "uffd", '{"probe": "s"}', '{"probe": "s"}')[0]]
     check("monotonic clock does not go backwards across restore",
-          min(a["mono_ns"], b["mono_ns"]) >= boot["mono_ns"] and two[1]["mono_ns"] > two[0]["mono_ns"],
-          (a["mono_ns"], b["mono_ns"], boot["mono_ns"], two))
+          min(a["mono_ns"], b["mono_ns"]) >= 200_000_000 and two[1]["mono_ns"] > two[0]["mono_ns"],
+          (a["mono_ns"], b["mono_ns"], two))
 
     # Memory the guest frees reads back as zero when reused, booted and in every mode
     # (discard hypercall: MADV_DONTNEED, or a fresh mapping, or zero pages via uffd).

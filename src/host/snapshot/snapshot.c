@@ -680,8 +680,9 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     if (r->prefault) /* after the memory working set's pages */
         prefault_add_descending(r->prefault, &image_ws);
     gpa_runs_free(&image_ws);
-    /* The TSC MSR is part of the MSR list: the guest's clock resumes where it stopped
-     * (monotonic time never goes backwards). New entropy and a new generation make
+    /* The TSC MSR is part of the MSR list: the guest's monotonic time never goes
+     * backwards (measured on this host, it also counts the time between the snapshot
+     * and the restore: check_snapshot.py asserts only the first). New entropy and a new generation make
      * the guest reseed its generator and refetch the wall clock. */
     struct thaw_boot_info *bi = GUEST_PTR(&inst->vm.mem, s->monitor.boot_info_gpa, struct thaw_boot_info);
     if (!bi) {
