@@ -30,6 +30,64 @@ def restore(snap, mode, *payloads, extra=(), env=None):
     return lines[:-1], json.loads(lines[-1]), p.stderr
 
 
+def costs_file(path, touch_ns, install_ns, read_ns, chunk_ns, samples=3, boot=None):
+    """Writes a host costs file as reap_costs.c does (its layout: reap_costs.h)."""
+    import struct
+    import zlib
+    if boot is None:
+        boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+    body = struct.pack("<8sII40sQQQQI", b"THAWRCST", 1, samples, boot.encode(), touch_ns, install_ns, read_ns,
+                       chunk_ns, 0)
+    data = body + struct.pack("<I", zlib.crc32(body))
+    if os.path.exists(path):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, data)
+    os.close(fd)
+
+
+def check_auto_chunks(tmp, hw, pl, want):
+    """The default huge-chunk choice (auto): weighed with the host's measured costs, which
+    each REAP restore measures and folds into the host's costs file."""
+    path = os.path.join(tmp, "reap-costs")
+    env = dict(os.environ, THAW_REAP_COSTS=path, THAW_PREFAULT="1")
+    env.pop("THAW_REAP_HUGE", None)
+    out, j, _ = restore(hw, "reap", pl, extra=("--drop-cache",), env=env)
+    check("auto, with no costs measured on this host: no chunk taken, the same answer, and the restore measures them",
+          j["reap"]["huge_policy"] == "auto" and j["reap"]["huge_chunks"] == 0 and out == [want] and
+          os.path.exists(path) and os.stat(path).st_size == 96, (j["reap"], out))
+    out, j, _ = restore(hw, "reap", pl, extra=("--drop-cache",), env=env)
+    hc = j["reap"]["host_costs"]
+    check("the next restore weighs the costs measured (first touch, install, read, a huge page's fault)",
+          hc["samples"] >= 1 and hc["touch_us"] > 0 and hc["install_us"] > 0 and hc["read_us"] > 0 and
+          (hc["huge_fault_us"] is None or hc["huge_fault_us"] > 0) and out == [want], hc)
+    # Costs where first touches are dear and huge pages cheap: the dense chunks are taken.
+    costs_file(path, touch_ns=200000, install_ns=2000, read_ns=1000, chunk_ns=100000)
+    out, j, _ = restore(hw, "reap", pl, extra=("--drop-cache",), env=env)
+    check("auto: where this host's costs say so, dense chunks are taken, and the answer is the same",
+          j["reap"]["huge_chunks"] > 0 and out == [want] and j["reap"]["host_costs"]["touch_us"] == 200.0,
+          j["reap"])
+    # And where a huge page's fault outweighs what any chunk saves, none is.
+    costs_file(path, touch_ns=1000, install_ns=1000, read_ns=4000, chunk_ns=4200000)
+    p = thaw("restore", hw, "--mem", "reap", "--payload", pl, "--timings", env=env)
+    check("auto: where a huge page costs more than a chunk saves, none is taken, and --timings says why",
+          "REAP huge chunks: auto, 0 taken" in p.stderr and "a huge page's fault 4.20 ms" in p.stderr and
+          want in p.stdout, p.stderr)
+    # A file that does not check (or is not ours, or is of another boot) steers nothing.
+    costs_file(path, touch_ns=200000, install_ns=2000, read_ns=1000, chunk_ns=100000, boot="not-this-boot")
+    out, j, _ = restore(hw, "reap", pl, extra=("--drop-cache",), env=env)
+    check("auto: a costs file of another boot is ignored (no chunk), and learning starts over",
+          j["reap"]["huge_chunks"] == 0 and j["reap"]["host_costs"]["samples"] == 0 and out == [want], j["reap"])
+    costs_file(path, touch_ns=200000, install_ns=2000, read_ns=1000, chunk_ns=100000)
+    os.chmod(path, 0o666)
+    out, j, _ = restore(hw, "reap", pl, extra=("--drop-cache",), env=env)
+    check("auto: a costs file others could write is ignored", j["reap"]["huge_chunks"] == 0 and out == [want],
+          j["reap"])
+    out, j, _ = restore(hw, "reap", pl, extra=("--drop-cache",), env=dict(env, THAW_REAP_HUGE="0"))
+    check("THAW_REAP_HUGE=0: off, no chunk", j["reap"]["huge_policy"] == "off" and j["reap"]["huge_chunks"] == 0 and
+          out == [want], j["reap"])
+
+
 def run_all(tmp):
     hello = os.path.join(tmp, "hello")
     thaw("snapshot", "functions/hello", "-o", hello)
@@ -211,9 +269,9 @@ def run_all(tmp):
             os.truncate(os.path.join(d, fname), size)
         return m
 
-    # Dense 2 MiB chunks as huge pages (the default): the guest's first invocation takes
-    # far fewer shadow-MMU faults than with every page installed at 4 KiB, as KVM's own
-    # counters say (kvm_first_invocation), and answers the same. The pre-fault vCPU is
+    # Dense 2 MiB chunks as huge pages (THAW_REAP_HUGE=0.15): the guest's first invocation
+    # takes far fewer shadow-MMU faults than with every page installed at 4 KiB, as KVM's
+    # own counters say (kvm_first_invocation), and answers the same. The pre-fault vCPU is
     # off in both: it would take some of the faults on its own vCPU.
     hw = os.path.join(tmp, "helloworld")
     thaw("snapshot", "functions/helloworld", "-o", hw)
@@ -222,7 +280,8 @@ def run_all(tmp):
     restore(hw, "reap", pl, extra=("--drop-cache",))
     out4k, j4k, _ = restore(hw, "reap", pl, extra=("--drop-cache",),
                             env=dict(os.environ, THAW_REAP_HUGE="0", THAW_PREFAULT="0"))
-    outhp, jhp, _ = restore(hw, "reap", pl, extra=("--drop-cache",), env=dict(os.environ, THAW_PREFAULT="0"))
+    outhp, jhp, _ = restore(hw, "reap", pl, extra=("--drop-cache",),
+                            env=dict(os.environ, THAW_REAP_HUGE="0.15", THAW_PREFAULT="0"))
     k4k, khp = j4k.get("kvm_first_invocation"), jhp.get("kvm_first_invocation")
     check("the first invocation's KVM counters are reported (exits >= shadow-MMU faults > 0)",
           k4k is not None and khp is not None and k4k["exits"] >= k4k["page_faults"] > 0 and
@@ -231,9 +290,11 @@ def run_all(tmp):
           "(%s against %s)" % (khp and khp["page_faults"], k4k and k4k["page_faults"]),
           jhp["reap"]["huge_chunks"] > 0 and j4k["reap"]["huge_chunks"] == 0 and out4k == outhp == [want] and
           k4k and khp and khp["page_faults"] < 0.6 * k4k["page_faults"], (jhp["reap"], j4k["reap"], out4k, outhp))
-    p = thaw("restore", hw, "--mem", "reap", "--payload", pl, "--timings")
+    p = thaw("restore", hw, "--mem", "reap", "--payload", pl, "--timings",
+             env=dict(os.environ, THAW_REAP_HUGE="0.15"))
     check("--timings says what the huge chunks read and what the first invocation cost inside KVM",
           "REAP huge chunks: " in p.stderr and "first invocation inside KVM: " in p.stderr, p.stderr)
+    check_auto_chunks(tmp, hw, pl, want)
 
     broken("truncated state", truncate("state", 100), "")
     broken("wrong magic", patch(0, b"NOTASNAP"), "magic")

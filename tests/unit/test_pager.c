@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "host/pager/huge_chunks.h"
 #include "host/pager/pager.h"
 #include "host/pager/reap.h"
 #include "host/util/snap_identity.h"
@@ -484,9 +485,10 @@ static void test_prefetch_installs_the_working_set(void **state)
 }
 
 /* Huge chunks need a snapshot of two: 4 MiB of guest memory whose second chunk holds data
- * in [600, 640). By default (THAW_REAP_HUGE unset) a chunk where the working set holds at
- * least 15% of the data pages, and 16 pages or more, is read whole from the memory
- * file: here the second chunk, 20 of its 40 data pages in the set. Every page of it is
+ * in [600, 640). With THAW_REAP_HUGE=0.15 a chunk where the working set holds at least
+ * 15% of the data pages, and 16 pages or more, is read whole from the memory file: here
+ * the second chunk, 20 of its 40 data pages in the set. (By default the host's measured
+ * costs decide instead: test_reap_costs, check_snapshot.py.) Every page of it is
  * right without a pager trip, the data pages the set did not name and the holes too. The
  * first chunk never is (the guest maps it with 4 KiB pages). */
 #define HUGE_NPAGES 1024ull
@@ -521,10 +523,11 @@ static void test_prefetch_fills_a_dense_chunk_whole(void **state)
     assert_int_equal(st.recorded, 24);
     mem_backend_close(&b);
 
-    unsetenv("THAW_REAP_HUGE");
+    setenv("THAW_REAP_HUGE", "0.15", 1);
     huge_open(hdir, &b, PAGER_PREFETCH);
     setenv("THAW_REAP_HUGE", "0", 1);
     assert_int_equal(b.ready.prefetch_ok, 1);
+    assert_int_equal(b.ready.huge_policy, HUGE_SHARE);
     assert_string_equal(b.ready.prefetch_error, "");
     assert_int_equal(b.ready.huge_chunks, 1);
     assert_int_equal(b.ready.huge_ws_pages, 20);
@@ -553,12 +556,12 @@ static void test_prefetch_fills_a_dense_chunk_whole(void **state)
     assert_int_equal(st.pages_served, 1);
     mem_backend_close(&b);
 
-    /* Merging restores with huge chunks as by default: one whose input touches page 6
+    /* Merging restores with huge chunks (share 0.15): one whose input touches page 6
      * (outside the set) grows it, which opens a probe window; a restore that withholds
      * pages to probe them then takes no chunk (a page inside one could never be seen
      * unused), one that withholds nothing may. */
     setenv("THAW_WS_KEEP", "2", 1);
-    unsetenv("THAW_REAP_HUGE");
+    setenv("THAW_REAP_HUGE", "0.15", 1);
     uint64_t probing = 0, with_chunks = 0;
     for (int r = 0; r < 6; r++) {
         huge_open(hdir, &b, PAGER_MERGE);

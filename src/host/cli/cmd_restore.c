@@ -51,6 +51,23 @@ static void print_timings(const struct sandbox_stats *st, const uint64_t *inv_ns
                         "in %.3f ms\n",
                 (unsigned long long)st->ws_huge_chunks, (unsigned long long)st->ws_huge_ws_pages,
                 (unsigned long long)st->ws_huge_data_pages, st->ws_huge_ns / 1e6);
+    if (st->reap_prefetched && st->ws_huge_policy == 2 /* HUGE_AUTO */) {
+        if (!st->host_touch_ns || !st->host_read_ns || !st->host_chunk_ns)
+            fprintf(stderr, "REAP huge chunks: auto, none taken: this host's costs are not measured yet "
+                            "(this restore measures them)\n");
+        else {
+            char fault[48];
+            if (st->host_chunk_ns == UINT64_MAX)
+                snprintf(fault, sizeof fault, "none: no huge pages here");
+            else
+                snprintf(fault, sizeof fault, "%.2f ms", st->host_chunk_ns / 1e6);
+            fprintf(stderr, "REAP huge chunks: auto, %llu taken, weighed with this host's costs from %llu restores "
+                            "(a page's first touch %.2f us, its install %.2f us, 4 KiB read %.2f us; "
+                            "a huge page's fault %s)\n",
+                    (unsigned long long)st->ws_huge_chunks, (unsigned long long)st->host_cost_samples,
+                    st->host_touch_ns / 1e3, st->host_install_ns / 1e3, st->host_read_ns / 1e3, fault);
+        }
+    }
     if (st->kvm_first_ok && st->invocations)
         fprintf(stderr, "first invocation inside KVM: %llu exits, %llu shadow-MMU faults, %llu emulated instructions\n",
                 (unsigned long long)st->kvm_first_exits, (unsigned long long)st->kvm_first_faults,

@@ -15,22 +15,36 @@
 #include "host/util/snapdir.h"
 
 #define PAGE 4096ull
-/* A chunk is taken where at least 15% of its data pages are in the working set. On
- * session 13's machine (a shadow-MMU exit ~30 us, 1.2 GB/s O_DIRECT) a share of 0.1 made
- * the whole suite's cold starts 0.871x of 4 KiB installs (ABBA) but memtouch's 1.19x (its
- * chunks, 12-13% touched at random, read 4x its set for little); 0.15 leaves those out
- * (memtouch 0.90x of 0.1) and is neutral for the rest (1.004x); 0.25 and 0.02 were worse.
- * On earlier machines, with exits of 3-8 us, no share paid (docs/benchmarks-topics.md).
- * THAW_REAP_HUGE=S sets it, 0 turns it off. */
-#define HUGE_DEFAULT_SHARE 0.15
-
-double huge_chunks_min_share(void)
+/* THAW_REAP_HUGE=S: a chunk is taken where at least S of its data pages are in the
+ * working set. On session 13's machine (a shadow-MMU exit ~30 us, 1.2 GB/s O_DIRECT)
+ * 0.15 made the suite's cold starts 0.871x of 4 KiB installs (ABBA, 0.1 and 0.15 alike
+ * but for memtouch); on session 14's (a huge page's fault 4.2 ms, first touches ~1.4 us a
+ * page) the same share was 1.20x: hence the default, auto, which weighs each chunk with
+ * the host's own costs (docs/benchmarks-topics.md). */
+void huge_policy_from_env(struct huge_policy *p)
 {
+    memset(p, 0, sizeof *p);
     const char *s = getenv("THAW_REAP_HUGE");
-    if (!s)
-        return HUGE_DEFAULT_SHARE;
+    if (!s || !*s || !strcmp(s, "auto")) {
+        p->how = HUGE_AUTO;
+        (void)reap_costs_load(&p->costs);
+        return;
+    }
     double v = strtod(s, NULL);
-    return v > 0 && v <= 1 ? v : 0;
+    p->how = v > 0 && v <= 1 ? HUGE_SHARE : HUGE_OFF;
+    p->min_share = p->how == HUGE_SHARE ? v : 0;
+}
+
+const char *huge_choice_name(enum huge_choice how)
+{
+    return how == HUGE_AUTO ? "auto" : how == HUGE_SHARE ? "share" : "off";
+}
+
+static bool chunk_taken(const struct huge_policy *p, uint64_t ws, uint64_t data)
+{
+    if (p->how == HUGE_SHARE)
+        return (double)ws >= p->min_share * (double)data;
+    return p->how == HUGE_AUTO && reap_costs_chunk_pays(&p->costs, ws, data);
 }
 
 /* Data pages of the memory file in [off, off + len). */
@@ -101,13 +115,15 @@ static void put_back(int uffd, uint8_t *host)
 #define READ_DEPTH 64u
 
 int huge_chunks_begin(const char *dir, int uffd, const struct fc_region *r, size_t n, uint64_t mem_size,
-                      const struct snap_identity *id, double min_share, unsigned keep, struct huge_chunks *out,
-                      struct thaw_error *err)
+                      const struct snap_identity *id, const struct huge_policy *policy, unsigned keep,
+                      struct huge_chunks *out, struct thaw_error *err)
 {
     memset(out, 0, sizeof *out);
     out->fd_direct = out->fd_buffered = -1;
     out->begun = true;
     out->t0 = clock_now_ns();
+    if (policy->how == HUGE_OFF || (policy->how == HUGE_AUTO && !reap_costs_chunk_pays(&policy->costs, 512, 512)))
+        return 0; /* none could pay: not even the index is read */
     uint64_t *idx = NULL, count = 0;
     bool probing = false;
     if (reap_ws_read_index_probing(dir, mem_size, id, keep, &idx, &count, &probing, err) < 0)
@@ -153,7 +169,7 @@ int huge_chunks_begin(const char *dir, int uffd, const struct fc_region *r, size
             continue;
         uint64_t data = data_pages_in(out->fd_buffered, gpa, HUGE_CHUNK_BYTES);
         uint8_t *host = chunk_host(r, n, gpa);
-        if (!host || (double)ws < min_share * (double)data)
+        if (!host || !chunk_taken(policy, ws, data))
             continue;
         c[nc++] = (struct cand){.gpa = gpa, .ws = ws, .data = data, .host = host};
     }

@@ -428,6 +428,15 @@ void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
                           "ws_generation", (json_int_t)st->ws_generation,
                           "prefetch_moved", (json_int_t)st->prefetch_moved,
                           "installed_runs", (json_int_t)st->installed_runs);
+    json_t *huge = json_pack("{sisIsIsIsIsI}", "huge_policy", st->huge_policy,
+                             "huge_cost_samples", (json_int_t)st->huge_cost_samples,
+                             "huge_touch_ns", (json_int_t)st->huge_touch_ns,
+                             "huge_install_ns", (json_int_t)st->huge_install_ns,
+                             "huge_read_ns", (json_int_t)st->huge_read_ns,
+                             "huge_chunk_ns", (json_int_t)st->huge_chunk_ns);
+    if (o && huge)
+        (void)json_object_update(o, huge);
+    json_decref(huge);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     /* Strip the braces: the caller wraps the members with its event. */
     size_t sl = s ? strlen(s) : 0;
@@ -460,8 +469,12 @@ const char *pager_stats_parse(const char *line, struct pager_stats *st, struct t
     U64(prefetch_pages); U64(prefetch_regions); U64(prefetch_bytes); U64(prefetch_read_ns);
     U64(prefetch_install_ns); U64(recorded); U64(huge_chunks); U64(huge_ws_pages); U64(huge_data_pages); U64(huge_ns);
     U64(probe_pages); U64(merge_added); U64(merge_dropped); U64(ws_generation); U64(prefetch_moved);
-    U64(installed_runs);
+    U64(installed_runs); U64(huge_touch_ns); U64(huge_install_ns); U64(huge_read_ns); U64(huge_chunk_ns);
+    U64(huge_cost_samples);
 #undef U64
+    st->huge_policy = (int)json_integer_value(json_object_get(o, "huge_policy"));
+    if (st->huge_policy < 0 || st->huge_policy > 2)
+        st->huge_policy = 0;
     st->prefetch_ns = st->prefetch_read_ns + st->prefetch_install_ns;
     st->prefetch_ok = json_is_true(json_object_get(o, "prefetch_ok"));
     st->recording = json_is_true(json_object_get(o, "recording"));
@@ -593,10 +606,18 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
          * while the chunks are read. The read is freed after "ready": an unmap in a
          * threaded process can wait milliseconds for the other CPU here. */
         int began = early || reap_ws_read_begin(snap_dir, &early, &perr) == 0 ? 0 : -1;
-        double share = in_process ? huge_chunks_min_share() : 0;
-        if (share > 0 && huge_chunks_begin(snap_dir, uffd, r, n, mem_size, &p.identity, share, merge ? p.keep : 0,
-                                           &p.huge, &herr) < 0)
+        struct huge_policy hp = {.how = HUGE_OFF};
+        if (in_process)
+            huge_policy_from_env(&hp);
+        if (hp.how != HUGE_OFF && huge_chunks_begin(snap_dir, uffd, r, n, mem_size, &p.identity, &hp,
+                                                    merge ? p.keep : 0, &p.huge, &herr) < 0)
             huge_chunks_free(&p.huge);
+        st->huge_policy = (int)hp.how;
+        st->huge_touch_ns = hp.costs.touch_ns;
+        st->huge_install_ns = hp.costs.install_ns;
+        st->huge_read_ns = hp.costs.read_ns;
+        st->huge_chunk_ns = hp.costs.chunk_ns;
+        st->huge_cost_samples = hp.costs.samples;
         /* No chunk is taken while a merging restore probes (huge_chunks_begin), so keep
          * only matters without them. */
         int prc = began == 0 ? reap_prefetch_read(early, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity,

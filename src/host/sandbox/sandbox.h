@@ -122,6 +122,8 @@ struct sandbox_stats {
     uint64_t ws_huge_ws_pages;       /* working-set pages inside them */
     uint64_t ws_huge_data_pages;     /* memory-file pages read for them */
     uint64_t ws_huge_ns;
+    int ws_huge_policy;              /* how they were chosen (enum huge_choice) */
+    uint64_t host_touch_ns, host_install_ns, host_read_ns, host_chunk_ns, host_cost_samples; /* auto: reap_costs.h */
     uint64_t reap_misses;            /* pages served after a prefetch */
     uint64_t ws_probed;              /* working-set pages withheld to see if the input uses them */
     bool ws_merged;                  /* this restore merged its misses into the working set */

@@ -1,5 +1,7 @@
 #include "host/sandbox/sandbox_json.h"
 
+#include "host/pager/huge_chunks.h"
+
 static double us(uint64_t ns) { return (double)ns / 1e3; }
 
 static int set(json_t *o, const char *k, json_t *v) { return json_object_set_new(o, k, v); }
@@ -68,6 +70,16 @@ json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
         bad |= set(r, "huge_ws_pages", json_integer((json_int_t)st->ws_huge_ws_pages));
         bad |= set(r, "huge_data_pages", json_integer((json_int_t)st->ws_huge_data_pages));
         bad |= set(r, "huge_us", json_real(us(st->ws_huge_ns)));
+        bad |= set(r, "huge_policy", json_string(huge_choice_name((enum huge_choice)st->ws_huge_policy)));
+        json_t *hc = json_object(); /* auto: the host's costs the chunks were weighed with (0: unmeasured) */
+        if (hc) {
+            bad |= set(hc, "touch_us", json_real(us(st->host_touch_ns)));
+            bad |= set(hc, "install_us", json_real(us(st->host_install_ns)));
+            bad |= set(hc, "read_us", json_real(us(st->host_read_ns)));
+            bad |= set(hc, "huge_fault_us", st->host_chunk_ns == UINT64_MAX ? json_null() : json_real(us(st->host_chunk_ns)));
+            bad |= set(hc, "samples", json_integer((json_int_t)st->host_cost_samples));
+        }
+        bad |= set(r, "host_costs", hc);
         bad |= set(r, "misses", json_integer((json_int_t)st->reap_misses));
         bad |= set(r, "probed", json_integer((json_int_t)st->ws_probed));
         bad |= set(r, "merged", json_boolean(st->ws_merged));

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "host/function/bundle.h"
+#include "host/pager/huge_chunks.h"
+#include "host/pager/reap_costs.h"
 #include "host/sandbox/guest_log.h"
 #include "host/sandbox/reap_policy.h"
 #include "host/sandbox/sandbox_impl.h"
@@ -317,6 +319,12 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
         st->ws_huge_ws_pages = l->restored.mem.ready.huge_ws_pages;
         st->ws_huge_data_pages = l->restored.mem.ready.huge_data_pages;
         st->ws_huge_ns = l->restored.mem.ready.huge_ns;
+        st->ws_huge_policy = l->restored.mem.ready.huge_policy;
+        st->host_touch_ns = l->restored.mem.ready.huge_touch_ns;
+        st->host_install_ns = l->restored.mem.ready.huge_install_ns;
+        st->host_read_ns = l->restored.mem.ready.huge_read_ns;
+        st->host_chunk_ns = l->restored.mem.ready.huge_chunk_ns;
+        st->host_cost_samples = l->restored.mem.ready.huge_cost_samples;
         st->reap_misses = l->reap.prefetched ? st->pages_served + st->zero_pages : 0;
         snprintf(st->reap_note, sizeof st->reap_note, "%s", l->reap.note);
         if (!st->reap_note[0] && l->restored.rootfs.ws_refused)
@@ -328,6 +336,25 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
 }
 
 /* Frees the microVM and its memory; the bundle and names stay for the stats. */
+/* What this REAP restore measured of the host's costs (reap_costs.h), each only from
+ * enough pages to mean something: the pre-fault vCPU's rate of first touches, the
+ * install's rate, and the prefetch's reads (ws.pages and the chunks', in parallel). */
+static void learn_host_costs(const struct pager_stats *ready, const struct prefault_stats *pf)
+{
+    struct reap_costs s = {0};
+    if (pf->touched >= 64)
+        s.touch_ns = pf->busy_ns / pf->touched;
+    uint64_t installed = ready->prefetch_pages - ready->huge_ws_pages;
+    if (ready->prefetch_pages > ready->huge_ws_pages && installed >= 64)
+        s.install_ns = ready->prefetch_install_ns / installed;
+    uint64_t bytes = ready->prefetch_bytes + ready->huge_data_pages * 4096;
+    uint64_t ns = ready->prefetch_read_ns > ready->huge_ns ? ready->prefetch_read_ns : ready->huge_ns;
+    if (bytes >= (512u << 10) && ns) /* smaller reads measure the disk's latency more than its rate */
+        s.read_ns = (uint64_t)((double)ns * 4096.0 / (double)bytes);
+    if (s.touch_ns || s.install_ns || s.read_ns)
+        reap_costs_learn(&s);
+}
+
 static void release(struct local *l)
 {
     guest_log_flush(&l->log);
@@ -336,7 +363,14 @@ static void release(struct local *l)
             reap_policy_collect(&l->reap, &l->restored.mem, l->snap_dir);
             reap_policy_wait_files(&l->reap); /* before the mapping it reads goes */
         }
-        restored_destroy(&l->restored);
+        /* Where huge chunks can be taken (the pager in this process), the restore's
+         * measurements steer the next ones'. */
+        bool learn = l->mode == MEM_REAP && l->reap.prefetched && l->restored.mem.thread &&
+                     l->restored.mem.ready.huge_policy == HUGE_AUTO;
+        struct pager_stats ready = l->restored.mem.ready;
+        restored_destroy(&l->restored); /* the pre-fault vCPU's final stats */
+        if (learn)
+            learn_host_costs(&ready, &l->restored.prefault_st);
         reap_policy_end(&l->reap); /* after the pager wrote any pending working set */
     } else {
         instance_destroy(&l->booted);
