@@ -1,17 +1,15 @@
 #include "host/pager/reap_costs.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
-#include "host/util/atomic_file.h"
 #include "host/util/clock.h"
+#include "host/util/host_cache.h"
 #include "host/util/le.h"
 
 #define MAGIC "THAWRCST"
@@ -91,36 +89,15 @@ static bool boot_id_now(char id[REAP_COSTS_BOOT_ID_BYTES])
     return true;
 }
 
-/* The file's directory and name, or false when it is off. */
 static bool costs_path(char *dir, size_t cap, const char **name)
 {
-    const char *v = getenv("THAW_REAP_COSTS");
-    if (v && !strcmp(v, "off"))
-        return false;
-    const char *path = v && *v ? v : "/run/thaw/reap-costs";
-    const char *slash = strrchr(path, '/');
-    if (!slash || !slash[1] || (size_t)(slash - path) + 1 > cap)
-        return false;
-    snprintf(dir, cap, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    *name = slash + 1;
-    return true;
+    return host_cache_path("THAW_REAP_COSTS", "/run/thaw/reap-costs", dir, cap, name);
 }
 
 static bool load_from(const char *dir, const char *name, const char *boot_id, struct reap_costs *out)
 {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
-        return false;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return false;
     uint8_t buf[REAP_COSTS_FILE_BYTES + 1];
-    struct stat st;
-    ssize_t n = -1;
-    /* Ours only: a file someone else could have written would steer every restore. */
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 022))
-        n = read(fd, buf, sizeof buf);
-    close(fd);
+    ssize_t n = host_cache_read(dir, name, buf, sizeof buf);
     struct thaw_error ignored;
     return n > 0 && reap_costs_decode(buf, (size_t)n, boot_id, out, &ignored) == 0;
 }
@@ -168,10 +145,7 @@ void reap_costs_learn(const struct reap_costs *sample)
     reap_costs_merge(&c, &s);
     uint8_t buf[REAP_COSTS_FILE_BYTES];
     reap_costs_encode(&c, id, buf);
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return;
-    struct thaw_error ignored;
-    (void)write_file_atomic(dir, name, buf, sizeof buf, &ignored);
+    host_cache_store(dir, name, buf, sizeof buf);
 }
 
 bool reap_costs_chunk_pays(const struct reap_costs *c, uint64_t ws, uint64_t data)

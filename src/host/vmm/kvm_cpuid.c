@@ -1,6 +1,5 @@
 #include "host/vmm/kvm_cpuid.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "host/util/atomic_file.h"
+#include "host/util/host_cache.h"
 #include "host/util/le.h"
 #include "host/vmm/vm.h"
 
@@ -97,36 +96,10 @@ int kvm_cpuid_decode(const uint8_t *buf, size_t len, const struct kvm_cpuid_key 
     return 0;
 }
 
-/* The file's directory and name, or false when the cache is off. */
-static bool cache_path(char *dir, size_t cap, const char **name)
-{
-    const char *v = getenv("THAW_CPUID_CACHE");
-    if (v && !strcmp(v, "off"))
-        return false;
-    const char *path = v && *v ? v : "/run/thaw/kvm-cpuid";
-    const char *slash = strrchr(path, '/');
-    if (!slash || !slash[1] || (size_t)(slash - path) + 1 > cap)
-        return false;
-    snprintf(dir, cap, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    *name = slash + 1;
-    return true;
-}
-
 static bool load_cached(const char *dir, const char *name, const struct kvm_cpuid_key *k, struct kvm_cpuid2 *out)
 {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
-        return false;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return false;
     uint8_t *buf = malloc(KVM_CPUID_FILE_MAX + 1);
-    struct stat st;
-    ssize_t n = -1;
-    /* Ours only: a file someone else could have written is not trusted. */
-    if (buf && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 022))
-        n = read(fd, buf, KVM_CPUID_FILE_MAX + 1);
-    close(fd);
+    ssize_t n = buf ? host_cache_read(dir, name, buf, KVM_CPUID_FILE_MAX + 1) : -1;
     struct thaw_error ignored;
     bool ok = n > 0 && kvm_cpuid_decode(buf, (size_t)n, k, out, &ignored) == 0;
     free(buf);
@@ -138,13 +111,7 @@ static void store(const char *dir, const char *name, const struct kvm_cpuid_key 
     uint8_t *buf = malloc(KVM_CPUID_FILE_MAX);
     if (!buf)
         return;
-    size_t len = kvm_cpuid_encode(k, c, buf);
-    struct thaw_error ignored;
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        free(buf);
-        return;
-    }
-    (void)write_file_atomic(dir, name, buf, len, &ignored);
+    host_cache_store(dir, name, buf, kvm_cpuid_encode(k, c, buf));
     free(buf);
 }
 
@@ -153,7 +120,8 @@ int kvm_cpuid_supported(int kvm_fd, struct kvm_cpuid2 *out, bool *from_cache, st
     char dir[4096];
     const char *name = NULL;
     struct kvm_cpuid_key k;
-    bool cached = cache_path(dir, sizeof dir, &name) && kvm_cpuid_key_now(&k) == 0;
+    bool cached = host_cache_path("THAW_CPUID_CACHE", "/run/thaw/kvm-cpuid", dir, sizeof dir, &name) &&
+                  kvm_cpuid_key_now(&k) == 0;
     *from_cache = cached && load_cached(dir, name, &k, out);
     if (*from_cache)
         return 0;
