@@ -6,7 +6,7 @@ For each mode, memtouch is deployed under its own name (its own snapshot), its w
 set recorded by one cold start that reads the 16 MiB the instances will use
 ({"parts": N, "part": 0, "mib": 16, "write": 0}), and that instance torn down. Then N
 client threads post at the same moment {"parts": N, "part": i, "mib": 16, "write": 1,
-"hold_ms": 750} (each answers 750 ms after its work, so all N find every instance busy;
+"hold_ms": 2000} (each answers 2 s after its work, so all N find every instance busy;
 the cold-start times reported leave the hold out):
 every answer must be a cold start of the mode (X-Thaw-Start), on N distinct instances,
 with bad_words 0 (the instance wrote its own part, every other part holds the snapshot's
@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon import ROOT, Daemon  # noqa: E402
 
 MIB = 16
-HOLD_MS = 750  # see run(): how long each concurrent write holds its instance
+HOLD_MS = 2000  # see run(): how long each concurrent write holds its instance
 
 
 def instance_workers(pid):

@@ -11,7 +11,7 @@ BUILD=${BUILD:-build}
 need_kvm "thaw serve"
 
 make_testfn "$WORK/spin"
-start_daemon "$WORK/state" --drain-timeout 3000 || { fail "daemon starts"; finish; exit 1; }
+start_daemon "$WORK/state" --drain-timeout 30000 || { fail "daemon starts"; finish; exit 1; }
 check "healthz says ready" [ "$(http GET /healthz)" = 200 ]
 grep -q '"status":"ready"' "$WORK/body" || fail "healthz body" "$(body)"
 
@@ -30,17 +30,22 @@ for h in X-Thaw-Queue-Us X-Thaw-Restore-Us X-Thaw-Prefetch-Us X-Thaw-Invoke-Us; 
     [[ "$(header $h)" =~ ^[0-9]+$ ]] || fail "header $h is an integer" "$(header $h)"
 done
 [ "$(header X-Thaw-Restore-Us)" -gt 0 ] && pass "cold start reports its restore time" || fail "restore time" "$(header X-Thaw-Restore-Us)"
+# The answer can come before the instance is back in the pool (its stats): wait for it.
+WAITED=
+wait_instances spin 'idle == 1 and busy == 0'
 st=$(http POST /invoke/spin -d '{"n": 2}')
-[ "$st" = 200 ] && [ "$(header X-Thaw-Start)" = warm ] && [ "$(header X-Thaw-Instance)" = "$id1" ] \
+[ -z "$WAITED" ] && [ "$st" = 200 ] && [ "$(header X-Thaw-Start)" = warm ] && [ "$(header X-Thaw-Instance)" = "$id1" ] \
     && [ "$(header X-Thaw-Restore-Us)" = 0 ] && pass "second invocation is warm on the same instance" \
-    || fail "second invocation warm" "$st $(header X-Thaw-Start) $(header X-Thaw-Instance)"
+    || fail "second invocation warm" "$st $(header X-Thaw-Start) $(header X-Thaw-Instance) $WAITED"
 
 # Scale to zero after the keep-alive; the next start prefetches the working set.
 st=$(http PATCH /functions/spin -d '{"keep_alive_ms": 200}')
 check "PATCH keep_alive_ms" [ "$st" = 200 ]
-sleep 1
+WAITED=
+wait_instances spin 'idle == 0 and busy == 0 and starting == 0'
 http GET /functions/spin >/dev/null
-[ "$(json_field instances.idle)" = 0 ] && pass "idle instance torn down after the keep-alive" || fail "scale to zero" "$(body)"
+[ -z "$WAITED" ] && [ "$(json_field instances.idle)" = 0 ] && pass "idle instance torn down after the keep-alive" \
+    || fail "scale to zero" "$WAITED $(body)"
 st=$(http POST /invoke/spin -d '{"n": 3}')
 [ "$(header X-Thaw-Start)" = cold-reap ] && [ "$(header X-Thaw-Instance)" != "$id1" ] \
     && pass "after scale to zero the next invocation is cold again" || fail "cold after zero" "$(header X-Thaw-Start)"
@@ -50,17 +55,20 @@ st=$(http POST /invoke/spin -d '{"n": 3}')
 # Every restore mode reports its own start kind.
 for mode in lazy copy boot; do
     http PATCH /functions/spin -d "{\"restore\": \"$mode\"}" >/dev/null
-    sleep 0.6
+    WAITED= # the idle instance of the mode before goes after its keep-alive (200 ms)
+    wait_instances spin 'idle == 0 and busy == 0 and starting == 0'
     st=$(http POST /invoke/spin -d '{"mode": 1}')
-    [ "$st" = 200 ] && [ "$(header X-Thaw-Start)" = "cold-$mode" ] && pass "restore $mode: cold-$mode" \
-        || fail "restore $mode" "$st $(header X-Thaw-Start) $(body)"
+    [ -z "$WAITED" ] && [ "$st" = 200 ] && [ "$(header X-Thaw-Start)" = "cold-$mode" ] && pass "restore $mode: cold-$mode" \
+        || fail "restore $mode" "$st $(header X-Thaw-Start) $(body) $WAITED"
 done
 
 # Minimum instances stay warm with no traffic.
 http PATCH /functions/spin -d '{"restore": "reap", "min_instances": 2, "keep_alive_ms": 100}' >/dev/null
-sleep 1.5
+WAITED=
+wait_instances spin 'idle == 2'
+sleep 0.5 # well past the 100 ms keep-alive: still two
 http GET /functions/spin >/dev/null
-[ "$(json_field instances.idle)" = 2 ] && pass "min_instances=2 keeps two warm" || fail "min instances" "$(body)"
+[ -z "$WAITED" ] && [ "$(json_field instances.idle)" = 2 ] && pass "min_instances=2 keeps two warm" || fail "min instances" "$WAITED $(body)"
 st=$(http POST /invoke/spin -d '{"n": 4}')
 [ "$(header X-Thaw-Start)" = warm ] && pass "a pre-warmed instance answers warm" || fail "pre-warmed" "$(header X-Thaw-Start)"
 http PATCH /functions/spin -d '{"min_instances": 0, "keep_alive_ms": 60000, "max_instances": 4}' >/dev/null
@@ -68,27 +76,30 @@ http PATCH /functions/spin -d '{"min_instances": 0, "keep_alive_ms": 60000, "max
 # Concurrent requests get separate instances.
 pids=
 for i in 1 2 3; do
-    curl -s -D "$WORK/h$i" -o /dev/null "$URL/invoke/spin" -d '{"spin_ms": 400}' &
+    curl -s -D "$WORK/h$i" -o /dev/null "$URL/invoke/spin" -d '{"spin_ms": 3000}' &
     pids="$pids $!"
 done
 wait $pids
 ids=$(for i in 1 2 3; do sed -n 's/^X-Thaw-Instance: *//Ip' "$WORK/h$i" | tr -d '\r'; done | sort -u | wc -l)
 check "three concurrent invocations ran on three instances" [ "$ids" = 3 ]
 
-# The queue: one instance, one waiting slot, a short queue timeout.
-http PATCH /functions/spin -d '{"max_instances": 1, "min_instances": 0, "queue_max": 1, "queue_timeout_ms": 300}' >/dev/null
-sleep 0.3
-curl -s -o /dev/null -w '%{http_code}\n' "$URL/invoke/spin" -d '{"spin_ms": 1500}' >"$WORK/q1" &
+# The queue: one instance, one waiting slot, a queue timeout (3 s) well inside the busy
+# request's spin (8 s). Each request is sent once the daemon says the one before holds
+# its place: the first busy on the one instance, the second queued.
+http PATCH /functions/spin -d '{"max_instances": 1, "min_instances": 0, "queue_max": 1, "queue_timeout_ms": 3000}' >/dev/null
+WAITED= # the idle instances beyond max_instances go first (the reaper)
+wait_instances spin 'idle + busy + starting <= 1 and queued == 0'
+curl -s -o /dev/null -w '%{http_code}\n' "$URL/invoke/spin" -d '{"spin_ms": 8000}' >"$WORK/q1" &
 p1=$!
-sleep 0.2
+wait_instances spin 'busy == 1'
 curl -s -o "$WORK/q2body" -w '%{http_code}\n' "$URL/invoke/spin" -d '{"n": 5}' >"$WORK/q2" &
 p2=$!
-sleep 0.05
+wait_instances spin 'queued == 1'
 curl -s -o "$WORK/q3body" -w '%{http_code}\n' "$URL/invoke/spin" -d '{"n": 6}' >"$WORK/q3"
 wait $p1 $p2
-[ "$(cat "$WORK/q1")" = 200 ] && [ "$(cat "$WORK/q2")" = 503 ] && [ "$(cat "$WORK/q3")" = 429 ] \
+[ -z "$WAITED" ] && [ "$(cat "$WORK/q1")" = 200 ] && [ "$(cat "$WORK/q2")" = 503 ] && [ "$(cat "$WORK/q3")" = 429 ] \
     && pass "queue: busy instance 200, waiting past the timeout 503, queue full 429" \
-    || fail "queue" "$(cat "$WORK/q1") $(cat "$WORK/q2") $(cat "$WORK/q3")"
+    || fail "queue" "$(cat "$WORK/q1") $(cat "$WORK/q2") $(cat "$WORK/q3") $WAITED"
 grep -q '"error"' "$WORK/q3body" && pass "429 carries a JSON error" || fail "429 body" "$(cat "$WORK/q3body")"
 
 # A PATCHed timeout applies to the very next request: an idle instance started under
@@ -114,7 +125,7 @@ if [ "$st" = 000 ]; then
     # skip (deadlines are built); the daemon is restarted so the checks below still run.
     fail "looping guest: 504 after its timeout" "no answer within 8 s"
     stop_daemon KILL
-    start_daemon "$WORK/state" --drain-timeout 3000
+    start_daemon "$WORK/state" --drain-timeout 30000
 else
     [ "$st" = 504 ] && [ $(( (t1 - t0) / 1000000 )) -lt 5000 ] && pass "looping guest: 504 after its timeout" \
         || fail "looping guest" "$st after $(( (t1 - t0) / 1000000 )) ms: $(body)"
@@ -125,34 +136,44 @@ st=$(http POST /invoke/spin -d '{"crash": 1}')
 [ "$st" = 502 ] && grep -q 'guest' "$WORK/body" && pass "crashing guest: 502 with the reason" || fail "crash" "$st $(body)"
 # A worker process killed mid-invocation: 502 naming the worker, and only that request.
 # Idle instances go first (keep-alive 0), so the one worker left is the busy one.
-http PATCH /functions/spin -d '{"keep_alive_ms": 0}' >/dev/null
-sleep 0.5
-curl -s -o "$WORK/wk" -w '%{http_code}' "$URL/invoke/spin" -d '{"spin_ms": 600}' >"$WORK/wk_st" &
+# The kill lands once the daemon counts the request busy, well inside its 5 s spin (and
+# the timeout, 10 s from here on).
+http PATCH /functions/spin -d '{"keep_alive_ms": 0, "timeout_ms": 10000}' >/dev/null
+WAITED=
+wait_instances spin 'idle == 0 and busy == 0 and starting == 0'
+curl -s -o "$WORK/wk" -w '%{http_code}' "$URL/invoke/spin" -d '{"spin_ms": 5000}' >"$WORK/wk_st" &
 p1=$!
+wait_instances spin 'busy == 1'
 victim=
-for _ in $(seq 100); do
-    ws=$(instance_workers "$DAEMON_PID")
-    [ "$(echo "$ws" | wc -w)" = 1 ] && victim=$ws && break
-    sleep 0.02
-done
+poll 20 eval 'ws=$(instance_workers "$DAEMON_PID"); [ "$(echo "$ws" | wc -w)" = 1 ] && victim=$ws'
 sleep 0.2
 [ -n "$victim" ] && kill -9 "$victim"
 wait $p1
-[ -n "$victim" ] && [ "$(cat "$WORK/wk_st")" = 502 ] && grep -q 'worker process' "$WORK/wk" \
-    && pass "worker killed mid-invocation: 502 naming the worker" || fail "worker kill" "victim '$victim' $(cat "$WORK/wk_st") $(cat "$WORK/wk")"
+[ -z "$WAITED" ] && [ -n "$victim" ] && [ "$(cat "$WORK/wk_st")" = 502 ] && grep -q 'worker process' "$WORK/wk" \
+    && pass "worker killed mid-invocation: 502 naming the worker" \
+    || fail "worker kill" "victim '$victim' $(cat "$WORK/wk_st") $(cat "$WORK/wk") $WAITED"
 st=$(http POST /invoke/spin -d '{"after": 1}')
 [ "$st" = 200 ] && pass "the function serves after a crash, a timeout and a dead worker" || fail "after crash" "$st $(body)"
 http PATCH /functions/spin -d '{"keep_alive_ms": 60000}' >/dev/null
 # A worker that dies while its instance is idle costs no request: the next one gets a
 # fresh instance.
 http POST /invoke/spin -d '{"idle": 1}' >/dev/null
+WAITED=
+wait_instances spin 'idle >= 1 and busy == 0'
 ws=$(instance_workers "$DAEMON_PID")
 kill -9 $ws 2>/dev/null
-sleep 0.2
+dead() { # every one of $ws exited (a zombie until the daemon reaps it)
+    local w
+    for w in $ws; do
+        [ -r "/proc/$w/stat" ] && [ "$(awk '{print $3}' "/proc/$w/stat" 2>/dev/null)" != Z ] && return 1
+    done
+    return 0
+}
+poll 20 dead || WAITED="workers '$ws' still alive after 20 s"
 st=$(http POST /invoke/spin -d '{"idle": 2}')
-[ -n "$ws" ] && [ "$st" = 200 ] && [ "$(header X-Thaw-Start)" != warm ] \
+[ -z "$WAITED" ] && [ -n "$ws" ] && [ "$st" = 200 ] && [ "$(header X-Thaw-Start)" != warm ] \
     && pass "an idle instance's dead worker is dropped: the next request starts a new one" \
-    || fail "dead idle worker" "workers '$ws': $st $(header X-Thaw-Start) $(body)"
+    || fail "dead idle worker" "workers '$ws': $st $(header X-Thaw-Start) $(body) $WAITED"
 
 # Guest output goes to the logs, never into responses.
 st=$(http GET /functions/spin/logs)
@@ -167,16 +188,20 @@ grep -q '^thaw_invocations_total{function="spin",start="[a-z-]*"} [1-9]' "$WORK/
     && pass "/metrics: invocations, errors by status, phase histograms" || fail "/metrics" "$(grep spin "$WORK/body" | head -5)"
 
 # No leak: many invocations and scale-to-zero cycles leave the fd count flat.
+# Counted with no instance alive: each goes with its keep-alive of 0.
 http PATCH /functions/spin -d '{"keep_alive_ms": 0}' >/dev/null
-sleep 0.3
-spares_settled >/dev/null
+WAITED=
+wait_instances spin 'idle == 0 and busy == 0 and starting == 0'
+spares_settled >/dev/null || WAITED="${WAITED:+$WAITED; }before: $(spares_settled)"
 fd0=$(fd_count "$DAEMON_PID")
 for i in $(seq 15); do curl -s -o /dev/null "$URL/invoke/spin" -d '{"leak": 1}'; sleep 0.1; done
-sleep 0.5
-spares_settled >/dev/null
+wait_instances spin 'idle == 0 and busy == 0 and starting == 0'
+spares_settled >/dev/null || WAITED="${WAITED:+$WAITED; }after: $(spares_settled)"
 fd1=$(fd_count "$DAEMON_PID")
-[ "$fd1" -le "$fd0" ] && pass "15 cold starts and teardowns leak no descriptor ($fd0 -> $fd1)" || fail "fd leak" "$fd0 -> $fd1"
-check "no child processes left" [ "$(children_but_spares "$DAEMON_PID")" = 0 ]
+[ -z "$WAITED" ] && [ "$fd1" -le "$fd0" ] && pass "15 cold starts and teardowns leak no descriptor ($fd0 -> $fd1)" \
+    || fail "fd leak" "$fd0 -> $fd1 $WAITED"
+n=$(children_but_spares "$DAEMON_PID")
+[ "$n" = 0 ] && pass "no child processes left" || fail "no child processes left" "$n"
 
 # A failed build is a 422 and the previous version keeps serving.
 cp -r "$WORK/spin" "$WORK/broken" && echo 'int broken = ;' >>"$WORK/broken/main.c"
@@ -194,13 +219,14 @@ check "version 1's directory is gone" [ ! -d "$WORK/state/functions/spin/v1" ]
 
 # PATCH memory_mib: a new version booted and snapshotted with that much guest memory;
 # an invocation in flight on the old version finishes there.
-curl -s -o /dev/null -D "$WORK/hold" "$URL/invoke/spin" -d '{"spin_ms": 500}' &
+curl -s -o /dev/null -D "$WORK/hold" "$URL/invoke/spin" -d '{"spin_ms": 3000}' &
 hold=$!
-sleep 0.3
+WAITED=
+wait_instances spin 'busy == 1'
 st=$(http PATCH /functions/spin -d '{"memory_mib": 64}')
-[ "$st" = 200 ] && [ "$(json_field version)" = 3 ] && [ "$(json_field config.memory_mib)" = 64 ] \
+[ -z "$WAITED" ] && [ "$st" = 200 ] && [ "$(json_field version)" = 3 ] && [ "$(json_field config.memory_mib)" = 64 ] \
     && [ "$(json_field snapshot_memory_apparent_bytes)" = $(( (64 << 20) + 4096 )) ] \
-    && pass "PATCH memory_mib: version 3 with a 64 MiB snapshot" || fail "PATCH memory_mib" "$st $(body)"
+    && pass "PATCH memory_mib: version 3 with a 64 MiB snapshot" || fail "PATCH memory_mib" "$st $(body) $WAITED"
 wait $hold
 grep -qi '^X-Thaw-Instance: spin-v2-' "$WORK/hold" && pass "PATCH memory_mib: the request in flight finished on version 2" \
     || fail "in-flight during PATCH memory_mib" "$(grep -i instance "$WORK/hold")"
@@ -225,18 +251,22 @@ http GET /functions/spin >/dev/null
 # Restart: functions, configuration and working sets survive. SIGTERM drains first:
 # /healthz says draining (503, for a balancer's health check), new invocations get
 # 503, the one in flight finishes.
-http PATCH /functions/spin -d '{"keep_alive_ms": 1234, "timeout_ms": 10000}' >/dev/null
-curl -s -o /dev/null -w '%{http_code}' "$URL/invoke/spin" -d '{"spin_ms": 2500}' >"$WORK/drain_st" &
+# The SIGTERM lands once the request is busy, its 8 s spin well inside the drain timeout
+# (30 s): the checks below run while it is still in flight.
+http PATCH /functions/spin -d '{"keep_alive_ms": 1234, "timeout_ms": 20000}' >/dev/null
+curl -s -o /dev/null -w '%{http_code}' "$URL/invoke/spin" -d '{"spin_ms": 8000}' >"$WORK/drain_st" &
 p1=$!
-sleep 0.25
+WAITED=
+wait_instances spin 'busy == 1'
 kill -TERM "$DAEMON_PID"
-sleep 0.1
+draining() { [ "$(http GET /healthz)" = 503 ]; }
+poll 5 draining
 st=$(http GET /healthz); hz=$(grep -o '"status":"[a-z]*"' "$WORK/body")
 st2=$(http POST /invoke/spin -d '{"late": 1}')
 wait $p1
-[ "$st" = 503 ] && [ "$hz" = '"status":"draining"' ] && [ "$st2" = 503 ] && [ "$(cat "$WORK/drain_st")" = 200 ] \
+[ -z "$WAITED" ] && [ "$st" = 503 ] && [ "$hz" = '"status":"draining"' ] && [ "$st2" = 503 ] && [ "$(cat "$WORK/drain_st")" = 200 ] \
     && pass "draining: /healthz 503 draining, new invocation 503, in-flight one 200" \
-    || fail "draining" "healthz $st $hz, new $st2, in-flight $(cat "$WORK/drain_st"); $(tail -3 "$WORK/daemon.log")"
+    || fail "draining" "healthz $st $hz, new $st2, in-flight $(cat "$WORK/drain_st"); $WAITED $(tail -3 "$WORK/daemon.log")"
 stop_daemon TERM; rc=$?
 check "SIGTERM: the daemon drains and exits 0" [ "$rc" = 0 ]
 start_daemon "$WORK/state"
@@ -294,7 +324,7 @@ alive_workers() { # those not dead yet (a zombie waits for its new parent to rea
     done
     echo $n
 }
-for _ in $(seq 40); do [ "$(alive_workers)" = 0 ] && break; sleep 0.05; done
+for _ in $(seq 400); do [ "$(alive_workers)" = 0 ] && break; sleep 0.05; done # 20 s and more
 alive=$(alive_workers)
 [ -n "$workers" ] && [ "$alive" = 0 ] && pass "kill -9 of the daemon: its worker processes die with it" \
     || fail "workers after kill -9" "workers '$workers', $alive alive"

@@ -35,11 +35,12 @@ st=$(http POST /invoke/echo -d '{"a": 1}')
 [ "$st" = 200 ] && [ "$(body)" = '{"a": 1}' ] && [ "$(header X-Thaw-Start)" = cold-reap ] \
     && pass "share without a working set: cold-reap records one" || fail "first share start" "$st $(header X-Thaw-Start) $(body)"
 http PATCH /functions/echo -d '{"keep_alive_ms": 0}' >/dev/null
-sleep 0.6
+WAITED= # the instance goes (keep-alive 0): the next start is cold
+wait_instances echo 'idle + busy + starting == 0'
 st=$(http POST /invoke/echo -d '{"a": 2}')
-[ "$st" = 200 ] && [ "$(body)" = '{"a": 2}' ] && [ "$(header X-Thaw-Start)" = cold-share ] \
+[ -z "$WAITED" ] && [ "$st" = 200 ] && [ "$(body)" = '{"a": 2}' ] && [ "$(header X-Thaw-Start)" = cold-share ] \
     && [ "$(header X-Thaw-Prefetch-Us)" -gt 0 ] \
-    && pass "then cold-share, working set mapped in" || fail "second share start" "$st $(header X-Thaw-Start) $(header X-Thaw-Prefetch-Us) $(body)"
+    && pass "then cold-share, working set mapped in" || fail "second share start" "$st $(header X-Thaw-Start) $(header X-Thaw-Prefetch-Us) $(body) $WAITED"
 st=$(http PATCH /functions/echo -d '{"restore": "shared"}')
 [ "$st" = 400 ] && grep -q 'boot or share' "$WORK/body" && pass "unknown restore refused, naming share" || fail "bad restore" "$st $(body)"
 http GET /metrics >/dev/null
@@ -48,11 +49,8 @@ grep -q 'thaw_invocations_total{function="echo",start="cold-share"} 1' "$WORK/bo
 # Two share instances idle at once (pre-warmed, each sampled when started): their RSS
 # counts the shared working set twice, their PSS once, so the PSS total is below the RSS.
 http PATCH /functions/echo -d '{"keep_alive_ms": 60000, "min_instances": 2}' >/dev/null
-for _ in $(seq 100); do
-    http GET /metrics >/dev/null
-    grep -q '^thaw_instances{function="echo",state="idle"} 2$' "$WORK/body" && break
-    sleep 0.1
-done
+two_idle() { http GET /metrics >/dev/null; grep -q '^thaw_instances{function="echo",state="idle"} 2$' "$WORK/body"; }
+poll 20 two_idle
 mem_sample() { sed -n "s/^$1{function=\"echo\",state=\"$2\"} //p" "$WORK/body"; }
 rss=$(mem_sample thaw_instance_memory_bytes idle) pss=$(mem_sample thaw_instance_pss_bytes idle)
 echo "  2 idle share instances: RSS ${rss:-?} bytes, PSS ${pss:-?} bytes"

@@ -61,11 +61,12 @@ st=$(http POST /invoke/count -d '{"x": 1}')
     || fail "cold start after warm-ups" "$st $(header X-Thaw-Start) $(body)"
 # The prefetching restore (its working set recorded by the start above) starts there too.
 http PATCH /functions/count -d '{"keep_alive_ms": 0}' >/dev/null
-sleep 0.6
+WAITED= # the instance goes (keep-alive 0): the next start is cold
+wait_instances count 'idle + busy + starting == 0'
 st=$(http POST /invoke/count -d '{"x": 2}')
-[ "$st" = 200 ] && [ "$(header X-Thaw-Start)" = cold-reap ] && [ "$(body)" = '{"n": 4, "sum": 42}' ] \
+[ -z "$WAITED" ] && [ "$st" = 200 ] && [ "$(header X-Thaw-Start)" = cold-reap ] && [ "$(body)" = '{"n": 4, "sum": 42}' ] \
     && pass "a prefetching cold start answers from the warmed-up snapshot too" \
-    || fail "second cold start" "$st $(header X-Thaw-Start) $(body)"
+    || fail "second cold start" "$st $(header X-Thaw-Start) $(body) $WAITED"
 
 # Without warmup, the same function starts from its ready point: n 1.
 st=$(deploy count0 "$WORK/count" "keep_alive_ms=0")
@@ -76,10 +77,11 @@ st2=$(http POST /invoke/count0 -d '{"x": 1}')
 st=$(http PATCH /functions/count0 -d '{"warmup": 1}')
 [ "$st" = 200 ] && [ "$(json_field version)" = 2 ] && [ "$(json_field config.warmup)" = 1 ] \
     && pass "PATCH warmup makes version 2" || fail "PATCH warmup" "$st $(body)"
-sleep 0.6
+WAITED= # version 1's instance goes: the next start is from version 2
+wait_instances count0 'idle + busy + starting == 0'
 st=$(http POST /invoke/count0 -d '{"x": 1}')
-[ "$st" = 200 ] && [ "$(body)" = '{"n": 2, "sum": 11}' ] \
-    && pass "after the PATCH a cold start counts one warm-up" || fail "after PATCH" "$st $(body)"
+[ -z "$WAITED" ] && [ "$st" = 200 ] && [ "$(body)" = '{"n": 2, "sum": 11}' ] \
+    && pass "after the PATCH a cold start counts one warm-up" || fail "after PATCH" "$st $(body) $WAITED"
 
 # No payloads/ directory: the warm-ups send {}.
 make_counter "$WORK/bare"

@@ -18,9 +18,14 @@ make_testfn "$WORK/zerofn"
 start_daemon "$WORK/state" || { fail "daemon starts"; finish; exit 1; }
 check "deploy warm" [ "$(deploy warmfn "$WORK/warmfn" 'max_instances=4')" = 201 ]
 check "deploy scale-to-zero" [ "$(deploy zerofn "$WORK/zerofn" 'keep_alive_ms=30&max_instances=2')" = 201 ]
-sleep 0.3
-spares_settled >/dev/null
+# The baseline once the deploys' boot workers are gone and the spares are back.
+WAITED=
+wait_instances warmfn 'idle + busy + starting == 0'
+wait_instances zerofn 'idle + busy + starting == 0'
+no_children() { [ "$(children_but_spares "$DAEMON_PID")" = 0 ]; }
+poll 20 no_children || WAITED="${WAITED:+$WAITED; }children besides the spares: $(children_but_spares "$DAEMON_PID")"
 fd0=$(fd_count "$DAEMON_PID") # no instance exists yet
+[ -z "$WAITED" ] || fail "no instance before the soak" "$WAITED"
 
 soak() { # name, hey args...
     local name=$1; shift
@@ -48,12 +53,16 @@ http GET /metrics >/dev/null
 cold=$(sed -n 's/^thaw_invocations_total{function="zerofn",start="cold-reap"} //p' "$WORK/body")
 [ "${cold:-0}" -ge $((SOAK_SECONDS * 2)) ] && pass "the scale-to-zero function really cold-started ($cold times)" || fail "cold starts" "${cold:-0}"
 http PATCH /functions/warmfn -d '{"keep_alive_ms": 0}' >/dev/null
-sleep 0.5
+WAITED=
+wait_instances warmfn 'idle + busy + starting == 0'
+wait_instances zerofn 'idle + busy + starting == 0'
 http GET /healthz >/dev/null
 idle=$(json_field instances.idle)
-spares_settled >/dev/null
+spares_settled >/dev/null || WAITED="${WAITED:+$WAITED; }$(spares_settled)"
 fd1=$(fd_count "$DAEMON_PID") # every instance torn down again
-[ "$idle" = 0 ] && [ "$fd1" -le "$fd0" ] && pass "scaled to zero, no descriptor leaked ($fd0 -> $fd1)" || fail "descriptors" "$fd0 -> $fd1"
-check "no child process left" [ "$(children_but_spares "$DAEMON_PID")" = 0 ]
+[ -z "$WAITED" ] && [ "$idle" = 0 ] && [ "$fd1" -le "$fd0" ] && pass "scaled to zero, no descriptor leaked ($fd0 -> $fd1)" \
+    || fail "descriptors" "$fd0 -> $fd1, $idle idle $WAITED"
+n=$(children_but_spares "$DAEMON_PID")
+[ "$n" = 0 ] && pass "no child process left" || fail "no child process left" "$n"
 stop_daemon TERM
 finish

@@ -30,7 +30,7 @@ start_daemon() {
     "$THAW" serve --listen 127.0.0.1:0 --state-dir "$state" --ready-file "$WORK/url" "$@" \
         >>"$WORK/daemon.log" 2>&1 &
     DAEMON_PID=$!
-    for _ in $(seq 200); do
+    for _ in $(seq 400); do # 20 s and more: a loaded CI machine starts it slowly
         [ -s "$WORK/url" ] && break
         kill -0 "$DAEMON_PID" 2>/dev/null || break
         sleep 0.05
@@ -109,10 +109,44 @@ int main(void)
 C
 }
 
+# poll SECONDS COMMAND...: runs COMMAND every 50 ms until it succeeds; non-zero once
+# SECONDS have passed without. Orders a check's events on the daemon's own state, not
+# on fixed sleeps: CI's machine is shared, and at times much slower than a desk's.
+poll() {
+    local end=$(( $(date +%s%N) + $1 * 1000000000 )); shift
+    until "$@"; do
+        [ "$(date +%s%N)" -lt "$end" ] || return 1
+        sleep 0.05
+    done
+}
+# instances_are NAME COND: the instance counts of GET /functions/NAME (idle, busy,
+# starting, queued) satisfy COND, a Python expression over them ("busy == 1"). Leaves
+# the counts seen in $WORK/instances and $WORK/body alone.
+instances_are() {
+    curl -s -o "$WORK/fn.json" "$URL/functions/$1"
+    python3 - "$WORK/fn.json" "$2" >"$WORK/instances" 2>&1 <<'PY'
+import json, sys
+try:
+    i = json.load(open(sys.argv[1]))["instances"]
+except Exception as e:
+    print("no instance counts (%s)" % e)
+    sys.exit(1)
+print(" ".join("%s=%s" % kv for kv in sorted(i.items())))
+sys.exit(0 if eval(sys.argv[2], {}, dict(i)) else 1)
+PY
+}
+# wait_instances NAME COND [SECONDS]: waits up to SECONDS (default 20) for instances_are
+# NAME COND. On a timeout it returns 1 and appends what it waited for and the counts
+# last seen to $WAITED, which the caller's check then fails with (callers clear it).
+WAITED=
+wait_instances() {
+    poll "${3:-20}" instances_are "$1" "$2" && return 0
+    WAITED="${WAITED:+$WAITED; }$1 not '$2' within ${3:-20} s (last: $(cat "$WORK/instances"))"
+    return 1
+}
+
 fd_count() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 children() { pgrep -P "$1" | wc -l; }
-# The daemon's children other than its spare workers (started ahead, --spare-workers):
-# waits up to 5 s for the spares to be back at their target first.
 # The daemon's workers that hold an instance: jailed (Seccomp 2). Spare workers, started
 # ahead and waiting for one, are not jailed yet.
 instance_workers() {
@@ -122,19 +156,26 @@ instance_workers() {
         [ "$(awk '/^Seccomp:/ {print $2}' "/proc/$c/status" 2>/dev/null)" = 2 ] && echo "$c"
     done
 }
-spares_settled() { # prints the spares ready once they are at their target (or after 5 s)
-    local rt
-    for _ in $(seq 100); do
+# spares_settled: prints the spare workers ready (started ahead, --spare-workers) once
+# they are back at their target. Not there within 20 s: prints "ready R of target T"
+# and returns 1, which the caller fails a check with.
+spares_settled() {
+    local rt end=$(( $(date +%s%N) + 20000000000 ))
+    while :; do
         curl -s -o "$WORK/spares.json" "$URL/healthz"
-        rt=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["spares"]; print(s["ready"], s["target"])' "$WORK/spares.json")
-        [ "${rt% *}" = "${rt#* }" ] && break
+        rt=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["spares"]; print(s["ready"], s["target"])' "$WORK/spares.json" 2>/dev/null)
+        [ -n "$rt" ] && [ "${rt% *}" = "${rt#* }" ] && { echo "${rt% *}"; return 0; }
+        [ "$(date +%s%N)" -lt "$end" ] || break
         sleep 0.05
     done
-    echo "${rt% *}"
+    echo "spares not settled within 20 s: ready ${rt% *} of target ${rt#* }"
+    return 1
 }
+# children_but_spares PID: the daemon's children other than its spare workers (once
+# those are at their target); spares_settled's message when they do not settle.
 children_but_spares() {
     local ready
-    ready=$(spares_settled)
+    ready=$(spares_settled) || { echo "$ready"; return 1; }
     echo $(( $(children "$1") - ready ))
 }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
