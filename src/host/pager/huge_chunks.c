@@ -18,9 +18,9 @@
 /* THAW_REAP_HUGE=S: a chunk is taken where at least S of its data pages are in the
  * working set. On session 13's machine (a shadow-MMU exit ~30 us, 1.2 GB/s O_DIRECT)
  * 0.15 made the suite's cold starts 0.871x of 4 KiB installs (ABBA, 0.1 and 0.15 alike
- * but for memtouch); on session 14's (a huge page's fault 4.2 ms, first touches ~1.4 us a
- * page) the same share was 1.20x: hence the default, auto, which weighs each chunk with
- * the host's own costs (docs/benchmarks-topics.md). */
+ * but for memtouch); on session 14's (a fresh huge page's fault up to 4.2 ms, first
+ * touches ~3 us a page) the same share was 1.20x: hence the default, auto, which weighs
+ * each chunk with the host's own costs (docs/benchmarks-topics.md). */
 void huge_policy_from_env(struct huge_policy *p)
 {
     memset(p, 0, sizeof *p);

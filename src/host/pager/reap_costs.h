@@ -3,7 +3,7 @@
  *
  * Why: whether a 2 MiB chunk of a working set is worth reading whole as a huge page
  * depends on the host, not the snapshot. It saves a 4 KiB install and a shadow-MMU
- * exit per working-set page (~30 us an exit on session 13's machine, ~1.4 us a page on
+ * exit per working-set page (~30 us an exit on session 13's machine, ~3 us a page on
  * session 14's), and costs the chunk's data pages read from the disk and a 2 MiB page
  * faulted in (~0.1 ms on a plain host, 4.2 ms on session 14's: its memory is handed
  * back to the hypervisor under free page reporting, so each fresh 2 MiB costs 512 faults
