@@ -252,7 +252,9 @@ static void test_invocation_deadline(void **state)
     assert_null(resp);
     assert_int_equal(sandbox_last_failure(sb), SANDBOX_FAIL_TIMEOUT);
     assert_string_equal(err.msg, "invocation timed out after 0.5 s");
-    if (took < 450000000ull || took > 3000000000ull)
+    /* The upper bound only tells a deadline that fired from one that did not (the
+     * guest spins for ever): generous for a loaded host under ASan. */
+    if (took < 450000000ull || took > 10000000000ull)
         fail_msg("the deadline fired after %.3f s", took / 1e9);
     /* Dead: refused at once, and the stats are still there. */
     assert_int_equal(sandbox_invoke(sb, "{}", 2, &resp, &len, &err), -1);
@@ -371,7 +373,7 @@ static void test_boot_deadline(void **state)
     uint64_t took = clock_now_ns() - t0;
     assert_null(sb);
     assert_non_null(strstr(err.msg, "boot timed out after 0.4 s"));
-    assert_true(took >= 350000000ull && took < 3000000000ull);
+    assert_true(took >= 350000000ull && took < 10000000000ull); /* fired (a loaded host is slow) */
     sb = boot_ok("functions/hello", NULL);
     free(invoke_ok(sb, "{}"));
     sandbox_destroy(sb);

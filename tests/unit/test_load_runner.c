@@ -126,8 +126,9 @@ static void test_open_loop(void **state)
     assert_int_equal(n, 39);
     assert_int_equal(csv_rows(buf), 39);
     assert_int_equal(served, 39);
-    /* The schedule spans ~1 s, and the run took about that. */
-    assert_true(elapsed > 0.9 && elapsed < 5);
+    /* The schedule spans ~1 s, and the run took at least that; the upper bound only
+     * catches a run that hangs (a loaded host under ASan is slow). */
+    assert_true(elapsed > 0.9 && elapsed < 10);
     size_t cold = 0;
     bool seen[39] = {0};
     for (size_t i = 0; i < n; i++) {

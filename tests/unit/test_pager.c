@@ -376,8 +376,8 @@ static void test_recording_reads_ahead_but_records_exactly(void **state)
         struct mem_backend b;
         open_backend(&b, MEM_REAP, PAGER_RECORD);
         check_page(b.host, 20);
-        /* The read-ahead is asynchronous: give it up to 2 s. */
-        for (int i = 0; ra && i < 200 && !file_page_cached(25); i++)
+        /* The read-ahead is asynchronous: give it up to 15 s (a loaded host). */
+        for (int i = 0; ra && i < 1500 && !file_page_cached(25); i++)
             usleep(10000);
         assert_int_equal(file_page_cached(25), ra);
         assert_int_equal(file_page_cached(40), 0); /* outside the window */
@@ -973,7 +973,7 @@ static void on_death(void *ctx, const char *why)
 
 /* A pager thread that stops on a read error (here: the memory file shrank) must not
  * leave the faulting thread blocked: the watcher reports "pager died" and releases
- * the fault, well within a second. */
+ * the fault, promptly. */
 static void test_dead_pager_thread_releases_faults(void **state)
 {
     (void)state;
@@ -988,7 +988,7 @@ static void test_dead_pager_thread_releases_faults(void **state)
     char path[128];
     snprintf(path, sizeof path, "%s/memory", dir);
     assert_int_equal(truncate(path, 0), 0);
-    alarm(10); /* without the watcher this touch blocks for ever */
+    alarm(30); /* without the watcher this touch blocks for ever */
     uint64_t t0 = now_ns();
     volatile uint8_t v = b.host[3 * PG]; /* a data page never served: the pager fails on it */
     (void)v;
@@ -997,8 +997,9 @@ static void test_dead_pager_thread_releases_faults(void **state)
     assert_true(atomic_load(&b.pager_dead));
     if (!strstr(d.why, "pager died: the pager thread stopped: reading page"))
         fail_msg("death reported as \"%s\"", d.why);
-    assert_true(t1 - t0 < 1000000000ull);
-    assert_true(d.at_ns >= t0 && d.at_ns - t0 < 1000000000ull);
+    /* Released promptly (milliseconds; generous for a loaded host under ASan). */
+    assert_true(t1 - t0 < 5000000000ull);
+    assert_true(d.at_ns >= t0 && d.at_ns - t0 < 5000000000ull);
     mem_backend_close(&b);
     /* The next tests get their memory file back. */
     teardown(NULL);

@@ -293,11 +293,12 @@ static void test_eof_and_timeout(void **state)
 {
     (void)state;
     char msg[512];
-    /* Nothing arrives: a timeout, on time. */
+    /* Nothing arrives: a timeout, not before it is due, and not never (the upper
+     * bound is generous: a loaded host under ASan is slow). */
     uint64_t t0 = clock_now_ns();
     assert_int_equal(recv_bad(msg, sizeof msg), WP_RECV_TIMEOUT);
     uint64_t dt = clock_now_ns() - t0;
-    assert_true(dt >= 150000000ull && dt < 1500000000ull);
+    assert_true(dt >= 150000000ull && dt < 10000000000ull);
     /* Half a frame, then the peer goes away. */
     int p[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
