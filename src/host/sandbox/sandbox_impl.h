@@ -79,6 +79,10 @@ int sandbox_local_boot_before_run(struct sandbox **out, const char *function_dir
  * written into fd (snapshot_capture_state, snapshot_write_image). */
 int sandbox_local_snapshot_fd(struct sandbox *sb, int fd, uint8_t **state, size_t *len, struct thaw_error *err);
 
+/* Before a restored worker enters its jail: stops the pager watcher the restore started
+ * (no thread may outlive the jail's entry); its first invocation starts it again. */
+void sandbox_local_before_jail(struct sandbox *sb);
+
 /* Where an in-process instance's guest memory is mapped (its worker reports it, so
  * that the caller can read its resident size from /proc/<worker>/smaps). */
 uint64_t sandbox_local_guest_addr(const struct sandbox *sb);

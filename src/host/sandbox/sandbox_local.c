@@ -151,9 +151,14 @@ static int local_invoke(struct sandbox *sb, const void *req, size_t len, uint8_t
 {
     struct local *l = sb->impl;
     /* From the first invocation on (a worker is jailed by then), a pager that dies stops
-     * the VM instead of leaving it blocked on a page (pager_watch.h). */
+     * the VM instead of leaving it blocked on a page (pager_watch.h); one that died
+     * before it (the restore watched it from its handshake) fails it here. */
     if (l->is_restore && pager_watch_start(&l->restored.mem, kick_on_pager_death, l->inst, err) < 0)
         return sandbox_set_failure(sb, SANDBOX_FAIL_HOST);
+    if (l->is_restore && atomic_load(&l->restored.mem.pager_dead)) {
+        thaw_fail(err, "%s", l->restored.mem.pager_dead_why);
+        return sandbox_set_failure(sb, SANDBOX_FAIL_PAGER);
+    }
     /* The pager wrote the working set after the first response: take its answer (and
      * release ws.lock) before the next invocation, not only at stats or teardown. */
     if (l->is_restore && l->mode == MEM_REAP && !atomic_load(&l->restored.mem.pager_dead))
@@ -389,6 +394,13 @@ static void local_destroy(struct sandbox *sb)
     free(l->snap_dir);
     free(l);
     sb->impl = NULL;
+}
+
+void sandbox_local_before_jail(struct sandbox *sb)
+{
+    struct local *l = sb->impl;
+    if (l && l->is_restore)
+        pager_watch_stop(&l->restored.mem); /* watched again from the first invocation */
 }
 
 uint64_t sandbox_local_guest_addr(const struct sandbox *sb)

@@ -105,6 +105,7 @@ static int create(struct worker *w, const struct wp_msg *m, struct thaw_error *e
     }
     if (sandbox_local_restore_files(&w->sb, c->path, (enum mem_mode)c->mode, &opt, c->prefetch_files, c->merge_files, err) < 0)
         return -1;
+    sandbox_local_before_jail(w->sb);
     return enter_jail(w, err);
 }
 

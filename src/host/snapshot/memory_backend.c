@@ -525,7 +525,7 @@ int mem_backend_start(struct mem_backend *b, enum mem_mode mode, const char *sna
     memset(b, 0, sizeof *b);
     b->mode = mode;
     b->size = size;
-    b->uffd = b->pager_fd = b->pager_pidfd = -1;
+    b->uffd = b->pager_fd = b->pager_pidfd = b->watch_wake_fd = -1;
     pthread_mutex_init(&b->uffd_lock, NULL);
     /* A pager thread first: its start, and for a REAP prefetch its working-set read, then
      * overlap everything below, the state file's read and the VM's set-up (the pager
@@ -629,6 +629,9 @@ void mem_backend_pager_thread_error(struct mem_backend *b, char *buf, size_t len
 void mem_backend_close(struct mem_backend *b)
 {
     pager_watch_stop(b); /* before the connection closes on purpose */
+    if (b->watch_wake_fd >= 0)
+        close(b->watch_wake_fd);
+    b->watch_wake_fd = -1;
     if (b->pager_pidfd >= 0)
         close(b->pager_pidfd);
     b->pager_pidfd = -1;

@@ -56,6 +56,7 @@ struct mem_backend {
     pid_t pager_pid;                /* an external pager's process, when the kernel names it */
     int pager_pidfd;                /* and its pidfd, or -1 */
     struct pager_watch *watch;
+    int watch_wake_fd;              /* eventfd that stops the watcher (made once, kept: the jail makes none) */
     pthread_mutex_t uffd_lock;
     atomic_bool watch_stopping, pager_dead;
     char pager_dead_why[384];

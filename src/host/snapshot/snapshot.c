@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "host/function/bundle.h"
+#include "host/snapshot/pager_watch.h"
 #include "host/snapshot/rootfs_snapshot.h"
 #include "host/snapshot/state_file.h"
 #include "host/util/atomic_file.h"
@@ -583,7 +584,7 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     struct instance *inst = &r->inst;
     inst->vm.kvm_fd = inst->vm.vm_fd = -1;
     rootfs_map_init(&inst->rootfs);
-    r->mem.file_fd = r->mem.uffd = r->mem.pager_fd = r->mem.pager_pidfd = -1;
+    r->mem.file_fd = r->mem.uffd = r->mem.pager_fd = r->mem.pager_pidfd = r->mem.watch_wake_fd = -1;
     uint64_t t0 = clock_now_ns();
     /* A pool that is empty makes its VM in a thread of its own while the state is read
      * and the memory set up (a failure here only means the VM is made on the spot). */
@@ -618,6 +619,12 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
      * Nothing touches guest memory, nor runs the guest, before the state is checked
      * against the memory file below. */
     if (mem_backend_start(&r->mem, mode, dir, 0, NULL, pmode, pager_socket, err) < 0)
+        goto fail;
+    /* Watched from here on: the restore's own first touches of guest memory (the boot
+     * info, the pending invocation) would wait for ever on a pager that died after the
+     * handshake. The watcher then lets them through (onto zero pages), and the check
+     * below refuses the restore. A worker stops it before its jail (sandbox_local.h). */
+    if (pager_watch_start(&r->mem, NULL, NULL, err) < 0)
         goto fail;
     uint64_t t1m = clock_now_ns();
     if (read_file_at(AT_FDCWD, path, RESOLVE_NO_SYMLINKS, STATE_MAX, &buf, &len, err) < 0)
@@ -703,6 +710,10 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
         thaw_fail(err, "snapshot's pending invocation is invalid: %s", why.msg);
         goto fail;
     }
+    if (atomic_load(&r->mem.pager_dead)) { /* what was read of guest memory may be zeros */
+        thaw_fail(err, "%s", r->mem.pager_dead_why);
+        goto fail;
+    }
     inst->state = INSTANCE_READY;
     uint64_t t3 = clock_now_ns();
     r->t.state_load_ns = t2 - t1m;
@@ -716,6 +727,8 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     free(s);
     return 0;
 fail:
+    if (atomic_load(&r->mem.pager_dead)) /* the cause of whatever failed after it */
+        thaw_fail(err, "%s", r->mem.pager_dead_why);
     if (job.running) {
         struct thaw_error ignored;
         (void)image_job_finish(&job, NULL, &ignored);
