@@ -620,12 +620,6 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
      * against the memory file below. */
     if (mem_backend_start(&r->mem, mode, dir, 0, NULL, pmode, pager_socket, err) < 0)
         goto fail;
-    /* Watched from here on: the restore's own first touches of guest memory (the boot
-     * info, the pending invocation) would wait for ever on a pager that died after the
-     * handshake. The watcher then lets them through (onto zero pages), and the check
-     * below refuses the restore. A worker stops it before its jail (sandbox_local.h). */
-    if (pager_watch_start(&r->mem, NULL, NULL, err) < 0)
-        goto fail;
     uint64_t t1m = clock_now_ns();
     if (read_file_at(AT_FDCWD, path, RESOLVE_NO_SYMLINKS, STATE_MAX, &buf, &len, err) < 0)
         goto fail;
@@ -661,7 +655,13 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
         goto fail;
     /* Nothing above touched guest memory; what follows does, so the prefetch must be in. */
     uint64_t t3a = clock_now_ns();
-    if (mem_backend_wait_ready(&r->mem, err) < 0)
+    if (mem_backend_wait_ready(&r->mem, err) < 0) /* (a pager gone before "ready": an error here) */
+        goto fail;
+    /* Watched from here on: the restore's own first touches of guest memory below (the
+     * boot info, the pending invocation) would wait for ever on a pager that died after
+     * "ready". The watcher then lets them through (onto zero pages), and the check below
+     * refuses the restore. A worker stops it before its jail (sandbox_impl.h). */
+    if (pager_watch_start(&r->mem, NULL, NULL, err) < 0)
         goto fail;
     uint64_t t3b = clock_now_ns();
     /* REAP (uffd: a worker's, served by its caller's pager): the pre-fault vCPU, when the
