@@ -331,58 +331,69 @@ def run_all(tmp):
     # and a worker's instance whose pager is killed mid-invocation.
     m = os.path.join(tmp, "m")
     thaw("snapshot", "functions/memtouch", "-o", m)
-    for kind, extra in (("thaw pager", []), ("thaw pager --serve", []), ("thaw pager, --worker", ["--worker"])):
-        sock = os.path.join(tmp, "pager.sock")
-        if kind.endswith("--serve"):
-            cmd = [THAW, "pager", "--serve", "--socket", sock, "--snapshots", tmp]
-        else:
-            cmd = [THAW, "pager", "--socket", sock, "--snapshot", m, "--mode", "lazy"]
+    sock = os.path.join(tmp, "pager.sock")
+
+    def start_pager(cmd):
         pg = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(2000):  # 20 s: a loaded host starts it slowly
             if os.path.exists(sock):
                 break
             time.sleep(0.01)
-        r = subprocess.Popen([THAW, "restore", m, "--mem", "uffd", "--pager-socket", sock] + extra +
-                             sum([["--payload", '{"mib": 64, "seed": %d}' % k] for k in range(4)], []),
-                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return pg
+
+    def start_restore(payloads, extra):
+        return subprocess.Popen([THAW, "restore", m, "--mem", "uffd", "--pager-socket", sock] + extra +
+                                sum([["--payload", pl] for pl in payloads], []),
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def pager_fds(pg):
+        return [os.readlink("/proc/%d/fd/%s" % (pg.pid, fd)) for fd in os.listdir("/proc/%d/fd" % pg.pid)]
+
+    def pager_reads(pg):
+        with open("/proc/%d/io" % pg.pid) as f:
+            return int(next(ln.split()[1] for ln in f if ln.startswith("syscr:")))
+
+    def kill_and_wait(pg, r):
+        """Kills the pager; the restore's stderr, and how long it took to end after."""
+        pg.send_signal(signal.SIGKILL)
+        pg.wait()
+        t0 = time.time()
+        try:
+            _, err = r.communicate(timeout=HANG)
+            took = time.time() - t0
+        except subprocess.TimeoutExpired:
+            r.kill()
+            _, err = r.communicate()
+            took = 1e9
+        if os.path.exists(sock):
+            os.unlink(sock)
+        return err, took
+
+    lazy_pager = [THAW, "pager", "--socket", sock, "--snapshot", m, "--mode", "lazy"]
+    for kind, extra in (("thaw pager", []), ("thaw pager --serve", []), ("thaw pager, --worker", ["--worker"])):
+        pg = start_pager([THAW, "pager", "--serve", "--socket", sock, "--snapshots", tmp]
+                         if kind.endswith("--serve") else lazy_pager)
+        r = start_restore(['{"mib": 64, "seed": %d}' % k for k in range(4)], extra)
         # Connected and faulting, in the first invocation: the pager holds the VM's
         # userfaultfd (the handshake is done), then has made hundreds of reads serving
         # the invocation's faults (the restore's setup before it makes a few dozen; the
         # four invocations ~12,000). The pager is killed there: before the handshake the
         # restore fails to connect (a kill right after it is check 7). Waited for up to
         # 20 s, not for a fixed time a loaded host may need more than.
-        def pager_fds():
-            return [os.readlink("/proc/%d/fd/%s" % (pg.pid, fd)) for fd in os.listdir("/proc/%d/fd" % pg.pid)]
-
-        def pager_reads():
-            with open("/proc/%d/io" % pg.pid) as f:
-                return int(next(ln.split()[1] for ln in f if ln.startswith("syscr:")))
-
         serving, reads0, reads = False, None, None
         deadline = time.time() + 20
         while not serving and time.time() < deadline and r.poll() is None:
             try:
-                if reads0 is None and "anon_inode:[userfaultfd]" in pager_fds():
-                    reads0 = pager_reads()
+                if reads0 is None and "anon_inode:[userfaultfd]" in pager_fds(pg):
+                    reads0 = pager_reads(pg)
                 if reads0 is not None:
-                    reads = pager_reads()
+                    reads = pager_reads(pg)
                     serving = reads >= reads0 + 500
             except (OSError, StopIteration):
                 pass
             if not serving:
                 time.sleep(0.002)
-        pg.send_signal(signal.SIGKILL)
-        pg.wait()
-        t0 = time.time()
-        try:
-            out, err = r.communicate(timeout=HANG)
-            took = time.time() - t0
-        except subprocess.TimeoutExpired:
-            r.kill()
-            out, err = r.communicate()
-            took = 1e9
-        if os.path.exists(sock):
-            os.unlink(sock)
+        err, took = kill_and_wait(pg, r)
         # Within milliseconds on an idle host; the bound (with the VM's teardown) only
         # tells that from a hang, on a loaded one.
         check("kill -9 of %s mid-restore: one \"pager died\" line, no hang (%.2f s)" % (kind, took),
@@ -393,44 +404,24 @@ def run_all(tmp):
 
     # 7. The same right after the handshake: the restore's own first touches of guest
     # memory (the boot info, the pending invocation) would wait for ever on a dead pager
-    # unless it is watched from the handshake on (snapshot.c). Killed as soon as it holds
-    # the VM's userfaultfd, several times (the window is milliseconds wide): every restore
-    # ends, refused, within the bound.
+    # unless it is watched before them (snapshot.c). Killed as soon as it holds the VM's
+    # userfaultfd, several times (the window is milliseconds wide): every restore ends,
+    # refused, within the bound.
     for kind, extra in (("thaw pager", []), ("thaw pager, --worker", ["--worker"])):
         outcomes = []
         for attempt in range(5):
-            sock = os.path.join(tmp, "pager.sock")
-            pg = subprocess.Popen([THAW, "pager", "--socket", sock, "--snapshot", m, "--mode", "lazy"], cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(2000):
-                if os.path.exists(sock):
-                    break
-                time.sleep(0.01)
-            r = subprocess.Popen([THAW, "restore", m, "--mem", "uffd", "--pager-socket", sock, "--payload",
-                                  '{"mib": 8, "seed": 1}'] + extra,
-                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            pg = start_pager(lazy_pager)
+            r = start_restore(['{"mib": 8, "seed": 1}'], extra)
             deadline = time.time() + 20
             held = False
             while not held and time.time() < deadline and r.poll() is None:
                 try:
-                    held = "anon_inode:[userfaultfd]" in [os.readlink("/proc/%d/fd/%s" % (pg.pid, fd))
-                                                        for fd in os.listdir("/proc/%d/fd" % pg.pid)]
+                    held = "anon_inode:[userfaultfd]" in pager_fds(pg)
                 except OSError:
                     pass
                 if not held:
                     time.sleep(0.001)
-            pg.send_signal(signal.SIGKILL)
-            pg.wait()
-            t0 = time.time()
-            try:
-                out, err = r.communicate(timeout=HANG)
-                took = time.time() - t0
-            except subprocess.TimeoutExpired:
-                r.kill()
-                out, err = r.communicate()
-                took = 1e9
-            if os.path.exists(sock):
-                os.unlink(sock)
+            err, took = kill_and_wait(pg, r)
             outcomes.append((held, r.returncode, took, err.strip()[-200:]))
         check("kill -9 of %s right after the handshake: every restore refused, no hang" % kind,
               all(h and rc not in (0, -999) and t < 10 and "pager" in e for h, rc, t, e in outcomes), outcomes)
