@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/pager/huge_chunks.h"
 #include "host/cli/cli.h"
 #include "host/cli/common.h"
 
@@ -51,21 +52,22 @@ static void print_timings(const struct sandbox_stats *st, const uint64_t *inv_ns
                         "in %.3f ms\n",
                 (unsigned long long)st->ws_huge_chunks, (unsigned long long)st->ws_huge_ws_pages,
                 (unsigned long long)st->ws_huge_data_pages, st->ws_huge_ns / 1e6);
-    if (st->reap_prefetched && st->ws_huge_policy == 2 /* HUGE_AUTO */) {
-        if (!st->host_touch_ns || !st->host_read_ns || !st->host_chunk_ns)
+    if (st->reap_prefetched && st->ws_huge_policy == HUGE_AUTO) {
+        const struct reap_costs *c = &st->host_costs;
+        if (!reap_costs_measured(c))
             fprintf(stderr, "REAP huge chunks: auto, none taken: this host's costs are not measured yet "
                             "(this restore measures them)\n");
         else {
             char fault[48];
-            if (st->host_chunk_ns == UINT64_MAX)
+            if (c->chunk_ns == UINT64_MAX)
                 snprintf(fault, sizeof fault, "none: no huge pages here");
             else
-                snprintf(fault, sizeof fault, "%.2f ms", st->host_chunk_ns / 1e6);
+                snprintf(fault, sizeof fault, "%.2f ms", c->chunk_ns / 1e6);
             fprintf(stderr, "REAP huge chunks: auto, %llu taken, weighed with this host's costs from %llu restores "
                             "(a page's first touch %.2f us, its install %.2f us, 4 KiB read %.2f us; "
                             "a huge page's fault %s)\n",
-                    (unsigned long long)st->ws_huge_chunks, (unsigned long long)st->host_cost_samples,
-                    st->host_touch_ns / 1e3, st->host_install_ns / 1e3, st->host_read_ns / 1e3, fault);
+                    (unsigned long long)st->ws_huge_chunks, (unsigned long long)c->samples, c->touch_ns / 1e3,
+                    c->install_ns / 1e3, c->read_ns / 1e3, fault);
         }
     }
     if (st->kvm_first_ok && st->invocations)

@@ -122,8 +122,9 @@ int huge_chunks_begin(const char *dir, int uffd, const struct fc_region *r, size
     out->fd_direct = out->fd_buffered = -1;
     out->begun = true;
     out->t0 = clock_now_ns();
-    if (policy->how == HUGE_OFF || (policy->how == HUGE_AUTO && !reap_costs_chunk_pays(&policy->costs, 512, 512)))
-        return 0; /* none could pay: not even the index is read */
+    const uint64_t full = HUGE_CHUNK_BYTES / PAGE;
+    if (policy->how == HUGE_OFF || (policy->how == HUGE_AUTO && !reap_costs_chunk_pays(&policy->costs, full, full)))
+        return 0; /* not even a full chunk could pay: not even the index is read */
     uint64_t *idx = NULL, count = 0;
     bool probing = false;
     if (reap_ws_read_index_probing(dir, mem_size, id, keep, &idx, &count, &probing, err) < 0)

@@ -429,11 +429,11 @@ void pager_stats_json(const struct pager_stats *st, char *buf, size_t len)
                           "prefetch_moved", (json_int_t)st->prefetch_moved,
                           "installed_runs", (json_int_t)st->installed_runs);
     json_t *huge = json_pack("{sisIsIsIsIsI}", "huge_policy", st->huge_policy,
-                             "huge_cost_samples", (json_int_t)st->huge_cost_samples,
-                             "huge_touch_ns", (json_int_t)st->huge_touch_ns,
-                             "huge_install_ns", (json_int_t)st->huge_install_ns,
-                             "huge_read_ns", (json_int_t)st->huge_read_ns,
-                             "huge_chunk_ns", (json_int_t)st->huge_chunk_ns);
+                             "huge_cost_samples", (json_int_t)st->huge_costs.samples,
+                             "huge_touch_ns", (json_int_t)st->huge_costs.touch_ns,
+                             "huge_install_ns", (json_int_t)st->huge_costs.install_ns,
+                             "huge_read_ns", (json_int_t)st->huge_costs.read_ns,
+                             "huge_chunk_ns", (json_int_t)st->huge_costs.chunk_ns);
     if (o && huge)
         (void)json_object_update(o, huge);
     json_decref(huge);
@@ -469,9 +469,13 @@ const char *pager_stats_parse(const char *line, struct pager_stats *st, struct t
     U64(prefetch_pages); U64(prefetch_regions); U64(prefetch_bytes); U64(prefetch_read_ns);
     U64(prefetch_install_ns); U64(recorded); U64(huge_chunks); U64(huge_ws_pages); U64(huge_data_pages); U64(huge_ns);
     U64(probe_pages); U64(merge_added); U64(merge_dropped); U64(ws_generation); U64(prefetch_moved);
-    U64(installed_runs); U64(huge_touch_ns); U64(huge_install_ns); U64(huge_read_ns); U64(huge_chunk_ns);
-    U64(huge_cost_samples);
+    U64(installed_runs);
 #undef U64
+#define COST(f, key) st->huge_costs.f = (uint64_t)json_integer_value(json_object_get(o, key))
+    COST(touch_ns, "huge_touch_ns"); COST(install_ns, "huge_install_ns"); COST(read_ns, "huge_read_ns");
+    COST(chunk_ns, "huge_chunk_ns");
+#undef COST
+    st->huge_costs.samples = (uint32_t)json_integer_value(json_object_get(o, "huge_cost_samples"));
     st->huge_policy = (int)json_integer_value(json_object_get(o, "huge_policy"));
     if (st->huge_policy < 0 || st->huge_policy > 2)
         st->huge_policy = 0;
@@ -613,11 +617,7 @@ static int serve_all(int uffd, const struct fc_region *r, size_t n, const char *
                                                     merge ? p.keep : 0, &p.huge, &herr) < 0)
             huge_chunks_free(&p.huge);
         st->huge_policy = (int)hp.how;
-        st->huge_touch_ns = hp.costs.touch_ns;
-        st->huge_install_ns = hp.costs.install_ns;
-        st->huge_read_ns = hp.costs.read_ns;
-        st->huge_chunk_ns = hp.costs.chunk_ns;
-        st->huge_cost_samples = hp.costs.samples;
+        st->huge_costs = hp.costs;
         /* No chunk is taken while a merging restore probes (huge_chunks_begin), so keep
          * only matters without them. */
         int prc = began == 0 ? reap_prefetch_read(early, uffd, prefetch_gpa_to_host, &p, mem_size, &p.identity,

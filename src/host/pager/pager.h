@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "host/pager/fc_handshake.h"
+#include "host/pager/reap_costs.h"
 #include "host/util/error.h"
 #include "host/util/gpa_run.h"
 
@@ -62,8 +63,7 @@ struct pager_stats {
     uint64_t huge_data_pages; /* memory-file data pages read for them */
     uint64_t huge_ns;         /* time that took */
     int huge_policy;          /* how they were chosen (enum huge_choice: 0 off, 1 share, 2 auto) */
-    uint64_t huge_touch_ns, huge_install_ns, huge_read_ns, huge_chunk_ns; /* auto: the host's costs weighed */
-    uint64_t huge_cost_samples; /* restores they were learned from */
+    struct reap_costs huge_costs; /* auto: the host's costs weighed (reap_costs.h) */
     uint64_t guest_pages;     /* guest memory served, in pages (not sent) */
     uint64_t probe_pages;     /* PAGER_MERGE: working-set pages withheld to probe them */
     int merged;               /* finish-record merged and wrote a new ws.pages */

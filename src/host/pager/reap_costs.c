@@ -148,9 +148,14 @@ void reap_costs_learn(const struct reap_costs *sample)
     host_cache_store(dir, name, buf, sizeof buf);
 }
 
+bool reap_costs_measured(const struct reap_costs *c)
+{
+    return c->touch_ns && c->read_ns && c->chunk_ns;
+}
+
 bool reap_costs_chunk_pays(const struct reap_costs *c, uint64_t ws, uint64_t data)
 {
-    if (!c->touch_ns || !c->read_ns || !c->chunk_ns || c->chunk_ns == UINT64_MAX)
+    if (!reap_costs_measured(c) || c->chunk_ns == UINT64_MAX)
         return false;
     /* In double: ws and data are at most 512, the costs at most COST_MAX. */
     double saved = (double)ws * ((double)c->touch_ns + (double)c->install_ns);

@@ -50,6 +50,8 @@ void reap_costs_merge(struct reap_costs *into, const struct reap_costs *sample);
  * when the file has none, or every 32 samples: it changes as the host's memory does).
  * Failures are silent: the next restore decides from what is there. */
 void reap_costs_learn(const struct reap_costs *sample);
+/* Whether the figures a chunk is weighed with (touch, read, chunk) have been measured. */
+bool reap_costs_measured(const struct reap_costs *c);
 /* Whether a chunk holding ws working-set pages among data data pages saves more than it
  * costs: ws * (touch + install) > chunk + data * read. False while any of touch, read or
  * chunk is unmeasured (nothing is read whole on a guess). */

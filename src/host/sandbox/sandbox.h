@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "host/pager/reap_costs.h"
 #include "host/snapshot/memory_backend.h"
 #include "host/util/error.h"
 
@@ -123,7 +124,7 @@ struct sandbox_stats {
     uint64_t ws_huge_data_pages;     /* memory-file pages read for them */
     uint64_t ws_huge_ns;
     int ws_huge_policy;              /* how they were chosen (enum huge_choice) */
-    uint64_t host_touch_ns, host_install_ns, host_read_ns, host_chunk_ns, host_cost_samples; /* auto: reap_costs.h */
+    struct reap_costs host_costs;    /* auto: the host's costs they were weighed with (reap_costs.h) */
     uint64_t reap_misses;            /* pages served after a prefetch */
     uint64_t ws_probed;              /* working-set pages withheld to see if the input uses them */
     bool ws_merged;                  /* this restore merged its misses into the working set */

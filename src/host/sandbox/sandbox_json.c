@@ -73,11 +73,12 @@ json_t *sandbox_stats_to_json(const struct sandbox_stats *st)
         bad |= set(r, "huge_policy", json_string(huge_choice_name((enum huge_choice)st->ws_huge_policy)));
         json_t *hc = json_object(); /* auto: the host's costs the chunks were weighed with (0: unmeasured) */
         if (hc) {
-            bad |= set(hc, "touch_us", json_real(us(st->host_touch_ns)));
-            bad |= set(hc, "install_us", json_real(us(st->host_install_ns)));
-            bad |= set(hc, "read_us", json_real(us(st->host_read_ns)));
-            bad |= set(hc, "huge_fault_us", st->host_chunk_ns == UINT64_MAX ? json_null() : json_real(us(st->host_chunk_ns)));
-            bad |= set(hc, "samples", json_integer((json_int_t)st->host_cost_samples));
+            const struct reap_costs *c = &st->host_costs;
+            bad |= set(hc, "touch_us", json_real(us(c->touch_ns)));
+            bad |= set(hc, "install_us", json_real(us(c->install_ns)));
+            bad |= set(hc, "read_us", json_real(us(c->read_ns)));
+            bad |= set(hc, "huge_fault_us", c->chunk_ns == UINT64_MAX ? json_null() : json_real(us(c->chunk_ns)));
+            bad |= set(hc, "samples", json_integer((json_int_t)c->samples));
         }
         bad |= set(r, "host_costs", hc);
         bad |= set(r, "misses", json_integer((json_int_t)st->reap_misses));

@@ -325,11 +325,7 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
         st->ws_huge_data_pages = l->restored.mem.ready.huge_data_pages;
         st->ws_huge_ns = l->restored.mem.ready.huge_ns;
         st->ws_huge_policy = l->restored.mem.ready.huge_policy;
-        st->host_touch_ns = l->restored.mem.ready.huge_touch_ns;
-        st->host_install_ns = l->restored.mem.ready.huge_install_ns;
-        st->host_read_ns = l->restored.mem.ready.huge_read_ns;
-        st->host_chunk_ns = l->restored.mem.ready.huge_chunk_ns;
-        st->host_cost_samples = l->restored.mem.ready.huge_cost_samples;
+        st->host_costs = l->restored.mem.ready.huge_costs;
         st->reap_misses = l->reap.prefetched ? st->pages_served + st->zero_pages : 0;
         snprintf(st->reap_note, sizeof st->reap_note, "%s", l->reap.note);
         if (!st->reap_note[0] && l->restored.rootfs.ws_refused)
@@ -340,7 +336,6 @@ static int local_stats(struct sandbox *sb, struct sandbox_stats *st, struct thaw
     return 0;
 }
 
-/* Frees the microVM and its memory; the bundle and names stay for the stats. */
 /* What this REAP restore measured of the host's costs (reap_costs.h), each only from
  * enough pages to mean something: the pre-fault vCPU's rate of first touches, the
  * install's rate, and the prefetch's reads (ws.pages and the chunks', in parallel). */
@@ -349,8 +344,9 @@ static void learn_host_costs(const struct pager_stats *ready, const struct prefa
     struct reap_costs s = {0};
     if (pf->touched >= 64)
         s.touch_ns = pf->busy_ns / pf->touched;
-    uint64_t installed = ready->prefetch_pages - ready->huge_ws_pages;
-    if (ready->prefetch_pages > ready->huge_ws_pages && installed >= 64)
+    uint64_t installed = ready->prefetch_pages > ready->huge_ws_pages /* the rest came in chunks */
+                             ? ready->prefetch_pages - ready->huge_ws_pages : 0;
+    if (installed >= 64)
         s.install_ns = ready->prefetch_install_ns / installed;
     uint64_t bytes = ready->prefetch_bytes + ready->huge_data_pages * 4096;
     uint64_t ns = ready->prefetch_read_ns > ready->huge_ns ? ready->prefetch_read_ns : ready->huge_ns;
@@ -360,6 +356,7 @@ static void learn_host_costs(const struct pager_stats *ready, const struct prefa
         reap_costs_learn(&s);
 }
 
+/* Frees the microVM and its memory; the bundle and names stay for the stats. */
 static void release(struct local *l)
 {
     guest_log_flush(&l->log);
@@ -372,10 +369,9 @@ static void release(struct local *l)
          * measurements steer the next ones'. */
         bool learn = l->mode == MEM_REAP && l->reap.prefetched && l->restored.mem.thread &&
                      l->restored.mem.ready.huge_policy == HUGE_AUTO;
-        struct pager_stats ready = l->restored.mem.ready;
-        restored_destroy(&l->restored); /* the pre-fault vCPU's final stats */
+        restored_destroy(&l->restored); /* the pre-fault vCPU's final stats (ready stays) */
         if (learn)
-            learn_host_costs(&ready, &l->restored.prefault_st);
+            learn_host_costs(&l->restored.mem.ready, &l->restored.prefault_st);
         reap_policy_end(&l->reap); /* after the pager wrote any pending working set */
     } else {
         instance_destroy(&l->booted);

@@ -103,8 +103,7 @@ void pager_watch_stop(struct mem_backend *b)
     if (write(b->watch_wake_fd, &one, sizeof one) < 0) /* (a counter this size cannot fill) */
         shutdown(b->pager_fd, SHUT_RDWR);             /* the other way to wake it: the connection's end */
     pthread_join(w->tid, NULL);
-    if (read(b->watch_wake_fd, &drained, sizeof drained) < 0) /* ready for a watch started again */
-        drained = 0;
+    (void)!read(b->watch_wake_fd, &drained, sizeof drained); /* emptied for a watch started again */
     free(w);
     b->watch = NULL;
 }

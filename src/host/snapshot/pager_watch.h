@@ -21,9 +21,9 @@ typedef void (*pager_death_fn)(void *ctx, const char *why);
 
 /* Starts watching b's pager (uffd/reap only; a no-op otherwise). on_death (may be NULL)
  * runs in the watcher thread. When already watching, on_death and ctx replace those
- * given before: a restore watches from its handshake on, since its own first touches of
- * guest memory would block on a dead pager too (snapshot.c), and its first invocation
- * names the instance to kick. */
+ * given before: a restore watches from its pager's "ready" on, since its own first
+ * touches of guest memory would block on a dead pager too (snapshot.c), and its first
+ * invocation names the instance to kick. */
 int pager_watch_start(struct mem_backend *b, pager_death_fn on_death, void *ctx, struct thaw_error *err);
 /* Stops the watcher, leaving the connection as it is: before it is closed on purpose
  * (mem_backend_close does it), and before a worker enters its jail (no thread may

@@ -710,10 +710,8 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
         thaw_fail(err, "snapshot's pending invocation is invalid: %s", why.msg);
         goto fail;
     }
-    if (atomic_load(&r->mem.pager_dead)) { /* what was read of guest memory may be zeros */
-        thaw_fail(err, "%s", r->mem.pager_dead_why);
+    if (atomic_load(&r->mem.pager_dead)) /* what was read of guest memory may be zeros (why: below) */
         goto fail;
-    }
     inst->state = INSTANCE_READY;
     uint64_t t3 = clock_now_ns();
     r->t.state_load_ns = t2 - t1m;
