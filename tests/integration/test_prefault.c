@@ -25,6 +25,7 @@
 #include "guest_helpers.h"
 #include "host/pager/manager.h"
 #include "host/snapshot/snapshot.h"
+#include "host/vmm/vm_pool.h"
 #include "thaw/abi.h"
 
 static char dir[64];
@@ -139,6 +140,9 @@ static void test_touches_what_the_pager_installed(void **state)
     assert_non_null(r.prefault);
     uint64_t installed = pages_of(mem_backend_installed(&r.mem));
     assert_int_equal(installed, r.mem.ready.prefetch_pages);
+    /* A VM made on the restore's path has the guest's vCPU only: the thread makes its
+     * own, outside the VM's list (which vCPU 0's code reads meanwhile). */
+    assert_int_equal(r.inst.vm.nvcpus, 1);
     answer(&r, "prefault");
     /* A second batch runs from its start too (the vCPU left the first in its stub). */
     const struct gpa_runs *ws = mem_backend_installed(&r.mem);
@@ -163,6 +167,32 @@ static void test_touches_what_the_pager_installed(void **state)
     assert_int_equal(st->touched, 2 * installed);
     assert_int_equal(st->refused, 0);
     assert_true(st->busy_ns > 0);
+}
+
+/* A VM made ahead (a pool's refill) brings the pre-fault vCPU with it: used as it is. */
+static void test_uses_the_vcpu_a_pooled_vm_brings(void **state)
+{
+    (void)state;
+    if (!kvm_available())
+        skip();
+    struct thaw_error err = {{0}};
+    struct vm_pool pool;
+    assert_int_equal(vm_pool_init(&pool, 1, &err), 0);
+    struct restored r;
+    if (snapshot_restore_pooled(&r, dir, MEM_REAP, PAGER_PREFETCH, NULL, -1, &pool, &err) < 0)
+        fail_msg("restore: %s", err.msg);
+    assert_non_null(r.prefault);
+    assert_int_equal(r.inst.vm.nvcpus, 2);
+    uint64_t installed = pages_of(mem_backend_installed(&r.mem));
+    prefault_wait_set_up(r.prefault);
+    answer(&r, "pooled");
+    struct prefault_stats st;
+    wait_for(r.prefault, installed, &st);
+    restored_destroy(&r);
+    if (r.prefault_st.stopped)
+        fail_msg("stopped: %s", r.prefault_st.why);
+    assert_int_equal(r.prefault_st.touched, installed);
+    vm_pool_destroy(&pool);
 }
 
 /* A prefetch restore with THAW_PREFAULT set to value (NULL: unset) that must not start
@@ -389,6 +419,7 @@ int main(void)
     setenv("THAW_PREFAULT", "1", 1); /* hello's working set is below the default's threshold */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_touches_what_the_pager_installed),
+        cmocka_unit_test(test_uses_the_vcpu_a_pooled_vm_brings),
         cmocka_unit_test(test_off_with_thaw_prefault_0),
         cmocka_unit_test(test_off_by_default_for_a_small_working_set),
         cmocka_unit_test(test_refuses_monitor_areas_and_stops_outside_the_map),

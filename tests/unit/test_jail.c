@@ -22,8 +22,15 @@
 #include "proc_status.h"
 
 #include "host/jail/jail.h"
+#include "host/util/thread_spread.h"
 
-enum probe { PROBE_WAIT, PROBE_OPEN, PROBE_EXEC, PROBE_SOCKET, PROBE_PTRACE };
+enum probe { PROBE_WAIT, PROBE_OPEN, PROBE_EXEC, PROBE_SOCKET, PROBE_PTRACE, PROBE_SPREAD };
+
+static void *spread_ran(void *arg)
+{
+    *(int *)arg = 1;
+    return NULL;
+}
 
 struct child {
     pid_t pid;
@@ -83,6 +90,15 @@ static void spawn(struct child *c, enum probe p)
             fd = socket(AF_INET, SOCK_STREAM, 0);
             n = snprintf(out, sizeof out, "socket=%d errno=%d\n", fd, fd < 0 ? errno : 0);
             break;
+        case PROBE_SPREAD: { /* placing it off this CPU is refused: a plain thread instead */
+            int ran = 0;
+            pthread_t t;
+            int rc = thread_start_spread(&t, spread_ran, &ran, SPREAD_PIN);
+            if (rc == 0)
+                pthread_join(t, NULL);
+            n = snprintf(out, sizeof out, "spread=%d ran=%d\n", rc, ran);
+            break;
+        }
         case PROBE_PTRACE: {
             long r = ptrace(PTRACE_TRACEME, 0, NULL, NULL);
             n = snprintf(out, sizeof out, "ptrace=%ld errno=%d\n", r, r < 0 ? errno : 0);
@@ -221,6 +237,20 @@ static void test_open_fails(void **state)
     assert_true(WIFEXITED(st));
 }
 
+static void test_spread_thread_starts_plain(void **state)
+{
+    (void)state;
+    if (!is_root())
+        return;
+    struct child c;
+    spawn(&c, PROBE_SPREAD);
+    char buf[256];
+    read_report(&c, buf, sizeof buf);
+    int st = wait_child(&c);
+    assert_string_equal(buf, "Jspread=0 ran=1\n");
+    assert_true(WIFEXITED(st));
+}
+
 /* execve, socket(AF_INET) and ptrace are outside the allowlist: the kernel kills the
  * process with SIGSYS before the call does anything, so nothing is reported after "J". */
 static void expect_killed(enum probe p)
@@ -296,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_refuses_root),
         cmocka_unit_test(test_jailed_process_state),
         cmocka_unit_test(test_open_fails),
+        cmocka_unit_test(test_spread_thread_starts_plain),
         cmocka_unit_test(test_execve_killed),
         cmocka_unit_test(test_socket_killed),
         cmocka_unit_test(test_ptrace_killed),

@@ -339,6 +339,10 @@ static int load_seccomp(const struct jail_config *cfg, struct thaw_error *err)
             rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
         what = "the clone rules";
     }
+    if (!rc) { /* a helper thread placed on another CPU (util/thread_spread.h) starts plain */
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(sched_setaffinity), 0);
+        what = "the sched_setaffinity rule";
+    }
     if (!rc) { /* the root is empty anyway; a clean error beats a dead worker */
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);
         if (!rc)

@@ -23,6 +23,7 @@
 #include "host/util/smaps.h"
 #include "host/util/snapdir.h"
 #include "host/vmm/instance.h"
+#include "host/vmm/prefault_vcpu.h"
 #include "host/vmm/vm_pool.h"
 
 struct local {
@@ -395,8 +396,10 @@ static void local_destroy(struct sandbox *sb)
 void sandbox_local_before_jail(struct sandbox *sb)
 {
     struct local *l = sb->impl;
-    if (l && l->is_restore)
+    if (l && l->is_restore) {
         pager_watch_stop(&l->restored.mem); /* watched again from the first invocation */
+        prefault_wait_set_up(l->restored.prefault); /* KVM_CREATE_VCPU is refused in the jail */
+    }
 }
 
 uint64_t sandbox_local_guest_addr(const struct sandbox *sb)

@@ -19,6 +19,7 @@
 #include "host/pager/manager.h"
 #include "host/pager/reap.h"
 #include "host/snapshot/pager_watch.h"
+#include "host/util/thread_spread.h"
 #include "host/util/clock.h"
 #include "host/util/file.h"
 #include "host/util/snapdir.h"
@@ -143,7 +144,7 @@ static int start_pager_thread(struct mem_backend *b, const char *snap_dir, enum 
     t->mode = mode;
     t->read_first = read_first;
     snprintf(t->snap_dir, sizeof t->snap_dir, "%s", snap_dir);
-    if (pthread_create(&t->tid, NULL, pager_thread_main, t) != 0) {
+    if (thread_start_spread(&t->tid, pager_thread_main, t, SPREAD_START) != 0) {
         close(sv[0]);
         close(sv[1]);
         free(t);

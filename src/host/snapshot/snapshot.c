@@ -17,6 +17,7 @@
 #include "host/snapshot/pager_watch.h"
 #include "host/snapshot/rootfs_snapshot.h"
 #include "host/snapshot/state_file.h"
+#include "host/util/thread_spread.h"
 #include "host/util/atomic_file.h"
 #include "host/util/clock.h"
 #include "host/util/cpu_load.h"
@@ -477,7 +478,7 @@ static void *image_job_main(void *arg)
 /* Starts the job in a thread, or runs it here if no thread can be made. */
 static void image_job_start(struct image_job *j)
 {
-    j->running = pthread_create(&j->tid, NULL, image_job_main, j) == 0;
+    j->running = thread_start_spread(&j->tid, image_job_main, j, SPREAD_START) == 0;
     if (!j->running)
         image_job_main(j);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "host/util/thread_spread.h"
 #include "host/util/clock.h"
 #include "host/vmm/vcpu_kick.h"
 #include "host/vmm/x86_boot.h"
@@ -46,6 +47,9 @@ static const uint8_t toucher[] = {
 struct prefault {
     struct vm *vm;
     struct vcpu *v;
+    struct vcpu own;             /* made by the thread when the VM came with one vCPU */
+    bool make_own;
+    bool set_up;                 /* the thread is past making its vCPU (made or not) */
     uint64_t guard_lo, guard_hi; /* the stack guard */
     struct kvm_sregs sregs;      /* CPL3, this vCPU's own tables */
     pthread_t tid;
@@ -75,21 +79,20 @@ int prefault_start(struct vm *vm, uint64_t stack_guard_gpa, struct prefault **ou
     p->guard_hi = stack_guard_gpa + THAW_STACK_GUARD_SIZE;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
-    /* A pooled VM comes with the vCPU made (vm_pool.h); else it is made here, before the
-     * caller may jail itself (creating a vCPU is not allowed there). */
-    if (vm->nvcpus < 2) {
-        uint64_t khz = vm->tsc_khz; /* vCPU 0's (a restore may have scaled it): not this one's */
-        int added = vm_add_vcpu(vm, err);
-        vm->tsc_khz = khz;
-        if (added < 0)
-            goto fail;
-    }
-    p->v = &vm->vcpus[1];
-    if (pthread_create(&p->tid, NULL, thread_main, p) != 0) {
+    /* A VM made ahead comes with this vCPU (vm_pool.h); one made on a restore's path
+     * does not, and the thread makes it, off that path, into a vcpu of its own (vm is
+     * vCPU 0's meanwhile). A caller about to jail itself waits for it first:
+     * prefault_wait_set_up. */
+    p->own.fd = p->own.stats.fd = -1;
+    p->make_own = vm->nvcpus < 2;
+    p->v = p->make_own ? &p->own : &vm->vcpus[1];
+    if (thread_start_spread(&p->tid, thread_main, p, SPREAD_PIN) != 0) {
         thaw_fail(err, "pre-fault vCPU: cannot start its thread");
         goto fail;
     }
-    p->st.setup_ns = clock_now_ns() - t0;
+    pthread_mutex_lock(&p->lock);
+    p->st.setup_ns += clock_now_ns() - t0;
+    pthread_mutex_unlock(&p->lock);
     *out = p;
     return 0;
 fail:
@@ -139,7 +142,7 @@ void prefault_add(struct prefault *p, const struct gpa_run *runs, uint64_t n)
         p->st.runs++;
         p->st.pages += pages;
     }
-    pthread_cond_signal(&p->cond);
+    pthread_cond_broadcast(&p->cond); /* the thread, or a prefault_wait_set_up */
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -235,8 +238,17 @@ static void *thread_main(void *arg)
     struct prefault *p = arg;
     struct gpa_run *list = (struct gpa_run *)guest_mem_ptr(&p->vm->mem, LIST_GPA, LIST_CAP * sizeof(struct gpa_run));
     struct thaw_error err;
-    int laid = lay_out(p, &err);
+    uint64_t t0 = clock_now_ns();
+    uint64_t khz; /* this vCPU's: vCPU 0's rate is the restored one, and this one never needs it */
+    int laid = p->make_own ? vcpu_make(p->vm, 1, &p->own, &khz, &err) : 0;
     pthread_mutex_lock(&p->lock);
+    p->set_up = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    if (laid == 0)
+        laid = lay_out(p, &err);
+    pthread_mutex_lock(&p->lock);
+    p->st.setup_ns += clock_now_ns() - t0;
     if (laid < 0) {
         p->st.stopped = true;
         snprintf(p->st.why, sizeof p->st.why, "%.500s", err.msg);
@@ -266,6 +278,16 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+void prefault_wait_set_up(struct prefault *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    while (!p->set_up)
+        pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}
+
 void prefault_stats(struct prefault *p, struct prefault_stats *st)
 {
     pthread_mutex_lock(&p->lock);
@@ -279,10 +301,11 @@ void prefault_finish(struct prefault *p, struct prefault_stats *st)
         return;
     pthread_mutex_lock(&p->lock);
     p->closing = true;
-    pthread_cond_signal(&p->cond);
+    pthread_cond_broadcast(&p->cond); /* the thread, or a prefault_wait_set_up */
     pthread_mutex_unlock(&p->lock);
     vcpu_kick(&p->kicker, "the instance is torn down");
     pthread_join(p->tid, NULL);
+    vcpu_close(&p->own);
     if (st)
         *st = p->st;
     gpa_runs_free(&p->queue);

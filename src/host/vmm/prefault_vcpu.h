@@ -32,7 +32,8 @@ struct prefault_stats {
     uint64_t runs, pages;  /* handed to the vCPU */
     uint64_t touched;      /* pages it read */
     uint64_t refused;      /* pages not handed over: page 0, the monitor's areas, the stack guard, past 4 GiB */
-    uint64_t setup_ns;     /* vCPU creation, its tables and registers (on the restore's path) */
+    uint64_t setup_ns;     /* its thread's start, its vCPU's creation (in that thread when the VM
+                            * came without it), its tables and registers */
     uint64_t busy_ns;      /* time inside KVM_RUN */
     bool stopped;          /* it stopped before the end of what it was given: why */
     char why[600];
@@ -40,10 +41,14 @@ struct prefault_stats {
 
 struct prefault;
 
-/* Creates vCPU 1 of vm (whose vCPU 0 is a restored thaw guest, RAM in vm->mem) and its
- * code and tables in the scratch area, then starts the thread that runs it; it waits
- * for runs. The scratch area must be plain memory (no pager behind it). */
+/* Starts the thread that runs vCPU 1 of vm (whose vCPU 0 is a restored thaw guest, RAM
+ * in vm->mem): it makes that vCPU unless the VM came with it, lays out its code and
+ * tables in the scratch area and waits for runs. The scratch area must be plain memory
+ * (no pager behind it). */
 int prefault_start(struct vm *vm, uint64_t stack_guard_gpa, struct prefault **out, struct thaw_error *err);
+/* Waits until the thread has made its vCPU or failed to (a caller about to enter a
+ * jail, where KVM_CREATE_VCPU is refused). Takes NULL. */
+void prefault_wait_set_up(struct prefault *p);
 /* Queues runs (copied) to be touched in the order given. Runs that overlap page 0, the
  * scratch area, the stack guard [stack_guard_gpa, +2 MiB) or go past 4 GiB are refused. */
 void prefault_add(struct prefault *p, const struct gpa_run *runs, uint64_t n);

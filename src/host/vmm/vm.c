@@ -80,13 +80,12 @@ int vm_add_memory(struct vm *vm, uint64_t gpa, void *host, uint64_t size, struct
     return VM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region, err) < 0 ? -1 : 0;
 }
 
-int vm_add_vcpu(struct vm *vm, struct thaw_error *err)
+int vcpu_make(const struct vm *vm, unsigned index, struct vcpu *v, uint64_t *tsc_khz, struct thaw_error *err)
 {
-    if (vm->nvcpus >= THAW_MAX_VCPUS)
-        return thaw_fail(err, "at most %d vCPUs", THAW_MAX_VCPUS);
-    struct vcpu *v = &vm->vcpus[vm->nvcpus];
-    v->index = (int)vm->nvcpus;
-    v->fd = VM_IOCTL(vm->vm_fd, KVM_CREATE_VCPU, (void *)(uintptr_t)vm->nvcpus, err);
+    memset(v, 0, sizeof *v);
+    v->index = (int)index;
+    v->stats.fd = -1;
+    v->fd = VM_IOCTL(vm->vm_fd, KVM_CREATE_VCPU, (void *)(uintptr_t)index, err);
     if (v->fd < 0)
         return -1;
     (void)fcntl(v->fd, F_SETFD, FD_CLOEXEC);
@@ -105,29 +104,42 @@ int vm_add_vcpu(struct vm *vm, struct thaw_error *err)
     int khz = VM_IOCTL(v->fd, KVM_GET_TSC_KHZ, NULL, err);
     if (khz <= 0)
         goto fail;
-    vm->tsc_khz = (uint64_t)khz;
+    *tsc_khz = (uint64_t)khz;
     /* The guest's vCPU counts what its invocations cost inside KVM; without the stats
      * fd (an older kernel) they are reported as unavailable, nothing fails. */
-    if (v->index != 0 || kvm_stats_open(v->fd, &v->stats) < 0)
+    if (index != 0 || kvm_stats_open(v->fd, &v->stats) < 0)
         v->stats.fd = -1;
-    vm->nvcpus++;
     return 0;
 fail:
+    vcpu_close(v);
+    return -1;
+}
+
+void vcpu_close(struct vcpu *v)
+{
     if (v->run)
         munmap(v->run, v->run_size);
-    close(v->fd);
+    kvm_stats_close(&v->stats);
+    if (v->fd >= 0)
+        close(v->fd);
     memset(v, 0, sizeof *v);
-    return -1;
+    v->fd = v->stats.fd = -1;
+}
+
+int vm_add_vcpu(struct vm *vm, struct thaw_error *err)
+{
+    if (vm->nvcpus >= THAW_MAX_VCPUS)
+        return thaw_fail(err, "at most %d vCPUs", THAW_MAX_VCPUS);
+    if (vcpu_make(vm, vm->nvcpus, &vm->vcpus[vm->nvcpus], &vm->tsc_khz, err) < 0)
+        return -1;
+    vm->nvcpus++;
+    return 0;
 }
 
 void vm_destroy(struct vm *vm)
 {
-    for (unsigned i = 0; i < vm->nvcpus; i++) {
-        if (vm->vcpus[i].run)
-            munmap(vm->vcpus[i].run, vm->vcpus[i].run_size);
-        kvm_stats_close(&vm->vcpus[i].stats);
-        close(vm->vcpus[i].fd);
-    }
+    for (unsigned i = 0; i < vm->nvcpus; i++)
+        vcpu_close(&vm->vcpus[i]);
     vm->nvcpus = 0;
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);

@@ -42,6 +42,11 @@ int vm_set_memory(struct vm *vm, void *host, uint64_t size, struct thaw_error *e
 int vm_add_memory(struct vm *vm, uint64_t gpa, void *host, uint64_t size, struct thaw_error *err);
 /* Creates the next vCPU and gives it KVM's supported CPUID. */
 int vm_add_vcpu(struct vm *vm, struct thaw_error *err);
+/* Creates vCPU `index` into *v (KVM's CPUID, its kvm_run area; its TSC rate in
+ * *tsc_khz) without changing *vm: a thread of its own may make one while vCPU 0 runs.
+ * vcpu_close undoes it (safe on a closed one: fd -1). */
+int vcpu_make(const struct vm *vm, unsigned index, struct vcpu *v, uint64_t *tsc_khz, struct thaw_error *err);
+void vcpu_close(struct vcpu *v);
 /* Closes the vCPUs and the VM (not the guest memory). Safe on a partly built VM. */
 void vm_destroy(struct vm *vm);
 

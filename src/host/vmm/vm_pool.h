@@ -1,6 +1,8 @@
-/* A pool of empty VMs made ahead of time: each has its VM, two vCPUs (the guest's, and
- * the pre-fault vCPU's: prefault_vcpu.h) with KVM's CPUID and their kvm_run areas, and
- * no memory. Creating them costs milliseconds here (KVM_CREATE_VM, KVM_CREATE_VCPU and
+/* A pool of empty VMs made ahead of time: each has its VM, its vCPUs with KVM's CPUID
+ * and their kvm_run areas, and no memory. VMs made ahead (vm_pool_refill, a filler
+ * that keeps the pool full) have two vCPUs, the guest's and the pre-fault vCPU's
+ * (prefault_vcpu.h); a one-shot filler's VM, waited for on a restore's path, has the
+ * guest's only, and the pre-fault vCPU's thread makes its own. Creating them costs milliseconds here (KVM_CREATE_VM, KVM_CREATE_VCPU and
  * KVM_SET_CPUID2, all emulated-expensive under nested KVM; the CPUID query itself is
  * kept per boot, kvm_cpuid.h); taking one from the pool
  * takes microseconds, which moves VM creation off a restore's critical path. A

@@ -1,0 +1,86 @@
+/* Helper threads started off their creator's CPU (src/host/util/thread_spread.c): a
+ * pinned one never has the creator's CPU in its mask, a started one gets every CPU
+ * back once it runs, THAW_SPREAD=0 makes plain threads, and each runs its function
+ * with its argument. On a host with one CPU there is nothing to spread: said loudly. */
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "host/util/thread_spread.h"
+
+struct seen {
+    int arg;
+    int ran;
+    cpu_set_t mask;
+};
+
+static void *record(void *p)
+{
+    struct seen *s = p;
+    s->ran = s->arg + 1;
+    CPU_ZERO(&s->mask);
+    (void)sched_getaffinity(0, sizeof s->mask, &s->mask);
+    return p;
+}
+
+static int cpus(void)
+{
+    cpu_set_t all;
+    return sched_getaffinity(0, sizeof all, &all) == 0 ? CPU_COUNT(&all) : 1;
+}
+
+static struct seen run(enum spread how)
+{
+    struct seen s = {.arg = 41};
+    pthread_t t;
+    assert_int_equal(thread_start_spread(&t, record, &s, how), 0);
+    void *back = NULL;
+    assert_int_equal(pthread_join(t, &back), 0);
+    assert_ptr_equal(back, &s);
+    assert_int_equal(s.ran, 42);
+    return s;
+}
+
+static void pinned_stays_off_the_creators_cpu(void **state)
+{
+    (void)state;
+    if (cpus() < 2) {
+        fprintf(stderr, "SKIP pinned_stays_off_the_creators_cpu: one CPU, nothing to spread\n");
+        skip();
+    }
+    struct seen s = run(SPREAD_PIN);
+    assert_int_equal(CPU_COUNT(&s.mask), cpus() - 1);
+}
+
+static void started_gets_every_cpu_back(void **state)
+{
+    (void)state;
+    struct seen s = run(SPREAD_START);
+    assert_int_equal(CPU_COUNT(&s.mask), cpus());
+}
+
+static void off_makes_plain_threads(void **state)
+{
+    (void)state;
+    setenv("THAW_SPREAD", "0", 1);
+    struct seen s = run(SPREAD_PIN);
+    unsetenv("THAW_SPREAD");
+    assert_int_equal(CPU_COUNT(&s.mask), cpus());
+}
+
+int main(void)
+{
+    unsetenv("THAW_SPREAD");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(pinned_stays_off_the_creators_cpu),
+        cmocka_unit_test(started_gets_every_cpu_back),
+        cmocka_unit_test(off_makes_plain_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
