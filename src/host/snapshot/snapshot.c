@@ -587,6 +587,7 @@ int snapshot_restore_pooled(struct restored *r, const char *dir, enum mem_mode m
     rootfs_map_init(&inst->rootfs);
     r->mem.file_fd = r->mem.uffd = r->mem.pager_fd = r->mem.pager_pidfd = r->mem.watch_wake_fd = -1;
     uint64_t t0 = clock_now_ns();
+    thread_spread_sample(); /* the helpers below go to an idle CPU, if one is */
     /* A pool that is empty makes its VM in a thread of its own while the state is read
      * and the memory set up (a failure here only means the VM is made on the spot). */
     struct thaw_error ferr;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/util/cpu_load.h"
+
 struct start {
     void *(*fn)(void *);
     void *arg;
@@ -25,11 +27,21 @@ static bool spread_off(void)
     return e && !strcmp(e, "0");
 }
 
+static _Thread_local int idle_cpu = -1; /* the last sample: 1 a CPU was idle, 0 none, -1 none taken */
+
+void thread_spread_sample(void)
+{
+    struct cpu_load l;
+    idle_cpu = cpu_load_now(&l) == 0 && l.runnable < l.cpus;
+}
+
 int thread_start_spread(pthread_t *tid, void *(*fn)(void *), void *arg, enum spread how)
 {
     cpu_set_t all, others;
     int me = sched_getcpu();
-    if (spread_off() || me < 0 || sched_getaffinity(0, sizeof all, &all) < 0)
+    if (idle_cpu < 0)
+        thread_spread_sample();
+    if (spread_off() || !idle_cpu || me < 0 || sched_getaffinity(0, sizeof all, &all) < 0)
         return pthread_create(tid, NULL, fn, arg);
     others = all;
     CPU_CLR(me, &others);

@@ -8,6 +8,11 @@
  * pool's filler, the pager thread, the image job, the pre-fault vCPU) exist to run
  * beside the restore: docs/benchmarks-topics.md has what each placement cost.
  *
+ * Only while a CPU sits idle: with every CPU busy (eight restores at once) placing them
+ * cost more than it saved (measured 1.17-1.28x at eight), so the caller samples the load
+ * once at the start of its work (thread_spread_sample) and its threads start plain when
+ * no CPU was idle.
+ *
  * THAW_SPREAD=0 starts them as plain threads (to compare). */
 #ifndef THAW_HOST_THREAD_SPREAD_H
 #define THAW_HOST_THREAD_SPREAD_H
@@ -19,9 +24,14 @@ enum spread {
     SPREAD_PIN,   /* stays off the creator's CPU for its life (short helpers that run beside it) */
 };
 
+/* Reads the host's load for this thread's next thread_start_spread calls: they place
+ * their threads only if a CPU was idle now (runnable threads, this one included, fewer
+ * than the CPUs). Never sampled: the first call samples. */
+void thread_spread_sample(void);
+
 /* pthread_create, placed as `how` says when the process may run on more than the
- * caller's CPU; a plain thread otherwise, or when placing it is refused (a jail).
- * Returns pthread_create's result. */
+ * caller's CPU and the last sample saw one idle; a plain thread otherwise, or when
+ * placing it is refused (a jail). Returns pthread_create's result. */
 int thread_start_spread(pthread_t *tid, void *(*fn)(void *), void *arg, enum spread how);
 
 #endif
