@@ -93,6 +93,7 @@ static void spawn(struct child *c, enum probe p)
         case PROBE_SPREAD: { /* placing it off this CPU is refused: a plain thread instead */
             int ran = 0;
             pthread_t t;
+            setenv("THAW_SPREAD", "1", 1); /* tried whatever the load (the jail cannot read it) */
             int rc = thread_start_spread(&t, spread_ran, &ran, SPREAD_PIN);
             if (rc == 0)
                 pthread_join(t, NULL);

@@ -1,7 +1,9 @@
 /* Helper threads started off their creator's CPU (src/host/util/thread_spread.c): a
  * pinned one never has the creator's CPU in its mask, a started one gets every CPU
  * back once it runs, THAW_SPREAD=0 makes plain threads, and each runs its function
- * with its argument. On a host with one CPU there is nothing to spread: said loudly. */
+ * with its argument; placed only while a CPU is idle (the rule, on crafted loads), so
+ * the placement checks force it (THAW_SPREAD=1): this host's load is not the test's.
+ * On a host with one CPU there is nothing to spread: said loudly. */
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -54,15 +56,29 @@ static void pinned_stays_off_the_creators_cpu(void **state)
         fprintf(stderr, "SKIP pinned_stays_off_the_creators_cpu: one CPU, nothing to spread\n");
         skip();
     }
+    setenv("THAW_SPREAD", "1", 1);
     struct seen s = run(SPREAD_PIN);
+    unsetenv("THAW_SPREAD");
     assert_int_equal(CPU_COUNT(&s.mask), cpus() - 1);
 }
 
 static void started_gets_every_cpu_back(void **state)
 {
     (void)state;
+    setenv("THAW_SPREAD", "1", 1);
     struct seen s = run(SPREAD_START);
+    unsetenv("THAW_SPREAD");
     assert_int_equal(CPU_COUNT(&s.mask), cpus());
+}
+
+static void places_only_while_a_cpu_is_idle(void **state)
+{
+    (void)state;
+    assert_true(thread_spread_pays(&(struct cpu_load){.runnable = 1, .cpus = 2}));
+    assert_false(thread_spread_pays(&(struct cpu_load){.runnable = 2, .cpus = 2}));
+    assert_false(thread_spread_pays(&(struct cpu_load){.runnable = 9, .cpus = 2}));
+    assert_false(thread_spread_pays(&(struct cpu_load){.runnable = 1, .cpus = 1}));
+    assert_true(thread_spread_pays(&(struct cpu_load){.runnable = 3, .cpus = 4}));
 }
 
 static void off_makes_plain_threads(void **state)
@@ -81,6 +97,7 @@ int main(void)
         cmocka_unit_test(pinned_stays_off_the_creators_cpu),
         cmocka_unit_test(started_gets_every_cpu_back),
         cmocka_unit_test(off_makes_plain_threads),
+        cmocka_unit_test(places_only_while_a_cpu_is_idle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/util/cpu_load.h"
-
 struct start {
     void *(*fn)(void *);
     void *arg;
@@ -21,27 +19,31 @@ static void *start_then_free(void *p)
     return s.fn(s.arg);
 }
 
-static bool spread_off(void)
+/* THAW_SPREAD: "0" never, "1" always, else (unset) while a CPU is idle. */
+static int spread_setting(void)
 {
     const char *e = getenv("THAW_SPREAD");
-    return e && !strcmp(e, "0");
+    return e && !strcmp(e, "0") ? 0 : e && !strcmp(e, "1") ? 1 : -1;
 }
+
+bool thread_spread_pays(const struct cpu_load *l) { return l->runnable < l->cpus; }
 
 static _Thread_local int idle_cpu = -1; /* the last sample: 1 a CPU was idle, 0 none, -1 none taken */
 
 void thread_spread_sample(void)
 {
     struct cpu_load l;
-    idle_cpu = cpu_load_now(&l) == 0 && l.runnable < l.cpus;
+    idle_cpu = cpu_load_now(&l) == 0 && thread_spread_pays(&l);
 }
 
 int thread_start_spread(pthread_t *tid, void *(*fn)(void *), void *arg, enum spread how)
 {
     cpu_set_t all, others;
     int me = sched_getcpu();
-    if (idle_cpu < 0)
+    int setting = spread_setting();
+    if (setting < 0 && idle_cpu < 0)
         thread_spread_sample();
-    if (spread_off() || !idle_cpu || me < 0 || sched_getaffinity(0, sizeof all, &all) < 0)
+    if (setting == 0 || (setting < 0 && !idle_cpu) || me < 0 || sched_getaffinity(0, sizeof all, &all) < 0)
         return pthread_create(tid, NULL, fn, arg);
     others = all;
     CPU_CLR(me, &others);

@@ -13,11 +13,15 @@
  * once at the start of its work (thread_spread_sample) and its threads start plain when
  * no CPU was idle.
  *
- * THAW_SPREAD=0 starts them as plain threads (to compare). */
+ * THAW_SPREAD=0 starts them as plain threads (to compare), THAW_SPREAD=1 places them
+ * whatever the load. */
 #ifndef THAW_HOST_THREAD_SPREAD_H
 #define THAW_HOST_THREAD_SPREAD_H
 
 #include <pthread.h>
+#include <stdbool.h>
+
+#include "host/util/cpu_load.h"
 
 enum spread {
     SPREAD_START, /* starts on another CPU, then goes where the scheduler puts it */
@@ -28,6 +32,9 @@ enum spread {
  * their threads only if a CPU was idle now (runnable threads, this one included, fewer
  * than the CPUs). Never sampled: the first call samples. */
 void thread_spread_sample(void);
+/* The sample's rule: true when fewer threads are runnable (the caller included) than
+ * there are CPUs, i.e. one sits idle. */
+bool thread_spread_pays(const struct cpu_load *l);
 
 /* pthread_create, placed as `how` says when the process may run on more than the
  * caller's CPU and the last sample saw one idle; a plain thread otherwise, or when
