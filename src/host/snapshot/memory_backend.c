@@ -19,10 +19,10 @@
 #include "host/pager/manager.h"
 #include "host/pager/reap.h"
 #include "host/snapshot/pager_watch.h"
-#include "host/util/thread_spread.h"
 #include "host/util/clock.h"
 #include "host/util/file.h"
 #include "host/util/snapdir.h"
+#include "host/util/thread_spread.h"
 
 #define PAGE 4096ull
 #define PAGER_REPLY_TIMEOUT_MS 30000

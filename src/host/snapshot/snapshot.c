@@ -17,16 +17,16 @@
 #include "host/snapshot/pager_watch.h"
 #include "host/snapshot/rootfs_snapshot.h"
 #include "host/snapshot/state_file.h"
-#include "host/util/thread_spread.h"
 #include "host/util/atomic_file.h"
 #include "host/util/clock.h"
 #include "host/util/cpu_load.h"
-#include "host/vmm/prefault_vcpu.h"
-#include "host/vmm/vm_pool.h"
-#include "host/vmm/x86_boot.h"
 #include "host/util/file.h"
 #include "host/util/snap_identity.h"
 #include "host/util/snapdir.h"
+#include "host/util/thread_spread.h"
+#include "host/vmm/prefault_vcpu.h"
+#include "host/vmm/vm_pool.h"
+#include "host/vmm/x86_boot.h"
 
 #define PAGE 4096ull
 #define STATE_MAX (16u << 20)

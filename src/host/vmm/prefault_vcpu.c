@@ -7,8 +7,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "host/util/thread_spread.h"
 #include "host/util/clock.h"
+#include "host/util/thread_spread.h"
 #include "host/vmm/vcpu_kick.h"
 #include "host/vmm/x86_boot.h"
 #include "thaw/abi.h"

@@ -1,13 +1,14 @@
 #include "host/vmm/vm_pool.h"
 
 #include <string.h>
+
 #include "host/util/thread_spread.h"
 
 /* A fresh empty VM with the guest's vCPU and, made ahead (both_vcpus), the one a REAP
  * restore's pre-fault vCPU takes (prefault_vcpu.h). A filler for a process that
  * restores once runs on that restore's path, which waits for its VM: there the
- * pre-fault vCPU is left to its own thread, which makes it while the guest runs
- * (measured: the restore waited ~0.4 ms longer for the second vCPU, docs/benchmarks-topics.md). */
+ * pre-fault vCPU is left to its own thread, which makes it while the guest runs (a
+ * vCPU takes 0.1-0.3 ms to make here: docs/benchmarks-topics.md, KVM's first VM). */
 static int make_vm(struct vm *vm, bool both_vcpus, struct thaw_error *err)
 {
     if (vm_create(vm, err) < 0)
