@@ -74,6 +74,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="thaw-ab-", dir=ROOT)
     rows = []
     wk = ["--worker"] if a.worker else []
+    steal0 = coldstart.cpu_times()
     try:
         for name in names:
             fdir = os.path.join("functions", name)
@@ -118,7 +119,7 @@ def main():
     print("Command: `python3 bench/ab_restore.py --a %s --b %s --runs %d --mode %s%s%s %s`  " % (
         a.a, a.b, a.runs, a.mode, " --own" if a.own else "", " --worker" if a.worker else "", " ".join(a.functions)))
     print("Medians of %d `thaw restore --mem %s --drop-cache` per variant, interleaved ABBA; us (cold start in ms). "
-          "a = `%s`, b = `%s`.\n" % (a.runs, a.mode, a.a, a.b))
+          "a = `%s`, b = `%s`%s.\n" % (a.runs, a.mode, a.a, a.b, coldstart.steal_note(steal0, coldstart.cpu_times())))
     reap = a.mode == "reap"
     print("| function | variant | state load | memory set-up (not overlapped) | VM + vCPU state (not overlapped) "
           "| restore to first instruction | image (not overlapped) | file working set read | first response "

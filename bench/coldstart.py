@@ -64,6 +64,29 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
+def cpu_times():
+    """/proc/stat's CPU line: (steal, total) jiffies, or None where it cannot be read."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        if fields[0] != "cpu":
+            return None
+        v = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+        return v[7], sum(v)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def steal_note(before, after):
+    """What share of the host's CPU time its hypervisor gave to others between two
+    cpu_times() readings: this host is itself a guest, and a run with much steal time
+    is a noisy one. An empty string when unknown."""
+    if not before or not after or after[1] <= before[1]:
+        return ""
+    return "; the host's CPUs lost %.1f%% of their time to steal (its hypervisor running others)" % (
+        100.0 * (after[0] - before[0]) / (after[1] - before[1]))
+
+
 def burst(jobs, mode):
     """Starts every (snapshot, payload) restore at once; returns each one's cold start in ms."""
     procs = [subprocess.Popen([THAW, "restore", snap, "--mem", mode, "--payload", pl, "--drop-cache", "--json"],
@@ -160,6 +183,7 @@ def main():
     rows, speedups = [], []
     conc = []
     snaps = {}
+    steal0 = cpu_times()
     try:
         disk = disk_direct_mbps(tmp)
         for name in names:
@@ -261,11 +285,12 @@ def main():
             print("done concurrency", file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    steal = steal_note(steal0, cpu_times())
 
     print("Command: `python3 bench/coldstart.py --runs %d%s --sweep '%s' --rounds %d %s`  " % (
         a.runs, " --boot-runs %d" % a.boot_runs if a.boot_runs else "", a.sweep, a.rounds, " ".join(a.functions)))
     print("Medians of %d cold starts per mode (page cache dropped before each), in ms; "
-          "disk sequential O_DIRECT read measured in this run: %.0f MB/s.\n" % (a.runs, disk))
+          "disk sequential O_DIRECT read measured in this run: %.0f MB/s%s.\n" % (a.runs, disk, steal))
     print("| function | boot | copy | lazy | uffd | reap | warm | reap speedup vs lazy | faults uffd -> reap "
           "| fault reduction | of which read from disk | WS MiB (regions) | ws.pages MiB | file WS MiB | prefetch MB/s (% of disk): ws.pages / with the huge chunks | snapshot MiB allocated |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
