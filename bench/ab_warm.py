@@ -49,6 +49,7 @@ def main():
     va, vb = ab_restore.parse(a.a), ab_restore.parse(a.b)
     names = a.functions or ["json_serdes", "matmul_np", "image_rotate", "pyaes", "helloworld", "chameleon"]
     rows = []
+    steal0 = coldstart.cpu_times()
     for name in names:
         fdir = os.path.join("functions", name)
         pl = coldstart.payload_of(os.path.join(ROOT, fdir))
@@ -63,7 +64,8 @@ def main():
     print("Command: `python3 bench/ab_warm.py --a %s --b %s --rounds %d --repeat %d %s`  " % (
         a.a, a.b, a.rounds, a.repeat, " ".join(a.functions)))
     print("Medians over %d boots per variant, interleaved ABBA, of each boot's median warm invocation "
-          "(invocations 2-%d); ms. a = `%s`, b = `%s`.\n" % (a.rounds, a.repeat, a.a, a.b))
+          "(invocations 2-%d); ms. a = `%s`, b = `%s`%s.\n" % (a.rounds, a.repeat, a.a, a.b,
+                                                        coldstart.steal_note(steal0, coldstart.cpu_times())))
     print("| function | warm a | warm b | b / a | rounds b faster | VM exits per invocation a | b |")
     print("|---|---|---|---|---|---|---|")
     for name, m, won in rows:
