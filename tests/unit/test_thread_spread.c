@@ -37,11 +37,16 @@ static int cpus(void)
     return sched_getaffinity(0, sizeof all, &all) == 0 ? CPU_COUNT(&all) : 1;
 }
 
-static struct seen run(enum spread how)
+/* A thread started as `how` says under THAW_SPREAD=setting ("1": placed whatever the
+ * load, "0": plain), joined: what it saw. */
+static struct seen run(enum spread how, const char *setting)
 {
     struct seen s = {.arg = 41};
     pthread_t t;
-    assert_int_equal(thread_start_spread(&t, record, &s, how), 0);
+    setenv("THAW_SPREAD", setting, 1);
+    int rc = thread_start_spread(&t, record, &s, how);
+    unsetenv("THAW_SPREAD");
+    assert_int_equal(rc, 0);
     void *back = NULL;
     assert_int_equal(pthread_join(t, &back), 0);
     assert_ptr_equal(back, &s);
@@ -56,18 +61,14 @@ static void pinned_stays_off_the_creators_cpu(void **state)
         fprintf(stderr, "SKIP pinned_stays_off_the_creators_cpu: one CPU, nothing to spread\n");
         skip();
     }
-    setenv("THAW_SPREAD", "1", 1);
-    struct seen s = run(SPREAD_PIN);
-    unsetenv("THAW_SPREAD");
+    struct seen s = run(SPREAD_PIN, "1");
     assert_int_equal(CPU_COUNT(&s.mask), cpus() - 1);
 }
 
 static void started_gets_every_cpu_back(void **state)
 {
     (void)state;
-    setenv("THAW_SPREAD", "1", 1);
-    struct seen s = run(SPREAD_START);
-    unsetenv("THAW_SPREAD");
+    struct seen s = run(SPREAD_START, "1");
     assert_int_equal(CPU_COUNT(&s.mask), cpus());
 }
 
@@ -84,9 +85,7 @@ static void places_only_while_a_cpu_is_idle(void **state)
 static void off_makes_plain_threads(void **state)
 {
     (void)state;
-    setenv("THAW_SPREAD", "0", 1);
-    struct seen s = run(SPREAD_PIN);
-    unsetenv("THAW_SPREAD");
+    struct seen s = run(SPREAD_PIN, "0");
     assert_int_equal(CPU_COUNT(&s.mask), cpus());
 }
 

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/pager/huge_chunks.h"
 #include "host/cli/cli.h"
 #include "host/cli/common.h"
+#include "host/pager/huge_chunks.h"
 
 static void usage(FILE *out)
 {

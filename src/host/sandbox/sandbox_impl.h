@@ -80,7 +80,9 @@ int sandbox_local_boot_before_run(struct sandbox **out, const char *function_dir
 int sandbox_local_snapshot_fd(struct sandbox *sb, int fd, uint8_t **state, size_t *len, struct thaw_error *err);
 
 /* Before a restored worker enters its jail: stops the pager watcher the restore started
- * (no thread may outlive the jail's entry); its first invocation starts it again. */
+ * (the jail is entered with as few threads as can be: jail.h), which its first
+ * invocation starts again, and waits for the pre-fault vCPU's thread to have made its
+ * vCPU (KVM_CREATE_VCPU is refused in the jail). */
 void sandbox_local_before_jail(struct sandbox *sb);
 
 /* Where an in-process instance's guest memory is mapped (its worker reports it, so

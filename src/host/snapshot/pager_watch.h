@@ -26,8 +26,8 @@ typedef void (*pager_death_fn)(void *ctx, const char *why);
  * invocation names the instance to kick. */
 int pager_watch_start(struct mem_backend *b, pager_death_fn on_death, void *ctx, struct thaw_error *err);
 /* Stops the watcher, leaving the connection as it is: before it is closed on purpose
- * (mem_backend_close does it), and before a worker enters its jail (no thread may
- * outlive that). Idempotent; a later pager_watch_start watches again. */
+ * (mem_backend_close does it), and before a worker enters its jail (which wants as few
+ * threads as can be: jail.h). Idempotent; a later pager_watch_start watches again. */
 void pager_watch_stop(struct mem_backend *b);
 
 #endif

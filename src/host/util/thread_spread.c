@@ -1,7 +1,6 @@
 #include "host/util/thread_spread.h"
 
 #include <sched.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +32,8 @@ static _Thread_local int idle_cpu = -1; /* the last sample: 1 a CPU was idle, 0 
 void thread_spread_sample(void)
 {
     struct cpu_load l;
-    idle_cpu = cpu_load_now(&l) == 0 && thread_spread_pays(&l);
+    if (spread_setting() < 0) /* THAW_SPREAD set: nothing to read */
+        idle_cpu = cpu_load_now(&l) == 0 && thread_spread_pays(&l);
 }
 
 int thread_start_spread(pthread_t *tid, void *(*fn)(void *), void *arg, enum spread how)
